@@ -1,0 +1,47 @@
+# Parley: `make run` and `make test` are all a fresh machine needs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST := $(BIN)/python -m pytest
+
+.PHONY: run test test-sqlite test-services bench lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $(STAMP)
+
+.env:
+	$(BIN)/python scripts/make_env.py > .env
+
+## Serve everything on http://127.0.0.1:8000 (SQLite + in-memory channel layer).
+run: $(STAMP)
+	$(MAKE) --no-print-directory .env
+	set -a && . ./.env && set +a && \
+	$(BIN)/python manage.py migrate --noinput && \
+	$(BIN)/python manage.py ensure_demo_agent && \
+	$(BIN)/python manage.py serve --bind 127.0.0.1 --port 8000
+
+## The whole suite on SQLite; again on PostgreSQL and Redis when DATABASE_URL / REDIS_URL are set.
+test: $(STAMP)
+	$(MAKE) --no-print-directory test-sqlite
+	@if [ -n "$$DATABASE_URL" ]; then $(MAKE) --no-print-directory test-services; \
+	else echo "DATABASE_URL unset: PostgreSQL and Redis runs skipped (set it to run them)"; fi
+
+test-sqlite: $(STAMP)
+	env -u DATABASE_URL -u REDIS_URL $(PYTEST) -m "not e2e"
+
+test-services: $(STAMP)
+	$(PYTEST)
+
+## Benchmarks against PostgreSQL (DATABASE_URL, default the local test database).
+bench: $(STAMP)
+	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test} $(BIN)/python bench/run_all.py
+
+lint: $(STAMP)
+	$(BIN)/python -m mypy eventstore chat customers readmodels notifications project
+
+clean:
+	rm -rf $(VENV) .test.sqlite3* parley.sqlite3*

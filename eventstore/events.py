@@ -1,0 +1,197 @@
+"""Domain events: frozen dataclasses, registered by type name, versioned.
+
+This module imports no Django, so domain modules can build on it. An event
+class is registered with :func:`event` under a stable type name and a schema
+version. Stored payloads of older versions pass through the upcasters
+registered for that type, one version step at a time, before the class is
+built, so old events keep loading after a schema change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import types
+import typing
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+Payload = dict[str, Any]
+Upcaster = Callable[[Payload], Payload]
+
+
+class DomainEvent:
+    """Base of every domain event. Subclasses are frozen dataclasses."""
+
+    event_type: ClassVar[str]
+    schema_version: ClassVar[int]
+
+
+E = TypeVar("E", bound=type[DomainEvent])
+
+_registry: dict[str, type[DomainEvent]] = {}
+_upcasters: dict[tuple[str, int], Upcaster] = {}
+
+
+class UnknownEventType(LookupError):
+    """A stored event names a type that no module registered."""
+
+
+def event(name: str, version: int = 1) -> Callable[[E], E]:
+    """Register a frozen dataclass as the event type ``name`` at ``version``."""
+
+    def register(cls: E) -> E:
+        if not dataclasses.is_dataclass(cls) or not cls.__dataclass_params__.frozen:  # type: ignore[attr-defined]
+            raise TypeError(f"{cls.__name__} must be a frozen dataclass")
+        existing = _registry.get(name)
+        if existing is not None and existing.__qualname__ != cls.__qualname__:
+            raise ValueError(f"event type {name!r} is already registered by {existing!r}")
+        cls.event_type = name
+        cls.schema_version = version
+        _registry[name] = cls
+        return cls
+
+    return register
+
+
+def upcaster(name: str, from_version: int) -> Callable[[Upcaster], Upcaster]:
+    """Register a function turning a ``name`` payload of ``from_version`` into the next version."""
+
+    def register(fn: Upcaster) -> Upcaster:
+        _upcasters[(name, from_version)] = fn
+        return fn
+
+    return register
+
+
+def event_class(name: str) -> type[DomainEvent]:
+    try:
+        return _registry[name]
+    except KeyError:
+        raise UnknownEventType(name) from None
+
+
+def _to_json(value: Any) -> Any:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not allowed in events")
+        return value.astimezone(dt.timezone.utc).isoformat()
+    if isinstance(value, tuple | list):
+        return [_to_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _to_json(v) for k, v in value.items()}
+    return value
+
+
+def _from_json(kind: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in typing.get_args(kind) if a is not type(None)]
+        return _from_json(inner[0], value) if len(inner) == 1 else value
+    if kind is uuid.UUID:
+        return uuid.UUID(value)
+    if kind is dt.datetime:
+        return dt.datetime.fromisoformat(value)
+    return value
+
+
+def encode(evt: DomainEvent) -> Payload:
+    """The JSON-ready payload of an event (its dataclass fields)."""
+    return {f.name: _to_json(getattr(evt, f.name)) for f in dataclasses.fields(evt)}  # type: ignore[arg-type]
+
+
+def decode(name: str, version: int, payload: Payload) -> DomainEvent:
+    """Build the current class of ``name`` from a stored payload of ``version``."""
+    cls = event_class(name)
+    while version < cls.schema_version:
+        step = _upcasters.get((name, version))
+        if step is None:
+            raise UnknownEventType(f"no upcaster for {name} v{version}")
+        payload = step(dict(payload))
+        version += 1
+    hints = typing.get_type_hints(cls)
+    kwargs = {
+        f.name: _from_json(hints[f.name], payload[f.name])
+        for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+        if f.name in payload
+    }
+    return cls(**kwargs)
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """Who and what caused an event; stored beside its payload."""
+
+    actor: str = "system"
+    correlation_id: uuid.UUID | None = None
+    causation_id: uuid.UUID | None = None
+
+    def as_json(self) -> Payload:
+        return {
+            "actor": self.actor,
+            "correlation_id": str(self.correlation_id) if self.correlation_id else None,
+            "causation_id": str(self.causation_id) if self.causation_id else None,
+        }
+
+    @classmethod
+    def from_json(cls, raw: Payload) -> Metadata:
+        return cls(
+            actor=raw.get("actor", "system"),
+            correlation_id=uuid.UUID(raw["correlation_id"]) if raw.get("correlation_id") else None,
+            causation_id=uuid.UUID(raw["causation_id"]) if raw.get("causation_id") else None,
+        )
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event about to be appended, with the id that makes re-appending it detectable."""
+
+    event: DomainEvent
+    event_id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+
+@dataclass(frozen=True, order=True)
+class Cursor:
+    """A place in the log in reading order.
+
+    On PostgreSQL reading order is (transaction id, position): a transaction
+    id read barrier keeps readers from passing a transaction that has not
+    committed yet. On SQLite the transaction id is always 0 and the order is
+    plain position order. Clients only ever see positions; the server turns
+    a position into a cursor with ``EventStore.cursor_at``.
+    """
+
+    tx: int
+    position: int
+
+    @classmethod
+    def start(cls) -> Cursor:
+        return cls(0, 0)
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    """An event as read back from the log."""
+
+    position: int
+    tx: int
+    stream_id: str
+    version: int
+    event_id: uuid.UUID
+    event: DomainEvent
+    metadata: Metadata
+    recorded_at: dt.datetime
+
+    @property
+    def cursor(self) -> Cursor:
+        return Cursor(self.tx, self.position)
+
+    @property
+    def event_type(self) -> str:
+        return self.event.event_type

@@ -1,0 +1,56 @@
+"""Tables of the event log and of its consumers' checkpoints."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class StoredEvent(models.Model):
+    """One row per event. Append-only: rows are never updated or deleted."""
+
+    position = models.BigAutoField(primary_key=True)
+    # pg_current_xact_id() of the appending transaction on PostgreSQL, 0 on
+    # SQLite. Readers order by (tx, position) and stop at the snapshot's
+    # xmin, so they never pass an uncommitted lower position.
+    tx = models.BigIntegerField(default=0)
+    event_id = models.UUIDField(unique=True)
+    stream_id = models.CharField(max_length=200)
+    version = models.PositiveIntegerField()
+    event_type = models.CharField(max_length=100)
+    schema_version = models.PositiveSmallIntegerField(default=1)
+    data = models.TextField()
+    metadata = models.TextField()
+    recorded_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "parley_events"
+        constraints = [
+            models.UniqueConstraint(fields=["stream_id", "version"], name="parley_events_stream_version"),
+        ]
+        indexes = [models.Index(fields=["tx", "position"], name="parley_events_reading_order")]
+
+    def __str__(self) -> str:
+        return f"{self.position} {self.stream_id}@{self.version} {self.event_type}"
+
+
+class Checkpoint(models.Model):
+    """How far a named consumer has processed the log, and who may process it.
+
+    ``owner``/``lease_until`` elect one active instance per consumer name;
+    the checkpoint itself is advanced with a compare-and-set on the old
+    cursor, so even two instances that both believe they hold the lease
+    cannot both commit the same batch.
+    """
+
+    name = models.CharField(max_length=100, primary_key=True)
+    tx = models.BigIntegerField(default=0)
+    position = models.BigIntegerField(default=0)
+    owner = models.CharField(max_length=100, blank=True, default="")
+    lease_until = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "parley_checkpoints"
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.position}"

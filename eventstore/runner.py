@@ -1,0 +1,272 @@
+"""Checkpointed consumers of the log and the loop that feeds them.
+
+A consumer (a projection, a process manager, the real-time fan-out) gets
+the log in reading order, in batches. Its writes and its new checkpoint
+commit in one transaction, so a crash anywhere redoes the whole batch and
+never leaves half of it applied. What must leave the process (frames to
+websockets) is returned from ``handle`` and performed by ``after_commit``
+once that transaction has committed.
+
+One instance per consumer name is active at a time: instances compete for
+a lease on the checkpoint row, and the checkpoint is advanced with a
+compare-and-set on the cursor it started from, so even an instance that
+lost its lease without noticing cannot commit a batch twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol
+
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
+from django.db.models import Q
+
+from eventstore import wakeup
+from eventstore.events import Cursor, RecordedEvent
+from eventstore.models import Checkpoint
+from eventstore.store import NOTIFY_CHANNEL, EventStore
+
+log = logging.getLogger(__name__)
+
+
+class Consumer(Protocol):
+    """What the runner needs from a consumer of the log."""
+
+    #: Unique, stable name: the key of its checkpoint.
+    name: str
+    #: Event types it handles; None for all. Others are skipped, not seen.
+    event_types: Collection[str] | None
+    #: Consumers whose state this one reads: it never runs ahead of them.
+    depends_on: Sequence[str]
+
+    def handle(self, events: Sequence[RecordedEvent]) -> Any:
+        """Apply a batch inside the runner's transaction; return effects for after_commit."""
+
+    def reset(self) -> None:
+        """Delete everything this consumer built (inside a transaction), for a rebuild."""
+
+    async def after_commit(self, effects: Any) -> None:
+        """Perform effects that must not happen before commit (may be a no-op)."""
+
+
+class LostLease(Exception):
+    """Another instance owns this consumer, or moved its checkpoint."""
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def make_owner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def checkpoint_cursor(name: str) -> Cursor:
+    row = Checkpoint.objects.filter(name=name).values_list("tx", "position").first()
+    return Cursor(int(row[0]), int(row[1])) if row else Cursor.start()
+
+
+class ConsumerRunner:
+    """Feeds one consumer from the log. Synchronous core, used by tests,
+    commands and the async worker loop alike."""
+
+    def __init__(
+        self,
+        consumer: Consumer,
+        store: EventStore | None = None,
+        *,
+        owner: str | None = None,
+        batch_size: int = 500,
+    ) -> None:
+        self.consumer = consumer
+        self.store = store or EventStore()
+        self.owner = owner or make_owner_id()
+        self.batch_size = batch_size
+
+    # -- lease -----------------------------------------------------------
+
+    def acquire_lease(self) -> bool:
+        """Take or renew the lease; False while another live instance holds it."""
+        now = _now()
+        until = now + dt.timedelta(seconds=settings.PARLEY_LEASE_SECONDS)
+        Checkpoint.objects.get_or_create(name=self.consumer.name)
+        free = Q(owner=self.owner) | Q(owner="") | Q(lease_until__lt=now) | Q(lease_until__isnull=True)
+        return Checkpoint.objects.filter(free, name=self.consumer.name).update(owner=self.owner, lease_until=until) == 1
+
+    def release_lease(self) -> None:
+        Checkpoint.objects.filter(name=self.consumer.name, owner=self.owner).update(owner="", lease_until=None)
+
+    # -- processing --------------------------------------------------------
+
+    def process_batch(self) -> tuple[int, Any]:
+        """Apply the next batch and advance the checkpoint, in one transaction.
+
+        Returns (events scanned, effects). Raises LostLease, leaving nothing
+        behind, if this instance may not commit.
+        """
+        name = self.consumer.name
+        with transaction.atomic():
+            start = checkpoint_cursor(name)
+            until = self._dependency_horizon()
+            batch = self.store.read_batch(
+                start, self.batch_size, types=self.consumer.event_types, until=until
+            )
+            if batch.end == start:
+                return 0, None
+            effects = self.consumer.handle(batch.events) if batch.events else None
+            moved = Checkpoint.objects.filter(
+                name=name, tx=start.tx, position=start.position, owner=self.owner
+            ).update(tx=batch.end.tx, position=batch.end.position)
+            if moved != 1:
+                raise LostLease(name)
+        return 1 if not batch.events else len(batch.events), effects
+
+    def _dependency_horizon(self) -> Cursor | None:
+        deps = list(self.consumer.depends_on)
+        if not deps:
+            return None
+        return min(checkpoint_cursor(d) for d in deps)
+
+    def catch_up(self, max_batches: int = 1_000_000) -> int:
+        """Process until the log is exhausted (synchronously); returns events applied.
+
+        Effects are performed on a private event loop: meant for tests,
+        commands and rebuilds, not for the server's loop.
+        """
+        if not self.acquire_lease():
+            raise LostLease(self.consumer.name)
+        total = 0
+        try:
+            for _ in range(max_batches):
+                count, effects = self.process_batch()
+                if count == 0:
+                    break
+                total += count
+                if effects is not None:
+                    asyncio.run(self.consumer.after_commit(effects))
+        finally:
+            self.release_lease()
+        return total
+
+    def rebuild(self) -> int:
+        """Reset the consumer and replay the whole log in one transaction.
+
+        Readers keep seeing the old tables until the commit swaps the new
+        ones in, so there is no moment where they are empty.
+        """
+        if not self.acquire_lease():
+            raise LostLease(self.consumer.name)
+        total = 0
+        try:
+            with transaction.atomic():
+                self.consumer.reset()
+                Checkpoint.objects.filter(name=self.consumer.name).update(tx=0, position=0)
+                while True:
+                    count, _ = self.process_batch()  # effects are history: not re-sent
+                    if count == 0:
+                        break
+                    total += count
+        finally:
+            self.release_lease()
+        return total
+
+
+class Worker:
+    """Runs a ConsumerRunner forever on an asyncio loop.
+
+    Database work runs on a private thread (one connection per consumer);
+    effects run on the loop, which is the server's loop in the embedded
+    mode so that in-memory channel-layer sends reach its sockets.
+    """
+
+    def __init__(self, runner: ConsumerRunner, *, poll_interval: float | None = None) -> None:
+        self.runner = runner
+        self.poll_interval = poll_interval if poll_interval is not None else settings.PARLEY_POLL_INTERVAL
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"consumer-{runner.consumer.name}")
+
+    async def _db(self, fn, *args):  # type: ignore[no-untyped-def]
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, _with_fresh_connection, fn, *args)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        woken = wakeup.register(loop)
+        name = self.runner.consumer.name
+        failures = 0
+        try:
+            while not stop.is_set():
+                try:
+                    if not await self._db(self.runner.acquire_lease):
+                        await _wait_either(stop, woken, settings.PARLEY_LEASE_SECONDS / 3)
+                        continue
+                    woken.clear()
+                    count, effects = await self._db(self.runner.process_batch)
+                    failures = 0
+                    if effects is not None:
+                        await self.runner.consumer.after_commit(effects)
+                    if count:
+                        continue
+                    await _wait_either(stop, woken, self.poll_interval)
+                except LostLease:
+                    await _wait_either(stop, woken, self.poll_interval)
+                except Exception:
+                    failures += 1
+                    delay = min(30.0, 0.2 * 2**failures)
+                    log.exception("consumer %s failed; retrying in %.1fs", name, delay)
+                    await _wait_either(stop, asyncio.Event(), delay)
+        finally:
+            wakeup.unregister(loop, woken)
+            try:
+                await self._db(self.runner.release_lease)
+            finally:
+                await self._db(_close_connection)
+                self._executor.shutdown(wait=False)
+
+
+def _close_connection() -> None:
+    connection.close()
+
+
+def _with_fresh_connection(fn, *args):  # type: ignore[no-untyped-def]
+    close_old_connections()
+    return fn(*args)
+
+
+async def _wait_either(stop: asyncio.Event, woken: asyncio.Event, timeout: float) -> None:
+    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(woken.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
+
+
+async def listen_for_appends(stop: asyncio.Event) -> None:
+    """Relay PostgreSQL NOTIFYs from other processes to this process's waiters."""
+    if connection.vendor != "postgresql":
+        return
+    import psycopg
+
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    while not stop.is_set():
+        try:
+            aconn = await psycopg.AsyncConnection.connect(autocommit=True, **params)
+            async with aconn:
+                await aconn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                while not stop.is_set():
+                    # The generator ends after the timeout, so stop is checked each second.
+                    async for _ in aconn.notifies(timeout=1.0):
+                        wakeup.notify()
+        except Exception:
+            log.warning("LISTEN connection lost; consumers fall back to polling", exc_info=True)
+            await _wait_either(stop, asyncio.Event(), 2.0)

@@ -1,0 +1,78 @@
+"""Event-store contract: runs on SQLite, and again on PostgreSQL in CI."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from eventstore.events import Cursor, Metadata, NewEvent
+from eventstore.models import StoredEvent
+from eventstore.store import ConcurrencyConflict, DuplicateEvent, EventStore, UnknownPosition
+from tests.eventstore_fixtures import noted
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def store() -> EventStore:
+    return EventStore()
+
+
+def test_appended_events_read_back_in_version_order_with_metadata(store):
+    corr = uuid.uuid4()
+    a, b = noted("a"), noted("b")
+    written = store.append("s-1", [a, b], expected_version=0, metadata=Metadata(actor="agent:7", correlation_id=corr))
+    assert [w.version for w in written] == [1, 2]
+    got = store.read_stream("s-1")
+    assert [r.event for r in got] == [a, b]
+    assert [r.position for r in got] == [w.position for w in written]
+    assert got[0].metadata == Metadata(actor="agent:7", correlation_id=corr)
+    assert got[0].recorded_at.tzinfo is not None
+
+
+def test_a_stale_expected_version_is_a_concurrency_conflict_and_appends_nothing(store):
+    store.append("s-1", [noted()], expected_version=0)
+    with pytest.raises(ConcurrencyConflict) as err:
+        store.append("s-1", [noted()], expected_version=0)
+    assert err.value.actual_version == 1
+    assert StoredEvent.objects.count() == 1
+
+
+def test_an_expected_version_ahead_of_the_stream_is_a_conflict(store):
+    store.append("s-1", [noted()], expected_version=0)
+    with pytest.raises(ConcurrencyConflict):
+        store.append("s-1", [noted()], expected_version=3)
+    assert store.stream_version("s-1") == 1
+
+
+def test_reappending_a_stored_event_id_is_a_duplicate_not_a_conflict(store):
+    first = NewEvent(noted())
+    store.append("s-1", [first], expected_version=0)
+    # Same event id to another stream, where the version is free: only the id collides.
+    with pytest.raises(DuplicateEvent) as err:
+        store.append("s-2", [NewEvent(noted(), event_id=first.event_id)], expected_version=0)
+    assert err.value.event_ids == {first.event_id}
+    assert StoredEvent.objects.count() == 1
+
+
+def test_read_all_continues_exactly_after_a_cursor(store):
+    positions = [store.append(f"s-{i}", [noted(str(i))], 0)[0].position for i in range(5)]
+    everything = store.read_all(Cursor.start())
+    assert [e.position for e in everything] == positions
+    after_second = store.read_all(store.cursor_at(positions[1]))
+    assert [e.position for e in after_second] == positions[2:]
+    assert [e.position for e in store.read_all(Cursor.start(), limit=2)] == positions[:2]
+
+
+def test_an_unknown_position_is_refused(store):
+    with pytest.raises(UnknownPosition):
+        store.cursor_at(999_999)
+
+
+def test_a_type_filtered_batch_still_covers_every_scanned_row(store):
+    store.append("s-1", [noted()], 0)
+    last = store.append("s-2", [noted()], 0)[0]
+    batch = store.read_batch(Cursor.start(), types={"something.Else"})
+    assert batch.events == []
+    assert batch.end == last.cursor

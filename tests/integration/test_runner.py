@@ -1,0 +1,165 @@
+"""Checkpointed consumers: atomic batches, resumption, one active instance."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+
+import pytest
+from django.db import connection
+
+from eventstore.events import RecordedEvent
+from eventstore.models import Checkpoint
+from eventstore.runner import ConsumerRunner, LostLease, Worker
+from eventstore.store import EventStore
+from tests.eventstore_fixtures import noted
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def applied_table():
+    with connection.cursor() as c:
+        c.execute("CREATE TABLE test_applied (position BIGINT NOT NULL, owner VARCHAR(100) NOT NULL)")
+    yield
+    with connection.cursor() as c:
+        c.execute("DROP TABLE test_applied")
+
+
+def applied() -> list[tuple[int, str]]:
+    with connection.cursor() as c:
+        c.execute("SELECT position, owner FROM test_applied ORDER BY position")
+        return [(int(p), o) for p, o in c.fetchall()]
+
+
+class Recorder:
+    """Writes one row per event it handles; can be told to fail mid-batch."""
+
+    event_types = None
+    depends_on: Sequence[str] = ()
+
+    def __init__(self, name: str = "recorder", owner: str = "", fail_at: int | None = None) -> None:
+        self.name = name
+        self.owner = owner
+        self.fail_at = fail_at
+
+    def handle(self, events: Sequence[RecordedEvent]) -> None:
+        with connection.cursor() as c:
+            for e in events:
+                if self.fail_at is not None and e.position == self.fail_at:
+                    raise RuntimeError("crash injected mid-batch")
+                c.execute("INSERT INTO test_applied (position, owner) VALUES (%s, %s)", [e.position, self.owner])
+
+    def reset(self) -> None:
+        with connection.cursor() as c:
+            c.execute("DELETE FROM test_applied")
+
+    async def after_commit(self, effects: object) -> None:
+        return None
+
+
+def append_many(n: int) -> list[int]:
+    store = EventStore()
+    return [store.append(f"s-{uuid.uuid4()}", [noted()], 0)[0].position for _ in range(n)]
+
+
+def test_a_consumer_that_raises_mid_batch_leaves_nothing_and_resumes_at_the_same_place(applied_table):
+    positions = append_many(6)
+    crashing = ConsumerRunner(Recorder(fail_at=positions[3]), batch_size=10)
+    with pytest.raises(RuntimeError):
+        crashing.catch_up()
+    assert applied() == []  # the first three rows of the batch were rolled back
+    assert Checkpoint.objects.get(name="recorder").position == 0
+
+    healthy = ConsumerRunner(Recorder(), batch_size=4)
+    assert healthy.catch_up() == 6
+    assert [p for p, _ in applied()] == positions
+    assert Checkpoint.objects.get(name="recorder").position == positions[-1]
+    # Nothing new: a second catch-up applies nothing.
+    assert healthy.catch_up() == 0
+    assert len(applied()) == 6
+
+
+def test_a_consumer_picks_up_only_what_came_after_its_checkpoint(applied_table):
+    first = append_many(3)
+    runner = ConsumerRunner(Recorder(), batch_size=2)
+    runner.catch_up()
+    second = EventStore().append("later", [noted()], 0)[0].position
+    runner.catch_up()
+    assert [p for p, _ in applied()] == first + [second]
+
+
+def test_a_second_instance_stands_by_while_the_first_holds_the_lease(applied_table):
+    append_many(2)
+    a = ConsumerRunner(Recorder(owner="a"), owner="a")
+    b = ConsumerRunner(Recorder(owner="b"), owner="b")
+    assert a.acquire_lease()
+    assert not b.acquire_lease()
+    with pytest.raises(LostLease):
+        b.process_batch()
+    assert applied() == []
+    a.process_batch()
+    a.release_lease()
+    assert b.acquire_lease()
+
+
+def test_an_instance_that_lost_its_lease_cannot_commit_a_batch(applied_table):
+    append_many(2)
+    a = ConsumerRunner(Recorder(owner="a"), owner="a")
+    assert a.acquire_lease()
+    # b takes over after a's lease lapsed (a paused, say) and processes.
+    Checkpoint.objects.filter(name="recorder").update(lease_until=None, owner="")
+    b = ConsumerRunner(Recorder(owner="b"), owner="b")
+    assert b.catch_up() == 2
+    append_many(1)
+    with pytest.raises(LostLease):
+        a.process_batch()
+    assert [o for _, o in applied()] == ["b", "b"]
+
+
+def test_two_running_workers_for_one_consumer_never_both_process(applied_table):
+    positions = append_many(40)
+
+    async def race() -> None:
+        stop = asyncio.Event()
+        workers = [
+            Worker(ConsumerRunner(Recorder(owner=o), owner=o, batch_size=3), poll_interval=0.05)
+            for o in ("w1", "w2")
+        ]
+        tasks = [asyncio.create_task(w.run(stop)) for w in workers]
+        for _ in range(400):
+            await asyncio.sleep(0.05)
+            done = await asyncio.to_thread(_count_applied)
+            if done >= len(positions):
+                break
+        # Events appended while they run are processed once too.
+        await asyncio.to_thread(_append_in_thread, 5)
+        for _ in range(400):
+            await asyncio.sleep(0.05)
+            if await asyncio.to_thread(_count_applied) >= len(positions) + 5:
+                break
+        stop.set()
+        await asyncio.gather(*tasks)
+
+    asyncio.run(race())
+    rows = applied()
+    assert len(rows) == len(positions) + 5
+    assert len({p for p, _ in rows}) == len(rows), "an event was applied twice"
+    assert len({o for _, o in rows}) == 1, "both instances processed"
+
+
+def _count_applied() -> int:
+    try:
+        return len(applied())
+    finally:
+        connection.close()
+
+
+def _append_in_thread(n: int) -> None:
+    try:
+        store = EventStore()
+        for i in range(n):
+            store.append(f"late-{i}", [noted()], 0)
+    finally:
+        connection.close()
