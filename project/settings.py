@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "eventstore",
+    "accounts",
     "customers",
     "chat",
     "readmodels",
@@ -159,6 +160,8 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 # --- Parley ------------------------------------------------------------------
 
 PARLEY_INTEGRATION_KEY = os.environ.get("PARLEY_INTEGRATION_KEY", "")
+# Key that signs customer tokens (default SECRET_KEY); rotating it revokes them all.
+CUSTOMER_TOKEN_KEY = os.environ.get("CUSTOMER_TOKEN_KEY", "")
 CUSTOMER_TOKEN_MAX_AGE = int(os.environ.get("CUSTOMER_TOKEN_MAX_AGE", str(30 * 24 * 3600)))
 
 VAPID_PRIVATE_KEY = os.environ.get("VAPID_PRIVATE_KEY", "")

@@ -54,3 +54,91 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+# -- shared fixtures ---------------------------------------------------------------
+
+import json as _json  # noqa: E402
+import uuid as _uuid  # noqa: E402
+from dataclasses import dataclass as _dataclass  # noqa: E402
+from typing import Any as _Any  # noqa: E402
+
+
+@_dataclass
+class Caller:
+    """A Django test client that speaks JSON with a bearer token."""
+
+    client: _Any
+    token: str
+    id: str
+
+    def _headers(self) -> dict[str, str]:
+        return {"HTTP_AUTHORIZATION": f"Bearer {self.token}"} if self.token else {}
+
+    def get(self, path: str, **params: _Any) -> _Any:
+        return self.client.get(path, params, **self._headers())
+
+    def post(self, path: str, body: _Any = None, raw: bytes | None = None, content_type: str = "application/json") -> _Any:
+        data = raw if raw is not None else _json.dumps(body if body is not None else {})
+        return self.client.post(path, data, content_type=content_type, **self._headers())
+
+    def patch(self, path: str, body: _Any) -> _Any:
+        return self.client.patch(path, _json.dumps(body), content_type="application/json", **self._headers())
+
+    def delete(self, path: str) -> _Any:
+        return self.client.delete(path, **self._headers())
+
+
+@pytest.fixture
+def make_customer(db: _Any) -> _Any:
+    from django.test import Client
+
+    from customers.services import customer_register
+    from customers.tokens import issue_customer_token
+
+    def make(name: str = "Ada Lovelace", email: str = "ada@example.com", external_id: str | None = None) -> Caller:
+        reg = customer_register(name=name, email=email, external_id=external_id)
+        return Caller(Client(), issue_customer_token(reg.customer.id), str(reg.customer.id))
+
+    return make
+
+
+@pytest.fixture
+def customer(make_customer: _Any) -> Caller:
+    return make_customer()
+
+
+@pytest.fixture
+def make_agent(db: _Any) -> _Any:
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from accounts.principals import issue_agent_token
+
+    def make(username: str = "grace") -> Caller:
+        user = get_user_model().objects.create_user(username, password="pw-" + username, is_staff=True, first_name=username.title())
+        return Caller(Client(), issue_agent_token(user), str(user.pk))
+
+    return make
+
+
+@pytest.fixture
+def agent(make_agent: _Any) -> Caller:
+    return make_agent()
+
+
+@pytest.fixture
+def project() -> _Any:
+    """Run every read-model projection until it has caught up with the log."""
+    from eventstore.runner import ConsumerRunner
+    from readmodels.projections import all_projections
+
+    def run() -> None:
+        for p in all_projections():
+            ConsumerRunner(p).catch_up()
+
+    return run
+
+
+def new_id() -> str:
+    return str(_uuid.uuid4())

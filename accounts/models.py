@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class AgentToken(models.Model):
+    """An agent's API token. Only its SHA-256 is stored; revoking sets revoked_at."""
+
+    key_hash = models.CharField(max_length=64, unique=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="agent_tokens")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"token of {self.user} created {self.created_at:%Y-%m-%d}"

@@ -1,0 +1,131 @@
+"""Resolving a request or a websocket scope to the one party it speaks for."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Literal
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core import signing
+from django.utils import timezone
+
+from accounts.models import AgentToken
+from chat.domain import Actor, SenderKind
+from customers.tokens import PREFIX as CUSTOMER_TOKEN_PREFIX
+from customers.tokens import InvalidCustomerToken, verify_customer_token
+
+AGENT_TOKEN_PREFIX = "pa_"
+CUSTOMER_COOKIE = "parley_customer"
+_COOKIE_SALT = "parley.accounts.customer-cookie"
+
+
+class AuthenticationFailed(Exception):
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller. ``via_cookie`` means CSRF rules apply."""
+
+    kind: Literal["customer", "agent"]
+    id: str
+    name: str
+    via_cookie: bool = False
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(SenderKind(self.kind), self.id, self.name)
+
+    @property
+    def customer_id(self) -> uuid.UUID:
+        assert self.kind == "customer"
+        return uuid.UUID(self.id)
+
+    @property
+    def group(self) -> str:
+        """The channel-layer group of this party's sockets."""
+        return f"customer.{self.id}" if self.kind == "customer" else "agents"
+
+
+def agent_display_name(user: AbstractBaseUser) -> str:
+    full = user.get_full_name().strip() if hasattr(user, "get_full_name") else ""
+    return full or user.get_username()
+
+
+def agent_principal(user: AbstractBaseUser, *, via_cookie: bool) -> Principal:
+    return Principal("agent", str(user.pk), agent_display_name(user), via_cookie=via_cookie)
+
+
+def _hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def issue_agent_token(user: AbstractBaseUser) -> str:
+    key = AGENT_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    AgentToken.objects.create(key_hash=_hash(key), user=user)
+    return key
+
+
+def revoke_agent_token(key: str) -> bool:
+    return AgentToken.objects.filter(key_hash=_hash(key), revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    ) == 1
+
+
+def principal_from_token(token: str) -> Principal:
+    """Resolve a bearer token of either kind; raises AuthenticationFailed."""
+    if token.startswith(AGENT_TOKEN_PREFIX):
+        row = (
+            AgentToken.objects.select_related("user")
+            .filter(key_hash=_hash(token), revoked_at__isnull=True)
+            .first()
+        )
+        if row is None or not row.user.is_active or not row.user.is_staff:
+            raise AuthenticationFailed("invalid_token", "the agent token is not valid")
+        now = timezone.now()
+        if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
+            AgentToken.objects.filter(pk=row.pk).update(last_used_at=now)
+        return agent_principal(row.user, via_cookie=False)
+    if token.startswith(CUSTOMER_TOKEN_PREFIX):
+        try:
+            customer_id = verify_customer_token(token)
+        except InvalidCustomerToken as err:
+            raise AuthenticationFailed(err.code, err.detail) from None
+        return Principal("customer", str(customer_id), "")
+    raise AuthenticationFailed("invalid_token", "unrecognised token")
+
+
+def customer_cookie_value(token: str) -> str:
+    """What the chat page stores in its cookie: the customer token, signed again."""
+    return signing.get_cookie_signer(salt=_COOKIE_SALT).sign(token)
+
+
+def principal_from_cookies(cookies: dict[str, str], user: AbstractBaseUser | AnonymousUser | None) -> Principal | None:
+    """An agent's session, else the customer cookie, else None."""
+    if user is not None and user.is_authenticated and getattr(user, "is_staff", False) and user.is_active:
+        return agent_principal(user, via_cookie=True)  # type: ignore[arg-type]
+    raw = cookies.get(CUSTOMER_COOKIE)
+    if not raw:
+        return None
+    try:
+        token = signing.get_cookie_signer(salt=_COOKIE_SALT).unsign(raw)
+        return Principal("customer", str(verify_customer_token(token)), "", via_cookie=True)
+    except (signing.BadSignature, InvalidCustomerToken):
+        return None
+
+
+def authenticate_agent(username: str, password: str) -> AbstractBaseUser | None:
+    from django.contrib.auth import authenticate
+
+    user = authenticate(username=username, password=password)
+    if user is None or not user.is_active or not getattr(user, "is_staff", False):
+        return None
+    return user
+
+

@@ -1,0 +1,249 @@
+"""The chat message aggregate, its commands and events. Plain Python only.
+
+Each message is its own aggregate with its own stream (``message-<id>``),
+so writes to different messages never contend. A conversation is the
+thread between one customer and the support team: a customer's message is
+received by the team (any agent may mark it read), an agent's message is
+received by the customer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import uuid
+from dataclasses import dataclass, replace
+
+from eventstore.events import DomainEvent, event
+
+MAX_BODY_CHARS = 4000
+
+
+class SenderKind(enum.StrEnum):
+    CUSTOMER = "customer"
+    AGENT = "agent"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who issues a command: a customer (id = customer UUID) or an agent (id = user id)."""
+
+    kind: SenderKind
+    id: str
+    name: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind.value}:{self.id}"
+
+
+# -- commands ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SendMessage:
+    message_id: uuid.UUID
+    customer_id: uuid.UUID
+    sender: Actor
+    body: str
+    sent_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class EditMessage:
+    message_id: uuid.UUID
+    editor: Actor
+    body: str
+
+
+@dataclass(frozen=True)
+class MarkMessageAsRead:
+    message_id: uuid.UUID
+    reader: Actor
+
+
+# -- events ----------------------------------------------------------------------
+
+
+@event("MessageSent")
+@dataclass(frozen=True)
+class MessageSent(DomainEvent):
+    message_id: uuid.UUID
+    customer_id: uuid.UUID
+    sender_kind: str
+    sender_id: str
+    sender_name: str
+    body: str
+    sent_at: dt.datetime
+
+
+@event("MessageEdited")
+@dataclass(frozen=True)
+class MessageEdited(DomainEvent):
+    message_id: uuid.UUID
+    customer_id: uuid.UUID
+    body: str
+    edited_at: dt.datetime
+
+
+@event("MessageMarkedAsRead")
+@dataclass(frozen=True)
+class MessageMarkedAsRead(DomainEvent):
+    message_id: uuid.UUID
+    customer_id: uuid.UUID
+    reader_kind: str
+    reader_id: str
+    read_at: dt.datetime
+
+
+# -- rule violations -------------------------------------------------------------
+
+
+class ChatError(Exception):
+    """A command the rules refuse. ``code`` is the contract's error code."""
+
+    code = "chat_error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class InvalidBody(ChatError):
+    code = "invalid_body"
+
+
+class MessageIdConflict(ChatError):
+    code = "message_id_conflict"
+
+
+class MessageNotFound(ChatError):
+    code = "message_not_found"
+
+
+class NotSender(ChatError):
+    code = "not_sender"
+
+
+class NotReceiver(ChatError):
+    code = "not_receiver"
+
+
+def clean_body(body: str) -> str:
+    """The body as stored: stripped, 1 to MAX_BODY_CHARS characters."""
+    cleaned = body.strip()
+    if not cleaned:
+        raise InvalidBody("the message body is empty")
+    if len(cleaned) > MAX_BODY_CHARS:
+        raise InvalidBody(f"the message body is longer than {MAX_BODY_CHARS} characters")
+    return cleaned
+
+
+# -- the aggregate ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    """State of one message, rebuilt by folding its events with ``apply``."""
+
+    message_id: uuid.UUID
+    customer_id: uuid.UUID
+    sender: Actor
+    body: str
+    sent_at: dt.datetime
+    edited_at: dt.datetime | None = None
+    read_at: dt.datetime | None = None
+    version: int = 0
+
+    # -- replay
+
+    @staticmethod
+    def apply(state: ChatMessage | None, evt: DomainEvent) -> ChatMessage:
+        if isinstance(evt, MessageSent):
+            return ChatMessage(
+                message_id=evt.message_id,
+                customer_id=evt.customer_id,
+                sender=Actor(SenderKind(evt.sender_kind), evt.sender_id, evt.sender_name),
+                body=evt.body,
+                sent_at=evt.sent_at,
+                version=1,
+            )
+        if state is None:
+            raise ValueError(f"{type(evt).__name__} before MessageSent")
+        if isinstance(evt, MessageEdited):
+            return replace(state, body=evt.body, edited_at=evt.edited_at, version=state.version + 1)
+        if isinstance(evt, MessageMarkedAsRead):
+            return replace(state, read_at=evt.read_at, version=state.version + 1)
+        raise TypeError(f"not a chat message event: {evt!r}")
+
+    @classmethod
+    def replay(cls, events: list[DomainEvent]) -> ChatMessage | None:
+        state: ChatMessage | None = None
+        for evt in events:
+            state = cls.apply(state, evt)
+        return state
+
+    # -- decisions
+
+    @staticmethod
+    def send(cmd: SendMessage, now: dt.datetime) -> list[DomainEvent]:
+        """Events for a new message (the stream must be empty)."""
+        if cmd.sender.kind is SenderKind.CUSTOMER and cmd.sender.id != str(cmd.customer_id):
+            raise NotSender("a customer can only write in their own conversation")
+        return [
+            MessageSent(
+                message_id=cmd.message_id,
+                customer_id=cmd.customer_id,
+                sender_kind=cmd.sender.kind.value,
+                sender_id=cmd.sender.id,
+                sender_name=cmd.sender.name,
+                body=clean_body(cmd.body),
+                sent_at=cmd.sent_at or now,
+            )
+        ]
+
+    def send_again(self, cmd: SendMessage) -> None:
+        """A repeated SendMessage: fine if it is the same message, else a conflict."""
+        self.ensure_visible_to(cmd.sender)
+        same = (
+            self.customer_id == cmd.customer_id
+            and self.sender.kind == cmd.sender.kind
+            and self.sender.id == cmd.sender.id
+            and self.body == clean_body(cmd.body)
+        )
+        if not same:
+            raise MessageIdConflict(f"message {self.message_id} was already sent with other content")
+
+    def edit(self, cmd: EditMessage, now: dt.datetime) -> list[DomainEvent]:
+        self.ensure_visible_to(cmd.editor)
+        if cmd.editor.kind != self.sender.kind or cmd.editor.id != self.sender.id:
+            raise NotSender("only the sender can edit a message")
+        body = clean_body(cmd.body)
+        if body == self.body:
+            return []
+        return [MessageEdited(message_id=self.message_id, customer_id=self.customer_id, body=body, edited_at=now)]
+
+    def mark_read(self, cmd: MarkMessageAsRead, now: dt.datetime) -> list[DomainEvent]:
+        self.ensure_visible_to(cmd.reader)
+        if cmd.reader.kind == self.sender.kind:
+            raise NotReceiver("only the receiving side can mark a message read")
+        if self.read_at is not None:
+            return []
+        return [
+            MessageMarkedAsRead(
+                message_id=self.message_id,
+                customer_id=self.customer_id,
+                reader_kind=cmd.reader.kind.value,
+                reader_id=cmd.reader.id,
+                read_at=now,
+            )
+        ]
+
+    def ensure_visible_to(self, actor: Actor) -> None:
+        """Customers see only their own conversation; to them others' messages do not exist."""
+        if actor.kind is SenderKind.CUSTOMER and actor.id != str(self.customer_id):
+            raise MessageNotFound(f"no message {self.message_id}")
+
+
+def stream_id(message_id: uuid.UUID) -> str:
+    return f"message-{message_id}"

@@ -1,0 +1,33 @@
+"""Events the Customer contact context publishes to the log."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from eventstore.events import DomainEvent, event
+
+
+@event("CustomerRegistered")
+@dataclass(frozen=True)
+class CustomerRegistered(DomainEvent):
+    customer_id: uuid.UUID
+    name: str
+    email: str
+    phone: str
+    external_id: str | None
+
+
+@event("ContactDetailsChanged")
+@dataclass(frozen=True)
+class ContactDetailsChanged(DomainEvent):
+    """The full contact details after the change (not a diff)."""
+
+    customer_id: uuid.UUID
+    name: str
+    email: str
+    phone: str
+
+
+def stream_id(customer_id: uuid.UUID) -> str:
+    return f"customer-{customer_id}"

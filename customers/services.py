@@ -1,0 +1,136 @@
+"""Customer use cases. Views call these; nothing else writes customers."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+
+from customers.events import ContactDetailsChanged, CustomerRegistered, stream_id
+from customers.models import Customer
+from eventstore.events import Metadata
+from eventstore.store import EventStore
+
+_PHONE = re.compile(r"^\+?[0-9][0-9 ()./-]{2,30}$")
+
+
+class CustomerError(Exception):
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+class CustomerNotFound(CustomerError):
+    def __init__(self, customer_id: object) -> None:
+        super().__init__("customer_not_found", f"no customer {customer_id}")
+
+
+@dataclass(frozen=True)
+class Registration:
+    customer: Customer
+    created: bool
+
+
+def _clean_name(name: str) -> str:
+    name = name.strip()
+    if not 1 <= len(name) <= 200:
+        raise CustomerError("invalid_name", "name must be 1 to 200 characters")
+    return name
+
+
+def _clean_email(email: str) -> str:
+    email = email.strip()
+    if email:
+        try:
+            validate_email(email)
+        except ValidationError:
+            raise CustomerError("invalid_email", f"{email!r} is not an email address") from None
+    return email
+
+
+def _clean_phone(phone: str) -> str:
+    phone = phone.strip()
+    if phone and not _PHONE.match(phone):
+        raise CustomerError("invalid_phone", f"{phone!r} is not a phone number")
+    return phone
+
+
+def customer_register(
+    *,
+    name: str,
+    email: str = "",
+    phone: str = "",
+    external_id: str | None = None,
+    actor: str = "system",
+) -> Registration:
+    """Register a customer, or find the one already registered under ``external_id``.
+
+    Safe under concurrency: two registrations of the same external id at
+    once create one customer (the unique constraint decides, not a lookup).
+    """
+    name, email, phone = _clean_name(name), _clean_email(email), _clean_phone(phone)
+    if external_id is not None:
+        external_id = external_id.strip()
+        if not 1 <= len(external_id) <= 200:
+            raise CustomerError("invalid_external_id", "external_id must be 1 to 200 characters")
+        existing = Customer.objects.filter(external_id=external_id).first()
+        if existing:
+            return Registration(existing, created=False)
+    try:
+        with transaction.atomic():
+            customer = Customer.objects.create(name=name, email=email, phone=phone, external_id=external_id)
+            EventStore().append(
+                stream_id(customer.id),
+                [CustomerRegistered(customer.id, name, email, phone, external_id)],
+                expected_version=0,
+                metadata=Metadata(actor=actor),
+            )
+    except IntegrityError:
+        # Another request registered this external id first; it committed before we got here.
+        return Registration(Customer.objects.get(external_id=external_id), created=False)
+    return Registration(customer, created=True)
+
+
+def customer_update(
+    *,
+    customer_id: uuid.UUID,
+    name: str | None = None,
+    email: str | None = None,
+    phone: str | None = None,
+    actor: str = "system",
+) -> Customer:
+    """Change contact details; publishes ContactDetailsChanged when something changed."""
+    with transaction.atomic():
+        customer = Customer.objects.select_for_update().filter(id=customer_id).first()
+        if customer is None:
+            raise CustomerNotFound(customer_id)
+        new = (
+            _clean_name(name) if name is not None else customer.name,
+            _clean_email(email) if email is not None else customer.email,
+            _clean_phone(phone) if phone is not None else customer.phone,
+        )
+        if new == (customer.name, customer.email, customer.phone):
+            return customer
+        customer.name, customer.email, customer.phone = new
+        customer.save(update_fields=["name", "email", "phone", "updated_at"])
+        store = EventStore()
+        stream = stream_id(customer.id)
+        store.append(
+            stream,
+            [ContactDetailsChanged(customer.id, *new)],
+            expected_version=store.stream_version(stream),
+            metadata=Metadata(actor=actor),
+        )
+    return customer
+
+
+def customer_get(*, customer_id: uuid.UUID) -> Customer:
+    customer = Customer.objects.filter(id=customer_id).first()
+    if customer is None:
+        raise CustomerNotFound(customer_id)
+    return customer

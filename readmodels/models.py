@@ -1,0 +1,96 @@
+"""Read-model tables. Each belongs to exactly one consumer (see projections),
+is written only by it, and carries the (tx, position) of the last event
+that changed it so reads can be resumed in log order."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class DirectoryEntry(models.Model):
+    """Customer contact details as the customers context published them (consumer: directory)."""
+
+    customer_id = models.UUIDField(primary_key=True)
+    name = models.CharField(max_length=200)
+    email = models.CharField(max_length=254, blank=True, default="")
+    phone = models.CharField(max_length=32, blank=True, default="")
+    external_id = models.CharField(max_length=200, null=True, blank=True)
+    tx = models.BigIntegerField()
+    position = models.BigIntegerField()
+
+
+class TimelineMessage(models.Model):
+    """One row per message with its current body and read state (consumer: timeline)."""
+
+    message_id = models.UUIDField(primary_key=True)
+    customer_id = models.UUIDField()
+    sender_kind = models.CharField(max_length=10)
+    sender_id = models.CharField(max_length=64)
+    sender_name = models.CharField(max_length=200, blank=True, default="")
+    body = models.TextField()
+    sent_at = models.DateTimeField()
+    edited_at = models.DateTimeField(null=True, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+    tx = models.BigIntegerField()
+    position = models.BigIntegerField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["customer_id", "tx", "position"], name="timeline_changes"),
+            models.Index(fields=["customer_id", "sent_at"], name="timeline_by_time"),
+        ]
+
+
+class Conversation(models.Model):
+    """One row per customer who has written or been written to (consumer: conversations)."""
+
+    customer_id = models.UUIDField(primary_key=True)
+    last_message = models.JSONField()
+    unread_for_agents = models.PositiveIntegerField(default=0)
+    awaiting_reply = models.BooleanField(default=False)
+    last_activity_at = models.DateTimeField()
+    tx = models.BigIntegerField()
+    position = models.BigIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["-last_activity_at"], name="conversations_recent")]
+
+
+class AgentUnread(models.Model):
+    """A customer message no agent has marked read yet (consumer: conversations)."""
+
+    message_id = models.UUIDField(primary_key=True)
+    customer_id = models.UUIDField(db_index=True)
+
+
+class Badge(models.Model):
+    """Unread agent messages per customer (consumer: badge)."""
+
+    customer_id = models.UUIDField(primary_key=True)
+    unread = models.PositiveIntegerField(default=0)
+    tx = models.BigIntegerField()
+    position = models.BigIntegerField()
+
+
+class BadgeUnread(models.Model):
+    """An agent message its customer has not marked read (consumer: badge).
+
+    The badge is lowered only when a row is actually deleted here, so a
+    second read of the same message can never lower it twice.
+    """
+
+    message_id = models.UUIDField(primary_key=True)
+    customer_id = models.UUIDField(db_index=True)
+
+
+class BadgeChange(models.Model):
+    """The badge after each event that changed it, so that a process manager
+    can read it "as of" a position (consumer: badge)."""
+
+    customer_id = models.UUIDField()
+    unread = models.PositiveIntegerField()
+    tx = models.BigIntegerField()
+    position = models.BigIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["customer_id", "tx", "position"], name="badge_history")]

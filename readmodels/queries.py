@@ -1,0 +1,185 @@
+"""Reads served from the read models, each answering with the position
+its data is current to.
+
+Rows are filtered to the projection's checkpoint read first: the rows and
+the checkpoint commit together, so every row at or before it is visible
+and nothing after it is returned under a position that does not cover it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.db.models import Q
+
+from eventstore.events import Cursor
+from eventstore.runner import checkpoint_cursor
+from eventstore.store import EventStore
+from readmodels.models import Badge, BadgeChange, Conversation, DirectoryEntry, TimelineMessage
+
+READ_YOUR_WRITES_TIMEOUT = 2.0
+
+
+def rfc3339(value: dt.datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _after(cursor: Cursor) -> Q:
+    return Q(tx__gt=cursor.tx) | Q(tx=cursor.tx, position__gt=cursor.position)
+
+
+def _not_after(cursor: Cursor) -> Q:
+    return Q(tx__lt=cursor.tx) | Q(tx=cursor.tx, position__lte=cursor.position)
+
+
+def customer_names(ids: set[str] | set[uuid.UUID]) -> dict[str, str]:
+    if not ids:
+        return {}
+    return {str(k): v for k, v in DirectoryEntry.objects.filter(customer_id__in=ids).values_list("customer_id", "name")}
+
+
+def present_message(
+    *,
+    message_id: uuid.UUID,
+    customer_id: uuid.UUID,
+    sender_kind: str,
+    sender_id: str,
+    sender_name: str,
+    body: str,
+    sent_at: dt.datetime,
+    edited_at: dt.datetime | None,
+    read_at: dt.datetime | None,
+    position: int,
+    names: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The contract's message object. A customer's name comes from the directory."""
+    if sender_kind == "customer":
+        sender_name = (names if names is not None else customer_names({customer_id})).get(str(customer_id), "")
+    return {
+        "message_id": str(message_id),
+        "customer_id": str(customer_id),
+        "sender": {"kind": sender_kind, "id": sender_id, "name": sender_name},
+        "body": body,
+        "sent_at": rfc3339(sent_at),
+        "edited_at": rfc3339(edited_at),
+        "read_at": rfc3339(read_at),
+        "position": position,
+    }
+
+
+def present_row(row: TimelineMessage, names: dict[str, str]) -> dict[str, Any]:
+    return present_message(
+        message_id=row.message_id, customer_id=row.customer_id, sender_kind=row.sender_kind,
+        sender_id=row.sender_id, sender_name=row.sender_name, body=row.body, sent_at=row.sent_at,
+        edited_at=row.edited_at, read_at=row.read_at, position=row.position, names=names,
+    )
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[dict[str, Any]]
+    position: int
+
+
+def messages_after(customer_id: uuid.UUID, after: int, limit: int) -> Page:
+    """Messages of one conversation created or changed after position ``after``, in log order."""
+    current = checkpoint_cursor("timeline")
+    start = EventStore().cursor_at(after)
+    rows = list(
+        TimelineMessage.objects.filter(_after(start), _not_after(current), customer_id=customer_id)
+        .order_by("tx", "position")[:limit]
+    )
+    names = customer_names({customer_id})
+    # A full page answers with its last row, so the next page starts right after it.
+    if len(rows) == limit:
+        position = rows[-1].position
+    elif current > start:
+        position = current.position
+    else:  # the projection has not reached the client's own position yet
+        position = after
+    return Page([present_row(r, names) for r in rows], position)
+
+
+def badge(customer_id: uuid.UUID) -> tuple[int, int]:
+    """(unread, position the badge projection is current to)."""
+    current = checkpoint_cursor("badge")
+    row = Badge.objects.filter(customer_id=customer_id).values_list("unread", flat=True).first()
+    return int(row or 0), current.position
+
+
+def badge_as_of(customer_id: uuid.UUID, cursor: Cursor) -> int:
+    """The customer's badge right after the event at ``cursor`` (for push)."""
+    row = (
+        BadgeChange.objects.filter(_not_after(cursor), customer_id=customer_id)
+        .order_by("-tx", "-position")
+        .values_list("unread", flat=True)
+        .first()
+    )
+    return int(row or 0)
+
+
+def conversations(limit: int, before: dt.datetime | None = None) -> Page:
+    current = checkpoint_cursor("conversations")
+    qs = Conversation.objects.filter(_not_after(current)).order_by("-last_activity_at", "customer_id")
+    if before is not None:
+        qs = qs.filter(last_activity_at__lt=before)
+    rows = list(qs[:limit])
+    names = customer_names({r.customer_id for r in rows})
+    return Page([present_conversation(r, names) for r in rows], current.position)
+
+
+def conversation(customer_id: uuid.UUID) -> dict[str, Any] | None:
+    row = Conversation.objects.filter(customer_id=customer_id).first()
+    return present_conversation(row, customer_names({customer_id})) if row else None
+
+
+def present_conversation(row: Conversation, names: dict[str, str]) -> dict[str, Any]:
+    last = dict(row.last_message)
+    if last.get("sender", {}).get("kind") == "customer":
+        last["sender"] = {**last["sender"], "name": names.get(str(row.customer_id), "")}
+    last["sent_at"] = rfc3339(dt.datetime.fromisoformat(last["sent_at"]))
+    return {
+        "customer_id": str(row.customer_id),
+        "customer_name": names.get(str(row.customer_id), ""),
+        "last_message": last,
+        "unread_for_agents": row.unread_for_agents,
+        "awaiting_reply": row.awaiting_reply,
+        "last_activity_at": rfc3339(row.last_activity_at),
+        "position": row.position,
+    }
+
+
+def customer_profile(customer_id: uuid.UUID) -> dict[str, Any] | None:
+    row = DirectoryEntry.objects.filter(customer_id=customer_id).first()
+    if row is None:
+        return None
+    return {
+        "customer_id": str(row.customer_id), "name": row.name, "email": row.email,
+        "phone": row.phone, "external_id": row.external_id,
+    }
+
+
+def has_processed(consumer: str, position: int) -> bool:
+    return position == 0 or checkpoint_cursor(consumer) >= EventStore().cursor_at(position)
+
+
+async def wait_until_processed(consumer: str, position: int, timeout: float = READ_YOUR_WRITES_TIMEOUT) -> bool:
+    """Wait (at most ``timeout``) until ``consumer`` has processed ``position``."""
+    deadline = time.monotonic() + timeout
+    check = sync_to_async(has_processed, thread_sensitive=False)
+    delay = 0.005
+    while True:
+        if await check(consumer, position):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 2, 0.05)
