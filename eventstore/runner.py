@@ -156,6 +156,24 @@ class ConsumerRunner:
             self.release_lease()
         return total
 
+    async def catch_up_async(self) -> int:
+        """catch_up() for a running event loop: effects go out on that loop."""
+        from asgiref.sync import sync_to_async
+
+        if not await sync_to_async(self.acquire_lease, thread_sensitive=True)():
+            raise LostLease(self.consumer.name)
+        total = 0
+        try:
+            while True:
+                count, effects = await sync_to_async(self.process_batch, thread_sensitive=True)()
+                if count == 0:
+                    return total
+                total += count
+                if effects is not None:
+                    await self.consumer.after_commit(effects)
+        finally:
+            await sync_to_async(self.release_lease, thread_sensitive=True)()
+
     def rebuild(self) -> int:
         """Reset the consumer and replay the whole log in one transaction.
 

@@ -57,6 +57,8 @@ INSTALLED_APPS = [
     "chat",
     "readmodels",
     "notifications",
+    "inbound",
+    "web",
     "project",
 ]
 
@@ -101,8 +103,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 30,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
-    # A file, not :memory:, so that threads in tests share one database.
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / ".test.sqlite3")}
+    # A file, not :memory:, so that threads in tests share one database; one
+    # per test process, so that runs side by side do not clobber each other.
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / f".test-{os.getpid()}.sqlite3")}
+else:
+    DATABASES["default"]["TEST"] = {"NAME": f"{DATABASES['default']['NAME']}_parley_{os.getpid()}"}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from accounts import views as accounts
 from chat import views as chat
@@ -25,4 +25,8 @@ urlpatterns = [
     path("api/v1/conversations", chat.conversations),
     path("api/v1/conversations/<str:customer_id>", chat.conversation_detail),
     path("api/v1/conversations/<str:customer_id>/messages", chat.conversation_messages),
+    # push, inbound webhooks, pages
+    path("", include("notifications.urls")),
+    path("", include("inbound.urls")),
+    path("", include("web.urls")),
 ]

@@ -1,0 +1,235 @@
+"""The websocket protocol through Channels' WebsocketCommunicator."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+
+from chat.fanout import RealtimeFanout
+from eventstore.models import StoredEvent
+from eventstore.runner import ConsumerRunner
+from project.asgi import application
+from readmodels.projections import all_projections
+from tests.conftest import new_id
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
+
+
+async def pump() -> None:
+    """Bring projections up to date, then run the fan-out on this loop."""
+    for p in all_projections():
+        await ConsumerRunner(p).catch_up_async()
+    await ConsumerRunner(RealtimeFanout()).catch_up_async()
+
+
+async def connect(token: str) -> WebsocketCommunicator:
+    ws = WebsocketCommunicator(application, f"/ws/v1/?token={token}")
+    connected, _ = await ws.connect()
+    assert connected
+    return ws
+
+
+async def frames_until(ws: WebsocketCommunicator, kind: str, timeout: float = 3) -> list[dict]:
+    got = []
+    while True:
+        frame = json.loads(await ws.receive_from(timeout=timeout))
+        got.append(frame)
+        if frame["type"] == kind:
+            return got
+
+
+async def count(event_type: str) -> int:
+    return await sync_to_async(StoredEvent.objects.filter(event_type=event_type).count)()
+
+
+async def test_an_unauthenticated_socket_gets_an_error_frame_and_a_clear_close_code():
+    ws = WebsocketCommunicator(application, "/ws/v1/")
+    connected, _ = await ws.connect()
+    assert connected
+    frame = json.loads(await ws.receive_from())
+    assert frame["type"] == "error" and frame["code"] == "not_authenticated"
+    assert (await ws.receive_output())["code"] == 4401
+
+
+async def test_a_forged_token_is_refused(customer):
+    ws = WebsocketCommunicator(application, "/ws/v1/?token=pc.forged:abc:def")
+    await ws.connect()
+    assert json.loads(await ws.receive_from())["code"] == "invalid_token"
+    assert (await ws.receive_output())["code"] == 4401
+
+
+async def test_a_customer_sends_over_the_socket_and_both_sides_see_it_live(customer, agent):
+    await sync_to_async(lambda: None)()
+    cws, aws = await connect(customer.token), await connect(agent.token)
+    mid = new_id()
+    await cws.send_json_to({"type": "message.send", "message_id": mid, "body": "hi from the socket"})
+    ack = json.loads(await cws.receive_from())
+    assert ack["type"] == "ack" and ack["ref"] == mid and ack["position"] > 0
+    await pump()
+    sent = [f for f in await frames_until(cws, "message.sent")]
+    assert sent[-1]["message"]["message_id"] == mid
+    assert sent[-1]["position"] == ack["position"]
+    agent_frames = await frames_until(aws, "conversation.updated")
+    kinds = [f["type"] for f in agent_frames]
+    assert "message.sent" in kinds
+    conv = agent_frames[-1]["conversation"]
+    assert conv["customer_id"] == customer.id and conv["unread_for_agents"] == 1
+    assert conv["customer_name"] == "Ada Lovelace"
+    await cws.disconnect()
+    await aws.disconnect()
+
+
+async def test_an_agent_reply_raises_the_badge_on_every_device_and_a_read_on_one_clears_all(customer, agent):
+    await pump()
+    phone, laptop, aws = await connect(customer.token), await connect(customer.token), await connect(agent.token)
+    mid = new_id()
+    await aws.send_json_to({"type": "message.send", "customer_id": customer.id, "message_id": mid, "body": "answer"})
+    assert json.loads(await aws.receive_from())["type"] == "ack"
+    await pump()
+    for device in (phone, laptop):
+        badge = (await frames_until(device, "badge"))[-1]
+        assert badge["unread"] == 1
+    await phone.send_json_to({"type": "message.read", "message_id": mid})
+    assert json.loads(await phone.receive_from())["type"] == "ack"
+    await pump()
+    for device in (phone, laptop):
+        frames = await frames_until(device, "badge")
+        assert frames[-1]["unread"] == 0
+        assert any(f["type"] == "message.read" and f["message_id"] == mid for f in frames)
+    for ws in (phone, laptop, aws):
+        await ws.disconnect()
+
+
+async def test_resume_replays_what_was_missed_in_order_then_continues_live_without_duplicates(customer, agent):
+    await pump()
+    ws = await connect(customer.token)
+    first = new_id()
+    await ws.send_json_to({"type": "message.send", "message_id": first, "body": "one"})
+    seen = json.loads(await ws.receive_from())["position"]
+    await pump()
+    await frames_until(ws, "message.sent")
+    await ws.disconnect()
+
+    # Offline: the agent answers twice and edits; nothing reaches this client.
+    ids = [new_id(), new_id()]
+    for i in ids:
+        await sync_to_async(agent.post)(f"/api/v1/conversations/{customer.id}/messages", {"message_id": i, "body": f"reply {i}"})
+    await sync_to_async(agent.patch)(f"/api/v1/messages/{ids[0]}", {"body": "reply, edited"})
+    await pump()
+
+    ws = await connect(customer.token)
+    await ws.send_json_to({"type": "resume", "after": seen})
+    frames = await frames_until(ws, "resumed")
+    kinds = [(f["type"], f.get("message", {}).get("message_id")) for f in frames]
+    assert kinds == [
+        ("message.sent", ids[0]), ("badge", None),
+        ("message.sent", ids[1]), ("badge", None),
+        ("message.edited", ids[0]),
+        ("resumed", None),
+    ]
+    assert [f["unread"] for f in frames if f["type"] == "badge"] == [1, 2]
+    positions = [f["position"] for f in frames if f["type"] != "resumed"]
+    assert positions == sorted(positions) and positions[0] > seen
+    # The fan-out catching up now must not repeat what the replay delivered...
+    live = new_id()
+    await sync_to_async(agent.post)(f"/api/v1/conversations/{customer.id}/messages", {"message_id": live, "body": "live"})
+    await pump()
+    after = await frames_until(ws, "badge")
+    assert [f["type"] for f in after] == ["message.sent", "badge"]
+    assert after[0]["message"]["message_id"] == live and after[1]["unread"] == 3
+    assert await ws.receive_nothing(timeout=0.2)
+    await ws.disconnect()
+
+
+async def test_a_customer_resume_never_shows_another_customers_events(make_customer, agent):
+    alice, bob = await sync_to_async(make_customer)("Alice"), await sync_to_async(make_customer)("Bob")
+    await pump()
+    await sync_to_async(agent.post)(f"/api/v1/conversations/{alice.id}/messages", {"message_id": new_id(), "body": "for alice"})
+    await pump()
+    ws = await connect(bob.token)
+    await ws.send_json_to({"type": "resume", "after": 0})
+    frames = await frames_until(ws, "resumed")
+    assert [f["type"] for f in frames] == ["resumed"]
+    await ws.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ("not json", "malformed_json"),
+        ("[1]", "invalid_frame"),
+        ('{"type": "bogus"}', "unknown_type"),
+        ('{"type": "message.send", "body": "x"}', "missing_field"),
+        ('{"type": "message.send", "message_id": "nope", "body": "x"}', "invalid_field"),
+        ('{"type": "message.send", "message_id": "%s", "body": 3}' % uuid.uuid4(), "invalid_field"),
+        ('{"type": "message.send", "message_id": "%s", "body": "  "}' % uuid.uuid4(), "invalid_body"),
+        ('{"type": "message.read", "message_id": "%s"}' % uuid.uuid4(), "message_not_found"),
+        ('{"type": "resume", "after": "x"}', "invalid_field"),
+        ('{"type": "resume", "after": 99999999}', "unknown_position"),
+        ('{"type": "message.send", "message_id": "%s", "body": "%s"}' % (uuid.uuid4(), "x" * 20000), "frame_too_large"),
+    ],
+)
+async def test_a_bad_frame_gets_an_error_frame_stores_nothing_and_keeps_the_socket(customer, frame, code):
+    ws = await connect(customer.token)
+    await ws.send_to(text_data=frame)
+    err = json.loads(await ws.receive_from())
+    assert err["type"] == "error" and err["code"] == code and err["detail"]
+    assert await count("MessageSent") == 0
+    # Still connected and working.
+    await ws.send_json_to({"type": "ping"})
+    assert json.loads(await ws.receive_from())["type"] == "pong"
+    await ws.disconnect()
+
+
+async def test_someone_elses_message_is_not_found_over_the_socket(make_customer, agent):
+    alice, bob = await sync_to_async(make_customer)("Alice"), await sync_to_async(make_customer)("Bob")
+    await pump()
+    mid = new_id()
+    await sync_to_async(agent.post)(f"/api/v1/conversations/{alice.id}/messages", {"message_id": mid, "body": "private"})
+    ws = await connect(bob.token)
+    await ws.send_json_to({"type": "message.read", "message_id": mid})
+    err = json.loads(await ws.receive_from())
+    assert (err["type"], err["code"], err["ref"]) == ("error", "message_not_found", mid)
+    await ws.send_json_to({"type": "message.edit", "message_id": mid, "body": "mine"})
+    assert json.loads(await ws.receive_from())["code"] == "message_not_found"
+    assert await count("MessageMarkedAsRead") == 0 and await count("MessageEdited") == 0
+    await ws.disconnect()
+
+
+async def test_typing_reaches_the_other_side_is_rate_limited_and_never_stored(customer, agent):
+    cws, aws = await connect(customer.token), await connect(agent.token)
+    before = await sync_to_async(StoredEvent.objects.count)()
+    for _ in range(5):
+        await cws.send_json_to({"type": "typing"})
+    frame = json.loads(await aws.receive_from())
+    assert frame == {"type": "typing", "customer_id": customer.id, "sender": {"kind": "customer", "id": customer.id, "name": ""}}
+    assert await aws.receive_nothing(timeout=0.3)  # the other four were dropped
+    await aws.send_json_to({"type": "typing", "customer_id": customer.id})
+    frame = json.loads(await cws.receive_from())
+    assert frame["sender"]["kind"] == "agent" and frame["sender"]["name"] == "Grace"
+    assert await sync_to_async(StoredEvent.objects.count)() == before
+    await cws.disconnect()
+    await aws.disconnect()
+
+
+async def test_agents_see_each_others_presence(make_agent):
+    grace, linus = await sync_to_async(make_agent)("grace"), await sync_to_async(make_agent)("linus")
+    g = await connect(grace.token)
+    l_ws = await connect(linus.token)
+    frame = json.loads(await g.receive_from())
+    assert frame == {"type": "presence", "agent": {"id": linus.id, "name": "Linus"}, "status": "online"}
+    # Grace answers Linus's arrival so that he learns she is online too.
+    frame = json.loads(await l_ws.receive_from())
+    assert frame["agent"]["id"] == grace.id and frame["status"] == "online"
+    await l_ws.disconnect()
+    # Presence is a status, not an event: a repeated "online" is harmless.
+    frames = await frames_until(g, "presence")
+    while frames[-1]["status"] == "online":
+        frames += await frames_until(g, "presence")
+    assert frames[-1] == {"type": "presence", "agent": {"id": linus.id, "name": "Linus"}, "status": "offline"}
+    await g.disconnect()
