@@ -119,7 +119,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 raise FrameError("frame_too_large", f"frames are limited to {MAX_FRAME_BYTES} bytes")
             try:
                 frame = json.loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise FrameError("malformed_json", "the frame is not valid JSON") from None
             if not isinstance(frame, dict):
                 raise FrameError("invalid_frame", "a frame is a JSON object with a type")

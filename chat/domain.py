@@ -130,13 +130,23 @@ class NotReceiver(ChatError):
 
 
 def clean_body(body: str) -> str:
-    """The body as stored: stripped, 1 to MAX_BODY_CHARS characters."""
+    """The body as stored: stripped, 1 to MAX_BODY_CHARS characters of text.
+
+    NUL and lone surrogates are refused: they are not text, and PostgreSQL
+    cannot store them in a text column, so a projection would fail on them.
+    """
+    if not is_storable_text(body):
+        raise InvalidBody("the message body contains characters that are not text (NUL or lone surrogates)")
     cleaned = body.strip()
     if not cleaned:
         raise InvalidBody("the message body is empty")
     if len(cleaned) > MAX_BODY_CHARS:
         raise InvalidBody(f"the message body is longer than {MAX_BODY_CHARS} characters")
     return cleaned
+
+
+def is_storable_text(value: str) -> bool:
+    return "\x00" not in value and not any("\ud800" <= ch <= "\udfff" for ch in value)
 
 
 # -- the aggregate ---------------------------------------------------------------

@@ -18,7 +18,7 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts.principals import AuthenticationFailed, Principal, principal_from_cookies, principal_from_token
-from chat.domain import ChatError
+from chat.domain import ChatError, is_storable_text
 from customers.services import CustomerError
 from eventstore.store import UnknownPosition
 
@@ -76,7 +76,7 @@ def json_body(request: HttpRequest) -> dict[str, Any]:
         raise ApiError(413, "body_too_large", "the request body is too large") from None
     try:
         data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise ApiError(400, "malformed_json", "the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_json", "the body must be a JSON object")
@@ -91,6 +91,8 @@ def field_str(data: dict[str, Any], name: str, *, required: bool = True, max_len
         return None
     if not isinstance(value, str):
         raise ApiError(400, "invalid_field", f"{name!r} must be a string")
+    if not is_storable_text(value):
+        raise ApiError(400, "invalid_field", f"{name!r} contains NUL or lone surrogate characters")
     if len(value) > max_length:
         raise ApiError(400, "invalid_field", f"{name!r} is longer than {max_length} characters")
     return value

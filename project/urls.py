@@ -7,9 +7,11 @@ from django.urls import include, path
 from accounts import views as accounts
 from chat import views as chat
 from customers import views as customers
+from project.views import healthz
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("healthz", healthz),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     # identity

@@ -62,6 +62,10 @@ def test_the_same_message_id_with_another_body_is_a_conflict(customer):
         (b'{"message_id": "7b3f2d9e-3c1a-4f7e-9a51-2f0f1b8d6a11", "body": "' + b"x" * 4001 + b'"}', 400, "invalid_body"),
         (b'{"message_id": "7b3f2d9e-3c1a-4f7e-9a51-2f0f1b8d6a11", "body": "' + b"x" * 70_000 + b'"}', 413, "body_too_large"),
         (b"\xff\xfe", 400, "malformed_json"),
+        (b"[" * 100_000 + b"]" * 100_000, 413, "body_too_large"),
+        (b"[" * 20_000 + b"]" * 20_000, 400, "malformed_json"),
+        (b'{"message_id": "7b3f2d9e-3c1a-4f7e-9a51-2f0f1b8d6a11", "body": "a\\u0000b"}', 400, "invalid_field"),
+        (b'{"message_id": "7b3f2d9e-3c1a-4f7e-9a51-2f0f1b8d6a11", "body": "\\ud800"}', 400, "invalid_field"),
     ],
 )
 def test_bad_send_requests_get_a_clear_4xx_and_store_nothing(customer, raw, status, code):

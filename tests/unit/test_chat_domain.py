@@ -46,7 +46,7 @@ def test_sending_records_one_message_sent_with_the_stripped_body():
     assert evt.sender_kind == "customer" and evt.sent_at == NOW
 
 
-@pytest.mark.parametrize("body", ["", "   \n\t", "x" * (MAX_BODY_CHARS + 1)])
+@pytest.mark.parametrize("body", ["", "   \n\t", "x" * (MAX_BODY_CHARS + 1), "a\x00b", "\ud800 lone"])
 def test_a_body_outside_one_to_four_thousand_characters_is_refused(body):
     with pytest.raises(InvalidBody):
         ChatMessage.send(SendMessage(uuid.uuid4(), CUSTOMER_ID, CUSTOMER, body), NOW)

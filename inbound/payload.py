@@ -1,0 +1,140 @@
+"""The inbound message payload: parsing and validation. Plain Python only.
+
+``{"event_id"?, "customer": {"external_id", "name"?}, "text", "sent_at"?}``.
+Unknown fields are ignored, so providers may send more than we read.
+Every error names the field and uses the error codes of the rest of the API.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from chat.domain import InvalidBody, clean_body
+
+MAX_EVENT_ID_CHARS = 200
+# The customers context stores external ids of at most 200 characters; ours
+# are stored as "<source>:<external_id>" with a source of at most 32.
+MAX_EXTERNAL_ID_CHARS = 160
+MAX_NAME_CHARS = 200
+
+# RFC 3339 date-time with a mandatory offset (fromisoformat alone would also
+# take dates without a time, week dates and naive times).
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})", re.ASCII
+)
+
+
+class InvalidPayload(Exception):
+    """A delivery whose body cannot become a message. ``code`` is the API error code."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """A validated inbound message, as the provider described it."""
+
+    event_id: str | None
+    external_id: str
+    name: str | None
+    text: str
+    sent_at: dt.datetime | None
+
+
+def parse(raw: bytes) -> InboundMessage:
+    """Validate a raw request body; raise InvalidPayload saying what is wrong."""
+    data = _load(raw)
+    customer = data.get("customer")
+    if customer is None:
+        raise InvalidPayload("missing_field", "'customer' is required")
+    if not isinstance(customer, dict):
+        raise InvalidPayload("invalid_field", "'customer' must be an object")
+    event_id = _string(data, "event_id", required=False, max_chars=MAX_EVENT_ID_CHARS)
+    if event_id is not None and not event_id.strip():
+        raise InvalidPayload("invalid_field", "'event_id' must not be blank")
+    external_id = (_string(customer, "external_id", prefix="customer.", max_chars=None) or "").strip()
+    if not external_id:
+        raise InvalidPayload("invalid_field", "'customer.external_id' must not be blank")
+    if len(external_id) > MAX_EXTERNAL_ID_CHARS:
+        raise InvalidPayload(
+            "invalid_field", f"'customer.external_id' is longer than {MAX_EXTERNAL_ID_CHARS} characters"
+        )
+    name = (_string(customer, "name", prefix="customer.", required=False, max_chars=None) or "").strip()
+    if len(name) > MAX_NAME_CHARS:
+        raise InvalidPayload("invalid_field", f"'customer.name' is longer than {MAX_NAME_CHARS} characters")
+    text = _string(data, "text", max_chars=None) or ""
+    try:
+        text = clean_body(text)
+    except InvalidBody as exc:
+        raise InvalidPayload(exc.code, exc.detail) from None
+    sent_at_raw = _string(data, "sent_at", required=False, max_chars=64)
+    return InboundMessage(
+        event_id=event_id,
+        external_id=external_id,
+        name=name or None,
+        text=text,
+        sent_at=parse_time(sent_at_raw, "sent_at") if sent_at_raw is not None else None,
+    )
+
+
+def parse_time(value: str, name: str) -> dt.datetime:
+    """An RFC 3339 time with an offset, as an aware UTC datetime."""
+    if not _RFC3339.fullmatch(value):
+        raise InvalidPayload(
+            "invalid_field", f"'{name}' must be an RFC 3339 time with an offset, e.g. 2025-01-31T09:30:00Z"
+        )
+    try:
+        # Digits beyond microseconds are truncated by fromisoformat.
+        parsed = dt.datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidPayload("invalid_field", f"'{name}' is not a valid date and time") from None
+    if parsed.tzinfo is None:  # pragma: no cover - the pattern requires an offset
+        raise InvalidPayload("invalid_field", f"'{name}' must carry a UTC offset")
+    return parsed.astimezone(dt.timezone.utc)
+
+
+def _load(raw: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    # RecursionError: deeply nested arrays are valid JSON but exhaust the parser.
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise InvalidPayload("malformed_json", "the body is not valid UTF-8 JSON") from None
+    if not isinstance(data, dict):
+        raise InvalidPayload("invalid_json", "the body must be a JSON object")
+    return data
+
+
+def _string(
+    data: dict[str, Any],
+    key: str,
+    *,
+    prefix: str = "",
+    required: bool = True,
+    max_chars: int | None,
+) -> str | None:
+    name = prefix + key
+    value = data.get(key)
+    if value is None:
+        if required:
+            raise InvalidPayload("missing_field", f"'{name}' is required")
+        return None
+    if not isinstance(value, str):
+        raise InvalidPayload("invalid_field", f"'{name}' must be a string")
+    if max_chars is not None and len(value) > max_chars:
+        raise InvalidPayload("invalid_field", f"'{name}' is longer than {max_chars} characters")
+    # JSON can encode both, but neither can be stored: PostgreSQL text refuses
+    # NUL, and a lone surrogate ("\ud800") is not encodable as UTF-8.
+    if "\x00" in value:
+        raise InvalidPayload("invalid_field", f"'{name}' must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidPayload("invalid_field", f"'{name}' is not valid Unicode text") from None
+    return value

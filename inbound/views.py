@@ -1,0 +1,61 @@
+"""HTTP adapter for inbound webhooks: verify, then parse, then receive.
+
+Order matters: the source and the signature are checked on the raw bytes
+before the body is parsed or anything is written, so an unauthenticated
+caller can make Parley do no more than one bounded read and a few HMACs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from django.http import HttpRequest, JsonResponse
+
+from inbound import signatures
+from inbound.payload import InvalidPayload, parse
+from inbound.services import inbound_message_receive
+from inbound.sources import secrets_for
+from project.http import ApiError, api
+
+logger = logging.getLogger(__name__)
+
+# Room for the largest valid message (4000 characters, each escaped as a
+# 12-byte surrogate pair in the worst case) plus the other fields.
+MAX_BODY_BYTES = 64 * 1024
+
+
+def _read_body(request: HttpRequest) -> bytes:
+    """At most MAX_BODY_BYTES of body, refusing a larger one before reading it all."""
+    too_large = ApiError(413, "body_too_large", f"the request body is larger than {MAX_BODY_BYTES} bytes")
+    declared = str(request.META.get("CONTENT_LENGTH") or "")
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise too_large
+    # Read one byte more than allowed, so a body without (or with a lying)
+    # Content-Length is still caught without reading it to the end.
+    raw = request.read(MAX_BODY_BYTES + 1)
+    if len(raw) > MAX_BODY_BYTES:
+        raise too_large
+    return raw
+
+
+@api(["POST"], None)
+def receive(request: HttpRequest, source: str) -> JsonResponse:
+    """``POST /webhooks/v1/inbound/{source}``: store one customer message, once."""
+    secrets = secrets_for(source)
+    if not secrets:
+        raise ApiError(404, "unknown_source", "no inbound webhook source is configured under this name")
+    raw = _read_body(request)
+    try:
+        signatures.verify(request.headers.get(signatures.HEADER), raw, secrets, now=time.time())
+    except signatures.SignatureError as exc:
+        logger.warning("inbound webhook from %s refused: %s", source, exc.detail)
+        raise ApiError(401, exc.code, exc.detail) from None
+    if request.content_type != "application/json":
+        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+    try:
+        message = parse(raw)
+    except InvalidPayload as exc:
+        raise ApiError(400, exc.code, exc.detail) from None
+    receipt = inbound_message_receive(source=source, raw_body=raw, message=message)
+    return JsonResponse({"message_id": str(receipt.message_id), "duplicate": receipt.duplicate}, status=202)

@@ -1,0 +1,202 @@
+"""Real servers for end-to-end tests: Daphne processes, workers, a database of their own.
+
+``stack`` is the embedded shape (`manage.py serve`: web, sockets and
+workers in one process); ``scaled_stack`` is production's (two Daphne
+processes and a `runworkers` process on Redis). Both run on PostgreSQL
+when DATABASE_URL names it, else on a SQLite file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.e2e
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def http(method: str, url: str, body: Any = None, token: str | None = None) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            raw = resp.read()
+            return resp.status, json.loads(raw) if raw else None
+    except urllib.error.HTTPError as err:
+        raw = err.read()
+        return err.code, json.loads(raw) if raw else None
+
+
+@dataclass
+class Stack:
+    urls: list[str]
+    env: dict[str, str]
+    logs: Path
+    agent_username: str = "agent"
+    agent_password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return self.urls[0]
+
+    def ws_url(self, token: str, index: int = 0) -> str:
+        return self.urls[index].replace("http://", "ws://") + f"/ws/v1/?token={token}"
+
+    def register_customer(self, name: str = "Ada Lovelace", email: str = "ada@example.com") -> dict[str, str]:
+        status, body = http(
+            "POST", f"{self.url}/api/v1/customers", {"name": name, "email": email, "external_id": str(uuid.uuid4())},
+            token=self.env["PARLEY_INTEGRATION_KEY"],
+        )
+        assert status == 201, body
+        return body
+
+    def agent_token(self) -> str:
+        status, body = http(
+            "POST", f"{self.url}/api/v1/auth/agent", {"username": self.agent_username, "password": self.agent_password}
+        )
+        assert status == 201, body
+        return str(body["token"])
+
+    def dump_logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.read_text()[-4000:]}" for p in sorted(self.logs.glob("*.log")))
+
+
+def _database(tmp: Path) -> tuple[str, Any]:
+    base = os.environ.get("DATABASE_URL", "")
+    if not base.startswith("postgres"):
+        return f"sqlite:///{tmp / 'e2e.sqlite3'}", lambda: None
+    import psycopg
+
+    name = f"parley_e2e_{os.getpid()}_{secrets.token_hex(3)}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+    def drop() -> None:
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    return base.rsplit("/", 1)[0] + "/" + name, drop
+
+
+def _start(stack: Stack, name: str, args: list[str]) -> None:
+    log = open(stack.logs / f"{name}.log", "wb")
+    stack.procs.append(
+        subprocess.Popen(args, cwd=ROOT, env=stack.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    )
+
+
+def _wait_healthy(stack: Stack, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    pending = list(stack.urls)
+    while pending and time.monotonic() < deadline:
+        for p in stack.procs:
+            if p.poll() is not None:
+                raise RuntimeError(f"a server process exited early:\n{stack.dump_logs()}")
+        try:
+            status, _ = http("GET", f"{pending[0]}/healthz")
+            if status == 200:
+                pending.pop(0)
+                continue
+        except OSError:
+            pass
+        time.sleep(0.2)
+    if pending:
+        raise RuntimeError(f"servers did not become healthy:\n{stack.dump_logs()}")
+
+
+def start_stack(tmp: Path, *, web: int = 1, separate_workers: bool = False, extra_env: dict[str, str] | None = None) -> tuple[Stack, Any]:
+    db_url, drop = _database(tmp)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    env.update(
+        DATABASE_URL=db_url,
+        DJANGO_SETTINGS_MODULE="project.settings",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(40),
+        PARLEY_INTEGRATION_KEY=secrets.token_urlsafe(24),
+        PARLEY_POLL_INTERVAL="0.2",
+        PARLEY_DEBUG="1",
+        **(extra_env or {}),
+    )
+    if separate_workers and not env.get("REDIS_URL"):
+        raise RuntimeError("a multi-process stack needs REDIS_URL")
+    logs = tmp / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    urls = [f"http://127.0.0.1:{free_port()}" for _ in range(web)]
+    stack = Stack(urls, env, logs)
+    env["DJANGO_SUPERUSER_PASSWORD"] = stack.agent_password
+    py = sys.executable
+    subprocess.run([py, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True, capture_output=True)
+    subprocess.run(
+        [py, "manage.py", "createsuperuser", "--noinput", "--username", "agent", "--email", "agent@example.com"],
+        cwd=ROOT, env=env, check=True, capture_output=True,
+    )
+    for i, url in enumerate(urls):
+        port = url.rsplit(":", 1)[1]
+        if separate_workers:
+            _start(stack, f"daphne-{i}", [py, "-m", "daphne", "-b", "127.0.0.1", "-p", port, "project.asgi:application"])
+        else:
+            _start(stack, f"serve-{i}", [py, "manage.py", "serve", "--port", port])
+    if separate_workers:
+        _start(stack, "workers", [py, "manage.py", "runworkers"])
+    try:
+        _wait_healthy(stack)
+    except Exception:
+        stop_stack(stack)
+        drop()
+        raise
+    return stack, drop
+
+
+def stop_stack(stack: Stack) -> None:
+    for p in stack.procs:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGTERM)
+    for p in stack.procs:
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """One `manage.py serve` process: web, websockets and workers together."""
+    s, drop = start_stack(tmp_path_factory.mktemp("stack"))
+    yield s
+    stop_stack(s)
+    drop()
+
+
+@pytest.fixture(scope="module")
+def scaled_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Two Daphne processes and one `runworkers` process on Redis."""
+    s, drop = start_stack(tmp_path_factory.mktemp("scaled"), web=2, separate_workers=True)
+    yield s
+    stop_stack(s)
+    drop()

@@ -1,0 +1,203 @@
+"""Projections built live equal a full replay and a brute-force fold of the log.
+
+Hypothesis drives random sequences of sends, edits, reads, renames,
+duplicates and crashes through the real command handlers, on SQLite and
+(in CI) PostgreSQL. Live projection runs interleaved with the commands in
+random batch sizes; a crash is injected mid-batch now and then.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from chat.domain import Actor, ChatError, EditMessage, MarkMessageAsRead, SendMessage, SenderKind
+from chat.handlers import edit_message, mark_message_as_read, send_message
+from customers.models import Customer
+from customers.services import customer_register, customer_update
+from eventstore.events import Cursor, RecordedEvent
+from eventstore.models import Checkpoint, StoredEvent
+from eventstore.runner import ConsumerRunner
+from eventstore.store import EventStore
+from readmodels.models import AgentUnread, Badge, BadgeChange, BadgeUnread, Conversation, DirectoryEntry, TimelineMessage
+from readmodels.projections import all_projections
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CUSTOMERS = 2
+MESSAGES = 4
+AGENTS = [Actor(SenderKind.AGENT, "1", "Grace"), Actor(SenderKind.AGENT, "2", "Linus")]
+BODIES = ["hi", "hello", "thanks", "ok"]
+
+send = st.tuples(st.just("send"), st.integers(0, MESSAGES - 1), st.integers(0, CUSTOMERS - 1), st.booleans(), st.sampled_from(BODIES))
+edit = st.tuples(st.just("edit"), st.integers(0, MESSAGES - 1), st.booleans(), st.sampled_from(BODIES))
+read = st.tuples(st.just("read"), st.integers(0, MESSAGES - 1), st.booleans())
+op = st.one_of(
+    send, send, send, edit, edit, read, read,
+    st.tuples(st.just("rename"), st.integers(0, CUSTOMERS - 1), st.sampled_from(["Ada", "Bea", "Cy"])),
+    st.tuples(st.just("project"), st.integers(1, 7)),
+    st.tuples(st.just("crash"), st.integers(1, 7), st.integers(0, 3)),
+)
+
+
+class CrashAfter:
+    """Wraps a projection and raises after applying ``n`` events of a batch."""
+
+    def __init__(self, inner: Any, n: int) -> None:
+        self.inner, self.n = inner, n
+        self.name, self.event_types, self.depends_on = inner.name, inner.event_types, inner.depends_on
+
+    def handle(self, events: Sequence[RecordedEvent]) -> None:
+        self.inner.handle(events[: self.n])
+        if len(events) > self.n:
+            raise RuntimeError("injected crash mid-batch")
+
+    def reset(self) -> None:
+        self.inner.reset()
+
+    async def after_commit(self, effects: object) -> None:
+        return None
+
+
+def wipe() -> None:
+    for model in (StoredEvent, Checkpoint, Customer, DirectoryEntry, TimelineMessage, Conversation, AgentUnread, Badge, BadgeUnread, BadgeChange):
+        model.objects.all().delete()
+
+
+def snapshot() -> dict[str, Any]:
+    def rows(model: Any, *fields: str) -> list[tuple]:
+        return sorted(model.objects.values_list(*fields))
+
+    return {
+        "directory": rows(DirectoryEntry, "customer_id", "name", "email", "phone", "tx", "position"),
+        "timeline": rows(TimelineMessage, "message_id", "customer_id", "sender_kind", "sender_id", "body", "sent_at", "edited_at", "read_at", "tx", "position"),
+        "conversations": rows(Conversation, "customer_id", "last_message", "unread_for_agents", "awaiting_reply", "last_activity_at", "tx", "position"),
+        "agent_unread": rows(AgentUnread, "message_id", "customer_id"),
+        "badge": rows(Badge, "customer_id", "unread", "tx", "position"),
+        "badge_unread": rows(BadgeUnread, "message_id", "customer_id"),
+        "badge_history": rows(BadgeChange, "customer_id", "unread", "tx", "position"),
+    }
+
+
+def brute_force(events: list[RecordedEvent]) -> dict[str, Any]:
+    """The read models' meaning, folded naively from the whole log."""
+    names: dict[uuid.UUID, str] = {}
+    messages: dict[uuid.UUID, dict[str, Any]] = {}
+    for r in events:
+        e: Any = r.event
+        if r.event_type in ("CustomerRegistered", "ContactDetailsChanged"):
+            names[e.customer_id] = e.name
+        elif r.event_type == "MessageSent":
+            messages[e.message_id] = {"customer": e.customer_id, "kind": e.sender_kind, "body": e.body, "read": False, "sent_at": e.sent_at}
+        elif r.event_type == "MessageEdited":
+            messages[e.message_id]["body"] = e.body
+        elif r.event_type == "MessageMarkedAsRead":
+            messages[e.message_id]["read"] = True
+    customers = {m["customer"] for m in messages.values()}
+    last = {}
+    for mid, m in messages.items():  # insertion order is log order of MessageSent
+        last[m["customer"]] = (mid, m["kind"])
+    return {
+        "last_message": {c: str(mid) for c, (mid, _) in last.items()},
+        "awaiting_reply": {c: kind == "customer" for c, (_, kind) in last.items()},
+        "agent_unread": {mid for mid, m in messages.items() if m["kind"] == "customer" and not m["read"]},
+        "badge_unread": {mid for mid, m in messages.items() if m["kind"] == "agent" and not m["read"]},
+        "names": names,
+        "bodies": {mid: m["body"] for mid, m in messages.items()},
+        "badge": {
+            c: sum(1 for m in messages.values() if m["customer"] == c and m["kind"] == "agent" and not m["read"])
+            for c in customers
+        },
+        "unread_for_agents": {
+            c: sum(1 for m in messages.values() if m["customer"] == c and m["kind"] == "customer" and not m["read"])
+            for c in customers
+        },
+    }
+
+
+def wait_until_all_readable() -> None:
+    """On PostgreSQL readers stop at the oldest running transaction of the
+    cluster, which may be another session's: let those finish first."""
+    import time
+
+    for _ in range(500):
+        if EventStore().count_after(Cursor.start()) == StoredEvent.objects.count():
+            return
+        time.sleep(0.01)
+    raise AssertionError("committed events stayed unreadable")
+
+
+def run_live(batch: int) -> None:
+    for p in all_projections():
+        ConsumerRunner(p, batch_size=batch).catch_up()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(ops=st.lists(op, min_size=12, max_size=40))
+def test_live_projections_equal_a_replay_and_a_brute_force_fold(ops):
+    wipe()
+    customers = [customer_register(name=f"Customer {i}", external_id=f"c{i}").customer for i in range(CUSTOMERS)]
+    message_ids = [uuid.uuid4() for _ in range(MESSAGES)]
+    owner: dict[int, int] = {}
+    sender: dict[int, Actor] = {}
+    for o in ops:
+        before = StoredEvent.objects.count()
+        try:
+            if o[0] == "send":
+                _, k, c, by_agent, body = o
+                cust = customers[owner.setdefault(k, c)]
+                actor = AGENTS[k % 2] if by_agent else Actor(SenderKind.CUSTOMER, str(cust.id))
+                send_message(SendMessage(message_ids[k], cust.id, actor, body))
+                sender.setdefault(k, actor)
+            elif o[0] == "edit":
+                # Mostly the real sender (so edits happen), sometimes someone else (refused).
+                _, k, as_sender, body = o
+                real = sender.get(k, AGENTS[0])
+                actor = real if as_sender else (AGENTS[1] if real.kind is SenderKind.CUSTOMER else AGENTS[(int(real.id)) % 2])
+                edit_message(EditMessage(message_ids[k], actor, body))
+            elif o[0] == "read":
+                # The receiving side (any agent, or the customer), or the sender (refused).
+                _, k, as_receiver = o
+                real = sender.get(k, AGENTS[0])
+                customer = Actor(SenderKind.CUSTOMER, str(customers[owner.get(k, 0)].id))
+                receiver = customer if real.kind is SenderKind.AGENT else AGENTS[k % 2]
+                mark_message_as_read(MarkMessageAsRead(message_ids[k], receiver if as_receiver else real))
+            elif o[0] == "rename":
+                customer_update(customer_id=customers[o[1]].id, name=o[2])
+            elif o[0] == "project":
+                run_live(o[1])
+            elif o[0] == "crash":
+                _, batch, n = o
+                for p in all_projections():
+                    try:
+                        ConsumerRunner(CrashAfter(p, n), batch_size=batch).catch_up()
+                    except RuntimeError:
+                        pass
+        except ChatError:
+            assert StoredEvent.objects.count() == before, "a refused command appended something"
+    wait_until_all_readable()
+    run_live(5)
+    live = snapshot()
+
+    log = EventStore().read_all(Cursor.start(), limit=100_000)
+    expected = brute_force(log)
+
+    for p in all_projections():
+        ConsumerRunner(p).rebuild()
+    replayed = snapshot()
+    assert live == replayed
+
+    assert {r[0]: r[1] for r in live["directory"]} == expected["names"]
+    assert {r[0]: r[4] for r in live["timeline"]} == expected["bodies"]
+    assert {c: u for c, u, *_ in live["badge"] if u} == {c: n for c, n in expected["badge"].items() if n}
+    assert {r[0]: r[2] for r in live["conversations"]} == expected["unread_for_agents"]
+    assert {r[0]: r[1]["message_id"] for r in live["conversations"]} == expected["last_message"]
+    assert {r[0]: r[3] for r in live["conversations"]} == expected["awaiting_reply"]
+    assert {r[0] for r in live["agent_unread"]} == expected["agent_unread"]
+    assert {r[0] for r in live["badge_unread"]} == expected["badge_unread"]
+    assert all(u >= 0 for _, u, *_ in live["badge_history"])
