@@ -28,7 +28,7 @@ from chat.handlers import Outcome, edit_message, mark_message_as_read, send_mess
 from chat.realtime import AGENTS_GROUP, FRAME_EVENT_TYPES, Envelope, envelopes
 from eventstore.events import Cursor, Metadata
 from eventstore.store import EventStore, UnknownPosition
-from readmodels.models import DirectoryEntry
+from readmodels import queries
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +159,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             customer_id = self.principal.customer_id
         else:
             customer_id = _uuid(frame, "customer_id")
-            if not await database_sync_to_async(DirectoryEntry.objects.filter(customer_id=customer_id).exists)():
+            if not await queries.customer_known(customer_id):
                 raise FrameError("customer_not_found", f"no customer {customer_id}", str(message_id))
         cmd = SendMessage(message_id, customer_id, self.principal.actor, body)
         await self._ack(message_id, await database_sync_to_async(send_message)(cmd, metadata=self._metadata()))

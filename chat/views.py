@@ -16,7 +16,6 @@ from chat.handlers import Outcome, edit_message, mark_message_as_read, send_mess
 from eventstore.events import Metadata
 from project.http import ApiError, api, field_str, field_uuid, json_body, parse_uuid, query_int
 from readmodels import queries
-from readmodels.models import DirectoryEntry
 
 MAX_PAGE = 500
 
@@ -112,16 +111,21 @@ def message_read(request: HttpRequest, principal: Principal, message_id: str) ->
 # -- agent endpoints -------------------------------------------------------------------
 
 
-def _known_customer(customer_id: str) -> uuid.UUID:
+async def _known_customer(customer_id: str) -> uuid.UUID:
+    """The customer id, if the directory knows it.
+
+    A customer registered a moment ago may not be projected yet: before
+    answering 404 wait (briefly) for the directory to reach the log's head.
+    """
     cid = parse_uuid(customer_id, "customer_id")
-    if not DirectoryEntry.objects.filter(customer_id=cid).exists():
+    if not await queries.customer_known(cid):
         raise ApiError(404, "customer_not_found", f"no customer {cid}")
     return cid
 
 
 @api(["GET", "POST"], "agent")
 async def conversation_messages(request: HttpRequest, principal: Principal, customer_id: str) -> JsonResponse:
-    cid = await sync_to_async(_known_customer)(customer_id)
+    cid = await _known_customer(customer_id)
     if request.method == "POST":
         return await sync_to_async(_send)(request, principal, cid)
     return await _list_messages(request, cid)
@@ -147,7 +151,7 @@ async def conversations(request: HttpRequest, principal: Principal) -> JsonRespo
 @api(["GET"], "agent")
 async def conversation_detail(request: HttpRequest, principal: Principal, customer_id: str) -> JsonResponse:
     """The conversation row and the customer's contact details (read-only)."""
-    cid = await sync_to_async(_known_customer)(customer_id)
+    cid = await _known_customer(customer_id)
     conv = await sync_to_async(queries.conversation)(cid)
     profile = await sync_to_async(queries.customer_profile)(cid)
     return JsonResponse({"conversation": conv, "customer": profile})

@@ -32,7 +32,7 @@ from django.db.models import Q
 from eventstore import wakeup
 from eventstore.events import Cursor, RecordedEvent
 from eventstore.models import Checkpoint
-from eventstore.store import NOTIFY_CHANNEL, EventStore
+from eventstore.store import NOTIFY_CHANNEL, EventStore, mark_replay_transaction, replaying
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +185,9 @@ class ConsumerRunner:
         total = 0
         try:
             with transaction.atomic():
+                # Live readers need not wait for this long transaction.
+                mark_replay_transaction()
+                replaying.active = True
                 self.consumer.reset()
                 Checkpoint.objects.filter(name=self.consumer.name).update(tx=0, position=0)
                 while True:
@@ -193,6 +196,7 @@ class ConsumerRunner:
                         break
                     total += count
         finally:
+            replaying.active = False
             self.release_lease()
         return total
 

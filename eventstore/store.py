@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,49 @@ from eventstore.events import (
 from eventstore.models import StoredEvent
 
 NOTIFY_CHANNEL = "parley_events"
+
+#: application_name of a transaction that promises never to append events
+#: (a read-model rebuild): readers need not wait for it.
+REPLAY_APPLICATION_NAME = "parley:replay"
+
+# The read barrier: the oldest transaction that might still commit an event.
+# pg_current_snapshot()'s in-progress list is cluster-wide, so transactions
+# of other databases (and replays of our own) are dropped from it, or one
+# long transaction anywhere in the cluster would stall every reader. An xid
+# whose backend cannot be seen (finished meanwhile, or hidden from this
+# role) is kept: that may delay a read, never make it skip. The reader's own
+# xid is kept too, so a reader never passes its own uncommitted appends.
+_BARRIER_SQL = f"""
+tx < (
+    WITH snap AS (SELECT pg_current_snapshot() AS s)
+    SELECT COALESCE(min(inflight.x), (SELECT pg_snapshot_xmax(s)::text::bigint FROM snap))
+    FROM (
+        SELECT xip::text::bigint AS x FROM snap, pg_snapshot_xip(snap.s) AS xip
+        UNION ALL SELECT pg_current_xact_id_if_assigned()::text::bigint
+    ) AS inflight
+    WHERE inflight.x IS NOT NULL AND inflight.x NOT IN (
+        SELECT backend_xid::text::bigint FROM pg_stat_activity
+        WHERE backend_xid IS NOT NULL
+          AND (datname IS DISTINCT FROM current_database() OR application_name = '{REPLAY_APPLICATION_NAME}')
+    )
+)
+"""
+
+
+class _Replaying(threading.local):
+    active = False
+
+
+#: Set (per thread) while a rebuild runs; append() refuses meanwhile.
+replaying = _Replaying()
+
+
+def mark_replay_transaction(using: str = "default") -> None:
+    """Declare the current transaction a replay: it will append no events."""
+    conn = connections[using]
+    if conn.vendor == "postgresql":
+        with conn.cursor() as cursor:
+            cursor.execute("SET LOCAL application_name = %s", [REPLAY_APPLICATION_NAME])
 
 
 class ConcurrencyConflict(Exception):
@@ -111,6 +155,8 @@ class EventStore:
         """
         if not events:
             return []
+        if replaying.active:
+            raise RuntimeError("a replay transaction must not append events (readers do not wait for it)")
         metadata = metadata or Metadata()
         pending = [e if isinstance(e, NewEvent) else NewEvent(e) for e in events]
         now = dt.datetime.now(dt.timezone.utc)
@@ -255,7 +301,7 @@ class EventStore:
     def _readable(self):  # type: ignore[no-untyped-def]
         qs = StoredEvent.objects.using(self.using).all()
         if self._is_postgres:
-            qs = qs.extra(where=["tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint"])
+            qs = qs.extra(where=[_BARRIER_SQL])
         return qs
 
     @staticmethod

@@ -121,3 +121,64 @@ def test_appends_to_different_streams_do_not_wait_for_each_other():
     release.set()
     t.join()
     assert released_by_other_writer == [True]
+
+
+def test_a_long_transaction_in_another_database_does_not_hold_readers_back():
+    import os
+
+    import psycopg
+
+    store = EventStore()
+    base = os.environ["DATABASE_URL"]  # the cluster's own database, not the test database
+    with psycopg.connect(base) as other:
+        other.execute("SELECT pg_current_xact_id()")  # takes an xid and keeps its transaction open
+        appended = store.append("while-other-db-busy", [noted()], 0)[0]
+        assert [e.event_id for e in store.read_all(Cursor.start())] == [appended.event_id]
+        other.rollback()
+
+
+def test_a_rebuild_in_progress_does_not_hold_live_readers_back():
+    from eventstore.runner import ConsumerRunner
+
+    store = EventStore()
+    store.append("before", [noted()], 0)
+    inside = threading.Event()
+    release = threading.Event()
+    seen_by_reader: list[str] = []
+
+    class SlowProjection:
+        name = "slow"
+        event_types = None
+        depends_on = ()
+
+        def handle(self, events):
+            inside.set()
+            release.wait(10)
+
+        def reset(self):
+            with connection.cursor() as c:
+                c.execute("SELECT pg_current_xact_id()")  # a writing transaction, like a real reset
+
+        async def after_commit(self, effects):
+            return None
+
+    t = threading.Thread(target=_in_thread, args=(ConsumerRunner(SlowProjection()).rebuild,))
+    t.start()
+    assert inside.wait(10)
+    late = store.append("during-rebuild", [noted()], 0)[0]
+    seen_by_reader = [e.stream_id for e in store.read_all(Cursor.start())]
+    release.set()
+    t.join()
+    assert seen_by_reader == ["before", "during-rebuild"]
+    assert late.position > 0
+
+
+def test_a_replay_transaction_cannot_append():
+    from eventstore.store import replaying
+
+    replaying.active = True
+    try:
+        with pytest.raises(RuntimeError):
+            EventStore().append("x", [noted()], 0)
+    finally:
+        replaying.active = False

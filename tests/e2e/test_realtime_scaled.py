@@ -1,0 +1,122 @@
+"""Two Daphne processes and a worker process on Redis behave as one server.
+
+A real websocket client library (websockets) talks to real processes: a
+customer on one Daphne, an agent on the other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+import pytest
+import websockets
+
+from tests.e2e.conftest import Stack, http
+
+pytestmark = [pytest.mark.e2e, pytest.mark.redis, pytest.mark.postgres]
+
+
+async def next_of(ws: Any, kind: str, timeout: float = 15, message_id: str | None = None) -> dict[str, Any]:
+    """The next frame of ``kind`` (about ``message_id``), skipping others."""
+    async def wait() -> dict[str, Any]:
+        while True:
+            frame = json.loads(await ws.recv())
+            if frame["type"] == kind and (message_id is None or frame.get("message", {}).get("message_id") == message_id):
+                return frame
+
+    return await asyncio.wait_for(wait(), timeout)
+
+
+async def collect_until(ws: Any, kind: str, timeout: float = 15) -> list[dict[str, Any]]:
+    frames: list[dict[str, Any]] = []
+
+    async def wait() -> list[dict[str, Any]]:
+        while True:
+            frames.append(json.loads(await ws.recv()))
+            if frames[-1]["type"] == kind:
+                return frames
+
+    return await asyncio.wait_for(wait(), timeout)
+
+
+def test_a_customer_and_an_agent_on_different_processes_talk_live(scaled_stack: Stack):
+    customer = scaled_stack.register_customer("Carla Customer")
+    agent = scaled_stack.agent_token()
+
+    async def scenario() -> None:
+        async with websockets.connect(scaled_stack.ws_url(customer["token"], 0)) as cws, websockets.connect(
+            scaled_stack.ws_url(agent, 1)
+        ) as aws:
+            mid = str(uuid.uuid4())
+            await cws.send(json.dumps({"type": "message.send", "message_id": mid, "body": "hello from process 0"}))
+            ack = await next_of(cws, "ack")
+            seen = await next_of(aws, "message.sent")
+            assert seen["message"]["message_id"] == mid and seen["position"] == ack["position"]
+            assert seen["message"]["sender"]["name"] == "Carla Customer"
+
+            reply = str(uuid.uuid4())
+            await aws.send(json.dumps({"type": "message.send", "customer_id": customer["customer_id"], "message_id": reply, "body": "hi from process 1"}))
+            await next_of(aws, "ack")
+            got = await next_of(cws, "message.sent", message_id=reply)
+            assert got["message"]["body"] == "hi from process 1"
+            assert (await next_of(cws, "badge"))["unread"] == 1
+
+    asyncio.run(scenario())
+
+
+def test_every_device_of_a_customer_follows_the_badge_across_processes(scaled_stack: Stack):
+    customer = scaled_stack.register_customer("Multi Device")
+    agent = scaled_stack.agent_token()
+
+    async def scenario() -> None:
+        async with websockets.connect(scaled_stack.ws_url(customer["token"], 0)) as phone, websockets.connect(
+            scaled_stack.ws_url(customer["token"], 1)
+        ) as laptop:
+            ids = [str(uuid.uuid4()) for _ in range(2)]
+            for i in ids:
+                status, _ = http("POST", f"{scaled_stack.url}/api/v1/conversations/{customer['customer_id']}/messages", {"message_id": i, "body": "news"}, token=agent)
+                assert status == 201
+            for device in (phone, laptop):
+                assert (await next_of(device, "badge"))["unread"] == 1
+                assert (await next_of(device, "badge"))["unread"] == 2
+            await phone.send(json.dumps({"type": "message.read", "message_id": ids[0]}))
+            for device in (phone, laptop):
+                badge = await next_of(device, "badge")
+                assert badge["unread"] == 1
+            status, body = http("GET", f"{scaled_stack.urls[1]}/api/v1/badge?min_position={badge['position']}", token=customer["token"])
+            assert status == 200 and body == {"unread": 1, "position": badge["position"]}
+
+    asyncio.run(scenario())
+
+
+def test_a_customer_who_reconnects_gets_everything_sent_while_away_exactly_once(scaled_stack: Stack):
+    customer = scaled_stack.register_customer("Away For A Bit")
+    agent = scaled_stack.agent_token()
+
+    async def scenario() -> None:
+        async with websockets.connect(scaled_stack.ws_url(customer["token"], 0)) as ws:
+            first = str(uuid.uuid4())
+            await ws.send(json.dumps({"type": "message.send", "message_id": first, "body": "are you there?"}))
+            last_seen = (await next_of(ws, "ack"))["position"]
+        # Disconnected: the agent answers three times through the other process.
+        missed = [str(uuid.uuid4()) for _ in range(3)]
+        for i, mid in enumerate(missed):
+            status, _ = http("POST", f"{scaled_stack.urls[1]}/api/v1/conversations/{customer['customer_id']}/messages", {"message_id": mid, "body": f"answer {i}"}, token=agent)
+            assert status == 201
+        async with websockets.connect(scaled_stack.ws_url(customer["token"], 1)) as ws:
+            await ws.send(json.dumps({"type": "resume", "after": last_seen}))
+            frames = await collect_until(ws, "resumed")
+            got = [f["message"]["message_id"] for f in frames if f["type"] == "message.sent"]
+            assert got == missed
+            # And live afterwards, still exactly once.
+            live = str(uuid.uuid4())
+            status, _ = http("POST", f"{scaled_stack.url}/api/v1/conversations/{customer['customer_id']}/messages", {"message_id": live, "body": "live"}, token=agent)
+            assert status == 201
+            frame = await next_of(ws, "message.sent")
+            assert frame["message"]["message_id"] == live
+            assert (await next_of(ws, "badge"))["unread"] == 4
+
+    asyncio.run(scenario())
