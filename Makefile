@@ -44,4 +44,4 @@ lint: $(STAMP)
 	$(BIN)/python -m mypy eventstore chat customers readmodels notifications project
 
 clean:
-	rm -rf $(VENV) .test.sqlite3* parley.sqlite3*
+	rm -rf $(VENV) .test-*.sqlite3* parley.sqlite3*
