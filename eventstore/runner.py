@@ -235,6 +235,8 @@ class Worker:
                     if effects is not None:
                         await self.runner.consumer.after_commit(effects)
                     if count:
+                        # Consumers that depend on this one may now move on.
+                        wakeup.notify()
                         continue
                     await _wait_either(stop, woken, self.poll_interval)
                 except LostLease:

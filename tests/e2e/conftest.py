@@ -138,7 +138,8 @@ def start_stack(tmp: Path, *, web: int = 1, separate_workers: bool = False, extr
         DJANGO_SETTINGS_MODULE="project.settings",
         DJANGO_SECRET_KEY=secrets.token_urlsafe(40),
         PARLEY_INTEGRATION_KEY=secrets.token_urlsafe(24),
-        PARLEY_POLL_INTERVAL="0.2",
+        # Long polls: live delivery must come from wake-ups (NOTIFY across processes).
+        PARLEY_POLL_INTERVAL="30",
         PARLEY_DEBUG="1",
         **(extra_env or {}),
     )
