@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 .env:
-	$(BIN)/python scripts/make_env.py > .env
+	$(BIN)/python scripts/make_env.py > .env.tmp && mv .env.tmp .env
 
 ## Serve everything on http://127.0.0.1:8000 (SQLite + in-memory channel layer).
 run: $(STAMP)

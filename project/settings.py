@@ -131,6 +131,17 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# Rate limits count in the cache: shared through Redis when there is one,
+# per process otherwise (fine for the single-process embedded mode).
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "parley",
+        }
+    }
+
 # --- Auth, sessions, security ------------------------------------------------
 
 AUTH_PASSWORD_VALIDATORS = [
