@@ -138,7 +138,7 @@ if REDIS_URL:
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
-            "KEY_PREFIX": "parley",
+            "KEY_PREFIX": os.environ.get("PARLEY_CACHE_KEY_PREFIX", "parley"),
         }
     }
 

@@ -89,6 +89,14 @@ class Caller:
         return self.client.delete(path, **self._headers())
 
 
+@pytest.fixture(autouse=True)
+def _private_cache(settings: _Any) -> None:
+    """Each test counts rate limits in a cache of its own, never a shared Redis."""
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": _uuid.uuid4().hex}
+    }
+
+
 @pytest.fixture
 def make_customer(db: _Any) -> _Any:
     from django.test import Client
