@@ -125,7 +125,9 @@ if REDIS_URL:
                 if PARLEY_CHANNEL_LAYER == "pubsub"
                 else "channels_redis.core.RedisChannelLayer"
             ),
-            "CONFIG": {"hosts": [REDIS_URL]},
+            # Pub/Sub channels ignore the Redis database number: a prefix of
+            # its own keeps deployments sharing a Redis out of each other's groups.
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": os.environ.get("PARLEY_CHANNEL_PREFIX", "parley")},
         }
     }
 else:
@@ -193,6 +195,9 @@ PUSH_ENDPOINT_ALLOWED_HOSTS = env_list(
     ],
 )
 PUSH_ENDPOINT_INSECURE_HOSTS = env_list("PUSH_ENDPOINT_INSECURE_HOSTS", [])
+# The customer page's "start a conversation" form for visitors.
+PARLEY_VISITOR_SIGNUP = env_bool("PARLEY_VISITOR_SIGNUP", True)
+PARLEY_VISITOR_SIGNUPS_PER_HOUR = int(os.environ.get("PARLEY_VISITOR_SIGNUPS_PER_HOUR", "10"))
 PUSH_DELAY_SECONDS = float(os.environ.get("PUSH_DELAY_SECONDS", "0"))
 
 # "source=secret,source=secret2": a source may appear twice during rotation.

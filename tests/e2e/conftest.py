@@ -141,6 +141,7 @@ def start_stack(tmp: Path, *, web: int = 1, separate_workers: bool = False, extr
         # Long polls: live delivery must come from wake-ups (NOTIFY across processes).
         PARLEY_POLL_INTERVAL="30",
         PARLEY_CACHE_KEY_PREFIX=f"e2e-{secrets.token_hex(4)}",
+        PARLEY_CHANNEL_PREFIX=f"e2e-{secrets.token_hex(4)}",
         PARLEY_DEBUG="1",
         **(extra_env or {}),
     )

@@ -1,0 +1,402 @@
+"""The two pages in a real browser (Debian's Chromium, driven by Playwright)
+against a real server: a customer and agents exchanging messages, read
+states and badges, hostile message bodies, and a dropped connection."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import ROOT, Stack, http
+
+pytestmark = pytest.mark.e2e
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+expect = playwright_sync.expect
+# Waiting is not asserting: expect() retries until the page shows what it
+# should; a loaded CI machine only needs longer before it gives up.
+expect.set_options(timeout=15_000)
+
+ARTIFACTS = ROOT / "tests" / "artifacts"
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 800}
+
+# Pretend the tab went to the background (headless pages are always
+# "visible"), and back; the page listens for visibilitychange like any tab.
+HIDE_TAB = """() => {
+  Object.defineProperty(document, "visibilityState", {configurable: true, get: () => "hidden"});
+  Object.defineProperty(document, "hidden", {configurable: true, get: () => true});
+  document.dispatchEvent(new Event("visibilitychange"));
+}"""
+SHOW_TAB = """() => {
+  delete document.visibilityState;
+  delete document.hidden;
+  document.dispatchEvent(new Event("visibilitychange"));
+}"""
+
+
+def chromium_path() -> str | None:
+    for candidate in (os.environ.get("PARLEY_CHROMIUM"), shutil.which("chromium"), "/usr/bin/chromium"):
+        if candidate and Path(candidate).exists():
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    path = chromium_path()
+    if path is None:
+        if os.environ.get("PARLEY_REQUIRE_SERVICES") == "1":
+            pytest.fail("Chromium is required for the browser tests (apt-get install chromium)")
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    with playwright_sync.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+class Watched:
+    """A page with its dialogs and script errors recorded, so a test can say none happened."""
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+        self.dialogs: list[str] = []
+        self.errors: list[str] = []
+        page.on("dialog", self._dialog)
+        page.on("pageerror", lambda err: self.errors.append(str(err)))
+
+    def _dialog(self, dialog: Any) -> None:
+        self.dialogs.append(f"{dialog.type}: {dialog.message}")
+        dialog.dismiss()
+
+
+@pytest.fixture
+def pages(browser: Any) -> Iterator[list[Watched]]:
+    opened: list[Watched] = []
+    yield opened
+    for w in opened:
+        w.page.context.close()
+    for w in opened:
+        assert w.dialogs == [], f"a dialog opened: {w.dialogs}"
+        assert w.errors == [], f"script errors: {w.errors}"
+
+
+def open_customer(browser: Any, pages: list[Watched], stack: Stack, token: str) -> Any:
+    context = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
+    w = Watched(context.new_page())
+    pages.append(w)
+    w.page.goto(f"{stack.url}/chat/?token={token}")
+    expect(w.page).to_have_url(f"{stack.url}/chat/")  # the token is gone from the address bar
+    expect(w.page.locator("#connection")).to_have_attribute("data-state", "live")
+    return w.page
+
+
+def log_in_agent(browser: Any, pages: list[Watched], stack: Stack, username: str, password: str) -> Any:
+    context = browser.new_context(viewport=DESKTOP)
+    w = Watched(context.new_page())
+    pages.append(w)
+    page = w.page
+    page.goto(f"{stack.url}/agent/")
+    expect(page).to_have_url(re.compile(r"/accounts/login/"))
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(f"{stack.url}/agent/")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    return page
+
+
+def send(page: Any, text: str) -> None:
+    box = page.locator("#composer-input")
+    box.fill(text)
+    box.press("Enter")
+
+
+def conversation_row(agent_page: Any, customer_id: str) -> Any:
+    return agent_page.locator(f'.conv[data-customer-id="{customer_id}"]')
+
+
+def save_screenshot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name))
+    if os.environ.get("PARLEY_UPDATE_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ARTIFACTS / name, SCREENSHOTS / name)
+
+
+def create_agent(stack: Stack, username: str, first_name: str) -> str:
+    password = f"pw-{uuid.uuid4().hex[:12]}"
+    code = (
+        "from django.contrib.auth import get_user_model as m;"
+        f"m().objects.create_user({username!r}, password={password!r}, is_staff=True, first_name={first_name!r})"
+    )
+    subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, env=stack.env, check=True, capture_output=True
+    )
+    return password
+
+
+def agent_send(stack: Stack, token: str, customer_id: str, body: str) -> dict[str, Any]:
+    status, sent = http(
+        "POST", f"{stack.url}/api/v1/conversations/{customer_id}/messages", {"message_id": str(uuid.uuid4()), "body": body}, token
+    )
+    assert status == 201, sent
+    return sent
+
+
+def customer_send(stack: Stack, token: str, body: str) -> dict[str, Any]:
+    status, sent = http("POST", f"{stack.url}/api/v1/messages", {"message_id": str(uuid.uuid4()), "body": body}, token)
+    assert status == 201, sent
+    return sent
+
+
+# -- tests ------------------------------------------------------------------------------------
+
+
+def test_a_customer_and_an_agent_talk_both_ways_and_see_each_other_read(browser, pages, stack):
+    ada = stack.register_customer("Ada Lovelace", "ada@example.com")
+    customer = open_customer(browser, pages, stack, ada["token"])
+    agent = log_in_agent(browser, pages, stack, stack.agent_username, stack.agent_password)
+
+    # The customer writes; the dashboard shows an unread, unanswered conversation.
+    send(customer, "Hello! My parcel has not arrived yet.")
+    question = customer.locator(".msg--mine", has_text="My parcel has not arrived")
+    expect(question).to_have_attribute("data-state", "sent")
+    row = conversation_row(agent, ada["customer_id"])
+    expect(row.locator(".count")).to_have_text("1")
+    expect(row.locator(".tag--awaiting")).to_have_text("Waiting for a reply")
+    expect(agent).to_have_title(re.compile(r"^\(1\) "))
+
+    # The agent opens it: the timeline and the contact details show, and it is read on both sides.
+    row.click()
+    expect(agent.locator("#conversation-title")).to_have_text("Ada Lovelace")
+    expect(agent.locator("#details-body")).to_contain_text("ada@example.com")
+    expect(agent.locator(".msg--theirs", has_text="My parcel has not arrived")).to_have_count(1)
+    expect(row.locator(".count")).to_have_count(0)
+    expect(agent).not_to_have_title(re.compile(r"^\(\d+\) "))
+    expect(question).to_have_attribute("data-state", "read")
+
+    # The customer's tab is in the background: the agent's typing and reply arrive, unread.
+    customer.evaluate(HIDE_TAB)
+    agent.locator("#composer-input").fill("Sorry to hear that! Let me check")
+    expect(customer.locator("#typing")).to_contain_text("is typing")
+    agent.locator("#composer-input").press("Enter")
+    reply = agent.locator(".msg--mine", has_text="Let me check")
+    expect(customer.locator(".msg--theirs", has_text="Let me check")).to_have_count(1)
+    expect(customer.locator("#typing")).to_have_text("")
+    expect(customer.locator("#unread")).to_have_text("1 unread")
+    expect(customer).to_have_title(re.compile(r"^\(1\) "))
+    expect(reply).to_have_attribute("data-state", "sent")
+    status, badge = http("GET", f"{stack.url}/api/v1/badge", token=ada["token"])
+    assert (status, badge["unread"]) == (200, 1)
+
+    # Back in front of the customer: read, the badge clears, the agent sees "Read".
+    customer.evaluate(SHOW_TAB)
+    expect(customer.locator("#unread")).to_be_hidden()
+    expect(customer).not_to_have_title(re.compile(r"^\(\d+\) "))
+    expect(reply).to_have_attribute("data-state", "read")
+
+    # Customer typing shows on the dashboard; Shift+Enter makes a new line, Enter sends.
+    box = customer.locator("#composer-input")
+    box.fill("It was order 1042.")
+    expect(agent.locator("#typing")).to_contain_text("Ada Lovelace is typing")
+    box.press("Shift+Enter")
+    box.press_sequentially("Thanks!")
+    box.press("Enter")
+    two_lines = agent.locator(".msg--theirs", has_text="It was order 1042.")
+    expect(two_lines.locator(".msg__body")).to_have_text("It was order 1042.\nThanks!")
+    expect(customer.locator(".msg--mine", has_text="Thanks!")).to_have_attribute("data-state", "read")
+
+    # The customer edits their last message (Up arrow in an empty box).
+    box.press("ArrowUp")
+    expect(box).to_have_value("It was order 1042.\nThanks!")
+    box.fill("It was order 1043, sorry.")
+    box.press("Enter")
+    expect(agent.locator(".msg--theirs", has_text="order 1043")).to_contain_text("Edited")
+    expect(agent.locator(".msg", has_text="order 1042")).to_have_count(0)
+
+    # Readable on a phone: nothing wider than the screen.
+    assert customer.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+    # A fuller dashboard for the screenshot.
+    for name, email, text in [
+        ("Grace Hopper", "grace@example.com", "Can I change the delivery address on my order?"),
+        ("Alan Turing", "alan@example.com", "The invoice for March shows the wrong VAT number."),
+    ]:
+        other = stack.register_customer(name, email)
+        customer_send(stack, other["token"], text)
+        expect(conversation_row(agent, other["customer_id"]).locator(".count")).to_have_text("1")
+    agent.locator("#composer-input").fill("Found it: it leaves our warehouse today.")
+    save_screenshot(customer, "customer-chat.png")
+    save_screenshot(agent, "agent-dashboard.png")
+
+
+def test_a_message_body_with_markup_is_shown_as_text_and_runs_nothing(browser, pages, stack):
+    payload = "<img src=x onerror=alert(1)>"
+    mallory = stack.register_customer("<b>Mallory</b>", "mallory@example.com")
+    customer = open_customer(browser, pages, stack, mallory["token"])
+    agent = log_in_agent(browser, pages, stack, stack.agent_username, stack.agent_password)
+
+    send(customer, payload)
+    row = conversation_row(agent, mallory["customer_id"])
+    expect(row.locator(".conv__preview")).to_have_text(payload)
+    expect(row.locator(".conv__name")).to_have_text("<b>Mallory</b>")
+    row.click()
+    expect(agent.locator(".msg--theirs .msg__body")).to_have_text(payload)
+    send(agent, f"{payload} <script>alert(2)</script>")
+    expect(customer.locator(".msg--theirs .msg__body")).to_have_text(f"{payload} <script>alert(2)</script>")
+
+    for page in (customer, agent):
+        assert page.locator("#messages img, #messages script, #conversation-list img, #conversation-list b").count() == 0
+        assert "&lt;img src=x onerror=alert(1)&gt;" in page.locator("#messages").inner_html()
+    # The dialog listeners (checked when the pages close) saw nothing.
+
+
+def test_after_losing_its_connection_the_customer_page_shows_every_message_exactly_once(browser, pages, stack):
+    ada = stack.register_customer("Ada Offline", "offline@example.com")
+    agent_token = stack.agent_token()
+    agent_send(stack, agent_token, ada["customer_id"], "Before the outage")
+    customer = open_customer(browser, pages, stack, ada["token"])
+    expect(customer.locator(".msg", has_text="Before the outage")).to_have_count(1)
+
+    # The network goes away and the socket with it.
+    customer.context.set_offline(True)
+    customer.evaluate("window.parley.socket.drop()")
+    expect(customer.locator("#connection")).to_have_attribute("data-state", "offline")
+
+    # Meanwhile: the agent answers three times, and the customer writes one (kept until sent).
+    during = [f"While you were away, part {i}" for i in range(1, 4)]
+    for body in during:
+        agent_send(stack, agent_token, ada["customer_id"], body)
+    send(customer, "Hello? Is anyone there?")
+    pending = customer.locator(".msg--mine", has_text="Is anyone there?")
+    expect(pending).to_have_attribute("data-state", "sending")
+    stored = customer.evaluate("JSON.parse(localStorage.getItem(`parley.outbox.customer.${window.parley.thread.me.id}`))")
+    assert [item["body"] for item in stored] == ["Hello? Is anyone there?"]
+    expect(customer.locator(".msg", has_text="While you were away")).to_have_count(0)
+
+    # Back online: the page reconnects, resumes from its last position, and sends what waited.
+    customer.context.set_offline(False)
+    expect(customer.locator("#connection")).to_have_attribute("data-state", "live")
+    for body in during:
+        expect(customer.locator(".msg", has_text=body)).to_have_count(1)
+    expect(pending).not_to_have_attribute("data-state", "sending")
+    expect(customer.locator(".msg")).to_have_count(5)
+
+    # A second drop-and-resume changes nothing: still each message once.
+    customer.evaluate("window.parley.socket.drop()")
+    expect(customer.locator("#connection")).to_have_attribute("data-state", "live")
+    agent_send(stack, agent_token, ada["customer_id"], "After the second reconnect")
+    expect(customer.locator(".msg", has_text="After the second reconnect")).to_have_count(1)
+    expect(customer.locator(".msg")).to_have_count(6)
+
+    status, listed = http("GET", f"{stack.url}/api/v1/conversations/{ada['customer_id']}/messages?after=0", token=agent_token)
+    assert status == 200
+    assert [m["body"] for m in listed["messages"] if m["sender"]["kind"] == "customer"] == ["Hello? Is anyone there?"]
+    assert customer.evaluate(f"localStorage.getItem(`parley.outbox.customer.{ada['customer_id']}`)") is None
+
+
+def test_two_agents_see_each_other_and_stay_in_step(browser, pages, stack):
+    password = create_agent(stack, "grace", "Grace")
+    alan = stack.register_customer("Alan Turing", "alan@example.com")
+    first = log_in_agent(browser, pages, stack, stack.agent_username, stack.agent_password)
+    second = log_in_agent(browser, pages, stack, "grace", password)
+    expect(first.locator("#presence")).to_contain_text("Grace")
+    expect(second.locator("#presence")).to_contain_text("agent")
+
+    customer_send(stack, alan["token"], "Is anyone available to help with my invoice?")
+    for page in (first, second):
+        expect(conversation_row(page, alan["customer_id"]).locator(".count")).to_have_text("1")
+
+    # Grace opens and reads it: the other agent's list follows.
+    conversation_row(second, alan["customer_id"]).click()
+    expect(second.locator(".msg--theirs", has_text="invoice")).to_have_count(1)
+    expect(conversation_row(first, alan["customer_id"]).locator(".count")).to_have_count(0)
+
+    # The other agent opens it too, from the keyboard, and sees Grace writing and then her reply.
+    conversation_row(first, alan["customer_id"]).focus()
+    first.keyboard.press("Enter")
+    expect(first.locator("#composer-input")).to_be_focused()
+    second.locator("#composer-input").fill("Yes, I can help with that.")
+    expect(first.locator("#typing")).to_contain_text("Grace is writing a reply")
+    second.locator("#composer-input").press("Enter")
+    expect(first.locator(".msg--mine", has_text="I can help")).to_contain_text("Grace")
+    expect(conversation_row(first, alan["customer_id"]).locator(".tag--awaiting")).to_have_count(0)
+
+    # Grace signs off: she leaves the presence list.
+    second.context.close()
+    expect(first.locator("#presence")).not_to_contain_text("Grace")
+
+
+def test_a_visitor_starts_a_chat_from_the_form_and_a_double_click_sends_once(browser, pages, stack):
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    w = Watched(context.new_page())
+    pages.append(w)
+    page = w.page
+    page.goto(f"{stack.url}/")
+    expect(page).to_have_url(f"{stack.url}/chat/start/")
+    page.get_by_label("Your name").fill("Vera Visitor")
+    page.get_by_label("Email").fill("vera@example.com")
+    page.get_by_role("button", name="Start chatting").click()
+    expect(page).to_have_url(f"{stack.url}/chat/")
+    expect(page.locator("#empty")).to_contain_text("Vera Visitor")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+
+    page.locator("#composer-input").fill("Do you ship to Norway?")
+    page.get_by_role("button", name="Send").dblclick()
+    sent = page.locator(".msg--mine", has_text="Do you ship to Norway?")
+    expect(sent).to_have_attribute("data-state", "sent")
+    page.reload()
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    expect(page.locator(".msg", has_text="Do you ship to Norway?")).to_have_count(1)
+    # Chromium can do push: the page offers it (push.js does the rest).
+    expect(page.get_by_role("button", name="Enable notifications")).to_be_visible()
+    manifest = page.evaluate("fetch('/manifest.webmanifest').then(r => r.json())")
+    assert manifest["start_url"] == "/chat/" and manifest["display"] == "standalone"
+
+
+def test_the_conversation_list_loads_older_conversations_on_request(browser, pages, stack):
+    agent_token = stack.agent_token()
+    for i in range(32):
+        other = stack.register_customer(f"Batch Customer {i:02d}", f"batch{i}@example.com")
+        last = customer_send(stack, other["token"], f"Question number {i}")
+    status, everything = http(
+        "GET", f"{stack.url}/api/v1/conversations?limit=500&min_position={last['position']}", token=agent_token
+    )
+    assert status == 200
+    total = len(everything["conversations"])
+    agent = log_in_agent(browser, pages, stack, stack.agent_username, stack.agent_password)
+    rows = agent.locator(".conv")
+    expect(rows).to_have_count(30)
+    more = agent.get_by_role("button", name="Load older conversations")
+    while more.is_visible():
+        before = rows.count()
+        more.click()
+        expect(rows).not_to_have_count(before)
+    expect(rows).to_have_count(total)
+    ids = [rows.nth(i).get_attribute("data-customer-id") for i in range(total)]
+    assert len(set(ids)) == total
+
+    # Filters narrow the list without asking the server.
+    agent.get_by_label("Show").select_option("unread")
+    expect(agent.locator(".conversations__item:not([hidden])")).to_have_count(
+        sum(1 for c in everything["conversations"] if c["unread_for_agents"] > 0)
+    )

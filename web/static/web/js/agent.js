@@ -1,0 +1,563 @@
+// The agent dashboard: every conversation, live; one open at a time with
+// its timeline, the reply box and the customer's contact details.
+
+import { api, syncMessages } from "./api.js";
+import { Composer } from "./composer.js";
+import { $, announce, formatAgo, formatFull, formatWhen, h, initials, readConfig, uuid4 } from "./dom.js";
+import { Messenger } from "./messenger.js";
+import { Outbox } from "./outbox.js";
+import { ParleySocket } from "./socket.js";
+import { ConnectionStatus, TypingLine } from "./status.js";
+import { Thread } from "./thread.js";
+
+const PAGE = 30;
+const FINE_POINTER = window.matchMedia("(hover: hover) and (pointer: fine)").matches;
+const config = readConfig();
+const me = { kind: "agent", id: config.agentId, name: config.agentName };
+const baseTitle = document.title;
+
+const app = $("#app");
+const listEl = $("#conversation-list");
+const listEmpty = $("#list-empty");
+const loadMore = $("#load-more");
+const filterEl = $("#filter");
+const totalUnread = $("#total-unread");
+const problem = $("#problem");
+const detailsEl = $("#details");
+const detailsBody = $("#details-body");
+const detailsToggle = $("#details-toggle");
+
+$("#me-avatar").textContent = initials(me.name);
+
+const socket = new ParleySocket(config.socketPath);
+const outbox = new Outbox(`parley.outbox.agent.${config.agentId}`);
+const messenger = new Messenger({
+  socket,
+  outbox,
+  agent: true,
+  sendPath: (item) => `/api/v1/conversations/${item.customer_id}/messages`,
+});
+new ConnectionStatus({ el: $("#connection"), banner: $("#offline"), retry: $("#reconnect"), socket });
+
+// -- state ------------------------------------------------------------------------
+
+const conversations = new Map(); // customer_id -> conversation row from the API
+const rows = new Map(); // customer_id -> <li>
+const customerTyping = new Map(); // customer_id -> timer
+const drafts = new Map(); // customer_id -> unsent reply text
+let oldestLoaded = null;
+let openId = null;
+let openSeq = 0;
+let profile = null;
+
+const thread = new Thread({
+  list: $("#messages"),
+  scroller: $("#thread"),
+  jump: $("#jump"),
+  me,
+  names: { self: "You" },
+  onSeen: () => readOpenConversation(),
+  onEdit: (msg) => composer.startEdit(msg),
+  onRetry: (id) => {
+    thread.retrying(id);
+    messenger.retry(id);
+  },
+  onDiscard: (id) => {
+    messenger.discard(id);
+    thread.remove(id);
+  },
+});
+
+const composer = new Composer({
+  form: $("#composer"),
+  input: $("#composer-input"),
+  button: $("#send"),
+  counter: $("#counter"),
+  editBanner: $("#edit-banner"),
+  onSend: (body) => {
+    if (!openId) return;
+    const item = { message_id: uuid4(), body, customer_id: openId, created_at: new Date().toISOString() };
+    thread.addPending(item);
+    messenger.send(item);
+    drafts.delete(openId);
+  },
+  onEdit: (id, body) => editMessage(id, body),
+  onTyping: () => openId && socket.send({ type: "typing", customer_id: openId }),
+  onEditLast: () => thread.lastEditable(),
+});
+const typing = new TypingLine($("#typing"));
+
+// -- conversation list ------------------------------------------------------------------
+
+function sortedIds() {
+  return [...conversations.values()]
+    .sort((a, b) => (a.last_activity_at < b.last_activity_at ? 1 : a.last_activity_at > b.last_activity_at ? -1 : a.customer_id < b.customer_id ? -1 : 1))
+    .map((c) => c.customer_id);
+}
+
+function matchesFilter(conv) {
+  const filter = filterEl.value;
+  if (filter === "awaiting") return conv.awaiting_reply;
+  if (filter === "unread") return conv.unread_for_agents > 0;
+  return true;
+}
+
+function previewText(conv) {
+  const last = conv.last_message || {};
+  if (customerTyping.has(conv.customer_id)) return "typing…";
+  const who = last.sender && last.sender.kind === "agent" ? (last.sender.id === me.id ? "You: " : `${last.sender.name || "Agent"}: `) : "";
+  return `${who}${last.preview || ""}`;
+}
+
+function renderRow(conv) {
+  const id = conv.customer_id;
+  const unread = conv.unread_for_agents || 0;
+  const name = conv.customer_name || "Unnamed customer";
+  const at = new Date(conv.last_activity_at);
+  const link = h(
+    "a",
+    {
+      class: `conv${unread ? " conv--unread" : ""}${conv.awaiting_reply ? " conv--awaiting" : ""}`,
+      href: `#${id}`,
+      "aria-current": id === openId ? "page" : null,
+      dataset: { customerId: id },
+    },
+    h("span", { class: "avatar", "aria-hidden": "true" }, initials(name)),
+    h(
+      "span",
+      { class: "conv__main" },
+      h(
+        "span",
+        { class: "conv__top" },
+        h("span", { class: "conv__name" }, name),
+        conv.awaiting_reply
+          ? h("span", { class: "tag tag--awaiting", title: "The customer is waiting for a reply" }, "Waiting", h("span", { class: "visually-hidden" }, " for a reply"))
+          : null,
+        h("time", { class: "conv__time", datetime: conv.last_activity_at, title: formatFull(at), dataset: { ago: conv.last_activity_at } }, formatAgo(at)),
+      ),
+      h(
+        "span",
+        { class: "conv__bottom" },
+        h("span", { class: `conv__preview${customerTyping.has(id) ? " conv__preview--typing" : ""}` }, previewText(conv)),
+        unread ? h("span", { class: "count", "aria-hidden": "true" }, String(unread)) : null,
+        unread ? h("span", { class: "visually-hidden" }, `, ${unread} unread`) : null,
+      ),
+    ),
+  );
+  let li = rows.get(id);
+  if (!li) {
+    li = h("li", { class: "conversations__item" });
+    rows.set(id, li);
+  }
+  li.replaceChildren(link);
+  li.hidden = !matchesFilter(conv);
+  return li;
+}
+
+function renderList() {
+  const ids = sortedIds();
+  const focused = document.activeElement && listEl.contains(document.activeElement) ? document.activeElement.dataset.customerId : null;
+  const items = ids.map((id) => rows.get(id) || renderRow(conversations.get(id)));
+  // Re-append only when the order changed, so focus and screen readers are not disturbed needlessly.
+  const current = [...listEl.children];
+  if (current.length !== items.length || current.some((el, i) => el !== items[i])) {
+    listEl.replaceChildren(...items);
+    if (focused) {
+      const again = listEl.querySelector(`[data-customer-id="${CSS.escape(focused)}"]`);
+      if (again) again.focus();
+    }
+  }
+  listEmpty.hidden = conversations.size > 0;
+  updateUnreadTotal();
+}
+
+function upsertConversation(conv) {
+  conversations.set(conv.customer_id, conv);
+  renderRow(conv);
+  renderList();
+  if (conv.customer_id === openId) renderHeader();
+}
+
+function updateUnreadTotal() {
+  let total = 0;
+  for (const conv of conversations.values()) total += conv.unread_for_agents || 0;
+  document.title = total ? `(${total}) ${baseTitle}` : baseTitle;
+  totalUnread.hidden = total === 0;
+  totalUnread.textContent = `${total} unread`;
+}
+
+async function loadConversations() {
+  const query = oldestLoaded ? `&before=${encodeURIComponent(oldestLoaded)}` : "";
+  const data = await api("GET", `/api/v1/conversations?limit=${PAGE}${query}`);
+  for (const conv of data.conversations) {
+    // Live updates may already hold a newer copy of this row.
+    if (!conversations.has(conv.customer_id)) {
+      conversations.set(conv.customer_id, conv);
+      renderRow(conv);
+    }
+  }
+  const last = data.conversations[data.conversations.length - 1];
+  if (last) oldestLoaded = last.last_activity_at;
+  loadMore.hidden = data.conversations.length < PAGE;
+  renderList();
+  return data.position;
+}
+
+loadMore.addEventListener("click", async () => {
+  loadMore.disabled = true;
+  try {
+    await loadConversations();
+  } catch (err) {
+    showProblem(`Could not load more conversations: ${err.message}`);
+  } finally {
+    loadMore.disabled = false;
+  }
+});
+
+// Up and Down move between conversations (Tab still works; Enter opens).
+listEl.addEventListener("keydown", (event) => {
+  if (event.key !== "ArrowDown" && event.key !== "ArrowUp") return;
+  const links = [...listEl.querySelectorAll(".conversations__item:not([hidden]) .conv")];
+  const at = links.indexOf(document.activeElement);
+  if (at < 0) return;
+  const next = links[at + (event.key === "ArrowDown" ? 1 : -1)];
+  if (next) {
+    event.preventDefault();
+    next.focus();
+  }
+});
+
+filterEl.addEventListener("change", () => {
+  for (const conv of conversations.values()) renderRow(conv);
+  renderList();
+});
+
+setInterval(() => {
+  for (const el of listEl.querySelectorAll("time[data-ago]")) el.textContent = formatAgo(new Date(el.dataset.ago));
+}, 30000);
+
+// -- the open conversation ------------------------------------------------------------------
+
+function renderHeader() {
+  const conv = conversations.get(openId);
+  const name = (profile && profile.name) || (conv && conv.customer_name) || "Customer";
+  $("#conversation-title").textContent = name;
+  $("#composer-input").placeholder = `Reply to ${name}…`;
+  $("#composer-label").textContent = `Reply to ${name}`;
+  const sub = $("#conversation-sub");
+  if (conv && conv.awaiting_reply) sub.textContent = `Waiting for a reply · last message ${formatWhen(new Date(conv.last_message.sent_at))}`;
+  else if (conv) sub.textContent = `Last activity ${formatWhen(new Date(conv.last_activity_at))}`;
+  else sub.textContent = "";
+}
+
+function renderDetails() {
+  if (!profile) {
+    detailsBody.replaceChildren(h("p", { class: "muted" }, "Loading…"));
+    return;
+  }
+  const rowsOut = [];
+  const add = (label, value) => rowsOut.push(h("dt", {}, label), h("dd", {}, value));
+  add("Name", profile.name || "—");
+  add("Email", profile.email ? h("a", { href: `mailto:${profile.email}` }, profile.email) : "—");
+  add("Phone", profile.phone ? h("a", { href: `tel:${profile.phone.replace(/[^0-9+]/g, "")}` }, profile.phone) : "—");
+  if (profile.external_id) add("External id", h("code", {}, profile.external_id));
+  add("Customer id", h("code", { class: "small" }, profile.customer_id));
+  detailsBody.replaceChildren(
+    h("div", { class: "details__card" }, h("span", { class: "avatar avatar--lg", "aria-hidden": "true" }, initials(profile.name)), h("p", { class: "details__name" }, profile.name)),
+    h("dl", { class: "details__list" }, rowsOut),
+    h("p", { class: "muted small" }, "Contact details come from your customer records and are read-only here."),
+  );
+}
+
+let profileTimer = null;
+function refreshProfileSoon() {
+  clearTimeout(profileTimer);
+  const id = openId;
+  profileTimer = setTimeout(async () => {
+    if (id !== openId) return;
+    try {
+      const data = await api("GET", `/api/v1/conversations/${id}`);
+      if (id !== openId) return;
+      profile = data.customer;
+      renderDetails();
+      renderHeader();
+    } catch {
+      /* the next update tries again */
+    }
+  }, 500);
+}
+
+async function openConversation(id) {
+  if (openId && openId !== id) drafts.set(openId, composer.draft);
+  const seq = ++openSeq;
+  const previous = openId;
+  openId = id;
+  profile = null;
+  for (const conv of [previous, id]) if (conv && conversations.has(conv)) renderRow(conversations.get(conv));
+  $("#placeholder").hidden = true;
+  $("#open").hidden = false;
+  app.dataset.view = "thread";
+  detailsEl.hidden = false;
+  typing.clear();
+  thread.clear();
+  composer.draft = drafts.get(id) || "";
+  renderHeader();
+  renderDetails();
+  try {
+    const [detail, page] = await Promise.all([
+      api("GET", `/api/v1/conversations/${id}`),
+      syncMessages(`/api/v1/conversations/${id}/messages`),
+    ]);
+    if (seq !== openSeq) return;
+    profile = detail.customer;
+    if (detail.conversation && !conversations.has(id)) upsertConversation(detail.conversation);
+    for (const msg of page.messages) {
+      thread.upsert(msg);
+      messenger.known(msg.message_id);
+    }
+    for (const item of messenger.pending()) {
+      if (item.customer_id !== id) continue;
+      thread.addPending(item);
+      if (item.failed) thread.fail(item.message_id, item.failed);
+    }
+    renderDetails();
+    renderHeader();
+    thread.scrollToFirstUnread();
+    readOpenConversation();
+  } catch (err) {
+    if (seq !== openSeq) return;
+    showProblem(err.status === 404 ? "That conversation does not exist." : `Could not open the conversation: ${err.message}`);
+  }
+}
+
+function closeConversation() {
+  if (openId) drafts.set(openId, composer.draft);
+  const previous = openId;
+  openId = null;
+  openSeq++;
+  if (previous && conversations.has(previous)) renderRow(conversations.get(previous));
+  thread.clear();
+  typing.clear();
+  $("#open").hidden = true;
+  $("#placeholder").hidden = false;
+  detailsEl.hidden = true;
+  app.dataset.view = "list";
+}
+
+function route() {
+  const id = decodeURIComponent(location.hash.replace(/^#/, ""));
+  if (/^[0-9a-f-]{36}$/i.test(id)) {
+    // Straight to the reply box, except on touch screens where that would pop up the keyboard.
+    if (id !== openId) openConversation(id).then(() => FINE_POINTER && $("#composer-input").focus({ preventScroll: true }));
+  } else if (openId) {
+    closeConversation();
+  }
+}
+
+window.addEventListener("hashchange", route);
+$("#back").addEventListener("click", () => {
+  const id = openId;
+  history.pushState(null, "", location.pathname);
+  closeConversation();
+  const row = id && listEl.querySelector(`[data-customer-id="${CSS.escape(id)}"]`);
+  if (row) row.focus();
+});
+
+detailsToggle.addEventListener("click", () => {
+  const open = app.dataset.details !== "open";
+  app.dataset.details = open ? "open" : "";
+  detailsToggle.setAttribute("aria-expanded", String(open));
+  if (open) $("#details-close").focus();
+});
+$("#details-close").addEventListener("click", () => {
+  app.dataset.details = "";
+  detailsToggle.setAttribute("aria-expanded", "false");
+  detailsToggle.focus();
+});
+
+// The agent has the conversation open and the page in front of them: what
+// the customer wrote is read.
+function readOpenConversation() {
+  if (!openId || document.visibilityState !== "visible") return;
+  for (const msg of thread.unreadFromThem()) messenger.read(msg.message_id);
+}
+document.addEventListener("visibilitychange", readOpenConversation);
+socket.addEventListener("live", readOpenConversation);
+
+async function editMessage(id, body) {
+  const before = thread.setBody(id, body, new Date().toISOString());
+  try {
+    const data = await api("PATCH", `/api/v1/messages/${id}`, { body });
+    thread.upsert(data.message);
+  } catch (err) {
+    if (before) thread.setBody(id, before.body, before.edited_at);
+    showProblem(`Your edit was not saved: ${err.message}`);
+  }
+}
+
+function showProblem(text) {
+  problem.textContent = text;
+  problem.hidden = false;
+  clearTimeout(showProblem.timer);
+  showProblem.timer = setTimeout(() => {
+    problem.hidden = true;
+  }, 8000);
+}
+
+// -- presence ----------------------------------------------------------------------------------
+
+const presence = new Map([[me.id, me.name]]);
+
+function renderPresence() {
+  const items = [...presence.entries()]
+    .sort(([a], [b]) => (a === me.id ? -1 : b === me.id ? 1 : 0))
+    .map(([id, name]) =>
+      h(
+        "li",
+        { class: "presence__item", title: id === me.id ? `${name} (you)` : name, dataset: { agentId: id } },
+        h("span", { class: "avatar avatar--sm", "aria-hidden": "true" }, initials(name)),
+        h("span", { class: "presence__name" }, id === me.id ? "You" : name),
+      ),
+    );
+  $("#presence").replaceChildren(...items);
+}
+renderPresence();
+
+// -- live frames ---------------------------------------------------------------------------------
+
+function setCustomerTyping(customerId) {
+  clearTimeout(customerTyping.get(customerId));
+  customerTyping.set(
+    customerId,
+    setTimeout(() => {
+      customerTyping.delete(customerId);
+      if (conversations.has(customerId)) renderRow(conversations.get(customerId));
+    }, 5000),
+  );
+  if (conversations.has(customerId)) renderRow(conversations.get(customerId));
+}
+
+function stopCustomerTyping(customerId) {
+  if (!customerTyping.has(customerId)) return;
+  clearTimeout(customerTyping.get(customerId));
+  customerTyping.delete(customerId);
+  if (conversations.has(customerId)) renderRow(conversations.get(customerId));
+}
+
+socket.addEventListener("frame", (event) => {
+  const frame = event.detail;
+  switch (frame.type) {
+    case "conversation.updated": {
+      const before = conversations.get(frame.conversation.customer_id);
+      upsertConversation(frame.conversation);
+      if (frame.conversation.customer_id === openId && (!before || before.customer_name !== frame.conversation.customer_name || !profile)) {
+        refreshProfileSoon();
+      }
+      break;
+    }
+    case "message.sent":
+    case "message.edited": {
+      const msg = frame.message;
+      if (msg.sender.kind === "customer") {
+        stopCustomerTyping(msg.customer_id);
+        if (msg.customer_id === openId) typing.stop(`customer:${msg.customer_id}`);
+      } else if (msg.customer_id === openId) {
+        typing.stop(`agent:${msg.sender.id}`);
+      }
+      if (msg.customer_id === openId) {
+        const isNew = thread.upsert(msg);
+        if (isNew && msg.sender.kind === "customer") {
+          readOpenConversation();
+          if (document.visibilityState !== "visible") announce(`New message from ${msg.sender.name || "the customer"}`);
+        }
+      }
+      break;
+    }
+    case "message.read":
+      if (openId) thread.markRead(frame.message_id, frame.read_at, frame.position);
+      break;
+    case "typing": {
+      const sender = frame.sender || {};
+      if (sender.kind === "customer") {
+        setCustomerTyping(frame.customer_id);
+        if (frame.customer_id === openId) typing.start(`customer:${frame.customer_id}`, `${sender.name || (profile && profile.name) || "The customer"} is typing…`);
+      } else if (sender.kind === "agent" && sender.id !== me.id && frame.customer_id === openId) {
+        typing.start(`agent:${sender.id}`, `${sender.name || "Another agent"} is writing a reply…`);
+      }
+      break;
+    }
+    case "presence":
+      if (frame.agent && frame.agent.id !== me.id) {
+        if (frame.status === "online") presence.set(frame.agent.id, frame.agent.name);
+        else presence.delete(frame.agent.id);
+        renderPresence();
+      }
+      break;
+    case "error":
+      if (frame.code === "unknown_position") resync();
+      break;
+    default:
+      break;
+  }
+});
+
+messenger.addEventListener("sent", (event) => {
+  const { message_id: id, message } = event.detail;
+  if (message && message.customer_id === openId) thread.upsert(message);
+  else thread.confirm(id);
+});
+messenger.addEventListener("failed", (event) => thread.fail(event.detail.message_id, event.detail.detail));
+messenger.addEventListener("problem", (event) => {
+  if (event.detail.code !== "unknown_position") showProblem(event.detail.detail);
+});
+socket.addEventListener("unauthorized", () => {
+  $("#ended").hidden = false;
+  composer.setEnabled(false);
+});
+socket.addEventListener("state", (event) => {
+  // Another agent's "offline" may have been missed while we were away: ask again.
+  if (event.detail === "connecting") {
+    for (const id of [...presence.keys()]) if (id !== me.id) presence.delete(id);
+    renderPresence();
+  }
+});
+
+// -- start ------------------------------------------------------------------------------------------
+
+async function resync() {
+  socket.stop();
+  conversations.clear();
+  rows.clear();
+  oldestLoaded = null;
+  const position = await loadConversations();
+  if (openId) {
+    const id = openId;
+    openId = null;
+    await openConversation(id);
+  }
+  socket.position = position;
+  socket.start();
+}
+
+async function start() {
+  let position;
+  try {
+    position = await loadConversations();
+  } catch (err) {
+    if (err.status === 401 || err.status === 403) {
+      $("#ended").hidden = false;
+      return;
+    }
+    showProblem("Could not load conversations. Retrying…");
+    setTimeout(start, 3000);
+    return;
+  }
+  socket.position = position;
+  socket.start();
+  route();
+  for (const item of messenger.pending()) if (!item.failed) messenger.transmit(item);
+}
+
+start();
+
+window.parley = { socket, thread, messenger, composer, conversations };

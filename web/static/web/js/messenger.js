@@ -1,0 +1,128 @@
+// Writes from this page: sends, reads. Sends go over the socket when it is
+// live and over HTTP otherwise; either way they carry the id the message got
+// when it was typed, so resending after a reconnect or a reload can only
+// ever produce that one message. Reads go over the socket and are redone
+// after a reconnect until the server has acknowledged them.
+//
+// Events: "sent" {message_id, message?}, "failed" {message_id, detail},
+// "problem" {code, detail} (an error frame that names none of our writes).
+
+import { api } from "./api.js";
+
+// Retrying these cannot succeed: the user has to change or drop the message.
+const PERMANENT = new Set([
+  "invalid_body", "invalid_field", "missing_field", "message_id_conflict", "customer_not_found", "frame_too_large",
+  "forbidden", "not_sender",
+]);
+
+export class Messenger extends EventTarget {
+  constructor({ socket, outbox, sendPath, agent = false }) {
+    super();
+    this.agent = agent; // agents name the conversation in every send
+    this.socket = socket;
+    this.outbox = outbox;
+    this.sendPath = sendPath; // item => URL of the HTTP send
+    this.reads = new Map(); // message_id -> "pending" | "sent"
+    this.readDone = new Set();
+    this.httpInFlight = new Set();
+    socket.addEventListener("live", () => this.flush());
+    socket.addEventListener("frame", (event) => this.frame(event.detail));
+  }
+
+  pending() {
+    return this.outbox.all();
+  }
+
+  send(item) {
+    this.outbox.add({ ...item, failed: null });
+    this.transmit(item);
+  }
+
+  retry(messageId) {
+    const item = this.outbox.get(messageId);
+    if (!item) return;
+    this.outbox.add({ ...item, failed: null });
+    this.transmit(item);
+  }
+
+  discard(messageId) {
+    this.outbox.remove(messageId);
+  }
+
+  transmit(item) {
+    const frame = { type: "message.send", message_id: item.message_id, body: item.body };
+    if (this.agent) frame.customer_id = item.customer_id;
+    if (this.socket.send(frame)) return;
+    this.sendOverHttp(item);
+  }
+
+  async sendOverHttp(item) {
+    if (this.httpInFlight.has(item.message_id)) return;
+    this.httpInFlight.add(item.message_id);
+    try {
+      const data = await api("POST", this.sendPath(item), { message_id: item.message_id, body: item.body });
+      this.confirmed(item.message_id, data.message);
+    } catch (err) {
+      if (err.status >= 400 && err.status < 500 && err.code !== "csrf_failed") this.failed(item.message_id, err.message, err.code);
+      // Otherwise (offline, server restarting): it stays in the outbox and
+      // goes again when the socket is back.
+    } finally {
+      this.httpInFlight.delete(item.message_id);
+    }
+  }
+
+  // The server has this message (we saw it in a page or a frame).
+  known(messageId) {
+    if (this.outbox.get(messageId)) this.confirmed(messageId, null);
+  }
+
+  confirmed(messageId, message) {
+    this.outbox.remove(messageId);
+    this.dispatchEvent(new CustomEvent("sent", { detail: { message_id: messageId, message } }));
+  }
+
+  failed(messageId, detail, code) {
+    const item = this.outbox.get(messageId);
+    if (!item) return;
+    this.outbox.add({ ...item, failed: detail || code });
+    this.dispatchEvent(new CustomEvent("failed", { detail: { message_id: messageId, detail: detail || code } }));
+  }
+
+  read(messageId) {
+    if (this.readDone.has(messageId) || this.reads.get(messageId) === "sent") return;
+    this.reads.set(messageId, "pending");
+    if (this.socket.send({ type: "message.read", message_id: messageId })) this.reads.set(messageId, "sent");
+  }
+
+  readConfirmed(messageId) {
+    this.reads.delete(messageId);
+    this.readDone.add(messageId);
+  }
+
+  flush() {
+    for (const item of this.outbox.all()) if (!item.failed) this.transmit(item);
+    for (const [id] of this.reads) {
+      this.reads.set(id, "pending");
+      if (this.socket.send({ type: "message.read", message_id: id })) this.reads.set(id, "sent");
+    }
+  }
+
+  frame(frame) {
+    if (frame.type === "ack") {
+      if (this.outbox.get(frame.ref)) this.confirmed(frame.ref, null);
+      if (this.reads.has(frame.ref)) this.readConfirmed(frame.ref);
+    } else if (frame.type === "message.read") {
+      this.readConfirmed(frame.message_id);
+    } else if (frame.type === "message.sent") {
+      this.known(frame.message.message_id);
+    } else if (frame.type === "error") {
+      if (frame.ref && this.outbox.get(frame.ref) && PERMANENT.has(frame.code)) {
+        this.failed(frame.ref, frame.detail, frame.code);
+      } else if (frame.ref && this.reads.has(frame.ref)) {
+        this.readConfirmed(frame.ref); // not ours to read, or gone: do not ask again
+      } else if (!frame.ref || !this.outbox.get(frame.ref)) {
+        this.dispatchEvent(new CustomEvent("problem", { detail: { code: frame.code, detail: frame.detail } }));
+      }
+    }
+  }
+}

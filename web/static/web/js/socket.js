@@ -1,0 +1,171 @@
+// The page's websocket: connect, resume from the last position, keep alive,
+// and reconnect with exponential backoff and jitter.
+//
+// Positions come back in the server's delivery order, which is the log's
+// reading order; the last one delivered is what `resume` hands back, so a
+// reconnect continues exactly after it (the server replays what was missed).
+//
+// Events (EventTarget): "frame" (detail: the frame), "state" (detail:
+// "connecting" | "resuming" | "live" | "offline" | "closed"), "live" (after
+// each completed resume), "unauthorized" (the server refused who we are).
+
+const POSITIONED = new Set(["message.sent", "message.edited", "message.read", "badge", "conversation.updated"]);
+const BASE_DELAY = 500;
+const MAX_DELAY = 30000;
+const PING_EVERY = 25000;
+const PONG_WITHIN = 10000;
+
+export class ParleySocket extends EventTarget {
+  constructor(path, { position = 0 } = {}) {
+    super();
+    this.path = path;
+    this.position = position;
+    this.ws = null;
+    this.state = "closed";
+    this.attempt = 0;
+    this.retryTimer = null;
+    this.pingTimer = null;
+    this.pongTimer = null;
+    this.stopped = false;
+    this.nextDelay = 0;
+    window.addEventListener("online", () => this.reconnectNow());
+    window.addEventListener("offline", () => this.ws && this.ws.close());
+    document.addEventListener("visibilitychange", () => {
+      if (document.visibilityState === "visible") this.reconnectNow();
+    });
+  }
+
+  get live() {
+    return this.state === "live";
+  }
+
+  start() {
+    this.stopped = false;
+    this.connect();
+  }
+
+  stop() {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    if (this.ws) this.ws.close(1000, "bye");
+  }
+
+  // Close the current connection as a network failure would (tests and the
+  // "reconnect" button use it); the usual backoff brings it back.
+  drop() {
+    if (this.ws) this.ws.close(4000, "dropped by the page");
+  }
+
+  send(frame) {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN || this.state !== "live") return false;
+    this.ws.send(JSON.stringify(frame));
+    return true;
+  }
+
+  reconnectNow() {
+    if (this.stopped || this.state === "live" || this.state === "resuming" || this.state === "connecting") return;
+    clearTimeout(this.retryTimer);
+    this.attempt = 0;
+    this.connect();
+  }
+
+  setState(state) {
+    if (this.state === state) return;
+    this.state = state;
+    this.dispatchEvent(new CustomEvent("state", { detail: state }));
+  }
+
+  url() {
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    return `${scheme}//${location.host}${this.path}`;
+  }
+
+  connect() {
+    clearTimeout(this.retryTimer);
+    if (this.stopped) return;
+    this.setState("connecting");
+    let ws;
+    try {
+      ws = new WebSocket(this.url());
+    } catch {
+      this.scheduleRetry();
+      return;
+    }
+    this.ws = ws;
+    ws.addEventListener("open", () => {
+      if (this.ws !== ws) return;
+      this.setState("resuming");
+      ws.send(JSON.stringify({ type: "resume", after: this.position }));
+      this.keepAlive();
+    });
+    ws.addEventListener("message", (event) => {
+      if (this.ws !== ws) return;
+      this.heard();
+      let frame;
+      try {
+        frame = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      this.receive(frame);
+    });
+    ws.addEventListener("close", (event) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      this.stopKeepAlive();
+      if (event.code === 4401 || event.code === 4403) {
+        this.stopped = true;
+        this.setState("closed");
+        this.dispatchEvent(new CustomEvent("unauthorized", { detail: event.code }));
+        return;
+      }
+      this.scheduleRetry();
+    });
+  }
+
+  receive(frame) {
+    if (frame.type === "pong") return;
+    if (frame.type === "resumed") {
+      if (Number.isInteger(frame.position)) this.position = frame.position;
+      this.attempt = 0;
+      this.setState("live");
+      this.dispatchEvent(new CustomEvent("live"));
+      return;
+    }
+    if (POSITIONED.has(frame.type) && Number.isInteger(frame.position)) this.position = frame.position;
+    this.dispatchEvent(new CustomEvent("frame", { detail: frame }));
+  }
+
+  scheduleRetry() {
+    if (this.stopped) return;
+    this.setState("offline");
+    // Equal jitter: half the exponential delay, plus a random half, so that a
+    // server restart is not met by every client at the same instant.
+    const ceiling = Math.min(MAX_DELAY, BASE_DELAY * 2 ** this.attempt);
+    const delay = ceiling / 2 + Math.random() * (ceiling / 2);
+    this.attempt = Math.min(this.attempt + 1, 16);
+    this.nextDelay = delay;
+    this.retryTimer = setTimeout(() => this.connect(), delay);
+  }
+
+  keepAlive() {
+    this.stopKeepAlive();
+    this.pingTimer = setInterval(() => {
+      if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return;
+      this.ws.send(JSON.stringify({ type: "ping" }));
+      clearTimeout(this.pongTimer);
+      // No answer at all: the connection is dead though nobody closed it
+      // (a laptop woke up, a proxy forgot us). Start over.
+      this.pongTimer = setTimeout(() => this.ws && this.ws.close(4000, "no pong"), PONG_WITHIN);
+    }, PING_EVERY);
+  }
+
+  heard() {
+    clearTimeout(this.pongTimer);
+  }
+
+  stopKeepAlive() {
+    clearInterval(this.pingTimer);
+    clearTimeout(this.pongTimer);
+  }
+}

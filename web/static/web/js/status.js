@@ -1,0 +1,77 @@
+// Small pieces of status shared by both pages: the connection indicator
+// and the "… is typing" line.
+
+const LABELS = {
+  connecting: "Connecting…",
+  resuming: "Connecting…",
+  live: "Connected",
+  offline: "Offline, reconnecting…",
+  closed: "Disconnected",
+};
+
+export class ConnectionStatus {
+  constructor({ el, banner, retry, socket }) {
+    this.el = el;
+    this.banner = banner;
+    this.socket = socket;
+    this.everLive = false;
+    this.bannerTimer = null;
+    socket.addEventListener("state", (event) => this.show(event.detail));
+    if (retry) retry.addEventListener("click", () => socket.reconnectNow());
+    this.show(socket.state === "closed" ? "connecting" : socket.state);
+  }
+
+  show(state) {
+    this.el.dataset.state = state;
+    document.body.dataset.connection = state;
+    const label = this.el.querySelector("[data-label]") || this.el;
+    label.textContent = LABELS[state] || state;
+    if (state === "live") {
+      this.everLive = true;
+      clearTimeout(this.bannerTimer);
+      if (this.banner) this.banner.hidden = true;
+    } else if (state === "offline" && this.banner && this.banner.hidden) {
+      // A blip of a second is not worth a banner.
+      clearTimeout(this.bannerTimer);
+      this.bannerTimer = setTimeout(() => {
+        if (this.socket.state !== "live") this.banner.hidden = false;
+      }, 1500);
+    }
+  }
+}
+
+const TYPING_SHOWN_FOR = 5000;
+
+export class TypingLine {
+  constructor(el) {
+    this.el = el;
+    this.who = new Map(); // sender id -> {text, timer}
+  }
+
+  start(id, text) {
+    const current = this.who.get(id);
+    if (current) clearTimeout(current.timer);
+    this.who.set(id, { text, timer: setTimeout(() => this.stop(id), TYPING_SHOWN_FOR) });
+    this.render();
+  }
+
+  stop(id) {
+    const current = this.who.get(id);
+    if (!current) return;
+    clearTimeout(current.timer);
+    this.who.delete(id);
+    this.render();
+  }
+
+  clear() {
+    for (const { timer } of this.who.values()) clearTimeout(timer);
+    this.who.clear();
+    this.render();
+  }
+
+  render() {
+    const texts = [...this.who.values()].map((x) => x.text);
+    this.el.textContent = texts.join(" ");
+    this.el.classList.toggle("typing--on", texts.length > 0);
+  }
+}

@@ -1,0 +1,367 @@
+// One conversation's timeline: merging what the server says (HTTP pages,
+// live frames, replays) with what this page is still sending, and drawing it.
+//
+// Every message is keyed by its id, so whatever path a message arrives by,
+// and however often, it is shown once. A message's own events are appended
+// in order, so a copy with a lower position is older and is ignored.
+
+import { bodyNodes, dayKey, formatDay, formatFull, formatTime, h } from "./dom.js";
+
+const GROUP_GAP_MS = 5 * 60 * 1000;
+
+export class Thread {
+  constructor({ list, scroller, jump, me, names, onSeen, onEdit, onRetry, onDiscard }) {
+    this.list = list;
+    this.scroller = scroller;
+    this.jump = jump;
+    this.me = me; // {kind, id}
+    this.names = names || {}; // labels: {self: "You"}
+    this.onSeen = onSeen || (() => {});
+    this.onEdit = onEdit || (() => {});
+    this.onRetry = onRetry || (() => {});
+    this.onDiscard = onDiscard || (() => {});
+    this.entries = new Map();
+    this.order = [];
+    this.editableId = null;
+    this.onScreen = new Set();
+    this.observer = new IntersectionObserver((records) => this.observed(records), {
+      root: scroller,
+      threshold: [0, 0.5, 1],
+    });
+    scroller.addEventListener("scroll", () => {
+      if (this.atBottom()) this.jump.hidden = true;
+    });
+    jump.addEventListener("click", () => {
+      this.scrollToBottom(true);
+      jump.hidden = true;
+    });
+  }
+
+  // -- model ------------------------------------------------------------------
+
+  isMine(msg) {
+    return msg.sender.kind === this.me.kind;
+  }
+
+  isOwn(msg) {
+    return msg.sender.kind === this.me.kind && msg.sender.id === this.me.id;
+  }
+
+  get size() {
+    return this.entries.size;
+  }
+
+  has(id) {
+    return this.entries.has(id);
+  }
+
+  get(id) {
+    const entry = this.entries.get(id);
+    return entry ? entry.msg : null;
+  }
+
+  clear() {
+    this.observer.disconnect();
+    this.onScreen.clear();
+    this.entries.clear();
+    this.order = [];
+    this.editableId = null;
+    this.list.replaceChildren();
+  }
+
+  // A message from the server. Returns true when it is new to this thread.
+  upsert(msg) {
+    const entry = this.entries.get(msg.message_id);
+    if (entry && !entry.local && entry.msg.position >= msg.position) return false;
+    const isNew = !entry;
+    const next = { msg: { ...msg }, local: null, error: null, el: entry ? entry.el : null };
+    // A read or edit seen before this copy must not be undone by it.
+    if (entry && entry.msg.read_at && !next.msg.read_at) next.msg.read_at = entry.msg.read_at;
+    this.entries.set(msg.message_id, next);
+    this.place(next, entry);
+    this.afterChange();
+    return isNew;
+  }
+
+  // A message this page sent and the server has not confirmed yet.
+  addPending({ message_id, body, customer_id, created_at }) {
+    if (this.entries.has(message_id)) return;
+    const msg = {
+      message_id,
+      customer_id,
+      sender: { kind: this.me.kind, id: this.me.id, name: this.me.name || "" },
+      body,
+      sent_at: created_at || new Date().toISOString(),
+      edited_at: null,
+      read_at: null,
+      position: -1,
+    };
+    const entry = { msg, local: "sending", error: null, el: null };
+    this.entries.set(message_id, entry);
+    this.place(entry, null);
+    this.afterChange();
+  }
+
+  // The server took it (ack) though its copy has not arrived yet.
+  confirm(id) {
+    const entry = this.entries.get(id);
+    if (!entry || !entry.local) return;
+    entry.local = null;
+    entry.msg.position = Math.max(entry.msg.position, 0);
+    this.render(entry);
+    this.updateEditable();
+  }
+
+  fail(id, detail) {
+    const entry = this.entries.get(id);
+    if (!entry || !entry.local) return;
+    entry.local = "failed";
+    entry.error = detail;
+    this.render(entry);
+  }
+
+  retrying(id) {
+    const entry = this.entries.get(id);
+    if (!entry || entry.local !== "failed") return;
+    entry.local = "sending";
+    entry.error = null;
+    this.render(entry);
+  }
+
+  remove(id) {
+    const entry = this.entries.get(id);
+    if (!entry) return;
+    this.entries.delete(id);
+    this.order = this.order.filter((x) => x !== id);
+    this.observer.unobserve(entry.el);
+    this.onScreen.delete(id);
+    entry.el.remove();
+    this.updateEditable();
+  }
+
+  markRead(id, readAt, position) {
+    const entry = this.entries.get(id);
+    if (!entry || entry.msg.read_at) return;
+    entry.msg.read_at = readAt;
+    if (Number.isInteger(position)) entry.msg.position = Math.max(entry.msg.position, position);
+    this.render(entry);
+    this.observer.unobserve(entry.el);
+    this.onScreen.delete(id);
+  }
+
+  // Optimistic edit (reverted by the caller on error).
+  setBody(id, body, editedAt) {
+    const entry = this.entries.get(id);
+    if (!entry) return null;
+    const before = { body: entry.msg.body, edited_at: entry.msg.edited_at };
+    entry.msg.body = body;
+    entry.msg.edited_at = editedAt;
+    this.render(entry);
+    return before;
+  }
+
+  unreadFromThem() {
+    return this.order.map((id) => this.entries.get(id).msg).filter((m) => !this.isMine(m) && !m.read_at);
+  }
+
+  visibleUnread() {
+    return [...this.onScreen].filter((id) => {
+      const entry = this.entries.get(id);
+      return entry && !entry.msg.read_at;
+    });
+  }
+
+  lastEditable() {
+    return this.editableId ? this.entries.get(this.editableId).msg : null;
+  }
+
+  // -- drawing ------------------------------------------------------------------
+
+  sortKey(msg) {
+    return `${msg.sent_at}|${String(msg.position < 0 ? 9e15 : msg.position).padStart(16, "0")}`;
+  }
+
+  place(entry, previous) {
+    const id = entry.msg.message_id;
+    const key = this.sortKey(entry.msg);
+    const wasAt = this.order.indexOf(id);
+    if (wasAt >= 0 && previous && this.sortKey(previous.msg) === key) {
+      this.render(entry);
+      return;
+    }
+    if (wasAt >= 0) this.order.splice(wasAt, 1);
+    let index = this.order.length;
+    while (index > 0 && this.sortKey(this.entries.get(this.order[index - 1]).msg) > key) index--;
+    this.order.splice(index, 0, id);
+    if (wasAt < 0 && index === this.order.length - 1) {
+      // The usual case: a new message at the end.
+      const stick = this.atBottom();
+      this.appendEl(entry);
+      if (stick || this.isMine(entry.msg)) this.scrollToBottom();
+      else if (!this.isMine(entry.msg)) this.jump.hidden = false;
+    } else if (wasAt === index && entry.el) {
+      this.render(entry);
+    } else {
+      this.redraw();
+    }
+  }
+
+  appendEl(entry) {
+    const lastId = this.order[this.order.length - 2];
+    const last = lastId ? this.entries.get(lastId).msg : null;
+    const at = new Date(entry.msg.sent_at);
+    if (!last || dayKey(new Date(last.sent_at)) !== dayKey(at)) {
+      this.list.append(h("li", { class: "day", role: "separator" }, h("span", {}, formatDay(at))));
+    }
+    if (!entry.el) entry.el = h("li", { class: "msg" });
+    this.render(entry, last);
+    this.list.append(entry.el);
+    this.watch(entry);
+  }
+
+  redraw() {
+    const stick = this.atBottom();
+    const items = [];
+    let last = null;
+    for (const id of this.order) {
+      const entry = this.entries.get(id);
+      const at = new Date(entry.msg.sent_at);
+      if (!last || dayKey(new Date(last.sent_at)) !== dayKey(at)) {
+        items.push(h("li", { class: "day", role: "separator" }, h("span", {}, formatDay(at))));
+      }
+      if (!entry.el) entry.el = h("li", { class: "msg" });
+      this.render(entry, last);
+      items.push(entry.el);
+      this.watch(entry);
+      last = entry.msg;
+    }
+    this.list.replaceChildren(...items);
+    if (stick) this.scrollToBottom();
+  }
+
+  watch(entry) {
+    if (!this.isMine(entry.msg) && !entry.msg.read_at) this.observer.observe(entry.el);
+  }
+
+  previousOf(id) {
+    const i = this.order.indexOf(id);
+    return i > 0 ? this.entries.get(this.order[i - 1]).msg : null;
+  }
+
+  render(entry, previous = undefined) {
+    const { msg } = entry;
+    const prev = previous === undefined ? this.previousOf(msg.message_id) : previous;
+    const mine = this.isMine(msg);
+    const own = this.isOwn(msg);
+    const continued =
+      prev &&
+      prev.sender.kind === msg.sender.kind &&
+      prev.sender.id === msg.sender.id &&
+      new Date(msg.sent_at) - new Date(prev.sent_at) < GROUP_GAP_MS &&
+      dayKey(new Date(prev.sent_at)) === dayKey(new Date(msg.sent_at));
+    const state = entry.local || (msg.read_at ? "read" : "sent");
+    const el = entry.el || h("li", { class: "msg" });
+    entry.el = el;
+    el.className = `msg ${mine ? "msg--mine" : "msg--theirs"}${continued ? " msg--continued" : ""}`;
+    el.dataset.messageId = msg.message_id;
+    el.dataset.sender = msg.sender.kind;
+    el.dataset.state = state;
+
+    const author = own ? this.names.self || "You" : msg.sender.name || (msg.sender.kind === "agent" ? "Support" : "Customer");
+    const sentAt = new Date(msg.sent_at);
+    const meta = h("div", { class: "msg__meta" });
+    meta.append(
+      h("time", { datetime: msg.sent_at, title: formatFull(sentAt) }, entry.local === "sending" ? "" : formatTime(sentAt)),
+    );
+    if (msg.edited_at) meta.append(h("span", { class: "msg__edited", title: `Edited ${formatFull(new Date(msg.edited_at))}` }, "Edited"));
+    if (mine) meta.append(h("span", { class: "msg__status" }, statusText(state)));
+    if (entry.local === "failed") {
+      meta.append(
+        h("button", { type: "button", class: "link-button", onclick: () => this.onRetry(msg.message_id) }, "Retry"),
+        h("button", { type: "button", class: "link-button", onclick: () => this.onDiscard(msg.message_id) }, "Discard"),
+      );
+    }
+    if (msg.message_id === this.editableId) {
+      meta.append(
+        h(
+          "button",
+          { type: "button", class: "link-button msg__edit", "aria-label": "Edit your last message", onclick: () => this.onEdit(msg) },
+          "Edit",
+        ),
+      );
+    }
+    const children = [
+      h("div", { class: "msg__author" }, author),
+      h("div", { class: "msg__bubble" }, h("p", { class: "msg__body" }, bodyNodes(msg.body))),
+      meta,
+    ];
+    if (entry.error) children.push(h("p", { class: "msg__error", role: "alert" }, entry.error));
+    el.replaceChildren(...children);
+  }
+
+  afterChange() {
+    this.updateEditable();
+  }
+
+  updateEditable() {
+    let candidate = null;
+    for (let i = this.order.length - 1; i >= 0; i--) {
+      const entry = this.entries.get(this.order[i]);
+      if (this.isOwn(entry.msg)) {
+        if (!entry.local) candidate = entry.msg.message_id;
+        break;
+      }
+    }
+    if (candidate === this.editableId) return;
+    const old = this.editableId ? this.entries.get(this.editableId) : null;
+    this.editableId = candidate;
+    if (old) this.render(old);
+    if (candidate) this.render(this.entries.get(candidate));
+  }
+
+  // -- scrolling and being seen ------------------------------------------------------
+
+  atBottom() {
+    const s = this.scroller;
+    return s.scrollHeight - s.scrollTop - s.clientHeight < 80;
+  }
+
+  scrollToBottom(smooth = false) {
+    const s = this.scroller;
+    s.scrollTo({ top: s.scrollHeight, behavior: smooth ? "smooth" : "auto" });
+  }
+
+  // After the first load: to the first message not yet read, else the end.
+  scrollToFirstUnread() {
+    const first = this.unreadFromThem()[0];
+    if (first) {
+      const el = this.entries.get(first.message_id).el;
+      el.scrollIntoView({ block: "center" });
+    } else {
+      this.scrollToBottom();
+    }
+  }
+
+  observed(records) {
+    const seen = [];
+    for (const record of records) {
+      const id = record.target.dataset.messageId;
+      const rootHeight = record.rootBounds ? record.rootBounds.height : 0;
+      // Half the message on screen, or half the screen filled by a long one.
+      const visible =
+        record.isIntersecting &&
+        (record.intersectionRatio >= 0.5 || (rootHeight > 0 && record.intersectionRect.height >= rootHeight / 2));
+      if (visible) {
+        this.onScreen.add(id);
+        seen.push(id);
+      } else {
+        this.onScreen.delete(id);
+      }
+    }
+    if (seen.length) this.onSeen(seen);
+  }
+}
+
+function statusText(state) {
+  return { sending: "Sending…", failed: "Not sent", read: "Read" }[state] || "Sent";
+}

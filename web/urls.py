@@ -1,0 +1,16 @@
+"""Routes of the pages (included from project.urls at the root)."""
+
+from django.urls import path
+
+from web import views
+
+app_name = "web"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("chat/", views.chat, name="chat"),
+    path("chat/start/", views.chat_start, name="chat_start"),
+    path("chat/leave/", views.chat_leave, name="chat_leave"),
+    path("agent/", views.agent, name="agent"),
+    path("manifest.webmanifest", views.manifest, name="manifest"),
+]

@@ -1,0 +1,182 @@
+"""The pages: customer chat, visitor sign-up, agent dashboard, web app manifest.
+
+Views only route: identity lives in web.identity, limits in web.ratelimit,
+customers are registered by customers.services. Everything a page shows
+after the first paint comes from the public API and the websocket.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.decorators import user_passes_test
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import redirect, render
+from django.templatetags.static import static
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts.principals import agent_display_name
+from customers.services import CustomerError, CustomerNotFound, customer_get, customer_register
+from customers.tokens import InvalidCustomerToken, verify_customer_token
+from web import ratelimit
+from web.forms import StartChatForm
+from web.identity import cookie_customer_id, forget_customer, remember_customer, remember_new_customer
+from web.security import page_headers
+
+THEME_COLOR = "#0f766e"
+BACKGROUND_COLOR = "#f6f7f5"
+
+
+def signups_per_hour() -> int:
+    return int(getattr(settings, "PARLEY_VISITOR_SIGNUPS_PER_HOUR", 10))
+
+
+def visitor_signup_enabled() -> bool:
+    return bool(getattr(settings, "PARLEY_VISITOR_SIGNUP", True))
+
+
+def is_agent(user: Any) -> bool:
+    return bool(user.is_authenticated and user.is_active and user.is_staff)
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    """Agents go to their dashboard, everyone else to the chat."""
+    return redirect("web:agent" if is_agent(request.user) else "web:chat")
+
+
+@require_GET
+@never_cache
+@page_headers
+@ensure_csrf_cookie
+def chat(request: HttpRequest) -> HttpResponse:
+    token = request.GET.get("token")
+    if token is not None:
+        return _exchange_token(request, token)
+    customer_id = cookie_customer_id(request)
+    if customer_id is None:
+        if visitor_signup_enabled():
+            return redirect("web:chat_start")
+        return render(request, "web/chat_closed.html", status=401)
+    try:
+        customer = customer_get(customer_id=customer_id)
+    except CustomerNotFound:
+        response = render(request, "web/chat_closed.html", status=401)
+        forget_customer(response)
+        return response
+    if is_agent(request.user):
+        # The API and the socket speak for the agent session first: this page
+        # would act as the agent. Say so rather than fail in odd ways.
+        return render(request, "web/chat_as_agent.html", {"customer_name": customer.name}, status=409)
+    config = {
+        "customerId": str(customer.id),
+        "customerName": customer.name,
+        "socketPath": "/ws/v1/",
+        "pushModule": static("notifications/push.js"),
+    }
+    return render(request, "web/chat.html", {"customer": customer, "config": config})
+
+
+def _exchange_token(request: HttpRequest, token: str) -> HttpResponse:
+    """Swap a link's token for the cookie and drop it from the address bar."""
+    try:
+        verify_customer_token(token)
+    except InvalidCustomerToken as err:
+        response = render(
+            request,
+            "web/chat_link_invalid.html",
+            {"expired": err.code == "token_expired", "signup": visitor_signup_enabled()},
+            status=403,
+        )
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
+    response = HttpResponseRedirect(reverse("web:chat"))
+    response.headers["Referrer-Policy"] = "no-referrer"
+    remember_customer(response, token=token)
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+@never_cache
+@page_headers
+@ensure_csrf_cookie
+def chat_start(request: HttpRequest) -> HttpResponse:
+    """The pre-chat form: a visitor gives a name and email and gets a conversation."""
+    if not visitor_signup_enabled():
+        return render(request, "web/chat_closed.html", status=404)
+    if request.method == "GET" and cookie_customer_id(request) is not None:
+        return redirect("web:chat")
+    form = StartChatForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        verdict = ratelimit.hit("signup", ratelimit.client_ip(request), limit=signups_per_hour(), window=3600)
+        if not verdict.allowed:
+            response = render(request, "web/chat_start.html", {"form": form, "rate_limited": True}, status=429)
+            response.headers["Retry-After"] = str(verdict.retry_after)
+            return response
+        try:
+            registration = customer_register(
+                name=form.cleaned_data["name"], email=form.cleaned_data["email"], actor="visitor"
+            )
+        except CustomerError as err:
+            form.add_error(None, err.detail)
+        else:
+            response = redirect("web:chat")
+            remember_new_customer(response, customer_id=registration.customer.id)
+            return response
+    status = 400 if request.method == "POST" else 200
+    return render(request, "web/chat_start.html", {"form": form}, status=status)
+
+
+@require_POST
+def chat_leave(request: HttpRequest) -> HttpResponse:
+    """Forget this browser's conversation (a shared computer, or not you)."""
+    response = redirect("web:chat_start" if visitor_signup_enabled() else "web:chat")
+    forget_customer(response)
+    return response
+
+
+@require_GET
+@never_cache
+@page_headers
+@ensure_csrf_cookie
+@user_passes_test(is_agent)
+def agent(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    config = {
+        "agentId": str(user.pk),
+        "agentName": agent_display_name(user),  # type: ignore[arg-type]
+        "socketPath": "/ws/v1/",
+    }
+    return render(request, "web/agent.html", {"config": config, "agent_name": config["agentName"]})
+
+
+@require_GET
+def manifest(request: HttpRequest) -> JsonResponse:
+    """The web app manifest that makes the chat page installable."""
+    icons = [
+        {"src": static("web/icons/icon-192.png"), "sizes": "192x192", "type": "image/png", "purpose": "any"},
+        {"src": static("web/icons/icon-512.png"), "sizes": "512x512", "type": "image/png", "purpose": "any"},
+        {"src": static("web/icons/icon-maskable-512.png"), "sizes": "512x512", "type": "image/png", "purpose": "maskable"},
+    ]
+    body = {
+        "id": "/chat/",
+        "name": "Parley",
+        "short_name": "Parley",
+        "description": "Chat with our support team.",
+        "start_url": "/chat/",
+        "scope": "/chat/",
+        "display": "standalone",
+        "orientation": "any",
+        "background_color": BACKGROUND_COLOR,
+        "theme_color": THEME_COLOR,
+        "icons": icons,
+    }
+    response = JsonResponse(body, json_dumps_params={"indent": 2})
+    response["Content-Type"] = "application/manifest+json"
+    response["Cache-Control"] = "public, max-age=3600"
+    return response
+
