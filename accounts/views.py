@@ -3,7 +3,12 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from accounts.principals import Principal, authenticate_agent, issue_agent_token, revoke_agent_token
+from project import ratelimit
 from project.http import ApiError, api, field_str, json_body
+
+# Failed agent logins allowed per client address and username per window.
+LOGIN_FAILURES = 10
+LOGIN_WINDOW = 15 * 60
 
 
 @api(["POST"], None)
@@ -12,8 +17,12 @@ def agent_token(request: HttpRequest) -> JsonResponse:
     data = json_body(request)
     username = field_str(data, "username", max_length=150) or ""
     password = field_str(data, "password", max_length=4096) or ""
+    key = f"{ratelimit.client_ip(request)}:{username.lower()}"
+    if not ratelimit.peek("agent-login", key, limit=LOGIN_FAILURES, window=LOGIN_WINDOW).allowed:
+        raise ApiError(429, "too_many_attempts", "too many failed logins; try again later")
     user = authenticate_agent(username, password)
     if user is None:
+        ratelimit.hit("agent-login", key, limit=LOGIN_FAILURES, window=LOGIN_WINDOW)
         raise ApiError(401, "invalid_credentials", "wrong username or password, or not an agent")
     return JsonResponse({"token": issue_agent_token(user)}, status=201)
 

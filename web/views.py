@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.principals import agent_display_name
 from customers.services import CustomerError, CustomerNotFound, customer_get, customer_register
 from customers.tokens import InvalidCustomerToken, verify_customer_token
-from web import ratelimit
+from project import ratelimit
 from web.forms import StartChatForm
 from web.identity import cookie_customer_id, forget_customer, remember_customer, remember_new_customer
 from web.security import page_headers

@@ -277,3 +277,15 @@ def test_cookie_sessions_need_csrf_for_writes(agent, customer, project):
     assert r.status_code == 403
     assert r.json()["error"]["code"] == "csrf_failed"
     assert count("MessageSent") == 0
+
+
+def test_repeated_failed_agent_logins_are_throttled(agent, client):
+    import json
+
+    def attempt(password):
+        return client.post("/api/v1/auth/agent", json.dumps({"username": "grace", "password": password}), content_type="application/json")
+
+    assert [attempt("wrong").status_code for _ in range(10)] == [401] * 10
+    throttled = attempt("pw-grace")  # even the right password, until the window passes
+    assert throttled.status_code == 429
+    assert throttled.json()["error"]["code"] == "too_many_attempts"

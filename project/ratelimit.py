@@ -21,11 +21,23 @@ class Verdict:
     retry_after: int  # seconds until the window resets (0 when allowed)
 
 
-def hit(scope: str, key: str, *, limit: int, window: int) -> Verdict:
-    """Count one attempt of ``key`` in ``scope``; refuse past ``limit`` per ``window`` seconds."""
+def _window(scope: str, key: str, window: int) -> tuple[str, int, int]:
     now = int(time.time())
     start = now - now % window
-    cache_key = f"parley:rl:{scope}:{key}:{start}"
+    return f"parley:rl:{scope}:{key}:{start}", now, start
+
+
+def peek(scope: str, key: str, *, limit: int, window: int) -> Verdict:
+    """Whether ``key`` is already over ``limit`` in this window, without counting."""
+    cache_key, now, start = _window(scope, key, window)
+    if int(cache.get(cache_key) or 0) >= limit:
+        return Verdict(False, start + window - now)
+    return Verdict(True, 0)
+
+
+def hit(scope: str, key: str, *, limit: int, window: int) -> Verdict:
+    """Count one attempt of ``key`` in ``scope``; refuse past ``limit`` per ``window`` seconds."""
+    cache_key, now, start = _window(scope, key, window)
     # add() is atomic where the backend is (LocMem, Redis, Memcached): the first caller creates the counter.
     if cache.add(cache_key, 1, timeout=window + 1):
         count = 1
