@@ -40,12 +40,17 @@ log = logging.getLogger(__name__)
 class Consumer(Protocol):
     """What the runner needs from a consumer of the log."""
 
-    #: Unique, stable name: the key of its checkpoint.
-    name: str
-    #: Event types it handles; None for all. Others are skipped, not seen.
-    event_types: Collection[str] | None
-    #: Consumers whose state this one reads: it never runs ahead of them.
-    depends_on: Sequence[str]
+    @property
+    def name(self) -> str:
+        """Unique, stable name: the key of its checkpoint."""
+
+    @property
+    def event_types(self) -> Collection[str] | None:
+        """Event types it handles; None for all. Others are skipped, not seen."""
+
+    @property
+    def depends_on(self) -> Sequence[str]:
+        """Consumers whose state this one reads: it never runs ahead of them."""
 
     def handle(self, events: Sequence[RecordedEvent]) -> Any:
         """Apply a batch inside the runner's transaction; return effects for after_commit."""

@@ -16,6 +16,7 @@ import threading
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import IntegrityError, connections, transaction
 from django.db.models import Max, Q
@@ -205,7 +206,7 @@ class EventStore:
         id_field, at_field = meta.get_field("event_id"), meta.get_field("recorded_at")
         meta_json = json.dumps(metadata.as_json())
         at = at_field.get_db_prep_value(now, conn)
-        params: list[object] = []
+        params: list[Any] = []
         for i, p in enumerate(pending):
             params += [
                 id_field.get_db_prep_value(p.event_id, conn),

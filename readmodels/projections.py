@@ -10,6 +10,7 @@ wholly applied or wholly redone.
 from __future__ import annotations
 
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -35,15 +36,15 @@ def _upsert(model: type[models.Model], rows: Iterable[models.Model], fields: lis
     rows = list(rows)
     if rows:
         pk = model._meta.pk.name  # type: ignore[union-attr]
-        model.objects.bulk_create(rows, update_conflicts=True, unique_fields=[pk], update_fields=fields)
+        model._default_manager.bulk_create(rows, update_conflicts=True, unique_fields=[pk], update_fields=fields)
 
 
 def _load(model: type[models.Model], ids: Iterable[Any]) -> dict[Any, Any]:
     ids = set(ids)
-    return {row.pk: row for row in model.objects.filter(pk__in=ids)} if ids else {}
+    return {row.pk: row for row in model._default_manager.filter(pk__in=ids)} if ids else {}
 
 
-class Projection:
+class Projection(ABC):
     """Shared shape of the read-model consumers (see eventstore.runner.Consumer)."""
 
     name: str
@@ -51,9 +52,13 @@ class Projection:
     depends_on: Sequence[str] = ()
     tables: Sequence[type[models.Model]] = ()
 
+    @abstractmethod
+    def handle(self, events: Sequence[RecordedEvent]) -> None:
+        """Apply a batch (inside the runner's transaction)."""
+
     def reset(self) -> None:
         for table in self.tables:
-            table.objects.all().delete()
+            table._default_manager.all().delete()
 
     async def after_commit(self, effects: Any) -> None:
         return None

@@ -49,7 +49,8 @@ class Command(BaseCommand):
 
         if not no_workers:
             reactor.callWhenRunning(start_workers)
-            reactor.addSystemEventTrigger("before", "shutdown", stop_workers)
+            # zope interface stubs omit self, so mypy miscounts the arguments here.
+            reactor.addSystemEventTrigger("before", "shutdown", stop_workers)  # type: ignore[arg-type]
 
         self.stdout.write(f"Parley at http://{bind}:{port}/ (agent dashboard: /agent/, customer chat: /chat/)")
         Server(
