@@ -71,7 +71,9 @@ def _execute(
                     NewEvent(e, event_id=event_ids(len(history) + i) if event_ids else uuid.uuid4())
                     for i, e in enumerate(new)
                 ]
-                recorded = store.append(stream, pending, expected_version=len(history), metadata=metadata)
+                recorded = store.append(
+                    stream, pending, expected_version=len(history), metadata=metadata, savepoint=False
+                )
                 for evt in new:
                     state = ChatMessage.apply(state, evt)
                 assert state is not None

@@ -87,18 +87,28 @@ def _to_json(value: Any) -> Any:
     return value
 
 
-def _from_json(kind: Any, value: Any) -> Any:
-    if value is None:
-        return None
-    origin = typing.get_origin(kind)
-    if origin in (typing.Union, types.UnionType):
+def _converter(kind: Any) -> Callable[[Any], Any] | None:
+    """How to turn a JSON value back into a field of type ``kind`` (None: as is)."""
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
         inner = [a for a in typing.get_args(kind) if a is not type(None)]
-        return _from_json(inner[0], value) if len(inner) == 1 else value
+        return _converter(inner[0]) if len(inner) == 1 else None
     if kind is uuid.UUID:
-        return uuid.UUID(value)
+        return uuid.UUID
     if kind is dt.datetime:
-        return dt.datetime.fromisoformat(value)
-    return value
+        return dt.datetime.fromisoformat
+    return None
+
+
+_decoders: dict[type, list[tuple[str, Callable[[Any], Any] | None]]] = {}
+
+
+def _fields_of(cls: type[DomainEvent]) -> list[tuple[str, Callable[[Any], Any] | None]]:
+    # Resolving type hints is slow; a replay decodes hundreds of thousands of events.
+    found = _decoders.get(cls)
+    if found is None:
+        hints = typing.get_type_hints(cls)
+        found = _decoders[cls] = [(f.name, _converter(hints[f.name])) for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    return found
 
 
 def encode(evt: DomainEvent) -> Payload:
@@ -115,12 +125,11 @@ def decode(name: str, version: int, payload: Payload) -> DomainEvent:
             raise UnknownEventType(f"no upcaster for {name} v{version}")
         payload = step(dict(payload))
         version += 1
-    hints = typing.get_type_hints(cls)
-    kwargs = {
-        f.name: _from_json(hints[f.name], payload[f.name])
-        for f in dataclasses.fields(cls)  # type: ignore[arg-type]
-        if f.name in payload
-    }
+    kwargs = {}
+    for name, convert in _fields_of(cls):
+        if name in payload:
+            value = payload[name]
+            kwargs[name] = convert(value) if convert is not None and value is not None else value
     return cls(**kwargs)
 
 

@@ -18,6 +18,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, connections, transaction
 from django.db.models import Max, Q
 
@@ -79,12 +80,23 @@ def mark_replay_transaction(using: str = "default") -> None:
             cursor.execute("SET LOCAL application_name = %s", [REPLAY_APPLICATION_NAME])
 
 
+def _violated_constraint(err: IntegrityError) -> str:
+    """'event_id' or 'stream_version': which uniqueness an insert broke."""
+    diag = getattr(err.__cause__, "diag", None)
+    name = getattr(diag, "constraint_name", None) or str(err)
+    return "event_id" if "event_id" in name else "stream_version"
+
+
+_notifier = wakeup.PostgresNotifier(NOTIFY_CHANNEL)
+
+
 class ConcurrencyConflict(Exception):
     """The stream was not at the expected version when appending."""
 
-    def __init__(self, stream_id: str, expected_version: int, actual_version: int) -> None:
+    def __init__(self, stream_id: str, expected_version: int, actual_version: int | None) -> None:
         super().__init__(
-            f"stream {stream_id!r} is at version {actual_version}, expected {expected_version}"
+            f"stream {stream_id!r} is at version {actual_version if actual_version is not None else 'another'}, "
+            f"expected {expected_version}"
         )
         self.stream_id = stream_id
         self.expected_version = expected_version
@@ -147,12 +159,18 @@ class EventStore:
         events: Sequence[DomainEvent | NewEvent],
         expected_version: int,
         metadata: Metadata | None = None,
+        *,
+        savepoint: bool = True,
     ) -> list[RecordedEvent]:
         """Append ``events`` to ``stream_id`` if it is at ``expected_version``.
 
         Raises ConcurrencyConflict if the stream moved on, DuplicateEvent if an
         event id is already stored. Either way nothing is appended. Runs in a
-        savepoint of the caller's transaction, or its own transaction.
+        savepoint of the caller's transaction (or its own transaction), so the
+        caller's transaction stays usable after a conflict. A caller that
+        rolls back its whole transaction on a conflict anyway (a command
+        handler) passes ``savepoint=False`` and saves two round trips; its
+        transaction is then unusable after the error.
         """
         if not events:
             return []
@@ -162,11 +180,16 @@ class EventStore:
         pending = [e if isinstance(e, NewEvent) else NewEvent(e) for e in events]
         now = dt.datetime.now(dt.timezone.utc)
         try:
-            with transaction.atomic(using=self.using):
+            with transaction.atomic(using=self.using, savepoint=savepoint):
                 if expected_version > 0 and not self._has_version(stream_id, expected_version):
                     raise ConcurrencyConflict(stream_id, expected_version, self.stream_version(stream_id))
                 rows = self._insert(stream_id, pending, expected_version, metadata, now)
-        except IntegrityError:
+        except IntegrityError as err:
+            if not savepoint:
+                # The caller's transaction is unusable now: classify without a query.
+                if _violated_constraint(err) == "event_id":
+                    raise DuplicateEvent({p.event_id for p in pending}) from None
+                raise ConcurrencyConflict(stream_id, expected_version, None) from None
             existing = set(
                 StoredEvent.objects.using(self.using)
                 .filter(event_id__in=[p.event_id for p in pending])
@@ -175,7 +198,7 @@ class EventStore:
             if existing:
                 raise DuplicateEvent(existing) from None
             raise ConcurrencyConflict(stream_id, expected_version, self.stream_version(stream_id)) from None
-        transaction.on_commit(wakeup.notify, using=self.using)
+        transaction.on_commit(self._wake, using=self.using)
         return [
             RecordedEvent(
                 position=position,
@@ -189,6 +212,15 @@ class EventStore:
             )
             for i, (p, (position, tx)) in enumerate(zip(pending, rows, strict=True))
         ]
+
+    def _wake(self) -> None:
+        wakeup.notify()
+        conn = connections[self.using]
+        if conn.vendor == "postgresql" and settings.PARLEY_CROSS_PROCESS_WAKEUP:
+            params = conn.get_connection_params()
+            params.pop("cursor_factory", None)
+            params.pop("context", None)
+            _notifier.request(self.using, params)
 
     def _has_version(self, stream_id: str, version: int) -> bool:
         return StoredEvent.objects.using(self.using).filter(stream_id=stream_id, version=version).exists()
@@ -219,20 +251,9 @@ class EventStore:
                 at,
             ]
         cols = "event_id, stream_id, version, event_type, schema_version, data, metadata, recorded_at, tx"
-        if self._is_postgres:
-            values = ", ".join(
-                ["(%s, %s, %s, %s, %s, %s, %s, %s, pg_current_xact_id()::text::bigint)"] * len(pending)
-            )
-            # NOTIFY is delivered at commit, so it is a wake-up that can never
-            # arrive before the rows are visible.
-            sql = (
-                f"WITH ins AS (INSERT INTO parley_events ({cols}) VALUES {values} RETURNING position, tx), "
-                f"n AS (SELECT pg_notify('{NOTIFY_CHANNEL}', '')) "
-                "SELECT position, tx FROM ins, n ORDER BY position"
-            )
-        else:
-            values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, 0)"] * len(pending))
-            sql = f"INSERT INTO parley_events ({cols}) VALUES {values} RETURNING position, tx"
+        tx = "pg_current_xact_id()::text::bigint" if self._is_postgres else "0"
+        values = ", ".join([f"(%s, %s, %s, %s, %s, %s, %s, %s, {tx})"] * len(pending))
+        sql = f"INSERT INTO parley_events ({cols}) VALUES {values} RETURNING position, tx"
         with conn.cursor() as cursor:
             cursor.execute(sql, params)
             rows = [(int(r[0]), int(r[1])) for r in cursor.fetchall()]

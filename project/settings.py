@@ -209,6 +209,9 @@ for _pair in env_list("INBOUND_WEBHOOK_SECRETS", []):
 
 # Consumer runner: how long a consumer waits for a wake-up before polling.
 PARLEY_POLL_INTERVAL = float(os.environ.get("PARLEY_POLL_INTERVAL", "1.0"))
+# NOTIFY other processes after appends (off only in the test process, whose
+# databases are dropped at the end and must not keep a notifier connection).
+PARLEY_CROSS_PROCESS_WAKEUP = env_bool("PARLEY_CROSS_PROCESS_WAKEUP", True)
 PARLEY_LEASE_SECONDS = float(os.environ.get("PARLEY_LEASE_SECONDS", "10"))
 
 LOGGING = {

@@ -91,7 +91,11 @@ class Caller:
 
 @pytest.fixture(autouse=True)
 def _private_cache(settings: _Any) -> None:
-    """Each test counts rate limits in a cache of its own, never a shared Redis."""
+    """Each test counts rate limits in a cache of its own, never a shared Redis.
+
+    And no NOTIFY connection outlives the test database (the e2e servers,
+    separate processes with databases of their own, keep theirs)."""
+    settings.PARLEY_CROSS_PROCESS_WAKEUP = False
     settings.CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": _uuid.uuid4().hex}
     }
