@@ -1,0 +1,293 @@
+"""Push delivery throughput and end-to-end latency on PostgreSQL (issue 6, item 7).
+
+Everything sends to the same local Web Push service
+(``tests.support.pushservice.PushService``: it verifies each VAPID JWT and
+decrypts each aes128gcm body, on threads of this process), with the same
+payload size, TTL, Urgency and Topic:
+
+* the baseline: a bare ``pywebpush.webpush()`` loop over prepared
+  subscriptions, one thread, no database;
+* the delivery worker (``notifications.delivery.DeliveryWorker``) draining
+  outbox rows the push process manager recorded for real ``MessageSent``
+  events: claim (``FOR UPDATE SKIP LOCKED``), the "already read?" check on
+  the message's stream, the push, the mark; with 1 and with 4 worker
+  threads. Between cells the same rows are set back to pending, so every
+  cell does the same work;
+* end-to-end latency: ``send_message`` appends a ``MessageSent``; the badge
+  projection, the push process manager and two delivery lanes run as the
+  server runs them (``Worker`` and ``run_delivery_workers`` on one asyncio
+  loop); measured from just before the append to the push service having
+  decrypted and recorded the push, one message at a time.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/test .venv/bin/python bench/push.py
+
+BENCH_PUSHES (default 1000) rows per throughput cell, BENCH_PUSH_SAMPLES
+(default 200) latency samples, BENCH_ROUNDS rounds (mean of rates).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import ROUNDS, load_note, loadavg, log, scratch_database  # noqa: E402
+from bench.report import table, write_section  # noqa: E402
+
+PUSHES = int(os.environ.get("BENCH_PUSHES", "1000"))
+SAMPLES = int(os.environ.get("BENCH_PUSH_SAMPLES", "200"))
+SUBJECT = "mailto:bench@parley.test"
+BODY = "Your parcel left our warehouse this morning and should reach you on Tuesday."
+
+
+def configure(push: Any) -> Any:
+    from django.conf import settings
+
+    from notifications.vapid import generate_vapid_keys
+
+    keys = generate_vapid_keys()
+    settings.VAPID_PRIVATE_KEY = keys.private_key
+    settings.VAPID_PUBLIC_KEY = keys.public_key
+    settings.VAPID_SUBJECT = SUBJECT
+    settings.PUSH_DELAY_SECONDS = 0.0
+    settings.PUSH_ENDPOINT_INSECURE_HOSTS = [push.base_url.removeprefix("http://")]
+    return keys
+
+
+def register_devices(push: Any, count: int) -> list[tuple[uuid.UUID, Any]]:
+    """``count`` customers with one subscription each (through the service, not HTTP)."""
+    from notifications.subscriptions import subscription_register
+
+    devices = []
+    for _ in range(count):
+        customer_id = uuid.uuid4()
+        sub = push.new_subscription()
+        keys = sub.to_json()["keys"]
+        subscription_register(customer_id=customer_id, endpoint=sub.endpoint, p256dh=keys["p256dh"], auth=keys["auth"])
+        devices.append((customer_id, sub))
+    return devices
+
+
+def agent_sends(customer_id: uuid.UUID) -> None:
+    from chat.domain import Actor, SendMessage, SenderKind
+    from chat.handlers import send_message
+
+    send_message(SendMessage(uuid.uuid4(), customer_id, Actor(SenderKind.AGENT, "1", "Grace"), BODY))
+
+
+def catch_up() -> None:
+    from eventstore.runner import ConsumerRunner
+    from notifications.process_manager import PushProcessManager
+    from readmodels.projections import BadgeProjection
+
+    for consumer in (BadgeProjection(), PushProcessManager()):
+        ConsumerRunner(consumer).catch_up()
+
+
+# -- throughput ----------------------------------------------------------------------
+
+
+def bare_loop(push: Any, keys: Any, subs: list[Any]) -> float:
+    """The naive baseline: pywebpush.webpush() in a loop, nothing else."""
+    from pywebpush import webpush
+
+    from notifications.payload import badge_payload, encode, topic_for
+    from notifications.vapid import signer
+
+    vapid = signer(keys.private_key)
+    message = {
+        "message_id": str(uuid.uuid4()), "sender_name": "Grace", "preview": BODY, "sent_at": "2026-01-01T00:00:00Z",
+    }
+    data = encode(badge_payload(unread=1, position=1, message=message)).decode()
+    before = len(push.deliveries())
+    start = time.perf_counter()
+    for sub in subs:
+        webpush(
+            sub.to_json(), data, vapid_private_key=vapid, vapid_claims={"sub": SUBJECT}, ttl=86400, timeout=10,
+            headers={"Urgency": "high", "Topic": topic_for(sub.id)},
+        )
+    push.wait_for(before + len(subs), timeout=60)
+    return len(subs) / (time.perf_counter() - start)
+
+
+def reset_outbox() -> int:
+    from notifications.models import DeliveryState, PushDelivery, PushSubscription
+
+    PushSubscription.objects.update(
+        lease_owner="", lease_until=None, hold_until=None, badge_unread=0, badge_tx=None, badge_position=None
+    )
+    return PushDelivery.objects.update(state=DeliveryState.PENDING, attempts=0, failures=0, reason="", finished_at=None)
+
+
+def through_worker(push: Any, threads: int) -> float:
+    from django.db import connection
+
+    from notifications.delivery import DeliveryConfig, DeliveryWorker
+
+    rows = reset_outbox()
+    config = DeliveryConfig.from_settings()
+    before = len(push.deliveries())
+    barrier = threading.Barrier(threads + 1)
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            worker = DeliveryWorker(config)
+            barrier.wait()
+            worker.drain()
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    pool = [threading.Thread(target=work) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for t in pool:
+        t.join()
+    if errors:
+        raise errors[0]
+    push.wait_for(before + rows, timeout=60)
+    elapsed = time.perf_counter() - start
+    delivered = len(push.deliveries()) - before
+    if delivered != rows:
+        raise SystemExit(f"expected {rows} pushes, the service got {delivered}")
+    return rows / elapsed
+
+
+# -- latency -----------------------------------------------------------------------------
+
+
+def latencies(push: Any, samples: int) -> list[float]:
+    """Seconds from just before the append to the push service recording the push."""
+    from eventstore.runner import ConsumerRunner, Worker
+    from notifications.delivery import run_delivery_workers
+    from notifications.process_manager import PushProcessManager
+    from readmodels.projections import BadgeProjection
+
+    devices = register_devices(push, 10)
+    catch_up()  # start from a caught-up log, as a running server would be
+    stop_flag = threading.Event()
+    ready = threading.Event()
+
+    def serve() -> None:
+        async def main() -> None:
+            stop = asyncio.Event()
+            tasks = [
+                asyncio.create_task(Worker(ConsumerRunner(BadgeProjection())).run(stop)),
+                asyncio.create_task(Worker(ConsumerRunner(PushProcessManager())).run(stop)),
+                asyncio.create_task(run_delivery_workers(stop, lanes=2)),
+            ]
+            ready.set()
+            while not stop_flag.is_set():
+                await asyncio.sleep(0.05)
+            stop.set()
+            await asyncio.gather(*tasks)
+
+        asyncio.run(main())
+
+    server = threading.Thread(target=serve)
+    server.start()
+    ready.wait()
+    out = []
+    try:
+        time.sleep(0.5)  # let the workers take their leases
+        for i in range(samples):
+            customer_id, sub = devices[i % len(devices)]
+            before = len(push.deliveries(sub.id))
+            t0 = time.time()
+            agent_sends(customer_id)
+            delivery = push.wait_for(before + 1, timeout=30, subscription_id=sub.id)[-1]
+            out.append(delivery.received_at - t0)
+    finally:
+        stop_flag.set()
+        server.join(timeout=30)
+    return out
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def main() -> None:
+    load_before = loadavg()
+    from tests.support.pushservice import PushService
+
+    with scratch_database("push"), PushService() as push:
+        from django.conf import settings
+
+        keys = configure(push)
+        log(f"preparing {PUSHES} subscriptions and outbox rows")
+        bare_subs = [push.new_subscription() for _ in range(PUSHES)]
+        devices = register_devices(push, PUSHES)
+        for customer_id, _ in devices:
+            agent_sends(customer_id)
+        catch_up()
+
+        rates: dict[str, list[float]] = {"bare": [], "w1": [], "w4": []}
+        for r in range(ROUNDS):
+            order = ["bare", "w1", "w4"] if r % 2 == 0 else ["w4", "w1", "bare"]
+            for cell in order:
+                if cell == "bare":
+                    rate = bare_loop(push, keys, bare_subs)
+                else:
+                    rate = through_worker(push, 1 if cell == "w1" else 4)
+                rates[cell].append(rate)
+                log(f"round {r + 1}: {cell}: {rate:,.0f} pushes/s")
+        mean = {k: statistics.mean(v) for k, v in rates.items()}
+
+        log(f"measuring end-to-end latency over {SAMPLES} messages")
+        lat = latencies(push, SAMPLES)
+        poll = settings.PARLEY_POLL_INTERVAL
+
+    rows: list[list[object]] = [
+        ["bare `pywebpush.webpush()` loop, 1 thread (baseline)", f"{mean['bare']:,.0f}", "1.00"],
+        ["delivery worker, 1 thread", f"{mean['w1']:,.0f}", f"{mean['w1'] / mean['bare']:.2f}"],
+        ["delivery worker, 4 threads", f"{mean['w4']:,.0f}", f"{mean['w4'] / mean['bare']:.2f}"],
+    ]
+    ms = [v * 1000 for v in lat]
+    body = f"""
+Pushes per second to a local Web Push service that verifies every VAPID
+signature and decrypts every aes128gcm body, running on threads of the same
+process (so it shares the cores and the GIL with the sender; both columns pay
+that alike). {PUSHES} pushes per cell, mean of {ROUNDS} rounds. The worker
+does per push what production does: claims devices with `FOR UPDATE SKIP
+LOCKED`, re-reads the message's stream ("already read?"), encrypts and
+signs (pywebpush, fresh VAPID claims, timeout, TTL, Urgency, Topic), marks
+the row sent in its own transaction.
+
+{table(["sender", "pushes/s", "vs bare loop"], rows)}
+
+The gap to the bare loop is the worker's bookkeeping, which the loop does
+not have: per push, the read check (one query) and the mark (one statement,
+one durable commit, so a crash can repeat at most the push in flight), plus
+the claim transaction shared by up to 16 devices. Lanes overlap it with the
+network waits; on this machine the push service's own decryption shares
+the same cores and GIL, which bounds the 4-thread figure.
+
+End-to-end latency, `MessageSent` appended → push decrypted and recorded by
+the push service, through the badge projection, the push process manager
+and two delivery lanes on one asyncio loop (as `manage.py serve` runs them),
+{len(ms)} messages sent one at a time (PARLEY_POLL_INTERVAL={poll:g} s, a
+fallback only: appends and checkpoint advances wake the consumers, and the
+process manager wakes the delivery lanes after its commit).
+
+{table(["p50", "p90", "p99", "max"], [[f"{percentile(ms, q):.1f} ms" for q in (0.5, 0.9, 0.99, 1.0)]])}
+
+{load_note(load_before)}"""
+    write_section("push", "Push delivery (bench/push.py)", body)
+
+
+if __name__ == "__main__":
+    main()
