@@ -19,6 +19,8 @@ $(STAMP): pyproject.toml
 ## Serve everything on http://127.0.0.1:8000 (SQLite + in-memory channel layer).
 run: $(STAMP)
 	$(MAKE) --no-print-directory .env
+	@# An older .env without push keys gets a pair appended.
+	grep -q '^VAPID_PRIVATE_KEY=.' .env || $(BIN)/python manage.py generate_vapid_keys >> .env
 	set -a && . ./.env && set +a && \
 	$(BIN)/python manage.py migrate --noinput && \
 	$(BIN)/python manage.py ensure_demo_agent && \

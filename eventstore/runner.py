@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
 from django.db.models import Q
 
 from eventstore import wakeup
@@ -271,8 +271,16 @@ def _close_connection() -> None:
 
 
 def _with_fresh_connection(fn, *args):  # type: ignore[no-untyped-def]
-    close_old_connections()
-    return fn(*args)
+    """Run ``fn`` on this worker thread's long-lived connection.
+
+    The connection is kept between batches (opening one costs milliseconds
+    a batch), and closed after any error so the next call starts afresh.
+    """
+    try:
+        return fn(*args)
+    except Exception:
+        connection.close()
+        raise
 
 
 async def _wait_either(stop: asyncio.Event, woken: asyncio.Event, timeout: float) -> None:

@@ -18,53 +18,22 @@ log = logging.getLogger(__name__)
 
 def consumers() -> list[Consumer]:
     """Every consumer of the log, in dependency order."""
+    from chat.fanout import RealtimeFanout
+    from notifications.process_manager import PushProcessManager
     from readmodels.projections import all_projections
 
-    found: list[Consumer] = list(all_projections())
-    found += _optional_consumers()
-    return found
-
-
-def _optional_consumers() -> list[Consumer]:
-    extra: list[Consumer] = []
-    try:
-        from chat.fanout import RealtimeFanout
-    except ImportError:
-        return extra
-    extra.append(RealtimeFanout())
-    try:
-        from notifications.process_manager import PushProcessManager
-    except ImportError:
-        return extra
-    extra.append(PushProcessManager())
-    return extra
-
-
-def consumer_named(name: str) -> Consumer:
-    for c in consumers():
-        if c.name == name:
-            return c
-    raise KeyError(name)
+    return [*all_projections(), RealtimeFanout(), PushProcessManager()]
 
 
 async def run_workers(stop: asyncio.Event, *, only: Sequence[str] | None = None, delivery: bool = True) -> None:
-    """Run every consumer (and the push delivery worker) until ``stop`` is set."""
+    """Run every consumer (and the push delivery workers) until ``stop`` is set."""
     owner = make_owner_id()
     chosen = [c for c in consumers() if not only or c.name in only]
     tasks = [asyncio.create_task(Worker(ConsumerRunner(c, owner=owner)).run(stop), name=c.name) for c in chosen]
     tasks.append(asyncio.create_task(listen_for_appends(stop), name="listen"))
     if delivery:
-        try:
-            from notifications.delivery import run_delivery_workers
-        except ImportError:
-            pass
-        else:
-            tasks.append(asyncio.create_task(run_delivery_workers(stop), name="push-delivery"))
-            try:
-                from notifications.scheduler import run_scheduler
-            except ImportError:
-                pass
-            else:
-                tasks.append(asyncio.create_task(run_scheduler(stop), name="scheduler"))
+        from notifications.delivery import run_delivery_workers
+
+        tasks.append(asyncio.create_task(run_delivery_workers(stop), name="push-delivery"))
     log.info("workers running: %s", ", ".join(t.get_name() for t in tasks))
     await asyncio.gather(*tasks)

@@ -207,8 +207,17 @@ for _pair in env_list("INBOUND_WEBHOOK_SECRETS", []):
     if _source and _secret:
         INBOUND_WEBHOOK_SECRETS.setdefault(_source.strip(), []).append(_secret.strip())
 
+# Push delivery (see docs/push.md).
+PUSH_TTL_SECONDS = int(os.environ.get("PUSH_TTL_SECONDS", str(24 * 3600)))
+PUSH_TIMEOUT_SECONDS = float(os.environ.get("PUSH_TIMEOUT_SECONDS", "10"))
+PUSH_LEASE_SECONDS = float(os.environ.get("PUSH_LEASE_SECONDS", "60"))
+PUSH_MAX_FAILURES = int(os.environ.get("PUSH_MAX_FAILURES", "8"))
+PUSH_BACKOFF_BASE_SECONDS = float(os.environ.get("PUSH_BACKOFF_BASE_SECONDS", "2"))
+PUSH_DELIVERY_WORKERS = int(os.environ.get("PUSH_DELIVERY_WORKERS", "4"))
+
 # Consumer runner: how long a consumer waits for a wake-up before polling.
 PARLEY_POLL_INTERVAL = float(os.environ.get("PARLEY_POLL_INTERVAL", "1.0"))
+PUSH_POLL_INTERVAL = float(os.environ.get("PUSH_POLL_INTERVAL", str(PARLEY_POLL_INTERVAL)))
 # NOTIFY other processes after appends (off only in the test process, whose
 # databases are dropped at the end and must not keep a notifier connection).
 PARLEY_CROSS_PROCESS_WAKEUP = env_bool("PARLEY_CROSS_PROCESS_WAKEUP", True)

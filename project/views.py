@@ -39,11 +39,11 @@ async def _channel_layer() -> str:
 
 
 async def healthz(request: HttpRequest) -> JsonResponse:
-    database = await sync_to_async(_database, thread_sensitive=False)()
+    database = await sync_to_async(_database)()
     layer = await _channel_layer()
     body: dict[str, object] = {"database": database, "channel_layer": layer}
     if database == "ok":
-        status = await sync_to_async(consumer_status, thread_sensitive=False)([c.name for c in consumers()])
+        status = await sync_to_async(consumer_status)([c.name for c in consumers()])
         body["consumers"] = {name: {"position": s["position"], "lag": s["lag"]} for name, s in status.items()}
     healthy = database == "ok" and layer == "ok"
     return JsonResponse(body, status=200 if healthy else 503)

@@ -174,7 +174,7 @@ def has_processed(consumer: str, position: int) -> bool:
 async def wait_until_processed(consumer: str, position: int, timeout: float = READ_YOUR_WRITES_TIMEOUT) -> bool:
     """Wait (at most ``timeout``) until ``consumer`` has processed ``position``."""
     deadline = time.monotonic() + timeout
-    check = sync_to_async(has_processed, thread_sensitive=False)
+    check = sync_to_async(has_processed)
     delay = 0.005
     while True:
         if await check(consumer, position):
@@ -187,9 +187,9 @@ async def wait_until_processed(consumer: str, position: int, timeout: float = RE
 
 async def customer_known(customer_id: uuid.UUID) -> bool:
     """Whether the customer exists, waiting for the directory to catch up if needed."""
-    exists = sync_to_async(DirectoryEntry.objects.filter(customer_id=customer_id).exists, thread_sensitive=False)
+    exists = sync_to_async(DirectoryEntry.objects.filter(customer_id=customer_id).exists)
     if await exists():
         return True
-    head = await sync_to_async(EventStore().head, thread_sensitive=False)()
+    head = await sync_to_async(EventStore().head)()
     await wait_until_processed("directory", head.position)
     return bool(await exists())

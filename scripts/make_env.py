@@ -6,26 +6,21 @@ push subscriptions made with the old keys stop working).
 
 from __future__ import annotations
 
-import base64
 import secrets
+import sys
+from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+# Runs before Django is configured: notifications.vapid needs only cryptography.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-
-def b64url(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+from notifications.vapid import generate_vapid_keys  # noqa: E402
 
 
 def main() -> None:
-    key = ec.generate_private_key(ec.SECP256R1())
-    private = key.private_numbers().private_value.to_bytes(32, "big")
-    public = key.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
     print(f"DJANGO_SECRET_KEY={secrets.token_urlsafe(50)}")
     print(f"PARLEY_INTEGRATION_KEY={secrets.token_urlsafe(32)}")
     print(f"PARLEY_DEMO_AGENT_PASSWORD={secrets.token_urlsafe(12)}")
-    print(f"VAPID_PRIVATE_KEY={b64url(private)}")
-    print(f"VAPID_PUBLIC_KEY={b64url(public)}")
+    print(generate_vapid_keys().env_lines())
     print("VAPID_SUBJECT=mailto:support@example.com")
 
 

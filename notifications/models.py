@@ -1,0 +1,100 @@
+"""Push subscriptions and the delivery outbox.
+
+``PushSubscription`` is one browser/device endpoint owned by one customer.
+Besides the keys it carries the state of its delivery lane: who is sending
+to it now (``lease_owner``/``lease_until``, so at most one push to a device
+is in flight and pushes reach it in order), when it may be tried again
+after a 429/5xx (``hold_until``), and the last badge the push service
+accepted for it (so a device's count never goes backwards).
+
+``PushDelivery`` is the outbox: one row per (event, subscription), written
+by the process manager in the transaction that advances its checkpoint, and
+finished exactly once by a delivery worker.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+
+
+class PushSubscription(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4)
+    customer_id = models.UUIDField(db_index=True)
+    endpoint = models.CharField(max_length=2048, unique=True)
+    p256dh = models.CharField(max_length=100)
+    auth = models.CharField(max_length=40)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    # -- delivery lane (written by delivery workers only)
+    lease_owner = models.CharField(max_length=100, blank=True, default="")
+    lease_until = models.DateTimeField(null=True, blank=True)
+    hold_until = models.DateTimeField(null=True, blank=True)
+    # The newest badge the push service accepted for this device, in log
+    # reading order; null until the first push.
+    badge_unread = models.PositiveIntegerField(null=True, blank=True)
+    badge_tx = models.BigIntegerField(null=True, blank=True)
+    badge_position = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        db_table = "parley_push_subscriptions"
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.customer_id})"
+
+    def subscription_info(self) -> dict[str, object]:
+        """The shape pywebpush takes (the browser's ``PushSubscription.toJSON()``)."""
+        return {"endpoint": self.endpoint, "keys": {"p256dh": self.p256dh, "auth": self.auth}}
+
+
+class DeliveryState(models.TextChoices):
+    PENDING = "pending"
+    SENT = "sent"  # the push service accepted it (201/202)
+    SUPERSEDED = "superseded"  # a badge-only update overtaken by a newer push to the same device
+    DROPPED = "dropped"  # not needed any more (message read, badge unchanged, expired); see reason
+    DEAD = "dead"  # refused for good or out of retries; see reason
+
+
+class PushDelivery(models.Model):
+    """One intended push: this event's badge, to this subscription."""
+
+    id = models.BigAutoField(primary_key=True)
+    event_id = models.UUIDField()
+    subscription_id: uuid.UUID
+    subscription = models.ForeignKey(PushSubscription, on_delete=models.CASCADE, related_name="deliveries")
+    customer_id = models.UUIDField()
+    # The reading-order cursor of the event, so a lane sends in log order.
+    tx = models.BigIntegerField()
+    position = models.BigIntegerField()
+    unread = models.PositiveIntegerField()
+    # Set for a new agent message: message_id, sender_name, preview, sent_at.
+    message = models.JSONField(null=True, blank=True)
+    message_id = models.UUIDField(null=True, blank=True)
+    created_at = models.DateTimeField()
+    due_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+
+    state = models.CharField(max_length=12, choices=DeliveryState.choices, default=DeliveryState.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    failures = models.PositiveIntegerField(default=0)
+    reason = models.CharField(max_length=300, blank=True, default="")
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "parley_push_deliveries"
+        constraints = [
+            models.UniqueConstraint(fields=["event_id", "subscription"], name="push_delivery_once_per_event"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["due_at"], name="push_delivery_pending_due", condition=Q(state=DeliveryState.PENDING)
+            ),
+            models.Index(fields=["subscription", "state", "tx", "position"], name="push_delivery_lane"),
+            models.Index(fields=["state", "finished_at"], name="push_delivery_finished"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.state} event {self.event_id} -> {self.subscription_id}"

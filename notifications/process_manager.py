@@ -1,0 +1,137 @@
+"""The push process manager: turns chat events into intended pushes.
+
+A consumer of the log (see ``eventstore.runner``). On ``MessageSent`` by an
+agent it records, for each of the customer's subscriptions, an outbox row
+with the badge as of that event and the message; on ``MessageMarkedAsRead``
+by the customer, a badge-only row. The rows are written inside the runner's
+transaction, together with this consumer's checkpoint, and are unique per
+(event id, subscription): a batch that is redone after a crash, or an event
+seen twice, cannot queue a second push. It only records intent; the delivery
+worker (``notifications.delivery``) sends.
+
+It reads the badge projection as of each event, so it declares
+``depends_on = ("badge",)`` and never runs ahead of it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+
+from chat.domain import MessageMarkedAsRead, MessageSent, SenderKind
+from eventstore.events import RecordedEvent
+from notifications.models import PushDelivery, PushSubscription
+from notifications.payload import PREVIEW_CHARS
+from readmodels.queries import badge_as_of, rfc3339
+
+#: PostgreSQL NOTIFY channel that wakes delivery workers in other processes.
+NOTIFY_CHANNEL = "parley_push"
+
+
+def push_ttl() -> int:
+    """Seconds a push service keeps an undelivered push (RFC 8030 TTL); always > 0."""
+    return max(1, int(settings.PUSH_TTL_SECONDS))
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class PushProcessManager:
+    """Consumer ``push``: records one outbox row per (event, subscription)."""
+
+    name = "push"
+    event_types = frozenset({"MessageSent", "MessageMarkedAsRead"})
+    depends_on: Sequence[str] = ("badge",)
+
+    def handle(self, events: Sequence[RecordedEvent]) -> int:
+        relevant = [r for r in events if _wants_push(r)]
+        if not relevant:
+            return 0
+        subscriptions: dict[uuid.UUID, list[tuple[uuid.UUID, dt.datetime]]] = defaultdict(list)
+        customers = {r.event.customer_id for r in relevant}  # type: ignore[attr-defined]
+        for sub_id, customer_id, created_at in PushSubscription.objects.filter(customer_id__in=customers).values_list(
+            "id", "customer_id", "created_at"
+        ):
+            subscriptions[customer_id].append((sub_id, created_at))
+        if not subscriptions:
+            return 0
+
+        now = _now()
+        ttl = dt.timedelta(seconds=push_ttl())
+        delay = dt.timedelta(seconds=max(0.0, float(settings.PUSH_DELAY_SECONDS)))
+        rows: list[PushDelivery] = []
+        for r in relevant:
+            e = r.event
+            targets = subscriptions.get(e.customer_id)  # type: ignore[attr-defined]
+            expires_at = r.recorded_at + ttl
+            # History older than the TTL (a rebuild, a long outage) would be
+            # discarded by the push service anyway: don't queue it.
+            if not targets or expires_at <= now:
+                continue
+            unread = badge_as_of(e.customer_id, r.cursor)  # type: ignore[attr-defined]
+            if isinstance(e, MessageSent):
+                message: dict[str, Any] | None = {
+                    "message_id": str(e.message_id),
+                    "sender_name": e.sender_name,
+                    "preview": e.body[: PREVIEW_CHARS + 1],
+                    "sent_at": rfc3339(e.sent_at),
+                }
+                # Only a new message waits: a lower count is news at once.
+                due_at = r.recorded_at + delay
+            else:
+                message, due_at = None, r.recorded_at
+            rows += [
+                PushDelivery(
+                    event_id=r.event_id,
+                    subscription_id=sub_id,
+                    customer_id=e.customer_id,  # type: ignore[attr-defined]
+                    tx=r.tx,
+                    position=r.position,
+                    unread=unread,
+                    message=message,
+                    message_id=e.message_id if message else None,  # type: ignore[attr-defined]
+                    created_at=now,
+                    due_at=due_at,
+                    expires_at=expires_at,
+                )
+                for sub_id, created_at in targets
+                # A device hears about what happened after it subscribed (so a
+                # replay of the log never tells a new device old news).
+                if created_at <= r.recorded_at
+            ]
+        if not rows:
+            return 0
+        # The unique (event_id, subscription) key makes a replayed event a no-op.
+        PushDelivery.objects.bulk_create(rows, ignore_conflicts=True)
+        if connection.vendor == "postgresql":
+            with connection.cursor() as c:  # delivered at commit, never before
+                c.execute("SELECT pg_notify(%s, '')", [NOTIFY_CHANNEL])
+        return len(rows)
+
+    def reset(self) -> None:
+        # The outbox is intent already acted on, not a view to rebuild: a
+        # replay must not push history again. Rows older than the TTL are
+        # never recreated, younger ones collide with the unique key.
+        return None
+
+    async def after_commit(self, effects: Any) -> None:
+        if effects:
+            from notifications.delivery import wake_delivery
+
+            wake_delivery()
+
+
+def _wants_push(r: RecordedEvent) -> bool:
+    e = r.event
+    if isinstance(e, MessageSent):
+        return e.sender_kind == SenderKind.AGENT
+    if isinstance(e, MessageMarkedAsRead):
+        return e.reader_kind == SenderKind.CUSTOMER
+    return False
