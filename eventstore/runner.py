@@ -238,7 +238,7 @@ class Worker:
             while not stop.is_set():
                 try:
                     if not await self._db(self.runner.acquire_lease):
-                        await _wait_either(stop, woken, settings.PARLEY_LEASE_SECONDS / 3)
+                        await wakeup.wait_either(stop, woken, settings.PARLEY_LEASE_SECONDS / 3)
                         continue
                     woken.clear()
                     count, effects = await self._db(self.runner.process_batch)
@@ -249,14 +249,14 @@ class Worker:
                         # Consumers that depend on this one may now move on.
                         wakeup.notify()
                         continue
-                    await _wait_either(stop, woken, self.poll_interval)
+                    await wakeup.wait_either(stop, woken, self.poll_interval)
                 except LostLease:
-                    await _wait_either(stop, woken, self.poll_interval)
+                    await wakeup.wait_either(stop, woken, self.poll_interval)
                 except Exception:
                     failures += 1
                     delay = min(30.0, 0.2 * 2**failures)
                     log.exception("consumer %s failed; retrying in %.1fs", name, delay)
-                    await _wait_either(stop, asyncio.Event(), delay)
+                    await wakeup.wait_either(stop, asyncio.Event(), delay)
         finally:
             wakeup.unregister(loop, woken)
             try:
@@ -283,33 +283,6 @@ def _with_fresh_connection(fn, *args):  # type: ignore[no-untyped-def]
         raise
 
 
-async def _wait_either(stop: asyncio.Event, woken: asyncio.Event, timeout: float) -> None:
-    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(woken.wait())]
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waiters:
-            w.cancel()
-
-
 async def listen_for_appends(stop: asyncio.Event) -> None:
-    """Relay PostgreSQL NOTIFYs from other processes to this process's waiters."""
-    if connection.vendor != "postgresql":
-        return
-    import psycopg
-
-    params = connection.get_connection_params()
-    params.pop("cursor_factory", None)
-    params.pop("context", None)
-    while not stop.is_set():
-        try:
-            aconn = await psycopg.AsyncConnection.connect(autocommit=True, **params)
-            async with aconn:
-                await aconn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-                while not stop.is_set():
-                    # The generator ends after the timeout, so stop is checked each second.
-                    async for _ in aconn.notifies(timeout=1.0):
-                        wakeup.notify()
-        except Exception:
-            log.warning("LISTEN connection lost; consumers fall back to polling", exc_info=True)
-            await _wait_either(stop, asyncio.Event(), 2.0)
+    """Relay PostgreSQL NOTIFYs of appends in other processes to this process's waiters."""
+    await wakeup.relay_postgres_notifications(stop, NOTIFY_CHANNEL, wakeup.appended)

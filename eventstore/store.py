@@ -18,7 +18,6 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, connections, transaction
 from django.db.models import Max, Q
 
@@ -215,12 +214,7 @@ class EventStore:
 
     def _wake(self) -> None:
         wakeup.notify()
-        conn = connections[self.using]
-        if conn.vendor == "postgresql" and settings.PARLEY_CROSS_PROCESS_WAKEUP:
-            params = conn.get_connection_params()
-            params.pop("cursor_factory", None)
-            params.pop("context", None)
-            _notifier.request(self.using, params)
+        _notifier.request(self.using)
 
     def _has_version(self, stream_id: str, version: int) -> bool:
         return StoredEvent.objects.using(self.using).filter(stream_id=stream_id, version=version).exists()

@@ -47,6 +47,7 @@ from django.db.models import Exists, F, OuterRef, Q, Subquery
 from pywebpush import WebPushException, webpush
 
 from chat.domain import ChatMessage, stream_id
+from eventstore import wakeup
 from eventstore.runner import make_owner_id
 from eventstore.store import EventStore
 from notifications import payload as payloads
@@ -581,38 +582,13 @@ class DeliveryWorker:
 
 # -- wake-ups --------------------------------------------------------------------------
 
-_wake_lock = threading.Lock()
-_wake_waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+#: Outbox rows were queued (set by the process manager after its commit).
+queued = wakeup.Signal()
 
 
 def wake_delivery() -> None:
     """Tell this process's delivery lanes that rows were queued (thread-safe hint)."""
-    with _wake_lock:
-        waiters = list(_wake_waiters)
-    for loop, event in waiters:
-        if not loop.is_closed():
-            loop.call_soon_threadsafe(event.set)
-
-
-def _register(loop: asyncio.AbstractEventLoop) -> asyncio.Event:
-    event = asyncio.Event()
-    with _wake_lock:
-        _wake_waiters.add((loop, event))
-    return event
-
-
-def _unregister(loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> None:
-    with _wake_lock:
-        _wake_waiters.discard((loop, event))
-
-
-async def _wait(stop: asyncio.Event, woken: asyncio.Event, timeout: float) -> None:
-    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(woken.wait())]
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waiters:
-            w.cancel()
+    queued.notify()
 
 
 # -- the async runner ----------------------------------------------------------------------
@@ -640,7 +616,7 @@ def _on_lane_connection(fn: Callable[[], Any]) -> Any:
 
 async def _lane(index: int, stop: asyncio.Event, config: DeliveryConfig, poll: float) -> None:
     loop = asyncio.get_running_loop()
-    woken = _register(loop)
+    woken = queued.register(loop)
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"push-delivery-{index}")
     worker: DeliveryWorker | None = None
     failures = 0
@@ -661,14 +637,14 @@ async def _lane(index: int, stop: asyncio.Event, config: DeliveryConfig, poll: f
                     await db(worker.purge)
                 if result.progressed:
                     continue
-                await _wait(stop, woken, poll)
+                await wakeup.wait_either(stop, woken, poll)
             except Exception:
                 failures += 1
                 delay = min(30.0, 0.2 * 2**failures)
                 log.exception("push delivery lane %d failed; retrying in %.1fs", index, delay)
-                await _wait(stop, asyncio.Event(), delay)
+                await wakeup.wait_either(stop, asyncio.Event(), delay)
     finally:
-        _unregister(loop, woken)
+        queued.unregister(loop, woken)
         if worker is not None:
             worker.stopping.set()
             try:
@@ -678,28 +654,6 @@ async def _lane(index: int, stop: asyncio.Event, config: DeliveryConfig, poll: f
                 log.exception("push delivery lane %d could not release its devices", index)
         await db(_close_connection)
         executor.shutdown(wait=False)
-
-
-async def _listen(stop: asyncio.Event) -> None:
-    """Relay PostgreSQL NOTIFYs from process managers in other processes."""
-    if connection.vendor != "postgresql":
-        return
-    import psycopg
-
-    params = connection.get_connection_params()
-    params.pop("cursor_factory", None)
-    params.pop("context", None)
-    while not stop.is_set():
-        try:
-            aconn = await psycopg.AsyncConnection.connect(autocommit=True, **params)
-            async with aconn:
-                await aconn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-                while not stop.is_set():
-                    async for _ in aconn.notifies(timeout=1.0):
-                        wake_delivery()
-        except Exception:
-            log.warning("push LISTEN connection lost; delivery falls back to polling", exc_info=True)
-            await _wait(stop, asyncio.Event(), 2.0)
 
 
 async def run_delivery_workers(stop: asyncio.Event, *, lanes: int | None = None) -> None:
@@ -712,5 +666,7 @@ async def run_delivery_workers(stop: asyncio.Event, *, lanes: int | None = None)
     count = lanes or settings.PUSH_DELIVERY_WORKERS
     poll = settings.PUSH_POLL_INTERVAL
     tasks = [asyncio.create_task(_lane(i, stop, config, poll), name=f"push-lane-{i}") for i in range(count)]
-    tasks.append(asyncio.create_task(_listen(stop), name="push-listen"))
+    tasks.append(
+        asyncio.create_task(wakeup.relay_postgres_notifications(stop, NOTIFY_CHANNEL, queued), name="push-listen")
+    )
     await asyncio.gather(*tasks)

@@ -22,16 +22,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
 
 from chat.domain import MessageMarkedAsRead, MessageSent, SenderKind
 from eventstore.events import RecordedEvent
+from eventstore.wakeup import PostgresNotifier
 from notifications.models import PushDelivery, PushSubscription
 from notifications.payload import PREVIEW_CHARS
 from readmodels.queries import badge_as_of, rfc3339
 
 #: PostgreSQL NOTIFY channel that wakes delivery workers in other processes.
 NOTIFY_CHANNEL = "parley_push"
+_notifier = PostgresNotifier(NOTIFY_CHANNEL)
 
 
 def push_ttl() -> int:
@@ -110,9 +111,6 @@ class PushProcessManager:
             return 0
         # The unique (event_id, subscription) key makes a replayed event a no-op.
         PushDelivery.objects.bulk_create(rows, ignore_conflicts=True)
-        if connection.vendor == "postgresql":
-            with connection.cursor() as c:  # delivered at commit, never before
-                c.execute("SELECT pg_notify(%s, '')", [NOTIFY_CHANNEL])
         return len(rows)
 
     def reset(self) -> None:
@@ -125,7 +123,8 @@ class PushProcessManager:
         if effects:
             from notifications.delivery import wake_delivery
 
-            wake_delivery()
+            wake_delivery()  # this process's lanes
+            _notifier.request()  # other processes' lanes
 
 
 def _wants_push(r: RecordedEvent) -> bool:
