@@ -33,7 +33,7 @@ test: $(STAMP)
 	else echo "DATABASE_URL unset: PostgreSQL and Redis runs skipped (set it to run them)"; fi
 
 test-sqlite: $(STAMP)
-	env -u DATABASE_URL -u REDIS_URL $(PYTEST) -m "not e2e"
+	env -u DATABASE_URL -u REDIS_URL -u PARLEY_REQUIRE_SERVICES $(PYTEST) -m "not e2e"
 
 test-services: $(STAMP)
 	$(PYTEST)
