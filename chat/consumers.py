@@ -1,10 +1,10 @@
 """The websocket adapter (`/ws/v1/`): frames in, commands out; group messages in, frames out.
 
 Live frames come from the fan-out consumer through the channel layer, one
-group message per event. ``resume`` replays the same frames from the log;
-while it runs, live messages are held back, and afterwards every event is
-delivered at most once, in log order, by comparing event cursors with the
-last one this socket sent. No business rule lives here.
+group message per event. ``resume`` replays the same frames from the log,
+up to what the fan-out has published; afterwards every event is delivered
+at most once, in log order, by comparing event cursors with the last one
+this socket sent. No business rule lives here.
 """
 
 from __future__ import annotations
@@ -17,23 +17,27 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
-from django.http.request import validate_host
 
 from accounts.principals import AuthenticationFailed, Principal, principal_from_cookies, principal_from_token
 from chat.domain import ChatError, EditMessage, MarkMessageAsRead, SendMessage
+from chat.fanout import RealtimeFanout
 from chat.handlers import Outcome, edit_message, mark_message_as_read, send_message
 from chat.realtime import AGENTS_GROUP, FRAME_EVENT_TYPES, Envelope, envelopes
 from eventstore.events import Cursor, Metadata
+from eventstore.runner import checkpoint_cursor
 from eventstore.store import EventStore, UnknownPosition
+from project import ratelimit
 from readmodels import queries
 
 log = logging.getLogger(__name__)
 
 MAX_FRAME_BYTES = 16 * 1024
 REPLAY_BATCH = 500
+RESUMES_PER_MINUTE = 30
 TYPING_INTERVAL = 1.0  # seconds between typing frames a socket may send
 
 CLOSE_UNAUTHENTICATED = 4401
@@ -54,14 +58,19 @@ def _authenticate(scope: dict[str, Any]) -> Principal | None:
 
 
 def _origin_allowed(scope: dict[str, Any]) -> bool:
-    """Cookie-authenticated sockets must come from our own pages (no cross-site hijacking)."""
+    """Cookie-authenticated sockets must come from our own pages (no cross-site hijacking).
+
+    Same rule as Django's CSRF check: the Origin must be this very host
+    (scheme-less host:port equal to the Host header) or a trusted origin.
+    """
     headers = dict(scope.get("headers", []))
-    origin = headers.get(b"origin", b"").decode()
-    if not origin:
+    origin = headers.get(b"origin", b"").decode("latin-1")
+    host = headers.get(b"host", b"").decode("latin-1")
+    if not origin or origin == "null":
         return False
-    host = urlparse(origin).netloc
-    allowed = list(settings.ALLOWED_HOSTS) + [urlparse(o).netloc for o in settings.CSRF_TRUSTED_ORIGINS]
-    return validate_host(host.rsplit(":", 1)[0] if host.count(":") == 1 else host, allowed) or host in allowed
+    if origin in settings.CSRF_TRUSTED_ORIGINS:
+        return True
+    return bool(host) and urlparse(origin).netloc == host
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -69,8 +78,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         self.sent: Cursor | None = None  # cursor of the last event delivered to this socket
-        self.replaying = False
-        self.held: list[dict[str, Any]] = []
         self.last_typing = 0.0
         self.groups_joined: list[str] = []
         await self.accept()
@@ -202,37 +209,40 @@ class ChatConsumer(AsyncWebsocketConsumer):
         after = frame.get("after")
         if not isinstance(after, int) or isinstance(after, bool) or after < 0:
             raise FrameError("invalid_field", "'after' must be a non-negative integer position")
-        if self.replaying:
-            raise FrameError("resume_in_progress", "wait for 'resumed' before resuming again")
+        allowed = await sync_to_async(ratelimit.hit)(
+            "resume", self.principal.actor.label, limit=RESUMES_PER_MINUTE, window=60
+        )
+        if not allowed.allowed:
+            raise FrameError("rate_limited", f"too many resumes; retry in {allowed.retry_after} s")
         store = EventStore()
-        # Hold live messages from here on: they are delivered after the replay.
-        self.replaying = True
-        try:
-            cursor = await database_sync_to_async(store.cursor_at)(after)
-            # The client has everything up to `after`; deliver from there on.
+        cursor = await database_sync_to_async(store.cursor_at)(after)
+        # The client has everything up to `after`.
+        self.sent = cursor
+        # Replay only what the fan-out has already published: those frames
+        # were built from projections that had caught up with them. Anything
+        # later reaches this socket live (it joined its group on connect).
+        # Live messages that arrive meanwhile wait in this socket's channel
+        # (Channels handles one message at a time) and are de-duplicated by
+        # cursor afterwards.
+        until = await database_sync_to_async(checkpoint_cursor)(RealtimeFanout.name)
+        while cursor < until:
+            batch = await database_sync_to_async(self._replay_batch)(store, cursor, until)
+            for env in batch.envelopes:
+                await self._deliver(env.cursor, env.to_customer if self.principal.kind == "customer" else env.to_agents)
+            if batch.end == cursor:
+                break
+            cursor = batch.end
+        if self.sent < cursor:
             self.sent = cursor
-            # Live messages keep arriving meanwhile and are held in self.held.
-            while True:
-                batch = await database_sync_to_async(self._replay_batch)(store, cursor)
-                for env in batch.envelopes:
-                    frames = env.to_customer if self.principal.kind == "customer" else env.to_agents
-                    if frames and (self.principal.kind == "agent" or str(env.customer_id) == self.principal.id):
-                        await self._deliver(env.cursor, frames)
-                if batch.end == cursor:
-                    break
-                cursor = batch.end
-            if self.sent is None or self.sent < cursor:
-                self.sent = cursor
-        finally:
-            self.replaying = False
-            held, self.held = self.held, []
-            for message in held:
-                await self.parley_event(message)
-        await self.send_frame({"type": "resumed", "position": self.sent.position if self.sent else after})
+        await self.send_frame({"type": "resumed", "position": self.sent.position})
 
-    def _replay_batch(self, store: EventStore, cursor: Cursor) -> _Replay:
-        batch = store.read_batch(cursor, REPLAY_BATCH, types=FRAME_EVENT_TYPES)
-        return _Replay(envelopes(batch.events), batch.end)
+    def _replay_batch(self, store: EventStore, cursor: Cursor, until: Cursor) -> _Replay:
+        batch = store.read_batch(cursor, REPLAY_BATCH, types=FRAME_EVENT_TYPES, until=until)
+        events = batch.events
+        if self.principal.kind == "customer":
+            # Filter before building frames: they cost queries.
+            events = [r for r in events if str(r.event.customer_id) == self.principal.id]  # type: ignore[attr-defined]
+        return _Replay([e for e in envelopes(events) if e.to_customer or e.to_agents], batch.end)
 
     async def _deliver(self, cursor: Cursor, frames: list[dict[str, Any]]) -> None:
         if self.sent is not None and cursor <= self.sent:
@@ -245,9 +255,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def parley_event(self, message: dict[str, Any]) -> None:
         """One logged event's frames for this socket's group."""
-        if self.replaying:
-            self.held.append(message)
-            return
         await self._deliver(Cursor(int(message["tx"]), int(message["position"])), message["frames"])
 
     async def parley_ephemeral(self, message: dict[str, Any]) -> None:

@@ -161,6 +161,8 @@ class ChatMessage:
     sender: Actor
     body: str
     sent_at: dt.datetime
+    #: The body as sent: a retried SendMessage is compared with this, not with an edit.
+    sent_body: str = ""
     edited_at: dt.datetime | None = None
     read_at: dt.datetime | None = None
     version: int = 0
@@ -176,6 +178,7 @@ class ChatMessage:
                 sender=Actor(SenderKind(evt.sender_kind), evt.sender_id, evt.sender_name),
                 body=evt.body,
                 sent_at=evt.sent_at,
+                sent_body=evt.body,
                 version=1,
             )
         if state is None:
@@ -219,7 +222,7 @@ class ChatMessage:
             self.customer_id == cmd.customer_id
             and self.sender.kind == cmd.sender.kind
             and self.sender.id == cmd.sender.id
-            and self.body == clean_body(cmd.body)
+            and self.sent_body == clean_body(cmd.body)
         )
         if not same:
             raise MessageIdConflict(f"message {self.message_id} was already sent with other content")

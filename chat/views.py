@@ -139,10 +139,11 @@ async def conversations(request: HttpRequest, principal: Principal) -> JsonRespo
     if before_raw:
         try:
             before = dt.datetime.fromisoformat(before_raw.replace("Z", "+00:00"))
-        except ValueError:
-            raise ApiError(400, "invalid_parameter", "'before' must be an RFC 3339 time") from None
-        if before.tzinfo is None:
-            raise ApiError(400, "invalid_parameter", "'before' must carry a UTC offset")
+            if before.tzinfo is None:
+                raise ApiError(400, "invalid_parameter", "'before' must carry a UTC offset")
+            before = before.astimezone(dt.timezone.utc)
+        except (ValueError, OverflowError):
+            raise ApiError(400, "invalid_parameter", "'before' must be an RFC 3339 time in range") from None
     await _min_position(request, "conversations")
     page = await sync_to_async(queries.conversations)(limit, before)
     return JsonResponse({"conversations": page.items, "position": page.position})

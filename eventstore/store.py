@@ -256,6 +256,28 @@ class EventStore:
 
     # -- reading ---------------------------------------------------------
 
+    def check_transaction_ids(self) -> None:
+        """Refuse to run on a cluster whose transaction ids lag the stored ones.
+
+        After a pg_dump restore into a new cluster, new transactions get ids
+        below those already in the log: their events would sort before every
+        checkpoint and never be read. Raises RuntimeError saying what to do.
+        """
+        if not self._is_postgres:
+            return
+        with connections[self.using].cursor() as cursor:
+            cursor.execute(
+                "SELECT (SELECT max(tx) FROM parley_events), pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
+            )
+            highest, next_xid = cursor.fetchone()
+        if highest is not None and int(highest) >= int(next_xid):
+            raise RuntimeError(
+                f"the log holds transaction id {highest} but this cluster is at {next_xid}: "
+                "it was restored into a new cluster. Advance the cluster's transaction ids past "
+                "the stored ones (pg_resetwal -x, or restore with pg_upgrade/physical backups) "
+                "before starting Parley's workers; see docs/operations.md."
+            )
+
     def stream_version(self, stream_id: str) -> int:
         v = StoredEvent.objects.using(self.using).filter(stream_id=stream_id).aggregate(v=Max("version"))["v"]
         return int(v or 0)

@@ -97,7 +97,10 @@ def parse_time(value: str, name: str) -> dt.datetime:
         raise InvalidPayload("invalid_field", f"'{name}' is not a valid date and time") from None
     if parsed.tzinfo is None:  # pragma: no cover - the pattern requires an offset
         raise InvalidPayload("invalid_field", f"'{name}' must carry a UTC offset")
-    return parsed.astimezone(dt.timezone.utc)
+    try:
+        return parsed.astimezone(dt.timezone.utc)
+    except OverflowError:  # 9999-12-31T23:59:59-01:00 is past the last representable moment
+        raise InvalidPayload("invalid_field", f"'{name}' is out of range") from None
 
 
 def _load(raw: bytes) -> dict[str, Any]:

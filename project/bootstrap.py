@@ -27,6 +27,11 @@ def consumers() -> list[Consumer]:
 
 async def run_workers(stop: asyncio.Event, *, only: Sequence[str] | None = None, delivery: bool = True) -> None:
     """Run every consumer (and the push delivery workers) until ``stop`` is set."""
+    from asgiref.sync import sync_to_async
+
+    from eventstore.store import EventStore
+
+    await sync_to_async(EventStore().check_transaction_ids)()
     owner = make_owner_id()
     chosen = [c for c in consumers() if not only or c.name in only]
     tasks = [asyncio.create_task(Worker(ConsumerRunner(c, owner=owner)).run(stop), name=c.name) for c in chosen]

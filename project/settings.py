@@ -36,8 +36,14 @@ SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when PARLEY_DEBUG is off")
-    # Development only: `make run` writes a random key into .env instead.
-    SECRET_KEY = "parley-development-only-key-never-use-in-production-0123456789"
+    # Development only (`make run` writes a key into .env): a random key for
+    # this process, never a published one, so nothing signed can be forged.
+    # Tokens and sessions then last only as long as the process.
+    import secrets as _secrets
+    import warnings as _warnings
+
+    SECRET_KEY = _secrets.token_urlsafe(50)
+    _warnings.warn("DJANGO_SECRET_KEY is not set: using a random key for this process only", stacklevel=1)
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -117,21 +123,33 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 # "pubsub" (RedisPubSubChannelLayer) or "core" (RedisChannelLayer); see
 # docs/benchmarks.md for why pubsub is the default.
 PARLEY_CHANNEL_LAYER = os.environ.get("PARLEY_CHANNEL_LAYER", "pubsub")
-if REDIS_URL:
+# A socket's channel holds this many messages while the socket is busy (a
+# resume replaying the log); the pub/sub layer has no such limit.
+CHANNEL_CAPACITY = 1000
+if REDIS_URL and PARLEY_CHANNEL_LAYER == "pubsub":
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": (
-                "channels_redis.pubsub.RedisPubSubChannelLayer"
-                if PARLEY_CHANNEL_LAYER == "pubsub"
-                else "channels_redis.core.RedisChannelLayer"
-            ),
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             # Pub/Sub channels ignore the Redis database number: a prefix of
             # its own keeps deployments sharing a Redis out of each other's groups.
             "CONFIG": {"hosts": [REDIS_URL], "prefix": os.environ.get("PARLEY_CHANNEL_PREFIX", "parley")},
         }
     }
+elif REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                "prefix": os.environ.get("PARLEY_CHANNEL_PREFIX", "parley"),
+                "capacity": CHANNEL_CAPACITY,
+            },
+        }
+    }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": CHANNEL_CAPACITY}}
+    }
 
 # Rate limits count in the cache: shared through Redis when there is one,
 # per process otherwise (fine for the single-process embedded mode).

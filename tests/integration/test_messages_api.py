@@ -289,3 +289,10 @@ def test_repeated_failed_agent_logins_are_throttled(agent, client):
     throttled = attempt("pw-grace")  # even the right password, until the window passes
     assert throttled.status_code == 429
     assert throttled.json()["error"]["code"] == "too_many_attempts"
+
+
+@pytest.mark.parametrize("before", ["yesterday", "2026-11-26T10:00:00", "9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00"])
+def test_a_bad_conversations_before_is_a_400(agent, before):
+    r = agent.get("/api/v1/conversations", before=before)
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "invalid_parameter"

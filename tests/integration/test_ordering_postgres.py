@@ -182,3 +182,13 @@ def test_a_replay_transaction_cannot_append():
             EventStore().append("x", [noted()], 0)
     finally:
         replaying.active = False
+
+
+def test_workers_refuse_a_cluster_whose_transaction_ids_lag_the_log():
+    store = EventStore()
+    store.append("fine", [noted()], 0)
+    store.check_transaction_ids()  # a healthy cluster passes
+    with connection.cursor() as c:  # as after a pg_dump restore into a new cluster
+        c.execute("UPDATE parley_events SET tx = tx + 1000000000")
+    with pytest.raises(RuntimeError, match="restored into a new cluster"):
+        store.check_transaction_ids()

@@ -233,3 +233,62 @@ async def test_agents_see_each_others_presence(make_agent):
         frames += await frames_until(g, "presence")
     assert frames[-1] == {"type": "presence", "agent": {"id": linus.id, "name": "Linus"}, "status": "offline"}
     await g.disconnect()
+
+
+async def test_a_resume_while_projections_lag_replays_nothing_stale_and_the_live_frames_follow(customer, agent):
+    await pump()
+    ws = await connect(customer.token)
+    mid = new_id()
+    await sync_to_async(agent.post)(f"/api/v1/conversations/{customer.id}/messages", {"message_id": mid, "body": "fresh"})
+    # Nothing has projected the new message yet: the replay must not invent its badge.
+    await ws.send_json_to({"type": "resume", "after": 0})
+    frames = await frames_until(ws, "resumed")
+    assert [f["type"] for f in frames] == ["resumed"]
+    await pump()
+    live = await frames_until(ws, "badge")
+    assert [f["type"] for f in live] == ["message.sent", "badge"]
+    assert live[0]["message"]["message_id"] == mid and live[1]["unread"] == 1
+    await ws.disconnect()
+
+
+async def test_resumes_are_rate_limited_per_party(customer):
+    ws = await connect(customer.token)
+    codes = []
+    for _ in range(31):
+        await ws.send_json_to({"type": "resume", "after": 0})
+        codes.append(json.loads(await ws.receive_from())["type"])
+    assert codes[:30] == ["resumed"] * 30
+    assert codes[30] == "error"
+    await ws.disconnect()
+
+
+async def _session_cookie(username: str) -> str:
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    def login() -> str:
+        c = Client()
+        c.force_login(get_user_model().objects.get(username=username))
+        return c.cookies["sessionid"].value
+
+    return await sync_to_async(login)()
+
+
+@pytest.mark.parametrize(
+    ("origin", "accepted"),
+    [("http://parley.example:8000", True), ("http://evil.example", False), ("http://parley.example:9999", False), (None, False)],
+)
+async def test_a_cookie_session_socket_must_come_from_our_own_origin(agent, origin, accepted):
+    sessionid = await _session_cookie("grace")
+    headers = [(b"cookie", f"sessionid={sessionid}".encode()), (b"host", b"parley.example:8000")]
+    if origin:
+        headers.append((b"origin", origin.encode()))
+    ws = WebsocketCommunicator(application, "/ws/v1/", headers=headers)
+    await ws.connect()
+    if accepted:
+        await ws.send_json_to({"type": "ping"})
+        assert json.loads(await ws.receive_from())["type"] in ("pong", "presence")
+    else:
+        assert json.loads(await ws.receive_from())["code"] == "forbidden_origin"
+        assert (await ws.receive_output())["code"] == 4403
+    await ws.disconnect()

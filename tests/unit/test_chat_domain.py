@@ -123,3 +123,11 @@ def test_replay_folds_the_history_into_the_same_state():
     final = ChatMessage.replay(history)
     assert final is not None
     assert (final.body, final.edited_at, final.read_at, final.version) == ("v2", NOW, NOW, 3)
+
+
+def test_a_retried_send_after_an_edit_is_still_the_same_message():
+    msg = sent_by(CUSTOMER, "helo")
+    edited = ChatMessage.apply(msg, msg.edit(EditMessage(msg.message_id, CUSTOMER, "hello"), NOW)[0])
+    edited.send_again(SendMessage(msg.message_id, CUSTOMER_ID, CUSTOMER, "helo"))  # the phone's late retry
+    with pytest.raises(MessageIdConflict):
+        edited.send_again(SendMessage(msg.message_id, CUSTOMER_ID, CUSTOMER, "hello"))

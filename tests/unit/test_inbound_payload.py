@@ -107,7 +107,8 @@ def test_rfc3339_times_with_an_offset_become_aware_utc_datetimes(value, expected
 @pytest.mark.parametrize(
     "value",
     ["2025-01-31", "2025-01-31T09:30", "2025-01-31T09:30:00", "2025-W05-5T09:30:00Z", "2025-01-31T09:30:00Z\n",
-     "\u0662025-01-31T09:30:00Z", "2025-01-31T09:30:00+24:00"],
+     "\u0662025-01-31T09:30:00Z", "2025-01-31T09:30:00+24:00",
+     "9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00"],
 )
 def test_naive_partial_or_odd_times_are_refused(value):
     with pytest.raises(InvalidPayload):

@@ -306,7 +306,9 @@ async function openConversation(id) {
   try {
     const [detail, page] = await Promise.all([
       api("GET", `/api/v1/conversations/${id}`),
-      syncMessages(`/api/v1/conversations/${id}/messages`),
+      // At least as current as the socket: live frames after its position
+      // come over the socket, everything up to it must be in this read.
+      syncMessages(`/api/v1/conversations/${id}/messages?min_position=${socket.position || 0}`),
     ]);
     if (seq !== openSeq) return;
     profile = detail.customer;

@@ -177,7 +177,8 @@ async function load() {
     thread.addPending(item);
     if (item.failed) thread.fail(item.message_id, item.failed);
   }
-  const badge = await api("GET", "/api/v1/badge");
+  // The badge projection can trail the timeline: read it as of the same position.
+  const badge = await api("GET", `/api/v1/badge?min_position=${position}`);
   setBadge(badge.unread);
   return position;
 }
