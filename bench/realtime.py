@@ -43,8 +43,9 @@ process started here is stopped, on failure too.
 Knobs: BENCH_RT_CUSTOMERS (1000), BENCH_RT_AGENTS (4), BENCH_RT_RATE (customer
 messages/s of the loaded phase, 20), BENCH_RT_LIGHT_RATE (5), BENCH_RT_SECONDS
 (measured seconds of the loaded phase, 15), BENCH_RT_LIGHT_SECONDS (12),
-BENCH_RT_SHAPES (echo,serve,pubsub,core), BENCH_RT_SETTINGS (the servers'
-settings module, to try a change), BENCH_RT_DRY=1 (print, leave
+BENCH_RT_DRAIN (seconds to wait for late deliveries, 15), BENCH_RT_SHAPES
+(echo,serve,pubsub,core), BENCH_RT_SETTINGS (the servers' settings module,
+to try a change), BENCH_RT_DRY=1 (print, leave
 docs/benchmarks.md alone), BENCH_RT_KEEP_LOGS=1, BENCH_RT_DEBUG=1 (list
 every message not delivered). Without REDIS_URL only (a) and the echo run.
 """
@@ -371,9 +372,12 @@ def stop_process(p: subprocess.Popen[bytes]) -> None:
 def register_customers(urls: list[str], key: str, n: int) -> list[dict[str, str]]:
     def one(i: int) -> dict[str, str]:
         body = {"name": f"Bench Customer {i}", "email": f"c{i}@example.com", "external_id": str(uuid.uuid4())}
-        status, out = e2e.http("POST", f"{urls[i % len(urls)]}/api/v1/customers", body, token=key)
+        try:
+            status, out = e2e.http("POST", f"{urls[i % len(urls)]}/api/v1/customers", body, token=key)
+        except ValueError:  # not JSON: Django's error page
+            status, out = 500, "an HTML error page (see the server log)"
         if status != 201:
-            raise RuntimeError(f"registering a customer: {status} {out}")
+            raise RuntimeError(f"registering customer {i} over HTTP answered {status}: {out}")
         return out
 
     with ThreadPoolExecutor(16) as pool:
@@ -641,6 +645,8 @@ class ChatLoad:
             "phase": phase,
             "sent": len(mine),
             "sent_rate": len(mine) / phase.seconds,
+            "customer_rate": sum(1 for t in mine if t.kind == "customer") / phase.seconds,
+            "agent_rate": sum(1 for t in mine if t.kind == "agent") / phase.seconds,
             "delivered_rate": delivered / phase.seconds,
             "lat": lat["customer"] + lat["agent"],
             "lat_c2a": lat["customer"],
@@ -735,6 +741,8 @@ def redis_leftovers(prefix: str) -> dict[str, int]:
     try:
         channels = r.pubsub_channels(f"{prefix}*")
         members = sum(int(r.zcard(k)) for k in r.scan_iter(f"{prefix}:group:*", count=1000))
+        if DEBUG:
+            log(f"    still subscribed: {sorted(str(c) for c in channels)[:10]}")
         return {"subscriptions": len(channels), "group_members": members}
     finally:
         r.close()
@@ -849,7 +857,8 @@ def render(echo: dict[str, Any] | None, chats: list[dict[str, Any]], failures: l
         for ph in r["phases"]:
             lat = ph["lat"]
             rows.append([
-                f"**{r['shape'].label}**", ph["phase"].name, f"{ph['sent_rate']:.0f} msgs", f"{ph['delivered_rate']:.0f}",
+                f"**{r['shape'].label}**", ph["phase"].name, f"{ph['customer_rate']:.0f} + {ph['agent_rate']:.0f}",
+                f"{ph['delivered_rate']:.0f}",
                 f"**{ms(pct(lat, 50))}**", f"**{ms(pct(lat, 99))}**", pair(ph["lat_c2a"]), pair(ph["lat_a2c"]), pair(ph["acks"]),
                 f"{pct(lat, 50) / b50:,.0f}" if b50 == b50 and lat else "–",
                 f"{ph['lost']} (+{ph['lost_frames']} copies) / {ph['queued']}",
@@ -857,8 +866,9 @@ def render(echo: dict[str, Any] | None, chats: list[dict[str, Any]], failures: l
     for shape, why in failures:
         rows.append([f"**{shape.label}**", "failed", "–", "–", "–", "–", "–", "–", "–", "–", why[:160]])
     delivery = table(
-        ["server", "phase", "sent/s (both ways)", "delivered/s", "p50 ms", "p99 ms", "customer→agent p50 / p99 ms",
-         "agent→customer p50 / p99 ms", "send→ack p50 / p99 ms", "p50 / echo p50", "lost (+ copies) / still queued"],
+        ["server", "phase", "sent/s: customers + agents", "delivered/s", "p50 ms", "p99 ms", "customer→agent p50 / p99 ms",
+         "agent→customer p50 / p99 ms", "send→ack p50 / p99 ms", "p50 / echo p50",
+         "not delivered: fan-out had sent it (+ other copies) / fan-out not there yet"],
         rows,
     )
 
@@ -874,7 +884,7 @@ def render(echo: dict[str, Any] | None, chats: list[dict[str, Any]], failures: l
         ])
     memory = table(
         ["server", "sockets per Daphne", "connects/s", "Daphne RSS MiB before → with sockets", "KiB per idle connection",
-         "idle: PostgreSQL sessions/s / commits/s", "idle CPU %: Daphne / workers"],
+         "idle: PostgreSQL sessions/s / transactions/s", "idle CPU %: Daphne / workers"],
         mem_rows,
     )
 
@@ -882,19 +892,21 @@ def render(echo: dict[str, Any] | None, chats: list[dict[str, Any]], failures: l
     phases: list[tuple[Shape | None, Phase, dict[str, Any] | None]] = ([(None, echo["phase"], None)] if echo else []) + [
         (c["shape"], ph["phase"], ph) for c in chats for ph in c["phases"]
     ]
-    for shape, phase, ph in phases:
+    for shp, phase, ph in phases:
         c = phase.cpu
-        name = shape.label if shape else "bare Channels echo (baseline)"
-        workers = "–" if shape is None else f"{c['workers']:.0f}" if shape.layer else "(in Daphne)"
+        name = shp.label if shp else "bare Channels echo (baseline)"
+        workers = "–" if shp is None else f"{c['workers']:.0f}" if shp.layer else "(in Daphne)"
         cpu_rows.append([
             name, phase.name, f"{c['daphne']:.0f}", workers,
             f"{c['postgres']:.0f}", f"{c['redis']:.0f}", f"{c['client']:.0f}", f"{c['others']:.0f}",
             f"{c['pg_sessions']:.0f} / {c['pg_commits']:.0f}" if "pg_sessions" in c else "–",
-            f"{c['pg_commits'] / ph['sent_rate']:.0f}" if ph and ph["sent_rate"] and "pg_commits" in c else "–",
+            f"{c['pg_sessions'] / ph['sent_rate']:.1f} / {c['pg_commits'] / ph['sent_rate']:.0f}"
+            if ph and ph["sent_rate"] and "pg_commits" in c else "–",
         ])
     cpu = table(
         ["server", "phase", "CPU % Daphne", "CPU % workers", "CPU % PostgreSQL (whole server)", "CPU % Redis",
-         "CPU % client", "CPU % other processes", "PostgreSQL sessions/s / commits/s", "commits per message"],
+         "CPU % client", "CPU % other processes", "PostgreSQL sessions/s / transactions/s",
+         "per message: sessions / transactions"],
         cpu_rows,
     )
 
@@ -907,10 +919,11 @@ def render(echo: dict[str, Any] | None, chats: list[dict[str, Any]], failures: l
         f"{RATE:g}/s for {SECONDS:g} s, each after {WARMUP:g} s of warm-up. Latency: from just before the client writes "
         "`message.send` to the `message.sent` frame of that message at the receiver (the agent for a customer's message, "
         "the customer for a reply): command, commit, projections, the fan-out consumer, the channel layer and Daphne. "
-        "`send→ack` is the command alone. *delivered/s* counts receptions inside the window. *lost*: the fan-out consumer "
-        "had sent it to the channel layer, yet it never reached the receiver; *copies*: other `message.sent` copies "
-        f"(each message goes to {AGENTS} agents and the customer) that never came; *still queued*: the pipeline had not "
-        f"reached it {DRAIN:g} s after the phase ended.",
+        "`send→ack` is the command alone. *delivered/s* counts receptions inside the window. *Not delivered* is counted "
+        f"{DRAIN:g} s after the phase ended: messages that never reached their receiver although the fan-out consumer's "
+        "checkpoint had passed them (sent to the channel layer: lost in the layer or in Daphne), then the other "
+        f"`message.sent` copies of such messages (each goes to {AGENTS} agents and the customer), then messages the "
+        "pipeline had not reached yet (backlog).",
         "In (b) and (c) customers alternate between the two Daphne processes, two agents are on each, and each customer is "
         "answered by an agent on the other process: every measured delivery crosses processes through Redis. The workers "
         "(projections, fan-out, push) run inside `serve` in (a) and in `runworkers` in (b) and (c).",
@@ -919,9 +932,12 @@ def render(echo: dict[str, Any] | None, chats: list[dict[str, Any]], failures: l
         f"it holds. The echo baseline: same client, {CUSTOMERS:,} sockets, {2 * RATE:g} frames/s (the loaded phase's "
         "total) from random sockets, round trip per frame.",
         f"Servers run with production settings: `PARLEY_DEBUG=0`, `PARLEY_POLL_INTERVAL="
-        f"{os.environ.get('PARLEY_POLL_INTERVAL', '1.0')}`, settings module `{SETTINGS}`. CPU is % of one core "
+        f"{os.environ.get('PARLEY_POLL_INTERVAL', '1.0')}`, "
+        + "".join(f"`{k}={os.environ[k]}` (from the environment), " for k in sorted(os.environ)
+                  if k.startswith("PARLEY_") and k not in ("PARLEY_DEBUG", "PARLEY_POLL_INTERVAL", "PARLEY_BENCH_BASE_URL"))
+        + f"settings module `{SETTINGS}`. CPU is % of one core "
         f"({NCPU} cores in all) over each measured window; *other processes* is the rest of the machine's busy time. "
-        f"PostgreSQL sessions and commits are those of the scratch database only. The client fell behind its schedule "
+        f"PostgreSQL sessions (connections opened) and transactions (`xact_commit`) are those of the scratch database only. The client fell behind its schedule "
         f"by at most {max(lags, default=0) * 1000:.0f} ms and used at most "
         f"{max([p.cpu.get('client', 0) for _, p, _ in phases], default=0):.0f}% of a core: it was not the bottleneck.",
     ]
@@ -966,7 +982,40 @@ def render(echo: dict[str, Any] | None, chats: list[dict[str, Any]], failures: l
             + ("; server logs: " + "; ".join(f"{n}× `{line[:160]}`" for line, n in logged.most_common(4)) if logged else "")
         )
     notes.append(f"The whole script took {elapsed:.0f} s.")
-    return "\n\n".join([delivery, memory, cpu, "\n".join(f"- {n}" for n in notes)])
+    return "\n\n".join([delivery, memory, cpu, "\n".join(f"- {n}" for n in reading(echo, chats) + notes)])
+
+
+def reading(echo: dict[str, Any] | None, chats: list[dict[str, Any]]) -> list[str]:
+    """What the tables say, computed from them."""
+    out = []
+    b50 = pct(echo["lat"], 50) if echo else float("nan")
+    for r in chats:
+        phases = {ph["phase"].name: ph for ph in r["phases"]}
+        parts = []
+        light, loaded = phases.get("light"), phases.get("loaded")
+        if light and light["lat"]:
+            ratio = f" ({pct(light['lat'], 50) / b50:,.0f}× the echo round trip)" if b50 == b50 else ""
+            parts.append(f"light load: delivery p50 {ms(pct(light['lat'], 50))} ms{ratio}, command alone (ack) p50 "
+                         f"{ms(pct(light['acks'], 50))} ms")
+        if loaded:
+            offered = 2 * loaded["phase"].rate
+            missing = loaded["lost"] + loaded["queued"]
+            kept_up = loaded["delivered_rate"] >= 0.9 * offered and not missing
+            parts.append(
+                f"at {offered:g} messages/s it {'kept up' if kept_up else 'fell behind'}: {loaded['delivered_rate']:.0f}/s "
+                f"delivered, p99 {ms(pct(loaded['lat'], 99))} ms"
+                + (f", {loaded['lost']} messages not delivered {DRAIN:g} s later although the fan-out had sent them"
+                   if loaded["lost"] else "")
+                + (f", {loaded['queued']} still in the backlog" if loaded["queued"] else "")
+            )
+            c = loaded["phase"].cpu
+            if loaded["sent_rate"] and "pg_sessions" in c:
+                parts.append(f"{c['pg_sessions'] / loaded['sent_rate']:.1f} new PostgreSQL connections and "
+                             f"{c['pg_commits'] / loaded['sent_rate']:.0f} transactions per message written")
+        if "kib_per_conn" in r and echo:
+            parts.append(f"{r['kib_per_conn']:.0f} KiB per idle socket against {echo['kib_per_conn']:.0f} for the bare echo")
+        out.append(f"**{r['shape'].label}**: " + "; ".join(parts) + ".")
+    return out
 
 
 # -- main -----------------------------------------------------------------------------------------

@@ -102,10 +102,11 @@ DEFAULT_SQLITE = f"sqlite:///{BASE_DIR / 'parley.sqlite3'}"
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL") or DEFAULT_SQLITE,
-        # Keep connections between requests and websocket frames: opening a
-        # PostgreSQL connection per command was 1.5 connections per message
-        # in the real-time benchmark. Health checks drop broken ones.
-        conn_max_age=int(os.environ.get("PARLEY_CONN_MAX_AGE", "60")),
+        # 0: a connection per request. Under ASGI every request runs on a
+        # thread of its own, so persistent connections pile up instead of
+        # being reused (measured: "too many clients" at 160 requests); a
+        # connection pool is the way to save the connects (docs/operations.md).
+        conn_max_age=int(os.environ.get("PARLEY_CONN_MAX_AGE", "0")),
         conn_health_checks=True,
     )
 }
@@ -149,7 +150,10 @@ elif REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # redis-py 8 reads with a 5 s socket timeout, as long as the
+                # layer's blocking receive, and caps its pool at 100: both
+                # closed sockets with 1011 under load (channels_redis#422).
+                "hosts": [{"address": REDIS_URL, "socket_timeout": None, "max_connections": 2000}],
                 "prefix": os.environ.get("PARLEY_CHANNEL_PREFIX", "parley"),
                 "capacity": CHANNEL_CAPACITY,
             },

@@ -89,20 +89,6 @@ class Caller:
         return self.client.delete(path, **self._headers())
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _short_lived_connections() -> None:
-    """Close connections after use in the test process, as CONN_MAX_AGE=0 does.
-
-    Tests run commands on threads of their own; a connection such a thread
-    kept open would stop PostgreSQL from dropping the test database.
-    (Every connection wrapper shares this settings dict.)
-    """
-    from django.db import connections
-
-    for alias in connections:
-        connections.settings[alias]["CONN_MAX_AGE"] = 0
-
-
 @pytest.fixture(autouse=True)
 def _private_cache(settings: _Any) -> None:
     """Each test counts rate limits in a cache of its own, never a shared Redis.

@@ -143,8 +143,8 @@ def start_stack(tmp: Path, *, web: int = 1, separate_workers: bool = False, extr
         PARLEY_CACHE_KEY_PREFIX=f"e2e-{secrets.token_hex(4)}",
         PARLEY_CHANNEL_PREFIX=f"e2e-{secrets.token_hex(4)}",
         PARLEY_DEBUG="1",
-        **(extra_env or {}),
     )
+    env.update(extra_env or {})
     if separate_workers and not env.get("REDIS_URL"):
         raise RuntimeError("a multi-process stack needs REDIS_URL")
     logs = tmp / "logs"
