@@ -7,7 +7,7 @@ import { $, announce, formatAgo, formatFull, formatWhen, h, initials, readConfig
 import { Messenger } from "./messenger.js";
 import { Outbox } from "./outbox.js";
 import { ParleySocket } from "./socket.js";
-import { ConnectionStatus, TypingLine } from "./status.js";
+import { ConnectionStatus, TypingLine, editMessage, problemBanner } from "./status.js";
 import { Thread } from "./thread.js";
 
 const PAGE = 30;
@@ -22,7 +22,7 @@ const listEmpty = $("#list-empty");
 const loadMore = $("#load-more");
 const filterEl = $("#filter");
 const totalUnread = $("#total-unread");
-const problem = $("#problem");
+const showProblem = problemBanner($("#problem"));
 const detailsEl = $("#details");
 const detailsBody = $("#details-body");
 const detailsToggle = $("#details-toggle");
@@ -81,7 +81,7 @@ const composer = new Composer({
     messenger.send(item);
     drafts.delete(openId);
   },
-  onEdit: (id, body) => editMessage(id, body),
+  onEdit: (id, body) => editMessage(thread, id, body, showProblem),
   onTyping: () => openId && socket.send({ type: "typing", customer_id: openId }),
   onEditLast: () => thread.lastEditable(),
 });
@@ -386,25 +386,6 @@ function readOpenConversation() {
 document.addEventListener("visibilitychange", readOpenConversation);
 socket.addEventListener("live", readOpenConversation);
 
-async function editMessage(id, body) {
-  const before = thread.setBody(id, body, new Date().toISOString());
-  try {
-    const data = await api("PATCH", `/api/v1/messages/${id}`, { body });
-    thread.upsert(data.message);
-  } catch (err) {
-    if (before) thread.setBody(id, before.body, before.edited_at);
-    showProblem(`Your edit was not saved: ${err.message}`);
-  }
-}
-
-function showProblem(text) {
-  problem.textContent = text;
-  problem.hidden = false;
-  clearTimeout(showProblem.timer);
-  showProblem.timer = setTimeout(() => {
-    problem.hidden = true;
-  }, 8000);
-}
 
 // -- presence ----------------------------------------------------------------------------------
 

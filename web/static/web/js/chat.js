@@ -8,7 +8,7 @@ import { Outbox } from "./outbox.js";
 import { setupPushOffer } from "./push-offer.js";
 import { ParleySocket } from "./socket.js";
 import { Thread } from "./thread.js";
-import { ConnectionStatus, TypingLine } from "./status.js";
+import { ConnectionStatus, TypingLine, editMessage, problemBanner } from "./status.js";
 
 const config = readConfig();
 const me = { kind: "customer", id: config.customerId, name: config.customerName };
@@ -20,7 +20,7 @@ const messenger = new Messenger({ socket, outbox, sendPath: () => "/api/v1/messa
 const list = $("#messages");
 const empty = $("#empty");
 const unreadPill = $("#unread");
-const problem = $("#problem");
+const showProblem = problemBanner($("#problem"));
 
 const thread = new Thread({
   list,
@@ -53,7 +53,7 @@ const composer = new Composer({
     refreshEmpty();
     messenger.send(item);
   },
-  onEdit: (id, body) => editMessage(id, body),
+  onEdit: (id, body) => editMessage(thread, id, body, showProblem),
   onTyping: () => socket.send({ type: "typing" }),
   onEditLast: () => thread.lastEditable(),
 });
@@ -94,25 +94,6 @@ socket.addEventListener("live", () => readIfVisible(thread.visibleUnread()));
 
 // -- editing --------------------------------------------------------------------------
 
-async function editMessage(id, body) {
-  const before = thread.setBody(id, body, new Date().toISOString());
-  try {
-    const data = await api("PATCH", `/api/v1/messages/${id}`, { body });
-    thread.upsert(data.message);
-  } catch (err) {
-    if (before) thread.setBody(id, before.body, before.edited_at);
-    showProblem(`Your edit was not saved: ${err.message}`);
-  }
-}
-
-function showProblem(text) {
-  problem.textContent = text;
-  problem.hidden = false;
-  clearTimeout(showProblem.timer);
-  showProblem.timer = setTimeout(() => {
-    problem.hidden = true;
-  }, 8000);
-}
 
 function refreshEmpty() {
   empty.hidden = thread.size > 0;

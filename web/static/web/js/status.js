@@ -1,5 +1,7 @@
-// Small pieces of status shared by both pages: the connection indicator
-// and the "… is typing" line.
+// Small pieces shared by both pages: the connection indicator, the
+// "… is typing" line, the problem banner and optimistic edits.
+
+import { api } from "./api.js";
 
 const LABELS = {
   connecting: "Connecting…",
@@ -73,5 +75,30 @@ export class TypingLine {
     const texts = [...this.who.values()].map((x) => x.text);
     this.el.textContent = texts.join(" ");
     this.el.classList.toggle("typing--on", texts.length > 0);
+  }
+}
+
+/** A banner that shows a problem for a few seconds (text only). */
+export function problemBanner(el, ms = 8000) {
+  let timer;
+  return function show(text) {
+    el.textContent = text;
+    el.hidden = false;
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      el.hidden = true;
+    }, ms);
+  };
+}
+
+/** Edit a message optimistically in `thread`; put the old body back if the server refuses. */
+export async function editMessage(thread, id, body, showProblem) {
+  const before = thread.setBody(id, body, new Date().toISOString());
+  try {
+    const data = await api("PATCH", `/api/v1/messages/${id}`, { body });
+    thread.upsert(data.message);
+  } catch (err) {
+    if (before) thread.setBody(id, before.body, before.edited_at);
+    showProblem(`Your edit was not saved: ${err.message}`);
   }
 }
