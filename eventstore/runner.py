@@ -114,8 +114,10 @@ class ConsumerRunner:
     def process_batch(self) -> tuple[int, Any]:
         """Apply the next batch and advance the checkpoint, in one transaction.
 
-        Returns (events scanned, effects). Raises LostLease, leaving nothing
-        behind, if this instance may not commit.
+        Returns (progress, effects): progress is the number of events handled,
+        at least 1 whenever the checkpoint moved (a batch of only other types'
+        rows moves it too), 0 when there was nothing to read. Raises
+        LostLease, leaving nothing behind, if this instance may not commit.
         """
         name = self.consumer.name
         with transaction.atomic():
@@ -132,7 +134,7 @@ class ConsumerRunner:
             ).update(tx=batch.end.tx, position=batch.end.position)
             if moved != 1:
                 raise LostLease(name)
-        return 1 if not batch.events else len(batch.events), effects
+        return max(1, len(batch.events)), effects
 
     def _dependency_horizon(self) -> Cursor | None:
         deps = list(self.consumer.depends_on)

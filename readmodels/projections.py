@@ -121,6 +121,42 @@ def last_message_summary(e: MessageSent) -> dict[str, Any]:
     }
 
 
+class UnreadSet:
+    """The unread-message rows a batch touches, changed in memory, written once.
+
+    A count goes up only when ``add`` really adds and down only when
+    ``discard`` really removes, so repeats can never count twice.
+    """
+
+    def __init__(self, model: type[AgentUnread] | type[BadgeUnread], events: Sequence[RecordedEvent]) -> None:
+        self.model = model
+        ids = [e.event.message_id for e in events]  # type: ignore[attr-defined]
+        self._present = set(model._default_manager.filter(message_id__in=ids).values_list("message_id", flat=True))
+        self._added: dict[uuid.UUID, uuid.UUID] = {}
+        self._removed: set[uuid.UUID] = set()
+
+    def add(self, message_id: uuid.UUID, customer_id: uuid.UUID) -> bool:
+        if message_id in self._present:
+            return False
+        self._present.add(message_id)
+        self._added[message_id] = customer_id
+        return True
+
+    def discard(self, message_id: uuid.UUID) -> bool:
+        if message_id not in self._present:
+            return False
+        self._present.discard(message_id)
+        if self._added.pop(message_id, None) is None:
+            self._removed.add(message_id)
+        return True
+
+    def save(self) -> None:
+        rows: list[Any] = [self.model(message_id=m, customer_id=c) for m, c in self._added.items()]
+        self.model._default_manager.bulk_create(rows, ignore_conflicts=True)
+        if self._removed:
+            self.model._default_manager.filter(message_id__in=self._removed).delete()
+
+
 class ConversationsProjection(Projection):
     """Agents' conversation list: last message, unread_for_agents, awaiting_reply."""
 
@@ -130,13 +166,7 @@ class ConversationsProjection(Projection):
 
     def handle(self, events: Sequence[RecordedEvent]) -> None:
         convs = _load(Conversation, (e.event.customer_id for e in events))  # type: ignore[attr-defined]
-        unread = set(
-            AgentUnread.objects.filter(
-                message_id__in=[e.event.message_id for e in events]  # type: ignore[attr-defined]
-            ).values_list("message_id", flat=True)
-        )
-        added: dict[uuid.UUID, uuid.UUID] = {}
-        removed: set[uuid.UUID] = set()
+        unread = UnreadSet(AgentUnread, events)
         changed: set[uuid.UUID] = set()
         for r in events:
             e = r.event
@@ -147,9 +177,7 @@ class ConversationsProjection(Projection):
                 conv.last_message = last_message_summary(e)
                 conv.last_activity_at = e.sent_at
                 conv.awaiting_reply = e.sender_kind == SenderKind.CUSTOMER
-                if e.sender_kind == SenderKind.CUSTOMER and e.message_id not in unread:
-                    unread.add(e.message_id)
-                    added[e.message_id] = e.customer_id
+                if e.sender_kind == SenderKind.CUSTOMER and unread.add(e.message_id, e.customer_id):
                     conv.unread_for_agents += 1
             elif isinstance(e, MessageEdited):
                 conv = convs[e.customer_id]
@@ -157,20 +185,13 @@ class ConversationsProjection(Projection):
                     conv.last_message = {**conv.last_message, "preview": e.body[:PREVIEW_CHARS], "edited": True}
             elif isinstance(e, MessageMarkedAsRead):
                 conv = convs[e.customer_id]
-                if e.reader_kind == SenderKind.AGENT and e.message_id in unread:
-                    unread.discard(e.message_id)
-                    if added.pop(e.message_id, None) is None:
-                        removed.add(e.message_id)
+                if e.reader_kind == SenderKind.AGENT and unread.discard(e.message_id):
                     conv.unread_for_agents = max(0, conv.unread_for_agents - 1)
             else:
                 continue
             conv.tx, conv.position = r.tx, r.position
             changed.add(conv.customer_id)
-        AgentUnread.objects.bulk_create(
-            [AgentUnread(message_id=m, customer_id=c) for m, c in added.items()], ignore_conflicts=True
-        )
-        if removed:
-            AgentUnread.objects.filter(message_id__in=removed).delete()
+        unread.save()
         _upsert(
             Conversation,
             (convs[c] for c in changed),
@@ -187,28 +208,17 @@ class BadgeProjection(Projection):
 
     def handle(self, events: Sequence[RecordedEvent]) -> None:
         badges = _load(Badge, (e.event.customer_id for e in events))  # type: ignore[attr-defined]
-        unread = set(
-            BadgeUnread.objects.filter(
-                message_id__in=[e.event.message_id for e in events]  # type: ignore[attr-defined]
-            ).values_list("message_id", flat=True)
-        )
-        added: dict[uuid.UUID, uuid.UUID] = {}
-        removed: set[uuid.UUID] = set()
+        unread = UnreadSet(BadgeUnread, events)
         history: list[BadgeChange] = []
         for r in events:
             e = r.event
-            if isinstance(e, MessageSent):
-                if e.sender_kind != SenderKind.AGENT or e.message_id in unread:
+            if isinstance(e, MessageSent) and e.sender_kind == SenderKind.AGENT:
+                if not unread.add(e.message_id, e.customer_id):
                     continue
-                unread.add(e.message_id)
-                added[e.message_id] = e.customer_id
                 delta = 1
-            elif isinstance(e, MessageMarkedAsRead):
-                if e.reader_kind != SenderKind.CUSTOMER or e.message_id not in unread:
+            elif isinstance(e, MessageMarkedAsRead) and e.reader_kind == SenderKind.CUSTOMER:
+                if not unread.discard(e.message_id):
                     continue
-                unread.discard(e.message_id)
-                if added.pop(e.message_id, None) is None:
-                    removed.add(e.message_id)
                 delta = -1
             else:
                 continue
@@ -218,11 +228,7 @@ class BadgeProjection(Projection):
             badge.unread = max(0, badge.unread + delta)
             badge.tx, badge.position = r.tx, r.position
             history.append(BadgeChange(customer_id=e.customer_id, unread=badge.unread, tx=r.tx, position=r.position))
-        BadgeUnread.objects.bulk_create(
-            [BadgeUnread(message_id=m, customer_id=c) for m, c in added.items()], ignore_conflicts=True
-        )
-        if removed:
-            BadgeUnread.objects.filter(message_id__in=removed).delete()
+        unread.save()
         _upsert(Badge, (badges[c] for c in {h.customer_id for h in history}), ["unread", "tx", "position"])
         BadgeChange.objects.bulk_create(history)
 
