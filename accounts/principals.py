@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Literal
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core import signing
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import AgentToken
@@ -30,6 +32,19 @@ class AuthenticationFailed(Exception):
 
 
 @dataclass(frozen=True)
+class Credential:
+    """What an agent proved who they are with: an API token or a session.
+
+    Kept by long-lived connections (websockets) so they can be closed when
+    it stops standing (``revoked_among``).
+    """
+
+    kind: Literal["token", "session"]
+    key: str  # the token's row id, or the session key
+    user_id: str
+
+
+@dataclass(frozen=True)
 class Principal:
     """An authenticated caller. ``via_cookie`` means CSRF rules apply."""
 
@@ -37,6 +52,7 @@ class Principal:
     id: str
     name: str
     via_cookie: bool = False
+    credential: Credential | None = None
 
     @property
     def actor(self) -> Actor:
@@ -58,8 +74,8 @@ def agent_display_name(user: AbstractBaseUser) -> str:
     return full or user.get_username()
 
 
-def agent_principal(user: AbstractBaseUser, *, via_cookie: bool) -> Principal:
-    return Principal("agent", str(user.pk), agent_display_name(user), via_cookie=via_cookie)
+def agent_principal(user: AbstractBaseUser, *, via_cookie: bool, credential: Credential | None = None) -> Principal:
+    return Principal("agent", str(user.pk), agent_display_name(user), via_cookie=via_cookie, credential=credential)
 
 
 def _hash(key: str) -> str:
@@ -91,7 +107,7 @@ def principal_from_token(token: str) -> Principal:
         now = timezone.now()
         if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
             AgentToken.objects.filter(pk=row.pk).update(last_used_at=now)
-        return agent_principal(row.user, via_cookie=False)
+        return agent_principal(row.user, via_cookie=False, credential=Credential("token", str(row.pk), str(row.user.pk)))
     if token.startswith(CUSTOMER_TOKEN_PREFIX):
         try:
             customer_id = verify_customer_token(token)
@@ -106,10 +122,16 @@ def customer_cookie_value(token: str) -> str:
     return signing.get_cookie_signer(salt=_COOKIE_SALT).sign(token)
 
 
-def principal_from_cookies(cookies: dict[str, str], user: AbstractBaseUser | AnonymousUser | None) -> Principal | None:
+def principal_from_cookies(
+    cookies: dict[str, str],
+    user: AbstractBaseUser | AnonymousUser | None,
+    *,
+    session_key: str | None = None,
+) -> Principal | None:
     """An agent's session, else the customer cookie, else None."""
     if user is not None and user.is_authenticated and getattr(user, "is_staff", False) and user.is_active:
-        return agent_principal(user, via_cookie=True)  # type: ignore[arg-type]
+        credential = Credential("session", session_key, str(user.pk)) if session_key else None
+        return agent_principal(user, via_cookie=True, credential=credential)  # type: ignore[arg-type]
     raw = cookies.get(CUSTOMER_COOKIE)
     if not raw:
         return None
@@ -129,3 +151,49 @@ def authenticate_agent(username: str, password: str) -> AbstractBaseUser | None:
     return user
 
 
+
+
+def revoked_among(credentials: Collection[Credential]) -> set[Credential]:
+    """Those of ``credentials`` that no longer stand: the token was revoked,
+    the session ended (signed out, expired), or the user is no longer an
+    active staff member. One transaction, a query per kind."""
+    from django.contrib.auth import get_user_model
+
+    if not credentials:
+        return set()
+    tokens = [c for c in credentials if c.kind == "token"]
+    sessions = [c for c in credentials if c.kind == "session"]
+    with transaction.atomic():
+        agents = {
+            str(pk)
+            for pk in get_user_model()
+            .objects.filter(pk__in={c.user_id for c in credentials}, is_active=True, is_staff=True)
+            .values_list("pk", flat=True)
+        }
+        live_tokens = {
+            str(pk)
+            for pk in AgentToken.objects.filter(pk__in=[int(c.key) for c in tokens], revoked_at__isnull=True).values_list(
+                "pk", flat=True
+            )
+        } if tokens else set()
+        live_sessions = _live_sessions({c.key for c in sessions}) if sessions else set()
+    return {
+        c
+        for c in credentials
+        if c.user_id not in agents or c.key not in (live_tokens if c.kind == "token" else live_sessions)
+    }
+
+
+def _live_sessions(keys: set[str]) -> set[str]:
+    from importlib import import_module
+
+    from django.conf import settings
+
+    if settings.SESSION_ENGINE == "django.contrib.sessions.backends.db":
+        from django.contrib.sessions.models import Session
+
+        return set(
+            Session.objects.filter(session_key__in=keys, expire_date__gt=timezone.now()).values_list("session_key", flat=True)
+        )
+    store = import_module(settings.SESSION_ENGINE).SessionStore
+    return {k for k in keys if store().exists(k)}

@@ -216,8 +216,11 @@ class ChatMessage:
         ]
 
     def send_again(self, cmd: SendMessage) -> None:
-        """A repeated SendMessage: fine if it is the same message, else a conflict."""
-        self.ensure_visible_to(cmd.sender)
+        """A repeated SendMessage: fine if it is the same message, else a conflict.
+
+        A send never answers "not found": an id another party used is just
+        taken, and the answer says nothing about that party's message.
+        """
         same = (
             self.customer_id == cmd.customer_id
             and self.sender.kind == cmd.sender.kind
@@ -225,7 +228,7 @@ class ChatMessage:
             and self.sent_body == clean_body(cmd.body)
         )
         if not same:
-            raise MessageIdConflict(f"message {self.message_id} was already sent with other content")
+            raise MessageIdConflict(f"the message id {self.message_id} is already used by another message")
 
     def edit(self, cmd: EditMessage, now: dt.datetime) -> list[DomainEvent]:
         self.ensure_visible_to(cmd.editor)

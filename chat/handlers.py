@@ -1,11 +1,18 @@
-"""Command handlers: load the stream, let the aggregate decide, append.
+"""Command handlers: let the aggregate decide, append, answer.
 
-Each handler runs in one transaction and retries a bounded number of times
-when another writer appended to the same stream first (the unique
-(stream, version) constraint). That is what makes a client-generated
-message id idempotent under any number of simultaneous copies: exactly one
-copy appends ``MessageSent``; the others retry, find it, and are answered
-"already sent" (or ``message_id_conflict`` if their body differs).
+A new message is one INSERT and nothing else: the aggregate validates the
+command, and the append at expected version 0 either creates the stream or
+hits the unique (stream, version) constraint. Only then is the stream read,
+to answer "already sent" (same content) or ``message_id_conflict``. That is
+what makes a client-generated message id idempotent under any number of
+simultaneous copies, at one round trip for the usual case.
+
+Edits and reads load the stream, let the aggregate decide and append at the
+version they read; a writer that got there first makes the append conflict,
+and the handler tries again on the new state, a bounded number of times.
+Outside a transaction each append commits on its own; inside one (an
+inbound webhook claims its delivery key in the same transaction) it runs in
+a savepoint.
 """
 
 from __future__ import annotations
@@ -14,8 +21,6 @@ import datetime as dt
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-
-from django.db import transaction
 
 from chat.domain import (
     ChatMessage,
@@ -26,7 +31,7 @@ from chat.domain import (
     stream_id,
 )
 from eventstore.events import DomainEvent, Metadata, NewEvent
-from eventstore.store import ConcurrencyConflict, EventStore
+from eventstore.store import ConcurrencyConflict, DuplicateEvent, EventStore
 
 MAX_ATTEMPTS = 5
 
@@ -48,40 +53,25 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def _execute(
-    message_id: uuid.UUID,
-    decide: Decide,
-    *,
-    store: EventStore,
-    metadata: Metadata,
-    event_ids: Callable[[int], uuid.UUID] | None = None,
-) -> Outcome:
+def _execute(message_id: uuid.UUID, decide: Decide, *, store: EventStore, metadata: Metadata) -> Outcome:
     stream = stream_id(message_id)
-    for attempt in range(MAX_ATTEMPTS):
+    for _ in range(MAX_ATTEMPTS):
+        history = store.read_stream(stream)
+        state = ChatMessage.replay([r.event for r in history])
+        new = decide(state, _now())
+        if not new:
+            if state is None:  # pragma: no cover - decide() raises instead
+                raise MessageNotFound(f"no message {message_id}")
+            return Outcome(state, history[-1].position, appended=False)
         try:
-            with transaction.atomic():
-                history = store.read_stream(stream)
-                state = ChatMessage.replay([r.event for r in history])
-                new = decide(state, _now())
-                if not new:
-                    if state is None:  # pragma: no cover - decide() raises instead
-                        raise MessageNotFound(f"no message {message_id}")
-                    return Outcome(state, history[-1].position, appended=False)
-                pending = [
-                    NewEvent(e, event_id=event_ids(len(history) + i) if event_ids else uuid.uuid4())
-                    for i, e in enumerate(new)
-                ]
-                recorded = store.append(
-                    stream, pending, expected_version=len(history), metadata=metadata, savepoint=False
-                )
-                for evt in new:
-                    state = ChatMessage.apply(state, evt)
-                assert state is not None
-                return Outcome(state, recorded[-1].position, appended=True)
+            recorded = store.append(stream, new, expected_version=len(history), metadata=metadata)
         except ConcurrencyConflict:
-            if attempt == MAX_ATTEMPTS - 1:
-                raise
-    raise AssertionError("unreachable")
+            continue  # another writer was first: decide again on what it wrote
+        for evt in new:
+            state = ChatMessage.apply(state, evt)
+        assert state is not None
+        return Outcome(state, recorded[-1].position, appended=True)
+    raise ConcurrencyConflict(stream, -1, None)
 
 
 def send_message(
@@ -96,20 +86,25 @@ def send_message(
     ``event_id`` (optional) fixes the id of the MessageSent event, for
     callers that derive it from their own idempotency key.
     """
-
-    def decide(state: ChatMessage | None, now: dt.datetime) -> list[DomainEvent]:
-        if state is None:
-            return ChatMessage.send(cmd, now)
+    store = store or EventStore()
+    stream = stream_id(cmd.message_id)
+    (sent,) = ChatMessage.send(cmd, _now())
+    try:
+        recorded = store.append(
+            stream,
+            [NewEvent(sent, event_id=event_id or uuid.uuid4())],
+            expected_version=0,
+            metadata=metadata or Metadata(actor=cmd.sender.label),
+        )
+    except (ConcurrencyConflict, DuplicateEvent):
+        # The message exists: this is a repeat, or its id was taken.
+        history = store.read_stream(stream)
+        state = ChatMessage.replay([r.event for r in history])
+        if state is None:  # the event id is taken by another stream: never by a repeat
+            raise
         state.send_again(cmd)
-        return []
-
-    return _execute(
-        cmd.message_id,
-        decide,
-        store=store or EventStore(),
-        metadata=metadata or Metadata(actor=cmd.sender.label),
-        event_ids=(lambda version: event_id) if event_id else None,
-    )
+        return Outcome(state, history[-1].position, appended=False)
+    return Outcome(ChatMessage.apply(None, sent), recorded[0].position, appended=True)
 
 
 def edit_message(cmd: EditMessage, *, store: EventStore | None = None, metadata: Metadata | None = None) -> Outcome:
@@ -118,9 +113,7 @@ def edit_message(cmd: EditMessage, *, store: EventStore | None = None, metadata:
             raise MessageNotFound(f"no message {cmd.message_id}")
         return state.edit(cmd, now)
 
-    return _execute(
-        cmd.message_id, decide, store=store or EventStore(), metadata=metadata or Metadata(actor=cmd.editor.label)
-    )
+    return _execute(cmd.message_id, decide, store=store or EventStore(), metadata=metadata or Metadata(actor=cmd.editor.label))
 
 
 def mark_message_as_read(

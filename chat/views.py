@@ -56,17 +56,17 @@ def _send(request: HttpRequest, principal: Principal, customer_id: uuid.UUID) ->
     return _write_response(send_message(cmd, metadata=_metadata(request, principal)))
 
 
-async def _min_position(request: HttpRequest, consumer: str) -> None:
+async def _min_position(request: HttpRequest) -> None:
     raw = request.GET.get("min_position")
     if raw is not None and raw != "":
         position = query_int(request, "min_position", 0)
-        await queries.wait_until_processed(consumer, position)
+        await queries.wait_until_processed(position)
 
 
 async def _list_messages(request: HttpRequest, customer_id: uuid.UUID) -> JsonResponse:
     after = query_int(request, "after", 0)
     limit = query_int(request, "limit", 100, low=1, high=MAX_PAGE)
-    await _min_position(request, "timeline")
+    await _min_position(request)
     page = await sync_to_async(queries.messages_after)(customer_id, after, limit)
     return JsonResponse({"messages": page.items, "position": page.position})
 
@@ -84,7 +84,7 @@ async def messages(request: HttpRequest, principal: Principal) -> JsonResponse:
 
 @api(["GET"], "customer")
 async def badge(request: HttpRequest, principal: Principal) -> JsonResponse:
-    await _min_position(request, "badge")
+    await _min_position(request)
     unread, position = await sync_to_async(queries.badge)(principal.customer_id)
     return JsonResponse({"unread": unread, "position": position})
 
@@ -144,7 +144,7 @@ async def conversations(request: HttpRequest, principal: Principal) -> JsonRespo
             before = before.astimezone(dt.timezone.utc)
         except (ValueError, OverflowError):
             raise ApiError(400, "invalid_parameter", "'before' must be an RFC 3339 time in range") from None
-    await _min_position(request, "conversations")
+    await _min_position(request)
     page = await sync_to_async(queries.conversations)(limit, before)
     return JsonResponse({"conversations": page.items, "position": page.position})
 

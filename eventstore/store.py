@@ -1,11 +1,15 @@
 """The event store: append with optimistic concurrency, read in a gap-free order.
 
-Ordering on PostgreSQL uses a transaction-id read barrier (see design.md,
+Ordering on PostgreSQL uses a transaction-id read barrier (docs/operations.md,
 "Ordering on PostgreSQL"): each row carries the id of the transaction that
 appended it, and readers only read rows whose transaction id is below the
-oldest transaction still running (``pg_snapshot_xmin``), in
-(transaction id, position) order. A transaction that is slow to commit holds
-readers back; it can never be skipped. Writers are not serialised.
+oldest transaction still running, in (transaction id, position) order. A
+transaction that is slow to commit holds readers back; it can never be
+skipped. Writers are not serialised.
+
+Appends and reads are plain SQL: they are the hot path of every command and
+every consumer, and the ORM's per-row overhead was the larger part of both
+(docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -19,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, connections, transaction
-from django.db.models import Max, Q
 
 from eventstore import wakeup
 from eventstore.events import (
@@ -31,23 +34,23 @@ from eventstore.events import (
     decode,
     encode,
 )
-from eventstore.models import StoredEvent
 
 NOTIFY_CHANNEL = "parley_events"
+TABLE = "parley_events"
 
 #: application_name of a transaction that promises never to append events
 #: (a read-model rebuild): readers need not wait for it.
 REPLAY_APPLICATION_NAME = "parley:replay"
 
-# The read barrier: the oldest transaction that might still commit an event.
-# pg_current_snapshot()'s in-progress list is cluster-wide, so transactions
-# of other databases (and replays of our own) are dropped from it, or one
-# long transaction anywhere in the cluster would stall every reader. An xid
-# whose backend cannot be seen (finished meanwhile, or hidden from this
-# role) is kept: that may delay a read, never make it skip. The reader's own
-# xid is kept too, so a reader never passes its own uncommitted appends.
-_BARRIER_SQL = f"""
-tx < (
+# The read barrier: the oldest transaction id that might still commit an
+# event. pg_current_snapshot()'s in-progress list is cluster-wide, so
+# transactions of other databases (and replays of our own) are dropped from
+# it, or one long transaction anywhere in the cluster would stall every
+# reader. An xid whose backend cannot be seen (finished meanwhile, or hidden
+# from this role) is kept: that may delay a read, never make it skip. The
+# reader's own xid is kept too, so a reader never passes its own uncommitted
+# appends.
+_BARRIER_XID = f"""(
     WITH snap AS (SELECT pg_current_snapshot() AS s)
     SELECT COALESCE(min(inflight.x), (SELECT pg_snapshot_xmax(s)::text::bigint FROM snap))
     FROM (
@@ -59,8 +62,10 @@ tx < (
         WHERE backend_xid IS NOT NULL
           AND (datname IS DISTINCT FROM current_database() OR application_name = '{REPLAY_APPLICATION_NAME}')
     )
-)
-"""
+)"""
+
+_COLUMNS = "position, tx, event_id, stream_id, version, event_type, schema_version, data, metadata, recorded_at"
+_INSERT_COLUMNS = "event_id, stream_id, version, event_type, schema_version, data, metadata, recorded_at, tx"
 
 
 class _Replaying(threading.local):
@@ -120,24 +125,15 @@ class Batch:
 
     ``end`` can be past the last returned event when a type filter dropped
     rows: a consumer checkpoints at ``end`` so it never scans them again.
+    ``blocked`` says that committed events follow ``end`` but may not be
+    read yet, because an older transaction is still running (PostgreSQL's
+    read barrier): read again in a moment, no wake-up will come for them.
     """
 
     events: list[RecordedEvent]
+    start: Cursor
     end: Cursor
-
-
-_FIELDS = (
-    "position",
-    "tx",
-    "event_id",
-    "stream_id",
-    "version",
-    "event_type",
-    "schema_version",
-    "data",
-    "metadata",
-    "recorded_at",
-)
+    blocked: bool = False
 
 
 class EventStore:
@@ -147,8 +143,12 @@ class EventStore:
         self.using = using
 
     @property
+    def _conn(self) -> Any:
+        return connections[self.using]
+
+    @property
     def _is_postgres(self) -> bool:
-        return connections[self.using].vendor == "postgresql"
+        return bool(self._conn.vendor == "postgresql")
 
     # -- writing ---------------------------------------------------------
 
@@ -158,18 +158,15 @@ class EventStore:
         events: Sequence[DomainEvent | NewEvent],
         expected_version: int,
         metadata: Metadata | None = None,
-        *,
-        savepoint: bool = True,
     ) -> list[RecordedEvent]:
         """Append ``events`` to ``stream_id`` if it is at ``expected_version``.
 
-        Raises ConcurrencyConflict if the stream moved on, DuplicateEvent if an
-        event id is already stored. Either way nothing is appended. Runs in a
-        savepoint of the caller's transaction (or its own transaction), so the
-        caller's transaction stays usable after a conflict. A caller that
-        rolls back its whole transaction on a conflict anyway (a command
-        handler) passes ``savepoint=False`` and saves two round trips; its
-        transaction is then unusable after the error.
+        Raises ConcurrencyConflict if the stream is at another version,
+        DuplicateEvent if an event id is already stored; either way nothing
+        is appended. One INSERT statement does it: outside a transaction it
+        commits on its own (one round trip); inside the caller's transaction
+        it runs in a savepoint, so the transaction stays usable after a
+        conflict, and readers are woken when that transaction commits.
         """
         if not events:
             return []
@@ -178,26 +175,21 @@ class EventStore:
         metadata = metadata or Metadata()
         pending = [e if isinstance(e, NewEvent) else NewEvent(e) for e in events]
         now = dt.datetime.now(dt.timezone.utc)
+        conn = self._conn
         try:
-            with transaction.atomic(using=self.using, savepoint=savepoint):
-                if expected_version > 0 and not self._has_version(stream_id, expected_version):
-                    raise ConcurrencyConflict(stream_id, expected_version, self.stream_version(stream_id))
+            if conn.in_atomic_block:
+                with transaction.atomic(using=self.using):
+                    rows = self._insert(stream_id, pending, expected_version, metadata, now)
+                transaction.on_commit(self._wake, using=self.using)
+            else:
                 rows = self._insert(stream_id, pending, expected_version, metadata, now)
+                self._wake()
         except IntegrityError as err:
-            if not savepoint:
-                # The caller's transaction is unusable now: classify without a query.
-                if _violated_constraint(err) == "event_id":
-                    raise DuplicateEvent({p.event_id for p in pending}) from None
-                raise ConcurrencyConflict(stream_id, expected_version, None) from None
-            existing = set(
-                StoredEvent.objects.using(self.using)
-                .filter(event_id__in=[p.event_id for p in pending])
-                .values_list("event_id", flat=True)
-            )
-            if existing:
-                raise DuplicateEvent(existing) from None
+            if _violated_constraint(err) == "event_id":
+                raise DuplicateEvent(self._stored_ids([p.event_id for p in pending])) from None
             raise ConcurrencyConflict(stream_id, expected_version, self.stream_version(stream_id)) from None
-        transaction.on_commit(self._wake, using=self.using)
+        if not rows:  # the stream is not at expected_version (it is behind it)
+            raise ConcurrencyConflict(stream_id, expected_version, self.stream_version(stream_id))
         return [
             RecordedEvent(
                 position=position,
@@ -216,8 +208,14 @@ class EventStore:
         wakeup.notify()
         _notifier.request(self.using)
 
-    def _has_version(self, stream_id: str, version: int) -> bool:
-        return StoredEvent.objects.using(self.using).filter(stream_id=stream_id, version=version).exists()
+    def _stored_ids(self, ids: list[uuid.UUID]) -> set[uuid.UUID]:
+        with self._conn.cursor() as cursor:
+            marks = ", ".join(["%s"] * len(ids))
+            cursor.execute(f"SELECT event_id FROM {TABLE} WHERE event_id IN ({marks})", [self._uuid_param(i) for i in ids])
+            return {_as_uuid(r[0]) for r in cursor.fetchall()} or set(ids)
+
+    def _uuid_param(self, value: uuid.UUID) -> Any:
+        return value if self._is_postgres else value.hex
 
     def _insert(
         self,
@@ -227,15 +225,14 @@ class EventStore:
         metadata: Metadata,
         now: dt.datetime,
     ) -> list[tuple[int, int]]:
-        conn = connections[self.using]
-        meta = StoredEvent._meta
-        id_field, at_field = meta.get_field("event_id"), meta.get_field("recorded_at")
-        meta_json = json.dumps(metadata.as_json())
-        at = at_field.get_db_prep_value(now, conn)
+        conn = self._conn
+        meta_json = json.dumps(metadata.as_json(), separators=(",", ":"))
+        at = now if self._is_postgres else now.replace(tzinfo=None).isoformat(" ")
+        tx = "pg_current_xact_id()::text::bigint" if self._is_postgres else "0"
         params: list[Any] = []
         for i, p in enumerate(pending):
             params += [
-                id_field.get_db_prep_value(p.event_id, conn),
+                self._uuid_param(p.event_id),
                 stream_id,
                 expected_version + i + 1,
                 p.event.event_type,
@@ -244,10 +241,24 @@ class EventStore:
                 meta_json,
                 at,
             ]
-        cols = "event_id, stream_id, version, event_type, schema_version, data, metadata, recorded_at, tx"
-        tx = "pg_current_xact_id()::text::bigint" if self._is_postgres else "0"
-        values = ", ".join([f"(%s, %s, %s, %s, %s, %s, %s, %s, {tx})"] * len(pending))
-        sql = f"INSERT INTO parley_events ({cols}) VALUES {values} RETURNING position, tx"
+        if expected_version == 0:
+            # A new stream: the unique (stream, version) constraint is the whole check.
+            values = ", ".join([f"(%s, %s, %s, %s, %s, %s, %s, %s, {tx})"] * len(pending))
+            sql = f"INSERT INTO {TABLE} ({_INSERT_COLUMNS}) VALUES {values} RETURNING position, tx"
+        else:
+            # Only if the stream has reached expected_version (a higher one
+            # already taken fails on the unique constraint), in the same statement.
+            row = "(%s, %s, %s, %s, %s, %s, %s, %s)"
+            if self._is_postgres:
+                row = "(%s::uuid, %s, %s::int, %s, %s::smallint, %s, %s, %s::timestamptz)"
+            values = ", ".join([row] * len(pending))
+            sql = (
+                f"INSERT INTO {TABLE} ({_INSERT_COLUMNS}) "
+                f"SELECT v.*, {tx} FROM (VALUES {values}) AS v "
+                f"WHERE EXISTS (SELECT 1 FROM {TABLE} WHERE stream_id = %s AND version = %s) "
+                "RETURNING position, tx"
+            )
+            params += [stream_id, expected_version]
         with conn.cursor() as cursor:
             cursor.execute(sql, params)
             rows = [(int(r[0]), int(r[1])) for r in cursor.fetchall()]
@@ -265,9 +276,9 @@ class EventStore:
         """
         if not self._is_postgres:
             return
-        with connections[self.using].cursor() as cursor:
+        with self._conn.cursor() as cursor:
             cursor.execute(
-                "SELECT (SELECT max(tx) FROM parley_events), pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
+                f"SELECT (SELECT max(tx) FROM {TABLE}), pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
             )
             highest, next_xid = cursor.fetchone()
         if highest is not None and int(highest) >= int(next_xid):
@@ -279,18 +290,15 @@ class EventStore:
             )
 
     def stream_version(self, stream_id: str) -> int:
-        v = StoredEvent.objects.using(self.using).filter(stream_id=stream_id).aggregate(v=Max("version"))["v"]
-        return int(v or 0)
+        with self._conn.cursor() as cursor:
+            cursor.execute(f"SELECT max(version) FROM {TABLE} WHERE stream_id = %s", [stream_id])
+            return int(cursor.fetchone()[0] or 0)
 
     def read_stream(self, stream_id: str) -> list[RecordedEvent]:
         """Every event of one stream in version order (own writes included)."""
-        rows = (
-            StoredEvent.objects.using(self.using)
-            .filter(stream_id=stream_id)
-            .order_by("version")
-            .values_list(*_FIELDS)
-        )
-        return [self._record(r) for r in rows]
+        with self._conn.cursor() as cursor:
+            cursor.execute(f"SELECT {_COLUMNS} FROM {TABLE} WHERE stream_id = %s ORDER BY version", [stream_id])
+            return [_record(r) for r in cursor.fetchall()]
 
     def read_all(self, after: Cursor, limit: int = 1000) -> list[RecordedEvent]:
         """Committed events after ``after`` in reading order, never skipping one."""
@@ -304,54 +312,94 @@ class EventStore:
         types: Collection[str] | None = None,
         until: Cursor | None = None,
     ) -> Batch:
-        """Scan up to ``limit`` rows after ``after`` (and not past ``until``).
+        """Scan up to ``limit`` readable rows after ``after`` (and not past ``until``).
 
         Only events whose type is in ``types`` are decoded and returned, but
-        ``end`` covers every scanned row.
+        ``end`` covers every scanned row. One statement: on PostgreSQL it
+        also tells, through ``blocked``, whether committed rows wait behind
+        the read barrier.
         """
-        qs = self._readable().extra(where=["(tx, position) > (%s, %s)"], params=[after.tx, after.position])
+        params: list[Any] = [after.tx, after.position]
+        bound = ""
         if until is not None:
-            qs = qs.extra(where=["(tx, position) <= (%s, %s)"], params=[until.tx, until.position])
-        rows = list(qs.order_by("tx", "position").values_list(*_FIELDS)[:limit])
+            bound = "AND (tx, position) <= (%s, %s)"
+            params += [until.tx, until.position]
+        params.append(limit)
+        if self._is_postgres:
+            sql = (
+                f"WITH barrier AS (SELECT {_BARRIER_XID} AS xid) "
+                f"SELECT {_COLUMNS}, tx < barrier.xid FROM {TABLE}, barrier "
+                f"WHERE (tx, position) > (%s, %s) {bound} ORDER BY tx, position LIMIT %s"
+            )
+        else:
+            sql = (
+                f"SELECT {_COLUMNS}, 1 FROM {TABLE} "
+                f"WHERE (tx, position) > (%s, %s) {bound} ORDER BY tx, position LIMIT %s"
+            )
+        with self._conn.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        # Rows are in transaction-id order, so the readable ones come first.
+        readable = 0
+        while readable < len(rows) and rows[readable][-1]:
+            readable += 1
+        blocked = readable < len(rows)
+        rows = rows[:readable]
         if not rows:
-            return Batch([], after)
+            return Batch([], after, after, blocked)
         wanted = [r for r in rows if types is None or r[5] in types]
-        return Batch([self._record(r) for r in wanted], Cursor(rows[-1][1], rows[-1][0]))
+        return Batch([_record(r) for r in wanted], after, Cursor(int(rows[-1][1]), int(rows[-1][0])), blocked)
 
     def cursor_at(self, position: int) -> Cursor:
         """The reading-order cursor of the event at ``position`` (0: the start)."""
         if position == 0:
             return Cursor.start()
-        tx = StoredEvent.objects.using(self.using).filter(position=position).values_list("tx", flat=True).first()
-        if tx is None:
+        with self._conn.cursor() as cursor:
+            cursor.execute(f"SELECT tx FROM {TABLE} WHERE position = %s", [position])
+            row = cursor.fetchone()
+        if row is None:
             raise UnknownPosition(position)
-        return Cursor(int(tx), position)
+        return Cursor(int(row[0]), position)
 
     def head(self) -> Cursor:
         """The cursor of the last event a reader can see now."""
-        row = self._readable().order_by("-tx", "-position").values_list("tx", "position").first()
+        with self._conn.cursor() as cursor:
+            cursor.execute(f"SELECT tx, position FROM {TABLE} WHERE {self._barrier()} ORDER BY tx DESC, position DESC LIMIT 1")
+            row = cursor.fetchone()
         return Cursor(int(row[0]), int(row[1])) if row else Cursor.start()
 
     def count_after(self, after: Cursor) -> int:
         """How many readable events follow ``after`` (a consumer's lag)."""
-        return self._readable().filter(Q(tx__gt=after.tx) | Q(tx=after.tx, position__gt=after.position)).count()
+        with self._conn.cursor() as cursor:
+            cursor.execute(
+                f"SELECT count(*) FROM {TABLE} WHERE (tx, position) > (%s, %s) AND {self._barrier()}",
+                [after.tx, after.position],
+            )
+            return int(cursor.fetchone()[0])
 
-    def _readable(self):  # type: ignore[no-untyped-def]
-        qs = StoredEvent.objects.using(self.using).all()
-        if self._is_postgres:
-            qs = qs.extra(where=[_BARRIER_SQL])
-        return qs
+    def _barrier(self) -> str:
+        return f"tx < {_BARRIER_XID}" if self._is_postgres else "1 = 1"
 
-    @staticmethod
-    def _record(row: tuple) -> RecordedEvent:  # type: ignore[type-arg]
-        position, tx, event_id, stream_id, version, event_type, schema_version, data, meta, at = row
-        return RecordedEvent(
-            position=int(position),
-            tx=int(tx),
-            stream_id=stream_id,
-            version=int(version),
-            event_id=event_id,
-            event=decode(event_type, int(schema_version), json.loads(data)),
-            metadata=Metadata.from_json(json.loads(meta)),
-            recorded_at=at,
-        )
+
+def _as_uuid(value: Any) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(value)
+
+
+def _as_datetime(value: Any) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)
+    return dt.datetime.fromisoformat(value).replace(tzinfo=dt.timezone.utc)  # SQLite stores naive UTC text
+
+
+def _record(row: Sequence[Any]) -> RecordedEvent:
+    position, tx, event_id, stream_id, version, event_type, schema_version, data, meta, at = row[:10]
+    return RecordedEvent(
+        position=int(position),
+        tx=int(tx),
+        stream_id=stream_id,
+        version=int(version),
+        event_id=_as_uuid(event_id),
+        event=decode(event_type, int(schema_version), json.loads(data)),
+        metadata=Metadata.from_json(json.loads(meta)),
+        recorded_at=_as_datetime(at),
+    )

@@ -2,7 +2,7 @@
 
 They only make waiting loops react at once instead of at their next poll;
 correctness never depends on them. Within a process a :class:`Signal`
-wakes asyncio waiters and threads; across processes PostgreSQL's
+wakes asyncio waiters; across processes PostgreSQL's
 LISTEN/NOTIFY carries the same hint (:class:`PostgresNotifier` sends,
 :func:`relay_postgres_notifications` receives).
 """
@@ -15,17 +15,17 @@ import threading
 import time
 from typing import Any
 
+from eventstore.loop import wait_either
+
 log = logging.getLogger(__name__)
 
 
 class Signal:
-    """A process-wide, thread-safe wake-up for asyncio loops and threads."""
+    """A process-wide, thread-safe wake-up for asyncio loops."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._condition = threading.Condition(self._lock)
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
-        self._generation = 0
 
     def register(self, loop: asyncio.AbstractEventLoop) -> asyncio.Event:
         """An asyncio.Event of ``loop`` that is set on every notify()."""
@@ -41,18 +41,10 @@ class Signal:
     def notify(self) -> None:
         """Wake every registered waiter (thread-safe; called after commit)."""
         with self._lock:
-            self._generation += 1
             waiters = list(self._waiters)
-            self._condition.notify_all()
         for loop, event in waiters:
             if not loop.is_closed():
                 loop.call_soon_threadsafe(event.set)
-
-    def wait(self, timeout: float) -> None:
-        """Block the calling thread until the next notify() or ``timeout``."""
-        with self._lock:
-            seen = self._generation
-            self._condition.wait_for(lambda: self._generation != seen, timeout=timeout)
 
 
 #: Events were appended to the log.
@@ -60,17 +52,6 @@ appended = Signal()
 register = appended.register
 unregister = appended.unregister
 notify = appended.notify
-wait = appended.wait
-
-
-async def wait_either(stop: asyncio.Event, woken: asyncio.Event, timeout: float) -> None:
-    """Sleep until ``stop`` or ``woken`` is set, or ``timeout`` passes."""
-    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(woken.wait())]
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waiters:
-            w.cancel()
 
 
 def postgres_params(alias: str = "default") -> dict[str, Any] | None:
@@ -151,6 +132,8 @@ async def relay_postgres_notifications(stop: asyncio.Event, channel: str, signal
             aconn = await psycopg.AsyncConnection.connect(autocommit=True, **params)
             async with aconn:
                 await aconn.execute(f"LISTEN {channel}")
+                # Whatever was committed while we were not listening: look now.
+                signal.notify()
                 while not stop.is_set():
                     # The generator ends after the timeout, so stop is checked each second.
                     async for _ in aconn.notifies(timeout=1.0):

@@ -9,8 +9,9 @@ transaction, together with this consumer's checkpoint, and are unique per
 seen twice, cannot queue a second push. It only records intent; the delivery
 worker (``notifications.delivery``) sends.
 
-It reads the badge projection as of each event, so it declares
-``depends_on = ("badge",)`` and never runs ahead of it.
+It reads the badge projection as of each event: it runs in the pipeline
+after the projections, inside the same transaction, so the badge history
+already holds the batch's own changes.
 """
 
 from __future__ import annotations
@@ -18,17 +19,17 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
 
 from chat.domain import MessageMarkedAsRead, MessageSent, SenderKind
 from eventstore.events import RecordedEvent
+from eventstore.store import Batch
 from eventstore.wakeup import PostgresNotifier
 from notifications.models import PushDelivery, PushSubscription
 from notifications.payload import PREVIEW_CHARS
-from readmodels.queries import badge_as_of, rfc3339
+from readmodels.queries import badges_at, rfc3339
 
 #: PostgreSQL NOTIFY channel that wakes delivery workers in other processes.
 NOTIFY_CHANNEL = "parley_push"
@@ -49,10 +50,9 @@ class PushProcessManager:
 
     name = "push"
     event_types = frozenset({"MessageSent", "MessageMarkedAsRead"})
-    depends_on: Sequence[str] = ("badge",)
 
-    def handle(self, events: Sequence[RecordedEvent]) -> int:
-        relevant = [r for r in events if _wants_push(r)]
+    def handle(self, batch: Batch) -> int:
+        relevant = [r for r in batch.events if _wants_push(r)]
         if not relevant:
             return 0
         subscriptions: dict[uuid.UUID, list[tuple[uuid.UUID, dt.datetime]]] = defaultdict(list)
@@ -65,6 +65,7 @@ class PushProcessManager:
             return 0
 
         now = _now()
+        badges = badges_at([(r.event.customer_id, r.cursor) for r in relevant if r.event.customer_id in subscriptions])  # type: ignore[attr-defined]
         ttl = dt.timedelta(seconds=push_ttl())
         delay = dt.timedelta(seconds=max(0.0, float(settings.PUSH_DELAY_SECONDS)))
         rows: list[PushDelivery] = []
@@ -76,7 +77,7 @@ class PushProcessManager:
             # discarded by the push service anyway: don't queue it.
             if not targets or expires_at <= now:
                 continue
-            unread = badge_as_of(e.customer_id, r.cursor)  # type: ignore[attr-defined]
+            unread = badges[r.cursor]
             if isinstance(e, MessageSent):
                 message: dict[str, Any] | None = {
                     "message_id": str(e.message_id),

@@ -10,7 +10,10 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-from chat.routing import websocket_urlpatterns  # noqa: E402
+from project.daphne import close_bad_frames_cleanly  # noqa: E402
+from realtime.routing import websocket_urlpatterns  # noqa: E402
+
+close_bad_frames_cleanly()
 
 application = ProtocolTypeRouter(
     {

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
 
 from eventstore.runner import Consumer, ConsumerRunner, Worker, listen_for_appends, make_owner_id
 
@@ -17,25 +16,38 @@ log = logging.getLogger(__name__)
 
 
 def consumers() -> list[Consumer]:
-    """Every consumer of the log, in dependency order."""
-    from chat.fanout import RealtimeFanout
+    """The pipeline's members, in the order each batch reaches them: the read
+    models first, then the process managers that read them, then the fan-out,
+    which builds frames from them."""
     from notifications.process_manager import PushProcessManager
     from readmodels.projections import all_projections
+    from realtime.fanout import RealtimeFanout
 
-    return [*all_projections(), RealtimeFanout(), PushProcessManager()]
+    return [*all_projections(), PushProcessManager(), RealtimeFanout()]
 
 
-async def run_workers(stop: asyncio.Event, *, only: Sequence[str] | None = None, delivery: bool = True) -> None:
-    """Run every consumer (and the push delivery workers) until ``stop`` is set."""
+def pipeline(*, owner: str | None = None) -> ConsumerRunner:
+    """The one consumer group that feeds every consumer of the log."""
+    from readmodels.projections import PIPELINE
+
+    return ConsumerRunner(consumers(), name=PIPELINE, owner=owner)
+
+
+async def run_workers(stop: asyncio.Event, *, delivery: bool = True) -> None:
+    """Run the pipeline (and the push delivery workers) until ``stop`` is set."""
     from asgiref.sync import sync_to_async
 
     from eventstore.store import EventStore
+    from realtime.fanout import RealtimeFanout
 
     await sync_to_async(EventStore().check_transaction_ids)()
-    owner = make_owner_id()
-    chosen = [c for c in consumers() if not only or c.name in only]
-    tasks = [asyncio.create_task(Worker(ConsumerRunner(c, owner=owner)).run(stop), name=c.name) for c in chosen]
-    tasks.append(asyncio.create_task(listen_for_appends(stop), name="listen"))
+    runner = pipeline(owner=make_owner_id())
+    fanout = next(c for c in runner.consumers if isinstance(c, RealtimeFanout))
+    tasks = [
+        asyncio.create_task(Worker(runner).run(stop), name=runner.name),
+        asyncio.create_task(fanout.heartbeat(stop, lambda: runner.cursor), name="heartbeat"),
+        asyncio.create_task(listen_for_appends(stop), name="listen"),
+    ]
     if delivery:
         from notifications.delivery import run_delivery_workers
 

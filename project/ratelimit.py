@@ -2,17 +2,53 @@
 
 The embedded mode's default cache is per-process local memory: the limit
 then holds per process, which is what one `manage.py serve` process needs.
-Deployments with several web processes should point CACHES at Redis
-(django.core.cache.backends.redis.RedisCache) to share the count.
+Deployments with several web processes point CACHES at Redis (REDIS_URL
+does) to share the count. While that cache is unreachable the limits keep
+working, counted per process in local memory, rather than failing the
+request: a Redis outage must not turn logins into server errors.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
-from django.core.cache import cache
+from django.core.cache import cache as shared
+from django.core.cache.backends.locmem import LocMemCache
 from django.http import HttpRequest
+
+log = logging.getLogger(__name__)
+
+_local = LocMemCache("parley-ratelimit-fallback", {})
+_falling_back = False
+
+
+class _Counter:
+    """The shared cache, or this process's memory while the shared one fails."""
+
+    def __getattr__(self, method: str) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            global _falling_back
+            try:
+                result = getattr(shared, method)(*args, **kwargs)
+            except ValueError:  # incr() of a missing key: an answer, not a failure
+                raise
+            except Exception:
+                if not _falling_back:
+                    log.warning("rate-limit cache unreachable: counting in this process until it is back", exc_info=True)
+                _falling_back = True
+                return getattr(_local, method)(*args, **kwargs)
+            if _falling_back:
+                log.info("rate-limit cache reachable again")
+                _falling_back = False
+            return result
+
+        return call
+
+
+cache = _Counter()
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "chat",
     "readmodels",
     "notifications",
+    "realtime",
     "inbound",
     "web",
     "project",
@@ -102,11 +103,11 @@ DEFAULT_SQLITE = f"sqlite:///{BASE_DIR / 'parley.sqlite3'}"
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL") or DEFAULT_SQLITE,
-        # 0: a connection per request. Under ASGI every request runs on a
-        # thread of its own, so persistent connections pile up instead of
-        # being reused (measured: "too many clients" at 160 requests); a
-        # connection pool is the way to save the connects (docs/operations.md).
-        conn_max_age=int(os.environ.get("PARLEY_CONN_MAX_AGE", "0")),
+        # No persistent connections: under ASGI every request runs on a
+        # thread of its own, so they pile up instead of being reused
+        # (measured: "too many clients" at 160 requests). On PostgreSQL a
+        # pool per process saves the connects instead (below).
+        conn_max_age=0,
         conn_health_checks=True,
     )
 }
@@ -124,6 +125,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / f".test-{os.getpid()}.sqlite3")}
 else:
     DATABASES["default"]["TEST"] = {"NAME": f"{DATABASES['default']['NAME']}_parley_{os.getpid()}"}
+    # One pool per process (psycopg_pool through Django): a request or a
+    # websocket command borrows a connection and gives it back, instead of
+    # connecting (several milliseconds, a PostgreSQL process fork) each time.
+    # Long-lived worker threads hold theirs. Connections per process stay
+    # within PARLEY_DB_POOL_SIZE; see docs/operations.md for the sum.
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": int(os.environ.get("PARLEY_DB_POOL_SIZE", "16")),
+        "timeout": 10,
+    }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -172,6 +183,8 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": os.environ.get("PARLEY_CACHE_KEY_PREFIX", "parley"),
+            # Fail fast when Redis is away: rate limits then count locally (project/ratelimit.py).
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
         }
     }
 
@@ -260,5 +273,10 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # Its receive task logs a traceback a second while Redis is down; the
+        # dispatcher and the fan-out log the outage once, and its end.
+        "channels_redis.pubsub": {"level": "CRITICAL"},
+    },
 }

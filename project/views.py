@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 
-from project.bootstrap import consumers
-from readmodels.status import consumer_status
+from readmodels.projections import PIPELINE
+from readmodels.status import pipeline_status
+from realtime.dispatcher import get_dispatcher
 
 
 def _database() -> str:
@@ -38,12 +41,31 @@ async def _channel_layer() -> str:
         return f"error: {type(exc).__name__}"
 
 
+def _realtime() -> dict[str, Any]:
+    """How this process's sockets get the log: from publications, or read directly."""
+    dispatcher = get_dispatcher()
+    if dispatcher.cursor is None:
+        return {"source": "idle (no socket has connected to this process yet)"}
+    stats = dispatcher.stats
+    return {
+        "source": "publications" if dispatcher.following else "log (no publications heard: reading it directly)",
+        "position": dispatcher.cursor.position,
+        "last_publication_seconds_ago": round(time.monotonic() - stats.heard_at, 1),
+        "gaps_filled_from_log": stats.fills,
+        "resyncs": stats.resyncs,
+    }
+
+
 async def healthz(request: HttpRequest) -> JsonResponse:
+    """200 when this process can serve; 503 when the database or the channel
+    layer is down, or when events wait and no pipeline runs to process them."""
     database = await sync_to_async(_database)()
     layer = await _channel_layer()
-    body: dict[str, object] = {"database": database, "channel_layer": layer}
-    if database == "ok":
-        status = await sync_to_async(consumer_status)([c.name for c in consumers()])
-        body["consumers"] = {name: {"position": s["position"], "lag": s["lag"]} for name, s in status.items()}
+    body: dict[str, object] = {"database": database, "channel_layer": layer, "realtime": _realtime()}
     healthy = database == "ok" and layer == "ok"
+    if database == "ok":
+        status = await sync_to_async(pipeline_status)()
+        body["consumers"] = {PIPELINE: status}
+        if status["lag"] and not status["running"]:
+            healthy = False
     return JsonResponse(body, status=200 if healthy else 503)

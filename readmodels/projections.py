@@ -2,9 +2,11 @@
 back with a few bulk statements, so a rebuild is bounded by the database
 rather than by one round trip per event.
 
-Every handler is idempotent with respect to its own checkpoint: the runner
-commits a batch's writes together with the checkpoint, so a batch is either
-wholly applied or wholly redone.
+They run together in one consumer group (``PIPELINE``, composed in
+project/bootstrap.py): every batch of the log is read once and applied by
+all of them in one transaction with the group's checkpoint, so a batch is
+either wholly applied or wholly redone, and every read model is current to
+the same position.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from django.db import models
 from chat.domain import MessageEdited, MessageMarkedAsRead, MessageSent, SenderKind
 from customers.events import ContactDetailsChanged, CustomerRegistered
 from eventstore.events import RecordedEvent
+from eventstore.store import Batch
 from readmodels.models import (
     AgentUnread,
     Badge,
@@ -30,6 +33,11 @@ from readmodels.models import (
 )
 
 PREVIEW_CHARS = 200
+
+#: The checkpoint of the consumer group the projections run in: every read
+#: model is current to this position (the composition root builds the group
+#: under this name).
+PIPELINE = "pipeline"
 
 
 def _upsert(model: type[models.Model], rows: Iterable[models.Model], fields: list[str]) -> None:
@@ -52,9 +60,14 @@ class Projection(ABC):
     depends_on: Sequence[str] = ()
     tables: Sequence[type[models.Model]] = ()
 
-    @abstractmethod
-    def handle(self, events: Sequence[RecordedEvent]) -> None:
+    def handle(self, batch: Batch) -> None:
         """Apply a batch (inside the runner's transaction)."""
+        if batch.events:
+            self.apply(batch.events)
+
+    @abstractmethod
+    def apply(self, events: Sequence[RecordedEvent]) -> None:
+        """Apply this projection's events of a batch (never empty)."""
 
     def reset(self) -> None:
         for table in self.tables:
@@ -69,7 +82,7 @@ class DirectoryProjection(Projection):
     event_types = frozenset({"CustomerRegistered", "ContactDetailsChanged"})
     tables = (DirectoryEntry,)
 
-    def handle(self, events: Sequence[RecordedEvent]) -> None:
+    def apply(self, events: Sequence[RecordedEvent]) -> None:
         rows = _load(DirectoryEntry, (e.event.customer_id for e in events))  # type: ignore[attr-defined]
         for r in events:
             e = r.event
@@ -89,8 +102,9 @@ class TimelineProjection(Projection):
     event_types = frozenset({"MessageSent", "MessageEdited", "MessageMarkedAsRead"})
     tables = (TimelineMessage,)
 
-    def handle(self, events: Sequence[RecordedEvent]) -> None:
-        rows = _load(TimelineMessage, (e.event.message_id for e in events))  # type: ignore[attr-defined]
+    def apply(self, events: Sequence[RecordedEvent]) -> None:
+        # A MessageSent starts its row; only later events' rows need loading.
+        rows = _load(TimelineMessage, (e.event.message_id for e in events if not isinstance(e.event, MessageSent)))  # type: ignore[attr-defined]
         for r in events:
             e = r.event
             if isinstance(e, MessageSent):
@@ -164,7 +178,7 @@ class ConversationsProjection(Projection):
     event_types = frozenset({"MessageSent", "MessageEdited", "MessageMarkedAsRead"})
     tables = (Conversation, AgentUnread)
 
-    def handle(self, events: Sequence[RecordedEvent]) -> None:
+    def apply(self, events: Sequence[RecordedEvent]) -> None:
         convs = _load(Conversation, (e.event.customer_id for e in events))  # type: ignore[attr-defined]
         unread = UnreadSet(AgentUnread, events)
         changed: set[uuid.UUID] = set()
@@ -206,7 +220,10 @@ class BadgeProjection(Projection):
     event_types = frozenset({"MessageSent", "MessageMarkedAsRead"})
     tables = (Badge, BadgeUnread, BadgeChange)
 
-    def handle(self, events: Sequence[RecordedEvent]) -> None:
+    def apply(self, events: Sequence[RecordedEvent]) -> None:
+        events = [r for r in events if _moves_badge(r)]
+        if not events:
+            return
         badges = _load(Badge, (e.event.customer_id for e in events))  # type: ignore[attr-defined]
         unread = UnreadSet(BadgeUnread, events)
         history: list[BadgeChange] = []
@@ -231,6 +248,13 @@ class BadgeProjection(Projection):
         unread.save()
         _upsert(Badge, (badges[c] for c in {h.customer_id for h in history}), ["unread", "tx", "position"])
         BadgeChange.objects.bulk_create(history)
+
+
+def _moves_badge(r: RecordedEvent) -> bool:
+    e = r.event
+    if isinstance(e, MessageSent):
+        return e.sender_kind == SenderKind.AGENT
+    return isinstance(e, MessageMarkedAsRead) and e.reader_kind == SenderKind.CUSTOMER
 
 
 def all_projections() -> list[Projection]:

@@ -1,9 +1,10 @@
 """Reads served from the read models, each answering with the position
 its data is current to.
 
-Rows are filtered to the projection's checkpoint read first: the rows and
-the checkpoint commit together, so every row at or before it is visible
-and nothing after it is returned under a position that does not cover it.
+Every read model is written by the pipeline (readmodels.projections.PIPELINE)
+together with its checkpoint. Rows are filtered to the checkpoint read
+first: every row at or before it is visible, and nothing after it is
+returned under a position that does not cover it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from eventstore.events import Cursor
 from eventstore.runner import checkpoint_cursor
 from eventstore.store import EventStore
 from readmodels.models import Badge, BadgeChange, Conversation, DirectoryEntry, TimelineMessage
+from readmodels.projections import PIPELINE
 
 READ_YOUR_WRITES_TIMEOUT = 2.0
 
@@ -91,7 +93,7 @@ class Page:
 
 def messages_after(customer_id: uuid.UUID, after: int, limit: int) -> Page:
     """Messages of one conversation created or changed after position ``after``, in log order."""
-    current = checkpoint_cursor("timeline")
+    current = checkpoint_cursor(PIPELINE)
     start = EventStore().cursor_at(after)
     rows = list(
         TimelineMessage.objects.filter(_after(start), _not_after(current), customer_id=customer_id)
@@ -110,7 +112,7 @@ def messages_after(customer_id: uuid.UUID, after: int, limit: int) -> Page:
 
 def badge(customer_id: uuid.UUID) -> tuple[int, int]:
     """(unread, position the badge projection is current to)."""
-    current = checkpoint_cursor("badge")
+    current = checkpoint_cursor(PIPELINE)
     row = Badge.objects.filter(customer_id=customer_id).values_list("unread", flat=True).first()
     return int(row or 0), current.position
 
@@ -126,8 +128,37 @@ def badge_as_of(customer_id: uuid.UUID, cursor: Cursor) -> int:
     return int(row or 0)
 
 
+def timeline_rows(message_ids: set[uuid.UUID]) -> dict[uuid.UUID, TimelineMessage]:
+    if not message_ids:
+        return {}
+    return {m.message_id: m for m in TimelineMessage.objects.filter(message_id__in=message_ids)}
+
+
+def conversations_of(customer_ids: set[uuid.UUID], names: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """The conversation rows of these customers, presented, by customer id."""
+    rows = Conversation.objects.filter(customer_id__in=customer_ids) if customer_ids else []
+    return {str(c.customer_id): present_conversation(c, names) for c in rows}
+
+
+def badges_at(changes: list[tuple[uuid.UUID, Cursor]]) -> dict[Cursor, int]:
+    """The badge right after each of these events (customer, cursor), in one query.
+
+    An event that moved a badge has its own history row; one that did not
+    (cannot happen for the events asked about, but is answered correctly)
+    falls back to the row before it.
+    """
+    if not changes:
+        return {}
+    rows = BadgeChange.objects.filter(position__in=[c.position for _, c in changes]).values_list("tx", "position", "unread")
+    found = {Cursor(int(tx), int(p)): int(u) for tx, p, u in rows}
+    for customer_id, cursor in changes:
+        if cursor not in found:
+            found[cursor] = badge_as_of(customer_id, cursor)
+    return found
+
+
 def conversations(limit: int, before: dt.datetime | None = None) -> Page:
-    current = checkpoint_cursor("conversations")
+    current = checkpoint_cursor(PIPELINE)
     qs = Conversation.objects.filter(_not_after(current)).order_by("-last_activity_at", "customer_id")
     if before is not None:
         qs = qs.filter(last_activity_at__lt=before)
@@ -167,17 +198,18 @@ def customer_profile(customer_id: uuid.UUID) -> dict[str, Any] | None:
     }
 
 
-def has_processed(consumer: str, position: int) -> bool:
-    return position == 0 or checkpoint_cursor(consumer) >= EventStore().cursor_at(position)
+def has_processed(position: int) -> bool:
+    """Whether the read models include the event at ``position``."""
+    return position == 0 or checkpoint_cursor(PIPELINE) >= EventStore().cursor_at(position)
 
 
-async def wait_until_processed(consumer: str, position: int, timeout: float = READ_YOUR_WRITES_TIMEOUT) -> bool:
-    """Wait (at most ``timeout``) until ``consumer`` has processed ``position``."""
+async def wait_until_processed(position: int, timeout: float = READ_YOUR_WRITES_TIMEOUT) -> bool:
+    """Wait (at most ``timeout``) until the read models include ``position``."""
     deadline = time.monotonic() + timeout
     check = sync_to_async(has_processed)
     delay = 0.005
     while True:
-        if await check(consumer, position):
+        if await check(position):
             return True
         if time.monotonic() >= deadline:
             return False
@@ -191,5 +223,5 @@ async def customer_known(customer_id: uuid.UUID) -> bool:
     if await exists():
         return True
     head = await sync_to_async(EventStore().head)()
-    await wait_until_processed("directory", head.position)
+    await wait_until_processed(head.position)
     return bool(await exists())

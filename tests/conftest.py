@@ -141,13 +141,12 @@ def agent(make_agent: _Any) -> Caller:
 
 @pytest.fixture
 def project() -> _Any:
-    """Run every read-model projection until it has caught up with the log."""
-    from eventstore.runner import ConsumerRunner
-    from readmodels.projections import all_projections
+    """Run the pipeline (every projection, the push process manager, the
+    fan-out) until it has caught up with the log."""
+    from project.bootstrap import pipeline
 
     def run() -> None:
-        for p in all_projections():
-            ConsumerRunner(p).catch_up()
+        pipeline().catch_up()
 
     return run
 

@@ -149,9 +149,8 @@ def test_a_rebuild_in_progress_does_not_hold_live_readers_back():
     class SlowProjection:
         name = "slow"
         event_types = None
-        depends_on = ()
 
-        def handle(self, events):
+        def handle(self, batch):
             inside.set()
             release.wait(10)
 

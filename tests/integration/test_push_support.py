@@ -27,7 +27,7 @@ from notifications.delivery import DeliveryConfig, DeliveryWorker
 from notifications.models import PushDelivery
 from notifications.process_manager import PushProcessManager
 from notifications.vapid import VapidKeys, generate_vapid_keys
-from readmodels.projections import all_projections
+from readmodels.projections import PIPELINE, all_projections
 from tests.support.pushservice import Delivery, PushService, Subscription
 
 SUBJECT = "mailto:support@parley.test"
@@ -106,15 +106,12 @@ def _caught_up(names: list[str]) -> bool:
 
 
 def run_pipeline(timeout: float = 180.0) -> int:
-    """The read models, then the push process manager, caught up with the log."""
-    consumers = [*all_projections(), PushProcessManager()]
+    """The read models and the push process manager (as the pipeline runs them), caught up with the log."""
     deadline = time.monotonic() + timeout
     applied = 0
     while True:
-        for consumer in consumers:
-            n = ConsumerRunner(consumer).catch_up()
-            applied += n if consumer.name == "push" else 0
-        if _caught_up([c.name for c in consumers]):
+        applied += ConsumerRunner([*all_projections(), PushProcessManager()], name=PIPELINE).catch_up()
+        if _caught_up([PIPELINE]):
             return applied
         if time.monotonic() > deadline:
             raise TimeoutError("the consumers did not catch up with the log")

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
 
 import pytest
 from django.db import connection
 
-from eventstore.events import RecordedEvent
 from eventstore.models import Checkpoint
 from eventstore.runner import ConsumerRunner, LostLease, Worker
-from eventstore.store import EventStore
+from eventstore.store import Batch, EventStore
 from tests.eventstore_fixtures import noted
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -37,16 +35,15 @@ class Recorder:
     """Writes one row per event it handles; can be told to fail mid-batch."""
 
     event_types = None
-    depends_on: Sequence[str] = ()
 
     def __init__(self, name: str = "recorder", owner: str = "", fail_at: int | None = None) -> None:
         self.name = name
         self.owner = owner
         self.fail_at = fail_at
 
-    def handle(self, events: Sequence[RecordedEvent]) -> None:
+    def handle(self, batch: Batch) -> None:
         with connection.cursor() as c:
-            for e in events:
+            for e in batch.events:
                 if self.fail_at is not None and e.position == self.fail_at:
                     raise RuntimeError("crash injected mid-batch")
                 c.execute("INSERT INTO test_applied (position, owner) VALUES (%s, %s)", [e.position, self.owner])

@@ -10,21 +10,25 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 
-from chat.fanout import RealtimeFanout
 from eventstore.models import StoredEvent
-from eventstore.runner import ConsumerRunner
 from project.asgi import application
-from readmodels.projections import all_projections
+from project.bootstrap import pipeline
+from realtime.dispatcher import stop_dispatchers
 from tests.conftest import new_id
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
 
+@pytest.fixture(autouse=True)
+async def _dispatcher_of_this_loop():
+    """Each test runs on a loop of its own, and so does its process's dispatcher."""
+    yield
+    await stop_dispatchers()
+
+
 async def pump() -> None:
-    """Bring projections up to date, then run the fan-out on this loop."""
-    for p in all_projections():
-        await ConsumerRunner(p).catch_up_async()
-    await ConsumerRunner(RealtimeFanout()).catch_up_async()
+    """Run the pipeline on this loop: read models, then the fan-out's publications."""
+    await pipeline().catch_up_async()
 
 
 async def connect(token: str) -> WebsocketCommunicator:

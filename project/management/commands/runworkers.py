@@ -1,4 +1,4 @@
-"""Run the consumers of the log, the scheduler and push delivery, apart from the web processes."""
+"""Run the pipeline (projections, process managers, fan-out) and push delivery, apart from the web processes."""
 
 from __future__ import annotations
 
@@ -10,13 +10,12 @@ from django.core.management.base import BaseCommand
 
 
 class Command(BaseCommand):
-    help = "Run projections, process managers, the scheduler and push delivery until stopped."
+    help = "Run the pipeline (projections, process managers, real-time fan-out) and push delivery until stopped."
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("--only", action="append", help="run only this consumer (repeatable)")
         parser.add_argument("--no-delivery", action="store_true", help="do not run push delivery workers")
 
-    def handle(self, *args: Any, only: list[str] | None, no_delivery: bool, **options: Any) -> None:
+    def handle(self, *args: Any, no_delivery: bool, **options: Any) -> None:
         from project.bootstrap import run_workers
 
         async def main() -> None:
@@ -24,6 +23,6 @@ class Command(BaseCommand):
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
-            await run_workers(stop, only=only, delivery=not no_delivery)
+            await run_workers(stop, delivery=not no_delivery)
 
         asyncio.run(main())

@@ -4,16 +4,15 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from project.bootstrap import consumers
-from readmodels.status import consumer_status
+from readmodels.projections import PIPELINE
+from readmodels.status import pipeline_status
 
 
 class Command(BaseCommand):
-    help = "Print each consumer's position and lag behind the log."
+    help = "Print the pipeline's position, its lag behind the log, and which instance runs it."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        status = consumer_status([c.name for c in consumers()])
-        width = max(len(n) for n in status)
-        self.stdout.write(f"{'consumer':<{width}}  {'position':>10}  {'lag':>8}  owner")
-        for name, s in status.items():
-            self.stdout.write(f"{name:<{width}}  {s['position']:>10}  {s['lag']:>8}  {s['owner'] or '-'}")
+        s = pipeline_status()
+        self.stdout.write(f"{'consumer':<10}  {'position':>10}  {'lag':>8}  owner")
+        owner = s["owner"] or "- (not running: read models, push and live delivery stand still)"
+        self.stdout.write(f"{PIPELINE:<10}  {s['position']:>10}  {s['lag']:>8}  {owner}")

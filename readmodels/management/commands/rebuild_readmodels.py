@@ -1,8 +1,9 @@
-"""Replay the whole log into fresh read models.
+"""Replay the whole log into fresh read models, while web and workers serve.
 
-Each projection is reset and replayed inside one transaction, holding its
-consumer lease: readers keep seeing the old rows until the commit swaps in
-the new ones, and the live instance stands by meanwhile.
+The new tables are built beside the live ones and swapped in by one
+transaction (readmodels.rebuild): readers never see an empty or partial
+read model, the pipeline is paused only for the swap, and events appended
+meanwhile are in the result.
 """
 
 from __future__ import annotations
@@ -12,36 +13,27 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from eventstore.runner import ConsumerRunner, LostLease
 from readmodels.projections import all_projections
+from readmodels.rebuild import rebuild
 
 
 class Command(BaseCommand):
-    help = "Rebuild read models by replaying the event log (all, or --only NAME)."
+    help = "Rebuild read models by replaying the event log (all, or --only NAME), without stopping anything."
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--only", action="append", help="rebuild only this projection (repeatable)")
-        parser.add_argument("--wait", type=float, default=30.0, help="seconds to wait for a running instance's lease")
+        parser.add_argument("--batch-size", type=int, default=5000, help="events per replay transaction")
 
-    def handle(self, *args: Any, only: list[str] | None, wait: float, **options: Any) -> None:
+    def handle(self, *args: Any, only: list[str] | None, batch_size: int, **options: Any) -> None:
         projections = all_projections()
         names = [p.name for p in projections]
         unknown = set(only or []) - set(names)
         if unknown:
             raise CommandError(f"unknown projection(s): {', '.join(sorted(unknown))}; known: {', '.join(names)}")
-        for projection in projections:
-            if only and projection.name not in only:
-                continue
-            runner = ConsumerRunner(projection)
-            started = time.monotonic()
-            deadline = started + wait
-            while True:
-                try:
-                    count = runner.rebuild()
-                    break
-                except LostLease:
-                    if time.monotonic() > deadline:
-                        raise CommandError(f"{projection.name}: another instance holds the lease") from None
-                    time.sleep(0.5)
-            took = time.monotonic() - started
-            self.stdout.write(f"{projection.name}: replayed {count} events in {took:.1f}s")
+        chosen = [p for p in projections if not only or p.name in only]
+        started = time.monotonic()
+        results = rebuild(chosen, batch_size=batch_size)
+        took = time.monotonic() - started
+        for r in results:
+            self.stdout.write(f"{r.name}: replayed {r.events} events")
+        self.stdout.write(f"rebuilt {', '.join(r.name for r in results)} in {took:.1f}s")

@@ -4,6 +4,9 @@
 // Positions come back in the server's delivery order, which is the log's
 // reading order; the last one delivered is what `resume` hands back, so a
 // reconnect continues exactly after it (the server replays what was missed).
+// When the server cannot vouch for what this socket got it sends `resync`
+// (answered with `resume` on the same socket) or closes with 4000 (answered
+// by reconnecting and resuming): either way nothing is missed, without a reload.
 //
 // Events (EventTarget): "frame" (detail: the frame), "state" (detail:
 // "connecting" | "resuming" | "live" | "offline" | "closed"), "live" (after
@@ -125,6 +128,12 @@ export class ParleySocket extends EventTarget {
 
   receive(frame) {
     if (frame.type === "pong") return;
+    if (frame.type === "resync") {
+      // Everything before this frame has been applied, so `position` is exact.
+      this.setState("resuming");
+      if (this.ws) this.ws.send(JSON.stringify({ type: "resume", after: this.position }));
+      return;
+    }
     if (frame.type === "resumed") {
       if (Number.isInteger(frame.position)) this.position = frame.position;
       this.attempt = 0;

@@ -1,5 +1,5 @@
 from django.urls import path
 
-from chat.consumers import ChatConsumer
+from realtime.consumers import ChatConsumer
 
 websocket_urlpatterns = [path("ws/v1/", ChatConsumer.as_asgi())]

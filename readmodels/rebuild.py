@@ -1,0 +1,176 @@
+"""Rebuilding read models from the log while everything keeps serving.
+
+1. **Beside the live tables.** Fresh, empty copies of the chosen
+   projections' tables are made where only this connection sees them: a
+   schema of their own on PostgreSQL (same table and index names, found
+   first through ``search_path``), TEMP tables on SQLite (which shadow the
+   main ones for this connection). One pass over the log feeds every chosen
+   projection, a batch per transaction, up to the pipeline's checkpoint.
+   The live pipeline goes on meanwhile, writing the live tables.
+2. **The swap.** One transaction locks the pipeline's checkpoint row (the
+   live pipeline starts every batch by locking it, so it waits here, between
+   two batches), replays the few events the pipeline processed since, and
+   puts the new tables in place of the old: on PostgreSQL by moving them
+   between schemas, on SQLite by copying their rows over. Readers see the
+   old tables until the commit and the new ones after it, never an empty or
+   partial one; the checkpoint does not move, so the pipeline continues
+   exactly where both the old and the new tables are.
+
+Push outbox rows and published frames are not read models: a rebuild never
+sends anything again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.db import OperationalError, connection, models, transaction
+
+from eventstore.events import Cursor
+from eventstore.runner import checkpoint_cursor
+from eventstore.store import EventStore, mark_replay_transaction, replaying
+from readmodels.projections import PIPELINE, Projection
+
+log = logging.getLogger(__name__)
+
+#: How long the swap may wait for a lock before it gives up and tries again
+#: (a long read holding a table must not make every other reader queue behind the swap).
+SWAP_LOCK_TIMEOUT_MS = 3000
+SWAP_ATTEMPTS = 20
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    name: str
+    events: int  # events of its types the projection applied
+
+
+def rebuild(projections: Sequence[Projection], *, batch_size: int = 5000) -> list[Rebuilt]:
+    """Rebuild ``projections`` from the log (see the module docstring)."""
+    shadow = _Shadow([table for p in projections for table in p.tables])
+    counts = {p.name: 0 for p in projections}
+    replaying.active = True
+    try:
+        shadow.create()
+        cursor = Cursor.start()
+        while True:  # up to where the live pipeline is, a batch per transaction
+            until = checkpoint_cursor(PIPELINE)
+            if cursor >= until:
+                break
+            with transaction.atomic():
+                mark_replay_transaction()
+                shadow.use()
+                cursor = _replay(projections, cursor, until, batch_size, counts)
+        for attempt in range(SWAP_ATTEMPTS):
+            try:
+                with transaction.atomic():
+                    shadow.use()
+                    shadow.limit_lock_waits()
+                    until = _lock_pipeline()
+                    while cursor < until:
+                        cursor = _replay(projections, cursor, until, batch_size, counts)
+                    shadow.swap()
+                break
+            except OperationalError:
+                if attempt == SWAP_ATTEMPTS - 1:
+                    raise
+                log.info("rebuild: a reader held a table; trying the swap again")
+                time.sleep(0.2)
+    finally:
+        replaying.active = False
+        shadow.drop()
+    return [Rebuilt(p.name, counts[p.name]) for p in projections]
+
+
+def _replay(projections: Sequence[Projection], cursor: Cursor, until: Cursor, size: int, counts: dict[str, int]) -> Cursor:
+    """Feed one batch of (cursor, until] to every projection; returns the new cursor."""
+    batch = EventStore().read_batch(cursor, size, until=until)
+    for p in projections:
+        view = [e for e in batch.events if e.event_type in p.event_types]
+        if view:
+            p.apply(view)
+            counts[p.name] += len(view)
+    return batch.end
+
+
+def _lock_pipeline() -> Cursor:
+    """Lock the pipeline's checkpoint row until commit; returns its cursor."""
+    lock = " FOR UPDATE" if connection.vendor == "postgresql" else ""
+    with connection.cursor() as c:
+        c.execute(f"SELECT tx, position FROM parley_checkpoints WHERE name = %s{lock}", [PIPELINE])
+        row = c.fetchone()
+    return Cursor(int(row[0]), int(row[1])) if row else Cursor.start()
+
+
+class _Shadow:
+    """Empty copies of some tables that only this connection sees, and their swap."""
+
+    def __init__(self, tables: Sequence[type[models.Model]]) -> None:
+        self.tables = list(dict.fromkeys(tables))
+        self.postgres = connection.vendor == "postgresql"
+        suffix = f"{os.getpid()}_{secrets.token_hex(3)}"
+        self.schema = f"parley_rebuild_{suffix}"
+        self.old_schema = f"parley_replaced_{suffix}"
+        self.created = False
+        self.home = "public"
+
+    def _names(self) -> list[str]:
+        return [t._meta.db_table for t in self.tables]
+
+    def create(self) -> None:
+        with connection.cursor() as c:
+            if self.postgres:
+                c.execute("SELECT current_schema()")
+                self.home = c.fetchone()[0]
+                c.execute(f'CREATE SCHEMA "{self.schema}"')
+                self.created = True
+                with transaction.atomic():
+                    self.use()
+                    with connection.schema_editor() as editor:
+                        for table in self.tables:
+                            editor.create_model(table)
+                return
+            self.created = True
+            for name in self._names():
+                c.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = %s", [name])
+                (ddl,) = c.fetchone()
+                c.execute(ddl.replace("CREATE TABLE", "CREATE TEMP TABLE", 1))
+
+    def use(self) -> None:
+        """Make the copies the ones this transaction's unqualified names mean."""
+        if self.postgres:
+            with connection.cursor() as c:
+                c.execute(f'SET LOCAL search_path TO "{self.schema}", "{self.home}"')
+
+    def limit_lock_waits(self) -> None:
+        if self.postgres:
+            with connection.cursor() as c:
+                c.execute(f"SET LOCAL lock_timeout = {SWAP_LOCK_TIMEOUT_MS}")
+
+    def swap(self) -> None:
+        with connection.cursor() as c:
+            if self.postgres:
+                c.execute(f'CREATE SCHEMA "{self.old_schema}"')
+                for name in self._names():
+                    c.execute(f'ALTER TABLE "{self.home}"."{name}" SET SCHEMA "{self.old_schema}"')
+                    c.execute(f'ALTER TABLE "{self.schema}"."{name}" SET SCHEMA "{self.home}"')
+                c.execute(f'DROP SCHEMA "{self.old_schema}" CASCADE')
+                return
+            for name in self._names():
+                c.execute(f'DELETE FROM main."{name}"')
+                c.execute(f'INSERT INTO main."{name}" SELECT * FROM temp."{name}"')
+
+    def drop(self) -> None:
+        if not self.created:
+            return
+        with connection.cursor() as c:
+            if self.postgres:
+                c.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
+            else:
+                for name in self._names():
+                    c.execute(f'DROP TABLE IF EXISTS temp."{name}"')

@@ -1,0 +1,368 @@
+"""The websocket adapter (`/ws/v1/`): frames in, commands out; the log's frames out.
+
+A socket registers with its process's dispatcher (realtime.dispatcher),
+which offers it every logged event of its audience in log order; its
+``Delivery`` sends them, holding them back while a ``resume`` replays the
+log so that every event goes out once and in order. No business rule lives
+here: frames become commands (chat.handlers) and answers become frames
+(realtime.frames).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from accounts.principals import AuthenticationFailed, Principal, principal_from_cookies, principal_from_token
+from chat.domain import ChatError, EditMessage, MarkMessageAsRead, SendMessage
+from chat.handlers import Outcome, edit_message, mark_message_as_read, send_message
+from eventstore.events import Cursor, Metadata
+from eventstore.runner import checkpoint_cursor
+from eventstore.store import EventStore, UnknownPosition
+from project import ratelimit
+from readmodels import queries
+from readmodels.projections import PIPELINE
+from realtime import frames
+from realtime.delivery import Delivery
+from realtime.dispatcher import db, get_dispatcher
+from realtime.frames import AGENTS, FRAME_EVENT_TYPES, Envelope
+
+MAX_FRAME_BYTES = 16 * 1024
+REPLAY_BATCH = 500
+RESUMES_PER_MINUTE = 30
+TYPING_INTERVAL = 1.0  # seconds between typing frames a socket may send
+#: Seconds a client has to answer ``resync`` with ``resume`` before the socket is closed (4000).
+RESYNC_ANSWER_WITHIN = 15.0
+#: Seconds a new socket holds live frames for the client's first ``resume``.
+RESUME_GRACE = 1.0
+
+CLOSE_RESUME = 4000  # reconnect and resume
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN_ORIGIN = 4403
+
+
+class FrameError(Exception):
+    def __init__(self, code: str, detail: str, ref: str | None = None) -> None:
+        super().__init__(detail)
+        self.code, self.detail, self.ref = code, detail, ref
+
+
+def _authenticate(scope: dict[str, Any]) -> Principal | None:
+    token = parse_qs(scope.get("query_string", b"").decode()).get("token", [""])[0]
+    if token:
+        return principal_from_token(token)
+    session = scope.get("session")
+    return principal_from_cookies(
+        scope.get("cookies", {}), scope.get("user"), session_key=getattr(session, "session_key", None)
+    )
+
+
+def _origin_allowed(scope: dict[str, Any]) -> bool:
+    """Cookie-authenticated sockets must come from our own pages (no cross-site hijacking).
+
+    Same rule as Django's CSRF check: the Origin must be this very host
+    (scheme-less host:port equal to the Host header) or a trusted origin.
+    """
+    headers = dict(scope.get("headers", []))
+    origin = headers.get(b"origin", b"").decode("latin-1")
+    host = headers.get(b"host", b"").decode("latin-1")
+    if not origin or origin == "null":
+        return False
+    if origin in settings.CSRF_TRUSTED_ORIGINS:
+        return True
+    return bool(host) and urlparse(origin).netloc == host
+
+
+class ChatConsumer(AsyncWebsocketConsumer):
+    # Sockets never use the channel layer themselves (no channel, no group
+    # per socket): the process's dispatcher does, once for all of them.
+    channel_layer_alias = "parley.sockets-use-the-dispatcher"
+
+    principal: Principal | None = None
+    delivery: Delivery | None = None
+
+    async def connect(self) -> None:
+        self.listener_id = uuid.uuid4().hex
+        self.last_typing = 0.0
+        self.audience = ""
+        self._resync_timer: asyncio.TimerHandle | None = None
+        self._accepted = False
+        # Accepted only once registered with the dispatcher (or to say why not):
+        # a client whose handshake completed is already counted in its audience.
+        try:
+            principal = await db(_authenticate)(self.scope)
+        except AuthenticationFailed as err:
+            await self._refuse(err.code, err.detail, CLOSE_UNAUTHENTICATED)
+            return
+        if principal is None:
+            await self._refuse("not_authenticated", "log in or pass ?token=", CLOSE_UNAUTHENTICATED)
+            return
+        if principal.via_cookie and not _origin_allowed(self.scope):
+            await self._refuse("forbidden_origin", "this origin may not use the session cookie", CLOSE_FORBIDDEN_ORIGIN)
+            return
+        self.audience = AGENTS if principal.kind == "agent" else frames.customer_audience(principal.id)
+        self.principal = principal
+        dispatcher = get_dispatcher()
+        try:
+            registered_at = await dispatcher.register(self)
+        except Exception:
+            self.principal = None
+            await self._refuse("unavailable", "the server cannot serve live updates right now; reconnect", CLOSE_RESUME)
+            return
+        # Set before the next suspension point: the dispatcher offers nothing in between.
+        self.delivery = Delivery(self.send_text, registered_at)
+        self._replaying = False
+        await self._accept()
+        loop = asyncio.get_running_loop()
+        self._grace = loop.call_later(RESUME_GRACE, lambda: loop.create_task(self._go_live()))
+        if principal.kind == "agent":
+            await dispatcher.ephemeral(AGENTS, self._presence("online"), sender=self.listener_id, who=True)
+
+    async def _accept(self) -> None:
+        if not self._accepted:
+            self._accepted = True
+            await self.accept()
+
+    async def _refuse(self, code: str, detail: str, close_code: int) -> None:
+        """Accept (so the reason can be read), send an error frame, and close."""
+        await self._accept()
+        await self.send_frame(frames.error(code, detail))
+        await self.close(code=close_code)
+
+    async def disconnect(self, code: int) -> None:
+        if self._resync_timer is not None:
+            self._resync_timer.cancel()
+        if getattr(self, "_grace", None) is not None:
+            self._grace.cancel()
+        if self.delivery is None or self.principal is None:
+            return
+        self.delivery = None
+        dispatcher = get_dispatcher()
+        dispatcher.unregister(self)
+        if self.principal.kind == "agent":
+            await dispatcher.ephemeral(AGENTS, self._presence("offline"), sender=self.listener_id)
+
+    # -- what the dispatcher calls ------------------------------------------------------
+
+    async def offer(self, cursor: Cursor, texts: tuple[str, ...]) -> None:
+        if self.delivery is not None:
+            await self.delivery.offer(cursor, texts)
+
+    async def send_text(self, text: str) -> None:
+        await self.send(text_data=text)
+
+    async def send_frame(self, frame: dict[str, Any]) -> None:
+        await self.send(text_data=frames.encode(frame))
+
+    async def _go_live(self) -> None:
+        """The client sends no resume: live frames from where it connected."""
+        delivery = self.delivery
+        if delivery is None or delivery.anchored or not delivery.holding or self._replaying:
+            return
+        self._replaying = True
+        try:
+            if delivery.take_overflow():  # more was offered than held: read it from the log
+                await self._replay_log(delivery.sent)
+        finally:
+            self._replaying = False
+            await delivery.end_replay(None)
+
+    async def resync(self) -> None:
+        """The server cannot vouch for this socket: hold live frames and ask the client to resume."""
+        if self.delivery is None or self.delivery.holding:
+            return  # holding already: a resume (the client's first, or an answer) is coming
+        self.delivery.begin_replay()
+        await self.send_frame(frames.resync())
+        loop = asyncio.get_running_loop()
+        self._resync_timer = loop.call_later(RESYNC_ANSWER_WITHIN, lambda: loop.create_task(self._unanswered()))
+
+    async def _unanswered(self) -> None:
+        await self.close(code=CLOSE_RESUME)
+
+    async def revoke(self, detail: str) -> None:
+        """This socket's credentials were revoked: say so and close (4401)."""
+        await self.disconnect(CLOSE_UNAUTHENTICATED)
+        self.principal = None  # nothing it sends is acted on any more
+        await self._refuse("credentials_revoked", detail, CLOSE_UNAUTHENTICATED)
+
+    @property
+    def presence_frame(self) -> str | None:
+        """This agent's "online" frame, to answer a newcomer's question."""
+        if self.principal is None or self.principal.kind != "agent":
+            return None
+        return frames.encode(self._presence("online"))
+
+    def _presence(self, status: str) -> dict[str, Any]:
+        assert self.principal is not None
+        return frames.presence(self.principal.id, self.principal.name, status)
+
+    # -- client -> server ------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.principal is None:
+            return
+        ref = None
+        try:
+            if text_data is None:
+                raise FrameError("binary_frame", "frames are JSON text; binary frames are not accepted")
+            if len(text_data.encode("utf-8", "surrogatepass")) > MAX_FRAME_BYTES:
+                raise FrameError("frame_too_large", f"frames are limited to {MAX_FRAME_BYTES} bytes")
+            try:
+                frame = json.loads(text_data)
+            except (ValueError, RecursionError):
+                raise FrameError("malformed_json", "the frame is not valid JSON") from None
+            if not isinstance(frame, dict):
+                raise FrameError("invalid_frame", "a frame is a JSON object with a type")
+            ref = frame.get("message_id") if isinstance(frame.get("message_id"), str) else None
+            kind = frame.get("type")
+            handler = {
+                "resume": self.on_resume,
+                "message.send": self.on_send,
+                "message.edit": self.on_edit,
+                "message.read": self.on_read,
+                "typing": self.on_typing,
+                "ping": self.on_ping,
+            }.get(kind) if isinstance(kind, str) else None
+            if handler is None:
+                raise FrameError("unknown_type", f"unknown frame type {kind!r}")
+            if kind != "resume":
+                await self._go_live()  # the client did not start with a resume: it wants none
+            await handler(frame)
+        except FrameError as err:
+            await self.send_frame(frames.error(err.code, err.detail, err.ref or ref))
+        except ChatError as err:
+            await self.send_frame(frames.error(err.code, err.detail, ref))
+        except UnknownPosition as err:
+            await self.send_frame(frames.error("unknown_position", f"position {err.args[0]} names no event", ref))
+
+    async def on_ping(self, frame: dict[str, Any]) -> None:
+        await self.send_frame(frames.pong())
+
+    async def on_send(self, frame: dict[str, Any]) -> None:
+        assert self.principal is not None
+        message_id = _uuid(frame, "message_id")
+        body = _str(frame, "body")
+        if self.principal.kind == "customer":
+            customer_id = self.principal.customer_id
+        else:
+            customer_id = _uuid(frame, "customer_id")
+            if not await queries.customer_known(customer_id):
+                raise FrameError("customer_not_found", f"no customer {customer_id}", str(message_id))
+        cmd = SendMessage(message_id, customer_id, self.principal.actor, body)
+        await self._ack(message_id, await db(send_message)(cmd, metadata=self._metadata()))
+
+    async def on_edit(self, frame: dict[str, Any]) -> None:
+        assert self.principal is not None
+        message_id = _uuid(frame, "message_id")
+        cmd = EditMessage(message_id, self.principal.actor, _str(frame, "body"))
+        await self._ack(message_id, await db(edit_message)(cmd, metadata=self._metadata()))
+
+    async def on_read(self, frame: dict[str, Any]) -> None:
+        assert self.principal is not None
+        message_id = _uuid(frame, "message_id")
+        cmd = MarkMessageAsRead(message_id, self.principal.actor)
+        await self._ack(message_id, await db(mark_message_as_read)(cmd, metadata=self._metadata()))
+
+    def _metadata(self) -> Metadata:
+        assert self.principal is not None
+        return Metadata(actor=self.principal.actor.label, correlation_id=uuid.uuid4())
+
+    async def _ack(self, message_id: uuid.UUID, outcome: Outcome) -> None:
+        await self.send_frame(frames.ack(message_id, outcome.position))
+
+    async def on_typing(self, frame: dict[str, Any]) -> None:
+        assert self.principal is not None
+        now = time.monotonic()
+        if now - self.last_typing < TYPING_INTERVAL:
+            return  # rate limited: typing is a hint, extra frames are dropped
+        self.last_typing = now
+        sender = {"kind": self.principal.kind, "id": self.principal.id, "name": self.principal.name}
+        if self.principal.kind == "customer":
+            customer_id = self.principal.id
+            audiences = [AGENTS]
+        else:
+            customer_id = str(_uuid(frame, "customer_id"))
+            audiences = [frames.customer_audience(customer_id), AGENTS]
+        for audience in audiences:
+            await get_dispatcher().ephemeral(audience, frames.typing(customer_id, sender), sender=self.listener_id)
+
+    # -- resume --------------------------------------------------------------------
+
+    async def on_resume(self, frame: dict[str, Any]) -> None:
+        assert self.principal is not None and self.delivery is not None
+        after = frame.get("after")
+        if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+            raise FrameError("invalid_field", "'after' must be a non-negative integer position")
+        allowed = await db(ratelimit.hit)("resume", self.principal.actor.label, limit=RESUMES_PER_MINUTE, window=60)
+        if not allowed.allowed:
+            raise FrameError("rate_limited", f"too many resumes; retry in {allowed.retry_after} s")
+        start = await db(EventStore().cursor_at)(after)
+        if self._resync_timer is not None:
+            self._resync_timer.cancel()
+            self._resync_timer = None
+        delivery = self.delivery
+        delivery.begin_replay()
+        self._replaying = True
+        try:
+            await self._replay_log(start)
+        finally:
+            self._replaying = False
+            await delivery.end_replay(start)
+        await self.send_frame(frames.resumed(delivery.sent.position))
+
+    async def _replay_log(self, start: Cursor) -> None:
+        """Send this socket's events after ``start`` from the log (offers wait meanwhile).
+
+        Up to the pipeline's checkpoint: the read models are exactly current
+        to it, and the dispatcher offers this socket every event after the
+        point it registered at, which is never beyond it. Whatever the
+        delivery dropped from its buffer meanwhile is read from the log too.
+        """
+        assert self.delivery is not None
+        delivery = self.delivery
+        cursor = start
+        while True:
+            until = await db(checkpoint_cursor)(PIPELINE)
+            while cursor < until:
+                end, envs = await db(self._replay_batch)(cursor, until)
+                for env in envs:
+                    await delivery.replay(env.cursor, env.frames_for(self.audience))
+                delivery.advance(end)
+                cursor = end
+            delivery.advance(start)
+            if not delivery.take_overflow():
+                return
+            cursor = max(cursor, delivery.sent)
+
+    def _replay_batch(self, cursor: Cursor, until: Cursor) -> tuple[Cursor, list[Envelope]]:
+        batch = EventStore().read_batch(cursor, REPLAY_BATCH, types=FRAME_EVENT_TYPES, until=until)
+        events = batch.events
+        if self.audience != AGENTS:
+            assert self.principal is not None
+            events = frames.for_customer(events, self.principal.id)
+        envs = [e for e in frames.envelopes(events) if e.frames_for(self.audience)]
+        return batch.end, envs
+
+
+def _uuid(frame: dict[str, Any], name: str) -> uuid.UUID:
+    value = frame.get(name)
+    if not isinstance(value, str):
+        raise FrameError("missing_field" if value is None else "invalid_field", f"{name!r} must be a UUID string")
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise FrameError("invalid_field", f"{name!r} must be a UUID") from None
+
+
+def _str(frame: dict[str, Any], name: str) -> str:
+    value = frame.get(name)
+    if not isinstance(value, str):
+        raise FrameError("missing_field" if value is None else "invalid_field", f"{name!r} must be a string")
+    return value

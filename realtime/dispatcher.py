@@ -1,0 +1,406 @@
+"""The dispatcher: one per web process, it hands the log's frames to this process's sockets.
+
+How a logged event reaches a socket:
+
+* The pipeline (one active instance, in ``runworkers`` or ``serve``) commits
+  a batch, then publishes the batch's frames, with the cursor the batch
+  started from (``prev``) and the one it ended at (``end``), to one
+  channel-layer group that every web process's dispatcher listens to. Every
+  second it also publishes a heartbeat with its committed cursor.
+* The dispatcher keeps ``cursor``: it has handed every event up to there to
+  its sockets. A batch that continues from there is handed on as it is. A
+  batch or heartbeat that starts beyond it means publications were lost
+  (Redis restarted, a pipeline crashed between commit and publish): the
+  dispatcher reads the missing stretch from the log itself, builds the same
+  frames, and hands them on first.
+* While it hears nothing at all (Redis down, or no pipeline running), it
+  reads the pipeline's checkpoint from the database twice a second and fills
+  from the log.
+
+So the channel layer is a fast path and never the guarantee: every socket
+gets every event of its audience, in log order, exactly once, whatever
+happens to Redis or to the workers, and without a round trip to the client.
+A socket is sent ``resync`` only when this dispatcher lost track of what it
+delivered (its own loop failed and started over).
+
+Sockets never touch the channel layer themselves: one subscription per
+process carries the log's frames and the ephemeral frames (typing,
+presence) for every socket of the process, so Redis being down costs the
+websocket handshake nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+import weakref
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.db import connection
+
+from accounts.principals import Credential, Principal, revoked_among
+from eventstore.events import Cursor
+from eventstore.runner import checkpoint_cursor
+from eventstore.store import EventStore
+from readmodels.projections import PIPELINE
+from realtime import frames
+from realtime.frames import AGENTS, FRAME_EVENT_TYPES, Envelope
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: The channel-layer group every web process's dispatcher listens to.
+FANOUT_GROUP = "parley.fanout"
+#: Seconds without a batch or heartbeat before the dispatcher reads the log itself.
+SILENCE = 3.0
+#: How often a dispatcher that hears nothing reads the pipeline's checkpoint.
+TAIL_INTERVAL = 0.5
+#: Events read from the log per query when filling a gap.
+FILL_BATCH = 500
+#: Seconds between renewals of the group membership (the core layer expires it).
+REJOIN_EVERY = 600.0
+#: Seconds between checks that agents' sockets still stand on valid credentials.
+REVOCATION_INTERVAL = 2.0
+
+
+class Listener(Protocol):
+    """What the dispatcher needs from a socket."""
+
+    audience: str
+    listener_id: str
+    principal: Principal | None
+
+    async def offer(self, cursor: Cursor, frames: tuple[str, ...]) -> None: ...
+
+    async def send_text(self, text: str) -> None: ...
+
+    async def resync(self) -> None: ...
+
+    async def revoke(self, detail: str) -> None: ...
+
+
+def db(fn: Callable[..., T]) -> Callable[..., Awaitable[T]]:
+    """Run ORM code on a pool thread (not the one thread every request shares),
+    and give the connection back when it is done.
+
+    The connection is closed (returned to the pool on PostgreSQL) inside the
+    call itself: closing it after the call, as channels' database_sync_to_async
+    does, can miss it, because asgiref runs the call in a copy of the caller's
+    context and Django's connection may live in that copy (measured: one
+    pooled connection leaked per websocket until the pool ran dry).
+    """
+
+    def call(*args: Any, **kwargs: Any) -> T:
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            connection.close()
+
+    return sync_to_async(call, thread_sensitive=False)
+
+
+@dataclass
+class Stats:
+    """What /healthz and tests read about a dispatcher."""
+
+    batches: int = 0
+    beats: int = 0
+    fills: int = 0  # stretches read from the log because publications were missing
+    filled_events: int = 0
+    resyncs: int = 0
+    heard_at: float = 0.0  # time.monotonic() of the last batch or heartbeat
+
+
+class Dispatcher:
+    def __init__(self) -> None:
+        self.audiences: dict[str, set[Listener]] = defaultdict(set)
+        self.cursor: Cursor | None = None
+        self.process_id = uuid.uuid4().hex
+        self.stats = Stats()
+        self.channel: str | None = None
+        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._start: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._store = EventStore()
+        self._tailing = False
+
+    # -- sockets ---------------------------------------------------------------------
+
+    async def register(self, listener: Listener) -> Cursor:
+        """Start handing ``listener`` its audience's events; returns the cursor they start after."""
+        await self.ensure_started()
+        assert self.cursor is not None
+        self.audiences[listener.audience].add(listener)
+        return self.cursor
+
+    def unregister(self, listener: Listener) -> None:
+        members = self.audiences.get(listener.audience)
+        if members is not None:
+            members.discard(listener)
+            if not members:
+                del self.audiences[listener.audience]
+
+    def listeners(self) -> Iterable[Listener]:
+        return [m for members in self.audiences.values() for m in members]
+
+    # -- life ------------------------------------------------------------------------
+
+    async def ensure_started(self) -> None:
+        if self._start is None:
+            self._start = asyncio.get_running_loop().create_task(self._begin())
+        await asyncio.shield(self._start)
+
+    async def _begin(self) -> None:
+        try:
+            self.cursor = await db(checkpoint_cursor)(PIPELINE)
+        except BaseException:
+            self._start = None  # the next socket tries again
+            raise
+        self.stats.heard_at = time.monotonic()
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._receive(), name="dispatcher-receive"),
+            loop.create_task(self._run(), name="dispatcher"),
+            loop.create_task(self._sweep(), name="dispatcher-revocations"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        self._tasks = []
+        layer = get_channel_layer()
+        if layer is not None and self.channel is not None:
+            try:
+                await layer.group_discard(FANOUT_GROUP, self.channel)
+            except Exception:
+                log.debug("could not leave the fan-out group", exc_info=True)
+
+    @property
+    def following(self) -> bool:
+        """Whether publications arrive (else the dispatcher reads the log itself)."""
+        return time.monotonic() - self.stats.heard_at < SILENCE
+
+    # -- the channel layer -------------------------------------------------------------
+
+    async def _receive(self) -> None:
+        """Move the layer's messages into the inbox.
+
+        Never cancelled while the process lives: cancelling a pub/sub
+        receive unsubscribes the channel. The pub/sub layer re-subscribes by
+        itself after Redis comes back; the core layer's receive raises while
+        Redis is down, and its group membership (which expires, and is lost
+        when Redis restarts empty) is renewed after that and every few minutes.
+        """
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        failures = 0
+        joined_at: float | None = None
+        while True:
+            try:
+                if self.channel is None:
+                    self.channel = await layer.new_channel()
+                if joined_at is None or time.monotonic() - joined_at > REJOIN_EVERY:
+                    await layer.group_add(FANOUT_GROUP, self.channel)
+                    joined_at = time.monotonic()
+                self._inbox.put_nowait(await layer.receive(self.channel))
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                failures += 1
+                joined_at = None
+                if failures == 1:
+                    log.warning("the dispatcher cannot reach the channel layer; its sockets are served from the log", exc_info=True)
+                await asyncio.sleep(min(5.0, 0.2 * 2**failures))
+
+    async def publish(self, message: dict[str, Any]) -> bool:
+        """Send an ephemeral message to every process's dispatcher (best effort)."""
+        layer = get_channel_layer()
+        if layer is None:
+            return False
+        try:
+            await layer.group_send(FANOUT_GROUP, {**message, "origin": self.process_id})
+            return True
+        except Exception:
+            log.info("could not publish %s (channel layer unavailable)", message.get("type"), exc_info=log.isEnabledFor(logging.DEBUG))
+            return False
+
+    # -- the loop ------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                message: dict[str, Any] | None = await asyncio.wait_for(self._inbox.get(), timeout=TAIL_INTERVAL)
+            except TimeoutError:
+                message = None
+            try:
+                if message is None:
+                    if not self.following:
+                        if not self._tailing:
+                            self._tailing = True
+                            log.warning("no publications from the pipeline for %.0f s: reading the log directly", SILENCE)
+                        await self._fill(await db(checkpoint_cursor)(PIPELINE))
+                    continue
+                if self._tailing and message.get("type") in ("parley.batch", "parley.beat"):
+                    self._tailing = False
+                    log.info("publications from the pipeline arrive again")
+                await self._handle(message)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Nothing was handed on past ``cursor``; the next batch,
+                # heartbeat or silent tick fills from there again.
+                log.exception("dispatcher could not handle %s", (message or {}).get("type", "a silent tick"))
+                await asyncio.sleep(TAIL_INTERVAL)
+
+    async def _handle(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "parley.batch":
+            self.stats.heard_at = time.monotonic()
+            self.stats.batches += 1
+            await self._on_batch(Cursor(*message["prev"]), Cursor(*message["end"]), message["envelopes"])
+        elif kind == "parley.beat":
+            self.stats.heard_at = time.monotonic()
+            self.stats.beats += 1
+            await self._fill(Cursor(*message["end"]))
+        elif kind == "parley.ephemeral":
+            if message.get("origin") != self.process_id:
+                await self.deliver_ephemeral(message)
+
+    async def _on_batch(self, prev: Cursor, end: Cursor, wire: list[Any]) -> None:
+        assert self.cursor is not None
+        if end <= self.cursor:
+            return  # already handed on (read from the log, or published twice)
+        if prev > self.cursor:
+            await self._fill(prev)  # publications between cursor and prev were lost
+        for raw in wire:
+            envelope = Envelope.from_wire(raw)
+            if envelope.cursor > self.cursor:
+                await self._hand_on(envelope)
+        self.cursor = end
+
+    async def _fill(self, until: Cursor) -> None:
+        """Read (cursor, until] from the log and hand it on, as publications would have."""
+        assert self.cursor is not None
+        if until <= self.cursor:
+            return
+        self.stats.fills += 1
+        while self.cursor < until:
+            batch, envs = await db(self._read)(self.cursor, until)
+            for envelope in envs:
+                await self._hand_on(envelope)
+            self.stats.filled_events += len(batch.events)
+            if batch.end == self.cursor:
+                return  # nothing readable yet (cannot happen below the checkpoint); try later
+            self.cursor = batch.end
+
+    def _read(self, after: Cursor, until: Cursor) -> tuple[Any, list[Envelope]]:
+        batch = self._store.read_batch(after, FILL_BATCH, types=FRAME_EVENT_TYPES, until=until)
+        events = batch.events
+        if AGENTS not in self.audiences:
+            wanted = set(self.audiences)
+            events = [r for r in events if frames.customer_audience(r.event.customer_id) in wanted]  # type: ignore[attr-defined]
+        return batch, frames.envelopes(events)
+
+    async def _hand_on(self, envelope: Envelope) -> None:
+        for listener in list(self.audiences.get(frames.customer_audience(envelope.customer_id), ())):
+            await listener.offer(envelope.cursor, envelope.to_customer)
+        if envelope.to_agents:
+            for listener in list(self.audiences.get(AGENTS, ())):
+                await listener.offer(envelope.cursor, envelope.to_agents)
+
+    async def resync_everyone(self) -> None:
+        """This dispatcher lost track: every socket is told, and resumes."""
+        self.stats.resyncs += 1
+        for listener in self.listeners():
+            await listener.resync()
+
+    # -- revocation -------------------------------------------------------------------------
+
+    async def _sweep(self) -> None:
+        """Close sockets whose credentials were revoked (token revoked, signed
+        out, agent deactivated): one query per kind every two seconds, and
+        only while agents are connected."""
+        while True:
+            await asyncio.sleep(REVOCATION_INTERVAL)
+            holders: dict[Credential, list[Listener]] = defaultdict(list)
+            for listener in self.listeners():
+                credential = listener.principal.credential if listener.principal is not None else None
+                if credential is not None:
+                    holders[credential].append(listener)
+            if not holders:
+                continue
+            try:
+                revoked = await db(revoked_among)(list(holders))
+            except Exception:
+                log.warning("could not check agents' credentials; trying again", exc_info=True)
+                continue
+            for credential in revoked:
+                for listener in holders[credential]:
+                    await listener.revoke("your credentials were revoked or your session ended; sign in again")
+
+    # -- ephemeral frames (typing, presence) ------------------------------------------------
+
+    async def deliver_ephemeral(self, message: dict[str, Any]) -> None:
+        """Hand an ephemeral frame to this process's sockets of its audience (or one socket)."""
+        sender = message.get("from")
+        to = message.get("to")
+        for listener in list(self.audiences.get(message["audience"], ())):
+            if listener.listener_id == sender or (to is not None and listener.listener_id != to):
+                continue
+            await listener.send_text(message["frame"])
+        if message.get("who"):
+            await self._answer_who(message)
+
+    async def _answer_who(self, message: dict[str, Any]) -> None:
+        """A newly connected agent asks who is online: each local agent answers it."""
+        for listener in list(self.audiences.get(AGENTS, ())):
+            if listener.listener_id == message.get("from"):
+                continue
+            answer = getattr(listener, "presence_frame", None)
+            if answer is None:
+                continue
+            reply = {"type": "parley.ephemeral", "audience": AGENTS, "frame": answer, "to": message.get("from")}
+            if message.get("origin") in (None, self.process_id):
+                await self.deliver_ephemeral(reply)
+            else:
+                await self.publish(reply)
+
+    async def ephemeral(self, audience: str, frame: dict[str, Any], *, sender: str, who: bool = False) -> None:
+        """Send an ephemeral frame to an audience on every process (locally at once)."""
+        message = {"type": "parley.ephemeral", "audience": audience, "frame": frames.encode(frame), "from": sender, "who": who}
+        await self.deliver_ephemeral(message)
+        await self.publish(message)
+
+
+_dispatchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Dispatcher] = weakref.WeakKeyDictionary()
+
+
+def get_dispatcher() -> Dispatcher:
+    """This process's dispatcher (one per event loop: Daphne has one)."""
+    loop = asyncio.get_running_loop()
+    found = _dispatchers.get(loop)
+    if found is None:
+        found = _dispatchers[loop] = Dispatcher()
+    return found
+
+
+async def stop_dispatchers() -> None:
+    """Stop the dispatcher of the running loop (tests, shutdown)."""
+    found = _dispatchers.pop(asyncio.get_running_loop(), None)
+    if found is not None:
+        await found.stop()

@@ -1,0 +1,82 @@
+"""The real-time fan-out: publishes each committed batch's frames to every web process.
+
+A member of the pipeline (see readmodels.projections.PIPELINE): its
+``handle`` runs inside the pipeline's transaction after the projections, so
+the frames are built from read models exactly current to the batch; its
+``after_commit`` publishes them once the batch has committed, to the one
+channel-layer group every web process's dispatcher listens to. Beside it,
+``heartbeat`` publishes the committed cursor every second.
+
+A publication that fails or is lost costs nothing but time: a dispatcher
+that sees a batch or heartbeat beyond what it has, or hears nothing at all,
+reads the missing events from the log itself (realtime.dispatcher).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from channels.layers import get_channel_layer
+
+from eventstore.events import Cursor
+from eventstore.store import Batch
+from realtime.dispatcher import FANOUT_GROUP
+from realtime.frames import FRAME_EVENT_TYPES, envelopes
+
+log = logging.getLogger(__name__)
+
+#: Seconds between heartbeats.
+BEAT_INTERVAL = 1.0
+
+
+class RealtimeFanout:
+    name = "realtime"
+    event_types = FRAME_EVENT_TYPES
+
+    def __init__(self) -> None:
+        self._failing = False
+
+    def handle(self, batch: Batch) -> dict[str, Any]:
+        # Every batch is published, even one without frames: a dispatcher
+        # checks that each batch starts where the previous one ended.
+        return {
+            "type": "parley.batch",
+            "prev": [batch.start.tx, batch.start.position],
+            "end": [batch.end.tx, batch.end.position],
+            "envelopes": [e.wire() for e in envelopes(batch.events)],
+        }
+
+    def reset(self) -> None:
+        """Nothing stored: a rebuild does not re-send history."""
+
+    async def after_commit(self, message: dict[str, Any]) -> None:
+        await self._publish(message)
+
+    async def heartbeat(self, stop: asyncio.Event, committed: Callable[[], Cursor | None]) -> None:
+        """Publish the pipeline's committed cursor every second while this instance runs it."""
+        while not stop.is_set():
+            cursor = committed()
+            if cursor is not None:
+                await self._publish({"type": "parley.beat", "end": [cursor.tx, cursor.position]})
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=BEAT_INTERVAL)
+            except TimeoutError:
+                pass
+
+    async def _publish(self, message: dict[str, Any]) -> None:
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        try:
+            await layer.group_send(FANOUT_GROUP, message)
+        except Exception:
+            if not self._failing:
+                log.warning("cannot publish to the channel layer; web processes read the log instead", exc_info=True)
+            self._failing = True
+            return
+        if self._failing:
+            log.info("publishing to the channel layer again")
+            self._failing = False
