@@ -336,7 +336,7 @@ class Run:
         """Which of these events the fan-out consumer has passed (sent to the layer)."""
         if not positions:
             return set()
-        row = self.sql("SELECT tx, position FROM parley_checkpoints WHERE name = 'realtime'")
+        row = self.sql("SELECT tx, position FROM parley_checkpoints WHERE name = 'pipeline'")
         if not row:
             return set()
         tx, pos = int(row[0][0]), int(row[0][1])

@@ -129,6 +129,12 @@ class NotReceiver(ChatError):
     code = "not_receiver"
 
 
+class CustomerNotFound(ChatError):
+    """An agent wrote to a customer the customers context does not know."""
+
+    code = "customer_not_found"
+
+
 def clean_body(body: str) -> str:
     """The body as stored: stripped, 1 to MAX_BODY_CHARS characters of text.
 

@@ -24,12 +24,15 @@ from dataclasses import dataclass
 
 from chat.domain import (
     ChatMessage,
+    CustomerNotFound,
     EditMessage,
     MarkMessageAsRead,
     MessageNotFound,
+    SenderKind,
     SendMessage,
     stream_id,
 )
+from chat.ports import customer_directory
 from eventstore.events import DomainEvent, Metadata, NewEvent
 from eventstore.store import ConcurrencyConflict, DuplicateEvent, EventStore
 
@@ -84,8 +87,11 @@ def send_message(
     """Send, or recognise a repeat of, ``cmd.message_id``.
 
     ``event_id`` (optional) fixes the id of the MessageSent event, for
-    callers that derive it from their own idempotency key.
+    callers that derive it from their own idempotency key. An agent writes
+    only to a customer that exists (asked of the installed CustomerDirectory).
     """
+    if cmd.sender.kind is SenderKind.AGENT and not customer_directory().is_known(cmd.customer_id):
+        raise CustomerNotFound(f"no customer {cmd.customer_id}")
     store = store or EventStore()
     stream = stream_id(cmd.message_id)
     (sent,) = ChatMessage.send(cmd, _now())

@@ -13,6 +13,7 @@ from django.http import HttpRequest, JsonResponse
 from accounts.principals import Principal
 from chat.domain import ChatMessage, EditMessage, MarkMessageAsRead, SendMessage
 from chat.handlers import Outcome, edit_message, mark_message_as_read, send_message
+from chat.ports import customer_directory
 from eventstore.events import Metadata
 from project.http import ApiError, api, field_str, field_uuid, json_body, parse_uuid, query_int
 from readmodels import queries
@@ -112,13 +113,9 @@ def message_read(request: HttpRequest, principal: Principal, message_id: str) ->
 
 
 async def _known_customer(customer_id: str) -> uuid.UUID:
-    """The customer id, if the directory knows it.
-
-    A customer registered a moment ago may not be projected yet: before
-    answering 404 wait (briefly) for the directory to reach the log's head.
-    """
+    """The customer id, if the customers context knows it (else 404)."""
     cid = parse_uuid(customer_id, "customer_id")
-    if not await queries.customer_known(cid):
+    if not await sync_to_async(customer_directory().is_known)(cid):
         raise ApiError(404, "customer_not_found", f"no customer {cid}")
     return cid
 

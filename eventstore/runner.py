@@ -18,21 +18,21 @@ for a moment (a read-model rebuild swapping its tables in) takes the same
 row lock. The lease is extended by every batch's checkpoint update; an idle
 holder renews it once half of it has passed.
 
-Cost per batch: one statement to read the batch (outside any transaction),
-then one transaction (lock, the consumers' statements, checkpoint update).
-An idle group costs nothing but its lease renewal.
+Cost per batch: one transaction (read, lock, the consumers' statements,
+checkpoint update). An idle group costs its fallback poll and its lease
+renewal: wake-ups, not polls, bring new events.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import os
 import socket
 import uuid
-from collections.abc import Collection, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -40,10 +40,12 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from eventstore import wakeup
+from eventstore.dbthreads import DatabaseThreads
 from eventstore.events import Cursor
 from eventstore.loop import Delay, run_forever
 from eventstore.models import Checkpoint
 from eventstore.store import NOTIFY_CHANNEL, Batch, EventStore, mark_replay_transaction, replaying
+from eventstore.unit import Unit
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,9 @@ class Consumer(Protocol):
 
         ``batch.events`` holds only this consumer's event types (possibly
         none); ``batch.start``/``batch.end`` span every row the group read.
+        A consumer may also define ``prepare(batch)``, called before any
+        ``handle``, to ask ``batch.unit`` for the rows it will read: the unit
+        loads every consumer's rows at once (eventstore.unit).
         """
 
     def reset(self) -> None:
@@ -100,13 +105,24 @@ class Progress:
     handled: int = 0  # events handed to consumers
     moved: bool = False  # the checkpoint advanced
     blocked: bool = False  # committed events wait behind the read barrier: look again soon
+    full: bool = False  # the batch was as large as allowed: more may follow at once
     effects: list[tuple[Consumer, Any]] = field(default_factory=list)
 
 
-def _view(batch: Batch, types: Collection[str] | None) -> Batch:
-    if types is None:
-        return batch
-    return Batch([e for e in batch.events if e.event_type in types], batch.start, batch.end, batch.blocked)
+def _view(batch: Batch, types: Collection[str] | None, unit: Unit) -> Batch:
+    events = batch.events if types is None else [e for e in batch.events if e.event_type in types]
+    return Batch(events, batch.start, batch.end, batch.blocked, unit, batch.scanned)
+
+
+@contextlib.contextmanager
+def _pipelined() -> Iterator[None]:
+    """On PostgreSQL, send the transaction's BEGIN with the next statement (one round trip)."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    connection.ensure_connection()
+    with connection.connection.pipeline():
+        yield
 
 
 class ConsumerRunner:
@@ -178,40 +194,53 @@ class ConsumerRunner:
     def process_batch(self) -> Progress:
         """Apply the next batch and advance the checkpoint, in one transaction.
 
-        Raises LostLease, leaving nothing behind, if this instance may not
-        commit (then ``cursor`` is None until the lease is acquired again).
+        The consumers that declare ``prepare`` say which rows they need; the
+        batch's unit of work reads them (with the checkpoint lock, in one
+        round), every consumer handles the batch, and the unit writes every
+        change and the new checkpoint in one more round. Raises LostLease,
+        leaving nothing behind, if this instance may not commit (then
+        ``cursor`` is None until the lease is acquired again).
         """
         if self.cursor is None:
             raise LostLease(self.name)
         start = self.cursor
-        batch = self.store.read_batch(start, self.batch_size)
-        if batch.end == start:
-            return Progress(blocked=batch.blocked)
         now = _now()
         until = now + dt.timedelta(seconds=settings.PARLEY_LEASE_SECONDS)
         try:
             with transaction.atomic():
-                self._lock_at(start)
-                effects = [(c, c.handle(_view(batch, c.event_types))) for c in self.consumers]
-                with connection.cursor() as c:
-                    c.execute(
-                        "UPDATE parley_checkpoints SET tx = %s, position = %s, lease_until = %s, updated_at = %s "
-                        "WHERE name = %s AND owner = %s",
-                        [batch.end.tx, batch.end.position, until, now, self.name, self.owner],
-                    )
+                # Read first: an empty read takes no lock and writes nothing.
+                with _pipelined():
+                    batch = self.store.read_batch(start, self.batch_size)
+                if batch.end == start:
+                    return Progress(blocked=batch.blocked)
+                unit = Unit()
+                views = [(c, _view(batch, c.event_types, unit)) for c in self.consumers]
+                for consumer, view in views:
+                    prepare = getattr(consumer, "prepare", None)
+                    if prepare is not None:
+                        prepare(view)
+                (locked,) = unit.load(before=[self._lock_sql()])
+                self._check_lock(locked, start)
+                effects = [(c, c.handle(view)) for c, view in views]
+                unit.then(
+                    "UPDATE parley_checkpoints SET tx = %s, position = %s, lease_until = %s, updated_at = %s "
+                    "WHERE name = %s AND owner = %s",
+                    [batch.end.tx, batch.end.position, until, now, self.name, self.owner],
+                )
+                unit.flush()
         except LostLease:
             self.cursor = None
             raise
         self.cursor, self.lease_until = batch.end, until
-        return Progress(len(batch.events), True, batch.blocked, effects)
+        return Progress(len(batch.events), True, batch.blocked, batch.scanned >= self.batch_size, effects)
 
-    def _lock_at(self, start: Cursor) -> None:
-        """Lock the checkpoint row and check this instance still owns it at ``start``."""
+    def _lock_sql(self) -> tuple[str, list[Any]]:
         lock = " FOR UPDATE" if connection.vendor == "postgresql" else ""
-        with connection.cursor() as c:
-            c.execute(f"SELECT tx, position, owner FROM parley_checkpoints WHERE name = %s{lock}", [self.name])
-            row = c.fetchone()
-        if row is None or row[2] != self.owner or Cursor(int(row[0]), int(row[1])) != start:
+        return f"SELECT tx, position, owner FROM parley_checkpoints WHERE name = %s{lock}", [self.name]
+
+    def _check_lock(self, rows: list[tuple[Any, ...]], start: Cursor) -> None:
+        """This instance must still own the checkpoint, at ``start``."""
+        if not rows or rows[0][2] != self.owner or Cursor(int(rows[0][0]), int(rows[0][1])) != start:
             raise LostLease(self.name)
 
     def catch_up(self, max_batches: int = 1_000_000) -> int:
@@ -295,9 +324,8 @@ async def _after_commit(effects: list[tuple[Consumer, Any]]) -> None:
 class Worker:
     """Runs a ConsumerRunner forever on an asyncio loop.
 
-    Database work runs on a private thread that keeps its connection
-    between batches (opening one costs milliseconds); after an error the
-    connection is closed so the next step starts on a fresh one. Effects run
+    Database work runs on a thread of its own that keeps its connection
+    between batches (eventstore.dbthreads). Effects run
     on the loop, which is the server's loop in the embedded mode so that
     in-memory channel-layer sends reach its sockets.
     """
@@ -308,12 +336,11 @@ class Worker:
     def __init__(self, runner: ConsumerRunner, *, poll_interval: float | None = None) -> None:
         self.runner = runner
         self.poll_interval = poll_interval if poll_interval is not None else settings.PARLEY_POLL_INTERVAL
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"consumer-{runner.name}")
+        self._thread = DatabaseThreads(1, f"consumer-{runner.name}")
         self._blocked = 0
 
     async def _db(self, fn, *args):  # type: ignore[no-untyped-def]
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, _closing_connection_on_error, fn, *args)
+        return await self._thread(fn)(*args)
 
     async def step(self) -> Delay:
         runner = self.runner
@@ -327,16 +354,17 @@ class Worker:
         except LostLease:
             return self.poll_interval
         await _after_commit(progress.effects)
-        if progress.moved:
+        if progress.full:
             self._blocked = 0
-            return 0
+            return 0  # more is waiting
         if progress.blocked:
             # Committed events wait for an older transaction to end; no
             # wake-up will announce that, so look again shortly.
             self._blocked += 1
             return min(self.BLOCKED_MAX_WAIT, 0.001 * 2**self._blocked)
         self._blocked = 0
-        # Idle: wake-ups bring new events; the lease needs renewing at half time.
+        # Caught up: a wake-up (one may have come in meanwhile) brings the
+        # next events; the lease needs renewing at half time.
         return min(self.poll_interval, settings.PARLEY_LEASE_SECONDS / 2)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -352,24 +380,10 @@ class Worker:
             except Exception:
                 log.exception("consumer %s could not release its lease", self.runner.name)
             finally:
-                await self._db(_close_connection)
-                self._executor.shutdown(wait=False)
-
-
-def _close_connection() -> None:
-    connection.close()
-
-
-def _closing_connection_on_error(fn, *args):  # type: ignore[no-untyped-def]
-    """Run ``fn`` on this worker thread's connection, which is kept between
-    calls; after an error it is closed, so the next call starts afresh."""
-    try:
-        return fn(*args)
-    except Exception:
-        connection.close()
-        raise
+                await asyncio.to_thread(self._thread.close_connections)
+                self._thread.shutdown()
 
 
 async def listen_for_appends(stop: asyncio.Event) -> None:
     """Relay PostgreSQL NOTIFYs of appends in other processes to this process's waiters."""
-    await wakeup.relay_postgres_notifications(stop, NOTIFY_CHANNEL, wakeup.appended)
+    await wakeup.relay_wakeups(stop, NOTIFY_CHANNEL, wakeup.appended)

@@ -34,6 +34,7 @@ from eventstore.events import (
     decode,
     encode,
 )
+from eventstore.unit import Unit
 
 NOTIFY_CHANNEL = "parley_events"
 TABLE = "parley_events"
@@ -91,7 +92,7 @@ def _violated_constraint(err: IntegrityError) -> str:
     return "event_id" if "event_id" in name else "stream_version"
 
 
-_notifier = wakeup.PostgresNotifier(NOTIFY_CHANNEL)
+_notifier = wakeup.CrossProcessNotifier(NOTIFY_CHANNEL)
 
 
 class ConcurrencyConflict(Exception):
@@ -128,12 +129,16 @@ class Batch:
     ``blocked`` says that committed events follow ``end`` but may not be
     read yet, because an older transaction is still running (PostgreSQL's
     read barrier): read again in a moment, no wake-up will come for them.
-    """
+    """  # noqa: D301
 
     events: list[RecordedEvent]
     start: Cursor
     end: Cursor
     blocked: bool = False
+    #: The rows the batch's consumers read and write together (set by the runner).
+    unit: Unit | None = None
+    #: Rows scanned (of every type), to tell a full batch from the end of the log.
+    scanned: int = 0
 
 
 class EventStore:
@@ -348,7 +353,8 @@ class EventStore:
         if not rows:
             return Batch([], after, after, blocked)
         wanted = [r for r in rows if types is None or r[5] in types]
-        return Batch([_record(r) for r in wanted], after, Cursor(int(rows[-1][1]), int(rows[-1][0])), blocked)
+        end = Cursor(int(rows[-1][1]), int(rows[-1][0]))
+        return Batch([_record(r) for r in wanted], after, end, blocked, scanned=len(rows))
 
     def cursor_at(self, position: int) -> Cursor:
         """The reading-order cursor of the event at ``position`` (0: the start)."""

@@ -2,9 +2,9 @@
 
 They only make waiting loops react at once instead of at their next poll;
 correctness never depends on them. Within a process a :class:`Signal`
-wakes asyncio waiters; across processes PostgreSQL's
-LISTEN/NOTIFY carries the same hint (:class:`PostgresNotifier` sends,
-:func:`relay_postgres_notifications` receives).
+wakes asyncio waiters; across processes Redis pub/sub or PostgreSQL's
+LISTEN/NOTIFY carries the same hint (:class:`CrossProcessNotifier` sends,
+:func:`relay_wakeups` receives).
 """
 
 from __future__ import annotations
@@ -67,60 +67,137 @@ def postgres_params(alias: str = "default") -> dict[str, Any] | None:
     return params
 
 
-class PostgresNotifier:
-    """Sends ``NOTIFY <channel>`` from a thread of its own, after commits.
+def _redis_channel(channel: str) -> str:
+    from django.conf import settings
 
-    NOTIFY inside the committing transaction would be simpler, but
-    PostgreSQL serialises the commits of notifying transactions (one
-    cluster-wide lock from pre-commit to the end of commit, WAL flush
-    included), which we measured costing a third of the append rate with
-    two writers. Here the caller only sets a flag; one connection per
-    process and channel sends one NOTIFY per burst, outside any data
-    transaction.
+    return f"{getattr(settings, 'PARLEY_CHANNEL_PREFIX', 'parley')}:wake:{channel}"
+
+
+class CrossProcessNotifier:
+    """Tells other processes "look now" after commits, from a thread of its own.
+
+    Through Redis PUBLISH when REDIS_URL is set, which costs PostgreSQL
+    nothing; through PostgreSQL NOTIFY otherwise, and whenever a Redis
+    publish fails, so a Redis outage costs a transaction per wake-up but
+    never the wake-up itself. NOTIFY is sent from a connection of its own,
+    outside the data transaction: PostgreSQL serialises the commits of
+    notifying transactions (one cluster-wide lock from pre-commit to the end
+    of commit, WAL flush included), which we measured costing a third of the
+    append rate with two writers. The caller only sets a flag; one send
+    covers every commit made while the previous one was going out.
     """
 
     def __init__(self, channel: str) -> None:
         self.channel = channel
         self._pending = threading.Event()
         self._lock = threading.Lock()
-        self._threads: dict[str, threading.Thread] = {}
-        self._params: dict[str, dict[str, Any]] = {}
+        self._thread: threading.Thread | None = None
+        self._params: dict[str, Any] | None = None
 
     def request(self, alias: str = "default") -> None:
-        """Send a NOTIFY soon, if cross-process wake-ups are on and the database is PostgreSQL."""
+        """Send a wake-up soon, if cross-process wake-ups are on."""
         from django.conf import settings
 
         if not settings.PARLEY_CROSS_PROCESS_WAKEUP:
             return
-        params = postgres_params(alias)
-        if params is None:
-            return
-        with self._lock:
-            self._params[alias] = params
-            if alias not in self._threads or not self._threads[alias].is_alive():
-                t = threading.Thread(target=self._run, args=(alias,), name=f"notify-{self.channel}", daemon=True)
-                self._threads[alias] = t
-                t.start()
+        if self._thread is None or not self._thread.is_alive():
+            with self._lock:
+                if self._thread is None or not self._thread.is_alive():
+                    self._params = postgres_params(alias)
+                    self._thread = threading.Thread(target=self._run, name=f"wake-{self.channel}", daemon=True)
+                    self._thread.start()
         self._pending.set()
 
-    def _run(self, alias: str) -> None:
-        import psycopg
+    def _run(self) -> None:
+        from django.conf import settings
 
-        conn = None
+        redis_url = getattr(settings, "REDIS_URL", "")
+        client = None
+        if redis_url:
+            import redis
+
+            client = redis.Redis.from_url(redis_url, socket_connect_timeout=0.5, socket_timeout=0.5)
+        notify = _Notify(self.channel, self._params)
+        failing = False
         while True:
             self._pending.wait()
             self._pending.clear()
+            if client is not None:
+                try:
+                    client.publish(_redis_channel(self.channel), b"")
+                    if failing:
+                        log.info("wake-ups go through Redis again")
+                    failing = False
+                    continue
+                except Exception:
+                    if not failing:
+                        log.warning("Redis unreachable: wake-ups go through PostgreSQL NOTIFY meanwhile", exc_info=True)
+                    failing = True
+            notify.send()
+
+
+class _Notify:
+    """NOTIFY on a connection of its own (nothing when the database is not PostgreSQL)."""
+
+    def __init__(self, channel: str, params: dict[str, Any] | None) -> None:
+        self.channel, self.params = channel, params
+        self.conn: Any = None
+
+    def send(self) -> None:
+        if self.params is None:
+            return
+        import psycopg
+
+        try:
+            if self.conn is None or self.conn.closed:
+                self.conn = psycopg.connect(autocommit=True, **self.params)
+            self.conn.execute(f"NOTIFY {self.channel}")
+        except Exception:
+            log.warning("NOTIFY %s failed; other processes fall back to polling", self.channel, exc_info=True)
+            self.conn = None
+            time.sleep(1)
+
+
+async def relay_wakeups(stop: asyncio.Event, channel: str, signal: Signal) -> None:
+    """Turn every other process's wake-up on ``channel`` (Redis or NOTIFY) into ``signal.notify()``."""
+    from django.conf import settings
+
+    listeners = [_relay_postgres(stop, channel, signal)]
+    if getattr(settings, "REDIS_URL", ""):
+        listeners.append(_relay_redis(stop, channel, signal, settings.REDIS_URL))
+    await asyncio.gather(*listeners)
+
+
+async def _relay_redis(stop: asyncio.Event, channel: str, signal: Signal, url: str) -> None:
+    import redis.asyncio as aioredis
+
+    failing = False
+    while not stop.is_set():
+        client = aioredis.Redis.from_url(url, socket_connect_timeout=2)
+        try:
+            pubsub = client.pubsub()
+            await pubsub.subscribe(_redis_channel(channel))
+            signal.notify()  # whatever was committed while we were not listening: look now
+            if failing:
+                log.info("listening for wake-ups on Redis again")
+            failing = False
+            while not stop.is_set():
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                if message is not None:
+                    signal.notify()
+        except Exception:
+            if not failing:
+                log.warning("lost Redis wake-ups; PostgreSQL NOTIFY and polling cover them", exc_info=True)
+            failing = True
+            await wait_either(stop, asyncio.Event(), 2.0)
+        finally:
             try:
-                if conn is None or conn.closed:
-                    conn = psycopg.connect(autocommit=True, **self._params[alias])
-                conn.execute(f"NOTIFY {self.channel}")
+                await client.aclose()
             except Exception:
-                log.warning("NOTIFY %s failed; other processes fall back to polling", self.channel, exc_info=True)
-                conn = None
-                time.sleep(1)
+                pass
 
 
-async def relay_postgres_notifications(stop: asyncio.Event, channel: str, signal: Signal) -> None:
+async def _relay_postgres(stop: asyncio.Event, channel: str, signal: Signal) -> None:
     """LISTEN on ``channel`` and turn each NOTIFY from any process into ``signal.notify()``."""
     params = postgres_params()
     if params is None:

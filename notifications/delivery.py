@@ -667,6 +667,6 @@ async def run_delivery_workers(stop: asyncio.Event, *, lanes: int | None = None)
     poll = settings.PUSH_POLL_INTERVAL
     tasks = [asyncio.create_task(_lane(i, stop, config, poll), name=f"push-lane-{i}") for i in range(count)]
     tasks.append(
-        asyncio.create_task(wakeup.relay_postgres_notifications(stop, NOTIFY_CHANNEL, queued), name="push-listen")
+        asyncio.create_task(wakeup.relay_wakeups(stop, NOTIFY_CHANNEL, queued), name="push-listen")
     )
     await asyncio.gather(*tasks)

@@ -17,8 +17,6 @@ already holds the batch's own changes.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
-from collections import defaultdict
 from typing import Any
 
 from django.conf import settings
@@ -26,14 +24,15 @@ from django.conf import settings
 from chat.domain import MessageMarkedAsRead, MessageSent, SenderKind
 from eventstore.events import RecordedEvent
 from eventstore.store import Batch
-from eventstore.wakeup import PostgresNotifier
+from eventstore.wakeup import CrossProcessNotifier
 from notifications.models import PushDelivery, PushSubscription
 from notifications.payload import PREVIEW_CHARS
-from readmodels.queries import badges_at, rfc3339
+from readmodels.projections import badges_after
+from readmodels.queries import rfc3339
 
 #: PostgreSQL NOTIFY channel that wakes delivery workers in other processes.
 NOTIFY_CHANNEL = "parley_push"
-_notifier = PostgresNotifier(NOTIFY_CHANNEL)
+_notifier = CrossProcessNotifier(NOTIFY_CHANNEL)
 
 
 def push_ttl() -> int:
@@ -51,33 +50,37 @@ class PushProcessManager:
     name = "push"
     event_types = frozenset({"MessageSent", "MessageMarkedAsRead"})
 
+    def prepare(self, batch: Batch) -> None:
+        relevant = [r for r in batch.events if _wants_push(r)]
+        if relevant:
+            assert batch.unit is not None
+            batch.unit.want_by(PushSubscription, "customer_id", {r.event.customer_id for r in relevant})  # type: ignore[attr-defined]
+
     def handle(self, batch: Batch) -> int:
         relevant = [r for r in batch.events if _wants_push(r)]
         if not relevant:
             return 0
-        subscriptions: dict[uuid.UUID, list[tuple[uuid.UUID, dt.datetime]]] = defaultdict(list)
-        customers = {r.event.customer_id for r in relevant}  # type: ignore[attr-defined]
-        for sub_id, customer_id, created_at in PushSubscription.objects.filter(customer_id__in=customers).values_list(
-            "id", "customer_id", "created_at"
-        ):
-            subscriptions[customer_id].append((sub_id, created_at))
-        if not subscriptions:
+        unit = batch.unit
+        assert unit is not None
+        targets = {
+            r.event.customer_id: unit.find(PushSubscription, "customer_id", r.event.customer_id)  # type: ignore[attr-defined]
+            for r in relevant
+        }
+        relevant = [r for r in relevant if targets[r.event.customer_id]]  # type: ignore[attr-defined]
+        if not relevant:
             return 0
-
         now = _now()
-        badges = badges_at([(r.event.customer_id, r.cursor) for r in relevant if r.event.customer_id in subscriptions])  # type: ignore[attr-defined]
+        badges = badges_after(unit, relevant)
         ttl = dt.timedelta(seconds=push_ttl())
         delay = dt.timedelta(seconds=max(0.0, float(settings.PUSH_DELAY_SECONDS)))
-        rows: list[PushDelivery] = []
+        queued = 0
         for r in relevant:
             e = r.event
-            targets = subscriptions.get(e.customer_id)  # type: ignore[attr-defined]
             expires_at = r.recorded_at + ttl
             # History older than the TTL (a rebuild, a long outage) would be
             # discarded by the push service anyway: don't queue it.
-            if not targets or expires_at <= now:
+            if expires_at <= now:
                 continue
-            unread = badges[r.cursor]
             if isinstance(e, MessageSent):
                 message: dict[str, Any] | None = {
                     "message_id": str(e.message_id),
@@ -89,30 +92,27 @@ class PushProcessManager:
                 due_at = r.recorded_at + delay
             else:
                 message, due_at = None, r.recorded_at
-            rows += [
-                PushDelivery(
-                    event_id=r.event_id,
-                    subscription_id=sub_id,
-                    customer_id=e.customer_id,  # type: ignore[attr-defined]
-                    tx=r.tx,
-                    position=r.position,
-                    unread=unread,
-                    message=message,
-                    message_id=e.message_id if message else None,  # type: ignore[attr-defined]
-                    created_at=now,
-                    due_at=due_at,
-                    expires_at=expires_at,
-                )
-                for sub_id, created_at in targets
+            for sub in targets[e.customer_id]:  # type: ignore[attr-defined]
                 # A device hears about what happened after it subscribed (so a
                 # replay of the log never tells a new device old news).
-                if created_at <= r.recorded_at
-            ]
-        if not rows:
-            return 0
-        # The unique (event_id, subscription) key makes a replayed event a no-op.
-        PushDelivery.objects.bulk_create(rows, ignore_conflicts=True)
-        return len(rows)
+                if sub["created_at"] > r.recorded_at:
+                    continue
+                # The unique (event_id, subscription) key makes a replayed event a no-op.
+                unit.add(PushDelivery, {
+                    "event_id": r.event_id,
+                    "subscription_id": sub["id"],
+                    "customer_id": e.customer_id,  # type: ignore[attr-defined]
+                    "tx": r.tx,
+                    "position": r.position,
+                    "unread": badges[r.cursor],
+                    "message": message,
+                    "message_id": e.message_id if message else None,  # type: ignore[attr-defined]
+                    "created_at": now,
+                    "due_at": due_at,
+                    "expires_at": expires_at,
+                }, unless_exists=("event_id", "subscription_id"))
+                queued += 1
+        return queued
 
     def reset(self) -> None:
         # The outbox is intent already acted on, not a view to rebuild: a

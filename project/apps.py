@@ -2,7 +2,13 @@ from django.apps import AppConfig
 
 
 class ProjectConfig(AppConfig):
-    """The composition root's own commands (serve, runworkers, ensure_demo_agent)."""
+    """The composition root: wires the contexts' ports, and owns serve, runworkers, ensure_demo_agent."""
 
     name = "project"
     verbose_name = "Parley"
+
+    def ready(self) -> None:
+        from chat import ports
+        from customers.directory import KnownCustomers
+
+        ports.install(KnownCustomers())

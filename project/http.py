@@ -30,6 +30,7 @@ _CHAT_STATUS = {
     "message_not_found": 404,
     "not_sender": 403,
     "not_receiver": 403,
+    "customer_not_found": 404,
 }
 
 

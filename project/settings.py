@@ -141,6 +141,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Channels ---------------------------------------------------------------
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# Names this deployment's channels, groups and wake-ups in a Redis others may share.
+PARLEY_CHANNEL_PREFIX = os.environ.get("PARLEY_CHANNEL_PREFIX", "parley")
 # "pubsub" (RedisPubSubChannelLayer) or "core" (RedisChannelLayer); see
 # docs/benchmarks.md for why pubsub is the default.
 PARLEY_CHANNEL_LAYER = os.environ.get("PARLEY_CHANNEL_LAYER", "pubsub")
@@ -153,7 +155,7 @@ if REDIS_URL and PARLEY_CHANNEL_LAYER == "pubsub":
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             # Pub/Sub channels ignore the Redis database number: a prefix of
             # its own keeps deployments sharing a Redis out of each other's groups.
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": os.environ.get("PARLEY_CHANNEL_PREFIX", "parley")},
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": PARLEY_CHANNEL_PREFIX},
         }
     }
 elif REDIS_URL:
@@ -165,7 +167,7 @@ elif REDIS_URL:
                 # layer's blocking receive, and caps its pool at 100: both
                 # closed sockets with 1011 under load (channels_redis#422).
                 "hosts": [{"address": REDIS_URL, "socket_timeout": None, "max_connections": 2000}],
-                "prefix": os.environ.get("PARLEY_CHANNEL_PREFIX", "parley"),
+                "prefix": PARLEY_CHANNEL_PREFIX,
                 "capacity": CHANNEL_CAPACITY,
             },
         }
@@ -259,13 +261,18 @@ PUSH_MAX_FAILURES = int(os.environ.get("PUSH_MAX_FAILURES", "8"))
 PUSH_BACKOFF_BASE_SECONDS = float(os.environ.get("PUSH_BACKOFF_BASE_SECONDS", "2"))
 PUSH_DELIVERY_WORKERS = int(os.environ.get("PUSH_DELIVERY_WORKERS", "4"))
 
-# Consumer runner: how long a consumer waits for a wake-up before polling.
-PARLEY_POLL_INTERVAL = float(os.environ.get("PARLEY_POLL_INTERVAL", "1.0"))
+# How long a worker waits for a wake-up before it looks anyway. Wake-ups
+# (after every commit, and across processes) bring new work at once; the
+# poll only covers a lost wake-up, so it is long and idle workers cost little.
+PARLEY_POLL_INTERVAL = float(os.environ.get("PARLEY_POLL_INTERVAL", "5.0"))
 PUSH_POLL_INTERVAL = float(os.environ.get("PUSH_POLL_INTERVAL", str(PARLEY_POLL_INTERVAL)))
 # NOTIFY other processes after appends (off only in the test process, whose
 # databases are dropped at the end and must not keep a notifier connection).
 PARLEY_CROSS_PROCESS_WAKEUP = env_bool("PARLEY_CROSS_PROCESS_WAKEUP", True)
 PARLEY_LEASE_SECONDS = float(os.environ.get("PARLEY_LEASE_SECONDS", "10"))
+# Threads (each with its database connection) that serve a web process's
+# websockets: commands, resumes, and the dispatcher's reads of the log.
+PARLEY_REALTIME_DB_THREADS = int(os.environ.get("PARLEY_REALTIME_DB_THREADS", "6"))
 
 LOGGING = {
     "version": 1,

@@ -1,27 +1,31 @@
-"""The read-model consumers. Each applies a batch in memory and writes it
-back with a few bulk statements, so a rebuild is bounded by the database
-rather than by one round trip per event.
+"""The read-model consumers.
 
 They run together in one consumer group (``PIPELINE``, composed in
 project/bootstrap.py): every batch of the log is read once and applied by
 all of them in one transaction with the group's checkpoint, so a batch is
 either wholly applied or wholly redone, and every read model is current to
 the same position.
+
+Each works on the batch's unit of work (eventstore.unit): ``prepare`` says
+which rows it needs, ``handle`` changes them in memory, and the unit reads
+and writes for all of them at once. So a batch costs a few statements
+whatever its size, and a rebuild is bounded by the database, not by round
+trips.
 """
 
 from __future__ import annotations
 
-import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from django.db import models
 
 from chat.domain import MessageEdited, MessageMarkedAsRead, MessageSent, SenderKind
 from customers.events import ContactDetailsChanged, CustomerRegistered
-from eventstore.events import RecordedEvent
+from eventstore.events import Cursor, RecordedEvent
 from eventstore.store import Batch
+from eventstore.unit import Unit
 from readmodels.models import (
     AgentUnread,
     Badge,
@@ -40,33 +44,30 @@ PREVIEW_CHARS = 200
 PIPELINE = "pipeline"
 
 
-def _upsert(model: type[models.Model], rows: Iterable[models.Model], fields: list[str]) -> None:
-    rows = list(rows)
-    if rows:
-        pk = model._meta.pk.name  # type: ignore[union-attr]
-        model._default_manager.bulk_create(rows, update_conflicts=True, unique_fields=[pk], update_fields=fields)
-
-
-def _load(model: type[models.Model], ids: Iterable[Any]) -> dict[Any, Any]:
-    ids = set(ids)
-    return {row.pk: row for row in model._default_manager.filter(pk__in=ids)} if ids else {}
-
-
 class Projection(ABC):
     """Shared shape of the read-model consumers (see eventstore.runner.Consumer)."""
 
     name: str
     event_types: frozenset[str]
-    depends_on: Sequence[str] = ()
     tables: Sequence[type[models.Model]] = ()
 
-    def handle(self, batch: Batch) -> None:
-        """Apply a batch (inside the runner's transaction)."""
+    def prepare(self, batch: Batch) -> None:
+        """Say which rows the batch needs (before the unit loads them)."""
         if batch.events:
-            self.apply(batch.events)
+            assert batch.unit is not None
+            self.want(batch.events, batch.unit)
+
+    def handle(self, batch: Batch) -> None:
+        """Apply the batch to the loaded rows (inside the runner's transaction)."""
+        if batch.events:
+            assert batch.unit is not None
+            self.apply(batch.events, batch.unit)
+
+    def want(self, events: Sequence[RecordedEvent], unit: Unit) -> None:
+        """The rows ``apply`` reads, by key (none by default)."""
 
     @abstractmethod
-    def apply(self, events: Sequence[RecordedEvent]) -> None:
+    def apply(self, events: Sequence[RecordedEvent], unit: Unit) -> None:
         """Apply this projection's events of a batch (never empty)."""
 
     def reset(self) -> None:
@@ -82,19 +83,21 @@ class DirectoryProjection(Projection):
     event_types = frozenset({"CustomerRegistered", "ContactDetailsChanged"})
     tables = (DirectoryEntry,)
 
-    def apply(self, events: Sequence[RecordedEvent]) -> None:
-        rows = _load(DirectoryEntry, (e.event.customer_id for e in events))  # type: ignore[attr-defined]
+    def want(self, events: Sequence[RecordedEvent], unit: Unit) -> None:
+        unit.want(DirectoryEntry, (r.event.customer_id for r in events if isinstance(r.event, ContactDetailsChanged)))  # type: ignore[attr-defined]
+
+    def apply(self, events: Sequence[RecordedEvent], unit: Unit) -> None:
         for r in events:
             e = r.event
             if isinstance(e, CustomerRegistered):
-                rows[e.customer_id] = DirectoryEntry(
-                    customer_id=e.customer_id, name=e.name, email=e.email, phone=e.phone,
-                    external_id=e.external_id, tx=r.tx, position=r.position,
-                )
-            elif isinstance(e, ContactDetailsChanged) and e.customer_id in rows:
-                row = rows[e.customer_id]
-                row.name, row.email, row.phone, row.tx, row.position = e.name, e.email, e.phone, r.tx, r.position
-        _upsert(DirectoryEntry, rows.values(), ["name", "email", "phone", "external_id", "tx", "position"])
+                unit.save(DirectoryEntry, {
+                    "customer_id": e.customer_id, "name": e.name, "email": e.email, "phone": e.phone,
+                    "external_id": e.external_id, "tx": r.tx, "position": r.position,
+                })
+            elif isinstance(e, ContactDetailsChanged):
+                row = unit.get(DirectoryEntry, e.customer_id)
+                if row is not None:
+                    unit.save(DirectoryEntry, {**row, "name": e.name, "email": e.email, "phone": e.phone, "tx": r.tx, "position": r.position})
 
 
 class TimelineProjection(Projection):
@@ -102,27 +105,28 @@ class TimelineProjection(Projection):
     event_types = frozenset({"MessageSent", "MessageEdited", "MessageMarkedAsRead"})
     tables = (TimelineMessage,)
 
-    def apply(self, events: Sequence[RecordedEvent]) -> None:
+    def want(self, events: Sequence[RecordedEvent], unit: Unit) -> None:
         # A MessageSent starts its row; only later events' rows need loading.
-        rows = _load(TimelineMessage, (e.event.message_id for e in events if not isinstance(e.event, MessageSent)))  # type: ignore[attr-defined]
+        unit.want(TimelineMessage, (r.event.message_id for r in events if not isinstance(r.event, MessageSent)))  # type: ignore[attr-defined]
+
+    def apply(self, events: Sequence[RecordedEvent], unit: Unit) -> None:
         for r in events:
             e = r.event
             if isinstance(e, MessageSent):
-                rows[e.message_id] = TimelineMessage(
-                    message_id=e.message_id, customer_id=e.customer_id, sender_kind=e.sender_kind,
-                    sender_id=e.sender_id, sender_name=e.sender_name, body=e.body, sent_at=e.sent_at,
-                    tx=r.tx, position=r.position,
-                )
+                unit.save(TimelineMessage, {
+                    "message_id": e.message_id, "customer_id": e.customer_id, "sender_kind": e.sender_kind,
+                    "sender_id": e.sender_id, "sender_name": e.sender_name, "body": e.body, "sent_at": e.sent_at,
+                    "edited_at": None, "read_at": None, "tx": r.tx, "position": r.position,
+                })
                 continue
-            row = rows.get(e.message_id)  # type: ignore[attr-defined]
+            row = unit.get(TimelineMessage, e.message_id)  # type: ignore[attr-defined]
             if row is None:
                 continue  # cannot happen: a stream starts with MessageSent
             if isinstance(e, MessageEdited):
-                row.body, row.edited_at = e.body, e.edited_at
+                row = {**row, "body": e.body, "edited_at": e.edited_at}
             elif isinstance(e, MessageMarkedAsRead):
-                row.read_at = e.read_at
-            row.tx, row.position = r.tx, r.position
-        _upsert(TimelineMessage, rows.values(), ["body", "edited_at", "read_at", "tx", "position"])
+                row = {**row, "read_at": e.read_at}
+            unit.save(TimelineMessage, {**row, "tx": r.tx, "position": r.position})
 
 
 def last_message_summary(e: MessageSent) -> dict[str, Any]:
@@ -135,40 +139,21 @@ def last_message_summary(e: MessageSent) -> dict[str, Any]:
     }
 
 
-class UnreadSet:
-    """The unread-message rows a batch touches, changed in memory, written once.
+def _mark_unread(unit: Unit, model: type[AgentUnread] | type[BadgeUnread], r: RecordedEvent) -> bool:
+    """Add the message to an unread set; True if it was not there (so a count goes up once)."""
+    e = r.event
+    if unit.get(model, e.message_id) is not None:  # type: ignore[attr-defined]
+        return False
+    unit.save(model, {"message_id": e.message_id, "customer_id": e.customer_id})  # type: ignore[attr-defined]
+    return True
 
-    A count goes up only when ``add`` really adds and down only when
-    ``discard`` really removes, so repeats can never count twice.
-    """
 
-    def __init__(self, model: type[AgentUnread] | type[BadgeUnread], events: Sequence[RecordedEvent]) -> None:
-        self.model = model
-        ids = [e.event.message_id for e in events]  # type: ignore[attr-defined]
-        self._present = set(model._default_manager.filter(message_id__in=ids).values_list("message_id", flat=True))
-        self._added: dict[uuid.UUID, uuid.UUID] = {}
-        self._removed: set[uuid.UUID] = set()
-
-    def add(self, message_id: uuid.UUID, customer_id: uuid.UUID) -> bool:
-        if message_id in self._present:
-            return False
-        self._present.add(message_id)
-        self._added[message_id] = customer_id
-        return True
-
-    def discard(self, message_id: uuid.UUID) -> bool:
-        if message_id not in self._present:
-            return False
-        self._present.discard(message_id)
-        if self._added.pop(message_id, None) is None:
-            self._removed.add(message_id)
-        return True
-
-    def save(self) -> None:
-        rows: list[Any] = [self.model(message_id=m, customer_id=c) for m, c in self._added.items()]
-        self.model._default_manager.bulk_create(rows, ignore_conflicts=True)
-        if self._removed:
-            self.model._default_manager.filter(message_id__in=self._removed).delete()
+def _mark_read(unit: Unit, model: type[AgentUnread] | type[BadgeUnread], r: RecordedEvent) -> bool:
+    """Take the message out of an unread set; True if it was there (so a count goes down once)."""
+    if unit.get(model, r.event.message_id) is None:  # type: ignore[attr-defined]
+        return False
+    unit.remove(model, r.event.message_id)  # type: ignore[attr-defined]
+    return True
 
 
 class ConversationsProjection(Projection):
@@ -178,39 +163,41 @@ class ConversationsProjection(Projection):
     event_types = frozenset({"MessageSent", "MessageEdited", "MessageMarkedAsRead"})
     tables = (Conversation, AgentUnread)
 
-    def apply(self, events: Sequence[RecordedEvent]) -> None:
-        convs = _load(Conversation, (e.event.customer_id for e in events))  # type: ignore[attr-defined]
-        unread = UnreadSet(AgentUnread, events)
-        changed: set[uuid.UUID] = set()
+    def want(self, events: Sequence[RecordedEvent], unit: Unit) -> None:
+        unit.want(Conversation, (r.event.customer_id for r in events))  # type: ignore[attr-defined]
+        # A new message is never in the unread set yet; a read one may be.
+        unit.want(AgentUnread, (r.event.message_id for r in events if isinstance(r.event, MessageMarkedAsRead)))  # type: ignore[attr-defined]
+
+    def apply(self, events: Sequence[RecordedEvent], unit: Unit) -> None:
         for r in events:
             e = r.event
+            conv = unit.get(Conversation, e.customer_id)  # type: ignore[attr-defined]
             if isinstance(e, MessageSent):
-                conv = convs.get(e.customer_id)
                 if conv is None:
-                    conv = convs[e.customer_id] = Conversation(customer_id=e.customer_id, unread_for_agents=0)
-                conv.last_message = last_message_summary(e)
-                conv.last_activity_at = e.sent_at
-                conv.awaiting_reply = e.sender_kind == SenderKind.CUSTOMER
-                if e.sender_kind == SenderKind.CUSTOMER and unread.add(e.message_id, e.customer_id):
-                    conv.unread_for_agents += 1
+                    conv = {"customer_id": e.customer_id, "unread_for_agents": 0}
+                conv = {
+                    **conv, "last_message": last_message_summary(e), "last_activity_at": e.sent_at,
+                    "awaiting_reply": e.sender_kind == SenderKind.CUSTOMER,
+                }
+                if e.sender_kind == SenderKind.CUSTOMER and _mark_unread(unit, AgentUnread, r):
+                    conv["unread_for_agents"] += 1
+            elif conv is None:
+                continue  # cannot happen: a conversation starts with a MessageSent
             elif isinstance(e, MessageEdited):
-                conv = convs[e.customer_id]
-                if conv.last_message.get("message_id") == str(e.message_id):
-                    conv.last_message = {**conv.last_message, "preview": e.body[:PREVIEW_CHARS], "edited": True}
+                if conv["last_message"].get("message_id") == str(e.message_id):
+                    conv = {**conv, "last_message": {**conv["last_message"], "preview": e.body[:PREVIEW_CHARS], "edited": True}}
             elif isinstance(e, MessageMarkedAsRead):
-                conv = convs[e.customer_id]
-                if e.reader_kind == SenderKind.AGENT and unread.discard(e.message_id):
-                    conv.unread_for_agents = max(0, conv.unread_for_agents - 1)
-            else:
-                continue
-            conv.tx, conv.position = r.tx, r.position
-            changed.add(conv.customer_id)
-        unread.save()
-        _upsert(
-            Conversation,
-            (convs[c] for c in changed),
-            ["last_message", "unread_for_agents", "awaiting_reply", "last_activity_at", "tx", "position"],
-        )
+                if e.reader_kind == SenderKind.AGENT and _mark_read(unit, AgentUnread, r):
+                    conv = {**conv, "unread_for_agents": max(0, conv["unread_for_agents"] - 1)}
+            unit.save(Conversation, {**conv, "tx": r.tx, "position": r.position})
+
+
+def moves_badge(r: RecordedEvent) -> bool:
+    """Whether the event can change the customer's badge: an agent's message, a read by the customer."""
+    e = r.event
+    if isinstance(e, MessageSent):
+        return e.sender_kind == SenderKind.AGENT
+    return isinstance(e, MessageMarkedAsRead) and e.reader_kind == SenderKind.CUSTOMER
 
 
 class BadgeProjection(Projection):
@@ -220,41 +207,44 @@ class BadgeProjection(Projection):
     event_types = frozenset({"MessageSent", "MessageMarkedAsRead"})
     tables = (Badge, BadgeUnread, BadgeChange)
 
-    def apply(self, events: Sequence[RecordedEvent]) -> None:
-        events = [r for r in events if _moves_badge(r)]
-        if not events:
-            return
-        badges = _load(Badge, (e.event.customer_id for e in events))  # type: ignore[attr-defined]
-        unread = UnreadSet(BadgeUnread, events)
-        history: list[BadgeChange] = []
+    def want(self, events: Sequence[RecordedEvent], unit: Unit) -> None:
+        relevant = [r for r in events if moves_badge(r)]
+        unit.want(Badge, (r.event.customer_id for r in relevant))  # type: ignore[attr-defined]
+        unit.want(BadgeUnread, (r.event.message_id for r in relevant if isinstance(r.event, MessageMarkedAsRead)))  # type: ignore[attr-defined]
+
+    def apply(self, events: Sequence[RecordedEvent], unit: Unit) -> None:
         for r in events:
-            e = r.event
-            if isinstance(e, MessageSent) and e.sender_kind == SenderKind.AGENT:
-                if not unread.add(e.message_id, e.customer_id):
+            if not moves_badge(r):
+                continue
+            if isinstance(r.event, MessageSent):
+                if not _mark_unread(unit, BadgeUnread, r):
                     continue
                 delta = 1
-            elif isinstance(e, MessageMarkedAsRead) and e.reader_kind == SenderKind.CUSTOMER:
-                if not unread.discard(e.message_id):
+            else:
+                if not _mark_read(unit, BadgeUnread, r):
                     continue
                 delta = -1
-            else:
-                continue
-            badge = badges.get(e.customer_id)
-            if badge is None:
-                badge = badges[e.customer_id] = Badge(customer_id=e.customer_id, unread=0)
-            badge.unread = max(0, badge.unread + delta)
-            badge.tx, badge.position = r.tx, r.position
-            history.append(BadgeChange(customer_id=e.customer_id, unread=badge.unread, tx=r.tx, position=r.position))
-        unread.save()
-        _upsert(Badge, (badges[c] for c in {h.customer_id for h in history}), ["unread", "tx", "position"])
-        BadgeChange.objects.bulk_create(history)
+            customer_id = r.event.customer_id  # type: ignore[attr-defined]
+            badge = unit.get(Badge, customer_id) or {"customer_id": customer_id, "unread": 0}
+            unread = max(0, badge["unread"] + delta)
+            unit.save(Badge, {**badge, "unread": unread, "tx": r.tx, "position": r.position})
+            unit.add(BadgeChange, {"customer_id": customer_id, "unread": unread, "tx": r.tx, "position": r.position})
 
 
-def _moves_badge(r: RecordedEvent) -> bool:
-    e = r.event
-    if isinstance(e, MessageSent):
-        return e.sender_kind == SenderKind.AGENT
-    return isinstance(e, MessageMarkedAsRead) and e.reader_kind == SenderKind.CUSTOMER
+def badges_after(unit: Unit, events: Sequence[RecordedEvent]) -> dict[Cursor, int]:
+    """The customer's badge right after each of these events, in a pipeline batch.
+
+    The batch's own changes are in the unit (the badge projection handled it
+    first); an event that did not move the badge is answered from the
+    stored history.
+    """
+    from readmodels.queries import badges_at
+
+    changed = {Cursor(int(c["tx"]), int(c["position"])): int(c["unread"]) for c in unit.added(BadgeChange)}
+    missing = [(r.event.customer_id, r.cursor) for r in events if r.cursor not in changed]  # type: ignore[attr-defined]
+    if missing:
+        changed.update(badges_at(missing))
+    return changed
 
 
 def all_projections() -> list[Projection]:

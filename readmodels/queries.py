@@ -215,13 +215,3 @@ async def wait_until_processed(position: int, timeout: float = READ_YOUR_WRITES_
             return False
         await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
         delay = min(delay * 2, 0.05)
-
-
-async def customer_known(customer_id: uuid.UUID) -> bool:
-    """Whether the customer exists, waiting for the directory to catch up if needed."""
-    exists = sync_to_async(DirectoryEntry.objects.filter(customer_id=customer_id).exists)
-    if await exists():
-        return True
-    head = await sync_to_async(EventStore().head)()
-    await wait_until_processed(head.position)
-    return bool(await exists())

@@ -34,6 +34,7 @@ from django.db import OperationalError, connection, models, transaction
 from eventstore.events import Cursor
 from eventstore.runner import checkpoint_cursor
 from eventstore.store import EventStore, mark_replay_transaction, replaying
+from eventstore.unit import Unit
 from readmodels.projections import PIPELINE, Projection
 
 log = logging.getLogger(__name__)
@@ -90,11 +91,17 @@ def rebuild(projections: Sequence[Projection], *, batch_size: int = 5000) -> lis
 def _replay(projections: Sequence[Projection], cursor: Cursor, until: Cursor, size: int, counts: dict[str, int]) -> Cursor:
     """Feed one batch of (cursor, until] to every projection; returns the new cursor."""
     batch = EventStore().read_batch(cursor, size, until=until)
-    for p in projections:
-        view = [e for e in batch.events if e.event_type in p.event_types]
-        if view:
-            p.apply(view)
-            counts[p.name] += len(view)
+    unit = Unit()
+    views = [(p, [e for e in batch.events if e.event_type in p.event_types]) for p in projections]
+    for p, events in views:
+        if events:
+            p.want(events, unit)
+    unit.load()
+    for p, events in views:
+        if events:
+            p.apply(events, unit)
+            counts[p.name] += len(events)
+    unit.flush()
     return batch.end
 
 

@@ -27,7 +27,6 @@ from eventstore.events import Cursor, Metadata
 from eventstore.runner import checkpoint_cursor
 from eventstore.store import EventStore, UnknownPosition
 from project import ratelimit
-from readmodels import queries
 from readmodels.projections import PIPELINE
 from realtime import frames
 from realtime.delivery import Delivery
@@ -253,8 +252,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
             customer_id = self.principal.customer_id
         else:
             customer_id = _uuid(frame, "customer_id")
-            if not await queries.customer_known(customer_id):
-                raise FrameError("customer_not_found", f"no customer {customer_id}", str(message_id))
         cmd = SendMessage(message_id, customer_id, self.principal.actor, body)
         await self._ack(message_id, await db(send_message)(cmd, metadata=self._metadata()))
 

@@ -37,15 +37,15 @@ import time
 import uuid
 import weakref
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
-from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
-from django.db import connection
+from django.conf import settings
 
 from accounts.principals import Credential, Principal, revoked_among
+from eventstore.dbthreads import DatabaseThreads
 from eventstore.events import Cursor
 from eventstore.runner import checkpoint_cursor
 from eventstore.store import EventStore
@@ -54,8 +54,6 @@ from realtime import frames
 from realtime.frames import AGENTS, FRAME_EVENT_TYPES, Envelope
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 #: The channel-layer group every web process's dispatcher listens to.
 FANOUT_GROUP = "parley.fanout"
@@ -87,24 +85,8 @@ class Listener(Protocol):
     async def revoke(self, detail: str) -> None: ...
 
 
-def db(fn: Callable[..., T]) -> Callable[..., Awaitable[T]]:
-    """Run ORM code on a pool thread (not the one thread every request shares),
-    and give the connection back when it is done.
-
-    The connection is closed (returned to the pool on PostgreSQL) inside the
-    call itself: closing it after the call, as channels' database_sync_to_async
-    does, can miss it, because asgiref runs the call in a copy of the caller's
-    context and Django's connection may live in that copy (measured: one
-    pooled connection leaked per websocket until the pool ran dry).
-    """
-
-    def call(*args: Any, **kwargs: Any) -> T:
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            connection.close()
-
-    return sync_to_async(call, thread_sensitive=False)
+#: ORM calls of the dispatcher and the sockets (resume, commands), on threads that keep their connections.
+db = DatabaseThreads(settings.PARLEY_REALTIME_DB_THREADS, "realtime-db")
 
 
 @dataclass
@@ -400,7 +382,8 @@ def get_dispatcher() -> Dispatcher:
 
 
 async def stop_dispatchers() -> None:
-    """Stop the dispatcher of the running loop (tests, shutdown)."""
+    """Stop the dispatcher of the running loop and close its threads' connections (tests, shutdown)."""
     found = _dispatchers.pop(asyncio.get_running_loop(), None)
     if found is not None:
         await found.stop()
+    await asyncio.to_thread(db.close_connections)

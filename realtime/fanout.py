@@ -16,13 +16,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Sequence
+from types import SimpleNamespace
 from typing import Any
 
 from channels.layers import get_channel_layer
 
-from eventstore.events import Cursor
+from eventstore.events import Cursor, RecordedEvent
 from eventstore.store import Batch
+from eventstore.unit import Unit
+from readmodels import queries
+from readmodels.models import Conversation, DirectoryEntry, TimelineMessage
+from readmodels.projections import badges_after
 from realtime.dispatcher import FANOUT_GROUP
 from realtime.frames import FRAME_EVENT_TYPES, envelopes
 
@@ -32,6 +38,29 @@ log = logging.getLogger(__name__)
 BEAT_INTERVAL = 1.0
 
 
+class UnitLookups:
+    """What the frames need, from the batch's unit: the rows as the projections left them."""
+
+    def __init__(self, unit: Unit, events: Sequence[RecordedEvent]) -> None:
+        self.unit, self.events = unit, events
+
+    def customer_names(self, customer_ids: set[uuid.UUID]) -> dict[str, str]:
+        rows = (self.unit.get(DirectoryEntry, c) for c in customer_ids)
+        return {str(r["customer_id"]): r["name"] for r in rows if r is not None}
+
+    def conversations_of(self, customer_ids: set[uuid.UUID], names: dict[str, str]) -> dict[str, dict[str, Any]]:
+        rows = (self.unit.get(Conversation, c) for c in customer_ids)
+        return {str(r["customer_id"]): queries.present_conversation(SimpleNamespace(**r), names) for r in rows if r is not None}
+
+    def badges_at(self, changes: list[tuple[uuid.UUID, Cursor]]) -> dict[Cursor, int]:
+        wanted = {c for _, c in changes}
+        return badges_after(self.unit, [r for r in self.events if r.cursor in wanted])
+
+    def timeline_rows(self, message_ids: set[uuid.UUID]) -> dict[uuid.UUID, Any]:
+        rows = (self.unit.get(TimelineMessage, m) for m in message_ids)
+        return {r["message_id"]: SimpleNamespace(**r) for r in rows if r is not None}
+
+
 class RealtimeFanout:
     name = "realtime"
     event_types = FRAME_EVENT_TYPES
@@ -39,14 +68,24 @@ class RealtimeFanout:
     def __init__(self) -> None:
         self._failing = False
 
+    def prepare(self, batch: Batch) -> None:
+        if not batch.events:
+            return
+        assert batch.unit is not None
+        customers = {r.event.customer_id for r in batch.events}  # type: ignore[attr-defined]
+        batch.unit.want(DirectoryEntry, customers)
+        batch.unit.want(Conversation, customers)
+        batch.unit.want(TimelineMessage, (r.event.message_id for r in batch.events if r.event_type == "MessageEdited"))  # type: ignore[attr-defined]
+
     def handle(self, batch: Batch) -> dict[str, Any]:
         # Every batch is published, even one without frames: a dispatcher
         # checks that each batch starts where the previous one ended.
+        lookups = UnitLookups(batch.unit, batch.events) if batch.unit is not None else None
         return {
             "type": "parley.batch",
             "prev": [batch.start.tx, batch.start.position],
             "end": [batch.end.tx, batch.end.position],
-            "envelopes": [e.wire() for e in envelopes(batch.events)],
+            "envelopes": [e.wire() for e in envelopes(batch.events, lookups)],
         }
 
     def reset(self) -> None:

@@ -15,12 +15,13 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from chat.domain import MessageEdited, MessageMarkedAsRead, MessageSent, SenderKind
+from chat.domain import MessageEdited, MessageMarkedAsRead, MessageSent
 from customers.events import ContactDetailsChanged
 from eventstore.events import Cursor, RecordedEvent
 from readmodels import queries
+from readmodels.projections import moves_badge
 
 #: Event types that produce frames.
 FRAME_EVENT_TYPES = frozenset({"MessageSent", "MessageEdited", "MessageMarkedAsRead", "ContactDetailsChanged"})
@@ -102,17 +103,39 @@ class Envelope:
         return self.to_agents if audience == AGENTS else self.to_customer
 
 
-def envelopes(events: Sequence[RecordedEvent]) -> list[Envelope]:
+class Lookups(Protocol):
+    """What frames need besides the events: names, conversation rows, badges, timeline rows."""
+
+    def customer_names(self, customer_ids: set[uuid.UUID]) -> dict[str, str]: ...
+
+    def conversations_of(self, customer_ids: set[uuid.UUID], names: dict[str, str]) -> dict[str, dict[str, Any]]: ...
+
+    def badges_at(self, changes: list[tuple[uuid.UUID, Cursor]]) -> dict[Cursor, int]: ...
+
+    def timeline_rows(self, message_ids: set[uuid.UUID]) -> dict[uuid.UUID, Any]: ...
+
+
+class StoredLookups:
+    """Lookups answered from the stored read models (a replay, a gap filled from the log)."""
+
+    customer_names = staticmethod(queries.customer_names)
+    conversations_of = staticmethod(queries.conversations_of)
+    badges_at = staticmethod(queries.badges_at)
+    timeline_rows = staticmethod(queries.timeline_rows)
+
+
+def envelopes(events: Sequence[RecordedEvent], lookups: Lookups | None = None) -> list[Envelope]:
     """The frames of a batch of events, with what they need loaded in a few queries."""
     relevant = [r for r in events if r.event_type in FRAME_EVENT_TYPES]
     if not relevant:
         return []
+    lookups = lookups or StoredLookups()
     customer_ids = {r.event.customer_id for r in relevant}  # type: ignore[attr-defined]
     edited = {r.event.message_id for r in relevant if isinstance(r.event, MessageEdited)}
-    names = queries.customer_names(customer_ids)
-    rows = queries.timeline_rows(edited)
-    convs = queries.conversations_of(customer_ids, names)
-    badges = queries.badges_at([(r.event.customer_id, r.cursor) for r in relevant if _moves_badge(r.event)])  # type: ignore[attr-defined]
+    names = lookups.customer_names(customer_ids)
+    rows = lookups.timeline_rows(edited)
+    convs = lookups.conversations_of(customer_ids, names)
+    badges = lookups.badges_at([(r.event.customer_id, r.cursor) for r in relevant if moves_badge(r)])  # type: ignore[attr-defined]
     out = []
     for r in relevant:
         e = r.event
@@ -143,7 +166,7 @@ def envelopes(events: Sequence[RecordedEvent]) -> list[Envelope]:
             to_agents.append(to_customer[0])
         elif isinstance(e, ContactDetailsChanged) and conv is None:
             continue
-        if _moves_badge(e):
+        if moves_badge(r):
             to_customer.append(badge(badges.get(r.cursor, 0), p))
         if conv is not None:
             to_agents.append({"type": "conversation.updated", "conversation": conv, "position": p})
@@ -156,12 +179,6 @@ def envelopes(events: Sequence[RecordedEvent]) -> list[Envelope]:
             )
         )
     return out
-
-
-def _moves_badge(e: object) -> bool:
-    if isinstance(e, MessageSent):
-        return e.sender_kind == SenderKind.AGENT
-    return isinstance(e, MessageMarkedAsRead) and e.reader_kind == SenderKind.CUSTOMER
 
 
 def for_customer(events: Sequence[RecordedEvent], customer_id: str) -> list[RecordedEvent]:

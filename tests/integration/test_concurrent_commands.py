@@ -15,6 +15,7 @@ from django.db import connection
 
 from chat.domain import Actor, MarkMessageAsRead, SendMessage, SenderKind
 from chat.handlers import mark_message_as_read, send_message
+from customers.services import customer_register
 from eventstore.models import StoredEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -65,7 +66,7 @@ def test_concurrent_sends_with_different_bodies_leave_one_winner_and_conflicts()
 
 
 def test_three_devices_marking_read_at_once_append_one_event():
-    customer_id = uuid.uuid4()
+    customer_id = customer_register(name="Three Devices").customer.id
     agent = Actor(SenderKind.AGENT, "1", "Grace")
     sent = send_message(SendMessage(uuid.uuid4(), customer_id, agent, "hello"))
     me = Actor(SenderKind.CUSTOMER, str(customer_id))

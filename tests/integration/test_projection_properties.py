@@ -52,8 +52,11 @@ class CrashAfter:
         self.inner, self.n = inner, n
         self.name, self.event_types = inner.name, inner.event_types
 
+    def prepare(self, batch: Batch) -> None:
+        self.inner.prepare(batch)
+
     def handle(self, batch: Batch) -> None:
-        self.inner.handle(Batch(batch.events[: self.n], batch.start, batch.end))
+        self.inner.handle(Batch(batch.events[: self.n], batch.start, batch.end, unit=batch.unit))
         if len(batch.events) > self.n:
             raise RuntimeError("injected crash mid-batch")
 

@@ -41,8 +41,8 @@ def test_readers_see_the_old_rows_while_a_rebuild_runs_never_an_empty_table(cust
     inside, release = threading.Event(), threading.Event()
 
     class PausingTimeline(TimelineProjection):
-        def apply(self, events):
-            super().apply(events)
+        def apply(self, events, unit):
+            super().apply(events, unit)
             inside.set()
             release.wait(10)
 
