@@ -86,6 +86,11 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def _ts(value: dt.datetime) -> Any:
+    """A time as this database stores it (SQLite: naive UTC text, as Django writes it)."""
+    return connection.ops.adapt_datetimefield_value(value)
+
+
 def make_owner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
@@ -162,13 +167,17 @@ class ConsumerRunner:
         """Take (or renew) the lease; False while another live instance holds it."""
         now = _now()
         until = now + dt.timedelta(seconds=settings.PARLEY_LEASE_SECONDS)
-        Checkpoint.objects.get_or_create(name=self.name)
         with connection.cursor() as c:
+            c.execute(
+                "INSERT INTO parley_checkpoints (name, tx, position, owner, updated_at) VALUES (%s, 0, 0, '', %s) "
+                "ON CONFLICT (name) DO NOTHING",
+                [self.name, _ts(now)],
+            )
             c.execute(
                 "UPDATE parley_checkpoints SET owner = %s, lease_until = %s, updated_at = %s "
                 "WHERE name = %s AND (owner = %s OR owner = '' OR lease_until IS NULL OR lease_until < %s) "
                 "RETURNING tx, position",
-                [self.owner, until, now, self.name, self.owner, now],
+                [self.owner, _ts(until), _ts(now), self.name, self.owner, _ts(now)],
             )
             row = c.fetchone()
         if row is None:
@@ -177,13 +186,19 @@ class ConsumerRunner:
         self.cursor, self.lease_until = Cursor(int(row[0]), int(row[1])), until
         return True
 
-    def renew_lease_if_due(self) -> None:
-        """Renew once half the lease has passed (an idle holder's only query)."""
-        if self.cursor is None or self.lease_until is None:
-            raise LostLease(self.name)
+    def _renew_if_due(self, now: dt.datetime, until: dt.datetime) -> None:
+        """Extend the lease once half of it has passed (inside the caller's transaction)."""
         half = dt.timedelta(seconds=settings.PARLEY_LEASE_SECONDS / 2)
-        if _now() >= self.lease_until - half and not self.acquire_lease():
-            raise LostLease(self.name)
+        if self.lease_until is not None and now < self.lease_until - half:
+            return
+        with connection.cursor() as c:
+            c.execute(
+                "UPDATE parley_checkpoints SET lease_until = %s, updated_at = %s WHERE name = %s AND owner = %s",
+                [_ts(until), _ts(now), self.name, self.owner],
+            )
+            if c.rowcount != 1:
+                raise LostLease(self.name)
+        self.lease_until = until
 
     def release_lease(self) -> None:
         Checkpoint.objects.filter(name=self.name, owner=self.owner).update(owner="", lease_until=None)
@@ -212,6 +227,7 @@ class ConsumerRunner:
                 with _pipelined():
                     batch = self.store.read_batch(start, self.batch_size)
                 if batch.end == start:
+                    self._renew_if_due(now, until)  # an idle holder's only write
                     return Progress(blocked=batch.blocked)
                 unit = Unit()
                 views = [(c, _view(batch, c.event_types, unit)) for c in self.consumers]
@@ -225,7 +241,7 @@ class ConsumerRunner:
                 unit.then(
                     "UPDATE parley_checkpoints SET tx = %s, position = %s, lease_until = %s, updated_at = %s "
                     "WHERE name = %s AND owner = %s",
-                    [batch.end.tx, batch.end.position, until, now, self.name, self.owner],
+                    [batch.end.tx, batch.end.position, _ts(until), _ts(now), self.name, self.owner],
                 )
                 unit.flush()
         except LostLease:
@@ -345,11 +361,8 @@ class Worker:
     async def step(self) -> Delay:
         runner = self.runner
         try:
-            if runner.cursor is None:
-                if not await self._db(runner.acquire_lease):
-                    return settings.PARLEY_LEASE_SECONDS / 3  # another instance is active: stand by
-            else:
-                await self._db(runner.renew_lease_if_due)
+            if runner.cursor is None and not await self._db(runner.acquire_lease):
+                return settings.PARLEY_LEASE_SECONDS / 3  # another instance is active: stand by
             progress = await self._db(runner.process_batch)
         except LostLease:
             return self.poll_interval

@@ -67,6 +67,8 @@ FILL_BATCH = 500
 REJOIN_EVERY = 600.0
 #: Seconds between checks that agents' sockets still stand on valid credentials.
 REVOCATION_INTERVAL = 2.0
+#: Seconds a publication to the channel layer may take before it is given up.
+PUBLISH_TIMEOUT = 1.0
 
 
 class Listener(Protocol):
@@ -113,6 +115,7 @@ class Dispatcher:
         self._tasks: list[asyncio.Task[None]] = []
         self._store = EventStore()
         self._tailing = False
+        self._background: set[asyncio.Task[bool]] = set()
 
     # -- sockets ---------------------------------------------------------------------
 
@@ -211,15 +214,7 @@ class Dispatcher:
 
     async def publish(self, message: dict[str, Any]) -> bool:
         """Send an ephemeral message to every process's dispatcher (best effort)."""
-        layer = get_channel_layer()
-        if layer is None:
-            return False
-        try:
-            await layer.group_send(FANOUT_GROUP, {**message, "origin": self.process_id})
-            return True
-        except Exception:
-            log.info("could not publish %s (channel layer unavailable)", message.get("type"), exc_info=log.isEnabledFor(logging.DEBUG))
-            return False
+        return await publish({**message, "origin": self.process_id})
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -300,10 +295,19 @@ class Dispatcher:
 
     async def _hand_on(self, envelope: Envelope) -> None:
         for listener in list(self.audiences.get(frames.customer_audience(envelope.customer_id), ())):
-            await listener.offer(envelope.cursor, envelope.to_customer)
+            await self._offer(listener, envelope.cursor, envelope.to_customer)
         if envelope.to_agents:
             for listener in list(self.audiences.get(AGENTS, ())):
-                await listener.offer(envelope.cursor, envelope.to_agents)
+                await self._offer(listener, envelope.cursor, envelope.to_agents)
+
+    async def _offer(self, listener: Listener, cursor: Cursor, texts: tuple[str, ...]) -> None:
+        try:
+            await listener.offer(cursor, texts)
+        except Exception:
+            # This socket may or may not have the event now: it is told so.
+            log.exception("could not hand an event to a socket; asking it to resync")
+            self.stats.resyncs += 1
+            await listener.resync()
 
     async def resync_everyone(self) -> None:
         """This dispatcher lost track: every socket is told, and resumes."""
@@ -363,10 +367,31 @@ class Dispatcher:
                 await self.publish(reply)
 
     async def ephemeral(self, audience: str, frame: dict[str, Any], *, sender: str, who: bool = False) -> None:
-        """Send an ephemeral frame to an audience on every process (locally at once)."""
+        """Send an ephemeral frame to an audience: here at once, to other processes
+        in the background (a slow or hung Redis never holds up the socket)."""
         message = {"type": "parley.ephemeral", "audience": audience, "frame": frames.encode(frame), "from": sender, "who": who}
         await self.deliver_ephemeral(message)
-        await self.publish(message)
+        task = asyncio.get_running_loop().create_task(self.publish(message))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+
+async def publish(message: dict[str, Any]) -> bool:
+    """Send a message to every process's dispatcher; False if the layer did not take it.
+
+    Bounded in time: a hung Redis (the connection open, nothing answered)
+    must not hold up the pipeline or a socket. A message lost this way
+    costs time, never an event: dispatchers fill gaps from the log.
+    """
+    layer = get_channel_layer()
+    if layer is None:
+        return False
+    try:
+        await asyncio.wait_for(layer.group_send(FANOUT_GROUP, message), timeout=PUBLISH_TIMEOUT)
+        return True
+    except Exception:
+        log.debug("could not publish %s", message.get("type"), exc_info=True)
+        return False
 
 
 _dispatchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Dispatcher] = weakref.WeakKeyDictionary()

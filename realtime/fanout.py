@@ -21,15 +21,13 @@ from collections.abc import Callable, Sequence
 from types import SimpleNamespace
 from typing import Any
 
-from channels.layers import get_channel_layer
-
 from eventstore.events import Cursor, RecordedEvent
 from eventstore.store import Batch
 from eventstore.unit import Unit
 from readmodels import queries
 from readmodels.models import Conversation, DirectoryEntry, TimelineMessage
 from readmodels.projections import badges_after
-from realtime.dispatcher import FANOUT_GROUP
+from realtime.dispatcher import publish
 from realtime.frames import FRAME_EVENT_TYPES, envelopes
 
 log = logging.getLogger(__name__)
@@ -106,14 +104,9 @@ class RealtimeFanout:
                 pass
 
     async def _publish(self, message: dict[str, Any]) -> None:
-        layer = get_channel_layer()
-        if layer is None:
-            return
-        try:
-            await layer.group_send(FANOUT_GROUP, message)
-        except Exception:
+        if not await publish(message):
             if not self._failing:
-                log.warning("cannot publish to the channel layer; web processes read the log instead", exc_info=True)
+                log.warning("cannot publish to the channel layer; web processes read the log instead")
             self._failing = True
             return
         if self._failing:

@@ -60,6 +60,19 @@ class Stack:
     agent_username: str = "agent"
     agent_password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    commands: dict[str, list[str]] = field(default_factory=dict)
+    named: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL a process of the stack (its whole process group), as a crash would."""
+        p = self.named[name]
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+
+    def restart(self, name: str) -> None:
+        """Start a process of the stack again, with the command it was started with."""
+        _start(self, name, self.commands[name])
 
     @property
     def url(self) -> str:
@@ -105,10 +118,11 @@ def _database(tmp: Path) -> tuple[str, Any]:
 
 
 def _start(stack: Stack, name: str, args: list[str]) -> None:
-    log = open(stack.logs / f"{name}.log", "wb")
-    stack.procs.append(
-        subprocess.Popen(args, cwd=ROOT, env=stack.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    )
+    log = open(stack.logs / f"{name}.log", "ab")
+    p = subprocess.Popen(args, cwd=ROOT, env=stack.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    stack.procs.append(p)
+    stack.commands[name] = args
+    stack.named[name] = p
 
 
 def _wait_healthy(stack: Stack, timeout: float = 60) -> None:
@@ -203,3 +217,57 @@ def scaled_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     yield s
     stop_stack(s)
     drop()
+
+
+class RedisServer:
+    """A redis-server of the test's own, on a spare port, that the test may stop,
+    freeze and restart (never the shared one)."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.port = free_port()
+        self.dir = tmp
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.dir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def kill(self) -> None:
+        """Stop it dead (SIGKILL): connections drop, and what it held is gone."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def freeze(self) -> None:
+        """SIGSTOP: connections stay open and nothing is answered (a hung server)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    if server.proc is not None and server.proc.poll() is None:
+        server.thaw()
+    server.kill()
