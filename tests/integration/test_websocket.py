@@ -23,7 +23,12 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 async def _dispatcher_of_this_loop():
     """Each test runs on a loop of its own, and so does its process's dispatcher."""
     yield
-    await stop_dispatchers()
+    try:
+        await asyncio.wait_for(stop_dispatchers(), 5)
+    except TimeoutError:
+        for t in asyncio.all_tasks():
+            t.print_stack()
+        raise
 
 
 async def pump() -> None:
