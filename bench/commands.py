@@ -1,8 +1,9 @@
-"""SendMessage commands per second (issue 3, item 8).
+"""SendMessage commands per second.
 
 Parley: ``chat.handlers.send_message(SendMessage(...))``, each a new message
-(so a new ``message-<id>`` stream: read the empty stream, decide, append
-``MessageSent`` at expected version 0, commit), with 1 and with 2 processes.
+(so a new ``message-<id>`` stream: the aggregate decides, and one INSERT at
+expected version 0 commits on its own; only a repeat would read the
+stream), with 1 and with 2 processes.
 
 Beside it, in the same run and the same scratch database (its own schema
 ``es_bench``): the ``eventsourcing`` library (pyeventsourcing 9.x) with its
@@ -175,9 +176,11 @@ def main() -> int:
             )
     p1, p2, e1, e2 = rate("parley", 1), rate("parley", 2), rate("eventsourcing", 1), rate("eventsourcing", 2)
     body = (
-        "Each operation sends one new message: Parley reads the (empty) stream "
-        "`message-<id>`, lets the aggregate decide, appends `MessageSent` at "
-        "expected version 0 and commits; eventsourcing creates one new aggregate "
+        "Each operation sends one new message: Parley lets the aggregate decide "
+        "and appends `MessageSent` to the new stream `message-<id>` at expected "
+        "version 0 with one INSERT that commits on its own (the unique "
+        "(stream, version) constraint is the concurrency check; only a repeat "
+        "reads the stream); eventsourcing creates one new aggregate "
         "with one event and saves it through its Application (PostgreSQL "
         f"persistence module, schema `{ES_SCHEMA}`, same scratch database). "
         f"{SECONDS:g} s per cell after a warm-up, processes started together "

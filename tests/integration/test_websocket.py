@@ -301,3 +301,64 @@ async def test_a_cookie_session_socket_must_come_from_our_own_origin(agent, orig
         assert json.loads(await ws.receive_from())["code"] == "forbidden_origin"
         assert (await ws.receive_output())["code"] == 4403
     await ws.disconnect()
+
+
+async def test_a_resync_is_answered_with_resume_and_nothing_is_missed_or_repeated(customer, agent):
+    from realtime.dispatcher import get_dispatcher
+
+    await pump()
+    ws = await connect(customer.token)
+    await ws.send_json_to({"type": "resume", "after": 0})
+    await frames_until(ws, "resumed")
+    first = new_id()
+    await sync_to_async(agent.post)(f"/api/v1/conversations/{customer.id}/messages", {"message_id": first, "body": "one"})
+    await pump()
+    last = (await frames_until(ws, "badge"))[-1]["position"]
+
+    # The server loses track of what this socket was sent: it says so, and holds live frames.
+    await get_dispatcher().resync_everyone()
+    assert json.loads(await ws.receive_from()) == {"type": "resync"}
+    second = new_id()
+    await sync_to_async(agent.post)(f"/api/v1/conversations/{customer.id}/messages", {"message_id": second, "body": "two"})
+    await pump()
+    assert await ws.receive_nothing(timeout=0.3)  # held until the client resumes
+
+    await ws.send_json_to({"type": "resume", "after": last})
+    frames = await frames_until(ws, "resumed")
+    sent = [f["message"]["message_id"] for f in frames if f["type"] == "message.sent"]
+    assert sent == [second]
+    assert [f["unread"] for f in frames if f["type"] == "badge"] == [2]
+    assert await ws.receive_nothing(timeout=0.3)  # and nothing twice afterwards
+    await ws.disconnect()
+
+
+async def test_a_socket_that_does_not_answer_resync_is_closed_with_4000(customer, monkeypatch):
+    from realtime import consumers
+    from realtime.dispatcher import get_dispatcher
+
+    monkeypatch.setattr(consumers, "RESYNC_ANSWER_WITHIN", 0.3)
+    ws = await connect(customer.token)
+    await ws.send_json_to({"type": "resume", "after": 0})
+    await frames_until(ws, "resumed")
+    await get_dispatcher().resync_everyone()
+    assert json.loads(await ws.receive_from()) == {"type": "resync"}
+    assert (await ws.receive_output(timeout=2))["code"] == 4000
+
+
+async def test_binary_frames_get_an_error_frame_and_nothing_is_stored(customer):
+    ws = await connect(customer.token)
+    await ws.send_to(bytes_data=b'{"type": "message.send", "message_id": "x", "body": "\\xff"}')
+    err = json.loads(await ws.receive_from())
+    assert err["type"] == "error" and err["code"] == "binary_frame"
+    assert await count("MessageSent") == 0
+    await ws.disconnect()
+
+
+async def test_an_agent_writing_to_an_unknown_customer_gets_an_error_frame(agent):
+    ws = await connect(agent.token)
+    mid = new_id()
+    await ws.send_json_to({"type": "message.send", "customer_id": new_id(), "message_id": mid, "body": "hello?"})
+    frames = await frames_until(ws, "error")
+    assert (frames[-1]["code"], frames[-1]["ref"]) == ("customer_not_found", mid)
+    assert await count("MessageSent") == 0
+    await ws.disconnect()
