@@ -43,7 +43,7 @@ bench: $(STAMP)
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test} $(BIN)/python bench/run_all.py
 
 lint: $(STAMP)
-	$(BIN)/python -m mypy eventstore accounts chat customers readmodels notifications inbound web project
+	$(BIN)/python -m mypy eventstore accounts chat customers readmodels realtime notifications inbound web project
 
 clean:
 	rm -rf $(VENV) .test-*.sqlite3* parley.sqlite3*

@@ -249,13 +249,12 @@ class Unit:
                 statements.append(
                     (f'DELETE FROM "{name}" WHERE "{table.pk_column}" IN ({marks})', [table.to_db(table.pk, k) for k in chunk])
                 )
-        for name, rows in self._dirty.items():
-            table = self._tables[name]
-            statements += self._insert(table, list(rows.values()), upsert=True)
-        for name, rows in self._added.items():
-            statements += self._insert(self._tables[name], rows)
-        for name, unique in self._added_unique.items():
-            statements += self._insert(self._tables[name], list(unique.values()), ignore=self._unique_on[name])
+        for name, dirty in self._dirty.items():
+            statements += self._insert(self._tables[name], list(dirty.values()), upsert=True)
+        for name, added in self._added.items():
+            statements += self._insert(self._tables[name], added)
+        for name, by_key in self._added_unique.items():
+            statements += self._insert(self._tables[name], list(by_key.values()), ignore=self._unique_on[name])
         statements += self._after
         self._run(statements, fetch=False)
         self._removed.clear()
@@ -309,6 +308,6 @@ class Unit:
             return [c.fetchall() for c in cursors] if fetch else []
 
 
-def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+def _chunks(items: Sequence[Any], size: int) -> Iterable[list[Any]]:
     for i in range(0, len(items), size):
-        yield items[i : i + size]
+        yield list(items[i : i + size])

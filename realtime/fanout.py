@@ -47,8 +47,10 @@ class UnitLookups:
         return {str(r["customer_id"]): r["name"] for r in rows if r is not None}
 
     def conversations_of(self, customer_ids: set[uuid.UUID], names: dict[str, str]) -> dict[str, dict[str, Any]]:
-        rows = (self.unit.get(Conversation, c) for c in customer_ids)
-        return {str(r["customer_id"]): queries.present_conversation(SimpleNamespace(**r), names) for r in rows if r is not None}
+        rows = [self.unit.get(Conversation, c) for c in customer_ids]
+        # A unit row has the model's attributes: present it as the model would be.
+        present: Any = queries.present_conversation
+        return {str(r["customer_id"]): present(SimpleNamespace(**r), names) for r in rows if r is not None}
 
     def badges_at(self, changes: list[tuple[uuid.UUID, Cursor]]) -> dict[Cursor, int]:
         wanted = {c for _, c in changes}
