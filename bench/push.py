@@ -1,4 +1,4 @@
-"""Push delivery throughput and end-to-end latency on PostgreSQL (issue 6, item 7).
+"""Push delivery throughput and end-to-end latency on PostgreSQL.
 
 Everything sends to the same local Web Push service
 (``tests.support.pushservice.PushService``: it verifies each VAPID JWT and
@@ -7,17 +7,17 @@ payload size, TTL, Urgency and Topic:
 
 * the baseline: a bare ``pywebpush.webpush()`` loop over prepared
   subscriptions, one thread, no database;
-* the delivery worker (``notifications.delivery.DeliveryWorker``) draining
+* the delivery worker (``notifications.worker.DeliveryWorker``) draining
   outbox rows the push process manager recorded for real ``MessageSent``
   events: claim (``FOR UPDATE SKIP LOCKED``), the "already read?" check on
   the message's stream, the push, the mark; with 1 and with 4 worker
   threads. Between cells the same rows are set back to pending, so every
   cell does the same work;
-* end-to-end latency: ``send_message`` appends a ``MessageSent``; the badge
-  projection, the push process manager and two delivery lanes run as the
-  server runs them (``Worker`` and ``run_delivery_workers`` on one asyncio
-  loop); measured from just before the append to the push service having
-  decrypted and recorded the push, one message at a time.
+* end-to-end latency: ``send_message`` appends a ``MessageSent``; the
+  pipeline (read models and the push process manager) and two delivery
+  lanes run as the server runs them (``Worker`` and ``run_delivery_workers``
+  on one asyncio loop); measured from just before the append to the push
+  service having decrypted and recorded the push, one message at a time.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/test .venv/bin/python bench/push.py
 
@@ -28,6 +28,7 @@ BENCH_PUSHES (default 1000) rows per throughput cell, BENCH_PUSH_SAMPLES
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import statistics
 import sys
@@ -64,16 +65,62 @@ def configure(push: Any) -> Any:
 
 def register_devices(push: Any, count: int) -> list[tuple[uuid.UUID, Any]]:
     """``count`` customers with one subscription each (through the service, not HTTP)."""
+    subs = [push.new_subscription() for _ in range(count)]
+    return list(zip(register_subscriptions([s.to_json() for s in subs]), subs, strict=True))
+
+
+def register_subscriptions(subscriptions: list[dict[str, Any]]) -> list[uuid.UUID]:
+    """A customer per subscription (its ``PushSubscription.toJSON()``); their ids."""
+    from customers.services import customer_register
     from notifications.subscriptions import subscription_register
 
-    devices = []
-    for _ in range(count):
-        customer_id = uuid.uuid4()
-        sub = push.new_subscription()
-        keys = sub.to_json()["keys"]
-        subscription_register(customer_id=customer_id, endpoint=sub.endpoint, p256dh=keys["p256dh"], auth=keys["auth"])
-        devices.append((customer_id, sub))
-    return devices
+    out = []
+    for i, sub in enumerate(subscriptions):
+        customer_id = customer_register(name=f"Push customer {i}").customer.id
+        subscription_register(
+            customer_id=customer_id, endpoint=sub["endpoint"], p256dh=sub["keys"]["p256dh"], auth=sub["keys"]["auth"]
+        )
+        out.append(customer_id)
+    return out
+
+
+class Peer:
+    """The push service in a process of its own (bench/push_peer.py)."""
+
+    def __init__(self, count: int) -> None:
+        import subprocess
+        import tempfile
+
+        self.file = Path(tempfile.mkstemp(suffix=".json")[1])
+        self.proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("push_peer.py")), str(count), str(self.file)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+        assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "ready"
+        info = json.loads(self.file.read_text())
+        self.base_url: str = info["base_url"]
+        self.subscriptions: list[dict[str, Any]] = info["subscriptions"]
+
+    def delivered(self) -> int:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write("count\n")
+        self.proc.stdin.flush()
+        delivered, rejected = (int(x) for x in self.proc.stdout.readline().split())
+        if rejected:
+            raise SystemExit(f"the push service refused {rejected} pushes")
+        return delivered
+
+    def wait_for(self, count: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while self.delivered() < count:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"expected {count} pushes at the service, got {self.delivered()}")
+            time.sleep(0.01)
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        self.file.unlink(missing_ok=True)
 
 
 def agent_sends(customer_id: uuid.UUID) -> None:
@@ -83,19 +130,23 @@ def agent_sends(customer_id: uuid.UUID) -> None:
     send_message(SendMessage(uuid.uuid4(), customer_id, Actor(SenderKind.AGENT, "1", "Grace"), BODY))
 
 
-def catch_up() -> None:
+def pipeline() -> Any:
+    """The read models and the push process manager, as the pipeline runs them."""
     from eventstore.runner import ConsumerRunner
     from notifications.process_manager import PushProcessManager
-    from readmodels.projections import BadgeProjection
+    from readmodels.projections import PIPELINE, all_projections
 
-    for consumer in (BadgeProjection(), PushProcessManager()):
-        ConsumerRunner(consumer).catch_up()
+    return ConsumerRunner([*all_projections(), PushProcessManager()], name=PIPELINE)
+
+
+def catch_up() -> None:
+    pipeline().catch_up()
 
 
 # -- throughput ----------------------------------------------------------------------
 
 
-def bare_loop(push: Any, keys: Any, subs: list[Any]) -> float:
+def bare_loop(peer: Peer, keys: Any, subs: list[dict[str, Any]]) -> float:
     """The naive baseline: pywebpush.webpush() in a loop, nothing else."""
     from pywebpush import webpush
 
@@ -107,14 +158,14 @@ def bare_loop(push: Any, keys: Any, subs: list[Any]) -> float:
         "message_id": str(uuid.uuid4()), "sender_name": "Grace", "preview": BODY, "sent_at": "2026-01-01T00:00:00Z",
     }
     data = encode(badge_payload(unread=1, position=1, message=message)).decode()
-    before = len(push.deliveries())
+    before = peer.delivered()
     start = time.perf_counter()
-    for sub in subs:
+    for i, sub in enumerate(subs):
         webpush(
-            sub.to_json(), data, vapid_private_key=vapid, vapid_claims={"sub": SUBJECT}, ttl=86400, timeout=10,
-            headers={"Urgency": "high", "Topic": topic_for(sub.id)},
+            sub, data, vapid_private_key=vapid, vapid_claims={"sub": SUBJECT}, ttl=86400, timeout=10,
+            headers={"Urgency": "high", "Topic": topic_for(uuid.UUID(int=i))},
         )
-    push.wait_for(before + len(subs), timeout=60)
+    peer.wait_for(before + len(subs), timeout=60)
     return len(subs) / (time.perf_counter() - start)
 
 
@@ -127,14 +178,15 @@ def reset_outbox() -> int:
     return PushDelivery.objects.update(state=DeliveryState.PENDING, attempts=0, failures=0, reason="", finished_at=None)
 
 
-def through_worker(push: Any, threads: int) -> float:
+def through_worker(peer: Peer, threads: int) -> float:
     from django.db import connection
 
-    from notifications.delivery import DeliveryConfig, DeliveryWorker
+    from notifications.config import DeliveryConfig
+    from notifications.worker import DeliveryWorker
 
     rows = reset_outbox()
     config = DeliveryConfig.from_settings()
-    before = len(push.deliveries())
+    before = peer.delivered()
     barrier = threading.Barrier(threads + 1)
     errors: list[BaseException] = []
 
@@ -157,9 +209,9 @@ def through_worker(push: Any, threads: int) -> float:
         t.join()
     if errors:
         raise errors[0]
-    push.wait_for(before + rows, timeout=60)
+    peer.wait_for(before + rows, timeout=60)
     elapsed = time.perf_counter() - start
-    delivered = len(push.deliveries()) - before
+    delivered = peer.delivered() - before
     if delivered != rows:
         raise SystemExit(f"expected {rows} pushes, the service got {delivered}")
     return rows / elapsed
@@ -170,10 +222,8 @@ def through_worker(push: Any, threads: int) -> float:
 
 def latencies(push: Any, samples: int) -> list[float]:
     """Seconds from just before the append to the push service recording the push."""
-    from eventstore.runner import ConsumerRunner, Worker
-    from notifications.delivery import run_delivery_workers
-    from notifications.process_manager import PushProcessManager
-    from readmodels.projections import BadgeProjection
+    from eventstore.runner import Worker
+    from notifications.lanes import run_delivery_workers
 
     devices = register_devices(push, 10)
     catch_up()  # start from a caught-up log, as a running server would be
@@ -184,8 +234,7 @@ def latencies(push: Any, samples: int) -> list[float]:
         async def main() -> None:
             stop = asyncio.Event()
             tasks = [
-                asyncio.create_task(Worker(ConsumerRunner(BadgeProjection())).run(stop)),
-                asyncio.create_task(Worker(ConsumerRunner(PushProcessManager())).run(stop)),
+                asyncio.create_task(Worker(pipeline()).run(stop)),
                 asyncio.create_task(run_delivery_workers(stop, lanes=2)),
             ]
             ready.set()
@@ -224,32 +273,35 @@ def main() -> None:
     load_before = loadavg()
     from tests.support.pushservice import PushService
 
-    with scratch_database("push"), PushService() as push:
-        from django.conf import settings
+    peer = Peer(2 * PUSHES)
+    try:
+        with scratch_database("push"), PushService() as push:
+            from django.conf import settings
 
-        keys = configure(push)
-        log(f"preparing {PUSHES} subscriptions and outbox rows")
-        bare_subs = [push.new_subscription() for _ in range(PUSHES)]
-        devices = register_devices(push, PUSHES)
-        for customer_id, _ in devices:
-            agent_sends(customer_id)
-        catch_up()
+            keys = configure(push)
+            settings.PUSH_ENDPOINT_INSECURE_HOSTS.append(peer.base_url.removeprefix("http://"))
+            log(f"preparing {PUSHES} subscriptions and outbox rows")
+            bare_subs = peer.subscriptions[:PUSHES]
+            for customer_id in register_subscriptions(peer.subscriptions[PUSHES:]):
+                agent_sends(customer_id)
+            catch_up()
 
-        rates: dict[str, list[float]] = {"bare": [], "w1": [], "w4": []}
-        for r in range(ROUNDS):
-            order = ["bare", "w1", "w4"] if r % 2 == 0 else ["w4", "w1", "bare"]
-            for cell in order:
-                if cell == "bare":
-                    rate = bare_loop(push, keys, bare_subs)
-                else:
-                    rate = through_worker(push, 1 if cell == "w1" else 4)
-                rates[cell].append(rate)
-                log(f"round {r + 1}: {cell}: {rate:,.0f} pushes/s")
-        mean = {k: statistics.mean(v) for k, v in rates.items()}
-
-        log(f"measuring end-to-end latency over {SAMPLES} messages")
-        lat = latencies(push, SAMPLES)
-        poll = settings.PARLEY_POLL_INTERVAL
+            rates: dict[str, list[float]] = {"bare": [], "w1": [], "w4": []}
+            for r in range(ROUNDS):
+                order = ["bare", "w1", "w4"] if r % 2 == 0 else ["w4", "w1", "bare"]
+                for cell in order:
+                    if cell == "bare":
+                        rate = bare_loop(peer, keys, bare_subs)
+                    else:
+                        rate = through_worker(peer, 1 if cell == "w1" else 4)
+                    rates[cell].append(rate)
+                    log(f"round {r + 1}: {cell}: {rate:,.0f} pushes/s")
+            mean = {k: statistics.mean(v) for k, v in rates.items()}
+            log(f"measuring end-to-end latency over {SAMPLES} messages")
+            lat = latencies(push, SAMPLES)
+            poll = settings.PARLEY_POLL_INTERVAL
+    finally:
+        peer.close()
 
     rows: list[list[object]] = [
         ["bare `pywebpush.webpush()` loop, 1 thread (baseline)", f"{mean['bare']:,.0f}", "1.00"],
@@ -259,29 +311,32 @@ def main() -> None:
     ms = [v * 1000 for v in lat]
     body = f"""
 Pushes per second to a local Web Push service that verifies every VAPID
-signature and decrypts every aes128gcm body, running on threads of the same
-process (so it shares the cores and the GIL with the sender; both columns pay
-that alike). {PUSHES} pushes per cell, mean of {ROUNDS} rounds. The worker
-does per push what production does: claims devices with `FOR UPDATE SKIP
-LOCKED`, re-reads the message's stream ("already read?"), encrypts and
-signs (pywebpush, fresh VAPID claims, timeout, TTL, Urgency, Topic), marks
-the row sent in its own transaction.
+signature and decrypts every aes128gcm body, in a process of its own (as a
+real push service is elsewhere; it shares this machine's two cores). {PUSHES} pushes per cell, mean of {ROUNDS} rounds. The worker
+does what production does: claims up to 16 devices with `FOR UPDATE SKIP
+LOCKED` and reads the claimed messages' streams in the same transaction
+("already read? edited?": one query per claim), encrypts each push
+(pywebpush) with the VAPID header signed once per push service and the
+connection kept open (TTL, Urgency, Topic), and marks each row sent right
+after the push in one statement. The bare loop signs a VAPID JWT and opens
+a connection for every push, as `pywebpush.webpush()` does.
 
 {table(["sender", "pushes/s", "vs bare loop"], rows)}
 
-The gap to the bare loop is the worker's bookkeeping, which the loop does
-not have: per push, the read check (one query) and the mark (one statement,
-one durable commit, so a crash can repeat at most the push in flight), plus
-the claim transaction shared by up to 16 devices. Lanes overlap it with the
-network waits; on this machine the push service's own decryption shares
-the same cores and GIL, which bounds the 4-thread figure.
+The worker has bookkeeping the loop has not (the claim, and the mark: one
+statement and one durable commit per push, so a crash can repeat at most
+the push in flight), and saves what the loop repeats (a signature and a
+connection per push). Lanes overlap the database with the network waits;
+on this machine the push service's own decryption shares the same cores and
+GIL, which bounds the 4-thread figure.
 
 End-to-end latency, `MessageSent` appended → push decrypted and recorded by
-the push service, through the badge projection, the push process manager
-and two delivery lanes on one asyncio loop (as `manage.py serve` runs them),
+the push service, through the pipeline (read models and the push process
+manager in one transaction) and two delivery lanes on one asyncio loop (as
+`manage.py serve` runs them),
 {len(ms)} messages sent one at a time (PARLEY_POLL_INTERVAL={poll:g} s, a
-fallback only: appends and checkpoint advances wake the consumers, and the
-process manager wakes the delivery lanes after its commit).
+fallback only: an append wakes the pipeline, and the process manager wakes
+a delivery lane after its commit).
 
 {table(["p50", "p90", "p99", "max"], [[f"{percentile(ms, q):.1f} ms" for q in (0.5, 0.9, 0.99, 1.0)]])}
 

@@ -305,6 +305,20 @@ class EventStore:
             cursor.execute(f"SELECT {_COLUMNS} FROM {TABLE} WHERE stream_id = %s ORDER BY version", [stream_id])
             return [_record(r) for r in cursor.fetchall()]
 
+    def read_streams(self, stream_ids: Collection[str]) -> dict[str, list[RecordedEvent]]:
+        """Every event of several streams, each in version order, in one query."""
+        if not stream_ids:
+            return {}
+        marks = ", ".join(["%s"] * len(stream_ids))
+        with self._conn.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {_COLUMNS} FROM {TABLE} WHERE stream_id IN ({marks}) ORDER BY stream_id, version", list(stream_ids)
+            )
+            out: dict[str, list[RecordedEvent]] = {s: [] for s in stream_ids}
+            for row in cursor.fetchall():
+                out[row[3]].append(_record(row))
+        return out
+
     def read_all(self, after: Cursor, limit: int = 1000) -> list[RecordedEvent]:
         """Committed events after ``after`` in reading order, never skipping one."""
         return self.read_batch(after, limit).events

@@ -7,7 +7,7 @@ by the customer, a badge-only row. The rows are written inside the runner's
 transaction, together with this consumer's checkpoint, and are unique per
 (event id, subscription): a batch that is redone after a crash, or an event
 seen twice, cannot queue a second push. It only records intent; the delivery
-worker (``notifications.delivery``) sends.
+worker (``notifications.worker``) sends.
 
 It reads the badge projection as of each event: it runs in the pipeline
 after the projections, inside the same transaction, so the badge history
@@ -24,21 +24,12 @@ from django.conf import settings
 from chat.domain import MessageMarkedAsRead, MessageSent, SenderKind
 from eventstore.events import RecordedEvent
 from eventstore.store import Batch
-from eventstore.wakeup import CrossProcessNotifier
+from notifications.config import push_ttl
 from notifications.models import PushDelivery, PushSubscription
+from notifications.outbox import wake_delivery
 from notifications.payload import PREVIEW_CHARS
 from readmodels.projections import badges_after
 from readmodels.queries import rfc3339
-
-#: PostgreSQL NOTIFY channel that wakes delivery workers in other processes.
-NOTIFY_CHANNEL = "parley_push"
-_notifier = CrossProcessNotifier(NOTIFY_CHANNEL)
-
-
-def push_ttl() -> int:
-    """Seconds a push service keeps an undelivered push (RFC 8030 TTL); always > 0."""
-    return max(1, int(settings.PUSH_TTL_SECONDS))
-
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
@@ -122,10 +113,7 @@ class PushProcessManager:
 
     async def after_commit(self, effects: Any) -> None:
         if effects:
-            from notifications.delivery import wake_delivery
-
-            wake_delivery()  # this process's lanes
-            _notifier.request()  # other processes' lanes
+            wake_delivery()
 
 
 def _wants_push(r: RecordedEvent) -> bool:

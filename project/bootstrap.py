@@ -49,7 +49,7 @@ async def run_workers(stop: asyncio.Event, *, delivery: bool = True) -> None:
         asyncio.create_task(listen_for_appends(stop), name="listen"),
     ]
     if delivery:
-        from notifications.delivery import run_delivery_workers
+        from notifications.lanes import run_delivery_workers
 
         tasks.append(asyncio.create_task(run_delivery_workers(stop), name="push-delivery"))
     log.info("workers running: %s", ", ".join(t.get_name() for t in tasks))

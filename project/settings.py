@@ -260,6 +260,9 @@ PUSH_LEASE_SECONDS = float(os.environ.get("PUSH_LEASE_SECONDS", "60"))
 PUSH_MAX_FAILURES = int(os.environ.get("PUSH_MAX_FAILURES", "8"))
 PUSH_BACKOFF_BASE_SECONDS = float(os.environ.get("PUSH_BACKOFF_BASE_SECONDS", "2"))
 PUSH_DELIVERY_WORKERS = int(os.environ.get("PUSH_DELIVERY_WORKERS", "4"))
+# Devices a lane claims per round; the round's pushes are marked sent in one
+# commit, so a worker that dies mid-round repeats at most that round's pushes.
+PUSH_CLAIM_BATCH = int(os.environ.get("PUSH_CLAIM_BATCH", "16"))
 
 # How long a worker waits for a wake-up before it looks anyway. Wake-ups
 # (after every commit, and across processes) bring new work at once; the

@@ -43,7 +43,8 @@ django.setup()
 from django.conf import settings
 settings.PUSH_LEASE_SECONDS = float(sys.argv[1])
 settings.PUSH_TIMEOUT_SECONDS = 5.0
-from notifications.delivery import run_delivery_workers
+settings.PUSH_CLAIM_BATCH = 1  # a round per device, so each device's push is marked before the next
+from notifications.lanes import run_delivery_workers
 print("ready", flush=True)
 asyncio.run(run_delivery_workers(asyncio.Event(), lanes=1))
 """
@@ -97,9 +98,11 @@ def test_a_worker_killed_mid_send_loses_no_row_and_never_repeats_one_it_marked_s
     run_pipeline()
     push.delay = 1.0  # each push is held open at the service for a second
 
+    # One device per round: the first round's push is accepted and marked,
+    # the second round's is in flight when the worker dies.
     worker = start_worker(vapid_keys, tmp_path, "killed")
     try:
-        push.wait_for_requests(2, timeout=30)  # one push accepted and marked, the next one in flight
+        push.wait_for_requests(2, timeout=30)
     finally:
         kill(worker)
     push.delay = 0
@@ -118,8 +121,9 @@ def test_a_worker_killed_mid_send_loses_no_row_and_never_repeats_one_it_marked_s
     assert set(PushDelivery.objects.values_list("state", flat=True)) == {DeliveryState.SENT}
     assert len(marked[0].deliveries()) == 1  # marked sent before the kill: never again
     assert len(untouched[0].deliveries()) == 1
-    # The documented at-least-once edge: accepted but not yet marked when the
-    # worker died, so sent once more, identical and under the same Topic.
+    # The documented at-least-once edge: accepted but not yet marked (its
+    # round had not ended) when the worker died, so sent once more,
+    # identical and under the same Topic.
     again = in_flight[0].deliveries()
     assert len(again) == 2
     assert again[0].payload == again[1].payload and again[0].topic == again[1].topic

@@ -23,7 +23,8 @@ from chat.handlers import send_message
 from eventstore.models import StoredEvent
 from eventstore.runner import ConsumerRunner, checkpoint_cursor
 from eventstore.store import EventStore
-from notifications.delivery import DeliveryConfig, DeliveryWorker
+from notifications.config import DeliveryConfig
+from notifications.worker import DeliveryWorker
 from notifications.models import PushDelivery
 from notifications.process_manager import PushProcessManager
 from notifications.vapid import VapidKeys, generate_vapid_keys

@@ -156,6 +156,7 @@ class Rejection:
 class _Scripted:
     status: int
     retry_after: str | None
+    location: str | None = None
 
 
 @dataclass
@@ -236,6 +237,11 @@ class Subscription:
         """
         self._service._script(self.id, status, times, retry_after)
 
+    def redirect_next(self, location: str, status: int = 307) -> None:
+        """Answer the next valid push with a redirect to ``location`` (an SSRF attempt)."""
+        with self._service._cond:
+            self._service._scripted.setdefault(self.id, deque()).append(_Scripted(status, None, location))
+
     def gone(self) -> None:
         """From now on answer every valid push with ``410 Gone`` (unsubscribed)."""
         self._service._mark_gone(self.id)
@@ -284,12 +290,14 @@ class _Handler(BaseHTTPRequestHandler):
             for name, value in response.headers.items():
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(response.body)))
-            self.send_header("Connection", "close")
+            if not self.server.service.keep_alive:
+                self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(response.body)
         except (BrokenPipeError, ConnectionResetError):
-            pass  # the sender went away (e.g. a killed worker); the outcome stands
-        self.close_connection = True
+            self.close_connection = True  # the sender went away (e.g. a killed worker); the outcome stands
+            return
+        self.close_connection = not self.server.service.keep_alive
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -304,12 +312,16 @@ class PushService:
         expected_vapid_key: str | bytes | ec.EllipticCurvePublicKey | None = None,
         delay: float = 0.0,
         host: str = "127.0.0.1",
+        keep_alive: bool = False,
     ) -> None:
         self.expected_vapid_key = (
             None if expected_vapid_key is None else _raw_public_key(expected_vapid_key)
         )
         #: Seconds to sleep after reading each request, before processing it.
         self.delay = delay
+        #: Keep connections open between pushes, as real push services do
+        #: (off by default: each test push then starts on a fresh connection).
+        self.keep_alive = keep_alive
         self._host = host
         self._port: int | None = None
         self._server: _Server | None = None
@@ -673,4 +685,6 @@ class PushService:
             scripted = queue.popleft() if queue else None
         if scripted is not None:
             extra = {} if scripted.retry_after is None else {"Retry-After": scripted.retry_after}
+            if scripted.location is not None:
+                extra["Location"] = scripted.location
             raise _Refused(scripted.status, "scripted failure", extra)

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from notifications.delivery import parse_retry_after
+from notifications.transport import parse_retry_after
 from notifications.payload import MAX_PAYLOAD_BYTES, PREVIEW_CHARS, badge_payload, encode, topic_for
 
 MESSAGE = {
