@@ -100,7 +100,7 @@ LIGHT_RATE = float(os.environ.get("BENCH_RT_LIGHT_RATE", "5"))
 LIGHT_SECONDS = float(os.environ.get("BENCH_RT_LIGHT_SECONDS", "12"))
 WARMUP = 3.0  # seconds of each phase before its measured window
 DRAIN = float(os.environ.get("BENCH_RT_DRAIN", "15"))
-IDLE_SECONDS = 10.0
+IDLE_SECONDS = 20.0
 ECHO_RATE = RATE * (1 + 1 / REPLY_EVERY)  # frames/s: what the loaded phase writes on Redis  # seconds to wait for the last deliveries of a phase
 CONNECT_CONCURRENCY = 32  # Twisted listens with a backlog of 50
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -718,6 +718,7 @@ async def chat_shape(run: Run, shape: Shape, customers: list[dict[str, str]], to
         # thousands of rows) do not count as the servers' idle cost.
         await asyncio.sleep(2.0)
         await asyncio.to_thread(run.sql, "VACUUM ANALYZE")
+        await asyncio.sleep(15.0)  # the VACUUM's own statistics and autovacuum's reaction settle
         idle_probe = Probe(pids, run)
         idle_probe.start()
         await asyncio.sleep(IDLE_SECONDS)
@@ -960,7 +961,7 @@ def render(echo: dict[str, Any] | None, chats: list[dict[str, Any]], failures: l
         "never arrived, then their other copies, then messages not processed yet (backlog).",
         "With two Daphne processes customers alternate between them and the agent is on the second, so half the deliveries "
         "cross processes through Redis. The pipeline (read models, push process manager, fan-out) runs inside `serve` in (a) "
-        "and in `runworkers` in (b) and (c). *Idle* is measured over 10 s with every socket connected, after a `VACUUM "
+        "and in `runworkers` in (b) and (c). *Idle* is measured over 20 s with every socket connected, 15 s after a `VACUUM "
         "ANALYZE` (so autovacuum's own transactions are not counted), and divided over the processes.",
         "RSS: VmRSS of each Daphne process (in (a) the `serve` process, workers included) with every socket connected "
         "and idle, minus before they connected (after 8 sockets per process had been opened and closed), over the sockets "

@@ -26,13 +26,12 @@ renewal: wake-ups, not polls, bring new events.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 import os
 import socket
 import uuid
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -40,7 +39,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from eventstore import wakeup
-from eventstore.dbthreads import DatabaseThreads
+from eventstore.dbthreads import DatabaseThreads, relax_commits
 from eventstore.events import Cursor
 from eventstore.loop import Delay, run_forever
 from eventstore.models import Checkpoint
@@ -119,17 +118,6 @@ def _view(batch: Batch, types: Collection[str] | None, unit: Unit) -> Batch:
     return Batch(events, batch.start, batch.end, batch.blocked, unit, batch.scanned)
 
 
-@contextlib.contextmanager
-def _pipelined() -> Iterator[None]:
-    """On PostgreSQL, send the transaction's BEGIN with the next statement (one round trip)."""
-    if connection.vendor != "postgresql":
-        yield
-        return
-    connection.ensure_connection()
-    with connection.connection.pipeline():
-        yield
-
-
 class ConsumerRunner:
     """Feeds a group of consumers (or one) from the log under one checkpoint.
 
@@ -144,8 +132,12 @@ class ConsumerRunner:
         name: str | None = None,
         owner: str | None = None,
         batch_size: int = 500,
+        derived_only: bool = False,
     ) -> None:
         self.consumers: list[Consumer] = list(consumers) if isinstance(consumers, Sequence) else [consumers]
+        #: The group writes nothing the log cannot give again: its commits need
+        #: not wait for the disk (see process_batch).
+        self.derived_only = derived_only
         if not self.consumers:
             raise ValueError("a runner needs at least one consumer")
         self.name = name or self.consumers[0].name
@@ -222,10 +214,16 @@ class ConsumerRunner:
         now = _now()
         until = now + dt.timedelta(seconds=settings.PARLEY_LEASE_SECONDS)
         try:
+            if self.derived_only:
+                # Everything this group writes (rows and checkpoint together)
+                # follows from the log, whose appends are durable: if a
+                # database crash loses the last moment of such commits, the
+                # checkpoint goes back with the rows and the same batches are
+                # applied again. So its commits need not wait for the disk.
+                relax_commits()
             with transaction.atomic():
                 # Read first: an empty read takes no lock and writes nothing.
-                with _pipelined():
-                    batch = self.store.read_batch(start, self.batch_size)
+                batch = self.store.read_batch(start, self.batch_size)
                 if batch.end == start:
                     self._renew_if_due(now, until)  # an idle holder's only write
                     return Progress(blocked=batch.blocked)

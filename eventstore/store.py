@@ -44,26 +44,16 @@ TABLE = "parley_events"
 REPLAY_APPLICATION_NAME = "parley:replay"
 
 # The read barrier: the oldest transaction id that might still commit an
-# event. pg_current_snapshot()'s in-progress list is cluster-wide, so
+# event, computed by the function parley_read_barrier() (migration
+# eventstore 0002; a plpgsql function so that its plan is made once per
+# connection). pg_current_snapshot()'s in-progress list is cluster-wide, so
 # transactions of other databases (and replays of our own) are dropped from
 # it, or one long transaction anywhere in the cluster would stall every
 # reader. An xid whose backend cannot be seen (finished meanwhile, or hidden
 # from this role) is kept: that may delay a read, never make it skip. The
 # reader's own xid is kept too, so a reader never passes its own uncommitted
 # appends.
-_BARRIER_XID = f"""(
-    WITH snap AS (SELECT pg_current_snapshot() AS s)
-    SELECT COALESCE(min(inflight.x), (SELECT pg_snapshot_xmax(s)::text::bigint FROM snap))
-    FROM (
-        SELECT xip::text::bigint AS x FROM snap, pg_snapshot_xip(snap.s) AS xip
-        UNION ALL SELECT pg_current_xact_id_if_assigned()::text::bigint
-    ) AS inflight
-    WHERE inflight.x IS NOT NULL AND inflight.x NOT IN (
-        SELECT backend_xid::text::bigint FROM pg_stat_activity
-        WHERE backend_xid IS NOT NULL
-          AND (datname IS DISTINCT FROM current_database() OR application_name = '{REPLAY_APPLICATION_NAME}')
-    )
-)"""
+_BARRIER_XID = "parley_read_barrier()"
 
 _COLUMNS = "position, tx, event_id, stream_id, version, event_type, schema_version, data, metadata, recorded_at"
 _INSERT_COLUMNS = "event_id, stream_id, version, event_type, schema_version, data, metadata, recorded_at, tx"
@@ -355,9 +345,7 @@ class EventStore:
                 f"SELECT {_COLUMNS}, 1 FROM {TABLE} "
                 f"WHERE (tx, position) > (%s, %s) {bound} ORDER BY tx, position LIMIT %s"
             )
-        with self._conn.cursor() as cursor:
-            cursor.execute(sql, params)
-            rows = cursor.fetchall()
+        rows = self._fetch(sql, params, prepare=True)
         # Rows are in transaction-id order, so the readable ones come first.
         readable = 0
         while readable < len(rows) and rows[readable][-1]:
@@ -369,6 +357,20 @@ class EventStore:
         wanted = [r for r in rows if types is None or r[5] in types]
         end = Cursor(int(rows[-1][1]), int(rows[-1][0]))
         return Batch([_record(r) for r in wanted], after, end, blocked, scanned=len(rows))
+
+    def _fetch(self, sql: str, params: list[Any], *, prepare: bool = False) -> list[tuple[Any, ...]]:
+        """Run a query; on PostgreSQL a hot one can be prepared once per connection
+        (the reading query is long, and planning it each time cost a third of a
+        batch's read)."""
+        conn = self._conn
+        if prepare and self._is_postgres:
+            conn.ensure_connection()
+            with conn.connection.cursor() as cursor:
+                cursor.execute(sql, params, prepare=True)
+                return cursor.fetchall()
+        with conn.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
 
     def cursor_at(self, position: int) -> Cursor:
         """The reading-order cursor of the event at ``position`` (0: the start)."""

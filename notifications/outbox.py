@@ -137,24 +137,6 @@ def next_wake(now: dt.datetime) -> dt.datetime | None:
     return min(found) if found else None
 
 
-def relax_durability() -> None:
-    """Let this connection's commits return before their WAL is on disk.
-
-    A delivery worker commits once per push (the row is marked sent right
-    after the push service accepted it), and waiting for the disk took
-    most of a push's time. What a database crash could lose is the last
-    fraction of a second of marks: those rows would be pushed again, with
-    the same payload and Topic (the at-least-once edge above), never lost.
-    The outbox rows themselves are written by the pipeline, durably.
-    """
-    if connection.vendor == "postgresql":
-        connection.ensure_connection()
-        if getattr(connection, "_parley_relaxed", None) is not connection.connection:
-            with connection.cursor() as c:
-                c.execute("SET synchronous_commit TO off")
-            connection._parley_relaxed = connection.connection  # type: ignore[attr-defined]
-
-
 def release(owner: str, subscription_ids: list[Any]) -> None:
     if subscription_ids:
         PushSubscription.objects.filter(pk__in=subscription_ids, lease_owner=owner).update(lease_owner="", lease_until=None)

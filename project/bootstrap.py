@@ -27,10 +27,17 @@ def consumers() -> list[Consumer]:
 
 
 def pipeline(*, owner: str | None = None) -> ConsumerRunner:
-    """The one consumer group that feeds every consumer of the log."""
+    """The one consumer group that feeds every consumer of the log.
+
+    Its writes (read models, push outbox rows, the checkpoint) all follow
+    from the log, so its commits need not wait for the disk: a database
+    crash can only send it back a few batches, which it applies again
+    (frames are published again and de-duplicated by position; outbox rows
+    are unique per event and device).
+    """
     from readmodels.projections import PIPELINE
 
-    return ConsumerRunner(consumers(), name=PIPELINE, owner=owner)
+    return ConsumerRunner(consumers(), name=PIPELINE, owner=owner, derived_only=True)
 
 
 async def run_workers(stop: asyncio.Event, *, delivery: bool = True) -> None:
