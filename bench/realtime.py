@@ -242,7 +242,7 @@ class Shape:
 
 
 SHAPE_DEFS = {
-    "serve": Shape("serve", "(a) 1 `serve` process, in-memory layer", 1, None),
+    "serve": Shape("serve", "(a) 1 `serve` process: SQLite, in-memory layer", 1, None),
     "pubsub": Shape("pubsub", "(b) 2 Daphne + `runworkers`, Redis pubsub layer", 2, "pubsub"),
     "core": Shape("core", "(c) 2 Daphne + `runworkers`, Redis core layer", 2, "core"),
 }
@@ -257,6 +257,7 @@ class Run:
         self.stacks: list[e2e.Stack] = []
         self.procs: list[subprocess.Popen[bytes]] = []
         self.created = False
+        self.on_sqlite = False
         self.agent_password = secrets.token_urlsafe(12)
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
         # Production settings (DEBUG off, default poll interval): start_stack()
@@ -277,20 +278,29 @@ class Run:
         self.env = env
 
     def setup(self) -> None:
+        """The PostgreSQL scratch database (the Redis shapes) and the SQLite file (the embedded shape)."""
         common.create_database(self.dbname)
         self.created = True
-        subprocess.run([PY, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=self.env, check=True, capture_output=True)
-        subprocess.run(
-            [PY, "manage.py", "createsuperuser", "--noinput", "--username", "agent", "--email", "agent@example.com"],
-            cwd=ROOT, env=self.env, check=True, capture_output=True,
-        )
+        for url in (self.env["DATABASE_URL"], self.sqlite_url):
+            env = {**self.env, "DATABASE_URL": url}
+            subprocess.run([PY, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True, capture_output=True)
+            subprocess.run(
+                [PY, "manage.py", "createsuperuser", "--noinput", "--username", "agent", "--email", "agent@example.com"],
+                cwd=ROOT, env=env, check=True, capture_output=True,
+            )
+
+    @property
+    def sqlite_url(self) -> str:
+        return f"sqlite:///{self.tmp / 'serve.sqlite3'}"
 
     def start(self, shape: Shape) -> e2e.Stack:
         env = dict(self.env)
+        self.on_sqlite = shape.layer is None
         if shape.layer:
             env.update(REDIS_URL=REDIS_URL, PARLEY_CHANNEL_LAYER=shape.layer)
         else:
-            env["REDIS_URL"] = ""
+            # The embedded shape as `make run` has it: SQLite and the in-memory layer.
+            env.update(REDIS_URL="", DATABASE_URL=self.sqlite_url)
         logs = self.tmp / shape.key
         logs.mkdir(parents=True, exist_ok=True)
         urls = [f"http://127.0.0.1:{e2e.free_port()}" for _ in range(shape.web)]
@@ -316,6 +326,14 @@ class Run:
         self.sql("UPDATE parley_checkpoints SET owner = '', lease_until = NULL")
 
     def sql(self, query: str, params: Any = None) -> list[tuple[Any, ...]]:
+        """A query on the database of the shape running now (PostgreSQL or SQLite)."""
+        if self.on_sqlite:
+            import sqlite3
+
+            with contextlib.closing(sqlite3.connect(self.sqlite_url.removeprefix("sqlite:///"), timeout=30)) as conn:
+                cur = conn.execute(query.replace("%s", "?"), params or ())
+                conn.commit()
+                return cur.fetchall()
         import psycopg
 
         with psycopg.connect(**common.conninfo(self.dbname), autocommit=True) as conn:
@@ -347,8 +365,9 @@ class Run:
         if not row:
             return set()
         tx, pos = int(row[0][0]), int(row[0][1])
-        events = self.sql("SELECT position, tx FROM parley_events WHERE position = ANY(%s)", [positions])
-        return {int(p) for p, t in events if (int(t), int(p)) <= (tx, pos)}
+        wanted = set(positions)
+        events = self.sql("SELECT position, tx FROM parley_events WHERE position >= %s", [min(wanted)])
+        return {int(p) for p, t in events if int(p) in wanted and (int(t), int(p)) <= (tx, pos)}
 
     def close(self) -> None:
         for stack in list(self.stacks):
@@ -717,9 +736,11 @@ async def chat_shape(run: Run, shape: Shape, customers: list[dict[str, str]], to
         # so that autovacuum's own transactions (the registrations wrote
         # thousands of rows) do not count as the servers' idle cost.
         await asyncio.sleep(2.0)
-        await asyncio.to_thread(run.sql, "VACUUM ANALYZE")
-        await asyncio.sleep(15.0)  # the VACUUM's own statistics and autovacuum's reaction settle
-        idle_probe = Probe(pids, run)
+        pg = None if run.on_sqlite else run  # PostgreSQL's counters: the Redis shapes only
+        if pg is not None:
+            await asyncio.to_thread(run.sql, "VACUUM ANALYZE")
+            await asyncio.sleep(15.0)  # the VACUUM's own statistics and autovacuum's reaction settle
+        idle_probe = Probe(pids, pg)
         idle_probe.start()
         await asyncio.sleep(IDLE_SECONDS)
         idle = {i: rss_kib(pid) for i, pid in daphnes.items()}
@@ -732,14 +753,15 @@ async def chat_shape(run: Run, shape: Shape, customers: list[dict[str, str]], to
         log(
             f"  {len(load.customers)} customers connected in {t_connect:.1f}s; "
             + ", ".join(f"daphne {i}: {before[i] / 1024:.0f} -> {idle[i] / 1024:.0f} MiB with {held[i]} sockets" for i in daphnes)
-            + f"; idle: {out['idle']['pg_sessions']:.1f} PostgreSQL sessions/s, {out['idle']['pg_commits']:.2f} commits/s "
-            f"({out['idle']['pg_commits'] / (shape.web + (1 if shape.layer else 0)):.2f} per process)"
+            + (f"; idle: {out['idle']['pg_sessions']:.1f} PostgreSQL sessions/s, {out['idle']['pg_commits']:.2f} commits/s "
+               f"({out['idle']['pg_commits'] / (shape.web + (1 if shape.layer else 0)):.2f} per process)"
+               if "pg_commits" in out["idle"] else "; SQLite")
         )
         await load.probe()
         loaded = SERVE_RATE if shape.layer is None else RATE
         for phase in (Phase("light", LIGHT_RATE, LIGHT_SECONDS), Phase("loaded", loaded, SECONDS)):
             log(f"  {phase.name}: {phase.rate:g} customer messages/s, every {REPLY_EVERY}th answered; {WARMUP:g}s warm-up + {phase.seconds:g}s measured")
-            await load.drive(phase, Probe(pids, run))
+            await load.drive(phase, Probe(pids, pg))
             await load.drain(phase.name, DRAIN)
             fanned = await asyncio.to_thread(run.fanned_out, [t.position for t in load.tracks.values() if t.phase == phase.name and t.position])
             res = load.results(phase, fanned)
@@ -750,7 +772,8 @@ async def chat_shape(run: Run, shape: Shape, customers: list[dict[str, str]], to
                 f"badge p50 {ms(pct(res['lat_badge'], 50))} p99 {ms(pct(res['lat_badge'], 99))} ms, ack p50 {ms(pct(res['acks'], 50))} ms; "
                 f"{res['delivered_rate']:.1f}/s delivered of {res['sent_rate']:.1f}/s; lost {res['lost']} (+{res['lost_frames']} copies), "
                 f"queued {res['queued']}; CPU% daphne {c['daphne']:.0f} workers {c['workers']:.0f} postgres {c['postgres']:.0f} "
-                f"client {c['client']:.0f} others {c['others']:.0f}; PostgreSQL {c['pg_sessions']:.0f} sessions/s, {c['pg_commits']:.0f} commits/s"
+                f"client {c['client']:.0f} others {c['others']:.0f}"
+                + (f"; PostgreSQL {c['pg_sessions']:.0f} sessions/s, {c['pg_commits']:.0f} commits/s" if "pg_commits" in c else "")
             )
         out["rss_after"] = {i: rss_kib(pid) for i, pid in daphnes.items()}
     finally:
@@ -915,7 +938,7 @@ def render(echo: dict[str, Any] | None, chats: list[dict[str, Any]], failures: l
         mem_rows.append([
             name, " + ".join(str(per[i]) for i in sorted(per)), f"{r['connect_rate']:.0f}", rss, f"**{r['kib_per_conn']:.0f}**",
             f"{idle['pg_sessions']:.1f} / {idle['pg_commits']:.2f} ({idle['pg_commits'] / (r['shape'].web + (1 if r['shape'].layer else 0)):.2f} per process)"
-            if idle and r.get("shape") else "–",
+            if idle and "pg_commits" in idle and r.get("shape") else "– (SQLite)" if idle else "–",
             f"{idle['daphne']:.0f} / {idle['workers']:.0f}" if idle and r["shape"].layer else f"{idle['daphne']:.0f}" if idle else "–",
         ])
     memory = table(
@@ -1083,18 +1106,18 @@ async def main_async(run: Run) -> tuple[dict[str, Any] | None, list[dict[str, An
         return echo, chats, failures, findings
     log("scratch database: create, migrate, agent account")
     await asyncio.to_thread(run.setup)
-    customers: list[dict[str, str]] = []
-    tokens: list[str] = []
+    registered: dict[bool, tuple[list[dict[str, str]], list[str]]] = {}  # per database: customers, agent tokens
     for shape in shapes:
         log(shape.label)
         stack = None
         try:
             stack = await asyncio.to_thread(run.start, shape)
-            if not customers:
+            if run.on_sqlite not in registered:
                 t0 = time.perf_counter()
-                customers = await asyncio.to_thread(register_customers, stack.urls, run.env["PARLEY_INTEGRATION_KEY"], CUSTOMERS)
-                tokens = await asyncio.to_thread(agent_tokens, stack.url, run.agent_password, AGENTS)
-                log(f"  registered {len(customers)} customers over HTTP in {time.perf_counter() - t0:.1f}s")
+                found = await asyncio.to_thread(register_customers, stack.urls, run.env["PARLEY_INTEGRATION_KEY"], CUSTOMERS)
+                registered[run.on_sqlite] = (found, await asyncio.to_thread(agent_tokens, stack.url, run.agent_password, AGENTS))
+                log(f"  registered {len(found)} customers over HTTP in {time.perf_counter() - t0:.1f}s")
+            customers, tokens = registered[run.on_sqlite]
             await asyncio.to_thread(run.wait_caught_up)
             chats.append(await chat_shape(run, shape, customers, tokens, stack))
         except Exception as exc:
