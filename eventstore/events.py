@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import types
 import typing
 import uuid
@@ -87,27 +88,41 @@ def _to_json(value: Any) -> Any:
     return value
 
 
+#: UUIDs parsed from payloads, shared: the same customer and message ids
+#: come back event after event, and parsing one costs more than a lookup.
+#: (UUIDs are immutable, so sharing one is safe.)
+_uuid = functools.lru_cache(maxsize=1 << 16)(uuid.UUID)
+
+
 def _converter(kind: Any) -> Callable[[Any], Any] | None:
     """How to turn a JSON value back into a field of type ``kind`` (None: as is)."""
     if typing.get_origin(kind) in (typing.Union, types.UnionType):
         inner = [a for a in typing.get_args(kind) if a is not type(None)]
         return _converter(inner[0]) if len(inner) == 1 else None
     if kind is uuid.UUID:
-        return uuid.UUID
+        return _uuid
     if kind is dt.datetime:
         return dt.datetime.fromisoformat
     return None
 
 
-_decoders: dict[type, list[tuple[str, Callable[[Any], Any] | None]]] = {}
+@dataclass(frozen=True)
+class _Decoder:
+    names: frozenset[str]
+    converters: tuple[tuple[str, Callable[[Any], Any]], ...]  # the fields that are not JSON as is
 
 
-def _fields_of(cls: type[DomainEvent]) -> list[tuple[str, Callable[[Any], Any] | None]]:
+_decoders: dict[type, _Decoder] = {}
+
+
+def _decoder_of(cls: type[DomainEvent]) -> _Decoder:
     # Resolving type hints is slow; a replay decodes hundreds of thousands of events.
     found = _decoders.get(cls)
     if found is None:
         hints = typing.get_type_hints(cls)
-        found = _decoders[cls] = [(f.name, _converter(hints[f.name])) for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+        fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+        converters = tuple((f.name, c) for f in fields if (c := _converter(hints[f.name])) is not None)
+        found = _decoders[cls] = _Decoder(frozenset(f.name for f in fields), converters)
     return found
 
 
@@ -125,11 +140,15 @@ def decode(name: str, version: int, payload: Payload) -> DomainEvent:
             raise UnknownEventType(f"no upcaster for {name} v{version}")
         payload = step(dict(payload))
         version += 1
-    kwargs = {}
-    for name, convert in _fields_of(cls):
-        if name in payload:
-            value = payload[name]
-            kwargs[name] = convert(value) if convert is not None and value is not None else value
+    decoder = _decoder_of(cls)
+    if payload.keys() <= decoder.names:
+        kwargs = dict(payload)
+    else:  # keys of fields the class no longer has are dropped
+        kwargs = {k: v for k, v in payload.items() if k in decoder.names}
+    for field_name, convert in decoder.converters:
+        value = kwargs.get(field_name)
+        if value is not None:
+            kwargs[field_name] = convert(value)
     return cls(**kwargs)
 
 

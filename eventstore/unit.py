@@ -24,6 +24,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import psycopg
 from django.db import connections, models
 
 Row = dict[str, Any]
@@ -63,6 +64,8 @@ class Table:
         self.attnames = [f.attname for f in self.fields]
         self.defaults = {f.attname: f.get_default() for f in self.fields}
         self.columns = {f.attname: f.column for f in self.fields}
+        # PostgreSQL column types, for the arrays a statement unnests (``varchar(200)[]``...).
+        self.types = {f.attname: f.db_type(conn) for f in self.fields} if self.postgres else {}
         self._to_db = {f.attname: self._to_db_converter(f) for f in self.fields}
         self._from_db = {f.attname: self._from_db_converter(f) for f in self.fields}
 
@@ -74,11 +77,7 @@ class Table:
         if isinstance(field, models.DateTimeField) and not self.postgres:
             return lambda v: v if v is None else v.astimezone(dt.timezone.utc).replace(tzinfo=None).isoformat(" ")
         if isinstance(field, models.JSONField):
-            if self.postgres:
-                from psycopg.types.json import Jsonb
-
-                return lambda v: v if v is None else Jsonb(v)
-            return lambda v: v if v is None else json.dumps(v)
+            return lambda v: v if v is None else json.dumps(v)  # text, cast to jsonb by the statement
         return _identity
 
     def _from_db_converter(self, field: models.Field) -> Convert:  # type: ignore[type-arg]
@@ -104,12 +103,32 @@ class Table:
     def select(self) -> str:
         return ", ".join(f'"{self.columns[a]}"' for a in self.attnames)
 
+    def insertable(self) -> list[str]:
+        """The attnames an INSERT gives values for (a generated key is the database's)."""
+        return [a for a in self.attnames if not (self.generated_pk and a == self.pk)]
+
+    def among(self, attname: str, keys: Sequence[Any]) -> tuple[str, list[Any]]:
+        """A condition "``attname`` is one of ``keys``" and its parameters.
+
+        On PostgreSQL one array parameter, so the statement's text is the same
+        whatever the number of keys (psycopg prepares it once per connection).
+        """
+        column = f'"{self.columns[attname]}"'
+        values = [self.to_db(attname, k) for k in keys]
+        if self.postgres:
+            return f"{column} = ANY(%b::{self.types[attname]}[])", [values]
+        return f"{column} IN ({', '.join(['%s'] * len(values))})", values
+
 
 class Unit:
     """The rows one batch touches, for every consumer of a group (see the module docstring)."""
 
-    def __init__(self, using: str = "default") -> None:
+    def __init__(self, using: str = "default", *, keep: bool = False) -> None:
+        """``keep``: the unit outlives a flush (a rebuild's): rows written
+        stay known as stored, so later batches need not read them again."""
         self.using = using
+        self.keep = keep
+        self._complete: set[str] = set()
         self._tables: dict[str, Table] = {}
         self._wanted: dict[str, set[Any]] = defaultdict(set)
         self._wanted_by: dict[tuple[str, str], set[Any]] = defaultdict(set)
@@ -146,12 +165,14 @@ class Unit:
         ]
         for name, keys in self._wanted.items():
             table = self._tables[name]
-            keys -= set(self._rows[name])
-            for chunk in _chunks([k for k in keys], CHUNK):
+            if name in self._complete:
+                continue  # every stored row is in memory: the others do not exist
+            keys -= self._rows[name].keys() | self._dirty[name].keys() | self._removed[name]
+            for chunk in _chunks([k for k in keys], self._chunk(table)):
                 queries.append(self._select(table, table.pk, chunk, self._keep_rows(table)))
         for (name, attname), values in self._wanted_by.items():
             table = self._tables[name]
-            for chunk in _chunks(list(values), CHUNK):
+            for chunk in _chunks(list(values), self._chunk(table)):
                 queries.append(self._select(table, attname, chunk, self._keep_found(table, attname, chunk)))
         self._wanted.clear()
         self._wanted_by.clear()
@@ -165,9 +186,8 @@ class Unit:
         return out
 
     def _select(self, table: Table, attname: str, keys: list[Any], keep: Any) -> tuple[str, list[Any], Any]:
-        marks = ", ".join(["%s"] * len(keys))
-        sql = f'SELECT {table.select()} FROM "{table.name}" WHERE "{table.columns[attname]}" IN ({marks})'
-        return sql, [table.to_db(attname, k) for k in keys], keep
+        where, params = table.among(attname, keys)
+        return f'SELECT {table.select()} FROM "{table.name}" WHERE {where}', params, keep
 
     def _keep_rows(self, table: Table) -> Callable[[list[tuple[Any, ...]]], None]:
         def keep(rows: list[tuple[Any, ...]]) -> None:
@@ -188,15 +208,42 @@ class Unit:
 
         return keep
 
+    def assume_empty(self, model: type[models.Model]) -> None:
+        """The table holds no row but the ones this (keeping) unit writes: never read it."""
+        assert self.keep
+        self._complete.add(self.table(model).name)
+
+    def held(self) -> int:
+        """Rows the unit holds in memory, stored or to be written."""
+        return sum(map(len, self._rows.values())) + self.pending()
+
+    def pending(self) -> int:
+        """Rows ``flush`` would write or delete."""
+        return sum(
+            len(rows) for group in (self._dirty, self._removed, self._added, self._added_unique) for rows in group.values()
+        )
+
+    def forget(self) -> None:
+        """Drop the rows held in memory (after a flush): later batches read what they need."""
+        assert not self.pending(), "flush before forgetting"
+        self._rows.clear()
+        self._found.clear()
+        self._complete.clear()
+
     def get(self, model: type[models.Model], key: Any) -> Row | None:
         """A row by primary key: as loaded, or as changed since (None: absent or removed)."""
+        # The hottest call of a replay: each lookup hashes the key again (a UUID's hash is Python code).
         name = model._meta.db_table
-        if key in self._removed.get(name, ()):
+        removed = self._removed.get(name)
+        if removed and key in removed:
             return None
         dirty = self._dirty.get(name)
-        if dirty is not None and key in dirty:
-            return dirty[key]
-        return self._rows.get(name, {}).get(key)
+        if dirty:
+            row = dirty.get(key)
+            if row is not None:
+                return row
+        rows = self._rows.get(name)
+        return rows.get(key) if rows else None
 
     def find(self, model: type[models.Model], attname: str, value: Any) -> list[Row]:
         """Rows loaded through ``want_by`` for ``value``."""
@@ -208,8 +255,9 @@ class Unit:
         """Insert or update this row (by primary key) at ``flush``."""
         table = self.table(model)
         key = row[table.pk]
-        if table.name in self._removed:
-            self._removed[table.name].discard(key)
+        removed = self._removed.get(table.name)
+        if removed:
+            removed.discard(key)
         self._dirty[table.name][key] = row
 
     def remove(self, model: type[models.Model], key: Any) -> None:
@@ -242,35 +290,73 @@ class Unit:
 
     def flush(self) -> None:
         statements: list[tuple[str, list[Any]]] = []
+        copies: list[tuple[Table, list[Row]]] = []
         for name, keys in self._removed.items():
             table = self._tables[name]
-            for chunk in _chunks(list(keys), CHUNK):
-                marks = ", ".join(["%s"] * len(chunk))
-                statements.append(
-                    (f'DELETE FROM "{name}" WHERE "{table.pk_column}" IN ({marks})', [table.to_db(table.pk, k) for k in chunk])
-                )
+            if name in self._complete:  # only rows written before need deleting
+                keys = {k for k in keys if k in self._rows[name]}
+            for chunk in _chunks(list(keys), self._chunk(table)):
+                where, params = table.among(table.pk, chunk)
+                statements.append((f'DELETE FROM "{name}" WHERE {where}', params))
         for name, dirty in self._dirty.items():
-            statements += self._insert(self._tables[name], list(dirty.values()), upsert=True)
+            table = self._tables[name]
+            rows = list(dirty.values())
+            if name in self._complete and table.postgres:
+                # Rows never written go in with COPY, the others are updated.
+                stored = self._rows[name]
+                copies.append((table, [row for key, row in dirty.items() if key not in stored]))
+                rows = [row for key, row in dirty.items() if key in stored]
+            statements += self._insert(table, rows, upsert=True)
         for name, added in self._added.items():
-            statements += self._insert(self._tables[name], added)
+            table = self._tables[name]
+            if self.keep and table.postgres:
+                copies.append((table, added))
+            else:
+                statements += self._insert(table, added)
         for name, by_key in self._added_unique.items():
             statements += self._insert(self._tables[name], list(by_key.values()), ignore=self._unique_on[name])
         statements += self._after
+        for table, rows in copies:
+            self._copy(table, rows)
         self._run(statements, fetch=False)
+        if self.keep:
+            for name, dirty in self._dirty.items():
+                self._rows[name].update(dirty)
+            for name, keys in self._removed.items():
+                for key in keys:
+                    self._rows[name].pop(key, None)
         self._removed.clear()
         self._dirty.clear()
         self._added.clear()
         self._added_unique.clear()
         self._after = []
 
+    def _copy(self, table: Table, rows: list[Row]) -> None:
+        """Write new rows with COPY (binary): a rebuild's bulk of rows, three
+        times faster than an INSERT of the same rows."""
+        if not rows:
+            return
+        attnames = table.insertable()
+        cols = ", ".join(f'"{table.columns[a]}"' for a in attnames)
+        raw = connections[self.using].connection
+        with psycopg.Cursor(raw) as cursor:
+            cursor.execute(
+                "SELECT attname, atttypid FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0", [table.name]
+            )
+            oids = dict(cursor.fetchall())
+            with cursor.copy(f'COPY "{table.name}" ({cols}) FROM STDIN (FORMAT BINARY)') as copy:
+                copy.set_types([oids[table.columns[a]] for a in attnames])
+                for row in rows:
+                    # JSON goes to psycopg's jsonb dumper as the object itself.
+                    copy.write_row([row.get(a, table.defaults[a]) for a in attnames])
+
     def _insert(
         self, table: Table, rows: list[Row], *, upsert: bool = False, ignore: Sequence[str] = ()
     ) -> list[tuple[str, list[Any]]]:
         if not rows:
             return []
-        attnames = [a for a in table.attnames if not (table.generated_pk and a == table.pk)]
+        attnames = table.insertable()
         cols = ", ".join(f'"{table.columns[a]}"' for a in attnames)
-        one = "(" + ", ".join(["%s"] * len(attnames)) + ")"
         if upsert:
             updates = ", ".join(f'"{table.columns[a]}" = excluded."{table.columns[a]}"' for a in attnames if a != table.pk)
             tail = f' ON CONFLICT ("{table.pk_column}") DO UPDATE SET {updates}'
@@ -278,11 +364,23 @@ class Unit:
             tail = " ON CONFLICT (" + ", ".join(f'"{table.columns[a]}"' for a in ignore) + ") DO NOTHING"
         else:
             tail = ""
+        if table.postgres:
+            # One array per column, unnested into rows: a statement of the same
+            # text for any number of rows, and one parameter per column.
+            arrays = ", ".join(f"%b::{table.types[a]}[]" for a in attnames)
+            sql = f'INSERT INTO "{table.name}" ({cols}) SELECT * FROM unnest({arrays}){tail}'
+            return [(sql, [[table.to_db(a, row.get(a, table.defaults[a])) for row in rows] for a in attnames])]
         out = []
+        one = "(" + ", ".join(["%s"] * len(attnames)) + ")"
         for chunk in _chunks(rows, max(1, CHUNK * 4 // len(attnames))):
             params = [table.to_db(a, row[a] if a in row else table.defaults[a]) for row in chunk for a in attnames]
             out.append((f'INSERT INTO "{table.name}" ({cols}) VALUES {", ".join([one] * len(chunk))}{tail}', params))
         return out
+
+    @staticmethod
+    def _chunk(table: Table) -> int:
+        """Keys per statement: all of them in one array on PostgreSQL; SQLite caps a statement's variables."""
+        return 1 << 30 if table.postgres else CHUNK
 
     # -- running ----------------------------------------------------------------------------
 
@@ -302,8 +400,10 @@ class Unit:
         with raw.pipeline():
             cursors = []
             for sql, params in statements:
-                cursor = raw.cursor()
-                cursor.execute(sql, params)
+                # Server-side binding (Django's cursors bind on the client) and
+                # prepared: the texts are few and the same for every batch.
+                cursor = psycopg.Cursor(raw)
+                cursor.execute(sql, params, prepare=True)
                 cursors.append(cursor)
             return [c.fetchall() for c in cursors] if fetch else []
 
