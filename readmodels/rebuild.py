@@ -5,7 +5,8 @@
    schema of their own on PostgreSQL (same table and index names, found
    first through ``search_path``), TEMP tables on SQLite (which shadow the
    main ones for this connection). One pass over the log feeds every chosen
-   projection, a batch per transaction, up to the pipeline's checkpoint.
+   projection up to the pipeline's checkpoint, through one unit of work that
+   holds the rows in memory and writes them once (``HELD_ROWS`` bounds it).
    The live pipeline goes on meanwhile, writing the live tables.
 2. **The swap.** One transaction locks the pipeline's checkpoint row (the
    live pipeline starts every batch by locking it, so it waits here, between
