@@ -2,8 +2,9 @@
 
 Everything sends to the same local Web Push service
 (``tests.support.pushservice.PushService``: it verifies each VAPID JWT and
-decrypts each aes128gcm body, on threads of this process), with the same
-payload size, TTL, Urgency and Topic:
+decrypts each aes128gcm body, in a process of its own, bench/push_peer.py,
+so its work does not share this process's interpreter lock with the senders),
+with the same payload size, TTL, Urgency and Topic:
 
 * the baseline: a bare ``pywebpush.webpush()`` loop over prepared
   subscriptions, one thread, no database;
