@@ -318,16 +318,16 @@ does what production does: claims up to 16 devices with `FOR UPDATE SKIP
 LOCKED` and reads the claimed messages' streams in the same transaction
 ("already read? edited?": one query per claim), encrypts each push
 (pywebpush) with the VAPID header signed once per push service and the
-connection kept open (TTL, Urgency, Topic), and marks each row sent right
-after the push in one statement. The bare loop signs a VAPID JWT and opens
-a connection for every push, as `pywebpush.webpush()` does.
+connection kept open (TTL, Urgency, Topic), and marks the round's pushes
+sent in one statement and one commit. The bare loop signs a VAPID JWT and
+opens a connection for every push, as `pywebpush.webpush()` does.
 
 {table(["sender", "pushes/s", "vs bare loop"], rows)}
 
-The worker has bookkeeping the loop has not (the claim, and the mark: one
-statement and one durable commit per push, so a crash can repeat at most
-the push in flight), and saves what the loop repeats (a signature and a
-connection per push). Lanes overlap the database with the network waits;
+The worker has bookkeeping the loop has not (the claim, and the marks: one
+statement and one commit per round, so a crash can repeat at most that
+round's pushes, each under the same Topic), and saves what the loop repeats
+(a signature and a connection per push). Lanes overlap the database with the network waits;
 on this machine the push service's own decryption shares the same cores and
 GIL, which bounds the 4-thread figure.
 
