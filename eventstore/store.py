@@ -301,10 +301,11 @@ class EventStore:
         if not stream_ids:
             return {}
         ids = list(stream_ids)
+        params: list[Any]
         if self._is_postgres:
             where, params = "stream_id = ANY(%s::text[])", [ids]
         else:
-            where, params = f"stream_id IN ({', '.join(['%s'] * len(ids))})", ids
+            where, params = f"stream_id IN ({', '.join(['%s'] * len(ids))})", list(ids)
         rows = self._fetch(f"SELECT {_COLUMNS} FROM {TABLE} WHERE {where} ORDER BY stream_id, version", params, prepare=True)
         out: dict[str, list[RecordedEvent]] = {s: [] for s in ids}
         for row in rows:

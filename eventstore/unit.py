@@ -398,14 +398,14 @@ class Unit:
             return out
         raw = conn.connection
         with raw.pipeline():
-            cursors = []
+            bound: list[psycopg.Cursor[Any]] = []
             for sql, params in statements:
                 # Server-side binding (Django's cursors bind on the client) and
                 # prepared: the texts are few and the same for every batch.
-                cursor = psycopg.Cursor(raw)
-                cursor.execute(sql, params, prepare=True)
-                cursors.append(cursor)
-            return [c.fetchall() for c in cursors] if fetch else []
+                server = psycopg.Cursor(raw)
+                server.execute(sql, params, prepare=True)
+                bound.append(server)
+            return [c.fetchall() for c in bound] if fetch else []
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterable[list[Any]]:
