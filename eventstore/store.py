@@ -1,11 +1,12 @@
 """The event store: append with optimistic concurrency, read in a gap-free order.
 
-Ordering on PostgreSQL uses a transaction-id read barrier (docs/operations.md,
-"Ordering on PostgreSQL"): each row carries the id of the transaction that
-appended it, and readers only read rows whose transaction id is below the
-oldest transaction still running, in (transaction id, position) order. A
-transaction that is slow to commit holds readers back; it can never be
-skipped. Writers are not serialised.
+``EventStore`` is the log's interface. This module holds the append path:
+one INSERT that checks the stream's version, the errors it raises, the
+wake-up of readers once it commits, and the replay marker that keeps a
+rebuild from appending. The reading path, with the transaction-id read
+barrier that orders it on PostgreSQL, is ``LogReader`` (eventstore.reading),
+which ``EventStore`` extends; what a read returns and raises (``Batch``,
+``UnknownPosition``) is defined there and can be imported from here too.
 
 Appends and reads are plain SQL: they are the hot path of every command and
 every consumer, and the ORM's per-row overhead was the larger part of both
@@ -19,45 +20,24 @@ import json
 import threading
 import uuid
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-import orjson
-import psycopg
 from django.db import IntegrityError, connections, transaction
 
 from eventstore import wakeup
-from eventstore.events import (
-    Cursor,
-    DomainEvent,
-    Metadata,
-    NewEvent,
-    RecordedEvent,
-    decode,
-    encode,
-)
-from eventstore.unit import Unit
+from eventstore.events import DomainEvent, Metadata, NewEvent, RecordedEvent, encode
+from eventstore.reading import TABLE, LogReader, _as_uuid
+
+# Defined with the reading path; imported from here by the log's many readers.
+from eventstore.reading import Batch as Batch
+from eventstore.reading import UnknownPosition as UnknownPosition
 
 NOTIFY_CHANNEL = "parley_events"
-TABLE = "parley_events"
 
 #: application_name of a transaction that promises never to append events
 #: (a read-model rebuild): readers need not wait for it.
 REPLAY_APPLICATION_NAME = "parley:replay"
 
-# The read barrier: the oldest transaction id that might still commit an
-# event, computed by the function parley_read_barrier() (migration
-# eventstore 0002; a plpgsql function so that its plan is made once per
-# connection). pg_current_snapshot()'s in-progress list is cluster-wide, so
-# transactions of other databases (and replays of our own) are dropped from
-# it, or one long transaction anywhere in the cluster would stall every
-# reader. An xid whose backend cannot be seen (finished meanwhile, or hidden
-# from this role) is kept: that may delay a read, never make it skip. The
-# reader's own xid is kept too, so a reader never passes its own uncommitted
-# appends.
-_BARRIER_XID = "parley_read_barrier()"
-
-_COLUMNS = "position, tx, event_id, stream_id, version, event_type, schema_version, data, metadata, recorded_at"
 _INSERT_COLUMNS = "event_id, stream_id, version, event_type, schema_version, data, metadata, recorded_at, tx"
 
 
@@ -108,44 +88,8 @@ class DuplicateEvent(Exception):
         self.event_ids = frozenset(event_ids)
 
 
-class UnknownPosition(LookupError):
-    """A client handed back a position that names no event."""
-
-
-@dataclass(frozen=True)
-class Batch:
-    """Events read after a cursor, and the cursor of the last row scanned.
-
-    ``end`` can be past the last returned event when a type filter dropped
-    rows: a consumer checkpoints at ``end`` so it never scans them again.
-    ``blocked`` says that committed events follow ``end`` but may not be
-    read yet, because an older transaction is still running (PostgreSQL's
-    read barrier): read again in a moment, no wake-up will come for them.
-    """  # noqa: D301
-
-    events: list[RecordedEvent]
-    start: Cursor
-    end: Cursor
-    blocked: bool = False
-    #: The rows the batch's consumers read and write together (set by the runner).
-    unit: Unit | None = None
-    #: Rows scanned (of every type), to tell a full batch from the end of the log.
-    scanned: int = 0
-
-
-class EventStore:
+class EventStore(LogReader):
     """Append-only log over one Django database connection alias."""
-
-    def __init__(self, using: str = "default") -> None:
-        self.using = using
-
-    @property
-    def _conn(self) -> Any:
-        return connections[self.using]
-
-    @property
-    def _is_postgres(self) -> bool:
-        return bool(self._conn.vendor == "postgresql")
 
     # -- writing ---------------------------------------------------------
 
@@ -261,176 +205,3 @@ class EventStore:
             rows = [(int(r[0]), int(r[1])) for r in cursor.fetchall()]
         rows.sort()
         return rows
-
-    # -- reading ---------------------------------------------------------
-
-    def check_transaction_ids(self) -> None:
-        """Refuse to run on a cluster whose transaction ids lag the stored ones.
-
-        After a pg_dump restore into a new cluster, new transactions get ids
-        below those already in the log: their events would sort before every
-        checkpoint and never be read. Raises RuntimeError saying what to do.
-        """
-        if not self._is_postgres:
-            return
-        with self._conn.cursor() as cursor:
-            cursor.execute(
-                f"SELECT (SELECT max(tx) FROM {TABLE}), pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
-            )
-            highest, next_xid = cursor.fetchone()
-        if highest is not None and int(highest) >= int(next_xid):
-            raise RuntimeError(
-                f"the log holds transaction id {highest} but this cluster is at {next_xid}: "
-                "it was restored into a new cluster. Advance the cluster's transaction ids past "
-                "the stored ones (pg_resetwal -x, or restore with pg_upgrade/physical backups) "
-                "before starting Parley's workers; see docs/operations.md."
-            )
-
-    def stream_version(self, stream_id: str) -> int:
-        with self._conn.cursor() as cursor:
-            cursor.execute(f"SELECT max(version) FROM {TABLE} WHERE stream_id = %s", [stream_id])
-            return int(cursor.fetchone()[0] or 0)
-
-    def read_stream(self, stream_id: str) -> list[RecordedEvent]:
-        """Every event of one stream in version order (own writes included)."""
-        rows = self._fetch(f"SELECT {_COLUMNS} FROM {TABLE} WHERE stream_id = %s ORDER BY version", [stream_id], prepare=True)
-        return [_record(r) for r in rows]
-
-    def read_streams(self, stream_ids: Collection[str]) -> dict[str, list[RecordedEvent]]:
-        """Every event of several streams, each in version order, in one query."""
-        if not stream_ids:
-            return {}
-        ids = list(stream_ids)
-        params: list[Any]
-        if self._is_postgres:
-            where, params = "stream_id = ANY(%s::text[])", [ids]
-        else:
-            where, params = f"stream_id IN ({', '.join(['%s'] * len(ids))})", list(ids)
-        rows = self._fetch(f"SELECT {_COLUMNS} FROM {TABLE} WHERE {where} ORDER BY stream_id, version", params, prepare=True)
-        out: dict[str, list[RecordedEvent]] = {s: [] for s in ids}
-        for row in rows:
-            out[row[3]].append(_record(row))
-        return out
-
-    def read_all(self, after: Cursor, limit: int = 1000) -> list[RecordedEvent]:
-        """Committed events after ``after`` in reading order, never skipping one."""
-        return self.read_batch(after, limit).events
-
-    def read_batch(
-        self,
-        after: Cursor,
-        limit: int = 1000,
-        *,
-        types: Collection[str] | None = None,
-        until: Cursor | None = None,
-    ) -> Batch:
-        """Scan up to ``limit`` readable rows after ``after`` (and not past ``until``).
-
-        Only events whose type is in ``types`` are decoded and returned, but
-        ``end`` covers every scanned row. One statement: on PostgreSQL it
-        also tells, through ``blocked``, whether committed rows wait behind
-        the read barrier.
-        """
-        params: list[Any] = [after.tx, after.position]
-        bound = ""
-        if until is not None:
-            bound = "AND (tx, position) <= (%s, %s)"
-            params += [until.tx, until.position]
-        params.append(limit)
-        if self._is_postgres:
-            sql = (
-                # MATERIALIZED: inlined, the barrier function would run once per row.
-                f"WITH barrier AS MATERIALIZED (SELECT {_BARRIER_XID} AS xid) "
-                f"SELECT {_COLUMNS}, tx < barrier.xid FROM {TABLE}, barrier "
-                f"WHERE (tx, position) > (%s, %s) {bound} ORDER BY tx, position LIMIT %s"
-            )
-        else:
-            sql = (
-                f"SELECT {_COLUMNS}, 1 FROM {TABLE} "
-                f"WHERE (tx, position) > (%s, %s) {bound} ORDER BY tx, position LIMIT %s"
-            )
-        rows = self._fetch(sql, params, prepare=True)
-        # Rows are in transaction-id order, so the readable ones come first.
-        readable = 0
-        while readable < len(rows) and rows[readable][-1]:
-            readable += 1
-        blocked = readable < len(rows)
-        rows = rows[:readable]
-        if not rows:
-            return Batch([], after, after, blocked)
-        wanted = [r for r in rows if types is None or r[5] in types]
-        end = Cursor(int(rows[-1][1]), int(rows[-1][0]))
-        return Batch([_record(r) for r in wanted], after, end, blocked, scanned=len(rows))
-
-    def _fetch(self, sql: str, params: list[Any], *, prepare: bool = False) -> list[tuple[Any, ...]]:
-        """Run a query and fetch its rows.
-
-        On PostgreSQL through a server-binding psycopg cursor with binary
-        results: Django's cursors bind parameters on the client and take
-        rows as text, and turning text back into UUIDs and times took
-        longer than the query (half a replay's read). ``prepare``: a hot
-        query is planned once per connection.
-        """
-        conn = self._conn
-        if self._is_postgres:
-            conn.ensure_connection()
-            with psycopg.Cursor(conn.connection) as cursor:
-                cursor.execute(sql, params, prepare=prepare, binary=True)
-                return cursor.fetchall()
-        with conn.cursor() as cursor:
-            cursor.execute(sql, params)
-            return cursor.fetchall()
-
-    def cursor_at(self, position: int) -> Cursor:
-        """The reading-order cursor of the event at ``position`` (0: the start)."""
-        if position == 0:
-            return Cursor.start()
-        with self._conn.cursor() as cursor:
-            cursor.execute(f"SELECT tx FROM {TABLE} WHERE position = %s", [position])
-            row = cursor.fetchone()
-        if row is None:
-            raise UnknownPosition(position)
-        return Cursor(int(row[0]), position)
-
-    def head(self) -> Cursor:
-        """The cursor of the last event a reader can see now."""
-        with self._conn.cursor() as cursor:
-            cursor.execute(f"SELECT tx, position FROM {TABLE} WHERE {self._barrier()} ORDER BY tx DESC, position DESC LIMIT 1")
-            row = cursor.fetchone()
-        return Cursor(int(row[0]), int(row[1])) if row else Cursor.start()
-
-    def count_after(self, after: Cursor) -> int:
-        """How many readable events follow ``after`` (a consumer's lag)."""
-        with self._conn.cursor() as cursor:
-            cursor.execute(
-                f"SELECT count(*) FROM {TABLE} WHERE (tx, position) > (%s, %s) AND {self._barrier()}",
-                [after.tx, after.position],
-            )
-            return int(cursor.fetchone()[0])
-
-    def _barrier(self) -> str:
-        return f"tx < {_BARRIER_XID}" if self._is_postgres else "1 = 1"
-
-
-def _as_uuid(value: Any) -> uuid.UUID:
-    return value if isinstance(value, uuid.UUID) else uuid.UUID(value)
-
-
-def _as_datetime(value: Any) -> dt.datetime:
-    if isinstance(value, dt.datetime):
-        return value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)
-    return dt.datetime.fromisoformat(value).replace(tzinfo=dt.timezone.utc)  # SQLite stores naive UTC text
-
-
-def _record(row: Sequence[Any]) -> RecordedEvent:
-    position, tx, event_id, stream_id, version, event_type, schema_version, data, meta, at = row[:10]
-    return RecordedEvent(
-        position=int(position),
-        tx=int(tx),
-        stream_id=stream_id,
-        version=int(version),
-        event_id=_as_uuid(event_id),
-        event=decode(event_type, int(schema_version), orjson.loads(data)),
-        metadata=Metadata.from_json(orjson.loads(meta)),
-        recorded_at=_as_datetime(at),
-    )

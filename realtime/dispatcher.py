@@ -27,6 +27,11 @@ Sockets never touch the channel layer themselves: one subscription per
 process carries the log's frames and the ephemeral frames (typing,
 presence) for every socket of the process, so Redis being down costs the
 websocket handshake nothing.
+
+The part that keeps ``cursor`` and fills gaps from the log is ``LogTail``
+(realtime.logtail), a base of ``Dispatcher``; this module holds the rest of
+it (its life, the channel layer, the loop that takes in publications, the
+revocation sweep, ephemeral frames) and the process's dispatchers.
 """
 
 from __future__ import annotations
@@ -38,20 +43,18 @@ import uuid
 import weakref
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from channels.layers import get_channel_layer
-from django.conf import settings
 
-from accounts.principals import Credential, Principal, revoked_among
-from eventstore.dbthreads import DatabaseThreads
+from accounts.principals import Credential, revoked_among
 from eventstore.events import Cursor
 from eventstore.runner import checkpoint_cursor
 from eventstore.store import EventStore
 from readmodels.projections import PIPELINE
 from realtime import frames
-from realtime.frames import AGENTS, FRAME_EVENT_TYPES, Envelope
+from realtime.frames import AGENTS
+from realtime.logtail import Listener, LogTail, Stats, db
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +64,6 @@ FANOUT_GROUP = "parley.fanout"
 SILENCE = 3.0
 #: How often a dispatcher that hears nothing reads the pipeline's checkpoint.
 TAIL_INTERVAL = 0.5
-#: Events read from the log per query when filling a gap.
-FILL_BATCH = 500
 #: Seconds between renewals of the group membership (the core layer expires it).
 REJOIN_EVERY = 600.0
 #: Seconds between checks that agents' sockets still stand on valid credentials.
@@ -71,39 +72,7 @@ REVOCATION_INTERVAL = 2.0
 PUBLISH_TIMEOUT = 1.0
 
 
-class Listener(Protocol):
-    """What the dispatcher needs from a socket."""
-
-    audience: str
-    listener_id: str
-    principal: Principal | None
-
-    async def offer(self, cursor: Cursor, frames: tuple[str, ...]) -> None: ...
-
-    async def send_text(self, text: str) -> None: ...
-
-    async def resync(self) -> None: ...
-
-    async def revoke(self, detail: str) -> None: ...
-
-
-#: ORM calls of the dispatcher and the sockets (resume, commands), on threads that keep their connections.
-db = DatabaseThreads(settings.PARLEY_REALTIME_DB_THREADS, "realtime-db")
-
-
-@dataclass
-class Stats:
-    """What /healthz and tests read about a dispatcher."""
-
-    batches: int = 0
-    beats: int = 0
-    fills: int = 0  # stretches read from the log because publications were missing
-    filled_events: int = 0
-    resyncs: int = 0
-    heard_at: float = 0.0  # time.monotonic() of the last batch or heartbeat
-
-
-class Dispatcher:
+class Dispatcher(LogTail):
     def __init__(self) -> None:
         self.audiences: dict[str, set[Listener]] = defaultdict(set)
         self.cursor: Cursor | None = None
@@ -257,57 +226,6 @@ class Dispatcher:
         elif kind == "parley.ephemeral":
             if message.get("origin") != self.process_id:
                 await self.deliver_ephemeral(message)
-
-    async def _on_batch(self, prev: Cursor, end: Cursor, wire: list[Any]) -> None:
-        assert self.cursor is not None
-        if end <= self.cursor:
-            return  # already handed on (read from the log, or published twice)
-        if prev > self.cursor:
-            await self._fill(prev)  # publications between cursor and prev were lost
-        for raw in wire:
-            envelope = Envelope.from_wire(raw)
-            if envelope.cursor > self.cursor:
-                await self._hand_on(envelope)
-        self.cursor = end
-
-    async def _fill(self, until: Cursor) -> None:
-        """Read (cursor, until] from the log and hand it on, as publications would have."""
-        assert self.cursor is not None
-        if until <= self.cursor:
-            return
-        self.stats.fills += 1
-        while self.cursor < until:
-            batch, envs = await db(self._read)(self.cursor, until)
-            for envelope in envs:
-                await self._hand_on(envelope)
-            self.stats.filled_events += len(batch.events)
-            if batch.end == self.cursor:
-                return  # nothing readable yet (cannot happen below the checkpoint); try later
-            self.cursor = batch.end
-
-    def _read(self, after: Cursor, until: Cursor) -> tuple[Any, list[Envelope]]:
-        batch = self._store.read_batch(after, FILL_BATCH, types=FRAME_EVENT_TYPES, until=until)
-        events = batch.events
-        if AGENTS not in self.audiences:
-            wanted = set(self.audiences)
-            events = [r for r in events if frames.customer_audience(r.event.customer_id) in wanted]  # type: ignore[attr-defined]
-        return batch, frames.envelopes(events)
-
-    async def _hand_on(self, envelope: Envelope) -> None:
-        for listener in list(self.audiences.get(frames.customer_audience(envelope.customer_id), ())):
-            await self._offer(listener, envelope.cursor, envelope.to_customer)
-        if envelope.to_agents:
-            for listener in list(self.audiences.get(AGENTS, ())):
-                await self._offer(listener, envelope.cursor, envelope.to_agents)
-
-    async def _offer(self, listener: Listener, cursor: Cursor, texts: tuple[str, ...]) -> None:
-        try:
-            await listener.offer(cursor, texts)
-        except Exception:
-            # This socket may or may not have the event now: it is told so.
-            log.exception("could not hand an event to a socket; asking it to resync")
-            self.stats.resyncs += 1
-            await listener.resync()
 
     async def resync_everyone(self) -> None:
         """This dispatcher lost track: every socket is told, and resumes."""

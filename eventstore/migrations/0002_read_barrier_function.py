@@ -1,4 +1,4 @@
-"""The read barrier as a PostgreSQL function (see eventstore/store.py).
+"""The read barrier as a PostgreSQL function (see eventstore/reading.py).
 
 The barrier is a query over the snapshot and pg_stat_activity that took
 longer to plan than to run; as a plpgsql function its plan is made once per

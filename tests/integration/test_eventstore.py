@@ -8,7 +8,8 @@ import pytest
 
 from eventstore.events import Cursor, Metadata, NewEvent
 from eventstore.models import StoredEvent
-from eventstore.store import ConcurrencyConflict, DuplicateEvent, EventStore, UnknownPosition
+from eventstore.reading import UnknownPosition
+from eventstore.store import ConcurrencyConflict, DuplicateEvent, EventStore
 from tests.eventstore_fixtures import noted
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -9,8 +9,9 @@ import pytest
 from django.db import connection
 
 from eventstore.models import Checkpoint
+from eventstore.reading import Batch
 from eventstore.runner import ConsumerRunner, LostLease, Worker
-from eventstore.store import Batch, EventStore
+from eventstore.store import EventStore
 from tests.eventstore_fixtures import noted
 
 pytestmark = pytest.mark.django_db(transaction=True)

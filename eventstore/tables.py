@@ -1,0 +1,108 @@
+"""Tables as the unit of work sees them: a Django model's table, its rows as dicts.
+
+``Table`` describes a table from its Django model, so the schema stays in
+models and migrations, and converts values the way Django stores them on
+each backend (UUIDs as hex text and naive UTC times on SQLite, JSON as
+text). It is apart from the unit (eventstore.unit) because it is the one
+place that knows Django's fields: the unit builds its statements from a
+``Table``'s names and converts every value through it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from django.db import connections, models
+
+Row = dict[str, Any]
+Convert = Callable[[Any], Any]
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _sqlite_datetime(value: Any) -> dt.datetime | None:
+    """Django keeps naive UTC on SQLite (as text, or parsed by the driver)."""
+    if value is None:
+        return None
+    if not isinstance(value, dt.datetime):
+        value = dt.datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)
+
+
+class Table:
+    """A Django model's table as the unit reads and writes it (rows keyed by attname)."""
+
+    def __init__(self, model: type[models.Model], using: str = "default") -> None:
+        conn = connections[using]
+        self.model = model
+        self.name = model._meta.db_table
+        pk = model._meta.pk
+        assert pk is not None
+        self.pk = pk.attname
+        self.pk_column = pk.column
+        self.fields = list(model._meta.concrete_fields)
+        self.generated_pk = isinstance(pk, models.AutoField | models.BigAutoField | models.SmallAutoField)
+        self.postgres = conn.vendor == "postgresql"
+        self.attnames = [f.attname for f in self.fields]
+        self.defaults = {f.attname: f.get_default() for f in self.fields}
+        self.columns = {f.attname: f.column for f in self.fields}
+        # PostgreSQL column types, for the arrays a statement unnests (``varchar(200)[]``...).
+        self.types = {f.attname: f.db_type(conn) for f in self.fields} if self.postgres else {}
+        self._to_db = {f.attname: self._to_db_converter(f) for f in self.fields}
+        self._from_db = {f.attname: self._from_db_converter(f) for f in self.fields}
+
+    def _to_db_converter(self, field: models.Field) -> Convert:  # type: ignore[type-arg]
+        if isinstance(field, models.ForeignKey):
+            field = field.target_field  # the column holds the target's key
+        if isinstance(field, models.UUIDField) and not self.postgres:
+            return lambda v: v.hex if isinstance(v, uuid.UUID) else v
+        if isinstance(field, models.DateTimeField) and not self.postgres:
+            return lambda v: v if v is None else v.astimezone(dt.timezone.utc).replace(tzinfo=None).isoformat(" ")
+        if isinstance(field, models.JSONField):
+            return lambda v: v if v is None else json.dumps(v)  # text, cast to jsonb by the statement
+        return _identity
+
+    def _from_db_converter(self, field: models.Field) -> Convert:  # type: ignore[type-arg]
+        if isinstance(field, models.ForeignKey):
+            field = field.target_field
+        if isinstance(field, models.UUIDField) and not self.postgres:
+            return lambda v: v if v is None or isinstance(v, uuid.UUID) else uuid.UUID(v)
+        if isinstance(field, models.DateTimeField) and not self.postgres:
+            return _sqlite_datetime
+        if isinstance(field, models.JSONField):
+            # SQLite stores text; on PostgreSQL Django has jsonb come back as text too.
+            return lambda v: json.loads(v) if isinstance(v, str) else v
+        if isinstance(field, models.BooleanField) and not self.postgres:
+            return lambda v: v if v is None else bool(v)
+        return _identity
+
+    def to_db(self, attname: str, value: Any) -> Any:
+        return self._to_db[attname](value)
+
+    def row(self, values: Sequence[Any]) -> Row:
+        return {a: self._from_db[a](v) for a, v in zip(self.attnames, values, strict=True)}
+
+    def select(self) -> str:
+        return ", ".join(f'"{self.columns[a]}"' for a in self.attnames)
+
+    def insertable(self) -> list[str]:
+        """The attnames an INSERT gives values for (a generated key is the database's)."""
+        return [a for a in self.attnames if not (self.generated_pk and a == self.pk)]
+
+    def among(self, attname: str, keys: Sequence[Any]) -> tuple[str, list[Any]]:
+        """A condition "``attname`` is one of ``keys``" and its parameters.
+
+        On PostgreSQL one array parameter, so the statement's text is the same
+        whatever the number of keys (psycopg prepares it once per connection).
+        """
+        column = f'"{self.columns[attname]}"'
+        values = [self.to_db(attname, k) for k in keys]
+        if self.postgres:
+            return f"{column} = ANY(%b::{self.types[attname]}[])", [values]
+        return f"{column} IN ({', '.join(['%s'] * len(values))})", values
