@@ -42,8 +42,11 @@ test-services: $(STAMP)
 bench: $(STAMP)
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test} $(BIN)/python bench/run_all.py
 
+## Types (mypy), the import contracts between contexts (import-linter), imports and names (ruff).
 lint: $(STAMP)
-	$(BIN)/python -m mypy eventstore accounts chat customers readmodels realtime notifications inbound web project
+	$(BIN)/lint-imports
+	$(BIN)/ruff check .
+	$(BIN)/python -m mypy kernel eventstore accounts chat customers readmodels realtime notifications inbound api web project
 
 clean:
 	rm -rf $(VENV) .test-*.sqlite3* parley.sqlite3*

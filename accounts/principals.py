@@ -14,21 +14,14 @@ from django.core import signing
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.errors import AuthenticationFailed
 from accounts.models import AgentToken
-from chat.domain import Actor, SenderKind
-from customers.tokens import PREFIX as CUSTOMER_TOKEN_PREFIX
-from customers.tokens import InvalidCustomerToken, verify_customer_token
+from accounts.tokens import PREFIX as CUSTOMER_TOKEN_PREFIX
+from accounts.tokens import InvalidCustomerToken, verify_customer_token
 
 AGENT_TOKEN_PREFIX = "pa_"
 CUSTOMER_COOKIE = "parley_customer"
 _COOKIE_SALT = "parley.accounts.customer-cookie"
-
-
-class AuthenticationFailed(Exception):
-    def __init__(self, code: str, detail: str) -> None:
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -55,18 +48,9 @@ class Principal:
     credential: Credential | None = None
 
     @property
-    def actor(self) -> Actor:
-        return Actor(SenderKind(self.kind), self.id, self.name)
-
-    @property
     def customer_id(self) -> uuid.UUID:
         assert self.kind == "customer"
         return uuid.UUID(self.id)
-
-    @property
-    def group(self) -> str:
-        """The channel-layer group of this party's sockets."""
-        return f"customer.{self.id}" if self.kind == "customer" else "agents"
 
 
 def agent_display_name(user: AbstractBaseUser) -> str:
@@ -103,18 +87,14 @@ def principal_from_token(token: str) -> Principal:
             .first()
         )
         if row is None or not row.user.is_active or not row.user.is_staff:
-            raise AuthenticationFailed("invalid_token", "the agent token is not valid")
+            raise AuthenticationFailed("the agent token is not valid")
         now = timezone.now()
         if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
             AgentToken.objects.filter(pk=row.pk).update(last_used_at=now)
         return agent_principal(row.user, via_cookie=False, credential=Credential("token", str(row.pk), str(row.user.pk)))
     if token.startswith(CUSTOMER_TOKEN_PREFIX):
-        try:
-            customer_id = verify_customer_token(token)
-        except InvalidCustomerToken as err:
-            raise AuthenticationFailed(err.code, err.detail) from None
-        return Principal("customer", str(customer_id), "")
-    raise AuthenticationFailed("invalid_token", "unrecognised token")
+        return Principal("customer", str(verify_customer_token(token)), "")
+    raise AuthenticationFailed("unrecognised token")
 
 
 def customer_cookie_value(token: str) -> str:

@@ -8,7 +8,7 @@ writer processes. Beside it, in the same run and the same scratch database:
   (same encoded payload, ``tx = pg_current_xact_id()``) into a plain table
   created ``LIKE parley_events INCLUDING ALL`` (same columns, constraints
   and indexes), no Django, no ORM;
-* the serialised alternative design.md names: the same raw insert, but
+* the serialised alternative (docs/operations.md, "Ordering on PostgreSQL"): the same raw insert, but
   taking ``pg_advisory_xact_lock`` first, so one writing transaction at a
   time (what a lock-based gap-free log costs);
 * a diagnostic: the same raw insert plus ``pg_notify`` in the same
@@ -28,13 +28,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (  # noqa: E402
-    load_note,
-    loadavg,
     ROUNDS,
     SECONDS,
     Result,
     fmt_rate,
     fmt_rates,
+    load_note,
+    loadavg,
     log,
     mean_rate,
     run_workers,
@@ -50,7 +50,7 @@ def _sample_event():  # type: ignore[no-untyped-def]
     import datetime as dt
     import uuid
 
-    from chat.domain import MessageSent, SenderKind
+    from chat.events import MessageSent, SenderKind
 
     customer = uuid.uuid4()
     return MessageSent(

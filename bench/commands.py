@@ -29,14 +29,14 @@ from eventsourcing.application import Application  # noqa: E402
 from eventsourcing.domain import Aggregate, event  # noqa: E402
 
 from bench.common import (  # noqa: E402
-    load_note,
-    loadavg,
     ROUNDS,
     SECONDS,
     Result,
     conninfo,
     fmt_rate,
     fmt_rates,
+    load_note,
+    loadavg,
     log,
     mean_rate,
     run_workers,
@@ -83,7 +83,8 @@ def es_env(dbname: str, create_table: bool) -> dict[str, str]:
 def parley_sender(index: int):  # type: ignore[no-untyped-def]
     import uuid
 
-    from chat.domain import Actor, SenderKind, SendMessage
+    from chat.commands import Actor, SendMessage
+    from chat.events import SenderKind
     from chat.handlers import send_message
 
     customers = [uuid.uuid4() for _ in range(50)]

@@ -125,7 +125,8 @@ class Peer:
 
 
 def agent_sends(customer_id: uuid.UUID) -> None:
-    from chat.domain import Actor, SendMessage, SenderKind
+    from chat.commands import Actor, SendMessage
+    from chat.events import SenderKind
     from chat.handlers import send_message
 
     send_message(SendMessage(uuid.uuid4(), customer_id, Actor(SenderKind.AGENT, "1", "Grace"), BODY))

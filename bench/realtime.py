@@ -83,12 +83,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import websockets  # noqa: E402
+from websockets.asyncio.client import connect as ws_connect  # noqa: E402
+
 from bench import common  # noqa: E402  (PostgreSQL scratch databases; PARLEY_DEBUG=0 for the children)
 from bench.report import table, write_section  # noqa: E402
 from tests.e2e import conftest as e2e  # noqa: E402
-
-import websockets  # noqa: E402
-from websockets.asyncio.client import connect as ws_connect  # noqa: E402
 
 CUSTOMERS = int(os.environ.get("BENCH_RT_CUSTOMERS", "1000"))
 AGENTS = int(os.environ.get("BENCH_RT_AGENTS", "1"))

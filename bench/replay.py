@@ -57,7 +57,7 @@ def generate(target: int) -> Iterator[tuple[Any, str, int, Any, Any]]:
     import uuid
     from collections import deque
 
-    from chat.domain import MessageEdited, MessageMarkedAsRead, MessageSent, SenderKind
+    from chat.events import MessageEdited, MessageMarkedAsRead, MessageSent, SenderKind
     from customers.events import ContactDetailsChanged, CustomerRegistered
     from eventstore.events import Metadata
 

@@ -1,4 +1,4 @@
-"""The chat message aggregate, its commands and events. Plain Python only.
+"""The chat message aggregate: its state and its decisions. Plain Python only.
 
 Each message is its own aggregate with its own stream (``message-<id>``),
 so writes to different messages never contend. A conversation is the
@@ -10,150 +10,13 @@ received by the customer.
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import uuid
 from dataclasses import dataclass, replace
 
-from eventstore.events import DomainEvent, event
-
-MAX_BODY_CHARS = 4000
-
-
-class SenderKind(enum.StrEnum):
-    CUSTOMER = "customer"
-    AGENT = "agent"
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who issues a command: a customer (id = customer UUID) or an agent (id = user id)."""
-
-    kind: SenderKind
-    id: str
-    name: str = ""
-
-    @property
-    def label(self) -> str:
-        return f"{self.kind.value}:{self.id}"
-
-
-# -- commands ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SendMessage:
-    message_id: uuid.UUID
-    customer_id: uuid.UUID
-    sender: Actor
-    body: str
-    sent_at: dt.datetime | None = None
-
-
-@dataclass(frozen=True)
-class EditMessage:
-    message_id: uuid.UUID
-    editor: Actor
-    body: str
-
-
-@dataclass(frozen=True)
-class MarkMessageAsRead:
-    message_id: uuid.UUID
-    reader: Actor
-
-
-# -- events ----------------------------------------------------------------------
-
-
-@event("MessageSent")
-@dataclass(frozen=True)
-class MessageSent(DomainEvent):
-    message_id: uuid.UUID
-    customer_id: uuid.UUID
-    sender_kind: str
-    sender_id: str
-    sender_name: str
-    body: str
-    sent_at: dt.datetime
-
-
-@event("MessageEdited")
-@dataclass(frozen=True)
-class MessageEdited(DomainEvent):
-    message_id: uuid.UUID
-    customer_id: uuid.UUID
-    body: str
-    edited_at: dt.datetime
-
-
-@event("MessageMarkedAsRead")
-@dataclass(frozen=True)
-class MessageMarkedAsRead(DomainEvent):
-    message_id: uuid.UUID
-    customer_id: uuid.UUID
-    reader_kind: str
-    reader_id: str
-    read_at: dt.datetime
-
-
-# -- rule violations -------------------------------------------------------------
-
-
-class ChatError(Exception):
-    """A command the rules refuse. ``code`` is the contract's error code."""
-
-    code = "chat_error"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
-
-
-class InvalidBody(ChatError):
-    code = "invalid_body"
-
-
-class MessageIdConflict(ChatError):
-    code = "message_id_conflict"
-
-
-class MessageNotFound(ChatError):
-    code = "message_not_found"
-
-
-class NotSender(ChatError):
-    code = "not_sender"
-
-
-class NotReceiver(ChatError):
-    code = "not_receiver"
-
-
-class CustomerNotFound(ChatError):
-    """An agent wrote to a customer the customers context does not know."""
-
-    code = "customer_not_found"
-
-
-def clean_body(body: str) -> str:
-    """The body as stored: stripped, 1 to MAX_BODY_CHARS characters of text.
-
-    NUL and lone surrogates are refused: they are not text, and PostgreSQL
-    cannot store them in a text column, so a projection would fail on them.
-    """
-    if not is_storable_text(body):
-        raise InvalidBody("the message body contains characters that are not text (NUL or lone surrogates)")
-    cleaned = body.strip()
-    if not cleaned:
-        raise InvalidBody("the message body is empty")
-    if len(cleaned) > MAX_BODY_CHARS:
-        raise InvalidBody(f"the message body is longer than {MAX_BODY_CHARS} characters")
-    return cleaned
-
-
-def is_storable_text(value: str) -> bool:
-    return "\x00" not in value and not any("\ud800" <= ch <= "\udfff" for ch in value)
-
+from chat.commands import Actor, EditMessage, MarkMessageAsRead, SendMessage, clean_body
+from chat.errors import MessageIdConflict, MessageNotFound, NotReceiver, NotSender
+from chat.events import MessageEdited, MessageMarkedAsRead, MessageSent, SenderKind
+from eventstore.events import DomainEvent
 
 # -- the aggregate ---------------------------------------------------------------
 
@@ -267,5 +130,3 @@ class ChatMessage:
             raise MessageNotFound(f"no message {self.message_id}")
 
 
-def stream_id(message_id: uuid.UUID) -> str:
-    return f"message-{message_id}"

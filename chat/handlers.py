@@ -22,16 +22,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from chat.domain import (
-    ChatMessage,
-    CustomerNotFound,
-    EditMessage,
-    MarkMessageAsRead,
-    MessageNotFound,
-    SenderKind,
-    SendMessage,
-    stream_id,
-)
+from chat.commands import EditMessage, MarkMessageAsRead, SendMessage
+from chat.domain import ChatMessage
+from chat.errors import CustomerNotFound, MessageNotFound
+from chat.events import SenderKind, stream_id
 from chat.ports import customer_directory
 from eventstore.events import DomainEvent, Metadata, NewEvent
 from eventstore.store import ConcurrencyConflict, DuplicateEvent, EventStore
@@ -40,9 +34,9 @@ MAX_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
-class Outcome:
-    """The message after the command, the log position that reflects it,
-    and whether this command appended anything."""
+class Written:
+    """What a command left: the message after it, the log position that
+    reflects it, and whether this command appended anything."""
 
     message: ChatMessage
     position: int
@@ -56,7 +50,7 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def _execute(message_id: uuid.UUID, decide: Decide, *, store: EventStore, metadata: Metadata) -> Outcome:
+def _execute(message_id: uuid.UUID, decide: Decide, *, store: EventStore, metadata: Metadata) -> Written:
     stream = stream_id(message_id)
     for _ in range(MAX_ATTEMPTS):
         history = store.read_stream(stream)
@@ -65,7 +59,7 @@ def _execute(message_id: uuid.UUID, decide: Decide, *, store: EventStore, metada
         if not new:
             if state is None:  # pragma: no cover - decide() raises instead
                 raise MessageNotFound(f"no message {message_id}")
-            return Outcome(state, history[-1].position, appended=False)
+            return Written(state, history[-1].position, appended=False)
         try:
             recorded = store.append(stream, new, expected_version=len(history), metadata=metadata)
         except ConcurrencyConflict:
@@ -73,7 +67,7 @@ def _execute(message_id: uuid.UUID, decide: Decide, *, store: EventStore, metada
         for evt in new:
             state = ChatMessage.apply(state, evt)
         assert state is not None
-        return Outcome(state, recorded[-1].position, appended=True)
+        return Written(state, recorded[-1].position, appended=True)
     raise ConcurrencyConflict(stream, -1, None)
 
 
@@ -83,7 +77,7 @@ def send_message(
     store: EventStore | None = None,
     metadata: Metadata | None = None,
     event_id: uuid.UUID | None = None,
-) -> Outcome:
+) -> Written:
     """Send, or recognise a repeat of, ``cmd.message_id``.
 
     ``event_id`` (optional) fixes the id of the MessageSent event, for
@@ -109,11 +103,11 @@ def send_message(
         if state is None:  # the event id is taken by another stream: never by a repeat
             raise
         state.send_again(cmd)
-        return Outcome(state, history[-1].position, appended=False)
-    return Outcome(ChatMessage.apply(None, sent), recorded[0].position, appended=True)
+        return Written(state, history[-1].position, appended=False)
+    return Written(ChatMessage.apply(None, sent), recorded[0].position, appended=True)
 
 
-def edit_message(cmd: EditMessage, *, store: EventStore | None = None, metadata: Metadata | None = None) -> Outcome:
+def edit_message(cmd: EditMessage, *, store: EventStore | None = None, metadata: Metadata | None = None) -> Written:
     def decide(state: ChatMessage | None, now: dt.datetime) -> list[DomainEvent]:
         if state is None:
             raise MessageNotFound(f"no message {cmd.message_id}")
@@ -124,7 +118,7 @@ def edit_message(cmd: EditMessage, *, store: EventStore | None = None, metadata:
 
 def mark_message_as_read(
     cmd: MarkMessageAsRead, *, store: EventStore | None = None, metadata: Metadata | None = None
-) -> Outcome:
+) -> Written:
     def decide(state: ChatMessage | None, now: dt.datetime) -> list[DomainEvent]:
         if state is None:
             raise MessageNotFound(f"no message {cmd.message_id}")

@@ -14,24 +14,27 @@ from customers.events import ContactDetailsChanged, CustomerRegistered, stream_i
 from customers.models import Customer
 from eventstore.events import Metadata
 from eventstore.store import EventStore
+from kernel.errors import DomainError
 
 _PHONE = re.compile(r"^\+?[0-9][0-9 ()./-]{2,30}$")
 
 
-class CustomerError(Exception):
-    def __init__(self, code: str, detail: str) -> None:
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
+class CustomerError(DomainError):
+    """Contact details the customers context refuses."""
+
+    code = "invalid_customer"
 
 
 class CustomerNotFound(CustomerError):
+    code = "customer_not_found"
+    status = 404
+
     def __init__(self, customer_id: object) -> None:
-        super().__init__("customer_not_found", f"no customer {customer_id}")
+        super().__init__(f"no customer {customer_id}")
 
 
 @dataclass(frozen=True)
-class Registration:
+class CustomerRegistration:
     customer: Customer
     created: bool
 
@@ -39,7 +42,7 @@ class Registration:
 def _clean_name(name: str) -> str:
     name = name.strip()
     if not 1 <= len(name) <= 200:
-        raise CustomerError("invalid_name", "name must be 1 to 200 characters")
+        raise CustomerError("name must be 1 to 200 characters", code="invalid_name")
     return name
 
 
@@ -49,14 +52,14 @@ def _clean_email(email: str) -> str:
         try:
             validate_email(email)
         except ValidationError:
-            raise CustomerError("invalid_email", f"{email!r} is not an email address") from None
+            raise CustomerError(f"{email!r} is not an email address", code="invalid_email") from None
     return email
 
 
 def _clean_phone(phone: str) -> str:
     phone = phone.strip()
     if phone and not _PHONE.match(phone):
-        raise CustomerError("invalid_phone", f"{phone!r} is not a phone number")
+        raise CustomerError(f"{phone!r} is not a phone number", code="invalid_phone")
     return phone
 
 
@@ -67,7 +70,7 @@ def customer_register(
     phone: str = "",
     external_id: str | None = None,
     actor: str = "system",
-) -> Registration:
+) -> CustomerRegistration:
     """Register a customer, or find the one already registered under ``external_id``.
 
     Safe under concurrency: two registrations of the same external id at
@@ -77,10 +80,10 @@ def customer_register(
     if external_id is not None:
         external_id = external_id.strip()
         if not 1 <= len(external_id) <= 200:
-            raise CustomerError("invalid_external_id", "external_id must be 1 to 200 characters")
+            raise CustomerError("external_id must be 1 to 200 characters", code="invalid_external_id")
         existing = Customer.objects.filter(external_id=external_id).first()
         if existing:
-            return Registration(existing, created=False)
+            return CustomerRegistration(existing, created=False)
     try:
         with transaction.atomic():
             customer = Customer.objects.create(name=name, email=email, phone=phone, external_id=external_id)
@@ -92,8 +95,8 @@ def customer_register(
             )
     except IntegrityError:
         # Another request registered this external id first; it committed before we got here.
-        return Registration(Customer.objects.get(external_id=external_id), created=False)
-    return Registration(customer, created=True)
+        return CustomerRegistration(Customer.objects.get(external_id=external_id), created=False)
+    return CustomerRegistration(customer, created=True)
 
 
 def customer_update(

@@ -43,7 +43,8 @@ from eventstore.dbthreads import DatabaseThreads, relax_commits
 from eventstore.events import Cursor
 from eventstore.loop import Delay, run_forever
 from eventstore.models import Checkpoint
-from eventstore.store import NOTIFY_CHANNEL, Batch, EventStore, mark_replay_transaction, replaying
+from eventstore.reading import Batch
+from eventstore.store import NOTIFY_CHANNEL, EventStore, mark_replay_transaction, replaying
 from eventstore.unit import Unit
 
 log = logging.getLogger(__name__)

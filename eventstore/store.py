@@ -6,7 +6,7 @@ wake-up of readers once it commits, and the replay marker that keeps a
 rebuild from appending. The reading path, with the transaction-id read
 barrier that orders it on PostgreSQL, is ``LogReader`` (eventstore.reading),
 which ``EventStore`` extends; what a read returns and raises (``Batch``,
-``UnknownPosition``) is defined there and can be imported from here too.
+``UnknownPosition``) is defined there.
 
 Appends and reads are plain SQL: they are the hot path of every command and
 every consumer, and the ORM's per-row overhead was the larger part of both
@@ -27,10 +27,6 @@ from django.db import IntegrityError, connections, transaction
 from eventstore import wakeup
 from eventstore.events import DomainEvent, Metadata, NewEvent, RecordedEvent, encode
 from eventstore.reading import TABLE, LogReader, _as_uuid
-
-# Defined with the reading path; imported from here by the log's many readers.
-from eventstore.reading import Batch as Batch
-from eventstore.reading import UnknownPosition as UnknownPosition
 
 NOTIFY_CHANNEL = "parley_events"
 

@@ -13,7 +13,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from chat.domain import InvalidBody, clean_body
+from chat.commands import clean_body
+from chat.errors import InvalidBody
+from kernel.errors import DomainError
 
 MAX_EVENT_ID_CHARS = 200
 # The customers context stores external ids of at most 200 characters; ours
@@ -28,13 +30,10 @@ _RFC3339 = re.compile(
 )
 
 
-class InvalidPayload(Exception):
-    """A delivery whose body cannot become a message. ``code`` is the API error code."""
+class InvalidPayload(DomainError):
+    """A delivery whose body cannot become a message."""
 
-    def __init__(self, code: str, detail: str) -> None:
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
+    code = "invalid_field"
 
 
 @dataclass(frozen=True)
@@ -53,27 +52,25 @@ def parse(raw: bytes) -> InboundMessage:
     data = _load(raw)
     customer = data.get("customer")
     if customer is None:
-        raise InvalidPayload("missing_field", "'customer' is required")
+        raise InvalidPayload("'customer' is required", code="missing_field")
     if not isinstance(customer, dict):
-        raise InvalidPayload("invalid_field", "'customer' must be an object")
+        raise InvalidPayload("'customer' must be an object", code="invalid_field")
     event_id = _string(data, "event_id", required=False, max_chars=MAX_EVENT_ID_CHARS)
     if event_id is not None and not event_id.strip():
-        raise InvalidPayload("invalid_field", "'event_id' must not be blank")
+        raise InvalidPayload("'event_id' must not be blank", code="invalid_field")
     external_id = (_string(customer, "external_id", prefix="customer.", max_chars=None) or "").strip()
     if not external_id:
-        raise InvalidPayload("invalid_field", "'customer.external_id' must not be blank")
+        raise InvalidPayload("'customer.external_id' must not be blank", code="invalid_field")
     if len(external_id) > MAX_EXTERNAL_ID_CHARS:
-        raise InvalidPayload(
-            "invalid_field", f"'customer.external_id' is longer than {MAX_EXTERNAL_ID_CHARS} characters"
-        )
+        raise InvalidPayload(f"'customer.external_id' is longer than {MAX_EXTERNAL_ID_CHARS} characters", code="invalid_field")
     name = (_string(customer, "name", prefix="customer.", required=False, max_chars=None) or "").strip()
     if len(name) > MAX_NAME_CHARS:
-        raise InvalidPayload("invalid_field", f"'customer.name' is longer than {MAX_NAME_CHARS} characters")
+        raise InvalidPayload(f"'customer.name' is longer than {MAX_NAME_CHARS} characters", code="invalid_field")
     text = _string(data, "text", max_chars=None) or ""
     try:
         text = clean_body(text)
     except InvalidBody as exc:
-        raise InvalidPayload(exc.code, exc.detail) from None
+        raise InvalidPayload(exc.detail, code=exc.code) from None
     sent_at_raw = _string(data, "sent_at", required=False, max_chars=64)
     return InboundMessage(
         event_id=event_id,
@@ -87,20 +84,18 @@ def parse(raw: bytes) -> InboundMessage:
 def parse_time(value: str, name: str) -> dt.datetime:
     """An RFC 3339 time with an offset, as an aware UTC datetime."""
     if not _RFC3339.fullmatch(value):
-        raise InvalidPayload(
-            "invalid_field", f"'{name}' must be an RFC 3339 time with an offset, e.g. 2025-01-31T09:30:00Z"
-        )
+        raise InvalidPayload(f"'{name}' must be an RFC 3339 time with an offset, e.g. 2025-01-31T09:30:00Z", code="invalid_field")
     try:
         # Digits beyond microseconds are truncated by fromisoformat.
         parsed = dt.datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
     except ValueError:
-        raise InvalidPayload("invalid_field", f"'{name}' is not a valid date and time") from None
+        raise InvalidPayload(f"'{name}' is not a valid date and time", code="invalid_field") from None
     if parsed.tzinfo is None:  # pragma: no cover - the pattern requires an offset
-        raise InvalidPayload("invalid_field", f"'{name}' must carry a UTC offset")
+        raise InvalidPayload(f"'{name}' must carry a UTC offset", code="invalid_field")
     try:
         return parsed.astimezone(dt.timezone.utc)
     except OverflowError:  # 9999-12-31T23:59:59-01:00 is past the last representable moment
-        raise InvalidPayload("invalid_field", f"'{name}' is out of range") from None
+        raise InvalidPayload(f"'{name}' is out of range", code="invalid_field") from None
 
 
 def _load(raw: bytes) -> dict[str, Any]:
@@ -108,9 +103,9 @@ def _load(raw: bytes) -> dict[str, Any]:
         data = json.loads(raw.decode("utf-8"))
     # RecursionError: deeply nested arrays are valid JSON but exhaust the parser.
     except (UnicodeDecodeError, ValueError, RecursionError):
-        raise InvalidPayload("malformed_json", "the body is not valid UTF-8 JSON") from None
+        raise InvalidPayload("the body is not valid UTF-8 JSON", code="malformed_json") from None
     if not isinstance(data, dict):
-        raise InvalidPayload("invalid_json", "the body must be a JSON object")
+        raise InvalidPayload("the body must be a JSON object", code="invalid_json")
     return data
 
 
@@ -126,18 +121,18 @@ def _string(
     value = data.get(key)
     if value is None:
         if required:
-            raise InvalidPayload("missing_field", f"'{name}' is required")
+            raise InvalidPayload(f"'{name}' is required", code="missing_field")
         return None
     if not isinstance(value, str):
-        raise InvalidPayload("invalid_field", f"'{name}' must be a string")
+        raise InvalidPayload(f"'{name}' must be a string", code="invalid_field")
     if max_chars is not None and len(value) > max_chars:
-        raise InvalidPayload("invalid_field", f"'{name}' is longer than {max_chars} characters")
+        raise InvalidPayload(f"'{name}' is longer than {max_chars} characters", code="invalid_field")
     # JSON can encode both, but neither can be stored: PostgreSQL text refuses
     # NUL, and a lone surrogate ("\ud800") is not encodable as UTF-8.
     if "\x00" in value:
-        raise InvalidPayload("invalid_field", f"'{name}' must not contain NUL characters")
+        raise InvalidPayload(f"'{name}' must not contain NUL characters", code="invalid_field")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise InvalidPayload("invalid_field", f"'{name}' is not valid Unicode text") from None
+        raise InvalidPayload(f"'{name}' is not valid Unicode text", code="invalid_field") from None
     return value

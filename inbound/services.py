@@ -28,7 +28,9 @@ from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 
-from chat.domain import Actor, MessageIdConflict, SendMessage, SenderKind
+from chat.commands import Actor, SendMessage
+from chat.errors import MessageIdConflict
+from chat.events import SenderKind
 from chat.handlers import send_message
 from customers.services import customer_register
 from eventstore.events import Metadata

@@ -19,6 +19,8 @@ import hmac
 import re
 from collections.abc import Iterable, Sequence
 
+from kernel.errors import DomainError
+
 HEADER = "X-Parley-Signature"
 SCHEME = "v1"
 TOLERANCE_SECONDS = 300
@@ -30,14 +32,11 @@ _HEX_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 
 
-class SignatureError(Exception):
+class SignatureError(DomainError):
     """A delivery whose signature does not prove it came from the source."""
 
     code = "invalid_signature"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
+    status = 401
 
 
 class InvalidSignature(SignatureError):

@@ -23,10 +23,10 @@ from typing import Any
 from django.db import connection, transaction
 from django.db.models import Exists, F, Min, OuterRef, Q, Subquery
 
+from chat.events import MessageEdited, MessageMarkedAsRead, MessageSent, stream_id
 from eventstore import wakeup
-from notifications.models import DeliveryState, PushDelivery, PushSubscription
-from chat.domain import MessageEdited, MessageMarkedAsRead, MessageSent, stream_id
 from eventstore.store import EventStore
+from notifications.models import DeliveryState, PushDelivery, PushSubscription
 
 #: PostgreSQL NOTIFY channel (and Redis wake-up channel) of queued rows.
 NOTIFY_CHANNEL = "parley_push"

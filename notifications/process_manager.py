@@ -21,15 +21,16 @@ from typing import Any
 
 from django.conf import settings
 
-from chat.domain import MessageMarkedAsRead, MessageSent, SenderKind
+from chat.events import MessageMarkedAsRead, MessageSent, SenderKind
 from eventstore.events import RecordedEvent
-from eventstore.store import Batch
+from eventstore.reading import Batch
 from notifications.config import push_ttl
 from notifications.models import PushDelivery, PushSubscription
 from notifications.outbox import wake_delivery
 from notifications.payload import PREVIEW_CHARS
+from readmodels.present import rfc3339
 from readmodels.projections import badges_after
-from readmodels.queries import rfc3339
+
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from kernel.errors import DomainError
 from notifications.models import PushDelivery, PushSubscription
 from notifications.vapid import InvalidKey, check_auth_secret, check_p256dh
 
@@ -31,22 +32,22 @@ MAX_SUBSCRIPTIONS_PER_CUSTOMER = 20
 _SAFE_URL = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
 
 
-class SubscriptionError(Exception):
-    """A refused registration; ``code`` is the contract's error code."""
+class SubscriptionError(DomainError):
+    """A refused registration."""
 
-    def __init__(self, code: str, detail: str) -> None:
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
+    code = "invalid_subscription"
 
 
 class SubscriptionNotFound(SubscriptionError):
+    code = "subscription_not_found"
+    status = 404
+
     def __init__(self, subscription_id: object) -> None:
-        super().__init__("subscription_not_found", f"no push subscription {subscription_id}")
+        super().__init__(f"no push subscription {subscription_id}")
 
 
 @dataclass(frozen=True)
-class Registration:
+class DeviceRegistration:
     subscription: PushSubscription
     created: bool
 
@@ -77,8 +78,7 @@ def _host_matches(host: str, port: int | None, entries: Iterable[str], default_p
 def check_endpoint(endpoint: str) -> str:
     """The endpoint if the server may POST to it, else SubscriptionError."""
     refused = SubscriptionError(
-        "push_endpoint_not_allowed",
-        "the endpoint must be an https URL of a known push service",
+        "the endpoint must be an https URL of a known push service", code="push_endpoint_not_allowed"
     )
     if not endpoint or len(endpoint) > MAX_ENDPOINT_CHARS or not _SAFE_URL.fullmatch(endpoint):
         raise refused
@@ -101,14 +101,14 @@ def check_keys(p256dh: str, auth: str) -> None:
     try:
         check_p256dh(p256dh)
     except InvalidKey as exc:
-        raise SubscriptionError("invalid_push_keys", f"keys.p256dh: {exc}") from None
+        raise SubscriptionError(f"keys.p256dh: {exc}", code="invalid_push_keys") from None
     try:
         check_auth_secret(auth)
     except InvalidKey as exc:
-        raise SubscriptionError("invalid_push_keys", f"keys.auth: {exc}") from None
+        raise SubscriptionError(f"keys.auth: {exc}", code="invalid_push_keys") from None
 
 
-def subscription_register(*, customer_id: uuid.UUID, endpoint: str, p256dh: str, auth: str) -> Registration:
+def subscription_register(*, customer_id: uuid.UUID, endpoint: str, p256dh: str, auth: str) -> DeviceRegistration:
     """Store this device's subscription for ``customer_id``; the same endpoint is the same subscription.
 
     A device that another customer had registered (a shared browser) moves
@@ -126,7 +126,7 @@ def subscription_register(*, customer_id: uuid.UUID, endpoint: str, p256dh: str,
 
 
 @transaction.atomic
-def _upsert(customer_id: uuid.UUID, endpoint: str, p256dh: str, auth: str) -> Registration:
+def _upsert(customer_id: uuid.UUID, endpoint: str, p256dh: str, auth: str) -> DeviceRegistration:
     now = _now()
     existing = PushSubscription.objects.select_for_update().filter(endpoint=endpoint).first()
     if existing is None:
@@ -137,7 +137,7 @@ def _upsert(customer_id: uuid.UUID, endpoint: str, p256dh: str, auth: str) -> Re
             created_at=now, updated_at=now, badge_unread=0,
         )
         _evict_beyond_limit(customer_id)
-        return Registration(sub, created=True)
+        return DeviceRegistration(sub, created=True)
     if existing.customer_id != customer_id:
         PushDelivery.objects.filter(subscription=existing).delete()
         existing.customer_id = customer_id
@@ -147,7 +147,7 @@ def _upsert(customer_id: uuid.UUID, endpoint: str, p256dh: str, auth: str) -> Re
     existing.p256dh, existing.auth, existing.updated_at = p256dh, auth, now
     existing.save()
     _evict_beyond_limit(customer_id)
-    return Registration(existing, created=False)
+    return DeviceRegistration(existing, created=False)
 
 
 def _evict_beyond_limit(customer_id: uuid.UUID) -> None:

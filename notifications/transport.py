@@ -25,8 +25,8 @@ import logging
 import threading
 import time
 import urllib.request
-from dataclasses import dataclass
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 

@@ -185,7 +185,7 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": os.environ.get("PARLEY_CACHE_KEY_PREFIX", "parley"),
-            # Fail fast when Redis is away: rate limits then count locally (project/ratelimit.py).
+            # Fail fast when Redis is away: rate limits then count locally (accounts/ratelimit.py).
             "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
         }
     }

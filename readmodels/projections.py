@@ -21,10 +21,10 @@ from typing import Any
 
 from django.db import models
 
-from chat.domain import MessageEdited, MessageMarkedAsRead, MessageSent, SenderKind
+from chat.events import MessageEdited, MessageMarkedAsRead, MessageSent, SenderKind
 from customers.events import ContactDetailsChanged, CustomerRegistered
 from eventstore.events import Cursor, RecordedEvent
-from eventstore.store import Batch
+from eventstore.reading import Batch
 from eventstore.unit import Unit
 from readmodels.models import (
     AgentUnread,
@@ -238,7 +238,7 @@ def badges_after(unit: Unit, events: Sequence[RecordedEvent]) -> dict[Cursor, in
     first); an event that did not move the badge is answered from the
     stored history.
     """
-    from readmodels.queries import badges_at
+    from readmodels.selectors import badges_at
 
     changed = {Cursor(int(c["tx"]), int(c["position"])): int(c["unread"]) for c in unit.added(BadgeChange)}
     missing = [(r.event.customer_id, r.cursor) for r in events if r.cursor not in changed]  # type: ignore[attr-defined]

@@ -20,13 +20,15 @@ from urllib.parse import parse_qs, urlparse
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from accounts import ratelimit
 from accounts.principals import AuthenticationFailed, Principal, principal_from_cookies, principal_from_token
-from chat.domain import ChatError, EditMessage, MarkMessageAsRead, SendMessage
-from chat.handlers import Outcome, edit_message, mark_message_as_read, send_message
+from chat.commands import Actor, EditMessage, MarkMessageAsRead, SendMessage
+from chat.handlers import Written, edit_message, mark_message_as_read, send_message
 from eventstore.events import Cursor, Metadata
+from eventstore.reading import UnknownPosition
 from eventstore.runner import checkpoint_cursor
-from eventstore.store import EventStore, UnknownPosition
-from project import ratelimit
+from eventstore.store import EventStore
+from kernel.errors import DomainError
 from readmodels.projections import PIPELINE
 from realtime import frames
 from realtime.delivery import Delivery
@@ -47,10 +49,11 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN_ORIGIN = 4403
 
 
-class FrameError(Exception):
-    def __init__(self, code: str, detail: str, ref: str | None = None) -> None:
-        super().__init__(detail)
-        self.code, self.detail, self.ref = code, detail, ref
+class FrameError(DomainError):
+    """A frame the socket refuses (answered with an error frame, never a close)."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail, code=code)
 
 
 def _authenticate(scope: dict[str, Any]) -> Principal | None:
@@ -234,9 +237,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if kind != "resume":
                 await self._go_live()  # the client did not start with a resume: it wants none
             await handler(frame)
-        except FrameError as err:
-            await self.send_frame(frames.error(err.code, err.detail, err.ref or ref))
-        except ChatError as err:
+        except DomainError as err:  # the frame's own faults and every context's refusals
             await self.send_frame(frames.error(err.code, err.detail, ref))
         except UnknownPosition as err:
             await self.send_frame(frames.error("unknown_position", f"position {err.args[0]} names no event", ref))
@@ -252,26 +253,29 @@ class ChatConsumer(AsyncWebsocketConsumer):
             customer_id = self.principal.customer_id
         else:
             customer_id = _uuid(frame, "customer_id")
-        cmd = SendMessage(message_id, customer_id, self.principal.actor, body)
+        cmd = SendMessage(message_id, customer_id, self._actor(), body)
         await self._ack(message_id, await db(send_message)(cmd, metadata=self._metadata()))
 
     async def on_edit(self, frame: dict[str, Any]) -> None:
         assert self.principal is not None
         message_id = _uuid(frame, "message_id")
-        cmd = EditMessage(message_id, self.principal.actor, _str(frame, "body"))
+        cmd = EditMessage(message_id, self._actor(), _str(frame, "body"))
         await self._ack(message_id, await db(edit_message)(cmd, metadata=self._metadata()))
 
     async def on_read(self, frame: dict[str, Any]) -> None:
         assert self.principal is not None
         message_id = _uuid(frame, "message_id")
-        cmd = MarkMessageAsRead(message_id, self.principal.actor)
+        cmd = MarkMessageAsRead(message_id, self._actor())
         await self._ack(message_id, await db(mark_message_as_read)(cmd, metadata=self._metadata()))
 
-    def _metadata(self) -> Metadata:
+    def _actor(self) -> Actor:
         assert self.principal is not None
-        return Metadata(actor=self.principal.actor.label, correlation_id=uuid.uuid4())
+        return Actor.of(self.principal.kind, self.principal.id, self.principal.name)
 
-    async def _ack(self, message_id: uuid.UUID, outcome: Outcome) -> None:
+    def _metadata(self) -> Metadata:
+        return Metadata(actor=self._actor().label, correlation_id=uuid.uuid4())
+
+    async def _ack(self, message_id: uuid.UUID, outcome: Written) -> None:
         await self.send_frame(frames.ack(message_id, outcome.position))
 
     async def on_typing(self, frame: dict[str, Any]) -> None:
@@ -297,7 +301,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         after = frame.get("after")
         if not isinstance(after, int) or isinstance(after, bool) or after < 0:
             raise FrameError("invalid_field", "'after' must be a non-negative integer position")
-        allowed = await db(ratelimit.hit)("resume", self.principal.actor.label, limit=RESUMES_PER_MINUTE, window=60)
+        allowed = await db(ratelimit.hit)("resume", self._actor().label, limit=RESUMES_PER_MINUTE, window=60)
         if not allowed.allowed:
             raise FrameError("rate_limited", f"too many resumes; retry in {allowed.retry_after} s")
         start = await db(EventStore().cursor_at)(after)

@@ -22,9 +22,9 @@ from types import SimpleNamespace
 from typing import Any
 
 from eventstore.events import Cursor, RecordedEvent
-from eventstore.store import Batch
+from eventstore.reading import Batch
 from eventstore.unit import Unit
-from readmodels import queries
+from readmodels import present
 from readmodels.models import Conversation, DirectoryEntry, TimelineMessage
 from readmodels.projections import badges_after
 from realtime.dispatcher import publish
@@ -49,8 +49,8 @@ class UnitLookups:
     def conversations_of(self, customer_ids: set[uuid.UUID], names: dict[str, str]) -> dict[str, dict[str, Any]]:
         rows = [self.unit.get(Conversation, c) for c in customer_ids]
         # A unit row has the model's attributes: present it as the model would be.
-        present: Any = queries.present_conversation
-        return {str(r["customer_id"]): present(SimpleNamespace(**r), names) for r in rows if r is not None}
+        as_conversation: Any = present.present_conversation
+        return {str(r["customer_id"]): as_conversation(SimpleNamespace(**r), names) for r in rows if r is not None}
 
     def badges_at(self, changes: list[tuple[uuid.UUID, Cursor]]) -> dict[Cursor, int]:
         wanted = {c for _, c in changes}

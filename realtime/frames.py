@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from chat.domain import MessageEdited, MessageMarkedAsRead, MessageSent
+from chat.events import MessageEdited, MessageMarkedAsRead, MessageSent
 from customers.events import ContactDetailsChanged
 from eventstore.events import Cursor, RecordedEvent
-from readmodels import queries
+from readmodels import present, selectors
 from readmodels.projections import moves_badge
 
 #: Event types that produce frames.
@@ -118,10 +118,10 @@ class Lookups(Protocol):
 class StoredLookups:
     """Lookups answered from the stored read models (a replay, a gap filled from the log)."""
 
-    customer_names = staticmethod(queries.customer_names)
-    conversations_of = staticmethod(queries.conversations_of)
-    badges_at = staticmethod(queries.badges_at)
-    timeline_rows = staticmethod(queries.timeline_rows)
+    customer_names = staticmethod(selectors.customer_names)
+    conversations_of = staticmethod(selectors.conversations_of)
+    badges_at = staticmethod(selectors.badges_at)
+    timeline_rows = staticmethod(selectors.timeline_rows)
 
 
 def envelopes(events: Sequence[RecordedEvent], lookups: Lookups | None = None) -> list[Envelope]:
@@ -144,7 +144,7 @@ def envelopes(events: Sequence[RecordedEvent], lookups: Lookups | None = None) -
         to_customer: list[dict[str, Any]] = []
         to_agents: list[dict[str, Any]] = []
         if isinstance(e, MessageSent):
-            msg = queries.present_message(
+            msg = present.present_message(
                 message_id=e.message_id, customer_id=e.customer_id, sender_kind=e.sender_kind,
                 sender_id=e.sender_id, sender_name=e.sender_name, body=e.body, sent_at=e.sent_at,
                 edited_at=None, read_at=None, position=p, names=names,
@@ -155,13 +155,13 @@ def envelopes(events: Sequence[RecordedEvent], lookups: Lookups | None = None) -
             row = rows.get(e.message_id)
             if row is None:
                 continue
-            msg = queries.present_row(row, names)
-            msg.update(body=e.body, edited_at=queries.rfc3339(e.edited_at), position=p)
+            msg = present.present_row(row, names)
+            msg.update(body=e.body, edited_at=present.rfc3339(e.edited_at), position=p)
             to_customer.append({"type": "message.edited", "message": msg, "position": p})
             to_agents.append(to_customer[0])
         elif isinstance(e, MessageMarkedAsRead):
             to_customer.append(
-                {"type": "message.read", "message_id": str(e.message_id), "read_at": queries.rfc3339(e.read_at), "position": p}
+                {"type": "message.read", "message_id": str(e.message_id), "read_at": present.rfc3339(e.read_at), "position": p}
             )
             to_agents.append(to_customer[0])
         elif isinstance(e, ContactDetailsChanged) and conv is None:

@@ -105,8 +105,8 @@ def _private_cache(settings: _Any) -> None:
 def make_customer(db: _Any) -> _Any:
     from django.test import Client
 
+    from accounts.tokens import issue_customer_token
     from customers.services import customer_register
-    from customers.tokens import issue_customer_token
 
     def make(name: str = "Ada Lovelace", email: str = "ada@example.com", external_id: str | None = None) -> Caller:
         reg = customer_register(name=name, email=email, external_id=external_id)

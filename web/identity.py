@@ -13,7 +13,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from accounts.principals import CUSTOMER_COOKIE, customer_cookie_value, principal_from_cookies
-from customers.tokens import issue_customer_token
+from accounts.tokens import issue_customer_token
+
 
 def remember_customer(response: HttpResponse, *, token: str) -> None:
     """Store ``token`` (already verified) in the chat page's cookie.

@@ -1,14 +1,17 @@
 """The pages: customer chat, visitor sign-up, agent dashboard, web app manifest.
 
-Views only route: identity lives in web.identity, limits in web.ratelimit,
-customers are registered by customers.services. Everything a page shows
+Views only route: the page's cookie identity lives in web.identity, rate
+limits in accounts.ratelimit, customers are registered by customers.services. Everything a page shows
 after the first paint comes from the public API and the websocket.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
 from django.contrib.auth.decorators import user_passes_test
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
@@ -19,10 +22,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts import ratelimit
 from accounts.principals import agent_display_name
+from accounts.tokens import InvalidCustomerToken, verify_customer_token
 from customers.services import CustomerError, CustomerNotFound, customer_get, customer_register
-from customers.tokens import InvalidCustomerToken, verify_customer_token
-from project import ratelimit
 from web.forms import StartChatForm
 from web.identity import cookie_customer_id, forget_customer, remember_customer, remember_new_customer
 from web.security import page_headers
@@ -180,3 +183,23 @@ def manifest(request: HttpRequest) -> JsonResponse:
     response["Cache-Control"] = "public, max-age=3600"
     return response
 
+
+#: The push service worker belongs to notifications; the page serves it from
+#: the site root so that its scope can cover /chat/.
+SERVICE_WORKER = Path(apps.get_app_config("notifications").path) / "static" / "notifications" / "sw.js"
+
+
+@lru_cache(maxsize=1)
+def _service_worker_source(mtime: float) -> bytes:
+    return SERVICE_WORKER.read_bytes()
+
+
+@require_GET
+def service_worker(request: HttpRequest) -> HttpResponse:
+    """``/sw.js`` from the site root, so its scope can cover ``/chat/``."""
+    body = _service_worker_source(SERVICE_WORKER.stat().st_mtime)
+    response = HttpResponse(body, content_type="text/javascript; charset=utf-8")
+    response["Service-Worker-Allowed"] = "/"
+    # Browsers check for a new worker on navigation; let them always see the latest.
+    response["Cache-Control"] = "no-cache"
+    return response

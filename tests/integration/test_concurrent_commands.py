@@ -13,7 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from django.db import connection
 
-from chat.domain import Actor, MarkMessageAsRead, SendMessage, SenderKind
+from chat.commands import Actor, MarkMessageAsRead, SendMessage
+from chat.events import SenderKind
 from chat.handlers import mark_message_as_read, send_message
 from customers.services import customer_register
 from eventstore.models import StoredEvent
@@ -45,7 +46,7 @@ def test_fifty_identical_sends_at_once_store_exactly_one_message():
 
 
 def test_concurrent_sends_with_different_bodies_leave_one_winner_and_conflicts():
-    from chat.domain import MessageIdConflict
+    from chat.errors import MessageIdConflict
 
     customer_id = uuid.uuid4()
     message_id = uuid.uuid4()

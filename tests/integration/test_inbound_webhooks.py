@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from api.inbound import MAX_BODY_BYTES
 from customers.models import Customer
 from eventstore.models import StoredEvent
 from inbound.models import InboundDelivery
 from inbound.signatures import header_value
-from inbound.views import MAX_BODY_BYTES
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

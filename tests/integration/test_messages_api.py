@@ -99,7 +99,7 @@ def test_missing_or_forged_tokens_are_refused(customer, token):
 
 
 def test_a_token_signed_with_another_key_or_widened_is_refused(customer, settings):
-    from customers.tokens import issue_customer_token
+    from accounts.tokens import issue_customer_token
 
     settings.CUSTOMER_TOKEN_KEY = "another-key"
     forged = issue_customer_token(customer.id)

@@ -9,24 +9,35 @@ random batch sizes; a crash is injected mid-batch now and then.
 from __future__ import annotations
 
 import uuid
-from unittest import mock
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chat.domain import Actor, ChatError, EditMessage, MarkMessageAsRead, SendMessage, SenderKind
+from chat.commands import Actor, EditMessage, MarkMessageAsRead, SendMessage
+from chat.errors import ChatError
+from chat.events import SenderKind
 from chat.handlers import edit_message, mark_message_as_read, send_message
 from customers.models import Customer
 from customers.services import customer_register, customer_update
 from eventstore.events import Cursor, RecordedEvent
 from eventstore.models import Checkpoint, StoredEvent
+from eventstore.reading import Batch
 from eventstore.runner import ConsumerRunner
-from eventstore.store import Batch, EventStore
-from readmodels.models import AgentUnread, Badge, BadgeChange, BadgeUnread, Conversation, DirectoryEntry, TimelineMessage
-from readmodels.projections import PIPELINE, all_projections
+from eventstore.store import EventStore
 from readmodels import rebuild as rebuild_module
+from readmodels.models import (
+    AgentUnread,
+    Badge,
+    BadgeChange,
+    BadgeUnread,
+    Conversation,
+    DirectoryEntry,
+    TimelineMessage,
+)
+from readmodels.projections import PIPELINE, all_projections
 from readmodels.rebuild import rebuild
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -18,16 +18,17 @@ from typing import Any
 import pytest
 from django.db.models import Max
 
-from chat.domain import Actor, SendMessage, SenderKind
+from chat.commands import Actor, SendMessage
+from chat.events import SenderKind
 from chat.handlers import send_message
 from eventstore.models import StoredEvent
 from eventstore.runner import ConsumerRunner, checkpoint_cursor
 from eventstore.store import EventStore
 from notifications.config import DeliveryConfig
-from notifications.worker import DeliveryWorker
 from notifications.models import PushDelivery
 from notifications.process_manager import PushProcessManager
 from notifications.vapid import VapidKeys, generate_vapid_keys
+from notifications.worker import DeliveryWorker
 from readmodels.projections import PIPELINE, all_projections
 from tests.support.pushservice import Delivery, PushService, Subscription
 

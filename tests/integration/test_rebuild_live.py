@@ -19,7 +19,8 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from chat.domain import Actor, MarkMessageAsRead, SendMessage, SenderKind
+from chat.commands import Actor, MarkMessageAsRead, SendMessage
+from chat.events import SenderKind
 from chat.handlers import mark_message_as_read, send_message
 from customers.services import customer_register
 from eventstore.runner import Worker

@@ -10,9 +10,9 @@ from django.core.cache import cache
 from django.test import Client
 
 from accounts.principals import CUSTOMER_COOKIE, principal_from_cookies
+from accounts.tokens import issue_customer_token
 from customers.models import Customer
 from customers.services import customer_register
-from customers.tokens import issue_customer_token
 
 pytestmark = pytest.mark.django_db
 

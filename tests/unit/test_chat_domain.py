@@ -5,23 +5,10 @@ import uuid
 
 import pytest
 
-from chat.domain import (
-    MAX_BODY_CHARS,
-    Actor,
-    ChatMessage,
-    EditMessage,
-    InvalidBody,
-    MarkMessageAsRead,
-    MessageEdited,
-    MessageIdConflict,
-    MessageMarkedAsRead,
-    MessageNotFound,
-    MessageSent,
-    NotReceiver,
-    NotSender,
-    SendMessage,
-    SenderKind,
-)
+from chat.commands import MAX_BODY_CHARS, Actor, EditMessage, MarkMessageAsRead, SendMessage
+from chat.domain import ChatMessage
+from chat.errors import InvalidBody, MessageIdConflict, MessageNotFound, NotReceiver, NotSender
+from chat.events import MessageEdited, MessageMarkedAsRead, MessageSent, SenderKind
 
 NOW = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.timezone.utc)
 CUSTOMER_ID = uuid.uuid4()

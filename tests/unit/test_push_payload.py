@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from notifications.transport import parse_retry_after
 from notifications.payload import MAX_PAYLOAD_BYTES, PREVIEW_CHARS, badge_payload, encode, topic_for
+from notifications.transport import parse_retry_after
 
 MESSAGE = {
     "message_id": "7b3f2d9e-3c1a-4f7e-9a51-2f0f1b8d6a11",

@@ -12,11 +12,12 @@ import time
 
 from django.http import HttpRequest, JsonResponse
 
+from api.errors import ApiError
+from api.http import api, doc
 from inbound import signatures
 from inbound.payload import InvalidPayload, parse
 from inbound.services import inbound_message_receive
-from inbound.sources import secrets_for
-from project.http import ApiError, api
+from inbound.sources import MAX_SOURCE_CHARS, secrets_for
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,13 @@ def _read_body(request: HttpRequest) -> bytes:
 
 
 @api(["POST"], None)
+@doc("POST", "Deliver one customer message from an external channel", body="InboundMessage",
+     responses={202: "InboundReceipt"}, security=["webhookSignature"],
+     path={"source": {"schema": {"type": "string", "pattern": f"^[A-Za-z0-9_.-]{{1,{MAX_SOURCE_CHARS}}}$"},
+                      "description": "a source configured in INBOUND_WEBHOOK_SECRETS"}},
+     errors=[(404, "unknown_source"), signatures.InvalidSignature, signatures.StaleSignature, (400, "invalid_body")],
+     description="Stored once however many copies arrive; every copy answers the same `message_id`. "
+     "The signature is checked on the raw bytes before the body is parsed (docs/webhooks.md).")
 def receive(request: HttpRequest, source: str) -> JsonResponse:
     """``POST /webhooks/v1/inbound/{source}``: store one customer message, once."""
     secrets = secrets_for(source)

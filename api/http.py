@@ -1,6 +1,7 @@
-"""JSON API plumbing shared by every context's views: authentication,
-CSRF for cookie sessions, body parsing with limits, and the contract's
-error shape. No business rule lives here."""
+"""JSON API plumbing shared by every endpoint: authentication, CSRF for
+cookie sessions, body and query parsing with limits, and the ``api``
+decorator that answers every refusal in the error shape (api.errors).
+No business rule lives here."""
 
 from __future__ import annotations
 
@@ -8,60 +9,67 @@ import functools
 import inspect
 import json
 import uuid
-from collections.abc import Callable, Collection
-from typing import Any, Literal
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeAlias
 
 from asgiref.sync import sync_to_async
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
-from accounts.principals import AuthenticationFailed, Principal, principal_from_cookies, principal_from_token
-from chat.domain import ChatError, is_storable_text
-from customers.services import CustomerError
-from eventstore.store import UnknownPosition
+from accounts.principals import Principal, principal_from_cookies, principal_from_token
+from api.errors import ApiError, response_for
+from chat.commands import Actor
+from kernel.errors import DomainError
+from kernel.text import is_storable_text
 
 Audience = Literal["customer", "agent", "any"]
 
-_CHAT_STATUS = {
-    "invalid_body": 400,
-    "message_id_conflict": 409,
-    "message_not_found": 404,
-    "not_sender": 403,
-    "not_receiver": 403,
-    "customer_not_found": 404,
-}
+# -- documentation -----------------------------------------------------------------
+
+# A JSON Schema: the name of a component schema (api.schemas.COMPONENTS) or a dict.
+Schema: TypeAlias = str | dict[str, Any]
+# An error an operation can answer: a DomainError subclass (its class ``status``
+# and ``code``) or (status, code) for one raised with other values.
+ErrorSpec: TypeAlias = type[DomainError] | tuple[int, str]
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.code = code
-        self.detail = detail
+@dataclass(frozen=True)
+class Doc:
+    """One operation's documentation, declared next to its view (``@doc``).
+
+    api.openapi turns it into the OpenAPI operation; the errors that follow
+    from the ``api`` decorator itself (authentication, CSRF, the JSON body,
+    the query parameters) are added there, so ``errors`` lists only the
+    endpoint's own.
+    """
+
+    method: str
+    summary: str
+    description: str = ""
+    body: Schema | None = None  # the JSON request body (read with json_body)
+    params: Sequence[dict[str, Any]] = ()  # query and header parameters (api.schemas)
+    path: Mapping[str, dict[str, Any]] = field(default_factory=dict)  # path parameter schemas
+    responses: Mapping[int, Schema | None] = field(default_factory=dict)  # None: no body
+    errors: Sequence[ErrorSpec] = ()
+    security: Sequence[str] | None = None  # scheme names; None: from the audience
 
 
-def error(status: int, code: str, detail: str) -> JsonResponse:
-    return JsonResponse({"error": {"code": code, "detail": detail}}, status=status)
+def doc(method: str, summary: str, **details: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Attach the documentation of ``method`` to a view (stack one per method).
 
+    Put it below ``@api``: the attribute is carried to the wrapped view.
+    """
 
-def as_api_error(exc: Exception) -> ApiError | None:
-    """Map a known domain or input error to its HTTP form (None: a bug)."""
-    if isinstance(exc, ApiError):
-        return exc
-    if isinstance(exc, ChatError):
-        return ApiError(_CHAT_STATUS.get(exc.code, 400), exc.code, exc.detail)
-    if isinstance(exc, CustomerError):
-        return ApiError(404 if exc.code == "customer_not_found" else 400, exc.code, exc.detail)
-    if isinstance(exc, UnknownPosition):
-        return ApiError(400, "unknown_position", f"position {exc.args[0]} names no event")
-    if isinstance(exc, AuthenticationFailed):
-        return ApiError(401, exc.code, exc.detail)
-    if isinstance(exc, RequestDataTooBig):
-        return ApiError(413, "body_too_large", "the request body is too large")
-    return None
+    def attach(view: Callable[..., Any]) -> Callable[..., Any]:
+        docs: dict[str, Doc] = dict(getattr(view, "api_docs", {}))
+        docs[method] = Doc(method, summary, **details)
+        view.api_docs = docs  # type: ignore[attr-defined]
+        return view
 
+    return attach
 
 # -- input -----------------------------------------------------------------------
 
@@ -126,6 +134,11 @@ def query_int(request: HttpRequest, name: str, default: int, *, low: int = 0, hi
 # -- authentication ------------------------------------------------------------------
 
 
+def actor_of(principal: Principal) -> Actor:
+    """Who the authenticated caller is to chat."""
+    return Actor.of(principal.kind, principal.id, principal.name)
+
+
 def authenticate(request: HttpRequest) -> Principal | None:
     header = request.headers.get("Authorization", "")
     if header:
@@ -162,6 +175,8 @@ def api(methods: Collection[str], audience: Audience | None) -> Callable[..., An
 
     The view is called as ``view(request, principal, **kwargs)`` (without
     ``principal`` when ``audience`` is None). Sync and async views both work.
+    The wrapped view carries ``api_methods`` and ``api_audience`` (and the
+    ``api_docs`` of ``@doc``), which api.openapi reads.
     """
 
     def wrap(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -173,12 +188,12 @@ def api(methods: Collection[str], audience: Audience | None) -> Callable[..., An
                     args = (principal,) if audience is not None else ()
                     return await view(request, *args, **kwargs)
                 except Exception as exc:
-                    mapped = as_api_error(exc)
-                    if mapped is None:
+                    response = response_for(exc)
+                    if response is None:
                         raise
-                    return error(mapped.status, mapped.code, mapped.detail)
+                    return response
 
-            return csrf_exempt(functools.wraps(view)(async_wrapper))
+            return _described(csrf_exempt(functools.wraps(view)(async_wrapper)), methods, audience)
 
         def wrapper(request: HttpRequest, **kwargs: Any) -> HttpResponse:
             try:
@@ -186,11 +201,17 @@ def api(methods: Collection[str], audience: Audience | None) -> Callable[..., An
                 args = (principal,) if audience is not None else ()
                 return view(request, *args, **kwargs)
             except Exception as exc:
-                mapped = as_api_error(exc)
-                if mapped is None:
+                response = response_for(exc)
+                if response is None:
                     raise
-                return error(mapped.status, mapped.code, mapped.detail)
+                return response
 
-        return csrf_exempt(functools.wraps(view)(wrapper))
+        return _described(csrf_exempt(functools.wraps(view)(wrapper)), methods, audience)
 
     return wrap
+
+
+def _described(view: Callable[..., Any], methods: Collection[str], audience: Audience | None) -> Callable[..., Any]:
+    view.api_methods = tuple(methods)  # type: ignore[attr-defined]
+    view.api_audience = audience  # type: ignore[attr-defined]
+    return view

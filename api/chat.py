@@ -1,5 +1,7 @@
-"""HTTP adapter for chat: turns requests into commands and read-model
-queries. Rules live in chat.domain; reads in readmodels.queries."""
+"""Chat endpoints: requests become chat's commands and read-model reads.
+
+Rules live in chat (its handlers and aggregate); reads in
+readmodels.selectors, shaped by readmodels.present."""
 
 from __future__ import annotations
 
@@ -11,26 +13,54 @@ from asgiref.sync import sync_to_async
 from django.http import HttpRequest, JsonResponse
 
 from accounts.principals import Principal
-from chat.domain import ChatMessage, EditMessage, MarkMessageAsRead, SendMessage
-from chat.handlers import Outcome, edit_message, mark_message_as_read, send_message
+from api.errors import ApiError
+from api.http import actor_of, api, doc, field_str, field_uuid, json_body, parse_uuid, query_int
+from api.schemas import CORRELATION_ID, UUID_PATH, integer, query
+from chat.commands import EditMessage, MarkMessageAsRead, SendMessage
+from chat.errors import CustomerNotFound, InvalidBody, MessageIdConflict, MessageNotFound, NotReceiver, NotSender
+from chat.handlers import Written, edit_message, mark_message_as_read, send_message
 from chat.ports import customer_directory
 from eventstore.events import Metadata
-from project.http import ApiError, api, field_str, field_uuid, json_body, parse_uuid, query_int
-from readmodels import queries
+from readmodels import freshness, present, selectors
 
 MAX_PAGE = 500
 
+# -- documentation of the query parameters read below
 
-def present_outcome(outcome: Outcome) -> dict[str, Any]:
-    m: ChatMessage = outcome.message
-    return queries.present_message(
+AFTER = query("after", integer(0), "Changes after this position (a read's `position`; start with 0).",
+              [(400, "invalid_parameter"), (400, "unknown_position")])
+MESSAGE_LIMIT = query("limit", integer(100, 1, MAX_PAGE), "Page size.", [(400, "invalid_parameter")])
+CONVERSATION_LIMIT = query("limit", integer(50, 1, MAX_PAGE), "Page size.", [(400, "invalid_parameter")])
+MIN_POSITION = query(
+    "min_position", integer(0), "Read your own write: wait (at most 2 s) until the answer includes this position.",
+    [(400, "invalid_parameter"), (400, "unknown_position")],
+)
+BEFORE = query("before", {"type": "string", "format": "date-time"},
+               "The `last_activity_at` of the previous page's last conversation.", [(400, "invalid_parameter")])
+SEND: dict[str, Any] = {
+    "body": "SendMessage", "params": [CORRELATION_ID], "responses": {201: "Written", 200: "Written"},
+    "errors": [InvalidBody, MessageIdConflict],
+    "description": "A new `message_id` answers 201; the same id with the same body again 200 (nothing appended); "
+    "with another body 409.",
+}
+LIST: dict[str, Any] = {
+    "params": [AFTER, MESSAGE_LIMIT, MIN_POSITION], "responses": {200: "MessagePage"},
+    "description": "Messages created or changed after `after`, oldest change first, each once in its latest "
+    "state. A full page answers with its last message's position: call again with `after=<position>`.",
+}
+
+
+def present_outcome(outcome: Written) -> dict[str, Any]:
+    m = outcome.message
+    return present.present_message(
         message_id=m.message_id, customer_id=m.customer_id, sender_kind=m.sender.kind.value,
         sender_id=m.sender.id, sender_name=m.sender.name, body=m.body, sent_at=m.sent_at,
         edited_at=m.edited_at, read_at=m.read_at, position=outcome.position,
+        names=selectors.customer_names({m.customer_id}) if m.sender.kind == "customer" else {},
     )
 
 
-def _write_response(outcome: Outcome, *, created_status: int = 201) -> JsonResponse:
+def _write_response(outcome: Written, *, created_status: int = 201) -> JsonResponse:
     return JsonResponse(
         {"message": present_outcome(outcome), "position": outcome.position},
         status=created_status if outcome.appended else 200,
@@ -43,7 +73,7 @@ def _metadata(request: HttpRequest, principal: Principal) -> Metadata:
         correlation_id = uuid.UUID(corr) if corr else uuid.uuid4()
     except ValueError:
         correlation_id = uuid.uuid4()
-    return Metadata(actor=principal.actor.label, correlation_id=correlation_id)
+    return Metadata(actor=actor_of(principal).label, correlation_id=correlation_id)
 
 
 def _send(request: HttpRequest, principal: Principal, customer_id: uuid.UUID) -> JsonResponse:
@@ -51,7 +81,7 @@ def _send(request: HttpRequest, principal: Principal, customer_id: uuid.UUID) ->
     cmd = SendMessage(
         message_id=field_uuid(data, "message_id"),
         customer_id=customer_id,
-        sender=principal.actor,
+        sender=actor_of(principal),
         body=field_str(data, "body") or "",
     )
     return _write_response(send_message(cmd, metadata=_metadata(request, principal)))
@@ -61,14 +91,14 @@ async def _min_position(request: HttpRequest) -> None:
     raw = request.GET.get("min_position")
     if raw is not None and raw != "":
         position = query_int(request, "min_position", 0)
-        await queries.wait_until_processed(position)
+        await freshness.wait_until_processed(position)
 
 
 async def _list_messages(request: HttpRequest, customer_id: uuid.UUID) -> JsonResponse:
     after = query_int(request, "after", 0)
     limit = query_int(request, "limit", 100, low=1, high=MAX_PAGE)
     await _min_position(request)
-    page = await sync_to_async(queries.messages_after)(customer_id, after, limit)
+    page = await sync_to_async(selectors.messages_after)(customer_id, after, limit)
     return JsonResponse({"messages": page.items, "position": page.position})
 
 
@@ -76,6 +106,8 @@ async def _list_messages(request: HttpRequest, customer_id: uuid.UUID) -> JsonRe
 
 
 @api(["GET", "POST"], "customer")
+@doc("GET", "Sync the customer's conversation", **LIST)
+@doc("POST", "Send a message as the customer", **SEND)
 async def messages(request: HttpRequest, principal: Principal) -> JsonResponse:
     """GET: sync the customer's conversation after a position. POST: send."""
     if request.method == "POST":
@@ -84,9 +116,11 @@ async def messages(request: HttpRequest, principal: Principal) -> JsonResponse:
 
 
 @api(["GET"], "customer")
+@doc("GET", "The customer's unread badge", params=[MIN_POSITION], responses={200: "Badge"},
+     description="The number of agent messages the customer has not marked read, as of `position`.")
 async def badge(request: HttpRequest, principal: Principal) -> JsonResponse:
     await _min_position(request)
-    unread, position = await sync_to_async(queries.badge)(principal.customer_id)
+    unread, position = await sync_to_async(selectors.badge)(principal.customer_id)
     return JsonResponse({"unread": unread, "position": position})
 
 
@@ -94,19 +128,25 @@ async def badge(request: HttpRequest, principal: Principal) -> JsonResponse:
 
 
 @api(["PATCH"], "any")
+@doc("PATCH", "Edit a message (its sender only)", body="EditMessage", params=[CORRELATION_ID],
+     path={"message_id": UUID_PATH}, responses={200: "Written"}, errors=[InvalidBody, NotSender, MessageNotFound],
+     description="An edit to the same body appends nothing. Customers see only their own conversation.")
 def message_detail(request: HttpRequest, principal: Principal, message_id: str) -> JsonResponse:
     """Edit: only the sender."""
     data = json_body(request)
-    cmd = EditMessage(parse_uuid(message_id, "message_id"), principal.actor, field_str(data, "body") or "")
+    cmd = EditMessage(parse_uuid(message_id, "message_id"), actor_of(principal), field_str(data, "body") or "")
     return _write_response(edit_message(cmd, metadata=_metadata(request, principal)), created_status=200)
 
 
 @api(["POST"], "any")
+@doc("POST", "Mark a message read (the receiving side only)", params=[CORRELATION_ID],
+     path={"message_id": UUID_PATH}, responses={200: "ReadReceipt"}, errors=[NotReceiver, MessageNotFound],
+     description="The customer marks agent messages, any agent customer messages; marking twice appends nothing.")
 def message_read(request: HttpRequest, principal: Principal, message_id: str) -> JsonResponse:
     """Mark read: only the receiving side; a second mark appends nothing."""
-    cmd = MarkMessageAsRead(parse_uuid(message_id, "message_id"), principal.actor)
+    cmd = MarkMessageAsRead(parse_uuid(message_id, "message_id"), actor_of(principal))
     outcome = mark_message_as_read(cmd, metadata=_metadata(request, principal))
-    return JsonResponse({"position": outcome.position, "read_at": queries.rfc3339(outcome.message.read_at)})
+    return JsonResponse({"position": outcome.position, "read_at": present.rfc3339(outcome.message.read_at)})
 
 
 # -- agent endpoints -------------------------------------------------------------------
@@ -121,6 +161,10 @@ async def _known_customer(customer_id: str) -> uuid.UUID:
 
 
 @api(["GET", "POST"], "agent")
+@doc("GET", "Sync a customer's conversation", **{**LIST, "path": {"customer_id": UUID_PATH},
+                                                  "errors": [CustomerNotFound]})
+@doc("POST", "Send a message to a customer as an agent",
+     **{**SEND, "path": {"customer_id": UUID_PATH}, "errors": [*SEND["errors"], CustomerNotFound]})
 async def conversation_messages(request: HttpRequest, principal: Principal, customer_id: str) -> JsonResponse:
     cid = await _known_customer(customer_id)
     if request.method == "POST":
@@ -129,6 +173,8 @@ async def conversation_messages(request: HttpRequest, principal: Principal, cust
 
 
 @api(["GET"], "agent")
+@doc("GET", "Conversations, newest activity first", params=[CONVERSATION_LIMIT, BEFORE, MIN_POSITION],
+     responses={200: "ConversationPage"})
 async def conversations(request: HttpRequest, principal: Principal) -> JsonResponse:
     limit = query_int(request, "limit", 50, low=1, high=MAX_PAGE)
     before_raw = request.GET.get("before")
@@ -142,14 +188,16 @@ async def conversations(request: HttpRequest, principal: Principal) -> JsonRespo
         except (ValueError, OverflowError):
             raise ApiError(400, "invalid_parameter", "'before' must be an RFC 3339 time in range") from None
     await _min_position(request)
-    page = await sync_to_async(queries.conversations)(limit, before)
+    page = await sync_to_async(selectors.conversations)(limit, before)
     return JsonResponse({"conversations": page.items, "position": page.position})
 
 
 @api(["GET"], "agent")
+@doc("GET", "A conversation and the customer's contact details", path={"customer_id": UUID_PATH},
+     responses={200: "ConversationDetail"}, errors=[CustomerNotFound])
 async def conversation_detail(request: HttpRequest, principal: Principal, customer_id: str) -> JsonResponse:
     """The conversation row and the customer's contact details (read-only)."""
     cid = await _known_customer(customer_id)
-    conv = await sync_to_async(queries.conversation)(cid)
-    profile = await sync_to_async(queries.customer_profile)(cid)
+    conv = await sync_to_async(selectors.conversation)(cid)
+    profile = await sync_to_async(selectors.customer_profile)(cid)
     return JsonResponse({"conversation": conv, "customer": profile})

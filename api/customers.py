@@ -7,9 +7,11 @@ import hmac
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 
-from customers.services import customer_register, customer_update
-from customers.tokens import issue_customer_token
-from project.http import ApiError, api, field_str, json_body, parse_uuid
+from accounts.tokens import issue_customer_token
+from api.errors import ApiError
+from api.http import api, doc, field_str, json_body, parse_uuid
+from api.schemas import UUID_PATH
+from customers.services import CustomerNotFound, customer_register, customer_update
 
 
 def _require_integration_key(request: HttpRequest) -> None:
@@ -19,7 +21,16 @@ def _require_integration_key(request: HttpRequest) -> None:
         raise ApiError(401, "invalid_integration_key", "a valid integration key is required")
 
 
+# What the host application can be refused, besides the body's own errors (api.openapi adds those).
+DETAILS_ERRORS = [(401, "invalid_integration_key"), (400, "invalid_name"), (400, "invalid_email"), (400, "invalid_phone")]
+
+
 @api(["POST"], None)
+@doc("POST", "Register a customer (or find them by external_id) and issue a customer token",
+     body="CustomerRegistration", responses={201: "CustomerToken", 200: "CustomerToken"}, security=["integrationKey"],
+     errors=[*DETAILS_ERRORS, (400, "invalid_external_id")],
+     description="The same `external_id` again answers 200 with the same customer and a fresh token, and changes "
+     "nothing (use PATCH).")
 def customers(request: HttpRequest) -> JsonResponse:
     _require_integration_key(request)
     data = json_body(request)
@@ -35,6 +46,9 @@ def customers(request: HttpRequest) -> JsonResponse:
 
 
 @api(["PATCH"], None)
+@doc("PATCH", "Change a customer's contact details", body="ContactDetailsUpdate", path={"customer_id": UUID_PATH},
+     responses={200: "ContactDetails"}, security=["integrationKey"],
+     errors=[*DETAILS_ERRORS, CustomerNotFound])
 def customer_detail(request: HttpRequest, customer_id: str) -> JsonResponse:
     _require_integration_key(request)
     data = json_body(request)

@@ -12,6 +12,7 @@ from channels.layers import get_channel_layer
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 
+from api.http import doc
 from readmodels.projections import PIPELINE
 from readmodels.status import pipeline_status
 from realtime.dispatcher import get_dispatcher
@@ -56,6 +57,8 @@ def _realtime() -> dict[str, Any]:
     }
 
 
+@doc("GET", "Whether this process can serve", responses={200: "Health", 503: "Health"}, security=[],
+     description="503 when the database or the channel layer does not answer, or events wait and no pipeline runs.")
 async def healthz(request: HttpRequest) -> JsonResponse:
     """200 when this process can serve; 503 when the database or the channel
     layer is down, or when events wait and no pipeline runs to process them."""

@@ -1,5 +1,8 @@
 """Customer tokens: signed, expiring, and bound to one customer.
 
+Identity issues and checks them; the customers context knows nothing of
+them (a token names a customer by id only).
+
 A token is ``pc.<customer uuid>:<timestamp>:<signature>`` signed with
 CUSTOMER_TOKEN_KEY (default: SECRET_KEY). It cannot be forged or widened
 without the key; rotating the key revokes every token at once.
@@ -12,15 +15,14 @@ import uuid
 from django.conf import settings
 from django.core import signing
 
+from accounts.errors import AuthenticationFailed
+
 PREFIX = "pc."
-_SALT = "parley.customers.token"
+_SALT = "parley.customers.token"  # unchanged since tokens lived in customers/: issued tokens stay valid
 
 
-class InvalidCustomerToken(Exception):
-    def __init__(self, code: str, detail: str) -> None:
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
+class InvalidCustomerToken(AuthenticationFailed):
+    """The token is not a customer token, is forged, or has expired."""
 
 
 def _signer() -> signing.TimestampSigner:
@@ -36,14 +38,14 @@ def issue_customer_token(customer_id: uuid.UUID) -> str:
 def verify_customer_token(token: str) -> uuid.UUID:
     """The customer a token names; raises InvalidCustomerToken otherwise."""
     if not token.startswith(PREFIX):
-        raise InvalidCustomerToken("invalid_token", "not a customer token")
+        raise InvalidCustomerToken("not a customer token")
     try:
         value = _signer().unsign(token[len(PREFIX) :], max_age=settings.CUSTOMER_TOKEN_MAX_AGE)
     except signing.SignatureExpired:
-        raise InvalidCustomerToken("token_expired", "the customer token has expired") from None
+        raise InvalidCustomerToken("the customer token has expired", code="token_expired") from None
     except signing.BadSignature:
-        raise InvalidCustomerToken("invalid_token", "the customer token is not valid") from None
+        raise InvalidCustomerToken("the customer token is not valid") from None
     try:
         return uuid.UUID(value)
     except ValueError:
-        raise InvalidCustomerToken("invalid_token", "the customer token is not valid") from None
+        raise InvalidCustomerToken("the customer token is not valid") from None

@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from accounts import ratelimit
 from accounts.principals import Principal, authenticate_agent, issue_agent_token, revoke_agent_token
-from project import ratelimit
-from project.http import ApiError, api, field_str, json_body
+from api.errors import ApiError
+from api.http import api, doc, field_str, json_body
 
 # Failed agent logins allowed per client address and username per window.
 LOGIN_FAILURES = 10
@@ -12,6 +13,10 @@ LOGIN_WINDOW = 15 * 60
 
 
 @api(["POST"], None)
+@doc("POST", "Log an agent in: an API token for a staff user's username and password", body="AgentCredentials",
+     responses={201: "AgentToken"}, errors=[(401, "invalid_credentials"), (429, "too_many_attempts")],
+     description=f"{LOGIN_FAILURES} failed logins per client address and username in {LOGIN_WINDOW // 60} minutes "
+     "refuse further attempts with 429.")
 def agent_token(request: HttpRequest) -> JsonResponse:
     """Exchange an agent's username and password for an API token."""
     data = json_body(request)
@@ -28,6 +33,8 @@ def agent_token(request: HttpRequest) -> JsonResponse:
 
 
 @api(["DELETE"], "agent")
+@doc("DELETE", "Revoke the agent token this request carries", responses={204: None}, errors=[(400, "no_token")],
+     description="`400 no_token` when the agent is authenticated by a session, not a token.")
 def revoke_current_token(request: HttpRequest, principal: Principal) -> HttpResponse:
     """Revoke the bearer token this request carries."""
     _, _, token = request.headers.get("Authorization", "").partition(" ")

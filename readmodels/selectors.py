@@ -9,29 +9,19 @@ returned under a position that does not cover it.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.db.models import Q
 
 from eventstore.events import Cursor
 from eventstore.runner import checkpoint_cursor
 from eventstore.store import EventStore
 from readmodels.models import Badge, BadgeChange, Conversation, DirectoryEntry, TimelineMessage
+from readmodels.present import present_conversation, present_profile, present_row
 from readmodels.projections import PIPELINE
-
-READ_YOUR_WRITES_TIMEOUT = 2.0
-
-
-def rfc3339(value: dt.datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def _after(cursor: Cursor) -> Q:
@@ -48,41 +38,8 @@ def customer_names(ids: set[str] | set[uuid.UUID]) -> dict[str, str]:
     return {str(k): v for k, v in DirectoryEntry.objects.filter(customer_id__in=ids).values_list("customer_id", "name")}
 
 
-def present_message(
-    *,
-    message_id: uuid.UUID,
-    customer_id: uuid.UUID,
-    sender_kind: str,
-    sender_id: str,
-    sender_name: str,
-    body: str,
-    sent_at: dt.datetime,
-    edited_at: dt.datetime | None,
-    read_at: dt.datetime | None,
-    position: int,
-    names: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    """The contract's message object. A customer's name comes from the directory."""
-    if sender_kind == "customer":
-        sender_name = (names if names is not None else customer_names({customer_id})).get(str(customer_id), "")
-    return {
-        "message_id": str(message_id),
-        "customer_id": str(customer_id),
-        "sender": {"kind": sender_kind, "id": sender_id, "name": sender_name},
-        "body": body,
-        "sent_at": rfc3339(sent_at),
-        "edited_at": rfc3339(edited_at),
-        "read_at": rfc3339(read_at),
-        "position": position,
-    }
 
 
-def present_row(row: TimelineMessage, names: dict[str, str]) -> dict[str, Any]:
-    return present_message(
-        message_id=row.message_id, customer_id=row.customer_id, sender_kind=row.sender_kind,
-        sender_id=row.sender_id, sender_name=row.sender_name, body=row.body, sent_at=row.sent_at,
-        edited_at=row.edited_at, read_at=row.read_at, position=row.position, names=names,
-    )
 
 
 @dataclass(frozen=True)
@@ -172,46 +129,10 @@ def conversation(customer_id: uuid.UUID) -> dict[str, Any] | None:
     return present_conversation(row, customer_names({customer_id})) if row else None
 
 
-def present_conversation(row: Conversation, names: dict[str, str]) -> dict[str, Any]:
-    last = dict(row.last_message)
-    if last.get("sender", {}).get("kind") == "customer":
-        last["sender"] = {**last["sender"], "name": names.get(str(row.customer_id), "")}
-    last["sent_at"] = rfc3339(dt.datetime.fromisoformat(last["sent_at"]))
-    return {
-        "customer_id": str(row.customer_id),
-        "customer_name": names.get(str(row.customer_id), ""),
-        "last_message": last,
-        "unread_for_agents": row.unread_for_agents,
-        "awaiting_reply": row.awaiting_reply,
-        "last_activity_at": rfc3339(row.last_activity_at),
-        "position": row.position,
-    }
 
 
 def customer_profile(customer_id: uuid.UUID) -> dict[str, Any] | None:
     row = DirectoryEntry.objects.filter(customer_id=customer_id).first()
-    if row is None:
-        return None
-    return {
-        "customer_id": str(row.customer_id), "name": row.name, "email": row.email,
-        "phone": row.phone, "external_id": row.external_id,
-    }
+    return present_profile(row) if row is not None else None
 
 
-def has_processed(position: int) -> bool:
-    """Whether the read models include the event at ``position``."""
-    return position == 0 or checkpoint_cursor(PIPELINE) >= EventStore().cursor_at(position)
-
-
-async def wait_until_processed(position: int, timeout: float = READ_YOUR_WRITES_TIMEOUT) -> bool:
-    """Wait (at most ``timeout``) until the read models include ``position``."""
-    deadline = time.monotonic() + timeout
-    check = sync_to_async(has_processed)
-    delay = 0.005
-    while True:
-        if await check(position):
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-        delay = min(delay * 2, 0.05)

@@ -1,4 +1,4 @@
-"""HTTP adapter for push: the VAPID public key, subscriptions, and the service worker.
+"""Push endpoints: the VAPID public key and this device's subscriptions.
 
 Rules live in ``notifications.subscriptions``; these views only translate.
 """
@@ -6,24 +6,20 @@ Rules live in ``notifications.subscriptions``; these views only translate.
 from __future__ import annotations
 
 import uuid
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.views.decorators.http import require_GET
 
 from accounts.principals import Principal
+from api.errors import ApiError
+from api.http import api, doc, field_str, json_body
 from notifications.subscriptions import (
     SubscriptionError,
     subscription_delete,
     subscription_register,
 )
 from notifications.vapid import InvalidKey, public_key_of
-from project.http import ApiError, api, field_str, json_body
-
-SERVICE_WORKER = Path(__file__).resolve().parent / "static" / "notifications" / "sw.js"
 
 
 def _public_key() -> str:
@@ -40,13 +36,21 @@ def _as_api_error(exc: SubscriptionError) -> ApiError:
     return ApiError(404 if exc.code == "subscription_not_found" else 400, exc.code, exc.detail)
 
 
+NOT_CONFIGURED = (404, "push_not_configured")
+
+
 @api(["GET"], None)
+@doc("GET", "The VAPID public key (applicationServerKey)", responses={200: "PushPublicKey"}, errors=[NOT_CONFIGURED])
 def public_key(request: HttpRequest) -> JsonResponse:
     """The applicationServerKey for ``PushManager.subscribe()``."""
     return JsonResponse({"public_key": _public_key()})
 
 
 @api(["POST"], "customer")
+@doc("POST", "Register this device for push", body="PushSubscription",
+     responses={201: "PushSubscriptionId", 200: "PushSubscriptionId"},
+     errors=[NOT_CONFIGURED, (400, "push_endpoint_not_allowed"), (400, "invalid_push_keys")],
+     description="The same endpoint again answers 200 (and moves the device to this customer).")
 def subscriptions(request: HttpRequest, principal: Principal) -> JsonResponse:
     """Register this device (``PushSubscription.toJSON()``); the same endpoint again is 200."""
     _public_key()
@@ -65,6 +69,9 @@ def subscriptions(request: HttpRequest, principal: Principal) -> JsonResponse:
 
 
 @api(["DELETE"], "customer")
+@doc("DELETE", "Forget one of this customer's devices", responses={204: None},
+     path={"subscription_id": {"schema": {"type": "string"}, "description": "not a UUID: 404"}},
+     errors=[(404, "subscription_not_found")])
 def subscription_detail(request: HttpRequest, principal: Principal, subscription_id: str) -> HttpResponse:
     """Forget one of this customer's devices; anyone else's is 404."""
     try:
@@ -76,19 +83,3 @@ def subscription_detail(request: HttpRequest, principal: Principal, subscription
     except SubscriptionError as exc:
         raise _as_api_error(exc) from None
     return HttpResponse(status=204)
-
-
-@lru_cache(maxsize=1)
-def _service_worker_source(mtime: float) -> bytes:
-    return SERVICE_WORKER.read_bytes()
-
-
-@require_GET
-def service_worker(request: HttpRequest) -> HttpResponse:
-    """``/sw.js`` from the site root, so its scope can cover ``/chat/``."""
-    body = _service_worker_source(SERVICE_WORKER.stat().st_mtime)
-    response = HttpResponse(body, content_type="text/javascript; charset=utf-8")
-    response["Service-Worker-Allowed"] = "/"
-    # Browsers check for a new worker on navigation; let them always see the latest.
-    response["Cache-Control"] = "no-cache"
-    return response

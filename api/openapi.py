@@ -1,0 +1,223 @@
+"""The OpenAPI 3.1 document of the HTTP API, built from the code and served
+at ``GET /api/v1/openapi.json``.
+
+Nothing here is written by hand per endpoint: the paths are api.urls' routes,
+the methods and audiences those of each view's ``api`` decorator, and the
+rest the ``@doc`` next to each view (api.http.Doc) with the shapes of
+api.schemas. Every error an operation can answer is listed under its status
+with the codes it can carry: the endpoint's own (``Doc.errors``) and those
+that follow from how it is called (authentication, CSRF, a JSON body,
+query and path parameters), added here from the same facts ``api`` acts on.
+
+A route, or a method of one, without ``@doc`` makes ``build`` raise, and
+tests/integration/test_openapi.py fails, so an endpoint cannot be added
+without its documentation.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import re
+from collections.abc import Callable, Iterable
+from http import HTTPStatus
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern
+
+from api.http import Doc, ErrorSpec, Schema, api, doc
+from api.schemas import AUDIENCE_SECURITY, COMPONENTS, SECURITY_SCHEMES, ref
+
+OPENAPI_VERSION = "3.1.0"
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+# Refusals of the ``api`` decorator and of api.http's parsing, by what brings them on.
+AUTHENTICATION_ERRORS = [(401, "not_authenticated"), (401, "invalid_token"), (401, "token_expired")]
+AUDIENCE_ERROR = (403, "forbidden")
+CSRF_ERROR = (403, "csrf_failed")
+BODY_ERRORS = [
+    (400, "malformed_json"), (400, "invalid_json"), (400, "invalid_field"),
+    (413, "body_too_large"), (415, "unsupported_media_type"),
+]
+MISSING_FIELD = (400, "missing_field")
+
+DESCRIPTION = """\
+Parley's HTTP API: customers (a customer token), agents (an agent token or
+session), the host application (the integration key) and external channels
+(inbound webhooks). docs/api.md explains the rules behind it.
+
+Bodies are JSON (`Content-Type: application/json`), at most 64 KiB. Every
+refusal is a 4xx `{"error": {"code", "detail"}}`; each operation lists the
+codes it can answer under each status. A method a path does not list
+answers `405 method_not_allowed`. A 5xx is always a bug.
+
+Positions: every write answers the position of its event, every read the
+position it is current to; hand a read's position back as `after`, a
+write's as `min_position`. Never compute with positions.
+"""
+
+_ROUTE_PARAMETER = re.compile(r"<(?:(?P<converter>[^>:]+):)?(?P<name>\w+)>")
+
+
+class Undocumented(Exception):
+    """A route or method of api.urls has no ``@doc``."""
+
+
+def openapi_path(route: str) -> tuple[str, list[str]]:
+    """``api/v1/messages/<str:message_id>`` -> (``/api/v1/messages/{message_id}``, [``message_id``])."""
+    names = [m["name"] for m in _ROUTE_PARAMETER.finditer(route)]
+    return "/" + _ROUTE_PARAMETER.sub(lambda m: "{" + m["name"] + "}", route), names
+
+
+def _schema(schema: Schema) -> dict[str, Any]:
+    if isinstance(schema, str):
+        if schema not in COMPONENTS:
+            raise KeyError(f"no component schema {schema!r} in api.schemas")
+        return ref(schema)
+    return schema
+
+
+def _json(schema: Schema) -> dict[str, Any]:
+    return {"application/json": {"schema": _schema(schema)}}
+
+
+def _status_code(spec: ErrorSpec) -> tuple[int, str]:
+    if isinstance(spec, tuple):
+        return spec
+    return spec.status, spec.code
+
+
+def _error_response(codes: list[str]) -> dict[str, Any]:
+    only = {"properties": {"error": {"properties": {"code": {"enum": codes}}}}}
+    return {
+        "description": ", ".join(f"`{c}`" for c in codes),
+        "content": {"application/json": {"schema": {"allOf": [ref("Error"), only]}}},
+    }
+
+
+def _parameter(spec: dict[str, Any], errors: list[tuple[int, str]]) -> dict[str, Any]:
+    """The parameter without its ``x-errors``, which join ``errors``."""
+    parameter = {k: copy.deepcopy(v) for k, v in spec.items() if k != "x-errors"}
+    errors.extend(spec.get("x-errors", ()))
+    return parameter
+
+
+def _errors(view: Callable[..., Any], d: Doc, params: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """Every (status, code) the operation can answer, in a stable order."""
+    audience = getattr(view, "api_audience", None)
+    found: list[tuple[int, str]] = []
+    if audience is not None:
+        found += AUTHENTICATION_ERRORS
+        if audience != "any":
+            found.append(AUDIENCE_ERROR)
+        if d.method not in SAFE_METHODS:
+            found.append(CSRF_ERROR)
+    if d.body is not None:
+        found += BODY_ERRORS
+        body = COMPONENTS.get(d.body) if isinstance(d.body, str) else d.body
+        if body and body.get("required"):
+            found.append(MISSING_FIELD)
+    found += params
+    found += [_status_code(spec) for spec in d.errors]
+    return list(dict.fromkeys(found))
+
+
+def operation(view: Callable[..., Any], d: Doc, path_names: list[str]) -> dict[str, Any]:
+    tag = view.__module__.rsplit(".", 1)[-1]
+    unknown = set(d.path) - set(path_names)
+    if unknown:
+        raise Undocumented(f"{view.__module__}.{view.__name__}: @doc names no path parameter {sorted(unknown)}")
+    param_errors: list[tuple[int, str]] = []
+    parameters = [
+        _parameter({"name": name, "in": "path", "required": True, "schema": {"type": "string"}, **d.path.get(name, {})},
+                   param_errors)
+        for name in path_names
+    ] + [_parameter(p, param_errors) for p in d.params]
+    op: dict[str, Any] = {
+        "operationId": f"{tag}_{view.__name__}_{d.method.lower()}",
+        "summary": d.summary,
+        "tags": [tag],
+    }
+    if d.description:
+        op["description"] = d.description
+    if parameters:
+        op["parameters"] = parameters
+    if d.body is not None:
+        op["requestBody"] = {"required": True, "content": _json(d.body)}
+    responses: dict[str, Any] = {}
+    for status, schema in sorted(d.responses.items()):
+        responses[str(status)] = {"description": HTTPStatus(status).phrase}
+        if schema is not None:
+            responses[str(status)]["content"] = _json(schema)
+    by_status: dict[int, list[str]] = {}
+    for status, code in _errors(view, d, param_errors):
+        by_status.setdefault(status, []).append(code)
+    for status, codes in sorted(by_status.items()):
+        if str(status) in responses:
+            raise Undocumented(f"{op['operationId']}: {status} is both a success and an error")
+        responses[str(status)] = _error_response(codes)
+    op["responses"] = responses
+    schemes = d.security if d.security is not None else AUDIENCE_SECURITY[getattr(view, "api_audience", None)]
+    op["security"] = [{name: []} for name in schemes]
+    return op
+
+
+def _operations(patterns: Iterable[Any]) -> dict[str, dict[str, Any]]:
+    paths: dict[str, dict[str, Any]] = {}
+    for pattern in patterns:
+        if not isinstance(pattern, URLPattern):
+            raise Undocumented(f"api.urls may hold only plain routes, not {pattern!r}")
+        view = pattern.callback
+        docs: dict[str, Doc] = getattr(view, "api_docs", {})
+        methods = tuple(getattr(view, "api_methods", docs))
+        where = f"{view.__module__}.{view.__name__}"
+        if not methods:
+            raise Undocumented(f"{where} ({pattern.pattern}) has no @doc")
+        missing = [m for m in methods if m not in docs]
+        extra = [m for m in docs if m not in methods]
+        if missing:
+            raise Undocumented(f"{where} ({pattern.pattern}) has no @doc for {missing}")
+        if extra:
+            raise Undocumented(f"{where} ({pattern.pattern}) has a @doc for {extra}, which api() does not allow")
+        path, names = openapi_path(str(pattern.pattern))
+        item = paths.setdefault(path, {})
+        for method in methods:
+            item[method.lower()] = operation(view, docs[method], names)
+    return paths
+
+
+def build(patterns: Iterable[Any] | None = None) -> dict[str, Any]:
+    """The document, built afresh from ``patterns`` (default: api.urls)."""
+    if patterns is None:
+        from api import urls  # here: api.urls imports this module for its route
+
+        patterns = urls.urlpatterns
+    paths = _operations(patterns)
+    ids = [op["operationId"] for item in paths.values() for op in item.values()]
+    if len(ids) != len(set(ids)):
+        raise Undocumented(f"operationIds are not unique: {sorted(ids)}")
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {"title": "Parley HTTP API", "version": "1", "description": DESCRIPTION},
+        "paths": paths,
+        "components": {"schemas": copy.deepcopy(COMPONENTS), "securitySchemes": copy.deepcopy(SECURITY_SCHEMES)},
+    }
+
+
+@functools.cache
+def document() -> dict[str, Any]:
+    """The document of this process's code (built once; do not change it)."""
+    return build()
+
+
+@functools.cache
+def _document_json() -> bytes:
+    return json.dumps(document(), ensure_ascii=False).encode("utf-8")
+
+
+@api(["GET"], None)
+@doc("GET", "This document (OpenAPI 3.1)", responses={200: "OpenApiDocument"}, security=[])
+def openapi_json(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(_document_json(), content_type="application/json")

@@ -1,0 +1,29 @@
+"""Every route of the API, in one place (included from project.urls at the root)."""
+
+from django.urls import path
+
+from api import accounts, chat, customers, health, inbound, openapi, push
+
+urlpatterns = [
+    path("healthz", health.healthz),
+    path("api/v1/openapi.json", openapi.openapi_json),
+    # identity
+    path("api/v1/auth/agent", accounts.agent_token),
+    path("api/v1/auth/agent/token", accounts.revoke_current_token),
+    path("api/v1/customers", customers.customers),
+    path("api/v1/customers/<str:customer_id>", customers.customer_detail),
+    # messages
+    path("api/v1/messages", chat.messages),
+    path("api/v1/messages/<str:message_id>", chat.message_detail),
+    path("api/v1/messages/<str:message_id>/read", chat.message_read),
+    path("api/v1/badge", chat.badge),
+    path("api/v1/conversations", chat.conversations),
+    path("api/v1/conversations/<str:customer_id>", chat.conversation_detail),
+    path("api/v1/conversations/<str:customer_id>/messages", chat.conversation_messages),
+    # push
+    path("api/v1/push/public-key", push.public_key),
+    path("api/v1/push-subscriptions", push.subscriptions),
+    path("api/v1/push-subscriptions/<str:subscription_id>", push.subscription_detail),
+    # other channels
+    path("webhooks/v1/inbound/<str:source>", inbound.receive, name="inbound-webhook"),
+]

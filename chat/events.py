@@ -1,0 +1,60 @@
+"""Chat's published language: the events of a message's stream.
+
+Other contexts (read models, push, real-time) learn what happened in chat
+from these and from nothing else of chat's: they never import its
+aggregate, commands or handlers. A stored event's type name and fields are
+a contract with the log; change them only with an upcaster
+(eventstore.events).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import uuid
+from dataclasses import dataclass
+
+from eventstore.events import DomainEvent, event
+
+#: The event types of a message's stream.
+MESSAGE_EVENT_TYPES = frozenset({"MessageSent", "MessageEdited", "MessageMarkedAsRead"})
+
+
+class SenderKind(enum.StrEnum):
+    CUSTOMER = "customer"
+    AGENT = "agent"
+
+
+@event("MessageSent")
+@dataclass(frozen=True)
+class MessageSent(DomainEvent):
+    message_id: uuid.UUID
+    customer_id: uuid.UUID
+    sender_kind: str
+    sender_id: str
+    sender_name: str
+    body: str
+    sent_at: dt.datetime
+
+
+@event("MessageEdited")
+@dataclass(frozen=True)
+class MessageEdited(DomainEvent):
+    message_id: uuid.UUID
+    customer_id: uuid.UUID
+    body: str
+    edited_at: dt.datetime
+
+
+@event("MessageMarkedAsRead")
+@dataclass(frozen=True)
+class MessageMarkedAsRead(DomainEvent):
+    message_id: uuid.UUID
+    customer_id: uuid.UUID
+    reader_kind: str
+    reader_id: str
+    read_at: dt.datetime
+
+
+def stream_id(message_id: uuid.UUID) -> str:
+    return f"message-{message_id}"

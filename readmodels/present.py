@@ -1,0 +1,81 @@
+"""The API's objects built from read-model rows: messages, conversations.
+
+HTTP answers and websocket frames show the same objects, built here, so a
+message looks the same however it reaches a client.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from readmodels.models import Conversation, DirectoryEntry, TimelineMessage
+
+
+def rfc3339(value: dt.datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def present_message(
+    *,
+    message_id: uuid.UUID,
+    customer_id: uuid.UUID,
+    sender_kind: str,
+    sender_id: str,
+    sender_name: str,
+    body: str,
+    sent_at: dt.datetime,
+    edited_at: dt.datetime | None,
+    read_at: dt.datetime | None,
+    position: int,
+    names: dict[str, str],
+) -> dict[str, Any]:
+    """The API's message object. A customer's name comes from the directory
+    (``names``: customer id -> name, as ``selectors.customer_names`` gives)."""
+    if sender_kind == "customer":
+        sender_name = names.get(str(customer_id), "")
+    return {
+        "message_id": str(message_id),
+        "customer_id": str(customer_id),
+        "sender": {"kind": sender_kind, "id": sender_id, "name": sender_name},
+        "body": body,
+        "sent_at": rfc3339(sent_at),
+        "edited_at": rfc3339(edited_at),
+        "read_at": rfc3339(read_at),
+        "position": position,
+    }
+
+
+def present_row(row: TimelineMessage, names: dict[str, str]) -> dict[str, Any]:
+    return present_message(
+        message_id=row.message_id, customer_id=row.customer_id, sender_kind=row.sender_kind,
+        sender_id=row.sender_id, sender_name=row.sender_name, body=row.body, sent_at=row.sent_at,
+        edited_at=row.edited_at, read_at=row.read_at, position=row.position, names=names,
+    )
+
+
+def present_conversation(row: Conversation, names: dict[str, str]) -> dict[str, Any]:
+    last = dict(row.last_message)
+    if last.get("sender", {}).get("kind") == "customer":
+        last["sender"] = {**last["sender"], "name": names.get(str(row.customer_id), "")}
+    last["sent_at"] = rfc3339(dt.datetime.fromisoformat(last["sent_at"]))
+    return {
+        "customer_id": str(row.customer_id),
+        "customer_name": names.get(str(row.customer_id), ""),
+        "last_message": last,
+        "unread_for_agents": row.unread_for_agents,
+        "awaiting_reply": row.awaiting_reply,
+        "last_activity_at": rfc3339(row.last_activity_at),
+        "position": row.position,
+    }
+
+
+def present_profile(row: DirectoryEntry) -> dict[str, Any]:
+    """A customer's contact details as the agents' API shows them."""
+    return {
+        "customer_id": str(row.customer_id), "name": row.name, "email": row.email,
+        "phone": row.phone, "external_id": row.external_id,
+    }

@@ -1,0 +1,295 @@
+"""GET /api/v1/openapi.json: a valid OpenAPI 3.1 document of every route,
+method and error of api.urls, that real answers conform to."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import jsonschema
+import pytest
+from django.http import HttpResponse, JsonResponse
+from django.test import Client
+from django.urls import path, resolve
+from openapi_spec_validator import OpenAPIV31SpecValidator, validate
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from api import urls
+from api.http import api, doc
+from api.openapi import Undocumented, build, document, openapi_path
+from inbound import signatures
+from notifications.vapid import b64url_encode, generate_vapid_keys
+from tests.conftest import new_id
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+INTEGRATION_KEY = "test-integration-key"
+
+
+# -- the document -------------------------------------------------------------------
+
+
+def test_the_document_is_valid_openapi_3_1():
+    spec = build()
+    assert spec["openapi"] == "3.1.0"
+    validate(spec, cls=OpenAPIV31SpecValidator)
+
+
+def test_it_is_served_unauthenticated_as_json_and_is_the_built_document(client):
+    r = client.get("/api/v1/openapi.json")
+    assert r.status_code == 200
+    assert r["Content-Type"] == "application/json"
+    assert r.json() == json.loads(json.dumps(build()))
+    assert document() is document()  # built once per process
+
+
+def _routes() -> set[tuple[str, str]]:
+    """(OpenAPI path, method) of every route of api.urls, from the views themselves."""
+    found = set()
+    for pattern in urls.urlpatterns:
+        view = pattern.callback
+        methods = getattr(view, "api_methods", None) or tuple(getattr(view, "api_docs", {}))
+        assert methods, f"{view.__module__}.{view.__name__} is neither wrapped by api() nor documented with @doc"
+        found |= {(openapi_path(str(pattern.pattern))[0], m.lower()) for m in methods}
+    return found
+
+
+def test_every_route_and_method_of_api_urls_is_an_operation_and_nothing_else_is():
+    spec = build()
+    described = {(p, m) for p, item in spec["paths"].items() for m in item if m in METHODS}
+    assert described == _routes()
+
+
+def test_every_path_resolves_to_the_view_it_describes():
+    spec = build()
+    for template, item in spec["paths"].items():
+        concrete = template
+        for op in item.values():
+            for p in op.get("parameters", []):
+                if p["in"] == "path":
+                    concrete = concrete.replace("{" + p["name"] + "}", "sms" if p["name"] == "source" else new_id())
+        assert "{" not in concrete, template
+        view = resolve(concrete).func
+        assert {m.upper() for m in item} <= set(getattr(view, "api_methods", None) or view.api_docs), template
+
+
+def test_every_operation_documents_a_success_and_its_errors_with_the_error_schema():
+    spec = build()
+    for template, item in spec["paths"].items():
+        for method, op in item.items():
+            where = f"{method.upper()} {template}"
+            statuses = [int(s) for s in op["responses"]]
+            assert any(200 <= s < 300 for s in statuses), where
+            assert op["summary"] and op["operationId"], where
+            for status, response in op["responses"].items():
+                if int(status) >= 400 and int(status) != 503:
+                    schema = response["content"]["application/json"]["schema"]
+                    assert schema["allOf"][0] == {"$ref": "#/components/schemas/Error"}, where
+                    assert schema["allOf"][1]["properties"]["error"]["properties"]["code"]["enum"], where
+            if op["security"]:  # authenticated: a refusal of the credentials is documented
+                assert "401" in op["responses"], where
+
+
+def test_a_route_or_method_without_documentation_fails_the_build():
+    @api(["GET", "POST"], "agent")
+    @doc("GET", "Only one of two methods")
+    def half(request, principal):
+        return JsonResponse({})
+
+    def plain(request):
+        return HttpResponse()
+
+    with pytest.raises(Undocumented, match=r"has no @doc for \['POST'\]"):
+        build([path("api/v1/half", half)])
+    with pytest.raises(Undocumented, match="has no @doc"):
+        build([path("api/v1/plain", plain)])
+    with pytest.raises(Undocumented, match="has no @doc"):
+        build([*urls.urlpatterns, path("api/v1/new/<str:thing_id>", api(["GET"], "any")(plain))])
+
+
+def test_the_errors_that_follow_from_authentication_and_the_body_are_added_to_each_operation():
+    responses = build()["paths"]["/api/v1/messages"]["post"]["responses"]
+    codes = {s: r["content"]["application/json"]["schema"]["allOf"][1]["properties"]["error"]["properties"]["code"]["enum"]
+             for s, r in responses.items() if int(s) >= 400}
+    assert set(codes["401"]) == {"not_authenticated", "invalid_token", "token_expired"}
+    assert set(codes["403"]) == {"forbidden", "csrf_failed"}
+    assert {"malformed_json", "invalid_json", "missing_field", "invalid_field", "invalid_body"} <= set(codes["400"])
+    assert codes["409"] == ["message_id_conflict"]
+    assert codes["413"] == ["body_too_large"] and codes["415"] == ["unsupported_media_type"]
+
+
+# -- real answers against the document -------------------------------------------------
+
+
+class Conformance:
+    """Validates Django test-client answers against the document, and remembers
+    which operations it saw answer (to check that every one was exercised)."""
+
+    def __init__(self) -> None:
+        self.spec = build()
+        resource = Resource.from_contents(self.spec, default_specification=DRAFT202012)
+        self.registry = Registry().with_resource("urn:parley-openapi", resource)
+        self.seen: set[tuple[str, str, int]] = set()
+
+    def validator(self, template: str, method: str, status: int) -> jsonschema.Draft202012Validator:
+        pointer = "/".join(part.replace("~", "~0").replace("/", "~1") for part in
+                           ["paths", template, method, "responses", str(status), "content", "application/json", "schema"])
+        return jsonschema.Draft202012Validator(
+            {"$ref": f"urn:parley-openapi#/{pointer}"}, registry=self.registry,
+            format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER,
+        )
+
+    def check(self, response: Any, template: str, method: str, status: int) -> Any:
+        """Assert ``response`` is ``status``, documented for the operation, and matches its schema."""
+        assert response.status_code == status, response.content
+        op = self.spec["paths"][template][method]
+        assert str(status) in op["responses"], f"{method.upper()} {template} answered an undocumented {status}"
+        self.seen.add((template, method, status))
+        if "content" not in op["responses"][str(status)]:
+            assert response.content == b""
+            return None
+        body = response.json()
+        self.validator(template, method, status).validate(body)
+        return body
+
+
+@pytest.fixture
+def conformance(settings) -> Iterator[Conformance]:
+    settings.PARLEY_INTEGRATION_KEY = INTEGRATION_KEY
+    settings.INBOUND_WEBHOOK_SECRETS = {"sms": ["whsec_test"]}
+    keys = generate_vapid_keys()
+    settings.VAPID_PRIVATE_KEY, settings.VAPID_PUBLIC_KEY = keys.private_key, keys.public_key
+    yield Conformance()
+
+
+def test_the_validator_refuses_what_the_document_does_not_allow():
+    c = Conformance()
+    message = {"message_id": new_id(), "customer_id": new_id(), "sender": {"kind": "agent", "id": "1", "name": "G"},
+               "body": "hi", "sent_at": "2026-11-26T14:03:07.123456Z", "edited_at": None, "read_at": None,
+               "position": 1}
+    ok = c.validator("/api/v1/messages", "post", 201)
+    ok.validate({"message": message, "position": 1})
+    for wrong in (
+        {"message": {k: v for k, v in message.items() if k != "read_at"}, "position": 1},  # a field missing
+        {"message": {**message, "sender": {**message["sender"], "kind": "bot"}}, "position": 1},
+        {"message": {**message, "sent_at": "yesterday"}, "position": 1},
+        {"message": message, "position": 1, "extra": True},  # an undocumented field
+    ):
+        with pytest.raises(jsonschema.ValidationError):
+            ok.validate(wrong)
+    errors = c.validator("/api/v1/messages", "post", 409)
+    errors.validate({"error": {"code": "message_id_conflict", "detail": "taken"}})
+    with pytest.raises(jsonschema.ValidationError):  # a code the operation does not document
+        errors.validate({"error": {"code": "not_sender", "detail": "no"}})
+
+
+def _integration(client: Client, method: str, url: str, body: Any, key: str = INTEGRATION_KEY) -> Any:
+    call = getattr(client, method)
+    return call(url, json.dumps(body), content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {key}")
+
+
+def test_real_answers_of_every_operation_conform_to_the_document(conformance, make_agent, project, client):
+    c = conformance
+    check = c.check
+    check(client.get("/healthz"), "/healthz", "get", 200)
+    check(client.get("/api/v1/openapi.json"), "/api/v1/openapi.json", "get", 200)
+
+    # identity: the host application registers a customer; an agent logs in
+    reg = "/api/v1/customers"
+    created = check(_integration(client, "post", reg, {"name": "Ada", "external_id": "crm-1"}), reg, "post", 201)
+    check(_integration(client, "post", reg, {"name": "Ada", "external_id": "crm-1"}), reg, "post", 200)
+    check(_integration(client, "post", reg, {"name": "Ada", "email": "no"}), reg, "post", 400)
+    check(_integration(client, "post", reg, {"name": "Ada"}, key="wrong"), reg, "post", 401)
+    detail = "/api/v1/customers/{customer_id}"
+    url = f"/api/v1/customers/{created['customer_id']}"
+    check(_integration(client, "patch", url, {"name": "Ada Lovelace", "phone": "+44 20 7946 0000"}), detail, "patch", 200)
+    check(_integration(client, "patch", f"/api/v1/customers/{new_id()}", {}), detail, "patch", 404)
+    check(_integration(client, "patch", "/api/v1/customers/nope", {}), detail, "patch", 400)
+    customer = Client(HTTP_AUTHORIZATION=f"Bearer {created['token']}")
+    agent_caller = make_agent("grace")
+    login = "/api/v1/auth/agent"
+    check(client.post(login, {"username": "grace", "password": "wrong"}, content_type="application/json"), login, "post", 401)
+    token = check(client.post(login, {"username": "grace", "password": "pw-grace"}, content_type="application/json"),
+                  login, "post", 201)["token"]
+    agent = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
+
+    # the customer writes
+    mine = "/api/v1/messages"
+    sent = check(customer.post(mine, {"message_id": (mid := new_id()), "body": "Hello"}, content_type="application/json"),
+                 mine, "post", 201)
+    check(customer.post(mine, {"message_id": mid, "body": "Hello"}, content_type="application/json"), mine, "post", 200)
+    check(customer.post(mine, {"message_id": mid, "body": "Other"}, content_type="application/json"), mine, "post", 409)
+    check(customer.post(mine, {"body": "Hello"}, content_type="application/json"), mine, "post", 400)
+    check(customer.post(mine, "body=x", content_type="text/plain"), mine, "post", 415)
+    check(client.post(mine, {}, content_type="application/json"), mine, "post", 401)
+    check(agent.post(mine, {}, content_type="application/json"), mine, "post", 403)
+    project()
+    check(customer.get(mine, {"after": 0, "min_position": sent["position"]}), mine, "get", 200)
+    check(customer.get(mine, {"after": 2**40}), mine, "get", 400)
+    check(customer.get("/api/v1/badge"), "/api/v1/badge", "get", 200)
+
+    # agents read and answer
+    convs = "/api/v1/conversations"
+    page = check(agent.get(convs, {"limit": 10}), convs, "get", 200)
+    assert [c_["customer_id"] for c_ in page["conversations"]] == [created["customer_id"]]
+    check(agent.get(convs, {"before": "yesterday"}), convs, "get", 400)
+    check(customer.get(convs), convs, "get", 403)
+    one = "/api/v1/conversations/{customer_id}"
+    check(agent.get(f"{convs}/{created['customer_id']}"), one, "get", 200)
+    check(agent.get(f"{convs}/{new_id()}"), one, "get", 404)
+    thread = "/api/v1/conversations/{customer_id}/messages"
+    check(agent.get(f"{convs}/{created['customer_id']}/messages"), thread, "get", 200)
+    reply = check(agent.post(f"{convs}/{created['customer_id']}/messages", {"message_id": new_id(), "body": "Hi!"},
+                             content_type="application/json"), thread, "post", 201)
+    check(agent.post(f"{convs}/{new_id()}/messages", {"message_id": new_id(), "body": "Hi!"},
+                     content_type="application/json"), thread, "post", 404)
+
+    # either side: edit, mark read
+    edit, read = "/api/v1/messages/{message_id}", "/api/v1/messages/{message_id}/read"
+    check(customer.patch(f"/api/v1/messages/{mid}", {"body": "Hello!"}, content_type="application/json"), edit, "patch", 200)
+    check(agent.patch(f"/api/v1/messages/{mid}", {"body": "x"}, content_type="application/json"), edit, "patch", 403)
+    check(agent.patch(f"/api/v1/messages/{new_id()}", {"body": "x"}, content_type="application/json"), edit, "patch", 404)
+    check(customer.post(f"/api/v1/messages/{reply['message']['message_id']}/read"), read, "post", 200)
+    check(customer.post(f"/api/v1/messages/{mid}/read"), read, "post", 403)
+    check(agent.post(f"/api/v1/messages/{mid}/read"), read, "post", 200)
+    check(agent.post("/api/v1/messages/not-a-uuid/read"), read, "post", 400)
+    project()
+    check(customer.get(mine, {"after": 0}), mine, "get", 200)
+    check(agent.get(convs), convs, "get", 200)
+
+    # push
+    check(client.get("/api/v1/push/public-key"), "/api/v1/push/public-key", "get", 200)
+    subs = "/api/v1/push-subscriptions"
+    device = {"endpoint": f"https://fcm.googleapis.com/fcm/send/{uuid.uuid4().hex}",
+              "keys": {"p256dh": generate_vapid_keys().public_key, "auth": b64url_encode(os.urandom(16))}}
+    sub = check(customer.post(subs, device, content_type="application/json"), subs, "post", 201)
+    check(customer.post(subs, {**device, "endpoint": "http://evil.example"}, content_type="application/json"),
+          subs, "post", 400)
+    check(customer.delete(f"{subs}/{sub['subscription_id']}"), subs + "/{subscription_id}", "delete", 204)
+    check(customer.delete(f"{subs}/{sub['subscription_id']}"), subs + "/{subscription_id}", "delete", 404)
+
+    # an external channel
+    hook = "/webhooks/v1/inbound/{source}"
+    raw = json.dumps({"event_id": "e-1", "customer": {"external_id": "+447700900123"}, "text": "Hi"}).encode()
+    signed = signatures.header_value(["whsec_test"], int(time.time()), raw)
+    check(client.post("/webhooks/v1/inbound/sms", raw, content_type="application/json", HTTP_X_PARLEY_SIGNATURE=signed),
+          hook, "post", 202)
+    check(client.post("/webhooks/v1/inbound/sms", raw, content_type="application/json", HTTP_X_PARLEY_SIGNATURE="t=1"),
+          hook, "post", 401)
+    check(client.post("/webhooks/v1/inbound/fax", raw, content_type="application/json"), hook, "post", 404)
+
+    # and the agent's token goes
+    revoke = "/api/v1/auth/agent/token"
+    check(agent.delete(revoke), revoke, "delete", 204)
+    check(agent.delete(revoke), revoke, "delete", 401)
+    assert agent_caller.token  # the fixture's own token is another one, still valid
+
+    every = {(p, m) for p, item in c.spec["paths"].items() for m in item}
+    answered = {(p, m) for p, m, status in c.seen if status < 300}
+    assert every - answered == set(), "operations this test never saw succeed: add them above"
