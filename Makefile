@@ -20,8 +20,10 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(MAKE) --no-print-directory .env
 	@# An older .env without push keys gets a pair appended.
-	grep -q '^VAPID_PRIVATE_KEY=.' .env || $(BIN)/python manage.py generate_vapid_keys >> .env
-	set -a && . ./.env && set +a && \
+	grep -q '^VAPID_PRIVATE_KEY=.' .env || PARLEY_DEBUG=1 $(BIN)/python manage.py generate_vapid_keys >> .env
+	@# The development mode (debug pages, plain-http cookies, static files read
+	@# from the apps' folders) is on for `make run` only; .env may say otherwise.
+	set -a && . ./.env && set +a && export PARLEY_DEBUG=$${PARLEY_DEBUG:-1} && \
 	$(BIN)/python manage.py migrate --noinput && \
 	$(BIN)/python manage.py ensure_demo_agent && \
 	$(BIN)/python manage.py serve --bind 127.0.0.1 --port 8000
@@ -46,7 +48,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/ruff check .
-	$(BIN)/python -m mypy kernel eventstore accounts chat customers readmodels realtime notifications inbound api web project
+	$(BIN)/python -m mypy kernel observability eventstore accounts chat customers readmodels realtime notifications inbound api web project
 
 clean:
 	rm -rf $(VENV) .test-*.sqlite3* parley.sqlite3*

@@ -89,5 +89,6 @@ def hit(scope: str, key: str, *, limit: int, window: int) -> Verdict:
 
 
 def client_ip(request: HttpRequest) -> str:
-    """The peer address. Behind a proxy, run Daphne with --proxy-headers so it is the client's."""
+    """The client's address: the peer's, or behind a trusted proxy the one it
+    reported in X-Forwarded-For (PARLEY_TRUSTED_PROXIES; project.asgi)."""
     return str(request.META.get("REMOTE_ADDR") or "unknown")

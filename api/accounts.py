@@ -2,33 +2,43 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from accounts import ratelimit
+from accounts import ratelimit, throttle
+from accounts.errors import TooManyAttempts
 from accounts.principals import Principal, authenticate_agent, issue_agent_token, revoke_agent_token
-from api.errors import ApiError
+from api.errors import ApiError, error_response
 from api.http import api, doc, field_str, json_body
-
-# Failed agent logins allowed per client address and username per window.
-LOGIN_FAILURES = 10
-LOGIN_WINDOW = 15 * 60
 
 
 @api(["POST"], None)
 @doc("POST", "Log an agent in: an API token for a staff user's username and password", body="AgentCredentials",
-     responses={201: "AgentToken"}, errors=[(401, "invalid_credentials"), (429, "too_many_attempts")],
-     description=f"{LOGIN_FAILURES} failed logins per client address and username in {LOGIN_WINDOW // 60} minutes "
-     "refuse further attempts with 429.")
+     responses={201: "AgentToken"}, errors=[(401, "invalid_credentials"), TooManyAttempts],
+     description="Failed logins are throttled with the browser sign-in forms (`/accounts/login/`, `/admin/login/`), "
+     f"which count in the same budgets: after {throttle.PAIR_FREE} failures from one client address on one username "
+     f"({throttle.PAIR_FREE_UNDER_ATTACK} while that username has failed {throttle.ACCOUNT_UNDER_ATTACK} times from "
+     f"any addresses), or {throttle.ADDRESS_FREE} from one address on any usernames, each further failure imposes a "
+     f"wait ({throttle.FIRST_DELAY} s, doubling, at most {throttle.MAX_DELAY // 60} min) before the next attempt from "
+     "there. An attempt during a wait answers `429 too_many_attempts`, whatever the password, with the seconds to "
+     "wait in the `Retry-After` header and in the detail. The right password from another address is not refused.")
 def agent_token(request: HttpRequest) -> JsonResponse:
     """Exchange an agent's username and password for an API token."""
     data = json_body(request)
     username = field_str(data, "username", max_length=150) or ""
     password = field_str(data, "password", max_length=4096) or ""
-    key = f"{ratelimit.client_ip(request)}:{username.lower()}"
-    if not ratelimit.peek("agent-login", key, limit=LOGIN_FAILURES, window=LOGIN_WINDOW).allowed:
-        raise ApiError(429, "too_many_attempts", "too many failed logins; try again later")
-    user = authenticate_agent(username, password)
+    try:
+        attempt = throttle.begin(ratelimit.client_ip(request), username)
+    except TooManyAttempts as refused:
+        response = error_response(refused.status, refused.code, refused.detail)
+        response["Retry-After"] = str(refused.retry_after)
+        return response
+    try:
+        user = authenticate_agent(username, password)
+    except BaseException:
+        attempt.abandoned()
+        raise
     if user is None:
-        ratelimit.hit("agent-login", key, limit=LOGIN_FAILURES, window=LOGIN_WINDOW)
+        attempt.failed()
         raise ApiError(401, "invalid_credentials", "wrong username or password, or not an agent")
+    attempt.succeeded()
     return JsonResponse({"token": issue_agent_token(user)}, status=201)
 
 

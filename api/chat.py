@@ -12,7 +12,9 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest, JsonResponse
 
+from accounts.errors import RateLimited
 from accounts.principals import Principal
+from accounts.sendbudget import charge_send
 from api.errors import ApiError
 from api.http import actor_of, api, doc, field_str, field_uuid, json_body, parse_uuid, query_int
 from api.schemas import CORRELATION_ID, UUID_PATH, integer, query
@@ -21,6 +23,7 @@ from chat.errors import CustomerNotFound, InvalidBody, MessageIdConflict, Messag
 from chat.handlers import Written, edit_message, mark_message_as_read, send_message
 from chat.ports import customer_directory
 from eventstore.events import Metadata
+from kernel import ids
 from readmodels import freshness, present, selectors
 
 MAX_PAGE = 500
@@ -39,9 +42,10 @@ BEFORE = query("before", {"type": "string", "format": "date-time"},
                "The `last_activity_at` of the previous page's last conversation.", [(400, "invalid_parameter")])
 SEND: dict[str, Any] = {
     "body": "SendMessage", "params": [CORRELATION_ID], "responses": {201: "Written", 200: "Written"},
-    "errors": [InvalidBody, MessageIdConflict],
+    "errors": [InvalidBody, MessageIdConflict, RateLimited],
     "description": "A new `message_id` answers 201; the same id with the same body again 200 (nothing appended); "
-    "with another body 409.",
+    "with another body 409. Each send costs one of the sender's sends per minute (HTTP and websocket together); "
+    "past them, 429 `rate_limited` with `Retry-After`.",
 }
 LIST: dict[str, Any] = {
     "params": [AFTER, MESSAGE_LIMIT, MIN_POSITION], "responses": {200: "MessagePage"},
@@ -68,11 +72,7 @@ def _write_response(outcome: Written, *, created_status: int = 201) -> JsonRespo
 
 
 def _metadata(request: HttpRequest, principal: Principal) -> Metadata:
-    corr = request.headers.get("X-Correlation-Id", "")
-    try:
-        correlation_id = uuid.UUID(corr) if corr else uuid.uuid4()
-    except ValueError:
-        correlation_id = uuid.uuid4()
+    correlation_id = ids.parse_uuid(request.headers.get("X-Correlation-Id", "")) or uuid.uuid4()
     return Metadata(actor=actor_of(principal).label, correlation_id=correlation_id)
 
 
@@ -84,7 +84,8 @@ def _send(request: HttpRequest, principal: Principal, customer_id: uuid.UUID) ->
         sender=actor_of(principal),
         body=field_str(data, "body") or "",
     )
-    return _write_response(send_message(cmd, metadata=_metadata(request, principal)))
+    charge_send(principal.kind, principal.id)  # the budget the sender's sockets share
+    return _write_response(send_message(cmd, metadata=_metadata(request, principal), adapter="http"))
 
 
 async def _min_position(request: HttpRequest) -> None:
@@ -135,7 +136,8 @@ def message_detail(request: HttpRequest, principal: Principal, message_id: str) 
     """Edit: only the sender."""
     data = json_body(request)
     cmd = EditMessage(parse_uuid(message_id, "message_id"), actor_of(principal), field_str(data, "body") or "")
-    return _write_response(edit_message(cmd, metadata=_metadata(request, principal)), created_status=200)
+    outcome = edit_message(cmd, metadata=_metadata(request, principal), adapter="http")
+    return _write_response(outcome, created_status=200)
 
 
 @api(["POST"], "any")
@@ -145,7 +147,7 @@ def message_detail(request: HttpRequest, principal: Principal, message_id: str) 
 def message_read(request: HttpRequest, principal: Principal, message_id: str) -> JsonResponse:
     """Mark read: only the receiving side; a second mark appends nothing."""
     cmd = MarkMessageAsRead(parse_uuid(message_id, "message_id"), actor_of(principal))
-    outcome = mark_message_as_read(cmd, metadata=_metadata(request, principal))
+    outcome = mark_message_as_read(cmd, metadata=_metadata(request, principal), adapter="http")
     return JsonResponse({"position": outcome.position, "read_at": present.rfc3339(outcome.message.read_at)})
 
 

@@ -10,7 +10,9 @@ answers 500.
 from __future__ import annotations
 
 from django.core.exceptions import RequestDataTooBig
-from django.http import JsonResponse
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.common import no_append_slash
+from django.views.decorators.csrf import csrf_exempt
 
 from eventstore.reading import UnknownPosition
 from kernel.errors import DomainError
@@ -43,4 +45,18 @@ def response_for(exc: Exception) -> JsonResponse | None:
     refusal = as_domain_error(exc)
     if refusal is None:
         return None
-    return error_response(refusal.status, refusal.code, refusal.detail)
+    response = error_response(refusal.status, refusal.code, refusal.detail)
+    retry_after = getattr(refusal, "retry_after", None)
+    if retry_after:  # a rate limit says when to come back
+        response["Retry-After"] = str(retry_after)
+    return response
+
+
+@no_append_slash
+@csrf_exempt
+def unknown_endpoint(request: HttpRequest, rest: str = "") -> JsonResponse:
+    """Every path under the API's prefixes that no route matches: the error
+    shape, not Django's HTML page. Routed last (project.urls); exempt from
+    APPEND_SLASH, which would otherwise redirect ``/api/v1/x`` to the
+    ``/api/v1/x/`` this view also matches."""
+    return error_response(404, "not_found", f"no endpoint {request.path}")

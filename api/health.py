@@ -12,7 +12,7 @@ from channels.layers import get_channel_layer
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 
-from api.http import doc
+from api.http import api, doc
 from readmodels.projections import PIPELINE
 from readmodels.status import pipeline_status
 from realtime.dispatcher import get_dispatcher
@@ -57,6 +57,7 @@ def _realtime() -> dict[str, Any]:
     }
 
 
+@api(["GET"], None)
 @doc("GET", "Whether this process can serve", responses={200: "Health", 503: "Health"}, security=[],
      description="503 when the database or the channel layer does not answer, or events wait and no pipeline runs.")
 async def healthz(request: HttpRequest) -> JsonResponse:

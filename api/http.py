@@ -22,6 +22,7 @@ from django.views.decorators.csrf import csrf_exempt
 from accounts.principals import Principal, principal_from_cookies, principal_from_token
 from api.errors import ApiError, response_for
 from chat.commands import Actor
+from kernel import ids
 from kernel.errors import DomainError
 from kernel.text import is_storable_text
 
@@ -112,10 +113,10 @@ def field_uuid(data: dict[str, Any], name: str) -> uuid.UUID:
 
 
 def parse_uuid(value: str, name: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except (ValueError, AttributeError, TypeError):
-        raise ApiError(400, "invalid_field", f"{name!r} must be a UUID") from None
+    parsed = ids.parse_uuid(value)
+    if parsed is None:
+        raise ApiError(400, "invalid_field", f"{name!r} must be a UUID as 8-4-4-4-12 hex digits") from None
+    return parsed
 
 
 def query_int(request: HttpRequest, name: str, default: int, *, low: int = 0, high: int = 2**62) -> int:

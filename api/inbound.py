@@ -3,6 +3,10 @@
 Order matters: the source and the signature are checked on the raw bytes
 before the body is parsed or anything is written, so an unauthenticated
 caller can make Parley do no more than one bounded read and a few HMACs.
+
+Every delivery counts by source and result (``parley_inbound_webhooks_total``:
+accepted, duplicate, or the code it was refused with); a source that is not
+configured counts as "unknown", so made-up sources cannot grow new series.
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ from api.errors import ApiError
 from api.http import api, doc
 from inbound import signatures
 from inbound.payload import InvalidPayload, parse
-from inbound.services import inbound_message_receive
+from inbound.services import Receipt, inbound_message_receive
 from inbound.sources import MAX_SOURCE_CHARS, secrets_for
+from kernel.errors import DomainError
+from observability.metrics import inbound_delivery
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +57,16 @@ def _read_body(request: HttpRequest) -> bytes:
 def receive(request: HttpRequest, source: str) -> JsonResponse:
     """``POST /webhooks/v1/inbound/{source}``: store one customer message, once."""
     secrets = secrets_for(source)
+    try:
+        receipt = _receive(request, source, secrets)
+    except Exception as exc:
+        inbound_delivery(source, exc.code if isinstance(exc, DomainError) else "error", configured=bool(secrets))
+        raise
+    inbound_delivery(source, "duplicate" if receipt.duplicate else "accepted", configured=True)
+    return JsonResponse({"message_id": str(receipt.message_id), "duplicate": receipt.duplicate}, status=202)
+
+
+def _receive(request: HttpRequest, source: str, secrets: list[str]) -> Receipt:
     if not secrets:
         raise ApiError(404, "unknown_source", "no inbound webhook source is configured under this name")
     raw = _read_body(request)
@@ -65,5 +81,4 @@ def receive(request: HttpRequest, source: str) -> JsonResponse:
         message = parse(raw)
     except InvalidPayload as exc:
         raise ApiError(400, exc.code, exc.detail) from None
-    receipt = inbound_message_receive(source=source, raw_body=raw, message=message)
-    return JsonResponse({"message_id": str(receipt.message_id), "duplicate": receipt.duplicate}, status=202)
+    return inbound_message_receive(source=source, raw_body=raw, message=message)

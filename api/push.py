@@ -5,7 +5,6 @@ Rules live in ``notifications.subscriptions``; these views only translate.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from django.conf import settings
@@ -14,6 +13,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from accounts.principals import Principal
 from api.errors import ApiError
 from api.http import api, doc, field_str, json_body
+from kernel import ids
 from notifications.subscriptions import (
     SubscriptionError,
     subscription_delete,
@@ -74,10 +74,9 @@ def subscriptions(request: HttpRequest, principal: Principal) -> JsonResponse:
      errors=[(404, "subscription_not_found")])
 def subscription_detail(request: HttpRequest, principal: Principal, subscription_id: str) -> HttpResponse:
     """Forget one of this customer's devices; anyone else's is 404."""
-    try:
-        sid = uuid.UUID(subscription_id)
-    except ValueError:
-        raise ApiError(404, "subscription_not_found", f"no push subscription {subscription_id}") from None
+    sid = ids.parse_uuid(subscription_id)
+    if sid is None:
+        raise ApiError(404, "subscription_not_found", f"no push subscription {subscription_id}")
     try:
         subscription_delete(customer_id=principal.customer_id, subscription_id=sid)
     except SubscriptionError as exc:

@@ -44,6 +44,11 @@ WARMUP = float(os.environ.get("BENCH_WARMUP", "0.5"))
 # connection.queries, which costs time in tight loops and is not what a
 # deployment measures.
 os.environ.setdefault("PARLEY_DEBUG", "0")
+# Plain http on loopback: no https redirect, no secure-only cookies.
+os.environ.setdefault("PARLEY_HTTPS", "0")
+# Benchmarks send far faster than a person: no per-sender budget in the way.
+os.environ.setdefault("PARLEY_CUSTOMER_SENDS_PER_MINUTE", "1000000000")
+os.environ.setdefault("PARLEY_AGENT_SENDS_PER_MINUTE", "1000000000")
 os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-secret-key-not-used-for-anything-real-0123456789")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 os.environ.setdefault("LOG_LEVEL", "WARNING")

@@ -224,7 +224,7 @@ def through_worker(peer: Peer, threads: int) -> float:
 
 def latencies(push: Any, samples: int) -> list[float]:
     """Seconds from just before the append to the push service recording the push."""
-    from eventstore.runner import Worker
+    from eventstore.worker import Worker
     from notifications.lanes import run_delivery_workers
 
     devices = register_devices(push, 10)

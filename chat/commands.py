@@ -35,7 +35,9 @@ class SendMessage:
     customer_id: uuid.UUID
     sender: Actor
     body: str
-    sent_at: dt.datetime | None = None
+    #: When another channel (an inbound webhook) says the message was sent:
+    #: kept as its claim. The message's own time is always the server's.
+    channel_sent_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)

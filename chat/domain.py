@@ -80,7 +80,8 @@ class ChatMessage:
                 sender_id=cmd.sender.id,
                 sender_name=cmd.sender.name,
                 body=clean_body(cmd.body),
-                sent_at=cmd.sent_at or now,
+                sent_at=now,
+                channel_sent_at=cmd.channel_sent_at,
             )
         ]
 

@@ -14,7 +14,7 @@ import enum
 import uuid
 from dataclasses import dataclass
 
-from eventstore.events import DomainEvent, event
+from eventstore.events import DomainEvent, Payload, event, upcaster
 
 #: The event types of a message's stream.
 MESSAGE_EVENT_TYPES = frozenset({"MessageSent", "MessageEdited", "MessageMarkedAsRead"})
@@ -25,7 +25,7 @@ class SenderKind(enum.StrEnum):
     AGENT = "agent"
 
 
-@event("MessageSent")
+@event("MessageSent", version=2)
 @dataclass(frozen=True)
 class MessageSent(DomainEvent):
     message_id: uuid.UUID
@@ -34,7 +34,19 @@ class MessageSent(DomainEvent):
     sender_id: str
     sender_name: str
     body: str
+    #: When Parley accepted the message: what conversations are ordered by.
     sent_at: dt.datetime
+    #: When the channel it came through says it was sent (inbound webhooks
+    #: only), within a day of ``sent_at``; None otherwise.
+    channel_sent_at: dt.datetime | None = None
+
+
+@upcaster("MessageSent", from_version=1)
+def _message_sent_v1(payload: Payload) -> Payload:
+    """Version 1 had no channel_sent_at (and took an inbound message's
+    sent_at from the channel, unbounded; those events keep theirs)."""
+    payload["channel_sent_at"] = None
+    return payload
 
 
 @event("MessageEdited")

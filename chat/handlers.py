@@ -13,11 +13,17 @@ and the handler tries again on the new state, a bounded number of times.
 Outside a transaction each append commits on its own; inside one (an
 inbound webhook claims its delivery key in the same transaction) it runs in
 a savepoint.
+
+Every command is timed and counted here, the one place commands run, by
+command, by the adapter that issued it (``adapter``: a label the caller
+names, "http", "websocket", "webhook") and by result
+(observability.metrics): a clock read and two lock-protected additions.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +35,8 @@ from chat.events import SenderKind, stream_id
 from chat.ports import customer_directory
 from eventstore.events import DomainEvent, Metadata, NewEvent
 from eventstore.store import ConcurrencyConflict, DuplicateEvent, EventStore
+from kernel.errors import DomainError
+from observability.metrics import command_done
 
 MAX_ATTEMPTS = 5
 
@@ -48,6 +56,21 @@ Decide = Callable[[ChatMessage | None, dt.datetime], list[DomainEvent]]
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
+
+
+def _measured(command: str, adapter: str, run: Callable[[], Written]) -> Written:
+    """Run a command, observing its latency and result (even when it is refused or raises)."""
+    started = time.perf_counter()
+    result = "failed"
+    try:
+        written = run()
+        result = "appended" if written.appended else "unchanged"
+        return written
+    except DomainError:
+        result = "refused"
+        raise
+    finally:
+        command_done(command, adapter, result, time.perf_counter() - started)
 
 
 def _execute(message_id: uuid.UUID, decide: Decide, *, store: EventStore, metadata: Metadata) -> Written:
@@ -77,6 +100,7 @@ def send_message(
     store: EventStore | None = None,
     metadata: Metadata | None = None,
     event_id: uuid.UUID | None = None,
+    adapter: str = "other",
 ) -> Written:
     """Send, or recognise a repeat of, ``cmd.message_id``.
 
@@ -84,6 +108,10 @@ def send_message(
     callers that derive it from their own idempotency key. An agent writes
     only to a customer that exists (asked of the installed CustomerDirectory).
     """
+    return _measured("SendMessage", adapter, lambda: _send(cmd, store, metadata, event_id))
+
+
+def _send(cmd: SendMessage, store: EventStore | None, metadata: Metadata | None, event_id: uuid.UUID | None) -> Written:
     if cmd.sender.kind is SenderKind.AGENT and not customer_directory().is_known(cmd.customer_id):
         raise CustomerNotFound(f"no customer {cmd.customer_id}")
     store = store or EventStore()
@@ -107,23 +135,27 @@ def send_message(
     return Written(ChatMessage.apply(None, sent), recorded[0].position, appended=True)
 
 
-def edit_message(cmd: EditMessage, *, store: EventStore | None = None, metadata: Metadata | None = None) -> Written:
+def edit_message(
+    cmd: EditMessage, *, store: EventStore | None = None, metadata: Metadata | None = None, adapter: str = "other"
+) -> Written:
     def decide(state: ChatMessage | None, now: dt.datetime) -> list[DomainEvent]:
         if state is None:
             raise MessageNotFound(f"no message {cmd.message_id}")
         return state.edit(cmd, now)
 
-    return _execute(cmd.message_id, decide, store=store or EventStore(), metadata=metadata or Metadata(actor=cmd.editor.label))
+    return _measured("EditMessage", adapter, lambda: _execute(
+        cmd.message_id, decide, store=store or EventStore(), metadata=metadata or Metadata(actor=cmd.editor.label)
+    ))
 
 
 def mark_message_as_read(
-    cmd: MarkMessageAsRead, *, store: EventStore | None = None, metadata: Metadata | None = None
+    cmd: MarkMessageAsRead, *, store: EventStore | None = None, metadata: Metadata | None = None, adapter: str = "other"
 ) -> Written:
     def decide(state: ChatMessage | None, now: dt.datetime) -> list[DomainEvent]:
         if state is None:
             raise MessageNotFound(f"no message {cmd.message_id}")
         return state.mark_read(cmd, now)
 
-    return _execute(
+    return _measured("MarkMessageAsRead", adapter, lambda: _execute(
         cmd.message_id, decide, store=store or EventStore(), metadata=metadata or Metadata(actor=cmd.reader.label)
-    )
+    ))

@@ -35,6 +35,15 @@ async def wait_either(stop: asyncio.Event, woken: asyncio.Event, timeout: float)
             w.cancel()
 
 
+def mark_reported(exc: BaseException) -> None:
+    """Say that ``exc`` was logged, with its traceback and what it concerns, where it was raised.
+
+    ``run_forever`` then logs the retry without printing the traceback again
+    (eventstore.failures marks a consumer's failures so).
+    """
+    exc.parley_reported = True  # type: ignore[attr-defined]
+
+
 def backoff(failures: int, *, base: float = 0.2, cap: float = 30.0) -> float:
     """Exponential backoff with equal jitter: half fixed, half random."""
     ceiling = min(cap, base * 2 ** max(0, failures - 1))
@@ -62,10 +71,13 @@ async def run_forever(
         try:
             delay = await step()
             failures = 0
-        except Exception:
+        except Exception as exc:
             failures += 1
             pause = backoff(failures)
-            log.exception("%s failed (%d in a row); retrying in %.1fs", name, failures, pause)
+            if getattr(exc, "parley_reported", False):
+                log.warning("%s failed (%d in a row; logged above); retrying in %.1fs", name, failures, pause)
+            else:
+                log.exception("%s failed (%d in a row); retrying in %.1fs", name, failures, pause)
             await wait_either(stop, asyncio.Event(), pause)
             continue
         if delay == 0:

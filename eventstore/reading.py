@@ -106,8 +106,8 @@ class LogReader:
             raise RuntimeError(
                 f"the log holds transaction id {highest} but this cluster is at {next_xid}: "
                 "it was restored into a new cluster. Advance the cluster's transaction ids past "
-                "the stored ones (pg_resetwal -x, or restore with pg_upgrade/physical backups) "
-                "before starting Parley's workers; see docs/operations.md."
+                "the stored ones (raise the epoch with pg_resetwal -e, or use them up) before "
+                "starting Parley's workers; see docs/operations.md, \"Restoring\"."
             )
 
     def stream_version(self, stream_id: str) -> int:
@@ -222,6 +222,13 @@ class LogReader:
             cursor.execute(f"SELECT tx, position FROM {TABLE} WHERE {self._barrier()} ORDER BY tx DESC, position DESC LIMIT 1")
             row = cursor.fetchone()
         return Cursor(int(row[0]), int(row[1])) if row else Cursor.start()
+
+    def event_id_at(self, position: int) -> uuid.UUID | None:
+        """The id of the event at ``position`` (None if none is): for a log record naming an event."""
+        with self._conn.cursor() as cursor:
+            cursor.execute(f"SELECT event_id FROM {TABLE} WHERE position = %s", [position])
+            row = cursor.fetchone()
+        return _as_uuid(row[0]) if row else None
 
     def count_after(self, after: Cursor) -> int:
         """How many readable events follow ``after`` (a consumer's lag)."""

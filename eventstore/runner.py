@@ -18,6 +18,8 @@ for a moment (a read-model rebuild swapping its tables in) takes the same
 row lock. The lease is extended by every batch's checkpoint update; an idle
 holder renews it once half of it has passed.
 
+``Worker`` (eventstore.worker) runs a group forever on an asyncio loop.
+
 Cost per batch: one transaction (read, lock, the consumers' statements,
 checkpoint update). An idle group costs its fallback poll and its lease
 renewal: wake-ups, not polls, bring new events.
@@ -38,13 +40,12 @@ from typing import Any, Protocol
 from django.conf import settings
 from django.db import connection, transaction
 
-from eventstore import wakeup
-from eventstore.dbthreads import DatabaseThreads, relax_commits
+from eventstore import failures
+from eventstore.dbthreads import relax_commits
 from eventstore.events import Cursor
-from eventstore.loop import Delay, run_forever
 from eventstore.models import Checkpoint
 from eventstore.reading import Batch
-from eventstore.store import NOTIFY_CHANNEL, EventStore, mark_replay_transaction, replaying
+from eventstore.store import EventStore, mark_replay_transaction, replaying
 from eventstore.unit import Unit
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,7 @@ class Progress:
     blocked: bool = False  # committed events wait behind the read barrier: look again soon
     full: bool = False  # the batch was as large as allowed: more may follow at once
     effects: list[tuple[Consumer, Any]] = field(default_factory=list)
+    span: tuple[Cursor, Cursor] | None = None  # (start, end) of the batch the effects come from
 
 
 def _view(batch: Batch, types: Collection[str] | None, unit: Unit) -> Batch:
@@ -148,6 +150,9 @@ class ConsumerRunner:
         #: The checkpoint this instance holds the lease at (None: no lease).
         self.cursor: Cursor | None = None
         self.lease_until: dt.datetime | None = None
+        #: After a batch failed: the end of that batch, up to which events are
+        #: processed one per batch, so that a failure names its event.
+        self.isolating: Cursor | None = None
 
     @property
     def consumer(self) -> Consumer:
@@ -176,6 +181,9 @@ class ConsumerRunner:
         if row is None:
             self.cursor = None
             return False
+        if self.cursor is None:  # taken now, not renewed: a start, or a takeover
+            log.info("consumer %s: lease taken by %s at position %s", self.name, self.owner, row[1],
+                     extra={"consumer": self.name, "owner": self.owner, "position": int(row[1])})
         self.cursor, self.lease_until = Cursor(int(row[0]), int(row[1])), until
         return True
 
@@ -208,12 +216,20 @@ class ConsumerRunner:
         change and the new checkpoint in one more round. Raises LostLease,
         leaving nothing behind, if this instance may not commit (then
         ``cursor`` is None until the lease is acquired again).
+
+        A batch that fails is logged with its consumer and events
+        (eventstore.failures) and rolled back whole; the batches that
+        follow, up to its end, hold one event each, so that the next
+        failure names the very event a consumer cannot process.
         """
         if self.cursor is None:
             raise LostLease(self.name)
         start = self.cursor
         now = _now()
         until = now + dt.timedelta(seconds=settings.PARLEY_LEASE_SECONDS)
+        limit = 1 if self.isolating is not None and start < self.isolating else self.batch_size
+        batch: Batch | None = None
+        member: Consumer | None = None  # the consumer running when something raised
         try:
             if self.derived_only:
                 # Everything this group writes (rows and checkpoint together)
@@ -224,19 +240,23 @@ class ConsumerRunner:
                 relax_commits()
             with transaction.atomic():
                 # Read first: an empty read takes no lock and writes nothing.
-                batch = self.store.read_batch(start, self.batch_size)
+                batch = self.store.read_batch(start, limit)
                 if batch.end == start:
                     self._renew_if_due(now, until)  # an idle holder's only write
                     return Progress(blocked=batch.blocked)
                 unit = Unit()
                 views = [(c, _view(batch, c.event_types, unit)) for c in self.consumers]
-                for consumer, view in views:
-                    prepare = getattr(consumer, "prepare", None)
+                for member, view in views:
+                    prepare = getattr(member, "prepare", None)
                     if prepare is not None:
                         prepare(view)
+                member = None
                 (locked,) = unit.load(before=[self._lock_sql()])
                 self._check_lock(locked, start)
-                effects = [(c, c.handle(view)) for c, view in views]
+                effects = []
+                for member, view in views:
+                    effects.append((member, member.handle(view)))
+                member = None
                 unit.then(
                     "UPDATE parley_checkpoints SET tx = %s, position = %s, lease_until = %s, updated_at = %s "
                     "WHERE name = %s AND owner = %s",
@@ -244,10 +264,22 @@ class ConsumerRunner:
                 )
                 unit.flush()
         except LostLease:
+            log.warning("consumer %s: lease lost by %s (another instance took over)", self.name, self.owner,
+                        extra={"consumer": self.name, "owner": self.owner})
             self.cursor = None
             raise
+        except Exception as exc:
+            if batch is not None and batch.events:
+                failures.batch_failed(self.name, member.name if member is not None else self.name, batch, exc)
+                if len(batch.events) > 1:
+                    self.isolating = max(self.isolating or batch.end, batch.end)
+            raise
+        if self.isolating is not None and batch.end >= self.isolating:
+            self.isolating = None
         self.cursor, self.lease_until = batch.end, until
-        return Progress(len(batch.events), True, batch.blocked, batch.scanned >= self.batch_size, effects)
+        return Progress(
+            len(batch.events), True, batch.blocked, batch.scanned >= limit, effects, (batch.start, batch.end)
+        )
 
     def _lock_sql(self) -> tuple[str, list[Any]]:
         lock = " FOR UPDATE" if connection.vendor == "postgresql" else ""
@@ -274,7 +306,7 @@ class ConsumerRunner:
                     break
                 total += progress.handled
                 if progress.effects:
-                    asyncio.run(_after_commit(progress.effects))
+                    asyncio.run(after_commit(progress.effects, self.name, progress.span))
         finally:
             self.release_lease()
         return total
@@ -292,7 +324,7 @@ class ConsumerRunner:
                 if not progress.moved:
                     return total
                 total += progress.handled
-                await _after_commit(progress.effects)
+                await after_commit(progress.effects, self.name, progress.span)
         finally:
             await sync_to_async(self.release_lease, thread_sensitive=True)()
 
@@ -328,74 +360,9 @@ class ConsumerRunner:
         return total
 
 
-async def _after_commit(effects: list[tuple[Consumer, Any]]) -> None:
+async def after_commit(effects: list[tuple[Consumer, Any]], group: str, span: tuple[Cursor, Cursor] | None) -> None:
     for consumer, effect in effects:
         try:
             await consumer.after_commit(effect)
         except Exception:  # the batch is committed; its effects are best effort
-            log.exception("after_commit of %s failed", consumer.name)
-
-
-class Worker:
-    """Runs a ConsumerRunner forever on an asyncio loop.
-
-    Database work runs on a thread of its own that keeps its connection
-    between batches (eventstore.dbthreads). Effects run
-    on the loop, which is the server's loop in the embedded mode so that
-    in-memory channel-layer sends reach its sockets.
-    """
-
-    #: Longest wait for a retry when committed events sit behind the read barrier.
-    BLOCKED_MAX_WAIT = 0.05
-
-    def __init__(self, runner: ConsumerRunner, *, poll_interval: float | None = None) -> None:
-        self.runner = runner
-        self.poll_interval = poll_interval if poll_interval is not None else settings.PARLEY_POLL_INTERVAL
-        self._thread = DatabaseThreads(1, f"consumer-{runner.name}")
-        self._blocked = 0
-
-    async def _db(self, fn, *args):  # type: ignore[no-untyped-def]
-        return await self._thread(fn)(*args)
-
-    async def step(self) -> Delay:
-        runner = self.runner
-        try:
-            if runner.cursor is None and not await self._db(runner.acquire_lease):
-                return settings.PARLEY_LEASE_SECONDS / 3  # another instance is active: stand by
-            progress = await self._db(runner.process_batch)
-        except LostLease:
-            return self.poll_interval
-        await _after_commit(progress.effects)
-        if progress.full:
-            self._blocked = 0
-            return 0  # more is waiting
-        if progress.blocked:
-            # Committed events wait for an older transaction to end; no
-            # wake-up will announce that, so look again shortly.
-            self._blocked += 1
-            return min(self.BLOCKED_MAX_WAIT, 0.001 * 2**self._blocked)
-        self._blocked = 0
-        # Caught up: a wake-up (one may have come in meanwhile) brings the
-        # next events; the lease needs renewing at half time.
-        return min(self.poll_interval, settings.PARLEY_LEASE_SECONDS / 2)
-
-    async def run(self, stop: asyncio.Event) -> None:
-        loop = asyncio.get_running_loop()
-        woken = wakeup.register(loop)
-        try:
-            await run_forever(self.step, wake=woken, stop=stop, idle=self.poll_interval, name=f"consumer {self.runner.name}")
-        finally:
-            wakeup.unregister(loop, woken)
-            try:
-                if self.runner.cursor is not None:
-                    await self._db(self.runner.release_lease)
-            except Exception:
-                log.exception("consumer %s could not release its lease", self.runner.name)
-            finally:
-                await asyncio.to_thread(self._thread.close_connections)
-                self._thread.shutdown()
-
-
-async def listen_for_appends(stop: asyncio.Event) -> None:
-    """Relay PostgreSQL NOTIFYs of appends in other processes to this process's waiters."""
-    await wakeup.relay_wakeups(stop, NOTIFY_CHANNEL, wakeup.appended)
+            failures.effects_failed(group, consumer.name, span)

@@ -22,6 +22,11 @@ MAX_EVENT_ID_CHARS = 200
 # are stored as "<source>:<external_id>" with a source of at most 32.
 MAX_EXTERNAL_ID_CHARS = 160
 MAX_NAME_CHARS = 200
+# How far the channel's own sent_at may be from the time Parley receives the
+# message: a day late (a provider's retries), a few minutes early (clocks).
+# It is kept as the channel's claim; the message's time is Parley's own.
+SENT_AT_MAX_AGE = dt.timedelta(hours=24)
+SENT_AT_MAX_AHEAD = dt.timedelta(minutes=5)
 
 # RFC 3339 date-time with a mandatory offset (fromisoformat alone would also
 # take dates without a time, week dates and naive times).
@@ -47,8 +52,11 @@ class InboundMessage:
     sent_at: dt.datetime | None
 
 
-def parse(raw: bytes) -> InboundMessage:
-    """Validate a raw request body; raise InvalidPayload saying what is wrong."""
+def parse(raw: bytes, *, now: dt.datetime | None = None) -> InboundMessage:
+    """Validate a raw request body; raise InvalidPayload saying what is wrong.
+
+    ``now``: the time of receipt, that the channel's ``sent_at`` must be
+    close to (default: the clock's)."""
     data = _load(raw)
     customer = data.get("customer")
     if customer is None:
@@ -72,13 +80,17 @@ def parse(raw: bytes) -> InboundMessage:
     except InvalidBody as exc:
         raise InvalidPayload(exc.detail, code=exc.code) from None
     sent_at_raw = _string(data, "sent_at", required=False, max_chars=64)
-    return InboundMessage(
-        event_id=event_id,
-        external_id=external_id,
-        name=name or None,
-        text=text,
-        sent_at=parse_time(sent_at_raw, "sent_at") if sent_at_raw is not None else None,
-    )
+    sent_at = parse_time(sent_at_raw, "sent_at") if sent_at_raw is not None else None
+    if sent_at is not None:
+        _check_recent(sent_at, now or dt.datetime.now(dt.timezone.utc))
+    return InboundMessage(event_id=event_id, external_id=external_id, name=name or None, text=text, sent_at=sent_at)
+
+
+def _check_recent(sent_at: dt.datetime, now: dt.datetime) -> None:
+    if sent_at < now - SENT_AT_MAX_AGE:
+        raise InvalidPayload("'sent_at' is more than 24 hours before now", code="invalid_field")
+    if sent_at > now + SENT_AT_MAX_AHEAD:
+        raise InvalidPayload("'sent_at' is more than 5 minutes after now", code="invalid_field")
 
 
 def parse_time(value: str, name: str) -> dt.datetime:

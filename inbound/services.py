@@ -107,12 +107,13 @@ def inbound_message_receive(*, source: str, raw_body: bytes, message: InboundMes
             actor=f"inbound:{source}",
         ).customer
         sender = Actor(SenderKind.CUSTOMER, str(customer.id), customer.name)
-        cmd = SendMessage(message_id, customer.id, sender, message.text, message.sent_at)
+        cmd = SendMessage(message_id, customer.id, sender, message.text, channel_sent_at=message.sent_at)
         try:
             outcome = send_message(
                 cmd,
                 metadata=Metadata(actor=f"inbound:{source}", correlation_id=message_id),
                 event_id=event_id_for(source, key),
+                adapter="webhook",
             )
         except MessageIdConflict:
             # Only reachable if claim rows were purged: the message exists

@@ -33,7 +33,7 @@ class DeliveryConfig:
     lease_seconds: float = 60.0
     batch: int = 16  # devices per claim (a round: its pushes are marked sent in one commit)
     sends_per_device: int = 10  # per claim; a backlog continues in the next claim
-    max_failures: int = 8  # 5xx / network errors before a row is parked as dead
+    max_failures: int = 8  # 5xx / redirects / network errors before a row is parked as dead
     backoff_base: float = 2.0
     backoff_cap: float = 600.0
     max_retry_after: float = 3600.0

@@ -14,7 +14,14 @@ here instead, measured in docs/benchmarks.md:
 
 Redirects are never followed: a push endpoint is a URL the server posts to,
 and a 3xx pointing elsewhere (an internal address, say) is a failed delivery
-for that subscription, not a request to make.
+for that subscription, not a request to make. Every request is made with
+``retries=False, redirect=False``, and every pool manager (direct or through a
+proxy) is built with ``retries=False`` as its default too, so a request that
+forgot the arguments would still not follow one. A 3xx is a failed attempt
+(``retry``: backoff, counted towards ``PUSH_MAX_FAILURES``), not ``gone``: a
+redirect says nothing about whether the subscription expired. It is logged as
+a warning with where it pointed. Nothing else sends pushes: pywebpush only
+encrypts here (``WebPusher.encode``), and requests is not used.
 """
 
 from __future__ import annotations
@@ -102,7 +109,9 @@ class WebPushTransport:
         self.config = config
         self.vapid = vapid or VapidHeaders(config.private_key, config.subject)
         self._timeout = urllib3.Timeout(total=config.timeout)
-        self._direct = urllib3.PoolManager(num_pools=50, maxsize=1)
+        # retries=False here too: a 3xx is never followed even by a request
+        # made without the arguments below.
+        self._direct = urllib3.PoolManager(num_pools=50, maxsize=1, retries=False)
         # Proxies from the environment are read once, as requests would on every push.
         self._proxies = urllib.request.getproxies()
         self._via: dict[str, urllib3.ProxyManager] = {}
@@ -113,7 +122,7 @@ class WebPushTransport:
         if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):
             return self._direct
         if proxy not in self._via:
-            self._via[proxy] = urllib3.ProxyManager(proxy, num_pools=50, maxsize=1)
+            self._via[proxy] = urllib3.ProxyManager(proxy, num_pools=50, maxsize=1, retries=False)
         return self._via[proxy]
 
     def send(self, subscription_info: dict[str, Any], data: bytes, *, urgency: str, topic: str) -> Outcome:
@@ -145,7 +154,16 @@ class WebPushTransport:
             # like a failure, so a row that can never go ends up dead, not looping.
             log.exception("push to %s failed before an answer", endpoint)
             return Outcome("retry", f"error: {type(exc).__name__}: {exc}"[:300])
-        return classify(response.status, response.headers, response.data)
+        outcome = classify(response.status, response.headers, response.data)
+        if 300 <= response.status < 400:
+            # Not followed; worth a warning: a push service has no reason to
+            # redirect, an endpoint pointing the server elsewhere might.
+            parts = urlsplit(endpoint)
+            log.warning(
+                "push endpoint on %s://%s answered %s", parts.scheme, parts.netloc, outcome.detail,
+                extra={"push_origin": f"{parts.scheme}://{parts.netloc}", "http_status": response.status},
+            )
+        return outcome
 
     def close(self) -> None:
         self._direct.clear()
@@ -159,8 +177,11 @@ def classify(status: int, headers: Mapping[str, str], body: bytes) -> Outcome:
         return Outcome("sent")
     detail = f"{status}: {body[:200].decode('utf-8', 'replace')}".strip()[:300]
     if 300 <= status < 400:
-        where = headers.get("Location", "?")
-        return Outcome("refused", f"{status}: redirected to {where[:200]}; push redirects are never followed")
+        # A failed attempt (backoff, counted towards the limit), never a
+        # request to make: not "gone", a redirect is no sign the subscription
+        # expired; not "refused" at once, a misbehaving push service may recover.
+        where = "".join(c if c.isprintable() else "?" for c in headers.get("Location", "?")[:200])
+        return Outcome("retry", f"{status}: redirected to {where}; push redirects are never followed")
     if status in (404, 410):
         return Outcome("gone", detail)
     retry_after = parse_retry_after(headers.get("Retry-After"))

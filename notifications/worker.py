@@ -13,9 +13,14 @@ same payload and Topic (so if the first is still queued the second replaces
 it). A row marked ``sent`` is never sent again.
 
 Answers: 201/202 sent; 404/410 the subscription is gone (deleted with its
-rows); 429 hold the device until Retry-After; 5xx and network errors back
-off exponentially with jitter, then park the row as ``dead`` with the
-reason; other answers, redirects included, are refused for good (``dead``).
+rows); 429 hold the device until Retry-After; 5xx, network errors and
+redirects (3xx, never followed: notifications.transport) back off
+exponentially with jitter, then park the row as ``dead`` with the reason;
+other answers are refused for good (``dead``).
+
+Every request counts by what its answer meant, every row that reaches a
+final state by that state (observability.metrics); every failure is logged
+with the row's event id and position (``extra`` fields, and in the message).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eventstore.dbthreads import relax_commits
+from eventstore.loop import mark_reported
 from eventstore.runner import make_owner_id
 from notifications import outbox
 from notifications import payload as payloads
@@ -37,8 +43,13 @@ from notifications.config import DeliveryConfig, utcnow
 from notifications.models import DeliveryState, PushDelivery
 from notifications.outbox import Lane
 from notifications.transport import Outcome, Transport, WebPushTransport
+from observability.logs import event_fields
+from observability.metrics import PUSH_FINISHED_BY_STATE, PUSH_REQUESTS_BY_OUTCOME
 
 log = logging.getLogger(__name__)
+
+#: The delivery workers' name as a consumer of the log, in their log records.
+CONSUMER = "push-delivery"
 
 Clock = Callable[[], dt.datetime]
 
@@ -77,6 +88,8 @@ class DeliveryWorker:
         self.transport = transport or WebPushTransport(self.config)
         #: Set from another thread to make a running batch stop between pushes.
         self.stopping = threading.Event()
+        #: The row being delivered, for the log record if delivering it raises.
+        self._current: PushDelivery | None = None
 
     def run_once(self) -> RunResult:
         """Claim a batch of devices, push their due rows, release them."""
@@ -95,11 +108,16 @@ class DeliveryWorker:
             for lane in lanes:
                 if self.stopping.is_set() or not self._within_lease(started):
                     break
-                self._deliver(lane, now, started, result, sent)
+                try:
+                    self._deliver(lane, now, started, result, sent)
+                except Exception as exc:
+                    self._report(exc)
+                    raise
         finally:
             # The pushes of the round are marked in one commit, which also
             # hands their devices back; the other devices are handed back too.
             outbox.mark_sent(sent, owner=self.owner, now=self.clock())
+            PUSH_FINISHED_BY_STATE["sent"].inc(len(sent))
             done = {s.subscription.pk for s in sent}
             outbox.release(self.owner, [ln.subscription.pk for ln in lanes if ln.subscription.pk not in done])
         return result
@@ -122,6 +140,21 @@ class DeliveryWorker:
         # before the lease could lapse under us.
         return time.monotonic() - started < self.config.lease_seconds - 2 * self.config.timeout
 
+    def _report(self, exc: Exception) -> None:
+        """Log a row whose delivery raised (the lane's loop retries the round after a backoff)."""
+        row = self._current
+        if row is None:
+            return
+        log.error(
+            "push delivery %s of event %s at position %d failed", row.pk, row.event_id, row.position,
+            exc_info=exc, extra=_fields(row),
+        )
+        mark_reported(exc)
+
+    def _finish(self, row: PushDelivery, state: str, reason: str, now: dt.datetime, **details: Any) -> None:
+        outbox.finish(row, state, reason, now, **details)
+        PUSH_FINISHED_BY_STATE[state].inc()
+
     # -- one device
 
     def _deliver(self, lane: Lane, now: dt.datetime, started: float, result: RunResult, sent: list[outbox.Sent]) -> None:
@@ -140,8 +173,9 @@ class DeliveryWorker:
             (tx, position), unread = newest
             if sub.badge_position is not None and (sub.badge_tx or 0, sub.badge_position) > (tx, position):
                 tx, position, unread = sub.badge_tx or 0, sub.badge_position, sub.badge_unread or 0
+            self._current = row
             if row.message is None and unread == sub.badge_unread:
-                outbox.finish(row, DeliveryState.DROPPED, "badge unchanged", now)
+                self._finish(row, DeliveryState.DROPPED, "badge unchanged", now)
                 result.finished += 1
                 continue
             message = _message_for(row, lane)
@@ -154,6 +188,7 @@ class DeliveryWorker:
             )
             sends += 1
             result.pushes += 1
+            PUSH_REQUESTS_BY_OUTCOME[outcome.kind].inc()
             if outcome.kind == "sent":
                 sent.append(outbox.Sent(row, sub, unread, tx, position))
                 sub.badge_unread, sub.badge_tx, sub.badge_position = unread, tx, position
@@ -161,19 +196,26 @@ class DeliveryWorker:
                 result.finished += 1
                 continue
             if outcome.kind == "gone":
-                log.info("push subscription %s is gone (%s); deleting it", sub.pk, outcome.detail)
+                log.info(
+                    "push subscription %s is gone (%s) at delivery %s of event %s at position %d; deleting it",
+                    sub.pk, outcome.detail, row.pk, row.event_id, row.position, extra=_fields(row),
+                )
                 outbox.forget_device(sub)
                 result.finished += 1
                 return
             if outcome.kind == "refused":
-                log.warning("push to %s refused: %s", sub.pk, outcome.detail)
-                outbox.finish(row, DeliveryState.DEAD, outcome.detail, now, attempted=True)
+                log.warning(
+                    "push delivery %s of event %s at position %d to %s refused: %s",
+                    row.pk, row.event_id, row.position, sub.pk, outcome.detail, extra=_fields(row),
+                )
+                self._finish(row, DeliveryState.DEAD, outcome.detail, now, attempted=True)
                 result.finished += 1
                 continue
             # Its pushes so far are marked first: the hold that follows must stand.
             mine = [s for s in sent if s.subscription.pk == sub.pk]
             if mine:
                 outbox.mark_sent(mine, owner=self.owner, now=self.clock())
+                PUSH_FINISHED_BY_STATE["sent"].inc(len(mine))
                 sent[:] = [s for s in sent if s.subscription.pk != sub.pk]
             self._retry_later(row, lane, outcome, now)
             if row.state != DeliveryState.PENDING:
@@ -185,15 +227,16 @@ class DeliveryWorker:
         badge-only rows a newer row overtakes. The rest, in order, is to send."""
         candidates = []
         for row in lane.rows:
+            self._current = row
             if row.expires_at <= now:
-                outbox.finish(row, DeliveryState.DROPPED, "expired", now)
+                self._finish(row, DeliveryState.DROPPED, "expired", now)
                 result.finished += 1
                 continue
             if row.message is not None:
                 state = lane.messages.get(row.message_id)  # type: ignore[arg-type]
                 if state is None or state[1] is not None:
                     # Its read is in the log, so a badge-only row follows it.
-                    outbox.finish(row, DeliveryState.DROPPED, "message already read", now)
+                    self._finish(row, DeliveryState.DROPPED, "message already read", now)
                     result.finished += 1
                     continue
             candidates.append(row)
@@ -202,7 +245,8 @@ class DeliveryWorker:
             if row.message is None and i + 1 < len(candidates):
                 # A newer push to this device carries a newer count; a
                 # badge-only row has nothing else to say.
-                outbox.finish(row, DeliveryState.SUPERSEDED, f"overtaken by delivery {candidates[-1].pk}", now)
+                self._current = row
+                self._finish(row, DeliveryState.SUPERSEDED, f"overtaken by delivery {candidates[-1].pk}", now)
                 result.finished += 1
                 continue
             to_send.append(row)
@@ -211,8 +255,11 @@ class DeliveryWorker:
     def _retry_later(self, row: PushDelivery, lane: Lane, outcome: Outcome, now: dt.datetime) -> None:
         failures = row.failures + (0 if outcome.kind == "throttled" else 1)
         if failures >= self.config.max_failures:
-            log.warning("push delivery %s parked as dead after %d failures: %s", row.pk, failures, outcome.detail)
-            outbox.finish(
+            log.warning(
+                "push delivery %s of event %s at position %d parked as dead after %d failures: %s",
+                row.pk, row.event_id, row.position, failures, outcome.detail, extra=_fields(row),
+            )
+            self._finish(
                 row, DeliveryState.DEAD, f"gave up after {failures} failures; last: {outcome.detail}", now,
                 attempted=True, failures=failures,
             )
@@ -223,7 +270,10 @@ class DeliveryWorker:
         elif outcome.kind == "throttled":
             wait = self._backoff(max(1, row.attempts + 1))
         outbox.hold(row, lane.subscription, failures=failures, reason=outcome.detail, until=now + dt.timedelta(seconds=wait))
-        log.info("push delivery %s: %s; retrying in %.1fs", row.pk, outcome.detail, wait)
+        log.info(
+            "push delivery %s of event %s at position %d: %s; retrying in %.1fs",
+            row.pk, row.event_id, row.position, outcome.detail, wait, extra=_fields(row),
+        )
 
     def _backoff(self, failures: int) -> float:
         """Exponential backoff with jitter: half fixed, half random."""
@@ -244,6 +294,10 @@ class DeliveryWorker:
         close = getattr(self.transport, "close", None)
         if close is not None:
             close()
+
+
+def _fields(row: PushDelivery) -> dict[str, Any]:
+    return event_fields(CONSUMER, row.event_id, row.position, delivery_id=row.pk, subscription_id=str(row.subscription_id))
 
 
 def _message_for(row: PushDelivery, lane: Lane) -> dict[str, Any] | None:

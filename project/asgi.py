@@ -1,4 +1,13 @@
-"""ASGI entry point: HTTP through Django, websockets through Channels."""
+"""ASGI entry point: HTTP through Django, websockets through Channels.
+
+In front of both, the reverse proxy's word about the client: only a
+connection from an address in PARLEY_TRUSTED_PROXIES has its
+X-Forwarded-For taken as the client's address (what rate limits count) and
+its X-Forwarded-Proto as the scheme (what secure cookies, the https redirect
+and HSTS go by). uvicorn's ProxyHeadersMiddleware does exactly that, walking
+X-Forwarded-For from the right past the trusted hops, for http and
+websockets alike; anyone else's headers are left unread.
+"""
 
 import os
 
@@ -9,16 +18,23 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware  # noqa: E402
 
 from project.daphne import close_bad_frames_cleanly  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 
 close_bad_frames_cleanly()
 
-application = ProtocolTypeRouter(
+router = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         # Session cookie for agents, the customer cookie or ?token= for customers.
         "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
     }
+)
+application = (
+    ProxyHeadersMiddleware(router, trusted_hosts=settings.PARLEY_TRUSTED_PROXIES)  # type: ignore[arg-type]
+    if settings.PARLEY_TRUSTED_PROXIES
+    else router
 )

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
-from eventstore.runner import Consumer, ConsumerRunner, Worker, listen_for_appends, make_owner_id
+from eventstore.runner import Consumer, ConsumerRunner, make_owner_id
+from eventstore.worker import Worker, listen_for_appends
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,29 @@ def pipeline(*, owner: str | None = None) -> ConsumerRunner:
     from readmodels.projections import PIPELINE
 
     return ConsumerRunner(consumers(), name=PIPELINE, owner=owner, derived_only=True)
+
+
+def serve_metrics(bind: str) -> Callable[[], None]:
+    """Serve this process's metrics on ``bind`` (host:port) for ``runworkers``, which has
+    no HTTP server of its own; returns what stops it.
+
+    Each scrape runs on a fresh thread of prometheus_client's server and
+    reads the pipeline's checkpoint there, so that thread's database
+    connection is closed after the scrape (else it would stay open, or on
+    PostgreSQL never return to the pool).
+    """
+    from eventstore.metrics import CheckpointCollector
+    from observability import exposition
+    from readmodels.projections import PIPELINE
+
+    server, _ = exposition.serve(bind, exposition.registry(CheckpointCollector([PIPELINE], close_connection=True)))
+    log.info("metrics at http://%s/metrics", bind)
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+
+    return stop
 
 
 async def run_workers(stop: asyncio.Event, *, delivery: bool = True) -> None:

@@ -30,12 +30,20 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
-DEBUG = env_bool("PARLEY_DEBUG", True)
+# Off unless asked for: `make run` writes PARLEY_DEBUG=1 into its .env. A
+# deployment that forgets the variable gets production behaviour (no debug
+# pages, secure cookies, HSTS), never Django's debug pages with the settings.
+DEBUG = env_bool("PARLEY_DEBUG", False)
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when PARLEY_DEBUG is off")
+        # Refuse to start: a key made up per process would sign tokens and
+        # sessions that the next process (or the next restart) refuses.
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY must be set when PARLEY_DEBUG is off (docs/deploy.md: "
+            "python3 -c 'import secrets; print(secrets.token_urlsafe(50))')"
+        )
     # Development only (`make run` writes a key into .env): a random key for
     # this process, never a published one, so nothing signed can be forged.
     # Tokens and sessions then last only as long as the process.
@@ -56,6 +64,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "servestatic",  # its configuration checks (the middleware serves the files)
     "channels",
     "eventstore",
     "accounts",
@@ -71,6 +80,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files before anything else touches the request (ServeStatic:
+    # compressed variants, immutable caching of hashed names; see below).
+    "servestatic.middleware.ServeStaticMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -204,9 +216,26 @@ SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
-if not DEBUG:
-    SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
-    CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
+SECURE_REFERRER_POLICY = "same-origin"
+# Served over https (through the reverse proxy, which says so in
+# X-Forwarded-Proto; see PARLEY_TRUSTED_PROXIES): secure cookies, a redirect
+# of plain http, and HSTS. On by default whenever PARLEY_DEBUG is off;
+# PARLEY_HTTPS=0 only for a deployment that really is plain http (a test rig).
+PARLEY_HTTPS = env_bool("PARLEY_HTTPS", not DEBUG)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = PARLEY_HTTPS
+if PARLEY_HTTPS:
+    SECURE_SSL_REDIRECT = True
+    # Health checks and scrapes come from inside, over plain http.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+    SECURE_HSTS_SECONDS = int(os.environ.get("PARLEY_HSTS_SECONDS", str(365 * 24 * 3600)))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("PARLEY_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("PARLEY_HSTS_PRELOAD", True)
+
+# Addresses (or CIDR networks) of the reverse proxies in front of Daphne.
+# Only a connection from one of them has its X-Forwarded-For (the client's
+# address, for rate limits) and X-Forwarded-Proto (https, for the settings
+# above) believed; anyone else's are ignored (project.asgi).
+PARLEY_TRUSTED_PROXIES = env_list("PARLEY_TRUSTED_PROXIES", [])
 
 # Request bodies are small JSON documents; anything bigger is refused before
 # it is parsed (Django answers 400 through RequestDataTooBig).
@@ -219,7 +248,26 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "/static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# `manage.py collectstatic` writes here; ServeStatic serves it (every web
+# process, no separate file server needed; the proxy may cache it).
+STATIC_ROOT = Path(os.environ.get("PARLEY_STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Production: content-hashed names (so a year-long immutable cache is
+    # safe), gzip and Brotli variants, and the pages' ES module imports
+    # rewritten to the hashed names (project.staticfiles). Development serves
+    # the sources as they are, from the apps' static/ folders.
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG else "project.staticfiles.HashedModulesStorage"
+    },
+}
+# Hashed names are cached for a year (ServeStatic's "immutable"); anything
+# else (the unhashed copies, icons named by the service worker) for a minute.
+SERVESTATIC_MAX_AGE = 0 if DEBUG else 60
+# Development reads the apps' folders on each request; production only STATIC_ROOT.
+SERVESTATIC_USE_FINDERS = DEBUG
+SERVESTATIC_AUTOREFRESH = DEBUG
 
 # --- Parley ------------------------------------------------------------------
 
@@ -245,6 +293,10 @@ PUSH_ENDPOINT_INSECURE_HOSTS = env_list("PUSH_ENDPOINT_INSECURE_HOSTS", [])
 PARLEY_VISITOR_SIGNUP = env_bool("PARLEY_VISITOR_SIGNUP", True)
 PARLEY_VISITOR_SIGNUPS_PER_HOUR = int(os.environ.get("PARLEY_VISITOR_SIGNUPS_PER_HOUR", "10"))
 PUSH_DELAY_SECONDS = float(os.environ.get("PUSH_DELAY_SECONDS", "0"))
+# Messages one customer / one agent may send per minute, HTTP and websocket
+# together (accounts.sendbudget); past it: 429 rate_limited with a retry hint.
+PARLEY_CUSTOMER_SENDS_PER_MINUTE = int(os.environ.get("PARLEY_CUSTOMER_SENDS_PER_MINUTE", "30"))
+PARLEY_AGENT_SENDS_PER_MINUTE = int(os.environ.get("PARLEY_AGENT_SENDS_PER_MINUTE", "120"))
 
 # "source=secret,source=secret2": a source may appear twice during rotation.
 INBOUND_WEBHOOK_SECRETS: dict[str, list[str]] = {}
@@ -290,3 +342,21 @@ LOGGING = {
         "channels_redis.pubsub": {"level": "CRITICAL"},
     },
 }
+
+# --- Observability --------------------------------------------------------------
+# Metrics and the log format (docs/metrics.md).
+
+# The bearer key of the web processes' /metrics; unset, /metrics answers 404.
+PARLEY_METRICS_KEY = os.environ.get("PARLEY_METRICS_KEY", "")
+# host:port on which `runworkers` (no HTTP server of its own) serves its
+# metrics, e.g. 127.0.0.1:9464; unset, it serves none.
+PARLEY_METRICS_BIND = os.environ.get("PARLEY_METRICS_BIND", "")
+# "plain": one line per record, for a person; "json": one JSON object per
+# line with the records' structured fields (event_id, position, consumer...),
+# for a log collector.
+PARLEY_LOG_FORMAT = os.environ.get("PARLEY_LOG_FORMAT", "plain").strip().lower()
+if PARLEY_LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"PARLEY_LOG_FORMAT must be plain or json, not {PARLEY_LOG_FORMAT!r}")
+_logging: dict = LOGGING  # (its values are of several types: this one name indexes them)
+_logging["formatters"]["json"] = {"()": "observability.logs.JsonFormatter"}
+_logging["handlers"]["console"]["formatter"] = PARLEY_LOG_FORMAT

@@ -6,6 +6,10 @@ which offers it every logged event of its audience in log order; its
 log so that every event goes out once and in order. No business rule lives
 here: frames become commands (chat.handlers) and answers become frames
 (realtime.frames).
+
+Each registered socket counts in the open-connections gauge until it
+disconnects; replies and ``resync`` frames count as they go out
+(observability.metrics).
 """
 
 from __future__ import annotations
@@ -21,14 +25,18 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from accounts import ratelimit
+from accounts.errors import RateLimited
 from accounts.principals import AuthenticationFailed, Principal, principal_from_cookies, principal_from_token
+from accounts.sendbudget import charge_send
 from chat.commands import Actor, EditMessage, MarkMessageAsRead, SendMessage
 from chat.handlers import Written, edit_message, mark_message_as_read, send_message
 from eventstore.events import Cursor, Metadata
 from eventstore.reading import UnknownPosition
 from eventstore.runner import checkpoint_cursor
 from eventstore.store import EventStore
+from kernel import ids
 from kernel.errors import DomainError
+from observability.metrics import FRAMES_REPLY, RESYNCS, WS_AGENTS, WS_CUSTOMERS
 from readmodels.projections import PIPELINE
 from realtime import frames
 from realtime.delivery import Delivery
@@ -120,6 +128,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         # Set before the next suspension point: the dispatcher offers nothing in between.
         self.delivery = Delivery(self.send_text, registered_at)
+        # Open until disconnect() takes the delivery away again (once, whichever way it closes).
+        self._open = WS_AGENTS if principal.kind == "agent" else WS_CUSTOMERS
+        self._open.inc()
         self._replaying = False
         await self._accept()
         loop = asyncio.get_running_loop()
@@ -146,6 +157,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.delivery is None or self.principal is None:
             return
         self.delivery = None
+        self._open.dec()
         dispatcher = get_dispatcher()
         dispatcher.unregister(self)
         if self.principal.kind == "agent":
@@ -162,6 +174,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def send_frame(self, frame: dict[str, Any]) -> None:
         await self.send(text_data=frames.encode(frame))
+        FRAMES_REPLY.inc()
 
     async def _go_live(self) -> None:
         """The client sends no resume: live frames from where it connected."""
@@ -182,6 +195,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return  # holding already: a resume (the client's first, or an answer) is coming
         self.delivery.begin_replay()
         await self.send_frame(frames.resync())
+        RESYNCS.inc()
         loop = asyncio.get_running_loop()
         self._resync_timer = loop.call_later(RESYNC_ANSWER_WITHIN, lambda: loop.create_task(self._unanswered()))
 
@@ -238,7 +252,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await self._go_live()  # the client did not start with a resume: it wants none
             await handler(frame)
         except DomainError as err:  # the frame's own faults and every context's refusals
-            await self.send_frame(frames.error(err.code, err.detail, ref))
+            error = frames.error(err.code, err.detail, ref)
+            if isinstance(err, RateLimited):
+                error["retry_after"] = err.retry_after
+            await self.send_frame(error)
         except UnknownPosition as err:
             await self.send_frame(frames.error("unknown_position", f"position {err.args[0]} names no event", ref))
 
@@ -253,20 +270,24 @@ class ChatConsumer(AsyncWebsocketConsumer):
             customer_id = self.principal.customer_id
         else:
             customer_id = _uuid(frame, "customer_id")
+        await db(charge_send)(self.principal.kind, self.principal.id)
         cmd = SendMessage(message_id, customer_id, self._actor(), body)
-        await self._ack(message_id, await db(send_message)(cmd, metadata=self._metadata()))
+        written = await db(send_message)(cmd, metadata=self._metadata(), adapter="websocket")
+        await self._ack(message_id, written)
 
     async def on_edit(self, frame: dict[str, Any]) -> None:
         assert self.principal is not None
         message_id = _uuid(frame, "message_id")
         cmd = EditMessage(message_id, self._actor(), _str(frame, "body"))
-        await self._ack(message_id, await db(edit_message)(cmd, metadata=self._metadata()))
+        written = await db(edit_message)(cmd, metadata=self._metadata(), adapter="websocket")
+        await self._ack(message_id, written)
 
     async def on_read(self, frame: dict[str, Any]) -> None:
         assert self.principal is not None
         message_id = _uuid(frame, "message_id")
         cmd = MarkMessageAsRead(message_id, self._actor())
-        await self._ack(message_id, await db(mark_message_as_read)(cmd, metadata=self._metadata()))
+        written = await db(mark_message_as_read)(cmd, metadata=self._metadata(), adapter="websocket")
+        await self._ack(message_id, written)
 
     def _actor(self) -> Actor:
         assert self.principal is not None
@@ -356,10 +377,10 @@ def _uuid(frame: dict[str, Any], name: str) -> uuid.UUID:
     value = frame.get(name)
     if not isinstance(value, str):
         raise FrameError("missing_field" if value is None else "invalid_field", f"{name!r} must be a UUID string")
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise FrameError("invalid_field", f"{name!r} must be a UUID") from None
+    parsed = ids.parse_uuid(value)
+    if parsed is None:
+        raise FrameError("invalid_field", f"{name!r} must be a UUID as 8-4-4-4-12 hex digits")
+    return parsed
 
 
 def _str(frame: dict[str, Any], name: str) -> str:

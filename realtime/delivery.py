@@ -17,6 +17,9 @@ everything of its view in ``(low, sent]``. A ``resume`` replays the client's
 stretch ``(after, head]`` minus that stretch (those frames already went out
 on this socket, and TCP brings them), so a client that follows the protocol
 gets every event exactly once, even if it resumes after frames went out.
+
+Frames it sends count as ``live`` or ``replay``, frames its full buffer
+drops as ``buffer_full`` (observability.metrics; docs/metrics.md).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from eventstore.events import Cursor
+from observability.metrics import DROPPED_BUFFER_FULL, FRAMES_LIVE, FRAMES_REPLAY
 
 #: Offers a holding socket buffers before it drops them and reads the log instead.
 BUFFER_LIMIT = 1000
@@ -46,8 +50,10 @@ class Delivery:
         """An event of this socket's audience, in log order (called by the dispatcher)."""
         if self.holding:
             if self.overflowed:
+                DROPPED_BUFFER_FULL.inc(len(frames))
                 return
             if len(self.pending) >= BUFFER_LIMIT:
+                DROPPED_BUFFER_FULL.inc(len(frames) + sum(len(held) for _, held in self.pending))
                 self.pending.clear()
                 self.overflowed = True
                 return
@@ -62,6 +68,7 @@ class Delivery:
         self.sent = cursor
         for text in frames:
             await self._send_text(text)
+        FRAMES_LIVE.inc(len(frames))
 
     def begin_replay(self) -> None:
         self.holding = True
@@ -72,6 +79,7 @@ class Delivery:
             return
         for text in frames:
             await self._send_text(text)
+        FRAMES_REPLAY.inc(len(frames))
 
     def advance(self, cursor: Cursor) -> None:
         """The replay covered the log up to ``cursor`` (events of other views included)."""

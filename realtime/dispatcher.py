@@ -51,10 +51,12 @@ from accounts.principals import Credential, revoked_among
 from eventstore.events import Cursor
 from eventstore.runner import checkpoint_cursor
 from eventstore.store import EventStore
+from observability.logs import event_fields
+from observability.metrics import FRAMES_EPHEMERAL
 from readmodels.projections import PIPELINE
 from realtime import frames
 from realtime.frames import AGENTS
-from realtime.logtail import Listener, LogTail, Stats, db
+from realtime.logtail import DISPATCHER, Listener, LogTail, Stats, db
 
 log = logging.getLogger(__name__)
 
@@ -210,8 +212,22 @@ class Dispatcher(LogTail):
             except Exception:
                 # Nothing was handed on past ``cursor``; the next batch,
                 # heartbeat or silent tick fills from there again.
-                log.exception("dispatcher could not handle %s", (message or {}).get("type", "a silent tick"))
+                self._log_failure(message)
                 await asyncio.sleep(TAIL_INTERVAL)
+
+    def _log_failure(self, message: dict[str, Any] | None) -> None:
+        """Log (from an ``except`` block) what the dispatcher failed to hand on: the
+        stretch of the log from its cursor to the message's end (structured fields too)."""
+        kind = (message or {}).get("type", "a silent tick")
+        end = (message or {}).get("end")
+        after = self.cursor.position if self.cursor is not None else None
+        until = int(end[1]) if isinstance(end, (list, tuple)) and len(end) == 2 else None
+        log.exception(
+            "dispatcher could not handle %s (events after position %s up to position %s); "
+            "it fills them from the log at the next batch, heartbeat or tick",
+            kind, after, until if until is not None else "?",
+            extra=event_fields(DISPATCHER, None, until, message_type=kind, after_position=after),
+        )
 
     async def _handle(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
@@ -267,6 +283,7 @@ class Dispatcher(LogTail):
             if listener.listener_id == sender or (to is not None and listener.listener_id != to):
                 continue
             await listener.send_text(message["frame"])
+            FRAMES_EPHEMERAL.inc()
         if message.get("who"):
             await self._answer_who(message)
 

@@ -6,7 +6,8 @@ docstring follows a logged event from the pipeline to a socket) that keeps
 one that starts beyond it means publications were lost, and the missing
 stretch is read from the log and made into the same frames first. Each
 event goes to the sockets of its audience; a socket that fails to take one
-is told to resync.
+is told to resync (its frames count as dropped, and the failure is logged
+with the event's id and position).
 
 It is apart from the dispatcher's life, channel layer and ephemeral frames
 because this is the part that must never skip or repeat an event. What it
@@ -28,6 +29,8 @@ from accounts.principals import Principal
 from eventstore.dbthreads import DatabaseThreads
 from eventstore.events import Cursor
 from eventstore.store import EventStore
+from observability.logs import event_fields
+from observability.metrics import DROPPED_SOCKET_FAILED
 from realtime import frames
 from realtime.frames import AGENTS, FRAME_EVENT_TYPES, Envelope
 
@@ -35,6 +38,8 @@ log = logging.getLogger(__name__)
 
 #: Events read from the log per query when filling a gap.
 FILL_BATCH = 500
+#: The dispatcher's name as a consumer of the log, in its log records.
+DISPATCHER = "realtime-dispatcher"
 
 
 class Listener(Protocol):
@@ -125,8 +130,23 @@ class LogTail:
     async def _offer(self, listener: Listener, cursor: Cursor, texts: tuple[str, ...]) -> None:
         try:
             await listener.offer(cursor, texts)
-        except Exception:
+        except Exception as exc:
             # This socket may or may not have the event now: it is told so.
-            log.exception("could not hand an event to a socket; asking it to resync")
+            DROPPED_SOCKET_FAILED.inc(len(texts))
+            await self._log_offer_failure(listener, cursor, exc)
             self.stats.resyncs += 1
             await listener.resync()
+
+    async def _log_offer_failure(self, listener: Listener, cursor: Cursor, exc: Exception) -> None:
+        """Log the failure with the event's id, read from the log (this path is rare; the
+        frames on the hot path carry only positions)."""
+        try:
+            event_id = await db(self._store.event_id_at)(cursor.position)
+        except Exception:
+            event_id = None
+        log.error(
+            "could not hand event %s at position %d to a socket (%s); asking it to resync",
+            event_id, cursor.position, listener.audience,
+            exc_info=exc,
+            extra=event_fields(DISPATCHER, event_id, cursor.position, audience=listener.audience),
+        )

@@ -19,8 +19,8 @@ from accounts.tokens import issue_customer_token
 def remember_customer(response: HttpResponse, *, token: str) -> None:
     """Store ``token`` (already verified) in the chat page's cookie.
 
-    Secure whenever PARLEY_DEBUG is off, like the session cookie (and, like
-    it, not when SECURE_COOKIES=0 says the deployment really is plain http).
+    Secure exactly when the session cookie is (PARLEY_HTTPS, on unless
+    PARLEY_DEBUG is), so a customer's identity never travels over plain http.
     """
     response.set_cookie(
         CUSTOMER_COOKIE,
@@ -28,7 +28,7 @@ def remember_customer(response: HttpResponse, *, token: str) -> None:
         max_age=settings.CUSTOMER_TOKEN_MAX_AGE,
         httponly=True,
         samesite="Lax",
-        secure=not settings.DEBUG and bool(getattr(settings, "SESSION_COOKIE_SECURE", True)),
+        secure=settings.SESSION_COOKIE_SECURE,
     )
 
 

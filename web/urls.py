@@ -10,6 +10,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("chat/", views.chat, name="chat"),
     path("chat/start/", views.chat_start, name="chat_start"),
+    path("chat/switch/", views.chat_switch, name="chat_switch"),
     path("chat/leave/", views.chat_leave, name="chat_leave"),
     path("agent/", views.agent, name="agent"),
     path("manifest.webmanifest", views.manifest, name="manifest"),

@@ -20,7 +20,7 @@ from django.templatetags.static import static
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import ensure_csrf_cookie
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from accounts import ratelimit
 from accounts.principals import agent_display_name
@@ -46,13 +46,13 @@ def is_agent(user: Any) -> bool:
     return bool(user.is_authenticated and user.is_active and user.is_staff)
 
 
-@require_GET
+@require_safe
 def home(request: HttpRequest) -> HttpResponse:
     """Agents go to their dashboard, everyone else to the chat."""
     return redirect("web:agent" if is_agent(request.user) else "web:chat")
 
 
-@require_GET
+@require_safe
 @never_cache
 @page_headers
 @ensure_csrf_cookie
@@ -84,10 +84,29 @@ def chat(request: HttpRequest) -> HttpResponse:
     return render(request, "web/chat.html", {"customer": customer, "config": config})
 
 
+def _cross_site(request: HttpRequest) -> bool:
+    """Whether another site sent the browser here (a link, a form, a script).
+
+    Sec-Fetch-Site is set by the browser and cannot be forged by a page;
+    "none" is the person's own doing (typed, bookmarked). A browser without
+    it counts as cross-site unless its Referer is this very origin."""
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None:
+        return site not in ("same-origin", "none")
+    referer = request.headers.get("Referer", "")
+    return not referer.startswith(f"{request.scheme}://{request.get_host()}/")
+
+
 def _exchange_token(request: HttpRequest, token: str) -> HttpResponse:
-    """Swap a link's token for the cookie and drop it from the address bar."""
+    """Swap a link's token for the cookie and drop it from the address bar.
+
+    One exception: another site sending the browser of a customer already
+    signed in here to a link for a *different* customer. Switching silently
+    would let that site put the person in a conversation of its choosing
+    (their next message would land there), so the page asks, and only a
+    POST from this page (CSRF-checked) switches."""
     try:
-        verify_customer_token(token)
+        customer_id = verify_customer_token(token)
     except InvalidCustomerToken as err:
         response = render(
             request,
@@ -97,10 +116,33 @@ def _exchange_token(request: HttpRequest, token: str) -> HttpResponse:
         )
         response.headers["Referrer-Policy"] = "no-referrer"
         return response
+    current = cookie_customer_id(request)
+    if request.method == "GET" and current is not None and current != customer_id and _cross_site(request):
+        response = render(request, "web/chat_switch.html", {
+            "token": token, "current": _name_of(current), "offered": _name_of(customer_id),
+        })
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
     response = HttpResponseRedirect(reverse("web:chat"))
     response.headers["Referrer-Policy"] = "no-referrer"
     remember_customer(response, token=token)
     return response
+
+
+def _name_of(customer_id: Any) -> str:
+    try:
+        return customer_get(customer_id=customer_id).name
+    except CustomerNotFound:
+        return "another customer"
+
+
+@require_POST
+@never_cache
+@page_headers
+def chat_switch(request: HttpRequest) -> HttpResponse:
+    """The person chose, on this site's own page, to open the linked conversation."""
+    token = request.POST.get("token", "")
+    return _exchange_token(request, token)
 
 
 @require_http_methods(["GET", "POST"])
@@ -142,7 +184,7 @@ def chat_leave(request: HttpRequest) -> HttpResponse:
     return response
 
 
-@require_GET
+@require_safe
 @never_cache
 @page_headers
 @ensure_csrf_cookie
@@ -157,7 +199,7 @@ def agent(request: HttpRequest) -> HttpResponse:
     return render(request, "web/agent.html", {"config": config, "agent_name": config["agentName"]})
 
 
-@require_GET
+@require_safe
 def manifest(request: HttpRequest) -> JsonResponse:
     """The web app manifest that makes the chat page installable."""
     icons = [
@@ -194,7 +236,7 @@ def _service_worker_source(mtime: float) -> bytes:
     return SERVICE_WORKER.read_bytes()
 
 
-@require_GET
+@require_safe
 def service_worker(request: HttpRequest) -> HttpResponse:
     """``/sw.js`` from the site root, so its scope can cover ``/chat/``."""
     body = _service_worker_source(SERVICE_WORKER.stat().st_mtime)

@@ -4,6 +4,13 @@
 workers in one process); ``scaled_stack`` is production's (two Daphne
 processes and a `runworkers` process on Redis). Both run on PostgreSQL
 when DATABASE_URL names it, else on a SQLite file.
+
+Both run with production settings (PARLEY_DEBUG off), so every end-to-end
+and browser test also proves that a deployment serves complete pages: the
+static files are collected once per session (hashed, compressed) and served
+by the processes themselves. Only https is off, as the servers are reached
+over plain http on loopback (tests/e2e/test_reverse_proxy.py puts TLS and
+nginx in front).
 """
 
 from __future__ import annotations
@@ -144,6 +151,23 @@ def _wait_healthy(stack: Stack, timeout: float = 60) -> None:
         raise RuntimeError(f"servers did not become healthy:\n{stack.dump_logs()}")
 
 
+_collected: dict[str, Path] = {}
+
+
+def collected_static(env: dict[str, str]) -> Path:
+    """``collectstatic`` into a directory of this test session (once)."""
+    if "root" not in _collected:
+        import tempfile
+
+        root = Path(tempfile.mkdtemp(prefix="parley-static-"))
+        subprocess.run(
+            [sys.executable, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"],
+            cwd=ROOT, env={**env, "PARLEY_STATIC_ROOT": str(root)}, check=True, capture_output=True,
+        )
+        _collected["root"] = root
+    return _collected["root"]
+
+
 def start_stack(tmp: Path, *, web: int = 1, separate_workers: bool = False, extra_env: dict[str, str] | None = None) -> tuple[Stack, Any]:
     db_url, drop = _database(tmp)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
@@ -156,9 +180,15 @@ def start_stack(tmp: Path, *, web: int = 1, separate_workers: bool = False, extr
         PARLEY_POLL_INTERVAL="30",
         PARLEY_CACHE_KEY_PREFIX=f"e2e-{secrets.token_hex(4)}",
         PARLEY_CHANNEL_PREFIX=f"e2e-{secrets.token_hex(4)}",
-        PARLEY_DEBUG="1",
+        PARLEY_DEBUG="0",
+        PARLEY_HTTPS="0",
+        # Load and fault tests send far faster than a person types; the send
+        # budget has tests of its own (tests/integration/test_hardening.py).
+        PARLEY_CUSTOMER_SENDS_PER_MINUTE="1000000",
+        PARLEY_AGENT_SENDS_PER_MINUTE="1000000",
     )
     env.update(extra_env or {})
+    env.setdefault("PARLEY_STATIC_ROOT", str(collected_static(env)))
     if separate_workers and not env.get("REDIS_URL"):
         raise RuntimeError("a multi-process stack needs REDIS_URL")
     logs = tmp / "logs"

@@ -72,15 +72,45 @@ def browser() -> Iterator[Any]:
         b.close()
 
 
+# Every violation of the pages' Content-Security-Policy, as the browser reports it.
+RECORD_CSP_VIOLATIONS = """() => {
+  window.__cspViolations = [];
+  document.addEventListener("securitypolicyviolation",
+    (e) => window.__cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));
+}"""
+PAGES = ("/chat/", "/agent/")
+
+
 class Watched:
-    """A page with its dialogs and script errors recorded, so a test can say none happened."""
+    """A page with its dialogs, script errors and Content-Security-Policy
+    violations recorded, so a test can say none happened; and the policy
+    each of the two pages came with, so it can say what that was."""
 
     def __init__(self, page: Any) -> None:
         self.page = page
         self.dialogs: list[str] = []
         self.errors: list[str] = []
+        self.policies: dict[str, str | None] = {}
+        page.add_init_script(f"({RECORD_CSP_VIOLATIONS})()")
         page.on("dialog", self._dialog)
         page.on("pageerror", lambda err: self.errors.append(str(err)))
+        page.on("console", self._console)
+        page.on("response", self._response)
+
+    def _console(self, message: Any) -> None:
+        if "Content Security Policy" in message.text:
+            self.errors.append(f"CSP: {message.text}")
+
+    def _response(self, response: Any) -> None:
+        path = re.sub(r"^https?://[^/]+", "", response.url).split("?")[0]
+        if response.request.resource_type == "document" and path in PAGES:
+            self.policies[path] = response.headers.get("content-security-policy")
+
+    def csp_violations(self) -> list[str]:
+        try:
+            return list(self.page.evaluate("() => window.__cspViolations || []"))
+        except Exception:  # a page that navigated away or closed has none left to report
+            return []
 
     def _dialog(self, dialog: Any) -> None:
         self.dialogs.append(f"{dialog.type}: {dialog.message}")
@@ -91,11 +121,25 @@ class Watched:
 def pages(browser: Any) -> Iterator[list[Watched]]:
     opened: list[Watched] = []
     yield opened
+    violations = {id(w): w.csp_violations() for w in opened}
     for w in opened:
         w.page.context.close()
     for w in opened:
         assert w.dialogs == [], f"a dialog opened: {w.dialogs}"
         assert w.errors == [], f"script errors: {w.errors}"
+        assert violations[id(w)] == [], f"Content-Security-Policy violations: {violations[id(w)]}"
+        for path, policy in w.policies.items():
+            assert_strict_policy(path, policy)
+
+
+def assert_strict_policy(path: str, policy: str | None) -> None:
+    """The page came with a policy that allows scripts from this origin only:
+    no inline script, no eval, nothing from elsewhere."""
+    assert policy, f"{path} came without a Content-Security-Policy"
+    directives = {d.split()[0]: d.split()[1:] for d in (part.strip() for part in policy.split(";")) if d}
+    assert directives.get("script-src") == ["'self'"], f"{path}: {policy}"
+    assert directives.get("object-src") == ["'none'"] and directives.get("frame-ancestors") == ["'none'"], policy
+    assert "unsafe-inline" not in policy and "unsafe-eval" not in policy, policy
 
 
 def open_customer(browser: Any, pages: list[Watched], stack: Stack, token: str) -> Any:
@@ -399,3 +443,24 @@ def test_the_conversation_list_loads_older_conversations_on_request(browser, pag
     expect(agent.locator(".conversations__item:not([hidden])")).to_have_count(
         sum(1 for c in everything["conversations"] if c["unread_for_agents"] > 0)
     )
+
+
+def test_the_pages_policy_blocks_an_injected_inline_script_and_the_watch_reports_it(browser, pages, stack):
+    """The Content-Security-Policy check of every browser test can fail: a
+    script injected into the page is refused, and the refusal is seen."""
+    ada = stack.register_customer("Eve Example", "eve@example.com")
+    page = open_customer(browser, pages, stack, ada["token"])
+    watched = pages[-1]
+    assert_strict_policy("/chat/", watched.policies.get("/chat/"))
+    page.evaluate("""() => {
+      const s = document.createElement("script");
+      s.textContent = "window.__injected = true";
+      document.body.append(s);
+    }""")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    page.wait_for_function("() => window.__cspViolations.length > 0")
+    assert page.evaluate("() => window.__injected === true") is False
+    assert any(v.startswith("script-src") for v in watched.csp_violations()), watched.csp_violations()
+    # Seen; now clear it, so that the fixture's own check passes on the rest.
+    page.evaluate("() => { window.__cspViolations = []; }")
+    watched.errors = [e for e in watched.errors if not e.startswith("CSP:")]

@@ -115,7 +115,7 @@ def test_without_an_event_id_the_raw_body_hash_is_the_key():
     first, again = deliver(raw), deliver(raw)
     assert again.json() == {"message_id": first.json()["message_id"], "duplicate": True}
     # Other bytes are another delivery, even with the same text.
-    other = deliver(payload(event_id=None, text="no id here", sent_at="2025-01-31T09:30:00Z"))
+    other = deliver(payload(event_id=None, text="no id here", sent_at=recent(minutes=1)))
     assert other.json()["duplicate"] is False
     assert other.json()["message_id"] != first.json()["message_id"]
     assert len(messages_sent()) == 2
@@ -154,11 +154,41 @@ def test_the_name_given_on_first_contact_names_the_customer_and_the_sender():
     assert messages_sent()[0]["sender_name"] == "Ada Lovelace"
 
 
-def test_sent_at_with_an_offset_becomes_the_message_time_in_utc():
-    deliver(payload(sent_at="2025-01-31T10:30:00+01:00"))
-    sent_at = dt.datetime.fromisoformat(messages_sent()[0]["sent_at"])
-    assert sent_at == dt.datetime(2025, 1, 31, 9, 30, tzinfo=dt.timezone.utc)
-    assert sent_at.utcoffset() == dt.timedelta(0)
+def recent(*, minutes: float = 0, offset_hours: int = 0) -> str:
+    """An RFC 3339 time ``minutes`` ago, written with a UTC offset of ``offset_hours``."""
+    zone = dt.timezone(dt.timedelta(hours=offset_hours))
+    return (dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=minutes)).astimezone(zone).isoformat()
+
+
+def test_the_channels_sent_at_is_kept_as_its_claim_in_utc_beside_the_servers_own_time():
+    before = dt.datetime.now(dt.timezone.utc)
+    claim = recent(minutes=90, offset_hours=1)
+    deliver(payload(sent_at=claim))
+    event = messages_sent()[0]
+    kept = dt.datetime.fromisoformat(event["channel_sent_at"])
+    assert kept == dt.datetime.fromisoformat(claim) and kept.utcoffset() == dt.timedelta(0)
+    # The message's own time, that conversations are ordered by, is Parley's.
+    assert dt.datetime.fromisoformat(event["sent_at"]) >= before
+
+
+@pytest.mark.parametrize("claim", ["9999-12-31T23:59:59Z", "2000-01-01T00:00:00Z", "far_future", "day_old"])
+def test_a_sent_at_far_from_now_is_refused_and_stores_nothing(claim):
+    now = dt.datetime.now(dt.timezone.utc)
+    value = {"far_future": (now + dt.timedelta(minutes=10)).isoformat(),
+             "day_old": (now - dt.timedelta(hours=25)).isoformat()}.get(claim, claim)
+    r = deliver(payload(sent_at=value))
+    assert (r.status_code, r.json()["error"]["code"]) == (400, "invalid_field")
+    assert "sent_at" in r.json()["error"]["detail"]
+    assert_nothing_stored()
+
+
+def test_a_conversation_cannot_be_pinned_to_the_top_by_a_claimed_time(agent, project):
+    # Even a claim at the edge of the bound orders by the server's time.
+    deliver(payload(event_id="early", external_id="pinned", sent_at=recent(minutes=-4), text="from the future"))
+    deliver(payload(event_id="late", external_id="later", text="a later message"))
+    project()
+    listed = agent.get("/api/v1/conversations").json()["conversations"]
+    assert [c["last_message"]["preview"] for c in listed] == ["a later message", "from the future"]
 
 
 def test_a_text_of_exactly_4000_characters_is_accepted():

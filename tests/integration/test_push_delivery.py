@@ -314,21 +314,4 @@ def test_a_device_hears_only_about_what_happened_after_it_subscribed(push, vapid
     assert device.payloads() == []
 
 
-def test_a_redirect_from_the_push_service_is_never_followed(push, vapid_keys, customer, agent):
-    """An endpoint on an allowed host that answers 307 to an internal address
-    (SSRF): nothing is sent there, and the row is a failed delivery."""
-    from tests.support.pushservice import PushService
-
-    device = subscribe(push, customer, vapid_keys)
-    with PushService() as internal:
-        target = internal.new_subscription()
-        for status in (307, 302):
-            device.push.redirect_next(target.endpoint, status=status)
-            agent_says(agent, customer, f"redirected with {status}")
-            run_pipeline()
-            make_worker().drain()
-        assert internal.requests == 0
-    rows = PushDelivery.objects.order_by("id")
-    assert [r.state for r in rows] == [DeliveryState.DEAD, DeliveryState.DEAD]
-    assert all("never followed" in r.reason for r in rows)
-    assert device.payloads() == []
+# Redirects from a push service (never followed, a failed attempt): tests/integration/test_push_redirects.py

@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.db import connection
 
 from notifications.models import DeliveryState, PushDelivery
@@ -62,6 +63,7 @@ def start_worker(vapid_keys, tmp_path: Path, name: str) -> subprocess.Popen[byte
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("PYTEST")},
         "DJANGO_SETTINGS_MODULE": "project.settings",
+        "DJANGO_SECRET_KEY": settings.SECRET_KEY,
         "DATABASE_URL": database_url(),
         "VAPID_PRIVATE_KEY": vapid_keys.private_key,
         "VAPID_PUBLIC_KEY": vapid_keys.public_key,

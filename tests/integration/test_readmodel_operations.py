@@ -11,7 +11,8 @@ from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 
-from eventstore.runner import ConsumerRunner, Worker
+from eventstore.runner import ConsumerRunner
+from eventstore.worker import Worker
 from readmodels.models import Badge, TimelineMessage
 from readmodels.projections import TimelineProjection
 from readmodels.rebuild import rebuild as rebuild_read_models

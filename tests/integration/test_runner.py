@@ -10,8 +10,9 @@ from django.db import connection
 
 from eventstore.models import Checkpoint
 from eventstore.reading import Batch
-from eventstore.runner import ConsumerRunner, LostLease, Worker
+from eventstore.runner import ConsumerRunner, LostLease
 from eventstore.store import EventStore
+from eventstore.worker import Worker
 from tests.eventstore_fixtures import noted
 
 pytestmark = pytest.mark.django_db(transaction=True)

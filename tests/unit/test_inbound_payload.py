@@ -32,7 +32,8 @@ def test_every_field_is_read_cleaned_and_unknown_fields_are_ignored():
             text="  hello  ",
             sent_at="2025-01-31T10:30:00+01:00",
             attachments=[],
-        )
+        ),
+        now=dt.datetime(2025, 1, 31, 12, 0, tzinfo=UTC),
     )
     assert message == InboundMessage(
         event_id="evt_1",
@@ -85,7 +86,7 @@ def test_a_text_of_exactly_4000_characters_is_accepted():
 )
 def test_a_bad_payload_is_refused_with_a_precise_code(body, code):
     with pytest.raises(InvalidPayload) as caught:
-        parse(body)
+        parse(body, now=dt.datetime(2025, 1, 31, 12, 0, tzinfo=UTC))
     assert caught.value.code == code
 
 
@@ -113,3 +114,19 @@ def test_rfc3339_times_with_an_offset_become_aware_utc_datetimes(value, expected
 def test_naive_partial_or_odd_times_are_refused(value):
     with pytest.raises(InvalidPayload):
         parse_time(value, "sent_at")
+
+
+@pytest.mark.parametrize("sent_at,allowed", [
+    ("2025-01-30T12:00:00Z", True),   # exactly a day before receipt
+    ("2025-01-30T11:59:59Z", False),  # more than a day
+    ("2025-01-31T12:05:00Z", True),   # five minutes ahead (clocks differ)
+    ("2025-01-31T12:05:01Z", False),
+    ("9999-12-31T23:59:59Z", False),
+])
+def test_the_channels_sent_at_must_be_within_a_day_before_receipt_and_minutes_after(sent_at, allowed):
+    now = dt.datetime(2025, 1, 31, 12, 0, tzinfo=UTC)
+    if allowed:
+        assert parse(raw(sent_at=sent_at), now=now).sent_at is not None
+    else:
+        with pytest.raises(InvalidPayload, match="sent_at"):
+            parse(raw(sent_at=sent_at), now=now)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -89,8 +90,11 @@ def test_make_env_writes_vapid_keys_without_django():
 
 
 def test_generate_vapid_keys_command_prints_env_lines():
+    # As a deployment runs it: production settings, its secret key already in the environment.
+    env = {**os.environ, "PARLEY_DEBUG": "0", "DJANGO_SECRET_KEY": "k" * 50}
     out = subprocess.run(
-        [sys.executable, "manage.py", "generate_vapid_keys"], cwd=ROOT, capture_output=True, text=True, check=True
+        [sys.executable, "manage.py", "generate_vapid_keys"], cwd=ROOT, capture_output=True, text=True, check=True,
+        env=env,
     ).stdout
     lines = out.strip().splitlines()
     assert [line.split("=", 1)[0] for line in lines] == ["VAPID_PRIVATE_KEY", "VAPID_PUBLIC_KEY"]

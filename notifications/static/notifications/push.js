@@ -1,7 +1,8 @@
 /**
- * Parley Web Push for pages — an ES module, served at /static/notifications/push.js.
- *
- *   import { pushSupported, pushStatus, enablePush, disablePush } from "/static/notifications/push.js";
+ * Parley Web Push for pages — an ES module, served under /static/ as
+ * notifications/push.js (in production under its content-hashed name, which
+ * the chat page is given: import it dynamically from that URL). It exports
+ * pushSupported, pushStatus, enablePush and disablePush.
  *
  * pushSupported(): boolean
  *     Service workers, the Push API and notifications are all available.

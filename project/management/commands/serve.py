@@ -1,7 +1,8 @@
 """Serve HTTP and websockets with Daphne, with every worker on the same loop.
 
 The embedded mode (`make run`): one process, SQLite and the in-memory
-channel layer. The workers run as tasks on Daphne's asyncio loop so that
+channel layer. Static files come through ServeStatic's middleware, as in
+every deployment (project.settings). The workers run as tasks on Daphne's asyncio loop so that
 their channel-layer sends reach this process's sockets.
 """
 
@@ -26,7 +27,6 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, bind: str, port: int, no_workers: bool, **options: Any) -> None:
         from daphne.server import Server  # installs the asyncio reactor
-        from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
         from twisted.internet import reactor
 
         from project.asgi import application
@@ -54,7 +54,7 @@ class Command(BaseCommand):
 
         self.stdout.write(f"Parley at http://{bind}:{port}/ (agent dashboard: /agent/, customer chat: /chat/)")
         Server(
-            application=ASGIStaticFilesHandler(application),
+            application=application,
             endpoints=[f"tcp:port={port}:interface={bind}"],
             signal_handlers=True,
             verbosity=1,

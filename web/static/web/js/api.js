@@ -2,10 +2,11 @@
 // contract's error shape turned into an ApiError.
 
 export class ApiError extends Error {
-  constructor(status, code, detail) {
+  constructor(status, code, detail, retryAfter = 0) {
     super(detail || code || `HTTP ${status}`);
     this.status = status;
     this.code = code;
+    this.retryAfter = retryAfter; // seconds, from Retry-After (a rate limit)
   }
 }
 
@@ -39,7 +40,8 @@ export async function api(method, path, body) {
   }
   if (!response.ok) {
     const error = (data && data.error) || {};
-    throw new ApiError(response.status, error.code || "http_error", error.detail || `HTTP ${response.status}`);
+    const retryAfter = Number(response.headers.get("Retry-After")) || 0;
+    throw new ApiError(response.status, error.code || "http_error", error.detail || `HTTP ${response.status}`, retryAfter);
   }
   return data;
 }

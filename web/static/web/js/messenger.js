@@ -63,7 +63,8 @@ export class Messenger extends EventTarget {
       const data = await api("POST", this.sendPath(item), { message_id: item.message_id, body: item.body });
       this.confirmed(item.message_id, data.message);
     } catch (err) {
-      if (err.status >= 400 && err.status < 500 && err.code !== "csrf_failed") this.failed(item.message_id, err.message, err.code);
+      if (err.code === "rate_limited") this.later(item.message_id, err.retryAfter);
+      else if (err.status >= 400 && err.status < 500 && err.code !== "csrf_failed") this.failed(item.message_id, err.message, err.code);
       // Otherwise (offline, server restarting): it stays in the outbox and
       // goes again when the socket is back.
     } finally {
@@ -74,6 +75,15 @@ export class Messenger extends EventTarget {
   // The server has this message (we saw it in a page or a frame).
   known(messageId) {
     if (this.outbox.get(messageId)) this.confirmed(messageId, null);
+  }
+
+  // Sent faster than the server's budget allows: it stays pending and goes
+  // again when the server said it may (a person never gets here by typing).
+  later(messageId, seconds) {
+    setTimeout(() => {
+      const item = this.outbox.get(messageId);
+      if (item && !item.failed) this.transmit(item);
+    }, Math.max(1, seconds || 5) * 1000);
   }
 
   confirmed(messageId, message) {
@@ -116,7 +126,9 @@ export class Messenger extends EventTarget {
     } else if (frame.type === "message.sent") {
       this.known(frame.message.message_id);
     } else if (frame.type === "error") {
-      if (frame.ref && this.outbox.get(frame.ref) && PERMANENT.has(frame.code)) {
+      if (frame.ref && this.outbox.get(frame.ref) && frame.code === "rate_limited") {
+        this.later(frame.ref, frame.retry_after);
+      } else if (frame.ref && this.outbox.get(frame.ref) && PERMANENT.has(frame.code)) {
         this.failed(frame.ref, frame.detail, frame.code);
       } else if (frame.ref && this.reads.has(frame.ref)) {
         this.readConfirmed(frame.ref); // not ours to read, or gone: do not ask again

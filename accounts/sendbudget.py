@@ -1,0 +1,39 @@
+"""How many messages one identity may send per minute.
+
+Every send costs one unit of the sender's budget, whichever way it arrives
+(HTTP or websocket share it: the key is the identity, not the connection).
+A person typing never comes near it; a script flooding a conversation is
+refused with ``429 rate_limited`` (an error frame on a socket) and told
+when to try again. Agents answer many conversations, and paste canned
+replies, so theirs is larger. Inbound webhooks are not counted: they come
+from a provider that throttles its own senders, and are deduplicated.
+
+A repeat of a message already sent (an idempotent retry) costs a unit too:
+counting before the command runs is what keeps a flood of concurrent
+sends from slipping past the check.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from accounts import ratelimit
+from accounts.errors import RateLimited
+
+WINDOW = 60
+
+
+def budget(kind: str) -> int:
+    """Sends per minute for a ``customer`` or an ``agent``."""
+    return int(settings.PARLEY_AGENT_SENDS_PER_MINUTE if kind == "agent" else settings.PARLEY_CUSTOMER_SENDS_PER_MINUTE)
+
+
+def charge_send(kind: str, identity: str) -> None:
+    """Count one send of ``identity``; raise RateLimited past its budget."""
+    limit = budget(kind)
+    verdict = ratelimit.hit("send", f"{kind}:{identity}", limit=limit, window=WINDOW)
+    if not verdict.allowed:
+        raise RateLimited(
+            f"more than {limit} messages a minute; try again in {verdict.retry_after} s",
+            retry_after=verdict.retry_after,
+        )

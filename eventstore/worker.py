@@ -1,0 +1,86 @@
+"""The loop that runs a consumer group forever (eventstore.runner has the group).
+
+A ``Worker`` stands by while another instance holds the group's lease,
+takes it when it runs out, and then processes batches as wake-ups announce
+appends, falling back to a poll for a lost wake-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from django.conf import settings
+
+from eventstore import wakeup
+from eventstore.dbthreads import DatabaseThreads
+from eventstore.loop import Delay, run_forever
+from eventstore.runner import ConsumerRunner, LostLease, after_commit
+from eventstore.store import NOTIFY_CHANNEL
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    """Runs a ConsumerRunner forever on an asyncio loop.
+
+    Database work runs on a thread of its own that keeps its connection
+    between batches (eventstore.dbthreads). Effects run
+    on the loop, which is the server's loop in the embedded mode so that
+    in-memory channel-layer sends reach its sockets.
+    """
+
+    #: Longest wait for a retry when committed events sit behind the read barrier.
+    BLOCKED_MAX_WAIT = 0.05
+
+    def __init__(self, runner: ConsumerRunner, *, poll_interval: float | None = None) -> None:
+        self.runner = runner
+        self.poll_interval = poll_interval if poll_interval is not None else settings.PARLEY_POLL_INTERVAL
+        self._thread = DatabaseThreads(1, f"consumer-{runner.name}")
+        self._blocked = 0
+
+    async def _db(self, fn, *args):  # type: ignore[no-untyped-def]
+        return await self._thread(fn)(*args)
+
+    async def step(self) -> Delay:
+        runner = self.runner
+        try:
+            if runner.cursor is None and not await self._db(runner.acquire_lease):
+                return settings.PARLEY_LEASE_SECONDS / 3  # another instance is active: stand by
+            progress = await self._db(runner.process_batch)
+        except LostLease:
+            return self.poll_interval
+        await after_commit(progress.effects, runner.name, progress.span)
+        if progress.full:
+            self._blocked = 0
+            return 0  # more is waiting
+        if progress.blocked:
+            # Committed events wait for an older transaction to end; no
+            # wake-up will announce that, so look again shortly.
+            self._blocked += 1
+            return min(self.BLOCKED_MAX_WAIT, 0.001 * 2**self._blocked)
+        self._blocked = 0
+        # Caught up: a wake-up (one may have come in meanwhile) brings the
+        # next events; the lease needs renewing at half time.
+        return min(self.poll_interval, settings.PARLEY_LEASE_SECONDS / 2)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        woken = wakeup.register(loop)
+        try:
+            await run_forever(self.step, wake=woken, stop=stop, idle=self.poll_interval, name=f"consumer {self.runner.name}")
+        finally:
+            wakeup.unregister(loop, woken)
+            try:
+                if self.runner.cursor is not None:
+                    await self._db(self.runner.release_lease)
+            except Exception:
+                log.exception("consumer %s could not release its lease", self.runner.name)
+            finally:
+                await asyncio.to_thread(self._thread.close_connections)
+                self._thread.shutdown()
+
+
+async def listen_for_appends(stop: asyncio.Event) -> None:
+    """Relay PostgreSQL NOTIFYs of appends in other processes to this process's waiters."""
+    await wakeup.relay_wakeups(stop, NOTIFY_CHANNEL, wakeup.appended)
