@@ -39,7 +39,8 @@ export class Thread {
       if (this.stuck) this.jump.hidden = true;
     });
     this.resizer = new ResizeObserver(() => {
-      if (this.stuck && !this.atBottom()) this.scrollToBottom();
+      // Not atBottom(): "near the bottom" would leave a banner's height hidden.
+      if (this.stuck) this.scrollToBottom();
     });
     this.resizer.observe(scroller);
     this.resizer.observe(list);
