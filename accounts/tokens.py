@@ -3,13 +3,17 @@
 Identity issues and checks them; the customers context knows nothing of
 them (a token names a customer by id only).
 
-A token is ``pc.<customer uuid>:<timestamp>:<signature>`` signed with
-CUSTOMER_TOKEN_KEY (default: SECRET_KEY). It cannot be forged or widened
-without the key; rotating the key revokes every token at once.
+A token is ``pc.<customer uuid>.<nonce>:<timestamp>:<signature>`` signed
+with CUSTOMER_TOKEN_KEY (default: SECRET_KEY). It cannot be forged or
+widened without the key; rotating the key revokes every token at once. The
+random nonce makes every issued token distinct, even two issued for one
+customer within the same second; tokens issued before it existed
+(``pc.<customer uuid>:<timestamp>:<signature>``) are still accepted.
 """
 
 from __future__ import annotations
 
+import secrets
 import uuid
 
 from django.conf import settings
@@ -18,6 +22,7 @@ from django.core import signing
 from accounts.errors import AuthenticationFailed
 
 PREFIX = "pc."
+_NONCE_SEP = "."  # neither in a UUID's text nor in the signer's ":" separator
 _SALT = "parley.customers.token"  # unchanged since tokens lived in customers/: issued tokens stay valid
 
 
@@ -32,7 +37,8 @@ def _signer() -> signing.TimestampSigner:
 
 
 def issue_customer_token(customer_id: uuid.UUID) -> str:
-    return PREFIX + _signer().sign(str(customer_id))
+    # token_urlsafe's alphabet (A-Z a-z 0-9 - _) has neither "." nor ":".
+    return PREFIX + _signer().sign(f"{customer_id}{_NONCE_SEP}{secrets.token_urlsafe(9)}")
 
 
 def verify_customer_token(token: str) -> uuid.UUID:
@@ -45,7 +51,9 @@ def verify_customer_token(token: str) -> uuid.UUID:
         raise InvalidCustomerToken("the customer token has expired", code="token_expired") from None
     except signing.BadSignature:
         raise InvalidCustomerToken("the customer token is not valid") from None
+    # The signed value is "<uuid>.<nonce>", or "<uuid>" in tokens issued before nonces.
+    customer, _, _nonce = value.partition(_NONCE_SEP)
     try:
-        return uuid.UUID(value)
+        return uuid.UUID(customer)
     except ValueError:
         raise InvalidCustomerToken("the customer token is not valid") from None

@@ -133,9 +133,14 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         ["conversations", "position"], conversations={"type": "array", "items": ref("Conversation")}, position=POSITION,
     ),
     "CustomerProfile": closed(
-        ["customer_id", "name", "email", "phone", "external_id"],
+        ["customer_id", "name", "email", "phone", "external_id", "origin"],
         customer_id=UUID, name={"type": "string"}, email={"type": "string"}, phone={"type": "string"},
         external_id={"type": ["string", "null"]},
+        origin={
+            "type": ["string", "null"], "enum": ["form", "api", "webhook", None],
+            "description": "how the customer came: the visitor form, POST /api/v1/customers, an inbound webhook; "
+            "null when not known",
+        },
     ),
     "ConversationDetail": closed(
         ["conversation", "customer"],

@@ -77,5 +77,5 @@ def present_profile(row: DirectoryEntry) -> dict[str, Any]:
     """A customer's contact details as the agents' API shows them."""
     return {
         "customer_id": str(row.customer_id), "name": row.name, "email": row.email,
-        "phone": row.phone, "external_id": row.external_id,
+        "phone": row.phone, "external_id": row.external_id, "origin": row.origin or None,
     }

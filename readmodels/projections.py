@@ -78,6 +78,19 @@ class Projection(ABC):
         return None
 
 
+def registration_origin(actor: str) -> str:
+    """How a customer came to Parley, from the actor that registered them:
+    "form" (the visitor form), "api" (the host application's POST
+    /api/v1/customers), "webhook" (an inbound webhook), or "" (anything else)."""
+    if actor == "visitor":
+        return "form"
+    if actor == "integration":
+        return "api"
+    if actor.startswith("inbound:"):
+        return "webhook"
+    return ""
+
+
 class DirectoryProjection(Projection):
     name = "directory"
     event_types = frozenset({"CustomerRegistered", "ContactDetailsChanged"})
@@ -92,7 +105,8 @@ class DirectoryProjection(Projection):
             if isinstance(e, CustomerRegistered):
                 unit.save(DirectoryEntry, {
                     "customer_id": e.customer_id, "name": e.name, "email": e.email, "phone": e.phone,
-                    "external_id": e.external_id, "tx": r.tx, "position": r.position,
+                    "external_id": e.external_id, "origin": registration_origin(r.metadata.actor),
+                    "tx": r.tx, "position": r.position,
                 })
             elif isinstance(e, ContactDetailsChanged):
                 row = unit.get(DirectoryEntry, e.customer_id)

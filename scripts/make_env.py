@@ -1,7 +1,11 @@
 """Print a fresh .env for the embedded mode: random secrets and VAPID keys.
 
 `make run` writes it once; delete .env to start over (customer tokens and
-push subscriptions made with the old keys stop working).
+push subscriptions made with the old keys stop working). The .env also
+configures a demo inbound webhook source, `sms`, with a random secret, so
+the webhook examples of docs/webhooks.md work against `make run` as they
+are. `make_env.py --inbound-webhook` prints only that line (`make run`
+appends it to an older .env that lacks it).
 """
 
 from __future__ import annotations
@@ -16,12 +20,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from notifications.vapid import generate_vapid_keys  # noqa: E402
 
 
+def inbound_webhook_line() -> str:
+    """A demo source for the inbound webhooks: `sms`, with its own random secret."""
+    return f"INBOUND_WEBHOOK_SECRETS=sms=whsec_{secrets.token_hex(32)}"
+
+
 def main() -> None:
+    if sys.argv[1:] == ["--inbound-webhook"]:
+        print(inbound_webhook_line())
+        return
     print(f"DJANGO_SECRET_KEY={secrets.token_urlsafe(50)}")
     print(f"PARLEY_INTEGRATION_KEY={secrets.token_urlsafe(32)}")
     print(f"PARLEY_DEMO_AGENT_PASSWORD={secrets.token_urlsafe(12)}")
     print(generate_vapid_keys().env_lines())
     print("VAPID_SUBJECT=mailto:support@example.com")
+    print(inbound_webhook_line())
 
 
 if __name__ == "__main__":

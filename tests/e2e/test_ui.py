@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import ROOT, Stack, http
+from tests.e2e.conftest import ROOT, Stack, http, start_stack, stop_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -209,6 +209,27 @@ def customer_send(stack: Stack, token: str, body: str) -> dict[str, Any]:
     status, sent = http("POST", f"{stack.url}/api/v1/messages", {"message_id": str(uuid.uuid4()), "body": body}, token)
     assert status == 201, sent
     return sent
+
+
+@pytest.fixture
+def empty_stack(tmp_path: Path) -> Iterator[Stack]:
+    """A server of this test's own, with no conversation in it yet."""
+    s, drop = start_stack(tmp_path)
+    yield s
+    stop_stack(s)
+    drop()
+
+
+def fully_in_view(page: Any, selector_or_locator: Any) -> None:
+    """The element is wholly inside the thread's visible area, above the message box."""
+    target = page.locator(selector_or_locator) if isinstance(selector_or_locator, str) else selector_or_locator
+    expect(target).to_be_in_viewport(ratio=1)
+    box = target.bounding_box()
+    thread = page.locator("#thread").bounding_box()
+    composer = page.locator(".composer-area").bounding_box()
+    assert box is not None and thread is not None and composer is not None
+    assert box["y"] >= thread["y"] - 1, (box, thread)
+    assert box["y"] + box["height"] <= min(thread["y"] + thread["height"], composer["y"]) + 1, (box, thread, composer)
 
 
 # -- tests ------------------------------------------------------------------------------------
@@ -464,3 +485,129 @@ def test_the_pages_policy_blocks_an_injected_inline_script_and_the_watch_reports
     # Seen; now clear it, so that the fixture's own check passes on the rest.
     page.evaluate("() => { window.__cspViolations = []; }")
     watched.errors = [e for e in watched.errors if not e.startswith("CSP:")]
+
+
+def test_an_empty_dashboard_and_every_empty_filter_say_what_they_show_and_how_to_get_back(browser, pages, empty_stack):
+    stack = empty_stack
+    agent = log_in_agent(browser, pages, stack, stack.agent_username, stack.agent_password)
+
+    # No conversation at all: nothing to choose, so the page says how customers get here.
+    none = agent.locator("#placeholder-none")
+    expect(none).to_be_visible()
+    expect(none).to_contain_text("No conversations yet")
+    expect(none.locator("#chat-address")).to_have_text(f"{stack.url}/chat/")
+    expect(agent.locator("#placeholder-choose")).to_be_hidden()
+    expect(agent.get_by_text("Choose a conversation")).to_be_hidden()
+    expect(agent.locator("#list-empty")).to_be_visible()
+
+    # Even with nothing at all, a filter says what it would show and offers the way back.
+    show = agent.get_by_label("Show")
+    show.select_option("unread")
+    expect(agent.locator("#filter-empty")).to_be_visible()
+    expect(agent.locator("#filter-empty")).to_contain_text("No unread conversations.")
+    agent.get_by_role("button", name="Show all conversations").click()
+    expect(show).to_have_value("all")
+    expect(agent.locator("#filter-empty")).to_be_hidden()
+
+    # A customer writes: now there is something to choose.
+    ada = stack.register_customer("Ada Filter", "ada.filter@example.com")
+    customer_send(stack, ada["token"], "Where is my parcel?")
+    row = conversation_row(agent, ada["customer_id"])
+    expect(row.locator(".count")).to_have_text("1")
+    expect(none).to_be_hidden()
+    expect(agent.locator("#placeholder-choose")).to_be_visible()
+    expect(agent.locator("#list-empty")).to_be_hidden()
+
+    # The agent opens and answers it: nothing is unread and nobody is waiting.
+    row.click()
+    expect(row.locator(".count")).to_have_count(0)
+    send(agent, "It is on its way.")
+    expect(row.locator(".tag--awaiting")).to_have_count(0)
+
+    for value, text in (("unread", "No unread conversations."), ("awaiting", "No conversations are waiting for a reply.")):
+        show.select_option(value)
+        expect(row).to_be_hidden()
+        empty = agent.locator("#filter-empty")
+        expect(empty).to_be_visible()
+        expect(empty).to_contain_text(text)
+        agent.get_by_role("button", name="Show all conversations").click()
+        expect(show).to_have_value("all")
+        expect(row).to_be_visible()
+        expect(empty).to_be_hidden()
+    save_screenshot(agent, "agent-filter-empty.png")
+
+
+def test_the_message_being_edited_is_marked_in_the_timeline(browser, pages, stack):
+    ada = stack.register_customer("Ada Editor", "ada.editor@example.com")
+    customer = open_customer(browser, pages, stack, ada["token"])
+    send(customer, "My order number is 1024")
+    mine = customer.locator(".msg--mine", has_text="1024")
+    expect(mine).to_have_attribute("data-state", "sent")
+    expect(mine.locator(".msg__editing")).to_have_count(0)
+
+    box = customer.locator("#composer-input")
+    box.press("ArrowUp")
+    expect(box).to_have_value("My order number is 1024")
+    expect(mine).to_have_class(re.compile(r"\bmsg--editing\b"))
+    expect(mine).to_have_attribute("aria-current", "true")
+    expect(mine.locator(".msg__editing")).to_be_visible()
+    expect(mine.locator(".msg__editing")).to_have_text("Editing")
+    expect(customer.locator("#edit-banner")).to_be_visible()
+    save_screenshot(customer, "customer-editing.png")
+
+    # Escape cancels: the mark goes with it.
+    box.press("Escape")
+    expect(mine.locator(".msg__editing")).to_have_count(0)
+    expect(mine).not_to_have_attribute("aria-current", "true")
+
+    # Saving an edit clears it too.
+    box.press("ArrowUp")
+    expect(mine.locator(".msg__editing")).to_be_visible()
+    box.fill("My order number is 1025")
+    box.press("Enter")
+    edited = customer.locator(".msg--mine", has_text="1025")
+    expect(edited).to_contain_text("Edited")
+    expect(customer.locator(".msg__editing")).to_have_count(0)
+    expect(customer.locator(".msg--editing")).to_have_count(0)
+
+
+def test_the_offline_banner_keeps_the_newest_message_in_view(browser, pages, stack):
+    ada = stack.register_customer("Ada Scroller", "ada.scroller@example.com")
+    agent_token = stack.agent_token()
+    for i in range(1, 16):
+        agent_send(stack, agent_token, ada["customer_id"], f"Earlier answer number {i}, long enough to take a line or two.")
+    customer = open_customer(browser, pages, stack, ada["token"])
+    expect(customer.locator(".msg")).to_have_count(15)
+    # More than a screenful: the thread scrolls.
+    assert customer.evaluate("(() => { const t = document.querySelector('#thread'); return t.scrollHeight > t.clientHeight; })()")
+    customer.evaluate("window.parley.thread.scrollToBottom()")
+
+    # The connection goes; the customer writes at once, before the banner.
+    customer.context.set_offline(True)
+    customer.evaluate("window.parley.socket.drop()")
+    expect(customer.locator("#connection")).to_have_attribute("data-state", "offline")
+    send(customer, "Hello? Is this still going through?")
+    pending = customer.locator(".msg--mine", has_text="still going through")
+    expect(pending).to_have_attribute("data-state", "sending")
+
+    # The banner comes, pushing the thread down: the newest message stays in view.
+    banner = customer.locator("#offline")
+    expect(banner).to_be_visible()
+    fully_in_view(customer, pending)
+    save_screenshot(customer, "customer-offline.png")
+
+    # And when it goes again.
+    customer.context.set_offline(False)
+    expect(customer.locator("#connection")).to_have_attribute("data-state", "live")
+    expect(banner).to_be_hidden()
+    expect(pending).not_to_have_attribute("data-state", "sending")
+    fully_in_view(customer, pending)
+
+    # Someone who scrolled up to read is left where they are.
+    customer.locator("#thread").evaluate("(t) => { t.scrollTop = 0; }")
+    customer.context.set_offline(True)
+    customer.evaluate("window.parley.socket.drop()")
+    expect(banner).to_be_visible()
+    expect(customer.locator(".msg").first).to_be_in_viewport()
+    customer.context.set_offline(False)
+    expect(customer.locator("#connection")).to_have_attribute("data-state", "live")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from eventstore.models import StoredEvent
@@ -296,3 +298,46 @@ def test_a_bad_conversations_before_is_a_400(agent, before):
     r = agent.get("/api/v1/conversations", before=before)
     assert r.status_code == 400
     assert r.json()["error"]["code"] == "invalid_parameter"
+
+
+def test_a_message_id_someone_else_used_is_a_conflict_that_reveals_nothing_about_their_message(make_customer, make_agent, project):
+    """A send never answers "not found": whoever reuses an id another party
+    used (another customer, an agent, another agent) gets 409, with exactly
+    the answer the id's own sender gets for a changed body."""
+    alice, bob = make_customer("Alice"), make_customer("Bob")
+    grace, alan = make_agent("grace"), make_agent("alan")
+    project()
+    hers, graces = new_id(), new_id()
+    assert alice.post("/api/v1/messages", {"message_id": hers, "body": "my secret order 1043"}).status_code == 201
+    assert grace.post(f"/api/v1/conversations/{alice.id}/messages", {"message_id": graces, "body": "hello Alice"}).status_code == 201
+    before = StoredEvent.objects.count()
+
+    own_conflicts = {
+        hers: alice.post("/api/v1/messages", {"message_id": hers, "body": "changed"}),
+        graces: grace.post(f"/api/v1/conversations/{alice.id}/messages", {"message_id": graces, "body": "changed"}),
+    }
+    for mid, own in own_conflicts.items():
+        assert own.status_code == 409, own.json()
+        attempts = [
+            bob.post("/api/v1/messages", {"message_id": mid, "body": "my secret order 1043"}),
+            bob.post("/api/v1/messages", {"message_id": mid, "body": "hello Alice"}),
+            bob.post("/api/v1/messages", {"message_id": mid, "body": "something else"}),
+            grace.post(f"/api/v1/conversations/{bob.id}/messages", {"message_id": mid, "body": "hello Alice"}),
+            alan.post(f"/api/v1/conversations/{alice.id}/messages", {"message_id": mid, "body": "hello Alice"}),
+            alan.post(f"/api/v1/conversations/{alice.id}/messages", {"message_id": mid, "body": "my secret order 1043"}),
+        ]
+        if mid == graces:  # the customer the agent wrote to cannot take over the agent's id either
+            attempts.append(alice.post("/api/v1/messages", {"message_id": mid, "body": "hello Alice"}))
+        else:  # nor can an agent take over the customer's
+            attempts.append(grace.post(f"/api/v1/conversations/{alice.id}/messages", {"message_id": mid, "body": "my secret order 1043"}))
+        for r in attempts:
+            assert r.status_code == 409, r.json()
+            assert r.json() == own.json()  # the same words as for one's own id: nothing about whose it is
+            assert r.json()["error"]["code"] == "message_id_conflict"
+            text = json.dumps(r.json())
+            for secret in ("secret", "1043", "Alice", alice.id, "grace"):
+                assert secret not in text
+
+    assert StoredEvent.objects.count() == before
+    project()
+    assert bob.get("/api/v1/messages", after=0).json()["messages"] == []

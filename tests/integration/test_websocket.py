@@ -362,3 +362,30 @@ async def test_an_agent_writing_to_an_unknown_customer_gets_an_error_frame(agent
     assert (frames[-1]["code"], frames[-1]["ref"]) == ("customer_not_found", mid)
     assert await count("MessageSent") == 0
     await ws.disconnect()
+
+
+async def test_a_message_id_someone_else_used_is_a_conflict_over_the_socket_too(make_customer, make_agent):
+    alice, bob = await sync_to_async(make_customer)("Alice"), await sync_to_async(make_customer)("Bob")
+    grace = await sync_to_async(make_agent)("grace")
+    await pump()
+    hers = new_id()
+    r = await sync_to_async(alice.post)("/api/v1/messages", {"message_id": hers, "body": "my secret order 1043"})
+    assert r.status_code == 201
+    before = await sync_to_async(StoredEvent.objects.count)()
+
+    bws, gws = await connect(bob.token), await connect(grace.token)
+    attempts = [
+        (bws, {"type": "message.send", "message_id": hers, "body": "my secret order 1043"}),
+        (bws, {"type": "message.send", "message_id": hers, "body": "something else"}),
+        (gws, {"type": "message.send", "customer_id": bob.id, "message_id": hers, "body": "my secret order 1043"}),
+        (gws, {"type": "message.send", "customer_id": alice.id, "message_id": hers, "body": "my secret order 1043"}),
+    ]
+    for ws, frame in attempts:
+        await ws.send_json_to(frame)
+        err = json.loads(await ws.receive_from())
+        assert (err["type"], err["code"], err["ref"]) == ("error", "message_id_conflict", hers), err
+        for secret in ("secret", "1043", "Alice", alice.id):
+            assert secret not in json.dumps(err)
+    assert await sync_to_async(StoredEvent.objects.count)() == before
+    for ws in (bws, gws):
+        await ws.disconnect()

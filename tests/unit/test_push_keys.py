@@ -87,6 +87,16 @@ def test_make_env_writes_vapid_keys_without_django():
     values = dict(line.split("=", 1) for line in out.strip().splitlines())
     assert public_key_of(values["VAPID_PRIVATE_KEY"]) == values["VAPID_PUBLIC_KEY"]
     assert values["VAPID_SUBJECT"].startswith("mailto:")
+    # A demo inbound webhook source, so docs/webhooks.md's examples work against `make run`.
+    source, secret = values["INBOUND_WEBHOOK_SECRETS"].split("=", 1)
+    assert source == "sms" and secret.startswith("whsec_") and len(secret) == len("whsec_") + 64
+
+
+def test_make_env_prints_the_webhook_line_alone_for_an_older_env():
+    run = [sys.executable, str(ROOT / "scripts" / "make_env.py"), "--inbound-webhook"]
+    first, second = (subprocess.run(run, capture_output=True, text=True, check=True).stdout for _ in range(2))
+    assert first.startswith("INBOUND_WEBHOOK_SECRETS=sms=whsec_") and first.count("\n") == 1
+    assert first != second  # a secret of its own each time
 
 
 def test_generate_vapid_keys_command_prints_env_lines():

@@ -19,6 +19,7 @@ const baseTitle = document.title;
 const app = $("#app");
 const listEl = $("#conversation-list");
 const listEmpty = $("#list-empty");
+const filterEmpty = $("#filter-empty");
 const loadMore = $("#load-more");
 const filterEl = $("#filter");
 const totalUnread = $("#total-unread");
@@ -46,6 +47,7 @@ const rows = new Map(); // customer_id -> <li>
 const customerTyping = new Map(); // customer_id -> timer
 const drafts = new Map(); // customer_id -> unsent reply text
 let oldestLoaded = null;
+let loaded = false; // the first page of conversations has arrived
 let openId = null;
 let openSeq = 0;
 let profile = null;
@@ -84,6 +86,7 @@ const composer = new Composer({
   onEdit: (id, body) => editMessage(thread, id, body, showProblem),
   onTyping: () => openId && socket.send({ type: "typing", customer_id: openId }),
   onEditLast: () => thread.lastEditable(),
+  onEditing: (msg) => thread.setEditing(msg ? msg.message_id : null),
 });
 const typing = new TypingLine($("#typing"));
 
@@ -94,6 +97,12 @@ function sortedIds() {
     .sort((a, b) => (a.last_activity_at < b.last_activity_at ? 1 : a.last_activity_at > b.last_activity_at ? -1 : a.customer_id < b.customer_id ? -1 : 1))
     .map((c) => c.customer_id);
 }
+
+// What each filter shows, for when it shows nothing.
+const FILTER_EMPTY = {
+  awaiting: "No conversations are waiting for a reply.",
+  unread: "No unread conversations.",
+};
 
 function matchesFilter(conv) {
   const filter = filterEl.value;
@@ -167,9 +176,28 @@ function renderList() {
       if (again) again.focus();
     }
   }
-  listEmpty.hidden = conversations.size > 0;
+  const filtered = filterEl.value !== "all";
+  const shown = items.filter((li) => !li.hidden).length;
+  listEmpty.hidden = !loaded || filtered || conversations.size > 0;
+  filterEmpty.hidden = !loaded || !filtered || shown > 0;
+  if (!filterEmpty.hidden) {
+    const more = loadMore.hidden ? "" : " Older conversations are not loaded yet.";
+    $("#filter-empty-text").textContent = `${FILTER_EMPTY[filterEl.value] || "Nothing matches this filter."}${more}`;
+  }
+  // With no conversation at all there is nothing to choose: say how customers get here.
+  $("#placeholder-none").hidden = !loaded || conversations.size > 0;
+  $("#placeholder-choose").hidden = !loaded || conversations.size === 0;
   updateUnreadTotal();
 }
+
+function showAll() {
+  filterEl.value = "all";
+  for (const conv of conversations.values()) renderRow(conv);
+  renderList();
+  filterEl.focus();
+}
+$("#show-all").addEventListener("click", showAll);
+$("#chat-address").textContent = `${location.origin}/chat/`;
 
 function upsertConversation(conv) {
   conversations.set(conv.customer_id, conv);
@@ -199,6 +227,7 @@ async function loadConversations() {
   const last = data.conversations[data.conversations.length - 1];
   if (last) oldestLoaded = last.last_activity_at;
   loadMore.hidden = data.conversations.length < PAGE;
+  loaded = true;
   renderList();
   return data.position;
 }
@@ -265,8 +294,22 @@ function renderDetails() {
   detailsBody.replaceChildren(
     h("div", { class: "details__card" }, h("span", { class: "avatar avatar--lg", "aria-hidden": "true" }, initials(profile.name)), h("p", { class: "details__name" }, profile.name)),
     h("dl", { class: "details__list" }, rowsOut),
-    h("p", { class: "muted small" }, "Contact details come from your customer records and are read-only here."),
+    h("p", { class: "muted small" }, detailsOrigin(profile)),
   );
+}
+
+// Where the contact details came from, by how the customer came to Parley.
+function detailsOrigin(customer) {
+  switch (customer.origin) {
+    case "form":
+      return "The customer gave these details in the chat's “start a conversation” form. They are read-only here.";
+    case "api":
+      return "Contact details come from your customer records (your application keeps them up to date through the API) and are read-only here.";
+    case "webhook":
+      return "This customer wrote in through a connected messaging channel; the details came with their messages. They are read-only here.";
+    default:
+      return "Contact details are read-only here.";
+  }
 }
 
 let profileTimer = null;

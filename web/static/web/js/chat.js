@@ -56,6 +56,7 @@ const composer = new Composer({
   onEdit: (id, body) => editMessage(thread, id, body, showProblem),
   onTyping: () => socket.send({ type: "typing" }),
   onEditLast: () => thread.lastEditable(),
+  onEditing: (msg) => thread.setEditing(msg ? msg.message_id : null),
 });
 
 const typing = new TypingLine($("#typing"));

@@ -6,7 +6,7 @@ const MAX_CHARS = 4000;
 const TYPING_EVERY = 2000;
 
 export class Composer {
-  constructor({ form, input, button, counter, editBanner, onSend, onEdit, onTyping, onEditLast }) {
+  constructor({ form, input, button, counter, editBanner, onSend, onEdit, onTyping, onEditLast, onEditing }) {
     this.form = form;
     this.input = input;
     this.button = button;
@@ -16,6 +16,8 @@ export class Composer {
     this.onEdit = onEdit;
     this.onTyping = onTyping || (() => {});
     this.onEditLast = onEditLast || (() => null);
+    // Told the message being edited when an edit starts, and null when it ends.
+    this.onEditing = onEditing || (() => {});
     this.editing = null;
     this.lastTyping = 0;
     this.typingTimer = null;
@@ -99,6 +101,7 @@ export class Composer {
     this.button.textContent = "Save";
     this.input.value = msg.body;
     this.input.setAttribute("aria-label", "Edit your message");
+    this.onEditing(msg);
     this.resize();
     this.updateCounter();
     this.input.focus();
@@ -112,6 +115,7 @@ export class Composer {
 
   finishEdit() {
     this.editing = null;
+    this.onEditing(null);
     this.form.classList.remove("composer--editing");
     this.editBanner.hidden = true;
     this.button.textContent = "Send";

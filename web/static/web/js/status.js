@@ -11,6 +11,9 @@ const LABELS = {
   closed: "Disconnected",
 };
 
+// How long the connection must stay lost before the offline banner shows.
+const BANNER_AFTER = 1000;
+
 export class ConnectionStatus {
   constructor({ el, banner, retry, socket }) {
     this.el = el;
@@ -31,13 +34,16 @@ export class ConnectionStatus {
     if (state === "live") {
       this.everLive = true;
       clearTimeout(this.bannerTimer);
+      this.bannerTimer = null;
       if (this.banner) this.banner.hidden = true;
-    } else if (state === "offline" && this.banner && this.banner.hidden) {
-      // A blip of a second is not worth a banner.
-      clearTimeout(this.bannerTimer);
+    } else if (state === "offline" && this.banner && this.banner.hidden && !this.bannerTimer) {
+      // A blip under a second is not worth a banner. The second counts from
+      // the first time the connection was lost: the reconnect attempts that
+      // follow (offline, connecting, offline…) must not start it again.
       this.bannerTimer = setTimeout(() => {
+        this.bannerTimer = null;
         if (this.socket.state !== "live") this.banner.hidden = false;
-      }, 1500);
+      }, BANNER_AFTER);
     }
   }
 }

@@ -23,14 +23,27 @@ export class Thread {
     this.entries = new Map();
     this.order = [];
     this.editableId = null;
+    this.editingId = null; // the message the composer is editing, marked in the timeline
     this.onScreen = new Set();
+    // Whether the reader is at the newest message. While they are, anything
+    // that changes the timeline's height or the room it has (the offline
+    // banner coming or going, the message box growing, a message re-drawn)
+    // keeps the newest message in view; once they scroll up, nothing moves.
+    this.stuck = true;
     this.observer = new IntersectionObserver((records) => this.observed(records), {
       root: scroller,
       threshold: [0, 0.5, 1],
     });
     scroller.addEventListener("scroll", () => {
-      if (this.atBottom()) this.jump.hidden = true;
+      this.stuck = this.atBottom();
+      if (this.stuck) this.jump.hidden = true;
     });
+    this.resizer = new ResizeObserver(() => {
+      // Not atBottom(): "near the bottom" would leave a banner's height hidden.
+      if (this.stuck) this.scrollToBottom();
+    });
+    this.resizer.observe(scroller);
+    this.resizer.observe(list);
     jump.addEventListener("click", () => {
       this.scrollToBottom(true);
       jump.hidden = true;
@@ -66,6 +79,8 @@ export class Thread {
     this.entries.clear();
     this.order = [];
     this.editableId = null;
+    this.editingId = null;
+    this.stuck = true;
     this.list.replaceChildren();
   }
 
@@ -171,6 +186,19 @@ export class Thread {
     });
   }
 
+  // Mark the message being edited (or none, with null).
+  setEditing(id) {
+    if (id === this.editingId) return;
+    const old = this.editingId ? this.entries.get(this.editingId) : null;
+    this.editingId = id && this.entries.has(id) ? id : null;
+    if (old) this.render(old);
+    const entry = this.editingId ? this.entries.get(this.editingId) : null;
+    if (entry) {
+      this.render(entry);
+      entry.el.scrollIntoView({ block: "nearest" });
+    }
+  }
+
   lastEditable() {
     return this.editableId ? this.entries.get(this.editableId).msg : null;
   }
@@ -262,10 +290,13 @@ export class Thread {
     const state = entry.local || (msg.read_at ? "read" : "sent");
     const el = entry.el || h("li", { class: "msg" });
     entry.el = el;
-    el.className = `msg ${mine ? "msg--mine" : "msg--theirs"}${continued ? " msg--continued" : ""}`;
+    const editing = msg.message_id === this.editingId;
+    el.className = `msg ${mine ? "msg--mine" : "msg--theirs"}${continued ? " msg--continued" : ""}${editing ? " msg--editing" : ""}`;
     el.dataset.messageId = msg.message_id;
     el.dataset.sender = msg.sender.kind;
     el.dataset.state = state;
+    if (editing) el.setAttribute("aria-current", "true");
+    else el.removeAttribute("aria-current");
 
     const author = own ? this.names.self || "You" : msg.sender.name || (msg.sender.kind === "agent" ? "Support" : "Customer");
     const sentAt = new Date(msg.sent_at);
@@ -275,6 +306,7 @@ export class Thread {
     );
     if (msg.edited_at) meta.append(h("span", { class: "msg__edited", title: `Edited ${formatFull(new Date(msg.edited_at))}` }, "Edited"));
     if (mine) meta.append(h("span", { class: "msg__status" }, statusText(state)));
+    if (editing) meta.append(h("span", { class: "msg__editing" }, "Editing"));
     if (entry.local === "failed") {
       meta.append(
         h("button", { type: "button", class: "link-button", onclick: () => this.onRetry(msg.message_id) }, "Retry"),
@@ -328,6 +360,7 @@ export class Thread {
 
   scrollToBottom(smooth = false) {
     const s = this.scroller;
+    this.stuck = true;
     s.scrollTo({ top: s.scrollHeight, behavior: smooth ? "smooth" : "auto" });
   }
 
@@ -337,6 +370,7 @@ export class Thread {
     if (first) {
       const el = this.entries.get(first.message_id).el;
       el.scrollIntoView({ block: "center" });
+      this.stuck = this.atBottom();
     } else {
       this.scrollToBottom();
     }
