@@ -85,7 +85,6 @@ async def run_workers(stop: asyncio.Event, *, delivery: bool = True) -> None:
     ]
     if delivery:
         from notifications.lanes import run_delivery_workers
-
         from outbound.worker import run_webhook_workers
 
         tasks.append(asyncio.create_task(run_delivery_workers(stop), name="push-delivery"))

@@ -12,9 +12,8 @@ from typing import Any
 
 import jsonschema
 import pytest
-from django.test import override_settings
 from django.http import HttpResponse, JsonResponse
-from django.test import Client
+from django.test import Client, override_settings
 from django.urls import path, resolve
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 from referencing import Registry, Resource
