@@ -36,6 +36,7 @@ class WebhookReceiver:
         self.status: int | None = None
         self.delay = 0.0
         self.requests: list[Received] = []
+        self.arrived = 0  # requests whose body was read, before any delay
         self._tries: dict[str, int] = defaultdict(int)
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
@@ -45,6 +46,8 @@ class WebhookReceiver:
             def do_POST(self) -> None:  # noqa: N802
                 raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 headers = {k.lower(): v for k, v in self.headers.items()}
+                with receiver._lock:
+                    receiver.arrived += 1
                 if receiver.delay:
                     time.sleep(receiver.delay)
                 status = receiver._answer(raw, headers)
