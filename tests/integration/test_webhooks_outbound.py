@@ -113,7 +113,7 @@ def test_customers_do_not_wait_for_each_other(receiver, client, make_customer):
     says(ada, "stuck")
     run_pipeline()
     receiver.status = 500
-    w = worker()
+    w = worker(backoff_base=600.0, backoff_cap=600.0)  # Ada's retry is minutes away
     w.run_once()
     receiver.status = None
     says(bob, "flows")

@@ -18,10 +18,10 @@ import pytest
 from chat.commands import Actor, EditMessage, MarkMessageAsRead, SendMessage
 from chat.events import SenderKind
 from chat.handlers import edit_message, mark_message_as_read, send_message
-from outbound.models import WebhookDelivery
-from outbound.worker import WebhookConfig, WebhookWorker
 from eventstore.runner import ConsumerRunner
+from outbound.models import WebhookDelivery
 from outbound.process_manager import WebhookProcessManager
+from outbound.worker import WebhookConfig, WebhookWorker
 from readmodels.projections import PIPELINE, all_projections
 from tests.integration.test_push_support import Clock, _caught_up
 from tests.support.webhookreceiver import WebhookReceiver
