@@ -44,6 +44,9 @@ def optional_text(max_length: int, description: str = "") -> dict[str, Any]:
     return {"type": ["string", "null"], "maxLength": max_length, "description": description}
 
 
+#: The webhook event types an endpoint may subscribe to (outbound.types).
+WEBHOOK_TYPES = ["customer.updated", "message.created", "message.edited", "message.read"]
+
 COMPONENTS: dict[str, dict[str, Any]] = {
     "Error": {
         **closed(["error"], error=closed(["code", "detail"], code={"type": "string"}, detail={"type": "string"})),
@@ -163,6 +166,27 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         },
     },
     "PushSubscriptionId": closed(["subscription_id"], subscription_id=UUID),
+    # -- outbound webhooks
+    "WebhookEndpointRegistration": {
+        "type": "object",
+        "required": ["url", "events"],
+        "properties": {
+            "url": text(2048, "https; must not resolve to loopback, private or link-local addresses"),
+            "events": {"type": "array", "minItems": 1, "items": {"type": "string", "enum": WEBHOOK_TYPES}},
+        },
+    },
+    "WebhookEndpointSecret": closed(
+        ["endpoint_id", "secret"], endpoint_id=UUID,
+        secret={"type": "string", "description": "`whsec_<base64>`, shown once"},
+    ),
+    "WebhookEndpoint": closed(
+        ["endpoint_id", "url", "events", "created_at", "disabled", "disabled_reason"],
+        endpoint_id=UUID, url={"type": "string"},
+        events={"type": "array", "items": {"type": "string"}}, created_at=TIME,
+        disabled={"type": "boolean", "description": "the receiver answered 410 Gone"},
+        disabled_reason={"type": "string"},
+    ),
+    "WebhookEndpointList": closed(["endpoints"], endpoints={"type": "array", "items": ref("WebhookEndpoint")}),
     # -- inbound webhooks
     "InboundMessage": {
         "type": "object",

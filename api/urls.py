@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from api import accounts, chat, customers, health, inbound, openapi, push
+from api import accounts, chat, customers, health, inbound, openapi, push, webhook_endpoints
 
 urlpatterns = [
     path("healthz", health.healthz),
@@ -24,6 +24,10 @@ urlpatterns = [
     path("api/v1/push/public-key", push.public_key),
     path("api/v1/push-subscriptions", push.subscriptions),
     path("api/v1/push-subscriptions/<str:subscription_id>", push.subscription_detail),
+    # outbound webhooks
+    path("api/v1/webhook-endpoints", webhook_endpoints.endpoints),
+    path("api/v1/webhook-endpoints/<str:endpoint_id>", webhook_endpoints.endpoint_detail),
+    path("api/v1/webhook-endpoints/<str:endpoint_id>/rotate-secret", webhook_endpoints.rotate_secret),
     # other channels
     path("webhooks/v1/inbound/<str:source>", inbound.receive, name="inbound-webhook"),
 ]

@@ -20,12 +20,15 @@ log = logging.getLogger(__name__)
 def consumers() -> list[Consumer]:
     """The pipeline's members, in the order each batch reaches them: the read
     models first, then the process managers that read them, then the fan-out,
-    which builds frames from them."""
+    which builds frames from them. The webhook process manager comes first:
+    it reads the read models as of the batch's start and applies the batch
+    itself (outbound.process_manager)."""
     from notifications.process_manager import PushProcessManager
+    from outbound.process_manager import WebhookProcessManager
     from readmodels.projections import all_projections
     from realtime.fanout import RealtimeFanout
 
-    return [*all_projections(), PushProcessManager(), RealtimeFanout()]
+    return [WebhookProcessManager(), *all_projections(), PushProcessManager(), RealtimeFanout()]
 
 
 def pipeline(*, owner: str | None = None) -> ConsumerRunner:
@@ -66,7 +69,7 @@ def serve_metrics(bind: str) -> Callable[[], None]:
 
 
 async def run_workers(stop: asyncio.Event, *, delivery: bool = True) -> None:
-    """Run the pipeline (and the push delivery workers) until ``stop`` is set."""
+    """Run the pipeline (and the push and webhook delivery workers) until ``stop`` is set."""
     from asgiref.sync import sync_to_async
 
     from eventstore.store import EventStore
@@ -82,7 +85,9 @@ async def run_workers(stop: asyncio.Event, *, delivery: bool = True) -> None:
     ]
     if delivery:
         from notifications.lanes import run_delivery_workers
+        from outbound.worker import run_webhook_workers
 
         tasks.append(asyncio.create_task(run_delivery_workers(stop), name="push-delivery"))
+        tasks.append(asyncio.create_task(run_webhook_workers(stop), name="webhook-delivery"))
     log.info("workers running: %s", ", ".join(t.get_name() for t in tasks))
     await asyncio.gather(*tasks)

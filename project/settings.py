@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "chat",
     "readmodels",
     "notifications",
+    "outbound",
     "realtime",
     "inbound",
     "web",
@@ -316,11 +317,27 @@ PUSH_DELIVERY_WORKERS = int(os.environ.get("PUSH_DELIVERY_WORKERS", "4"))
 # commit, so a worker that dies mid-round repeats at most that round's pushes.
 PUSH_CLAIM_BATCH = int(os.environ.get("PUSH_CLAIM_BATCH", "16"))
 
+# Outbound webhooks (see docs/webhooks-outbound.md).
+# "host:port" pairs a webhook URL may name over plain http, even when they
+# resolve to a loopback or private address (local receivers in tests).
+WEBHOOK_INSECURE_HOSTS = env_list("WEBHOOK_INSECURE_HOSTS", [])
+WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "10"))
+# How long a delivery is retried (from when it was queued) before it is marked failed.
+WEBHOOK_RETRY_FOR_SECONDS = float(os.environ.get("WEBHOOK_RETRY_FOR_SECONDS", str(24 * 3600)))
+WEBHOOK_BACKOFF_BASE_SECONDS = float(os.environ.get("WEBHOOK_BACKOFF_BASE_SECONDS", "5"))
+WEBHOOK_BACKOFF_CAP_SECONDS = float(os.environ.get("WEBHOOK_BACKOFF_CAP_SECONDS", "3600"))
+WEBHOOK_LEASE_SECONDS = float(os.environ.get("WEBHOOK_LEASE_SECONDS", "60"))
+WEBHOOK_DELIVERY_WORKERS = int(os.environ.get("WEBHOOK_DELIVERY_WORKERS", "4"))
+WEBHOOK_CLAIM_BATCH = int(os.environ.get("WEBHOOK_CLAIM_BATCH", "16"))
+# How long the previous secret still signs after a rotation.
+WEBHOOK_SECRET_OVERLAP_SECONDS = float(os.environ.get("WEBHOOK_SECRET_OVERLAP_SECONDS", str(24 * 3600)))
+
 # How long a worker waits for a wake-up before it looks anyway. Wake-ups
 # (after every commit, and across processes) bring new work at once; the
 # poll only covers a lost wake-up, so it is long and idle workers cost little.
 PARLEY_POLL_INTERVAL = float(os.environ.get("PARLEY_POLL_INTERVAL", "5.0"))
 PUSH_POLL_INTERVAL = float(os.environ.get("PUSH_POLL_INTERVAL", str(PARLEY_POLL_INTERVAL)))
+WEBHOOK_POLL_INTERVAL = float(os.environ.get("WEBHOOK_POLL_INTERVAL", str(PARLEY_POLL_INTERVAL)))
 # NOTIFY other processes after appends (off only in the test process, whose
 # databases are dropped at the end and must not keep a notifier connection).
 PARLEY_CROSS_PROCESS_WAKEUP = env_bool("PARLEY_CROSS_PROCESS_WAKEUP", True)

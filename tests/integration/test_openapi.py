@@ -13,7 +13,7 @@ from typing import Any
 import jsonschema
 import pytest
 from django.http import HttpResponse, JsonResponse
-from django.test import Client
+from django.test import Client, override_settings
 from django.urls import path, resolve
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 from referencing import Registry, Resource
@@ -273,6 +273,21 @@ def test_real_answers_of_every_operation_conform_to_the_document(conformance, ma
           subs, "post", 400)
     check(customer.delete(f"{subs}/{sub['subscription_id']}"), subs + "/{subscription_id}", "delete", 204)
     check(customer.delete(f"{subs}/{sub['subscription_id']}"), subs + "/{subscription_id}", "delete", 404)
+
+    # outbound webhook endpoints (a local receiver's host:port is let through)
+    eps = "/api/v1/webhook-endpoints"
+    with override_settings(WEBHOOK_INSECURE_HOSTS=["127.0.0.1:9"]):
+        ep = check(_integration(client, "post", eps, {"url": "http://127.0.0.1:9/hook", "events": ["message.created"]}),
+                   eps, "post", 201)
+    check(_integration(client, "post", eps, {"url": "https://127.0.0.1/hook", "events": ["message.created"]}),
+          eps, "post", 400)
+    check(_integration(client, "post", eps, {"url": "https://example.com/", "events": ["note.created"]}), eps, "post", 400)
+    check(client.get(eps, HTTP_AUTHORIZATION=f"Bearer {INTEGRATION_KEY}"), eps, "get", 200)
+    rotate = eps + "/{endpoint_id}/rotate-secret"
+    check(_integration(client, "post", f"{eps}/{ep['endpoint_id']}/rotate-secret", {}), rotate, "post", 200)
+    check(_integration(client, "post", f"{eps}/{new_id()}/rotate-secret", {}), rotate, "post", 404)
+    check(_integration(client, "delete", f"{eps}/{ep['endpoint_id']}", None), eps + "/{endpoint_id}", "delete", 204)
+    check(_integration(client, "delete", f"{eps}/{ep['endpoint_id']}", None), eps + "/{endpoint_id}", "delete", 404)
 
     # an external channel
     hook = "/webhooks/v1/inbound/{source}"

@@ -1,0 +1,136 @@
+"""Which URLs Parley may POST webhooks to: the SSRF guard.
+
+A webhook URL is chosen by whoever holds the integration key, and the
+server POSTs to it from inside the network. So it must be ``https``, and
+its host must resolve only to public addresses: never loopback, private,
+link-local, multicast, unspecified or reserved ones (``169.254.169.254``,
+the cloud metadata service, is link-local). The check runs at
+registration and again before every delivery, because DNS can change
+between the two; the delivery then connects to the very address it
+checked (outbound.transport pins it), so a second lookup cannot swap it.
+
+``WEBHOOK_INSECURE_HOSTS`` lists exact ``host:port`` pairs exempt from both
+rules (plain ``http`` allowed, any address): local receivers in tests.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from django.conf import settings
+
+from kernel.errors import DomainError
+
+#: host, port -> the addresses it resolves to (the seam tests fill with a fake).
+Resolver = Callable[[str, int], list[str]]
+
+MAX_URL_LENGTH = 2048
+
+
+class WebhookUrlNotAllowed(DomainError):
+    code = "webhook_url_not_allowed"
+    status = 400
+
+
+@dataclass(frozen=True)
+class Target:
+    """A checked webhook URL: where to connect and what to ask for."""
+
+    url: str
+    scheme: str
+    host: str  # as named in the URL (lower-case; IPv6 without brackets)
+    port: int
+    path: str  # path and query, as sent
+    insecure: bool  # listed in WEBHOOK_INSECURE_HOSTS
+
+    @property
+    def host_header(self) -> str:
+        name = f"[{self.host}]" if ":" in self.host else self.host
+        default = 443 if self.scheme == "https" else 80
+        return name if self.port == default else f"{name}:{self.port}"
+
+
+def system_resolver(host: str, port: int) -> list[str]:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise WebhookUrlNotAllowed(f"the host {host!r} does not resolve ({exc})") from None
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def parse(url: str) -> Target:
+    """The URL's parts, or a refusal saying what is wrong with it (no lookup)."""
+    if len(url) > MAX_URL_LENGTH:
+        raise WebhookUrlNotAllowed(f"the URL is longer than {MAX_URL_LENGTH} characters")
+    if not url.isascii() or any(c.isspace() or c == "\\" or not c.isprintable() for c in url):
+        raise WebhookUrlNotAllowed("the URL must be ASCII without spaces, backslashes or control characters")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise WebhookUrlNotAllowed(f"the URL cannot be parsed: {exc}") from None
+    if parts.scheme not in ("https", "http"):
+        raise WebhookUrlNotAllowed("the URL must be https")
+    if "@" in parts.netloc:
+        raise WebhookUrlNotAllowed("the URL must not carry user information")
+    if parts.fragment or url.endswith("#"):
+        raise WebhookUrlNotAllowed("the URL must not have a fragment")
+    host = (parts.hostname or "").rstrip(".")
+    if not host:
+        raise WebhookUrlNotAllowed("the URL has no host")
+    port = port or (443 if parts.scheme == "https" else 80)
+    insecure = f"{host}:{port}" in _insecure_hosts()
+    if parts.scheme != "https" and not insecure:
+        raise WebhookUrlNotAllowed("the URL must be https")
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return Target(url, parts.scheme, host, port, path, insecure)
+
+
+def _insecure_hosts() -> set[str]:
+    out = set()
+    for entry in settings.WEBHOOK_INSECURE_HOSTS:
+        host, _, port = entry.strip().lower().rpartition(":")
+        out.add(f"{host.strip('[]')}:{port}")
+    return out
+
+
+def forbidden(address: str) -> str | None:
+    """Why Parley must not connect to this address (None: it may)."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    for kind in ("loopback", "private", "link_local", "multicast", "unspecified", "reserved"):
+        if getattr(ip, f"is_{kind}"):
+            return f"{address} is a {kind.replace('_', '-')} address"
+    if not ip.is_global:
+        return f"{address} is not a public address"
+    return None
+
+
+def addresses(target: Target, resolve: Resolver | None = None) -> list[str]:
+    """The addresses to connect to, all checked; a refusal if any one is not allowed.
+
+    Every address must pass: a name that resolves to a public and a private
+    address is refused, not tried until the private one answers.
+    """
+    found = (resolve or system_resolver)(target.host, target.port)
+    if not found:
+        raise WebhookUrlNotAllowed(f"the host {target.host!r} does not resolve")
+    if target.insecure:
+        return found
+    for address in found:
+        why = forbidden(address)
+        if why is not None:
+            raise WebhookUrlNotAllowed(f"the host {target.host!r} resolves to {why}")
+    return found
+
+
+def check(url: str, resolve: Resolver | None = None) -> Target:
+    """Parse and resolve ``url`` as the registration does."""
+    target = parse(url)
+    addresses(target, resolve)
+    return target
