@@ -48,7 +48,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/ruff check .
-	$(BIN)/python -m mypy kernel observability eventstore accounts chat customers readmodels realtime notifications inbound api web project
+	$(BIN)/python -m mypy kernel observability eventstore accounts chat customers conversations readmodels realtime notifications inbound api web project
 
 clean:
 	rm -rf $(VENV) .test-*.sqlite3* parley.sqlite3*
