@@ -74,6 +74,8 @@ class RecordCustomerMessage:
     sent_at: dt.datetime
     #: How long the first response may take (None: no target).
     first_response: dt.timedelta | None
+    #: The message's position in the log.
+    position: int = 0
 
 
 @dataclass(frozen=True)

@@ -64,12 +64,17 @@ class Conversation:
     sla_breached: bool = False
     #: The notes by id: what a repeated AddNote is compared with.
     notes: dict[uuid.UUID, NoteAdded] = field(default_factory=dict)
+    #: The log position of the last status change: a customer message
+    #: before it (the process manager reacts later) does not undo it.
+    status_position: int = 0
     version: int = 0
 
     # -- replay
 
-    def apply(self, evt: DomainEvent) -> Conversation:
+    def apply(self, evt: DomainEvent, position: int = 0) -> Conversation:
         s = replace(self, version=self.version + 1)
+        if isinstance(evt, ConversationStatusChanged | ConversationSnoozed | ConversationReopened):
+            s = replace(s, status_position=position)
         if isinstance(evt, ConversationAssigned):
             agent = Agent(evt.assignee_id, evt.assignee_name) if evt.assignee_id is not None else None
             return replace(s, assignee=agent)
@@ -91,10 +96,11 @@ class Conversation:
         raise TypeError(f"not a conversation event: {evt!r}")
 
     @classmethod
-    def replay(cls, customer_id: uuid.UUID, events: list[DomainEvent]) -> Conversation:
+    def replay(cls, customer_id: uuid.UUID, events: list[tuple[DomainEvent, int]]) -> Conversation:
+        """The state after these (event, log position) pairs."""
         state = cls(customer_id)
-        for evt in events:
-            state = state.apply(evt)
+        for evt, position in events:
+            state = state.apply(evt, position)
         return state
 
     # -- decisions of agents
@@ -159,7 +165,12 @@ class Conversation:
 
     def record_customer_message(self, cmd: RecordCustomerMessage, now: dt.datetime) -> list[DomainEvent]:
         out: list[DomainEvent] = []
-        if self.status is not Status.OPEN:
+        if self.status_position > cmd.position:
+            # An agent changed the status after this message was written: that
+            # decision saw the message, and stands (no reopen, no new clock if resolved).
+            if self.status is Status.RESOLVED:
+                return []
+        elif self.status is not Status.OPEN:
             out.append(ConversationReopened(
                 customer_id=self.customer_id, reason=ReopenedBecause.CUSTOMER_MESSAGE.value,
                 previous_status=self.status.value, cause_id=cmd.message_id, at=now,

@@ -101,7 +101,7 @@ def _execute(
     stream = stream_id(customer_id)
     for _ in range(MAX_ATTEMPTS):
         history = store.read_stream(stream)
-        state = Conversation.replay(customer_id, [r.event for r in history])
+        state = Conversation.replay(customer_id, [(r.event, r.position) for r in history])
         new = decide(state, now or _now())
         if not new:
             return Outcome(state, history[-1].position if history else 0, appended=False)
@@ -115,12 +115,12 @@ def _execute(
                 raise
             # This cause was acted on already (a command re-issued after a crash).
             history = store.read_stream(stream)
-            state = Conversation.replay(customer_id, [r.event for r in history])
+            state = Conversation.replay(customer_id, [(r.event, r.position) for r in history])
             if conflict_if_elsewhere and decide(state, now or _now()):
                 raise  # the cause's events are in another stream: its id is taken there
             return Outcome(state, history[-1].position if history else 0, appended=False)
-        for evt in new:
-            state = state.apply(evt)
+        for rec in recorded:
+            state = state.apply(rec.event, rec.position)
         return Outcome(state, recorded[-1].position, appended=True)
     raise ConcurrencyConflict(stream, -1, None)
 

@@ -83,8 +83,11 @@ class WorkflowProcessManager:
         if isinstance(e, MessageSent):
             if e.sender_kind == SenderKind.CUSTOMER:
                 outcome = handlers.record_customer_message(RecordCustomerMessage(
-                    e.customer_id, e.message_id, e.sent_at, first_response()))
+                    e.customer_id, e.message_id, e.sent_at, first_response(), r.position))
                 conv = outcome.conversation
+                # The aggregate's own state, ahead of the events this consumer has yet to read.
+                _route(e.customer_id, assignee_id=conv.assignee.id if conv.assignee else None,
+                       resolved=conv.status is Status.RESOLVED)
                 if conv.assignee is None and conv.status is Status.OPEN:
                     self._auto_assign(e.customer_id, f"message:{e.message_id}", r)
             else:
