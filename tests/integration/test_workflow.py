@@ -20,7 +20,8 @@ from tests.conftest import new_id
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-NOW = dt.datetime.now(dt.timezone.utc)
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
 
 
 def flow() -> None:
@@ -131,7 +132,7 @@ def test_a_customer_message_reopens_a_conversation(customer, agent, project, sta
     says(customer)
     flow()
     if status == "snoozed":
-        agent.post(f"/api/v1/conversations/{customer.id}/snooze", {"until": (NOW + dt.timedelta(days=1)).isoformat()})
+        agent.post(f"/api/v1/conversations/{customer.id}/snooze", {"until": (now() + dt.timedelta(days=1)).isoformat()})
     else:
         agent.post(f"/api/v1/conversations/{customer.id}/status", {"status": status})
     flow()
@@ -151,7 +152,7 @@ def test_a_customer_message_reopens_a_conversation(customer, agent, project, sta
 
 def test_a_snooze_reopens_exactly_once_when_a_worker_runs_after_the_due_time(customer, agent, project):
     says(customer)
-    until = NOW + dt.timedelta(hours=2)
+    until = now() + dt.timedelta(hours=2)
     r = agent.post(f"/api/v1/conversations/{customer.id}/snooze", {"until": until.isoformat()})
     assert r.status_code == 200 and r.json()["conversation"]["status"] == "snoozed"
     flow()
@@ -170,7 +171,7 @@ def test_a_crash_while_firing_leaves_the_timer_pending_and_it_fires_once_later(c
     from conversations.process_manager import SNOOZE_TIMER
 
     says(customer)
-    until = NOW + dt.timedelta(minutes=5)
+    until = now() + dt.timedelta(minutes=5)
     agent.post(f"/api/v1/conversations/{customer.id}/snooze", {"until": until.isoformat()})
     flow()
     real = timers._handlers[SNOOZE_TIMER]
@@ -193,7 +194,7 @@ def test_a_crash_while_firing_leaves_the_timer_pending_and_it_fires_once_later(c
 
 def test_a_timer_fired_again_for_the_same_cause_appends_nothing(customer, agent):
     says(customer)
-    until = NOW + dt.timedelta(minutes=5)
+    until = now() + dt.timedelta(minutes=5)
     agent.post(f"/api/v1/conversations/{customer.id}/snooze", {"until": until.isoformat()})
     flow()
     assert timers.fire_due(now=until) == 1
@@ -205,7 +206,7 @@ def test_a_timer_fired_again_for_the_same_cause_appends_nothing(customer, agent)
 
 def test_a_new_snooze_cancels_the_old_timer_and_an_old_timer_cannot_end_it(customer, agent, project):
     says(customer)
-    first, second = NOW + dt.timedelta(hours=1), NOW + dt.timedelta(hours=3)
+    first, second = now() + dt.timedelta(hours=1), now() + dt.timedelta(hours=3)
     agent.post(f"/api/v1/conversations/{customer.id}/snooze", {"until": first.isoformat()})
     agent.post(f"/api/v1/conversations/{customer.id}/snooze", {"until": second.isoformat()})
     flow()
@@ -249,7 +250,7 @@ def test_a_first_response_breach_is_recorded_once_per_waiting_period(customer, a
     says(customer, "one more thing")
     flow()
     assert len(timers.pending(customer.id)) == 1
-    timers.fire_due(now=NOW + dt.timedelta(hours=1))
+    timers.fire_due(now=now() + dt.timedelta(hours=1))
     assert count("FirstResponseSlaBreached") == 2
 
 
@@ -261,7 +262,7 @@ def test_a_reply_in_time_cancels_the_first_response_timer(customer, agent, proje
     flow()
     assert timers.pending(customer.id) == []
     assert Timer.objects.get().state == "cancelled"
-    assert timers.fire_due(now=NOW + dt.timedelta(hours=1)) == 0
+    assert timers.fire_due(now=now() + dt.timedelta(hours=1)) == 0
     project()
     conv = conversation(agent, customer)
     assert conv["sla_breached"] is False and conv["first_response_due_at"] is None
@@ -274,7 +275,7 @@ def test_a_breach_frame_reaches_agents_live(customer, agent, settings):
     settings.PARLEY_FIRST_RESPONSE_SECONDS = 1
     says(customer)
     flow()
-    timers.fire_due(now=NOW + dt.timedelta(minutes=1))
+    timers.fire_due(now=now() + dt.timedelta(minutes=1))
     from project.bootstrap import pipeline
     pipeline().catch_up()
     from eventstore.events import Cursor
