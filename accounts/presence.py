@@ -32,7 +32,7 @@ def online_agent_ids() -> list[str]:
 
 def active_agent(agent_id: str) -> tuple[str, str] | None:
     """(user id, display name) of the active agent with this id (None: none)."""
-    if not agent_id.isdigit():
+    if not agent_id.isdigit() or int(agent_id) > 2**31 - 1:  # beyond any user id (and the column)
         return None
     user = get_user_model().objects.filter(pk=int(agent_id), is_active=True, is_staff=True).first()
     return (str(user.pk), agent_display_name(user)) if user is not None else None
@@ -40,6 +40,6 @@ def active_agent(agent_id: str) -> tuple[str, str] | None:
 
 def online_agents() -> list[tuple[str, str]]:
     """(user id, display name) of every active agent with an open socket, by id."""
-    ids = [int(i) for i in online_agent_ids() if i.isdigit()]
+    ids = [int(i) for i in online_agent_ids() if i.isdigit() and int(i) <= 2**31 - 1]
     users = get_user_model().objects.filter(pk__in=ids, is_active=True, is_staff=True).order_by("pk")
     return [(str(u.pk), agent_display_name(u)) for u in users]

@@ -328,3 +328,9 @@ def test_auto_assignment_never_goes_above_capacity_and_resolving_frees_room(make
     assert conversation(grace, newcomer)["assignee"] is None  # customers[0] reopened counts again: 2 of 2
     presence.agent_disconnected("socket-g")
     assert presence.online_agent_ids() == []
+
+
+def test_an_agent_id_beyond_any_user_id_is_not_found_not_an_error(customer, agent):
+    r = agent.post(f"/api/v1/conversations/{customer.id}/assign",
+                   {"agent_id": "99999999999999999999", "expected_assignee": None})
+    assert r.status_code == 404 and r.json()["error"]["code"] == "agent_not_found"
