@@ -15,3 +15,11 @@ class AgentToken(models.Model):
 
     def __str__(self) -> str:
         return f"token of {self.user} created {self.created_at:%Y-%m-%d}"
+
+
+class AgentSocket(models.Model):
+    """An open dashboard socket of an agent: the agent is online while one exists (accounts.presence)."""
+
+    socket_id = models.CharField(max_length=64, primary_key=True)
+    agent_id = models.CharField(max_length=64, db_index=True)
+    connected_at = models.DateTimeField()

@@ -95,11 +95,11 @@ async def _min_position(request: HttpRequest) -> None:
         await freshness.wait_until_processed(position)
 
 
-async def _list_messages(request: HttpRequest, customer_id: uuid.UUID) -> JsonResponse:
+async def _list_messages(request: HttpRequest, customer_id: uuid.UUID, *, with_notes: bool = False) -> JsonResponse:
     after = query_int(request, "after", 0)
     limit = query_int(request, "limit", 100, low=1, high=MAX_PAGE)
     await _min_position(request)
-    page = await sync_to_async(selectors.messages_after)(customer_id, after, limit)
+    page = await sync_to_async(selectors.messages_after)(customer_id, after, limit, with_notes=with_notes)
     return JsonResponse({"messages": page.items, "position": page.position})
 
 
@@ -163,19 +163,42 @@ async def _known_customer(customer_id: str) -> uuid.UUID:
 
 
 @api(["GET", "POST"], "agent")
-@doc("GET", "Sync a customer's conversation", **{**LIST, "path": {"customer_id": UUID_PATH},
-                                                  "errors": [CustomerNotFound]})
+@doc("GET", "Sync a customer's conversation, private notes included",
+     **{**LIST, "path": {"customer_id": UUID_PATH}, "errors": [CustomerNotFound], "responses": {200: "AgentMessagePage"},
+        "description": LIST["description"] + " Private notes are items with `\"kind\": \"note\"`."})
 @doc("POST", "Send a message to a customer as an agent",
      **{**SEND, "path": {"customer_id": UUID_PATH}, "errors": [*SEND["errors"], CustomerNotFound]})
 async def conversation_messages(request: HttpRequest, principal: Principal, customer_id: str) -> JsonResponse:
     cid = await _known_customer(customer_id)
     if request.method == "POST":
         return await sync_to_async(_send)(request, principal, cid)
-    return await _list_messages(request, cid)
+    return await _list_messages(request, cid, with_notes=True)
+
+
+STATUS = query("status", {"enum": ["open", "pending", "snoozed", "resolved"]}, "Only conversations with this status.",
+               [(400, "invalid_parameter")])
+ASSIGNEE = query("assignee", {"type": "string", "pattern": "^(me|none|[0-9]{1,20})$"},
+                 "`me` (the caller's), `none` (unassigned) or an agent id.", [(400, "invalid_parameter")])
+
+
+def _list_filters(request: HttpRequest, principal: Principal) -> tuple[str | None, str | None]:
+    status = request.GET.get("status") or None
+    if status is not None and status not in ("open", "pending", "snoozed", "resolved"):
+        raise ApiError(400, "invalid_parameter", "'status' must be open, pending, snoozed or resolved")
+    raw = request.GET.get("assignee") or None
+    if raw is None:
+        return status, None
+    if raw == "me":
+        return status, principal.id
+    if raw == "none":
+        return status, ""
+    if raw.isdigit() and len(raw) <= 20:
+        return status, raw
+    raise ApiError(400, "invalid_parameter", "'assignee' must be me, none or an agent id")
 
 
 @api(["GET"], "agent")
-@doc("GET", "Conversations, newest activity first", params=[CONVERSATION_LIMIT, BEFORE, MIN_POSITION],
+@doc("GET", "Conversations, newest activity first", params=[CONVERSATION_LIMIT, BEFORE, MIN_POSITION, STATUS, ASSIGNEE],
      responses={200: "ConversationPage"})
 async def conversations(request: HttpRequest, principal: Principal) -> JsonResponse:
     limit = query_int(request, "limit", 50, low=1, high=MAX_PAGE)
@@ -189,8 +212,9 @@ async def conversations(request: HttpRequest, principal: Principal) -> JsonRespo
             before = before.astimezone(dt.timezone.utc)
         except (ValueError, OverflowError):
             raise ApiError(400, "invalid_parameter", "'before' must be an RFC 3339 time in range") from None
+    status, assignee = _list_filters(request, principal)
     await _min_position(request)
-    page = await sync_to_async(selectors.conversations)(limit, before)
+    page = await sync_to_async(selectors.conversations)(limit, before, status=status, assignee=assignee)
     return JsonResponse({"conversations": page.items, "position": page.position})
 
 

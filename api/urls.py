@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from api import accounts, chat, customers, health, inbound, openapi, push, webhook_endpoints
+from api import accounts, chat, conversations, customers, health, inbound, openapi, push, webhook_endpoints
 
 urlpatterns = [
     path("healthz", health.healthz),
@@ -20,6 +20,12 @@ urlpatterns = [
     path("api/v1/conversations", chat.conversations),
     path("api/v1/conversations/<str:customer_id>", chat.conversation_detail),
     path("api/v1/conversations/<str:customer_id>/messages", chat.conversation_messages),
+    # team workflow
+    path("api/v1/conversations/<str:customer_id>/claim", conversations.claim),
+    path("api/v1/conversations/<str:customer_id>/assign", conversations.assign),
+    path("api/v1/conversations/<str:customer_id>/status", conversations.status),
+    path("api/v1/conversations/<str:customer_id>/snooze", conversations.snooze),
+    path("api/v1/conversations/<str:customer_id>/notes", conversations.notes),
     # push
     path("api/v1/push/public-key", push.public_key),
     path("api/v1/push-subscriptions", push.subscriptions),

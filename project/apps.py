@@ -9,6 +9,11 @@ class ProjectConfig(AppConfig):
 
     def ready(self) -> None:
         from chat import ports
+        from conversations import ports as conversation_ports
+        from conversations import scheduled
         from customers.directory import KnownCustomers
+        from project.adapters import AgentsFromIdentity, CustomersFromDirectory
 
         ports.install(KnownCustomers())
+        conversation_ports.install(AgentsFromIdentity(), CustomersFromDirectory())
+        scheduled.register()

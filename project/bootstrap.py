@@ -45,6 +45,14 @@ def pipeline(*, owner: str | None = None) -> ConsumerRunner:
     return ConsumerRunner(consumers(), name=PIPELINE, owner=owner, derived_only=True)
 
 
+def workflow(*, owner: str | None = None) -> ConsumerRunner:
+    """The workflow process manager's own group: it appends events and
+    schedules timers, so unlike the pipeline its commits are durable."""
+    from conversations.process_manager import WORKFLOW, WorkflowProcessManager
+
+    return ConsumerRunner([WorkflowProcessManager()], name=WORKFLOW, owner=owner)
+
+
 def serve_metrics(bind: str) -> Callable[[], None]:
     """Serve this process's metrics on ``bind`` (host:port) for ``runworkers``, which has
     no HTTP server of its own; returns what stops it.
@@ -69,17 +77,22 @@ def serve_metrics(bind: str) -> Callable[[], None]:
 
 
 async def run_workers(stop: asyncio.Event, *, delivery: bool = True) -> None:
-    """Run the pipeline (and the push and webhook delivery workers) until ``stop`` is set."""
+    """Run the pipeline, the workflow process manager, the timers (and the push
+    and webhook delivery workers) until ``stop`` is set."""
     from asgiref.sync import sync_to_async
 
+    from eventstore import timers
     from eventstore.store import EventStore
     from realtime.fanout import RealtimeFanout
 
     await sync_to_async(EventStore().check_transaction_ids)()
     runner = pipeline(owner=make_owner_id())
+    process_manager = workflow(owner=make_owner_id())
     fanout = next(c for c in runner.consumers if isinstance(c, RealtimeFanout))
     tasks = [
         asyncio.create_task(Worker(runner).run(stop), name=runner.name),
+        asyncio.create_task(Worker(process_manager).run(stop), name=process_manager.name),
+        asyncio.create_task(timers.run(stop), name="timers"),
         asyncio.create_task(fanout.heartbeat(stop, lambda: runner.cursor), name="heartbeat"),
         asyncio.create_task(listen_for_appends(stop), name="listen"),
     ]

@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "accounts",
     "customers",
     "chat",
+    "conversations",
     "readmodels",
     "notifications",
     "outbound",
@@ -377,3 +378,11 @@ if PARLEY_LOG_FORMAT not in ("plain", "json"):
 _logging: dict = LOGGING  # (its values are of several types: this one name indexes them)
 _logging["formatters"]["json"] = {"()": "observability.logs.JsonFormatter"}
 _logging["handlers"]["console"]["formatter"] = PARLEY_LOG_FORMAT
+
+# -- team workflow (docs/workflow.md)
+#: "round_robin": new and reopened unassigned conversations go to online agents in turn.
+PARLEY_AUTO_ASSIGN = os.environ.get("PARLEY_AUTO_ASSIGN", "").strip().lower()
+#: Unresolved conversations auto-assignment gives one agent at most.
+PARLEY_AGENT_CAPACITY = int(os.environ.get("PARLEY_AGENT_CAPACITY", "10"))
+#: Seconds a customer may wait for an agent's first reply (0: no target).
+PARLEY_FIRST_RESPONSE_SECONDS = float(os.environ.get("PARLEY_FIRST_RESPONSE_SECONDS", "0") or 0)

@@ -47,15 +47,26 @@ class Conversation(models.Model):
     """One row per customer who has written or been written to (consumer: conversations)."""
 
     customer_id = models.UUIDField(primary_key=True)
-    last_message = models.JSONField()
+    #: None while the conversation has workflow events but no message yet.
+    last_message = models.JSONField(null=True)
     unread_for_agents = models.PositiveIntegerField(default=0)
     awaiting_reply = models.BooleanField(default=False)
     last_activity_at = models.DateTimeField()
+    # -- the workflow (conversations.events)
+    status = models.CharField(max_length=10, default="open")
+    assignee_id = models.CharField(max_length=64, null=True, blank=True)
+    assignee_name = models.CharField(max_length=200, blank=True, default="")
+    snoozed_until = models.DateTimeField(null=True, blank=True)
+    first_response_due_at = models.DateTimeField(null=True, blank=True)
+    sla_breached = models.BooleanField(default=False)
     tx = models.BigIntegerField()
     position = models.BigIntegerField()
 
     class Meta:
-        indexes = [models.Index(fields=["-last_activity_at"], name="conversations_recent")]
+        indexes = [
+            models.Index(fields=["-last_activity_at"], name="conversations_recent"),
+            models.Index(fields=["assignee_id", "status"], name="conversations_by_assignee"),
+        ]
 
 
 class AgentUnread(models.Model):
@@ -96,3 +107,23 @@ class BadgeChange(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["customer_id", "tx", "position"], name="badge_history")]
+
+
+class TimelineNote(models.Model):
+    """A private note in a conversation, for agents only (consumer: notes).
+
+    Kept apart from TimelineMessage on purpose: no read a customer can make
+    touches this table.
+    """
+
+    note_id = models.UUIDField(primary_key=True)
+    customer_id = models.UUIDField()
+    author_id = models.CharField(max_length=64)
+    author_name = models.CharField(max_length=200, blank=True, default="")
+    body = models.TextField()
+    created_at = models.DateTimeField()
+    tx = models.BigIntegerField()
+    position = models.BigIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["customer_id", "tx", "position"], name="notes_changes")]

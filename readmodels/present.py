@@ -10,7 +10,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from readmodels.models import Conversation, DirectoryEntry, TimelineMessage
+from readmodels.models import Conversation, DirectoryEntry, TimelineMessage, TimelineNote
 
 
 def rfc3339(value: dt.datetime | None) -> str | None:
@@ -58,10 +58,12 @@ def present_row(row: TimelineMessage, names: dict[str, str]) -> dict[str, Any]:
 
 
 def present_conversation(row: Conversation, names: dict[str, str]) -> dict[str, Any]:
-    last = dict(row.last_message)
-    if last.get("sender", {}).get("kind") == "customer":
-        last["sender"] = {**last["sender"], "name": names.get(str(row.customer_id), "")}
-    last["sent_at"] = rfc3339(dt.datetime.fromisoformat(last["sent_at"]))
+    last: dict[str, Any] | None = None
+    if row.last_message:
+        last = dict(row.last_message)
+        if last.get("sender", {}).get("kind") == "customer":
+            last["sender"] = {**last["sender"], "name": names.get(str(row.customer_id), "")}
+        last["sent_at"] = rfc3339(dt.datetime.fromisoformat(last["sent_at"]))
     return {
         "customer_id": str(row.customer_id),
         "customer_name": names.get(str(row.customer_id), ""),
@@ -69,6 +71,11 @@ def present_conversation(row: Conversation, names: dict[str, str]) -> dict[str, 
         "unread_for_agents": row.unread_for_agents,
         "awaiting_reply": row.awaiting_reply,
         "last_activity_at": rfc3339(row.last_activity_at),
+        "status": row.status,
+        "assignee": {"id": row.assignee_id, "name": row.assignee_name} if row.assignee_id else None,
+        "snoozed_until": rfc3339(row.snoozed_until),
+        "first_response_due_at": rfc3339(row.first_response_due_at),
+        "sla_breached": row.sla_breached,
         "position": row.position,
     }
 
@@ -79,3 +86,20 @@ def present_profile(row: DirectoryEntry) -> dict[str, Any]:
         "customer_id": str(row.customer_id), "name": row.name, "email": row.email,
         "phone": row.phone, "external_id": row.external_id, "origin": row.origin or None,
     }
+
+
+def present_note(
+    *, note_id: uuid.UUID, customer_id: uuid.UUID, author_id: str, author_name: str, body: str,
+    created_at: dt.datetime, position: int,
+) -> dict[str, Any]:
+    """The API's note object: a private note, for agents only (``kind: "note"``)."""
+    return {
+        "kind": "note", "note_id": str(note_id), "customer_id": str(customer_id),
+        "author": {"id": author_id, "name": author_name}, "body": body, "created_at": rfc3339(created_at),
+        "position": position,
+    }
+
+
+def present_note_row(row: TimelineNote) -> dict[str, Any]:
+    return present_note(note_id=row.note_id, customer_id=row.customer_id, author_id=row.author_id,
+                        author_name=row.author_name, body=row.body, created_at=row.created_at, position=row.position)

@@ -22,6 +22,17 @@ from typing import Any
 from django.db import models
 
 from chat.events import MessageEdited, MessageMarkedAsRead, MessageSent, SenderKind
+from conversations.events import (
+    WORKFLOW_EVENT_TYPES,
+    ConversationAssigned,
+    ConversationReopened,
+    ConversationSnoozed,
+    ConversationStatusChanged,
+    FirstResponseClockStarted,
+    FirstResponseClockStopped,
+    FirstResponseSlaBreached,
+    NoteAdded,
+)
 from customers.events import ContactDetailsChanged, CustomerRegistered
 from eventstore.events import Cursor, RecordedEvent
 from eventstore.reading import Batch
@@ -34,6 +45,7 @@ from readmodels.models import (
     Conversation,
     DirectoryEntry,
     TimelineMessage,
+    TimelineNote,
 )
 
 PREVIEW_CHARS = 200
@@ -171,10 +183,10 @@ def _mark_read(unit: Unit, model: type[AgentUnread] | type[BadgeUnread], r: Reco
 
 
 class ConversationsProjection(Projection):
-    """Agents' conversation list: last message, unread_for_agents, awaiting_reply."""
+    """Agents' conversation list: last message, unread_for_agents, awaiting_reply, and the workflow."""
 
     name = "conversations"
-    event_types = frozenset({"MessageSent", "MessageEdited", "MessageMarkedAsRead"})
+    event_types = frozenset({"MessageSent", "MessageEdited", "MessageMarkedAsRead"}) | WORKFLOW_EVENT_TYPES
     tables = (Conversation, AgentUnread)
 
     def want(self, events: Sequence[RecordedEvent], unit: Unit) -> None:
@@ -186,9 +198,11 @@ class ConversationsProjection(Projection):
         for r in events:
             e = r.event
             conv = unit.get(Conversation, e.customer_id)  # type: ignore[attr-defined]
-            if isinstance(e, MessageSent):
+            if r.event_type in WORKFLOW_EVENT_TYPES:
+                conv = apply_workflow(conv, r)
+            elif isinstance(e, MessageSent):
                 if conv is None:
-                    conv = {"customer_id": e.customer_id, "unread_for_agents": 0}
+                    conv = {**WORKFLOW_DEFAULTS, "customer_id": e.customer_id, "unread_for_agents": 0}
                 conv = {
                     **conv, "last_message": last_message_summary(e), "last_activity_at": e.sent_at,
                     "awaiting_reply": e.sender_kind == SenderKind.CUSTOMER,
@@ -198,12 +212,60 @@ class ConversationsProjection(Projection):
             elif conv is None:
                 continue  # cannot happen: a conversation starts with a MessageSent
             elif isinstance(e, MessageEdited):
-                if conv["last_message"].get("message_id") == str(e.message_id):
+                if (conv["last_message"] or {}).get("message_id") == str(e.message_id):
                     conv = {**conv, "last_message": {**conv["last_message"], "preview": e.body[:PREVIEW_CHARS], "edited": True}}
             elif isinstance(e, MessageMarkedAsRead):
                 if e.reader_kind == SenderKind.AGENT and _mark_read(unit, AgentUnread, r):
                     conv = {**conv, "unread_for_agents": max(0, conv["unread_for_agents"] - 1)}
             unit.save(Conversation, {**conv, "tx": r.tx, "position": r.position})
+
+
+#: A new conversation row's workflow columns.
+WORKFLOW_DEFAULTS: dict[str, Any] = {
+    "status": "open", "assignee_id": None, "assignee_name": "", "snoozed_until": None,
+    "first_response_due_at": None, "sla_breached": False,
+}
+
+
+def apply_workflow(conv: dict[str, Any] | None, r: RecordedEvent) -> dict[str, Any]:
+    """A conversation row after a workflow event (a row is started by one if no message came first)."""
+    e: Any = r.event
+    if conv is None:
+        at = e.since if isinstance(e, FirstResponseClockStarted) else e.at
+        conv = {**WORKFLOW_DEFAULTS, "customer_id": e.customer_id, "last_message": None, "unread_for_agents": 0,
+                "awaiting_reply": False, "last_activity_at": at}
+    if isinstance(e, ConversationAssigned):
+        return {**conv, "assignee_id": e.assignee_id, "assignee_name": e.assignee_name}
+    if isinstance(e, ConversationStatusChanged):
+        return {**conv, "status": e.status, "snoozed_until": None}
+    if isinstance(e, ConversationSnoozed):
+        return {**conv, "status": "snoozed", "snoozed_until": e.until}
+    if isinstance(e, ConversationReopened):
+        return {**conv, "status": "open", "snoozed_until": None}
+    if isinstance(e, FirstResponseClockStarted):
+        return {**conv, "first_response_due_at": e.due_at, "sla_breached": False}
+    if isinstance(e, FirstResponseClockStopped):
+        return {**conv, "first_response_due_at": None, "sla_breached": False}
+    if isinstance(e, FirstResponseSlaBreached):
+        return {**conv, "sla_breached": True}
+    raise TypeError(f"not a workflow event: {e!r}")
+
+
+class NotesProjection(Projection):
+    """Private notes, per conversation, for agents only."""
+
+    name = "notes"
+    event_types = frozenset({"NoteAdded"})
+    tables = (TimelineNote,)
+
+    def apply(self, events: Sequence[RecordedEvent], unit: Unit) -> None:
+        for r in events:
+            e = r.event
+            assert isinstance(e, NoteAdded)
+            unit.save(TimelineNote, {
+                "note_id": e.note_id, "customer_id": e.customer_id, "author_id": e.author_id,
+                "author_name": e.author_name, "body": e.body, "created_at": e.added_at, "tx": r.tx, "position": r.position,
+            })
 
 
 def moves_badge(r: RecordedEvent) -> bool:
@@ -262,4 +324,4 @@ def badges_after(unit: Unit, events: Sequence[RecordedEvent]) -> dict[Cursor, in
 
 
 def all_projections() -> list[Projection]:
-    return [DirectoryProjection(), TimelineProjection(), ConversationsProjection(), BadgeProjection()]
+    return [DirectoryProjection(), TimelineProjection(), ConversationsProjection(), BadgeProjection(), NotesProjection()]

@@ -19,8 +19,8 @@ from django.db.models import Q
 from eventstore.events import Cursor
 from eventstore.runner import checkpoint_cursor
 from eventstore.store import EventStore
-from readmodels.models import Badge, BadgeChange, Conversation, DirectoryEntry, TimelineMessage
-from readmodels.present import present_conversation, present_profile, present_row
+from readmodels.models import Badge, BadgeChange, Conversation, DirectoryEntry, TimelineMessage, TimelineNote
+from readmodels.present import present_conversation, present_note_row, present_profile, present_row
 from readmodels.projections import PIPELINE
 
 
@@ -48,14 +48,21 @@ class Page:
     position: int
 
 
-def messages_after(customer_id: uuid.UUID, after: int, limit: int) -> Page:
-    """Messages of one conversation created or changed after position ``after``, in log order."""
+def messages_after(customer_id: uuid.UUID, after: int, limit: int, *, with_notes: bool = False) -> Page:
+    """Messages of one conversation created or changed after position ``after``, in log order.
+
+    ``with_notes`` (agents only: the caller decides, a customer's read never
+    passes it) merges in the conversation's private notes, as items of kind "note".
+    """
     current = checkpoint_cursor(PIPELINE)
     start = EventStore().cursor_at(after)
-    rows = list(
+    rows: list[Any] = list(
         TimelineMessage.objects.filter(_after(start), _not_after(current), customer_id=customer_id)
         .order_by("tx", "position")[:limit]
     )
+    if with_notes:
+        notes = TimelineNote.objects.filter(_after(start), _not_after(current), customer_id=customer_id)
+        rows = sorted([*rows, *notes.order_by("tx", "position")[:limit]], key=lambda r: (r.tx, r.position))[:limit]
     names = customer_names({customer_id})
     # A full page answers with its last row, so the next page starts right after it.
     if len(rows) == limit:
@@ -64,7 +71,8 @@ def messages_after(customer_id: uuid.UUID, after: int, limit: int) -> Page:
         position = current.position
     else:  # the projection has not reached the client's own position yet
         position = after
-    return Page([present_row(r, names) for r in rows], position)
+    items = [present_note_row(r) if isinstance(r, TimelineNote) else present_row(r, names) for r in rows]
+    return Page(items, position)
 
 
 def badge(customer_id: uuid.UUID) -> tuple[int, int]:
@@ -114,9 +122,16 @@ def badges_at(changes: list[tuple[uuid.UUID, Cursor]]) -> dict[Cursor, int]:
     return found
 
 
-def conversations(limit: int, before: dt.datetime | None = None) -> Page:
+def conversations(
+    limit: int, before: dt.datetime | None = None, *, status: str | None = None, assignee: str | None = None
+) -> Page:
+    """The conversation list; ``status`` filters by status, ``assignee`` by agent id ("" for unassigned)."""
     current = checkpoint_cursor(PIPELINE)
     qs = Conversation.objects.filter(_not_after(current)).order_by("-last_activity_at", "customer_id")
+    if status is not None:
+        qs = qs.filter(status=status)
+    if assignee is not None:
+        qs = qs.filter(assignee_id=assignee) if assignee else qs.filter(assignee_id__isnull=True)
     if before is not None:
         qs = qs.filter(last_activity_at__lt=before)
     rows = list(qs[:limit])

@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, urlparse
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from accounts import ratelimit
+from accounts import presence, ratelimit
 from accounts.errors import RateLimited
 from accounts.principals import AuthenticationFailed, Principal, principal_from_cookies, principal_from_token
 from accounts.sendbudget import charge_send
@@ -136,6 +136,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         loop = asyncio.get_running_loop()
         self._grace = loop.call_later(RESUME_GRACE, lambda: loop.create_task(self._go_live()))
         if principal.kind == "agent":
+            # Online for auto-assignment (every process sees it), then for the other dashboards.
+            await db(presence.agent_connected)(self.listener_id, principal.id)
             await dispatcher.ephemeral(AGENTS, self._presence("online"), sender=self.listener_id, who=True)
 
     async def _accept(self) -> None:
@@ -161,6 +163,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         dispatcher = get_dispatcher()
         dispatcher.unregister(self)
         if self.principal.kind == "agent":
+            await db(presence.agent_disconnected)(self.listener_id)
             await dispatcher.ephemeral(AGENTS, self._presence("offline"), sender=self.listener_id)
 
     # -- what the dispatcher calls ------------------------------------------------------

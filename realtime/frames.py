@@ -18,13 +18,16 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from chat.events import MessageEdited, MessageMarkedAsRead, MessageSent
+from conversations.events import CONVERSATION_EVENT_TYPES, NoteAdded
 from customers.events import ContactDetailsChanged
 from eventstore.events import Cursor, RecordedEvent
 from readmodels import present, selectors
 from readmodels.projections import moves_badge
 
 #: Event types that produce frames.
-FRAME_EVENT_TYPES = frozenset({"MessageSent", "MessageEdited", "MessageMarkedAsRead", "ContactDetailsChanged"})
+FRAME_EVENT_TYPES = frozenset({"MessageSent", "MessageEdited", "MessageMarkedAsRead", "ContactDetailsChanged"}) | (
+    CONVERSATION_EVENT_TYPES
+)
 
 #: The audience every agent socket belongs to.
 AGENTS = "agents"
@@ -166,6 +169,12 @@ def envelopes(events: Sequence[RecordedEvent], lookups: Lookups | None = None) -
             to_agents.append(to_customer[0])
         elif isinstance(e, ContactDetailsChanged) and conv is None:
             continue
+        elif isinstance(e, NoteAdded):
+            # A private note: to agents only. Nothing is ever added for the customer.
+            note = present.present_note(note_id=e.note_id, customer_id=e.customer_id, author_id=e.author_id,
+                                        author_name=e.author_name, body=e.body, created_at=e.added_at, position=p)
+            to_agents.append({"type": "note.created", "note": note, "position": p})
+            conv = None  # a note does not change the conversation row
         if moves_badge(r):
             to_customer.append(badge(badges.get(r.cursor, 0), p))
         if conv is not None:

@@ -8,6 +8,7 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import jsonschema
@@ -262,6 +263,38 @@ def test_real_answers_of_every_operation_conform_to_the_document(conformance, ma
     project()
     check(customer.get(mine, {"after": 0}), mine, "get", 200)
     check(agent.get(convs), convs, "get", 200)
+
+    # team workflow
+    linus = make_agent("linus")
+    base = f"{convs}/{created['customer_id']}"
+    wf = "/api/v1/conversations/{customer_id}/"
+    check(agent.post(f"{base}/claim"), wf + "claim", "post", 200)
+    check(linus.client.post(f"{base}/claim", HTTP_AUTHORIZATION=f"Bearer {linus.token}"), wf + "claim", "post", 409)
+    check(agent.post(f"{convs}/{new_id()}/claim"), wf + "claim", "post", 404)
+    check(agent.post(f"{base}/assign", {"agent_id": linus.id, "expected_assignee": agent_caller.id},
+                     content_type="application/json"), wf + "assign", "post", 200)
+    check(agent.post(f"{base}/assign", {"agent_id": None, "expected_assignee": agent_caller.id},
+                     content_type="application/json"), wf + "assign", "post", 409)
+    check(agent.post(f"{base}/assign", {"agent_id": "999999", "expected_assignee": linus.id},
+                     content_type="application/json"), wf + "assign", "post", 404)
+    check(agent.post(f"{base}/assign", {"agent_id": "x"}, content_type="application/json"), wf + "assign", "post", 400)
+    check(agent.post(f"{base}/status", {"status": "pending"}, content_type="application/json"), wf + "status", "post", 200)
+    check(agent.post(f"{base}/status", {"status": "snoozed"}, content_type="application/json"), wf + "status", "post", 400)
+    check(agent.post(f"{base}/snooze", {"until": "2099-01-01T00:00:00Z"}, content_type="application/json"),
+          wf + "snooze", "post", 400)
+    check(agent.post(f"{base}/snooze", {"until": (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()},
+                     content_type="application/json"), wf + "snooze", "post", 200)
+    note = {"note_id": new_id(), "body": "VIP customer"}
+    check(agent.post(f"{base}/notes", note, content_type="application/json"), wf + "notes", "post", 201)
+    check(agent.post(f"{base}/notes", note, content_type="application/json"), wf + "notes", "post", 200)
+    check(agent.post(f"{base}/notes", {**note, "body": "other"}, content_type="application/json"), wf + "notes", "post", 409)
+    check(agent.post(f"{base}/notes", {"note_id": new_id(), "body": " "}, content_type="application/json"),
+          wf + "notes", "post", 400)
+    check(customer.post(f"{base}/notes", note, content_type="application/json"), wf + "notes", "post", 403)
+    project()
+    check(agent.get(convs, {"status": "snoozed", "assignee": "me"}), convs, "get", 200)
+    check(agent.get(convs, {"assignee": "nobody"}), convs, "get", 400)
+    check(agent.get(f"{base}/messages"), thread, "get", 200)
 
     # push
     check(client.get("/api/v1/push/public-key"), "/api/v1/push/public-key", "get", 200)

@@ -1,0 +1,115 @@
+"""What can be asked of a conversation, and by whom (the input of conversations.handlers)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+from conversations.errors import InvalidNote
+from kernel.text import is_storable_text
+
+MAX_NOTE_CHARS = 4000
+#: A snooze ends within this long at most.
+MAX_SNOOZE = dt.timedelta(days=366)
+
+
+@dataclass(frozen=True)
+class Agent:
+    """An agent (a user id and their name)."""
+
+    id: str
+    name: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"agent:{self.id}"
+
+
+@dataclass(frozen=True)
+class Claim:
+    customer_id: uuid.UUID
+    agent: Agent
+
+
+@dataclass(frozen=True)
+class Assign:
+    """Compare-and-set: assign to ``assignee`` (None: unassign) if the assignee is ``expected``."""
+
+    customer_id: uuid.UUID
+    assignee: Agent | None
+    expected: str | None
+    by: Agent
+
+
+@dataclass(frozen=True)
+class SetStatus:
+    customer_id: uuid.UUID
+    status: str
+    by: Agent
+
+
+@dataclass(frozen=True)
+class Snooze:
+    customer_id: uuid.UUID
+    until: dt.datetime
+    by: Agent
+
+
+@dataclass(frozen=True)
+class AddNote:
+    note_id: uuid.UUID
+    customer_id: uuid.UUID
+    author: Agent
+    body: str
+
+
+# -- issued by the workflow process manager and the scheduled commands
+
+
+@dataclass(frozen=True)
+class RecordCustomerMessage:
+    customer_id: uuid.UUID
+    message_id: uuid.UUID
+    sent_at: dt.datetime
+    #: How long the first response may take (None: no target).
+    first_response: dt.timedelta | None
+    #: The message's position in the log.
+    position: int = 0
+
+
+@dataclass(frozen=True)
+class RecordAgentReply:
+    customer_id: uuid.UUID
+    message_id: uuid.UUID
+    sent_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class AutoAssign:
+    customer_id: uuid.UUID
+    agent: Agent
+
+
+@dataclass(frozen=True)
+class EndSnooze:
+    customer_id: uuid.UUID
+    snooze_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class CheckFirstResponse:
+    customer_id: uuid.UUID
+    period_id: uuid.UUID
+
+
+def clean_note(body: str) -> str:
+    """A note's body as stored: stripped, 1 to MAX_NOTE_CHARS characters of text."""
+    if not is_storable_text(body):
+        raise InvalidNote("the note contains characters that are not text (NUL or lone surrogates)")
+    cleaned = body.strip()
+    if not cleaned:
+        raise InvalidNote("the note is empty")
+    if len(cleaned) > MAX_NOTE_CHARS:
+        raise InvalidNote(f"the note is longer than {MAX_NOTE_CHARS} characters")
+    return cleaned

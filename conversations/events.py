@@ -1,0 +1,148 @@
+"""The conversations context's published language: the events of a conversation's stream.
+
+A conversation is the thread between one customer and the support team;
+its workflow (status, assignee, snooze, notes, first-response time) is one
+aggregate with one stream per customer, ``conversation-<customer_id>``.
+Other contexts (read models, real-time) learn what happened from these
+events only. A stored event's type name and fields are a contract with the
+log; change them only with an upcaster (eventstore.events).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import uuid
+from dataclasses import dataclass
+
+from eventstore.events import DomainEvent, event
+
+
+class Status(enum.StrEnum):
+    OPEN = "open"
+    PENDING = "pending"
+    SNOOZED = "snoozed"
+    RESOLVED = "resolved"
+
+
+class AssignedBy(enum.StrEnum):
+    CLAIM = "claim"
+    ASSIGN = "assign"
+    AUTO = "auto"
+
+
+class ReopenedBecause(enum.StrEnum):
+    CUSTOMER_MESSAGE = "customer_message"
+    SNOOZE_EXPIRED = "snooze_expired"
+
+
+@event("ConversationAssigned")
+@dataclass(frozen=True)
+class ConversationAssigned(DomainEvent):
+    customer_id: uuid.UUID
+    #: The new assignee's user id, or None: unassigned.
+    assignee_id: str | None
+    assignee_name: str
+    previous_assignee_id: str | None
+    by: str  # AssignedBy
+    actor: str  # "agent:<id>" or "system"
+    at: dt.datetime
+
+
+@event("ConversationStatusChanged")
+@dataclass(frozen=True)
+class ConversationStatusChanged(DomainEvent):
+    """An agent set the status to open, pending or resolved."""
+
+    customer_id: uuid.UUID
+    status: str  # Status, never "snoozed" (that is ConversationSnoozed)
+    previous_status: str
+    actor: str
+    at: dt.datetime
+
+
+@event("ConversationSnoozed")
+@dataclass(frozen=True)
+class ConversationSnoozed(DomainEvent):
+    customer_id: uuid.UUID
+    #: Names this snooze: the timer that ends it carries it, so an older
+    #: snooze's timer can never end a newer one.
+    snooze_id: uuid.UUID
+    until: dt.datetime
+    previous_status: str
+    actor: str
+    at: dt.datetime
+
+
+@event("ConversationReopened")
+@dataclass(frozen=True)
+class ConversationReopened(DomainEvent):
+    """Back to open by itself: the customer wrote, or a snooze ran out."""
+
+    customer_id: uuid.UUID
+    reason: str  # ReopenedBecause
+    previous_status: str
+    #: The message that reopened it, or the snooze that ran out.
+    cause_id: uuid.UUID
+    at: dt.datetime
+
+
+@event("FirstResponseClockStarted")
+@dataclass(frozen=True)
+class FirstResponseClockStarted(DomainEvent):
+    """A customer message starts a waiting period (none was running)."""
+
+    customer_id: uuid.UUID
+    #: The message that started it; it names the waiting period.
+    message_id: uuid.UUID
+    since: dt.datetime
+    #: When the first response is due (None: no first-response target configured).
+    due_at: dt.datetime | None
+
+
+@event("FirstResponseClockStopped")
+@dataclass(frozen=True)
+class FirstResponseClockStopped(DomainEvent):
+    """An agent replied (or resolved the conversation): the waiting period ends."""
+
+    customer_id: uuid.UUID
+    period_id: uuid.UUID
+    #: The agent's reply, or None when the conversation was resolved.
+    message_id: uuid.UUID | None
+    at: dt.datetime
+
+
+@event("FirstResponseSlaBreached")
+@dataclass(frozen=True)
+class FirstResponseSlaBreached(DomainEvent):
+    customer_id: uuid.UUID
+    period_id: uuid.UUID
+    due_at: dt.datetime
+    at: dt.datetime
+
+
+@event("NoteAdded")
+@dataclass(frozen=True)
+class NoteAdded(DomainEvent):
+    """A private note: for agents only, never for the customer."""
+
+    note_id: uuid.UUID
+    customer_id: uuid.UUID
+    author_id: str
+    author_name: str
+    body: str
+    added_at: dt.datetime
+
+
+#: Every event type of a conversation's stream.
+CONVERSATION_EVENT_TYPES = frozenset({
+    "ConversationAssigned", "ConversationStatusChanged", "ConversationSnoozed", "ConversationReopened",
+    "FirstResponseClockStarted", "FirstResponseClockStopped", "FirstResponseSlaBreached", "NoteAdded",
+})
+
+#: The events that change how a conversation looks in the list (every one but notes).
+WORKFLOW_EVENT_TYPES = CONVERSATION_EVENT_TYPES - {"NoteAdded"}
+
+
+def stream_id(customer_id: uuid.UUID) -> str:
+    return f"conversation-{customer_id}"

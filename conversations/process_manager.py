@@ -1,0 +1,156 @@
+"""The workflow process manager: turns what happens in chat into conversation commands and timers.
+
+A consumer of the log in a group of its own (``WORKFLOW``, composed in
+project/bootstrap.py). Unlike the read models it writes new facts: the
+commands it issues append events, and the timers it schedules or cancels
+are rows of ``parley_timers``; all of it in the runner's transaction with
+its checkpoint. A batch that fails or is redone after a crash leaves
+nothing behind, and the events it appends have ids derived from their
+cause, so the batch redone appends nothing twice.
+
+* A customer's message: reopens a pending, snoozed or resolved
+  conversation, starts the waiting period (with its first-response timer),
+  and, with ``PARLEY_AUTO_ASSIGN=round_robin``, assigns an unassigned
+  conversation to the online agent whose turn it is, below their capacity.
+* An agent's message: ends the waiting period (its timer is cancelled).
+* A snooze schedules the timer that ends it; any other status change
+  cancels it. A snooze that runs out reopens the conversation, which is
+  then auto-assigned like a new one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from django.conf import settings
+
+from chat.events import MessageSent, SenderKind
+from conversations import handlers
+from conversations.commands import Agent, AutoAssign, RecordAgentReply, RecordCustomerMessage
+from conversations.events import (
+    ConversationAssigned,
+    ConversationReopened,
+    ConversationSnoozed,
+    ConversationStatusChanged,
+    FirstResponseClockStarted,
+    FirstResponseClockStopped,
+    ReopenedBecause,
+    Status,
+)
+from conversations.models import AgentTurn, Routing
+from conversations.ports import agent_directory
+from eventstore import timers
+from eventstore.events import RecordedEvent
+from eventstore.reading import Batch
+
+#: The consumer group (and checkpoint) of the workflow process manager.
+WORKFLOW = "workflow"
+
+SNOOZE_TIMER = "conversation.snooze_ends"
+FIRST_RESPONSE_TIMER = "conversation.first_response_due"
+
+
+def first_response() -> dt.timedelta | None:
+    seconds = float(getattr(settings, "PARLEY_FIRST_RESPONSE_SECONDS", 0) or 0)
+    return dt.timedelta(seconds=seconds) if seconds > 0 else None
+
+
+def auto_assign_enabled() -> bool:
+    return getattr(settings, "PARLEY_AUTO_ASSIGN", "") == "round_robin"
+
+
+def capacity() -> int:
+    return int(getattr(settings, "PARLEY_AGENT_CAPACITY", 10))
+
+
+class WorkflowProcessManager:
+    """Consumer ``workflow`` (see the module docstring)."""
+
+    name = WORKFLOW
+    event_types = frozenset({
+        "MessageSent", "ConversationAssigned", "ConversationStatusChanged", "ConversationSnoozed",
+        "ConversationReopened", "FirstResponseClockStarted", "FirstResponseClockStopped",
+    })
+
+    def handle(self, batch: Batch) -> None:
+        for r in batch.events:
+            self._handle(r)
+
+    def _handle(self, r: RecordedEvent) -> None:
+        e = r.event
+        if isinstance(e, MessageSent):
+            if e.sender_kind == SenderKind.CUSTOMER:
+                outcome = handlers.record_customer_message(RecordCustomerMessage(
+                    e.customer_id, e.message_id, e.sent_at, first_response(), r.position))
+                conv = outcome.conversation
+                # The aggregate's own state, ahead of the events this consumer has yet to read.
+                _route(e.customer_id, assignee_id=conv.assignee.id if conv.assignee else None,
+                       resolved=conv.status is Status.RESOLVED)
+                if conv.assignee is None and conv.status is Status.OPEN:
+                    self._auto_assign(e.customer_id, f"message:{e.message_id}", r)
+            else:
+                handlers.record_agent_reply(RecordAgentReply(e.customer_id, e.message_id, e.sent_at))
+        elif isinstance(e, ConversationSnoozed):
+            key = f"snooze:{e.snooze_id}"
+            timers.cancel(kind=SNOOZE_TIMER, subject=str(e.customer_id), keep=key)
+            timers.schedule(key=key, kind=SNOOZE_TIMER, subject=str(e.customer_id), due_at=e.until,
+                            payload={"customer_id": str(e.customer_id), "snooze_id": str(e.snooze_id)})
+            _route(e.customer_id, resolved=False)
+        elif isinstance(e, ConversationStatusChanged | ConversationReopened):
+            timers.cancel(kind=SNOOZE_TIMER, subject=str(e.customer_id))
+            _route(e.customer_id, resolved=isinstance(e, ConversationStatusChanged) and e.status == Status.RESOLVED)
+            if isinstance(e, ConversationReopened) and e.reason == ReopenedBecause.SNOOZE_EXPIRED:
+                self._auto_assign(e.customer_id, f"reopened:{r.event_id}", r)
+        elif isinstance(e, FirstResponseClockStarted):
+            if e.due_at is not None:
+                timers.schedule(
+                    key=f"first-response:{e.customer_id}:{e.message_id}", kind=FIRST_RESPONSE_TIMER,
+                    subject=str(e.customer_id), due_at=e.due_at,
+                    payload={"customer_id": str(e.customer_id), "period_id": str(e.message_id)},
+                )
+        elif isinstance(e, FirstResponseClockStopped):
+            timers.cancel(kind=FIRST_RESPONSE_TIMER, subject=str(e.customer_id))
+        elif isinstance(e, ConversationAssigned):
+            _route(e.customer_id, assignee_id=e.assignee_id)
+
+    def _auto_assign(self, customer_id: uuid.UUID, cause: str, r: RecordedEvent) -> None:
+        if not auto_assign_enabled():
+            return
+        agent = next_agent()
+        if agent is None:
+            return  # nobody online with room: it waits in Unassigned
+        outcome = handlers.auto_assign(AutoAssign(customer_id, agent), cause=cause, now=r.recorded_at)
+        if outcome.appended:
+            # Counted now, not when the event comes back: the next decision of this batch sees it.
+            _route(customer_id, assignee_id=agent.id)
+            AgentTurn.objects.update_or_create(agent_id=agent.id, defaults={"last_turn": r.position})
+
+    def reset(self) -> None:
+        """Its state is decisions already acted on, not a view: a rebuild does not redo them."""
+
+    async def after_commit(self, effects: Any) -> None:
+        return None
+
+
+def _route(customer_id: uuid.UUID, **changes: Any) -> None:
+    Routing.objects.update_or_create(customer_id=customer_id, defaults=changes)
+
+
+def load(agent_id: str) -> int:
+    """Unresolved conversations the agent holds."""
+    return Routing.objects.filter(assignee_id=agent_id, resolved=False).count()
+
+
+def next_agent() -> Agent | None:
+    """The online agent below capacity who got a conversation least recently (ties: by id)."""
+    online = agent_directory().online()
+    if not online:
+        return None
+    turns = dict(AgentTurn.objects.filter(agent_id__in=[a.id for a in online]).values_list("agent_id", "last_turn"))
+    limit = capacity()
+    for agent in sorted(online, key=lambda a: (turns.get(a.id, -1), a.id)):
+        if load(agent.id) < limit:
+            return agent
+    return None
