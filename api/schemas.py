@@ -45,7 +45,10 @@ def optional_text(max_length: int, description: str = "") -> dict[str, Any]:
 
 
 #: The webhook event types an endpoint may subscribe to (outbound.types).
-WEBHOOK_TYPES = ["customer.updated", "message.created", "message.edited", "message.read"]
+WEBHOOK_TYPES = [
+    "conversation.sla_breached", "conversation.updated", "customer.updated", "message.created", "message.edited",
+    "message.read", "note.created",
+]
 
 COMPONENTS: dict[str, dict[str, Any]] = {
     "Error": {

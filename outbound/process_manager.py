@@ -23,7 +23,8 @@ from typing import Any
 
 from django.conf import settings
 
-from chat.events import MessageEdited, MessageMarkedAsRead, MessageSent
+from chat.events import MessageEdited, MessageMarkedAsRead, MessageSent, SenderKind
+from conversations.events import WORKFLOW_EVENT_TYPES, NoteAdded
 from customers.events import ContactDetailsChanged, CustomerRegistered
 from eventstore.reading import Batch
 from eventstore.tables import Row
@@ -31,8 +32,9 @@ from eventstore.unit import Unit
 from outbound.models import WebhookDelivery, WebhookEndpoint
 from outbound.outbox import wake_delivery
 from outbound.types import BY_SOURCE
-from readmodels.models import DirectoryEntry, TimelineMessage
+from readmodels.models import AgentUnread, Conversation, DirectoryEntry, TimelineMessage
 from readmodels.present import rfc3339
+from readmodels.projections import PREVIEW_CHARS, WORKFLOW_DEFAULTS, apply_workflow, last_message_summary
 
 _MESSAGE_EVENTS = (MessageSent, MessageEdited, MessageMarkedAsRead)
 
@@ -51,7 +53,8 @@ class WebhookProcessManager:
     """Consumer ``webhooks``: one outbox row per (event, endpoint)."""
 
     name = "webhooks"
-    # CustomerRegistered sends nothing; it keeps customers' names current within a batch.
+    # CustomerRegistered sends nothing; it keeps customers' names current within a
+    # batch. Messages keep the conversation as of each workflow event.
     event_types = frozenset({*BY_SOURCE, "CustomerRegistered"})
 
     def prepare(self, batch: Batch) -> None:
@@ -62,6 +65,8 @@ class WebhookProcessManager:
         events = [r.event for r in batch.events]
         unit.want(TimelineMessage, (e.message_id for e in events if isinstance(e, MessageEdited | MessageMarkedAsRead)))
         unit.want(DirectoryEntry, {e.customer_id for e in events})  # type: ignore[attr-defined]
+        unit.want(Conversation, {e.customer_id for e in events})  # type: ignore[attr-defined]
+        unit.want(AgentUnread, (e.message_id for e in events if isinstance(e, MessageMarkedAsRead)))
 
     def handle(self, batch: Batch) -> int:
         if not any(r.event_type in BY_SOURCE for r in batch.events):
@@ -76,7 +81,7 @@ class WebhookProcessManager:
         give_up_at = now + dt.timedelta(seconds=settings.WEBHOOK_RETRY_FOR_SECONDS)
         queued = 0
         for r in batch.events:
-            row = state.apply(r.event, r.tx, r.position)
+            row = state.apply(r.event, r.tx, r.position, r)
             kind = BY_SOURCE.get(r.event_type)
             if kind is None or row is None:
                 continue
@@ -111,6 +116,9 @@ class _State:
         self.unit = unit
         self.messages: dict[uuid.UUID, Row] = {}
         self.customers: dict[uuid.UUID, Row] = {}
+        self.conversations: dict[uuid.UUID, Row] = {}
+        self.unread: set[uuid.UUID] = set()  # customers' messages sent in this batch, unread by agents
+        self.read: set[uuid.UUID] = set()  # ... and those agents read in it
 
     def _message(self, message_id: uuid.UUID) -> Row | None:
         return self.messages.get(message_id) or self.unit.get(TimelineMessage, message_id)
@@ -122,8 +130,47 @@ class _State:
         row = self._customer(customer_id)
         return {str(customer_id): row["name"]} if row else {}
 
-    def apply(self, e: Any, tx: int, position: int) -> Row | None:
+    def _conversation(self, customer_id: uuid.UUID) -> Row | None:
+        return self.conversations.get(customer_id) or self.unit.get(Conversation, customer_id)
+
+    def _follow_conversation(self, r: Any) -> Row | None:
+        """The conversation row after ``r`` (as readmodels.projections folds it);
+        returned for workflow events and notes, the ones it is announced for."""
+        e = r.event
+        conv = self._conversation(e.customer_id)
+        if r.event_type in WORKFLOW_EVENT_TYPES:
+            conv = apply_workflow(conv, r)
+        elif isinstance(e, MessageSent):
+            conv = conv or {**WORKFLOW_DEFAULTS, "customer_id": e.customer_id, "unread_for_agents": 0}
+            conv = {**conv, "last_message": last_message_summary(e), "last_activity_at": e.sent_at,
+                    "awaiting_reply": e.sender_kind == SenderKind.CUSTOMER}
+            if e.sender_kind == SenderKind.CUSTOMER:
+                self.unread.add(e.message_id)
+                conv["unread_for_agents"] += 1
+        elif conv is not None and isinstance(e, MessageEdited):
+            if (conv["last_message"] or {}).get("message_id") == str(e.message_id):
+                conv = {**conv, "last_message": {**conv["last_message"], "preview": e.body[:PREVIEW_CHARS], "edited": True}}
+        elif conv is not None and isinstance(e, MessageMarkedAsRead) and e.reader_kind == SenderKind.AGENT:
+            unread = e.message_id in self.unread or (
+                e.message_id not in self.read and self.unit.get(AgentUnread, e.message_id) is not None)
+            if unread:
+                self.unread.discard(e.message_id)
+                self.read.add(e.message_id)
+                conv = {**conv, "unread_for_agents": max(0, conv["unread_for_agents"] - 1)}
+        if conv is None:
+            return None
+        conv = {**conv, "tx": r.tx, "position": r.position}
+        self.conversations[e.customer_id] = conv
+        return conv if r.event_type in WORKFLOW_EVENT_TYPES else None
+
+    def apply(self, e: Any, tx: int, position: int, recorded: Any = None) -> Row | None:
         """Apply one event; the row it is about, as of it (None: unknown)."""
+        if isinstance(e, NoteAdded):  # the note is its own data; the row gives its position
+            return {"tx": tx, "position": position}
+        if recorded is not None and (isinstance(e, _MESSAGE_EVENTS) or recorded.event_type in WORKFLOW_EVENT_TYPES):
+            conversation = self._follow_conversation(recorded)
+            if not isinstance(e, _MESSAGE_EVENTS):
+                return conversation
         if isinstance(e, MessageSent):
             row: Row | None = {
                 "message_id": e.message_id, "customer_id": e.customer_id, "sender_kind": e.sender_kind,

@@ -1,6 +1,6 @@
 """The webhook event types: which log event each one comes from, and its ``data``.
 
-One entry per type in ``TYPES``. ``data`` is the object the API shows for
+One entry per (log event, webhook type) in ``ALL``. ``data`` is the object the API shows for
 the thing the event is about (readmodels.present), as of that event: the
 process manager (outbound.process_manager) keeps the state the batch's
 earlier events made and hands it to the builder.
@@ -8,12 +8,14 @@ earlier events made and hands it to the builder.
 
 from __future__ import annotations
 
+import types as _types
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from conversations.events import WORKFLOW_EVENT_TYPES
 from eventstore.tables import Row
-from readmodels.present import present_message
+from readmodels.present import present_conversation, present_message, present_note
 
 #: (the event, the message or customer row as of the event, customer id -> name) -> data
 Build = Callable[[Any, Row, dict[str, str]], dict[str, Any]]
@@ -34,6 +36,18 @@ def customer_data(event: Any, row: Row, names: dict[str, str]) -> dict[str, Any]
     }
 
 
+def conversation_data(event: Any, row: Row, names: dict[str, str]) -> dict[str, Any]:
+    """The agents' conversation object (status, assignee, snooze, first response) as of the event."""
+    return present_conversation(_types.SimpleNamespace(**row), names)  # type: ignore[arg-type]
+
+
+def note_data(event: Any, row: Row, names: dict[str, str]) -> dict[str, Any]:
+    return present_note(
+        note_id=event.note_id, customer_id=event.customer_id, author_id=event.author_id,
+        author_name=event.author_name, body=event.body, created_at=event.added_at, position=row["position"],
+    )
+
+
 @dataclass(frozen=True)
 class WebhookType:
     name: str  # what endpoints subscribe to and receivers see as ``type``
@@ -41,15 +55,21 @@ class WebhookType:
     build: Build
 
 
-TYPES: dict[str, WebhookType] = {
-    t.name: t
-    for t in (
-        WebhookType("message.created", "MessageSent", message_data),
-        WebhookType("message.edited", "MessageEdited", message_data),
-        WebhookType("message.read", "MessageMarkedAsRead", message_data),
-        WebhookType("customer.updated", "ContactDetailsChanged", customer_data),
-    )
-}
+#: Every (log event type -> webhook type) pairing; ``conversation.updated``
+#: comes from every workflow event but the breach, which has a type of its own.
+ALL: tuple[WebhookType, ...] = (
+    WebhookType("message.created", "MessageSent", message_data),
+    WebhookType("message.edited", "MessageEdited", message_data),
+    WebhookType("message.read", "MessageMarkedAsRead", message_data),
+    WebhookType("customer.updated", "ContactDetailsChanged", customer_data),
+    WebhookType("note.created", "NoteAdded", note_data),
+    WebhookType("conversation.sla_breached", "FirstResponseSlaBreached", conversation_data),
+    *(WebhookType("conversation.updated", source, conversation_data)
+      for source in sorted(WORKFLOW_EVENT_TYPES - {"FirstResponseSlaBreached"})),
+)
+
+#: The types an endpoint may subscribe to, by name.
+TYPES: dict[str, WebhookType] = {t.name: t for t in ALL}
 
 #: The log's event type -> its webhook type.
-BY_SOURCE: dict[str, WebhookType] = {t.source: t for t in TYPES.values()}
+BY_SOURCE: dict[str, WebhookType] = {t.source: t for t in ALL}

@@ -60,8 +60,8 @@ def test_a_public_name_is_accepted():
 
 
 @pytest.mark.parametrize("events, code", [
-    (["note.created"], "unsupported_event_type"),
-    (["message.created", "conversation.updated"], "unsupported_event_type"),
+    (["note.deleted"], "unsupported_event_type"),
+    (["message.created", "conversation.closed"], "unsupported_event_type"),
     ([], "unsupported_event_type"),
     ("message.created", "invalid_field"),
     ([1], "invalid_field"),
@@ -71,7 +71,8 @@ def test_unknown_or_malformed_event_types_are_refused_with_the_supported_list(cl
     assert r.status_code == 400, r.content
     assert r.json()["error"]["code"] == code
     if code == "unsupported_event_type":
-        assert "customer.updated, message.created, message.edited, message.read" in r.json()["error"]["detail"]
+        assert ("conversation.sla_breached, conversation.updated, customer.updated, message.created, message.edited, "
+                "message.read, note.created") in r.json()["error"]["detail"]
     assert WebhookEndpoint.objects.count() == 0
 
 

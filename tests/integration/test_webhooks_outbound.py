@@ -191,3 +191,31 @@ def test_redeliver_queues_a_delivered_row_again_with_the_same_id(receiver, clien
     outbox.redeliver([row.pk], now=dt.datetime.now(dt.timezone.utc), retry_for=s.WEBHOOK_RETRY_FOR_SECONDS)
     worker().drain()
     assert [req.webhook_id for req in receiver.accepted()] == [str(row.event_id)] * 2
+
+
+def test_workflow_changes_and_notes_are_announced_as_of_their_event(receiver, client, customer, agent):
+    register(client, receiver, ["conversation.updated", "note.created", "message.created"])
+    says(customer, "Is anyone there?")
+    base = f"/api/v1/conversations/{customer.id}"
+    assert agent.post(f"{base}/claim").status_code == 200
+    note = agent.post(f"{base}/notes", {"note_id": "6f1d3a9e-0c41-4f0e-9d7b-2b8c4f7e1a11", "body": "VIP <b>customer</b>"})
+    assert note.status_code == 201, note.content
+    assert agent.post(f"{base}/status", {"status": "resolved"}).status_code == 200
+    run_pipeline()
+    final = agent.get(base).json()["conversation"]
+    expected = 1 + 3  # the message, the claim, the note, the status (a workflow worker may add clock events)
+    deliver_until(worker(), receiver, expected)
+    bodies = [req.body for req in receiver.accepted()]
+    types = [b["type"] for b in bodies]
+    assert types[0] == "message.created" and "note.created" in types
+    updates = [b["data"] for b in bodies if b["type"] == "conversation.updated"]
+    # The claim shows the assignee while still open; the last update is the resolved conversation the API shows.
+    claimed = next(u for u in updates if u["assignee"])
+    assert claimed["assignee"]["id"] == agent.id and claimed["status"] == "open"
+    assert updates[-1]["status"] == "resolved"
+    assert {k: v for k, v in updates[-1].items() if k != "position"} == {k: v for k, v in final.items() if k != "position"}
+    noted = next(b["data"] for b in bodies if b["type"] == "note.created")
+    assert (noted["kind"], noted["body"], noted["author"]["id"]) == ("note", "VIP <b>customer</b>", agent.id)
+    # Webhooks go to the host application only: no customer ever receives a note through them,
+    # and message.created carries no note.
+    assert all(b["type"] != "message.created" or b["data"].get("kind") != "note" for b in bodies)
