@@ -15,6 +15,8 @@ class DirectoryEntry(models.Model):
     email = models.CharField(max_length=254, blank=True, default="")
     phone = models.CharField(max_length=32, blank=True, default="")
     external_id = models.CharField(max_length=200, null=True, blank=True)
+    #: Addresses that used an email's unsubscribe link (lower case, one per line).
+    unsubscribed = models.TextField(blank=True, default="")
     tx = models.BigIntegerField()
     position = models.BigIntegerField()
 
