@@ -13,6 +13,7 @@ customer within the same second; tokens issued before it existed
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 import uuid
 
@@ -57,3 +58,55 @@ def verify_customer_token(token: str) -> uuid.UUID:
         return uuid.UUID(customer)
     except ValueError:
         raise InvalidCustomerToken("the customer token is not valid") from None
+
+
+# -- chat links in emails ---------------------------------------------------------------
+#
+# An email travels further than a page (forwarded, kept in a mailbox for
+# years), so the link it carries is a token of its own: signed with another
+# salt, and valid for PARLEY_EMAIL_LINK_MAX_AGE only. The chat page accepts it
+# like a customer token and stores a fresh customer token in its cookie.
+
+LINK_PREFIX = "pe."
+_LINK_SALT = "parley.email.chat_link"
+
+
+class _SignedAt(signing.TimestampSigner):
+    """A signer whose clock is given (links issued "at" a time, for tests and replays)."""
+
+    def __init__(self, *, at: float, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._at = at
+
+    def timestamp(self) -> str:
+        return signing.b62_encode(int(self._at))
+
+
+def _link_signer(at: dt.datetime | None = None) -> signing.TimestampSigner:
+    key = getattr(settings, "CUSTOMER_TOKEN_KEY", "") or settings.SECRET_KEY
+    if at is None:
+        return signing.TimestampSigner(key=key, salt=_LINK_SALT, algorithm="sha256", fallback_keys=[])
+    return _SignedAt(at=at.timestamp(), key=key, salt=_LINK_SALT, algorithm="sha256", fallback_keys=[])
+
+
+def issue_chat_link_token(customer_id: uuid.UUID, *, at: dt.datetime | None = None) -> str:
+    """A token for the chat link of an email, valid PARLEY_EMAIL_LINK_MAX_AGE seconds from ``at`` (now)."""
+    return LINK_PREFIX + _link_signer(at).sign(str(customer_id))
+
+
+def verify_link_token(token: str) -> tuple[uuid.UUID, str]:
+    """The customer a chat link's token names, and the customer token to keep in the page's cookie.
+
+    Accepts a customer token (kept as it is) and an email's chat link token
+    (exchanged for a fresh customer token); raises InvalidCustomerToken otherwise.
+    """
+    if not token.startswith(LINK_PREFIX):
+        return verify_customer_token(token), token
+    try:
+        value = _link_signer().unsign(token[len(LINK_PREFIX) :], max_age=settings.PARLEY_EMAIL_LINK_MAX_AGE)
+        customer_id = uuid.UUID(value)
+    except signing.SignatureExpired:
+        raise InvalidCustomerToken("the chat link has expired", code="token_expired") from None
+    except (signing.BadSignature, ValueError):
+        raise InvalidCustomerToken("the chat link is not valid") from None
+    return customer_id, issue_customer_token(customer_id)

@@ -31,3 +31,17 @@ class ContactDetailsChanged(DomainEvent):
 
 def stream_id(customer_id: uuid.UUID) -> str:
     return f"customer-{customer_id}"
+
+
+@event("EmailUnsubscribed")
+@dataclass(frozen=True)
+class EmailUnsubscribed(DomainEvent):
+    """The customer asked, through an email's unsubscribe link, for no more emails at ``email``.
+
+    It names the address: the opt-out belongs to the mailbox that received
+    the email, so a customer who later gives another address may be written
+    to there, and one who gives this address back is not.
+    """
+
+    customer_id: uuid.UUID
+    email: str

@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 
-from customers.events import ContactDetailsChanged, CustomerRegistered, stream_id
+from customers.events import ContactDetailsChanged, CustomerRegistered, EmailUnsubscribed, stream_id
 from customers.models import Customer
 from eventstore.events import Metadata
 from eventstore.store import EventStore
@@ -130,6 +130,35 @@ def customer_update(
             metadata=Metadata(actor=actor),
         )
     return customer
+
+
+def customer_unsubscribe_email(*, customer_id: uuid.UUID, email: str, actor: str = "customer") -> bool:
+    """Record that ``email`` wants no more emails for this customer; False if it was already recorded.
+
+    An event in the customer's stream, not a flag in a table: it is part of
+    the history a rebuild replays, and says when and which address opted out.
+    """
+    email = email.strip()
+    with transaction.atomic():
+        customer = Customer.objects.select_for_update().filter(id=customer_id).first()
+        if customer is None:
+            raise CustomerNotFound(customer_id)
+        store = EventStore()
+        stream = stream_id(customer.id)
+        done = {
+            r.event.email.lower()
+            for r in store.read_stream(stream)
+            if isinstance(r.event, EmailUnsubscribed)
+        }
+        if email.lower() in done:
+            return False
+        store.append(
+            stream,
+            [EmailUnsubscribed(customer.id, email)],
+            expected_version=store.stream_version(stream),
+            metadata=Metadata(actor=actor),
+        )
+    return True
 
 
 def customer_get(*, customer_id: uuid.UUID) -> Customer:

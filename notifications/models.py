@@ -98,3 +98,45 @@ class PushDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.id} {self.state} event {self.event_id} -> {self.subscription_id}"
+
+
+class EmailUnread(models.Model):
+    """An agent message its customer has not read, as the email fallback
+    process manager counts it (its own state, in its own consumer group's
+    log order; notifications.fallback)."""
+
+    message_id = models.UUIDField(primary_key=True)
+    customer_id = models.UUIDField(db_index=True)
+
+    class Meta:
+        db_table = "parley_email_unread"
+
+
+class EmailOutbox(models.Model):
+    """One email to send, written with the timer that decided it and sent
+    after commit by notifications.mailer. ``key`` is the timer's key: one
+    email per unread streak, even if the timer's handler runs twice."""
+
+    PENDING, SENT, DEAD = "pending", "sent", "dead"
+
+    key = models.CharField(max_length=200, primary_key=True)
+    customer_id = models.UUIDField(db_index=True)
+    to = models.CharField(max_length=254)
+    subject = models.CharField(max_length=300)
+    text = models.TextField()
+    html = models.TextField()
+    #: Extra headers, Message-ID among them: a resend after a crash carries the same one.
+    headers = models.JSONField(default=dict)
+    state = models.CharField(max_length=10, default=PENDING)
+    created_at = models.DateTimeField()
+    next_attempt_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+
+    class Meta:
+        db_table = "parley_email_outbox"
+        indexes = [models.Index(fields=["state", "next_attempt_at"], name="parley_email_outbox_due")]
+
+    def __str__(self) -> str:
+        return f"{self.key} to {self.to} ({self.state})"

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
+from urllib.parse import urlencode
+
+from django.urls import reverse
 
 from accounts import presence
+from accounts.tokens import issue_chat_link_token
 from conversations.commands import Agent
 from customers.directory import KnownCustomers
 
@@ -26,3 +31,13 @@ class CustomersFromDirectory:
 
     def is_known(self, customer_id: uuid.UUID) -> bool:
         return self._known.is_known(customer_id)
+
+
+class EmailLinksToWeb:
+    """The notifications context's EmailLinks: the web app's pages, with identity's chat link token."""
+
+    def chat(self, customer_id: uuid.UUID, *, at: dt.datetime) -> str:
+        return reverse("web:chat") + "?" + urlencode({"token": issue_chat_link_token(customer_id, at=at)})
+
+    def unsubscribe(self, token: str) -> str:
+        return reverse("web:email_unsubscribe", args=[token])

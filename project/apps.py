@@ -12,8 +12,12 @@ class ProjectConfig(AppConfig):
         from conversations import ports as conversation_ports
         from conversations import scheduled
         from customers.directory import KnownCustomers
-        from project.adapters import AgentsFromIdentity, CustomersFromDirectory
+        from notifications import fallback_email
+        from notifications import ports as notification_ports
+        from project.adapters import AgentsFromIdentity, CustomersFromDirectory, EmailLinksToWeb
 
         ports.install(KnownCustomers())
         conversation_ports.install(AgentsFromIdentity(), CustomersFromDirectory())
         scheduled.register()
+        notification_ports.install(EmailLinksToWeb())
+        fallback_email.register()

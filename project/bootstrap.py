@@ -53,6 +53,15 @@ def workflow(*, owner: str | None = None) -> ConsumerRunner:
     return ConsumerRunner([WorkflowProcessManager()], name=WORKFLOW, owner=owner)
 
 
+def email_fallback(*, owner: str | None = None) -> ConsumerRunner:
+    """The email fallback process manager's own group: it schedules timers,
+    so its commits are durable, and a rebuild of the read models never
+    replays history into it (which would email old news)."""
+    from notifications.fallback import EMAIL_FALLBACK, EmailFallbackProcessManager
+
+    return ConsumerRunner([EmailFallbackProcessManager()], name=EMAIL_FALLBACK, owner=owner)
+
+
 def serve_metrics(bind: str) -> Callable[[], None]:
     """Serve this process's metrics on ``bind`` (host:port) for ``runworkers``, which has
     no HTTP server of its own; returns what stops it.
@@ -77,22 +86,27 @@ def serve_metrics(bind: str) -> Callable[[], None]:
 
 
 async def run_workers(stop: asyncio.Event, *, delivery: bool = True) -> None:
-    """Run the pipeline, the workflow process manager, the timers (and the push
-    and webhook delivery workers) until ``stop`` is set."""
+    """Run the pipeline, the workflow and email fallback process managers, the
+    timers, the email sender (and the push and webhook delivery workers) until
+    ``stop`` is set."""
     from asgiref.sync import sync_to_async
 
     from eventstore import timers
     from eventstore.store import EventStore
+    from notifications import mailer
     from realtime.fanout import RealtimeFanout
 
     await sync_to_async(EventStore().check_transaction_ids)()
     runner = pipeline(owner=make_owner_id())
     process_manager = workflow(owner=make_owner_id())
+    fallback = email_fallback(owner=make_owner_id())
     fanout = next(c for c in runner.consumers if isinstance(c, RealtimeFanout))
     tasks = [
         asyncio.create_task(Worker(runner).run(stop), name=runner.name),
         asyncio.create_task(Worker(process_manager).run(stop), name=process_manager.name),
+        asyncio.create_task(Worker(fallback).run(stop), name=fallback.name),
         asyncio.create_task(timers.run(stop), name="timers"),
+        asyncio.create_task(mailer.run(stop), name="email"),
         asyncio.create_task(fanout.heartbeat(stop, lambda: runner.cursor), name="heartbeat"),
         asyncio.create_task(listen_for_appends(stop), name="listen"),
     ]

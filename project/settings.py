@@ -386,3 +386,24 @@ PARLEY_AUTO_ASSIGN = os.environ.get("PARLEY_AUTO_ASSIGN", "").strip().lower()
 PARLEY_AGENT_CAPACITY = int(os.environ.get("PARLEY_AGENT_CAPACITY", "10"))
 #: Seconds a customer may wait for an agent's first reply (0: no target).
 PARLEY_FIRST_RESPONSE_SECONDS = float(os.environ.get("PARLEY_FIRST_RESPONSE_SECONDS", "0") or 0)
+
+# -- email fallback (docs/email.md)
+#: Seconds an agent message may stay unread before the customer is emailed (0: never).
+PARLEY_EMAIL_FALLBACK_SECONDS = float(os.environ.get("PARLEY_EMAIL_FALLBACK_SECONDS", "600") or 0)
+#: Seconds the chat link in such an email opens the chat for.
+PARLEY_EMAIL_LINK_MAX_AGE = int(os.environ.get("PARLEY_EMAIL_LINK_MAX_AGE", str(7 * 24 * 3600)))
+#: Where customers reach this deployment: the emails' links start with it.
+PARLEY_PUBLIC_URL = os.environ.get("PARLEY_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+# Development (`make run`) prints emails on the console; production sends
+# them over SMTP with the settings below, unless EMAIL_BACKEND says otherwise.
+EMAIL_BACKEND = os.environ.get(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.console.EmailBackend" if DEBUG else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = float(os.environ.get("EMAIL_TIMEOUT", "10"))
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Parley support <support@localhost>")

@@ -17,6 +17,8 @@ class DirectoryEntry(models.Model):
     external_id = models.CharField(max_length=200, null=True, blank=True)
     #: How the customer came to Parley (see readmodels.projections.registration_origin); "" when unknown.
     origin = models.CharField(max_length=16, blank=True, default="")
+    #: Addresses that used an email's unsubscribe link (lower case, one per line).
+    unsubscribed = models.TextField(blank=True, default="")
     tx = models.BigIntegerField()
     position = models.BigIntegerField()
 

@@ -33,7 +33,7 @@ from conversations.events import (
     FirstResponseSlaBreached,
     NoteAdded,
 )
-from customers.events import ContactDetailsChanged, CustomerRegistered
+from customers.events import ContactDetailsChanged, CustomerRegistered, EmailUnsubscribed
 from eventstore.events import Cursor, RecordedEvent
 from eventstore.reading import Batch
 from eventstore.unit import Unit
@@ -105,11 +105,11 @@ def registration_origin(actor: str) -> str:
 
 class DirectoryProjection(Projection):
     name = "directory"
-    event_types = frozenset({"CustomerRegistered", "ContactDetailsChanged"})
+    event_types = frozenset({"CustomerRegistered", "ContactDetailsChanged", "EmailUnsubscribed"})
     tables = (DirectoryEntry,)
 
     def want(self, events: Sequence[RecordedEvent], unit: Unit) -> None:
-        unit.want(DirectoryEntry, (r.event.customer_id for r in events if isinstance(r.event, ContactDetailsChanged)))  # type: ignore[attr-defined]
+        unit.want(DirectoryEntry, (r.event.customer_id for r in events if not isinstance(r.event, CustomerRegistered)))  # type: ignore[attr-defined]
 
     def apply(self, events: Sequence[RecordedEvent], unit: Unit) -> None:
         for r in events:
@@ -117,13 +117,18 @@ class DirectoryProjection(Projection):
             if isinstance(e, CustomerRegistered):
                 unit.save(DirectoryEntry, {
                     "customer_id": e.customer_id, "name": e.name, "email": e.email, "phone": e.phone,
-                    "external_id": e.external_id, "origin": registration_origin(r.metadata.actor),
+                    "external_id": e.external_id, "origin": registration_origin(r.metadata.actor), "unsubscribed": "",
                     "tx": r.tx, "position": r.position,
                 })
             elif isinstance(e, ContactDetailsChanged):
                 row = unit.get(DirectoryEntry, e.customer_id)
                 if row is not None:
                     unit.save(DirectoryEntry, {**row, "name": e.name, "email": e.email, "phone": e.phone, "tx": r.tx, "position": r.position})
+            elif isinstance(e, EmailUnsubscribed):
+                row = unit.get(DirectoryEntry, e.customer_id)
+                if row is not None:
+                    addresses = set(row["unsubscribed"].split()) | {e.email.lower()}
+                    unit.save(DirectoryEntry, {**row, "unsubscribed": "\n".join(sorted(addresses)), "tx": r.tx, "position": r.position})
 
 
 class TimelineProjection(Projection):

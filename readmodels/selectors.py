@@ -19,7 +19,15 @@ from django.db.models import Q
 from eventstore.events import Cursor
 from eventstore.runner import checkpoint_cursor
 from eventstore.store import EventStore
-from readmodels.models import Badge, BadgeChange, Conversation, DirectoryEntry, TimelineMessage, TimelineNote
+from readmodels.models import (
+    Badge,
+    BadgeChange,
+    BadgeUnread,
+    Conversation,
+    DirectoryEntry,
+    TimelineMessage,
+    TimelineNote,
+)
 from readmodels.present import present_conversation, present_note_row, present_profile, present_row
 from readmodels.projections import PIPELINE
 
@@ -151,3 +159,25 @@ def customer_profile(customer_id: uuid.UUID) -> dict[str, Any] | None:
     return present_profile(row) if row is not None else None
 
 
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Where a customer may be emailed: their address, unless it unsubscribed."""
+
+    name: str
+    email: str
+    unsubscribed: bool
+
+
+def email_recipient(customer_id: uuid.UUID) -> Recipient | None:
+    row = DirectoryEntry.objects.filter(customer_id=customer_id).first()
+    if row is None:
+        return None
+    return Recipient(row.name, row.email, row.email.strip().lower() in set(row.unsubscribed.split()))
+
+
+def unread_agent_messages(customer_id: uuid.UUID) -> list[TimelineMessage]:
+    """The agent messages the customer has not marked read, oldest first (what their badge counts)."""
+    ids = BadgeUnread.objects.filter(customer_id=customer_id).values("message_id")
+    return list(TimelineMessage.objects.filter(message_id__in=ids).order_by("sent_at", "position"))

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from web import views
+from web import unsubscribe, views
 
 app_name = "web"
 
@@ -13,6 +13,7 @@ urlpatterns = [
     path("chat/switch/", views.chat_switch, name="chat_switch"),
     path("chat/leave/", views.chat_leave, name="chat_leave"),
     path("agent/", views.agent, name="agent"),
+    path("email/unsubscribe/<str:token>/", unsubscribe.email_unsubscribe, name="email_unsubscribe"),
     path("manifest.webmanifest", views.manifest, name="manifest"),
     path("sw.js", views.service_worker, name="service_worker"),
 ]

@@ -24,7 +24,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from accounts import ratelimit
 from accounts.principals import agent_display_name
-from accounts.tokens import InvalidCustomerToken, verify_customer_token
+from accounts.tokens import InvalidCustomerToken, verify_link_token
 from customers.services import CustomerError, CustomerNotFound, customer_get, customer_register
 from web.forms import StartChatForm
 from web.identity import cookie_customer_id, forget_customer, remember_customer, remember_new_customer
@@ -100,13 +100,17 @@ def _cross_site(request: HttpRequest) -> bool:
 def _exchange_token(request: HttpRequest, token: str) -> HttpResponse:
     """Swap a link's token for the cookie and drop it from the address bar.
 
+    The token is a customer token (a host application's link) or an email's
+    chat link token (accounts.tokens), which expires sooner and is swapped
+    for a fresh customer token.
+
     One exception: another site sending the browser of a customer already
     signed in here to a link for a *different* customer. Switching silently
     would let that site put the person in a conversation of its choosing
     (their next message would land there), so the page asks, and only a
     POST from this page (CSRF-checked) switches."""
     try:
-        customer_id = verify_customer_token(token)
+        customer_id, cookie_token = verify_link_token(token)
     except InvalidCustomerToken as err:
         response = render(
             request,
@@ -125,7 +129,7 @@ def _exchange_token(request: HttpRequest, token: str) -> HttpResponse:
         return response
     response = HttpResponseRedirect(reverse("web:chat"))
     response.headers["Referrer-Policy"] = "no-referrer"
-    remember_customer(response, token=token)
+    remember_customer(response, token=cookie_token)
     return response
 
 

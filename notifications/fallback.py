@@ -1,0 +1,104 @@
+"""The email fallback process manager: one timer per unread streak.
+
+A customer with no push subscription who has closed the tab learns of an
+answer by email. A consumer of the log in a consumer group of its own
+(``EMAIL_FALLBACK``, composed in project/bootstrap.py); it keeps its own
+count of the agent messages each customer has not read (``EmailUnread``),
+in log order, and:
+
+* on an agent's message that starts an **unread streak** (the customer had
+  nothing unread), schedules the timer ``email-fallback:<customer>:<message>``
+  due ``PARLEY_EMAIL_FALLBACK_SECONDS`` after the message was sent; later
+  messages of the streak schedule nothing;
+* on the customer's read that leaves nothing unread (badge 0), cancels it:
+  the streak ended in time, and the next agent message starts a new one.
+
+All of it is written in the group's transaction with its checkpoint, so a
+batch redone after a crash schedules nothing twice (the key is unique).
+When the timer fires, notifications.fallback_email reads the current unread
+messages and queues the one email of the streak.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+
+from chat.events import MessageMarkedAsRead, MessageSent, SenderKind
+from eventstore import timers
+from eventstore.events import RecordedEvent
+from eventstore.reading import Batch
+from notifications.models import EmailUnread
+
+log = logging.getLogger(__name__)
+
+#: The consumer group (and checkpoint) of the email fallback process manager.
+EMAIL_FALLBACK = "email-fallback"
+EMAIL_FALLBACK_TIMER = "email.fallback_due"
+#: A streak whose email would have been due longer ago than this when the
+#: process manager first sees it (a new deployment reading old history, a
+#: long outage of every worker) sends nothing: old news by email is noise.
+STALE_AFTER = dt.timedelta(days=1)
+
+
+def fallback_delay() -> dt.timedelta | None:
+    """PARLEY_EMAIL_FALLBACK_SECONDS as a delay; None: the fallback is off."""
+    seconds = float(getattr(settings, "PARLEY_EMAIL_FALLBACK_SECONDS", 0) or 0)
+    return dt.timedelta(seconds=seconds) if seconds > 0 else None
+
+
+def timer_key(customer_id: object, message_id: object) -> str:
+    return f"email-fallback:{customer_id}:{message_id}"
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class EmailFallbackProcessManager:
+    """Consumer ``email-fallback`` (see the module docstring)."""
+
+    name = EMAIL_FALLBACK
+    event_types = frozenset({"MessageSent", "MessageMarkedAsRead"})
+
+    def __init__(self, clock: Callable[[], dt.datetime] = _now) -> None:
+        self.clock = clock
+
+    def handle(self, batch: Batch) -> None:
+        for r in batch.events:
+            self._handle(r)
+
+    def _handle(self, r: RecordedEvent) -> None:
+        e = r.event
+        if isinstance(e, MessageSent) and e.sender_kind == SenderKind.AGENT:
+            streak_running = EmailUnread.objects.filter(customer_id=e.customer_id).exists()
+            _, new = EmailUnread.objects.get_or_create(message_id=e.message_id, defaults={"customer_id": e.customer_id})
+            if new and not streak_running:
+                self._start_streak(e)
+        elif isinstance(e, MessageMarkedAsRead) and e.reader_kind == SenderKind.CUSTOMER:
+            EmailUnread.objects.filter(message_id=e.message_id).delete()
+            if not EmailUnread.objects.filter(customer_id=e.customer_id).exists():
+                timers.cancel(kind=EMAIL_FALLBACK_TIMER, subject=str(e.customer_id))
+
+    def _start_streak(self, e: MessageSent) -> None:
+        delay = fallback_delay()
+        if delay is None:
+            return
+        due_at = e.sent_at + delay
+        if due_at < self.clock() - STALE_AFTER:
+            log.info("email fallback: streak of %s due at %s is too old to email", e.customer_id, due_at)
+            return
+        timers.schedule(
+            key=timer_key(e.customer_id, e.message_id), kind=EMAIL_FALLBACK_TIMER, subject=str(e.customer_id),
+            due_at=due_at, payload={"customer_id": str(e.customer_id)},
+        )
+
+    def reset(self) -> None:
+        """Its state is decisions already acted on, not a view: a rebuild does not redo them."""
+
+    async def after_commit(self, effects: Any) -> None:
+        return None
