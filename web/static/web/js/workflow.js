@@ -85,6 +85,13 @@ export class WorkflowBar {
     };
     this.el.claim.addEventListener("click", () => this.claim());
     this.el.assign.addEventListener("click", () => this.assign());
+    // The agent's pick stays while live updates redraw the bar, until it is
+    // assigned or another conversation opens.
+    this.pick = null; // {customerId, value}
+    this.el.assignTo.addEventListener("change", () => {
+      const conv = this.open();
+      this.pick = conv ? { customerId: conv.customer_id, value: this.el.assignTo.value } : null;
+    });
     this.el.resolve.addEventListener("click", () => this.toggleResolved());
     $("#wf-snooze-hour").addEventListener("click", () => this.snooze(new Date(Date.now() + 3600 * 1000)));
     $("#wf-snooze-tomorrow").addEventListener("click", () => this.snooze(tomorrowMorning()));
@@ -137,9 +144,7 @@ export class WorkflowBar {
     el.claim.hidden = Boolean(conv.assignee);
     el.resolve.textContent = status === "resolved" || status === "snoozed" ? "Reopen" : "Resolve";
     const current = conv.assignee ? conv.assignee.id : "";
-    const focused = document.activeElement === el.assignTo;
-    // Keep the agent's pick while they are choosing; otherwise show who holds it.
-    const picked = focused ? el.assignTo.value : current;
+    const picked = this.pick && this.pick.customerId === conv.customer_id ? this.pick.value : current;
     const options = [h("option", { value: "" }, "Unassigned")];
     for (const [id, name] of this.choices(conv)) options.push(h("option", { value: id }, id === this.me.id ? `${name} (you)` : name));
     el.assignTo.replaceChildren(...options);
@@ -190,7 +195,11 @@ export class WorkflowBar {
     if (!conv) return;
     const target = this.el.assignTo.value || null;
     const expected = conv.assignee ? conv.assignee.id : null;
-    if (target === expected) return;
+    this.pick = null;
+    if (target === expected) {
+      this.render();
+      return;
+    }
     this.run("assign the conversation", "assign", { agent_id: target, expected_assignee: expected });
   }
 
