@@ -43,3 +43,11 @@ def online_agents() -> list[tuple[str, str]]:
     ids = [int(i) for i in online_agent_ids() if i.isdigit() and int(i) <= 2**31 - 1]
     users = get_user_model().objects.filter(pk__in=ids, is_active=True, is_staff=True).order_by("pk")
     return [(str(u.pk), agent_display_name(u)) for u in users]
+
+
+def active_agents() -> list[tuple[str, str, bool]]:
+    """(user id, display name, online) of every active agent, by display name then id."""
+    online = set(online_agent_ids())
+    users = get_user_model().objects.filter(is_active=True, is_staff=True).order_by("pk")
+    found = [(str(u.pk), agent_display_name(u), str(u.pk) in online) for u in users]
+    return sorted(found, key=lambda a: (a[1].casefold(), int(a[0])))

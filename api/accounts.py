@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from accounts import ratelimit, throttle
+from accounts import presence, ratelimit, throttle
 from accounts.errors import TooManyAttempts
 from accounts.principals import Principal, authenticate_agent, issue_agent_token, revoke_agent_token
 from api.errors import ApiError, error_response
@@ -51,3 +51,13 @@ def revoke_current_token(request: HttpRequest, principal: Principal) -> HttpResp
     if not token or not revoke_agent_token(token.strip()):
         raise ApiError(400, "no_token", "this request carries no agent token to revoke")
     return HttpResponse(status=204)
+
+
+@api(["GET"], "agent")
+@doc("GET", "The team: every active agent, with who is online", responses={200: "AgentList"},
+     description="Every active staff user (the people a conversation can be assigned to), sorted by name; "
+     "`online` while they have the dashboard open.")
+def agents(request: HttpRequest, principal: Principal) -> JsonResponse:
+    """Every active agent: the choices for assigning a conversation."""
+    found = presence.active_agents()
+    return JsonResponse({"agents": [{"id": i, "name": n, "online": o} for i, n, o in found]})

@@ -61,6 +61,13 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         "required": ["username", "password"],
         "properties": {"username": text(150), "password": text(4096, format="password")},
     },
+    "AgentList": closed(
+        ["agents"],
+        agents={"type": "array", "items": closed(
+            ["id", "name", "online"], id={"type": "string", "description": "the agent's id (`agent_id` in assign)"},
+            name={"type": "string"}, online={"type": "boolean", "description": "has the dashboard open now"},
+        )},
+    ),
     "AgentToken": closed(["token"], token={"type": "string", "description": "`pa_...`: use as `Authorization: Bearer`"}),
     "CustomerRegistration": {
         "type": "object",

@@ -10,6 +10,7 @@ urlpatterns = [
     # identity
     path("api/v1/auth/agent", accounts.agent_token),
     path("api/v1/auth/agent/token", accounts.revoke_current_token),
+    path("api/v1/agents", accounts.agents),
     path("api/v1/customers", customers.customers),
     path("api/v1/customers/<str:customer_id>", customers.customer_detail),
     # messages

@@ -219,6 +219,8 @@ def test_real_answers_of_every_operation_conform_to_the_document(conformance, ma
     token = check(client.post(login, {"username": "grace", "password": "pw-grace"}, content_type="application/json"),
                   login, "post", 201)["token"]
     agent = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
+    team = check(agent.get("/api/v1/agents"), "/api/v1/agents", "get", 200)
+    assert [a["name"] for a in team["agents"]] == ["Grace"]
 
     # the customer writes
     mine = "/api/v1/messages"

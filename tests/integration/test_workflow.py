@@ -90,6 +90,21 @@ def test_a_bad_assignment_is_refused_and_stores_nothing(customer, agent, body, c
     assert count("ConversationAssigned") == 0
 
 
+def test_the_agent_list_names_every_active_agent_and_who_is_online(make_agent, customer):
+    from django.contrib.auth import get_user_model
+
+    grace, linus = make_agent("grace"), make_agent("linus")
+    get_user_model().objects.create_user("visitor", password="x", is_staff=False)
+    get_user_model().objects.create_user("gone", password="x", is_staff=True, is_active=False)
+    presence.agent_connected("socket-1", linus.id)
+    r = grace.get("/api/v1/agents")
+    assert r.status_code == 200, r.content
+    assert r.json()["agents"] == [
+        {"id": grace.id, "name": "Grace", "online": False}, {"id": linus.id, "name": "Linus", "online": True},
+    ]
+    assert customer.get("/api/v1/agents").status_code == 403
+
+
 def test_workflow_commands_on_an_unknown_customer_answer_404(agent):
     for action, body in (("claim", None), ("status", {"status": "resolved"}), ("notes", {"note_id": new_id(), "body": "x"})):
         r = agent.post(f"/api/v1/conversations/{uuid.uuid4()}/{action}", body)

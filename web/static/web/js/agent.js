@@ -9,6 +9,8 @@ import { Outbox } from "./outbox.js";
 import { ParleySocket } from "./socket.js";
 import { ConnectionStatus, TypingLine, editMessage, problemBanner } from "./status.js";
 import { Thread } from "./thread.js";
+import { ComposerMode, NoteSender } from "./notes.js";
+import { STATUS_LABELS, WorkflowBar, drawSla } from "./workflow.js";
 
 const PAGE = 30;
 const FINE_POINTER = window.matchMedia("(hover: hover) and (pointer: fine)").matches;
@@ -22,6 +24,9 @@ const listEmpty = $("#list-empty");
 const filterEmpty = $("#filter-empty");
 const loadMore = $("#load-more");
 const filterEl = $("#filter");
+const statusFilterEl = $("#status-filter");
+const scopeButtons = [...document.querySelectorAll(".scope")];
+let scope = "all"; // "all" | "mine" | "none" (unassigned)
 const totalUnread = $("#total-unread");
 const showProblem = problemBanner($("#problem"));
 const detailsEl = $("#details");
@@ -46,6 +51,7 @@ const conversations = new Map(); // customer_id -> conversation row from the API
 const rows = new Map(); // customer_id -> <li>
 const customerTyping = new Map(); // customer_id -> timer
 const drafts = new Map(); // customer_id -> unsent reply text
+const draftModes = new Map(); // customer_id -> "reply" | "note": what the kept draft is
 let oldestLoaded = null;
 let loaded = false; // the first page of conversations has arrived
 let openId = null;
@@ -59,13 +65,18 @@ const thread = new Thread({
   me,
   names: { self: "You" },
   onSeen: () => readOpenConversation(),
-  onEdit: (msg) => composer.startEdit(msg),
+  onEdit: (msg) => {
+    mode.set("reply");
+    composer.startEdit(msg);
+  },
   onRetry: (id) => {
     thread.retrying(id);
-    messenger.retry(id);
+    if (notes.has(id)) notes.retry(id);
+    else messenger.retry(id);
   },
   onDiscard: (id) => {
-    messenger.discard(id);
+    if (notes.has(id)) notes.discard(id);
+    else messenger.discard(id);
     thread.remove(id);
   },
 });
@@ -78,17 +89,57 @@ const composer = new Composer({
   editBanner: $("#edit-banner"),
   onSend: (body) => {
     if (!openId) return;
+    if (mode.note) {
+      thread.addPendingNote(notes.send(openId, body));
+      drafts.delete(openId);
+      return;
+    }
     const item = { message_id: uuid4(), body, customer_id: openId, created_at: new Date().toISOString() };
     thread.addPending(item);
     messenger.send(item);
     drafts.delete(openId);
   },
   onEdit: (id, body) => editMessage(thread, id, body, showProblem),
-  onTyping: () => openId && socket.send({ type: "typing", customer_id: openId }),
-  onEditLast: () => thread.lastEditable(),
+  // Never while writing a note: the customer must not see "typing" for it.
+  onTyping: () => openId && !mode.note && socket.send({ type: "typing", customer_id: openId }),
+  onEditLast: () => (mode.note ? null : thread.lastEditable()),
   onEditing: (msg) => thread.setEditing(msg ? msg.message_id : null),
 });
 const typing = new TypingLine($("#typing"));
+const mode = new ComposerMode({
+  form: $("#composer"),
+  input: $("#composer-input"),
+  send: $("#send"),
+  label: $("#composer-label"),
+  replyButton: $("#mode-reply"),
+  noteButton: $("#mode-note"),
+  noteLabel: $("#note-label"),
+  onChange: () => {
+    if (composer.editing) composer.cancelEdit();
+  },
+});
+const notes = new NoteSender();
+notes.addEventListener("saved", (event) => {
+  const { note } = event.detail;
+  if (note.customer_id === openId) thread.upsert(note);
+});
+notes.addEventListener("failed", (event) => thread.fail(event.detail.note_id, event.detail.detail));
+
+const workflow = new WorkflowBar({
+  me,
+  open: () => (openId ? conversations.get(openId) || null : null),
+  update: (conv) => upsertConversation(conv),
+  refresh: async (id) => {
+    try {
+      const data = await api("GET", `/api/v1/conversations/${id}`);
+      if (data.conversation) upsertConversation(data.conversation);
+    } catch {
+      /* the frames will tell */
+    }
+    return conversations.get(id) || null;
+  },
+  showProblem: (text) => showProblem(text),
+});
 
 // -- conversation list ------------------------------------------------------------------
 
@@ -106,9 +157,34 @@ const FILTER_EMPTY = {
 
 function matchesFilter(conv) {
   const filter = filterEl.value;
+  if (scope === "mine" && !(conv.assignee && conv.assignee.id === me.id)) return false;
+  if (scope === "none" && conv.assignee) return false;
+  if (statusFilterEl.value && (conv.status || "open") !== statusFilterEl.value) return false;
   if (filter === "awaiting") return conv.awaiting_reply;
   if (filter === "unread") return conv.unread_for_agents > 0;
   return true;
+}
+
+function filtering() {
+  return filterEl.value !== "all" || scope !== "all" || statusFilterEl.value !== "";
+}
+
+// What the chosen tab and filters show, for when they show nothing.
+function emptyText() {
+  const status = statusFilterEl.value;
+  const filter = filterEl.value;
+  if (scope === "all" && !status && FILTER_EMPTY[filter]) return FILTER_EMPTY[filter];
+  const adjectives = [status, filter === "unread" ? "unread" : "", scope === "none" ? "unassigned" : ""].filter(Boolean);
+  const tail = [scope === "mine" ? "assigned to you" : "", filter === "awaiting" ? "waiting for a reply" : ""].filter(Boolean);
+  return `No ${adjectives.length ? `${adjectives.join(" ")} ` : ""}conversations${tail.length ? ` ${tail.join(" and ")}` : ""}.`;
+}
+
+// The list endpoint's filters for the chosen tab and status.
+function listQuery() {
+  let query = "";
+  if (scope !== "all") query += `&assignee=${scope}`;
+  if (statusFilterEl.value) query += `&status=${encodeURIComponent(statusFilterEl.value)}`;
+  return query;
 }
 
 function previewText(conv) {
@@ -151,6 +227,7 @@ function renderRow(conv) {
         unread ? h("span", { class: "count", "aria-hidden": "true" }, String(unread)) : null,
         unread ? h("span", { class: "visually-hidden" }, `, ${unread} unread`) : null,
       ),
+      workflowLine(conv),
     ),
   );
   let li = rows.get(id);
@@ -161,6 +238,21 @@ function renderRow(conv) {
   li.replaceChildren(link);
   li.hidden = !matchesFilter(conv);
   return li;
+}
+
+// Who holds it, its status unless open, and the first-response clock.
+function workflowLine(conv) {
+  const status = conv.status || "open";
+  const sla = h("span", { class: "tag tag--sla", dataset: { slaFor: conv.customer_id } });
+  drawSla(sla, conv);
+  const mine = conv.assignee && conv.assignee.id === me.id;
+  return h(
+    "span",
+    { class: "conv__workflow" },
+    h("span", { class: `conv__assignee${conv.assignee ? "" : " conv__assignee--none"}${mine ? " conv__assignee--me" : ""}` }, conv.assignee ? (mine ? "You" : conv.assignee.name) : "Unassigned"),
+    status !== "open" ? h("span", { class: `tag tag--status`, dataset: { status } }, STATUS_LABELS[status] || status) : null,
+    sla,
+  );
 }
 
 function renderList() {
@@ -176,13 +268,13 @@ function renderList() {
       if (again) again.focus();
     }
   }
-  const filtered = filterEl.value !== "all";
+  const filtered = filtering();
   const shown = items.filter((li) => !li.hidden).length;
   listEmpty.hidden = !loaded || filtered || conversations.size > 0;
   filterEmpty.hidden = !loaded || !filtered || shown > 0;
   if (!filterEmpty.hidden) {
     const more = loadMore.hidden ? "" : " Older conversations are not loaded yet.";
-    $("#filter-empty-text").textContent = `${FILTER_EMPTY[filterEl.value] || "Nothing matches this filter."}${more}`;
+    $("#filter-empty-text").textContent = `${emptyText()}${more}`;
   }
   // With no conversation at all there is nothing to choose: say how customers get here.
   $("#placeholder-none").hidden = !loaded || conversations.size > 0;
@@ -192,14 +284,44 @@ function renderList() {
 
 function showAll() {
   filterEl.value = "all";
-  for (const conv of conversations.values()) renderRow(conv);
-  renderList();
+  statusFilterEl.value = "";
+  setScope("all");
   filterEl.focus();
 }
+
+function drawScopes() {
+  for (const b of scopeButtons) b.setAttribute("aria-pressed", String(b.dataset.scope === scope));
+}
+
+// A tab or the status changed: the first page of what it shows comes from
+// the list endpoint's filters; rows already here are shown if they match.
+let listSeq = 0;
+async function reloadFiltered() {
+  drawScopes();
+  const seq = ++listSeq;
+  for (const conv of conversations.values()) renderRow(conv);
+  renderList();
+  oldestLoaded = null;
+  try {
+    await loadConversations();
+  } catch (err) {
+    if (seq === listSeq) showProblem(`Could not load conversations: ${err.message}`);
+  }
+}
+
+function setScope(value) {
+  scope = value;
+  reloadFiltered();
+}
+for (const b of scopeButtons) b.addEventListener("click", () => setScope(b.dataset.scope));
+statusFilterEl.addEventListener("change", reloadFiltered);
 $("#show-all").addEventListener("click", showAll);
 $("#chat-address").textContent = `${location.origin}/chat/`;
 
 function upsertConversation(conv) {
+  const known = conversations.get(conv.customer_id);
+  // An older copy (a write's answer after a newer frame) changes nothing.
+  if (known && Number.isInteger(known.position) && Number.isInteger(conv.position) && known.position > conv.position) return;
   conversations.set(conv.customer_id, conv);
   renderRow(conv);
   renderList();
@@ -216,7 +338,7 @@ function updateUnreadTotal() {
 
 async function loadConversations() {
   const query = oldestLoaded ? `&before=${encodeURIComponent(oldestLoaded)}` : "";
-  const data = await api("GET", `/api/v1/conversations?limit=${PAGE}${query}`);
+  const data = await api("GET", `/api/v1/conversations?limit=${PAGE}${query}${listQuery()}`);
   for (const conv of data.conversations) {
     // Live updates may already hold a newer copy of this row.
     if (!conversations.has(conv.customer_id)) {
@@ -265,14 +387,20 @@ setInterval(() => {
   for (const el of listEl.querySelectorAll("time[data-ago]")) el.textContent = formatAgo(new Date(el.dataset.ago));
 }, 30000);
 
+// The first-response clocks count down every second.
+setInterval(() => {
+  for (const el of listEl.querySelectorAll("[data-sla-for]")) drawSla(el, conversations.get(el.dataset.slaFor));
+  workflow.tick();
+}, 1000);
+
 // -- the open conversation ------------------------------------------------------------------
 
 function renderHeader() {
   const conv = conversations.get(openId);
   const name = (profile && profile.name) || (conv && conv.customer_name) || "Customer";
   $("#conversation-title").textContent = name;
-  $("#composer-input").placeholder = `Reply to ${name}…`;
-  $("#composer-label").textContent = `Reply to ${name}`;
+  mode.setName(name);
+  workflow.render();
   const sub = $("#conversation-sub");
   if (conv && conv.awaiting_reply) sub.textContent = `Waiting for a reply · last message ${formatWhen(new Date(conv.last_message.sent_at))}`;
   else if (conv) sub.textContent = `Last activity ${formatWhen(new Date(conv.last_activity_at))}`;
@@ -331,7 +459,10 @@ function refreshProfileSoon() {
 }
 
 async function openConversation(id) {
-  if (openId && openId !== id) drafts.set(openId, composer.draft);
+  if (openId && openId !== id) {
+    drafts.set(openId, composer.draft);
+    draftModes.set(openId, mode.mode);
+  }
   const seq = ++openSeq;
   const previous = openId;
   openId = id;
@@ -344,6 +475,8 @@ async function openConversation(id) {
   typing.clear();
   thread.clear();
   composer.draft = drafts.get(id) || "";
+  // A kept draft goes back to the box it was written in (a note stays a note).
+  mode.set(draftModes.get(id) || "reply");
   renderHeader();
   renderDetails();
   try {
@@ -358,8 +491,9 @@ async function openConversation(id) {
     if (detail.conversation && !conversations.has(id)) upsertConversation(detail.conversation);
     for (const msg of page.messages) {
       thread.upsert(msg);
-      messenger.known(msg.message_id);
+      if (msg.kind !== "note") messenger.known(msg.message_id);
     }
+    for (const note of notes.pendingFor(id)) thread.addPendingNote(note);
     for (const item of messenger.pending()) {
       if (item.customer_id !== id) continue;
       thread.addPending(item);
@@ -376,7 +510,10 @@ async function openConversation(id) {
 }
 
 function closeConversation() {
-  if (openId) drafts.set(openId, composer.draft);
+  if (openId) {
+    drafts.set(openId, composer.draft);
+    draftModes.set(openId, mode.mode);
+  }
   const previous = openId;
   openId = null;
   openSeq++;
@@ -499,6 +636,9 @@ socket.addEventListener("frame", (event) => {
       }
       break;
     }
+    case "note.created":
+      if (frame.note.customer_id === openId) thread.upsert(frame.note);
+      break;
     case "message.read":
       if (openId) thread.markRead(frame.message_id, frame.read_at, frame.position);
       break;
@@ -514,7 +654,10 @@ socket.addEventListener("frame", (event) => {
     }
     case "presence":
       if (frame.agent && frame.agent.id !== me.id) {
-        if (frame.status === "online") presence.set(frame.agent.id, frame.agent.name);
+        if (frame.status === "online") {
+          presence.set(frame.agent.id, frame.agent.name);
+          if (!workflow.agents.some((a) => a.id === frame.agent.id)) workflow.loadAgents();
+        }
         else presence.delete(frame.agent.id);
         renderPresence();
       }
@@ -580,10 +723,11 @@ async function start() {
   }
   socket.position = position;
   socket.start();
+  workflow.loadAgents();
   route();
   for (const item of messenger.pending()) if (!item.failed) messenger.transmit(item);
 }
 
 start();
 
-window.parley = { socket, thread, messenger, composer, conversations };
+window.parley = { socket, thread, messenger, composer, conversations, notes, workflow };

@@ -9,6 +9,24 @@ import { bodyNodes, dayKey, formatDay, formatFull, formatTime, h } from "./dom.j
 
 const GROUP_GAP_MS = 5 * 60 * 1000;
 
+// A private note (agents only) as a timeline item: keyed by its note id,
+// never "mine" or "theirs", never unread, never editable.
+export function noteItem(note) {
+  return {
+    kind: "note",
+    message_id: note.note_id,
+    customer_id: note.customer_id,
+    sender: { kind: "note", id: note.author ? note.author.id : "", name: note.author ? note.author.name : "" },
+    body: note.body,
+    sent_at: note.created_at,
+    edited_at: null,
+    read_at: note.created_at,
+    position: note.position,
+  };
+}
+
+const isNote = (msg) => msg.kind === "note";
+
 export class Thread {
   constructor({ list, scroller, jump, me, names, onSeen, onEdit, onRetry, onDiscard }) {
     this.list = list;
@@ -53,11 +71,11 @@ export class Thread {
   // -- model ------------------------------------------------------------------
 
   isMine(msg) {
-    return msg.sender.kind === this.me.kind;
+    return !isNote(msg) && msg.sender.kind === this.me.kind;
   }
 
   isOwn(msg) {
-    return msg.sender.kind === this.me.kind && msg.sender.id === this.me.id;
+    return !isNote(msg) && msg.sender.kind === this.me.kind && msg.sender.id === this.me.id;
   }
 
   get size() {
@@ -84,8 +102,9 @@ export class Thread {
     this.list.replaceChildren();
   }
 
-  // A message from the server. Returns true when it is new to this thread.
-  upsert(msg) {
+  // A message (or a note, `kind: "note"`) from the server. Returns true when it is new to this thread.
+  upsert(item) {
+    const msg = item.kind === "note" ? noteItem(item) : item;
     const entry = this.entries.get(msg.message_id);
     if (entry && !entry.local && entry.msg.position >= msg.position) return false;
     const isNew = !entry;
@@ -115,6 +134,17 @@ export class Thread {
     this.entries.set(message_id, entry);
     this.place(entry, null);
     this.afterChange();
+  }
+
+  // A note this page is still saving.
+  addPendingNote({ note_id, body, customer_id, created_at, failed }) {
+    if (this.entries.has(note_id)) return;
+    const msg = noteItem({ note_id, customer_id, body, created_at, author: { id: this.me.id, name: this.me.name || "" }, position: -1 });
+    const entry = { msg, local: failed ? "failed" : "sending", error: failed || null, el: null };
+    this.entries.set(note_id, entry);
+    this.place(entry, null);
+    this.afterChange();
+    this.scrollToBottom();
   }
 
   // The server took it (ack) though its copy has not arrived yet.
@@ -281,24 +311,28 @@ export class Thread {
     const prev = previous === undefined ? this.previousOf(msg.message_id) : previous;
     const mine = this.isMine(msg);
     const own = this.isOwn(msg);
+    const note = isNote(msg);
     const continued =
+      !note &&
       prev &&
+      !isNote(prev) &&
       prev.sender.kind === msg.sender.kind &&
       prev.sender.id === msg.sender.id &&
       new Date(msg.sent_at) - new Date(prev.sent_at) < GROUP_GAP_MS &&
       dayKey(new Date(prev.sent_at)) === dayKey(new Date(msg.sent_at));
-    const state = entry.local || (msg.read_at ? "read" : "sent");
+    const state = entry.local || (note ? "saved" : msg.read_at ? "read" : "sent");
     const el = entry.el || h("li", { class: "msg" });
     entry.el = el;
     const editing = msg.message_id === this.editingId;
-    el.className = `msg ${mine ? "msg--mine" : "msg--theirs"}${continued ? " msg--continued" : ""}${editing ? " msg--editing" : ""}`;
+    el.className = `msg ${note ? "msg--note" : mine ? "msg--mine" : "msg--theirs"}${continued ? " msg--continued" : ""}${editing ? " msg--editing" : ""}`;
     el.dataset.messageId = msg.message_id;
     el.dataset.sender = msg.sender.kind;
     el.dataset.state = state;
     if (editing) el.setAttribute("aria-current", "true");
     else el.removeAttribute("aria-current");
 
-    const author = own ? this.names.self || "You" : msg.sender.name || (msg.sender.kind === "agent" ? "Support" : "Customer");
+    let author = own ? this.names.self || "You" : msg.sender.name || (msg.sender.kind === "agent" ? "Support" : "Customer");
+    if (note) author = `Note · ${msg.sender.id === this.me.id ? this.names.self || "You" : msg.sender.name || "Agent"}`;
     const sentAt = new Date(msg.sent_at);
     const meta = h("div", { class: "msg__meta" });
     meta.append(
@@ -306,6 +340,7 @@ export class Thread {
     );
     if (msg.edited_at) meta.append(h("span", { class: "msg__edited", title: `Edited ${formatFull(new Date(msg.edited_at))}` }, "Edited"));
     if (mine) meta.append(h("span", { class: "msg__status" }, statusText(state)));
+    if (note) meta.append(h("span", { class: "msg__private" }, entry.local === "sending" ? "Saving…" : entry.local === "failed" ? "Not saved" : "Only agents see this"));
     if (editing) meta.append(h("span", { class: "msg__editing" }, "Editing"));
     if (entry.local === "failed") {
       meta.append(
