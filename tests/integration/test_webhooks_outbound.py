@@ -219,3 +219,25 @@ def test_workflow_changes_and_notes_are_announced_as_of_their_event(receiver, cl
     # Webhooks go to the host application only: no customer ever receives a note through them,
     # and message.created carries no note.
     assert all(b["type"] != "message.created" or b["data"].get("kind") != "note" for b in bodies)
+
+
+def test_the_operators_admin_shows_recent_deliveries_and_redelivers(receiver, client, customer, admin_client):
+    endpoint = register(client, receiver, ["message.created"])
+    says(customer, "for the record")
+    run_pipeline()
+    worker().drain()
+    row = WebhookDelivery.objects.get()
+    assert row.state == "delivered"
+    page = admin_client.get(f"/admin/outbound/webhookendpoint/{endpoint['endpoint_id']}/change/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "message.created" in html and "delivered" in html
+    assert endpoint["secret"] not in html  # the secret is never shown again
+    listing = admin_client.get("/admin/outbound/webhookdelivery/", {"state": "delivered"})
+    assert listing.status_code == 200 and str(row.pk) in listing.content.decode()
+    done = admin_client.post("/admin/outbound/webhookdelivery/", {"action": "redeliver", "_selected_action": [row.pk]})
+    assert done.status_code == 302
+    row.refresh_from_db()
+    assert row.state == "pending"
+    worker().drain()
+    assert [req.webhook_id for req in receiver.accepted()] == [str(row.event_id)] * 2
