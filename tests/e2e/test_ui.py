@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -445,8 +446,7 @@ def test_the_conversation_list_loads_older_conversations_on_request(browser, pag
     status, everything = http(
         "GET", f"{stack.url}/api/v1/conversations?limit=500&min_position={last['position']}", token=agent_token
     )
-    assert status == 200
-    total = len(everything["conversations"])
+    assert status == 200 and len(everything["conversations"]) >= 32
     agent = log_in_agent(browser, pages, stack, stack.agent_username, stack.agent_password)
     rows = agent.locator(".conv")
     expect(rows).to_have_count(30)
@@ -455,7 +455,17 @@ def test_the_conversation_list_loads_older_conversations_on_request(browser, pag
         before = rows.count()
         more.click()
         expect(rows).not_to_have_count(before)
-    expect(rows).to_have_count(total)
+    # Every conversation the server has is on the page, each once. The server's
+    # count is read again until the two agree: earlier tests of this module
+    # share the server, and a late event of theirs may add a conversation,
+    # which the page then shows live.
+    deadline = time.monotonic() + 20
+    while True:
+        total = len(http("GET", f"{stack.url}/api/v1/conversations?limit=500", token=agent_token)[1]["conversations"])
+        if rows.count() == total:
+            break
+        assert time.monotonic() < deadline, f"the page shows {rows.count()} conversations, the server has {total}"
+        time.sleep(0.2)
     ids = [rows.nth(i).get_attribute("data-customer-id") for i in range(total)]
     assert len(set(ids)) == total
 
