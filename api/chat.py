@@ -18,8 +18,18 @@ from accounts.sendbudget import charge_send
 from api.errors import ApiError
 from api.http import actor_of, api, doc, field_str, field_uuid, json_body, parse_uuid, query_int
 from api.schemas import CORRELATION_ID, UUID_PATH, integer, query
+from attachments.errors import AttachmentAlreadySent, UnknownAttachment
 from chat.commands import EditMessage, MarkMessageAsRead, SendMessage
-from chat.errors import CustomerNotFound, InvalidBody, MessageIdConflict, MessageNotFound, NotReceiver, NotSender
+from chat.errors import (
+    CustomerNotFound,
+    DuplicateAttachment,
+    InvalidBody,
+    MessageIdConflict,
+    MessageNotFound,
+    NotReceiver,
+    NotSender,
+    TooManyAttachments,
+)
 from chat.handlers import Written, edit_message, mark_message_as_read, send_message
 from chat.ports import customer_directory
 from eventstore.events import Metadata
@@ -42,9 +52,13 @@ BEFORE = query("before", {"type": "string", "format": "date-time"},
                "The `last_activity_at` of the previous page's last conversation.", [(400, "invalid_parameter")])
 SEND: dict[str, Any] = {
     "body": "SendMessage", "params": [CORRELATION_ID], "responses": {201: "Written", 200: "Written"},
-    "errors": [InvalidBody, MessageIdConflict, RateLimited],
+    "errors": [InvalidBody, MessageIdConflict, RateLimited, TooManyAttachments, DuplicateAttachment,
+               UnknownAttachment, AttachmentAlreadySent],
     "description": "A new `message_id` answers 201; the same id with the same body again 200 (nothing appended); "
-    "with another body 409. Each send costs one of the sender's sends per minute (HTTP and websocket together); "
+    "with another body (or other attachments) 409. `attachments` names up to 10 uploads of the sender's "
+    "(`POST /api/v1/attachments`), each sendable once: one sent with another message is 409 "
+    "`attachment_already_sent`, one unknown, expired or uploaded by someone else 400 `unknown_attachment`. "
+    "Each send costs one of the sender's sends per minute (HTTP and websocket together); "
     "past them, 429 `rate_limited` with `Retry-After`.",
 }
 LIST: dict[str, Any] = {
@@ -61,6 +75,7 @@ def present_outcome(outcome: Written) -> dict[str, Any]:
         sender_id=m.sender.id, sender_name=m.sender.name, body=m.body, sent_at=m.sent_at,
         edited_at=m.edited_at, read_at=m.read_at, position=outcome.position,
         names=selectors.customer_names({m.customer_id}) if m.sender.kind == "customer" else {},
+        attachments=present.attachment_rows(m.attachments),
     )
 
 
@@ -76,13 +91,25 @@ def _metadata(request: HttpRequest, principal: Principal) -> Metadata:
     return Metadata(actor=actor_of(principal).label, correlation_id=correlation_id)
 
 
+def attachment_ids(data: dict[str, Any]) -> tuple[uuid.UUID, ...]:
+    """A send's ``attachments``: a list of UUIDs (their number and repeats are chat's rules)."""
+    raw = data.get("attachments")
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
+        raise ApiError(400, "invalid_field", "'attachments' must be a list of attachment ids")
+    return tuple(parse_uuid(item, "attachments") for item in raw)
+
+
 def _send(request: HttpRequest, principal: Principal, customer_id: uuid.UUID) -> JsonResponse:
     data = json_body(request)
+    attachments = attachment_ids(data)
     cmd = SendMessage(
         message_id=field_uuid(data, "message_id"),
         customer_id=customer_id,
         sender=actor_of(principal),
-        body=field_str(data, "body") or "",
+        body=field_str(data, "body", required=not attachments) or "",
+        attachments=attachments,
     )
     charge_send(principal.kind, principal.id)  # the budget the sender's sockets share
     return _write_response(send_message(cmd, metadata=_metadata(request, principal), adapter="http"))

@@ -50,10 +50,13 @@ class Doc:
     method: str
     summary: str
     description: str = ""
-    body: Schema | None = None  # the JSON request body (read with json_body)
+    body: Schema | None = None  # the request body (JSON, read with json_body, unless ``body_media`` says otherwise)
+    body_media: str = "application/json"
     params: Sequence[dict[str, Any]] = ()  # query and header parameters (api.schemas)
     path: Mapping[str, dict[str, Any]] = field(default_factory=dict)  # path parameter schemas
-    responses: Mapping[int, Schema | None] = field(default_factory=dict)  # None: no body
+    responses: Mapping[int, Schema | None] = field(default_factory=dict)  # None: no body (or ``media``)
+    # Successes whose body is not JSON: status -> the media types it can have (bytes, no schema).
+    media: Mapping[int, Sequence[str]] = field(default_factory=dict)
     errors: Sequence[ErrorSpec] = ()
     security: Sequence[str] | None = None  # scheme names; None: from the audience
 

@@ -114,7 +114,7 @@ def _errors(view: Callable[..., Any], d: Doc, params: list[tuple[int, str]]) -> 
             found.append(AUDIENCE_ERROR)
         if d.method not in SAFE_METHODS:
             found.append(CSRF_ERROR)
-    if d.body is not None:
+    if d.body is not None and d.body_media == "application/json":  # other bodies list their own errors
         found += BODY_ERRORS
         body = COMPONENTS.get(d.body) if isinstance(d.body, str) else d.body
         if body and body.get("required"):
@@ -145,12 +145,14 @@ def operation(view: Callable[..., Any], d: Doc, path_names: list[str]) -> dict[s
     if parameters:
         op["parameters"] = parameters
     if d.body is not None:
-        op["requestBody"] = {"required": True, "content": _json(d.body)}
+        op["requestBody"] = {"required": True, "content": {d.body_media: {"schema": _schema(d.body)}}}
     responses: dict[str, Any] = {}
     for status, schema in sorted(d.responses.items()):
         responses[str(status)] = {"description": HTTPStatus(status).phrase}
         if schema is not None:
             responses[str(status)]["content"] = _json(schema)
+        elif status in d.media:  # bytes of these types (a media type object without a schema: any content)
+            responses[str(status)]["content"] = {media: {} for media in d.media[status]}
     by_status: dict[int, list[str]] = {}
     for status, code in _errors(view, d, param_errors):
         by_status.setdefault(status, []).append(code)

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from api import accounts, chat, conversations, customers, health, inbound, openapi, push, webhook_endpoints
+from api import accounts, attachments, chat, conversations, customers, health, inbound, openapi, push, webhook_endpoints
 
 urlpatterns = [
     path("healthz", health.healthz),
@@ -18,6 +18,9 @@ urlpatterns = [
     path("api/v1/messages/<str:message_id>", chat.message_detail),
     path("api/v1/messages/<str:message_id>/read", chat.message_read),
     path("api/v1/badge", chat.badge),
+    path("api/v1/attachments", attachments.attachments),
+    path("api/v1/attachments/<str:attachment_id>/content", attachments.attachment_content),
+    path("api/v1/attachments/<str:attachment_id>/thumbnail", attachments.attachment_thumbnail),
     path("api/v1/conversations", chat.conversations),
     path("api/v1/conversations/<str:customer_id>", chat.conversation_detail),
     path("api/v1/conversations/<str:customer_id>/messages", chat.conversation_messages),

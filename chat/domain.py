@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 from chat.commands import Actor, EditMessage, MarkMessageAsRead, SendMessage, clean_body
 from chat.errors import MessageIdConflict, MessageNotFound, NotReceiver, NotSender
-from chat.events import MessageEdited, MessageMarkedAsRead, MessageSent, SenderKind
+from chat.events import AttachmentRef, MessageEdited, MessageMarkedAsRead, MessageSent, SenderKind
 from eventstore.events import DomainEvent
 
 # -- the aggregate ---------------------------------------------------------------
@@ -34,6 +34,8 @@ class ChatMessage:
     sent_body: str = ""
     edited_at: dt.datetime | None = None
     read_at: dt.datetime | None = None
+    #: The files sent with it (they never change after the send).
+    attachments: tuple[AttachmentRef, ...] = ()
     version: int = 0
 
     # -- replay
@@ -48,6 +50,7 @@ class ChatMessage:
                 body=evt.body,
                 sent_at=evt.sent_at,
                 sent_body=evt.body,
+                attachments=evt.attachments,
                 version=1,
             )
         if state is None:
@@ -68,10 +71,16 @@ class ChatMessage:
     # -- decisions
 
     @staticmethod
-    def send(cmd: SendMessage, now: dt.datetime) -> list[DomainEvent]:
-        """Events for a new message (the stream must be empty)."""
+    def send(cmd: SendMessage, now: dt.datetime, attachments: tuple[AttachmentRef, ...] = ()) -> list[DomainEvent]:
+        """Events for a new message (the stream must be empty).
+
+        ``attachments`` are the files ``cmd.attachments`` names, as the
+        attachments context described them when it gave them to this message.
+        """
         if cmd.sender.kind is SenderKind.CUSTOMER and cmd.sender.id != str(cmd.customer_id):
             raise NotSender("a customer can only write in their own conversation")
+        if tuple(a.attachment_id for a in attachments) != cmd.attachments:
+            raise ValueError("the attachments described are not the ones the command names")
         return [
             MessageSent(
                 message_id=cmd.message_id,
@@ -79,9 +88,10 @@ class ChatMessage:
                 sender_kind=cmd.sender.kind.value,
                 sender_id=cmd.sender.id,
                 sender_name=cmd.sender.name,
-                body=clean_body(cmd.body),
+                body=clean_body(cmd.body, allow_empty=bool(attachments)),
                 sent_at=now,
                 channel_sent_at=cmd.channel_sent_at,
+                attachments=attachments,
             )
         ]
 
@@ -95,7 +105,8 @@ class ChatMessage:
             self.customer_id == cmd.customer_id
             and self.sender.kind == cmd.sender.kind
             and self.sender.id == cmd.sender.id
-            and self.sent_body == clean_body(cmd.body)
+            and self.sent_body == clean_body(cmd.body, allow_empty=bool(cmd.attachments))
+            and tuple(a.attachment_id for a in self.attachments) == cmd.attachments
         )
         if not same:
             raise MessageIdConflict(f"the message id {self.message_id} is already used by another message")
@@ -104,7 +115,8 @@ class ChatMessage:
         self.ensure_visible_to(cmd.editor)
         if cmd.editor.kind != self.sender.kind or cmd.editor.id != self.sender.id:
             raise NotSender("only the sender can edit a message")
-        body = clean_body(cmd.body)
+        # A message of attachments alone may be edited back to no text.
+        body = clean_body(cmd.body, allow_empty=bool(self.attachments))
         if body == self.body:
             return []
         return [MessageEdited(message_id=self.message_id, customer_id=self.customer_id, body=body, edited_at=now)]

@@ -42,3 +42,11 @@ class CustomerNotFound(ChatError):
 
     code = "customer_not_found"
     status = 404
+
+
+class TooManyAttachments(ChatError):
+    code = "too_many_attachments"
+
+
+class DuplicateAttachment(ChatError):
+    code = "duplicate_attachment"

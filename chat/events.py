@@ -25,6 +25,19 @@ class SenderKind(enum.StrEnum):
     AGENT = "agent"
 
 
+@dataclass(frozen=True)
+class AttachmentRef:
+    """A file sent with a message, as the log keeps it: enough to show it
+    (name, sniffed type, size, whether a thumbnail exists) without asking
+    the attachments context, so the read models are rebuilt from the log alone."""
+
+    attachment_id: uuid.UUID
+    name: str
+    content_type: str
+    size: int
+    has_thumbnail: bool
+
+
 @event("MessageSent", version=2)
 @dataclass(frozen=True)
 class MessageSent(DomainEvent):
@@ -39,6 +52,12 @@ class MessageSent(DomainEvent):
     #: When the channel it came through says it was sent (inbound webhooks
     #: only), within a day of ``sent_at``; None otherwise.
     channel_sent_at: dt.datetime | None = None
+    #: The files sent with the message, in the sender's order (at most
+    #: chat.commands.MAX_ATTACHMENTS). Added without a version step: a payload
+    #: written before it has no such key and decodes to the default, no
+    #: attachments, which is exactly what those messages had; an upcaster
+    #: would only restate the default.
+    attachments: tuple[AttachmentRef, ...] = ()
 
 
 @upcaster("MessageSent", from_version=1)

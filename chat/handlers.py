@@ -5,7 +5,9 @@ command, and the append at expected version 0 either creates the stream or
 hits the unique (stream, version) constraint. Only then is the stream read,
 to answer "already sent" (same content) or ``message_id_conflict``. That is
 what makes a client-generated message id idempotent under any number of
-simultaneous copies, at one round trip for the usual case.
+simultaneous copies, at one round trip for the usual case. A message with
+attachments also asks the attachments context (chat.ports) to give them to
+it, in the same transaction as the append.
 
 Edits and reads load the stream, let the aggregate decide and append at the
 version they read; a writer that got there first makes the append conflict,
@@ -28,11 +30,13 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from chat.commands import EditMessage, MarkMessageAsRead, SendMessage
+from django.db import transaction
+
+from chat.commands import EditMessage, MarkMessageAsRead, SendMessage, check_attachment_ids
 from chat.domain import ChatMessage
 from chat.errors import CustomerNotFound, MessageNotFound
-from chat.events import SenderKind, stream_id
-from chat.ports import customer_directory
+from chat.events import AttachmentRef, SenderKind, stream_id
+from chat.ports import attachment_catalog, customer_directory
 from eventstore.events import DomainEvent, Metadata, NewEvent
 from eventstore.store import ConcurrencyConflict, DuplicateEvent, EventStore
 from kernel.errors import DomainError
@@ -114,9 +118,25 @@ def send_message(
 def _send(cmd: SendMessage, store: EventStore | None, metadata: Metadata | None, event_id: uuid.UUID | None) -> Written:
     if cmd.sender.kind is SenderKind.AGENT and not customer_directory().is_known(cmd.customer_id):
         raise CustomerNotFound(f"no customer {cmd.customer_id}")
+    if not cmd.attachments:
+        return _append_sent(cmd, (), store, metadata, event_id)
+    check_attachment_ids(cmd.attachments)
+    # The files are given to the message in the transaction that appends it:
+    # a refused or conflicting send leaves them unsent, and a retry of the
+    # same send finds them given to this very message.
+    with transaction.atomic():
+        attachments = attachment_catalog().claim(
+            cmd.attachments, sender=cmd.sender, message_id=cmd.message_id, customer_id=cmd.customer_id)
+        return _append_sent(cmd, tuple(attachments), store, metadata, event_id)
+
+
+def _append_sent(
+    cmd: SendMessage, attachments: tuple[AttachmentRef, ...], store: EventStore | None, metadata: Metadata | None,
+    event_id: uuid.UUID | None,
+) -> Written:
     store = store or EventStore()
     stream = stream_id(cmd.message_id)
-    (sent,) = ChatMessage.send(cmd, _now())
+    (sent,) = ChatMessage.send(cmd, _now(), attachments)
     try:
         recorded = store.append(
             stream,

@@ -75,6 +75,8 @@ def event_class(name: str) -> type[DomainEvent]:
 
 
 def _to_json(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):  # a value object inside an event
+        return {f.name: _to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, dt.datetime):
@@ -95,10 +97,25 @@ _uuid = functools.lru_cache(maxsize=1 << 16)(uuid.UUID)
 
 
 def _converter(kind: Any) -> Callable[[Any], Any] | None:
-    """How to turn a JSON value back into a field of type ``kind`` (None: as is)."""
+    """How to turn a JSON value back into a field of type ``kind`` (None: as is).
+
+    Besides UUIDs and times: ``tuple[X, ...]`` (a JSON array, each item
+    converted as an X) and frozen dataclasses nested in an event (a JSON
+    object, built field by field like the event itself).
+    """
     if typing.get_origin(kind) in (typing.Union, types.UnionType):
         inner = [a for a in typing.get_args(kind) if a is not type(None)]
         return _converter(inner[0]) if len(inner) == 1 else None
+    if typing.get_origin(kind) is tuple:
+        args = typing.get_args(kind)
+        if len(args) == 2 and args[1] is Ellipsis:
+            item = _converter(args[0])
+            if item is None:
+                return tuple
+            return lambda values: tuple(item(v) for v in values)
+        return None
+    if dataclasses.is_dataclass(kind) and isinstance(kind, type):
+        return functools.partial(_build, kind)
     if kind is uuid.UUID:
         return _uuid
     if kind is dt.datetime:
@@ -115,7 +132,7 @@ class _Decoder:
 _decoders: dict[type, _Decoder] = {}
 
 
-def _decoder_of(cls: type[DomainEvent]) -> _Decoder:
+def _decoder_of(cls: type) -> _Decoder:
     # Resolving type hints is slow; a replay decodes hundreds of thousands of events.
     found = _decoders.get(cls)
     if found is None:
@@ -124,6 +141,17 @@ def _decoder_of(cls: type[DomainEvent]) -> _Decoder:
         converters = tuple((f.name, c) for f in fields if (c := _converter(hints[f.name])) is not None)
         found = _decoders[cls] = _Decoder(frozenset(f.name for f in fields), converters)
     return found
+
+
+def _build(cls: type, payload: Payload) -> Any:
+    """An instance of the dataclass ``cls`` from its JSON payload (unknown keys dropped)."""
+    decoder = _decoder_of(cls)
+    kwargs = {k: v for k, v in payload.items() if k in decoder.names}
+    for field_name, convert in decoder.converters:
+        value = kwargs.get(field_name)
+        if value is not None:
+            kwargs[field_name] = convert(value)
+    return cls(**kwargs)
 
 
 def encode(evt: DomainEvent) -> Payload:

@@ -28,6 +28,7 @@ from notifications.models import EmailOutbox
 from notifications.ports import email_links
 from notifications.unsubscribe import issue_unsubscribe_token
 from readmodels import selectors
+from readmodels.present import preview_text
 
 
 class NothingToEmail(DomainError):
@@ -60,7 +61,8 @@ def compose(key: str, customer_id: uuid.UUID, now: dt.datetime) -> dict[str, Any
     unsubscribe = public_url(links.unsubscribe(issue_unsubscribe_token(customer_id, recipient.email)))
     context = {
         "name": recipient.name,
-        "messages": [{"sender": m.sender_name or "Support", "body": m.body, "sent_at": m.sent_at} for m in messages],
+        "messages": [{"sender": m.sender_name or "Support", "body": preview_text(m.body, m.attachments),
+                      "sent_at": m.sent_at} for m in messages],
         "count": len(messages),
         "chat_url": public_url(links.chat(customer_id, at=now)),
         "unsubscribe_url": unsubscribe,

@@ -28,7 +28,7 @@ from notifications.config import push_ttl
 from notifications.models import PushDelivery, PushSubscription
 from notifications.outbox import wake_delivery
 from notifications.payload import PREVIEW_CHARS
-from readmodels.present import rfc3339
+from readmodels.present import preview_text, rfc3339
 from readmodels.projections import badges_after
 
 
@@ -77,7 +77,8 @@ class PushProcessManager:
                 message: dict[str, Any] | None = {
                     "message_id": str(e.message_id),
                     "sender_name": e.sender_name,
-                    "preview": e.body[: PREVIEW_CHARS + 1],
+                    # A message of attachments alone: "📎 photo.png".
+                    "preview": preview_text(e.body, e.attachments)[: PREVIEW_CHARS + 1],
                     "sent_at": rfc3339(e.sent_at),
                 }
                 # Only a new message waits: a lower count is news at once.

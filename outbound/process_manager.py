@@ -33,7 +33,7 @@ from outbound.models import WebhookDelivery, WebhookEndpoint
 from outbound.outbox import wake_delivery
 from outbound.types import BY_SOURCE
 from readmodels.models import AgentUnread, Conversation, DirectoryEntry, TimelineMessage
-from readmodels.present import rfc3339
+from readmodels.present import attachment_rows, rfc3339
 from readmodels.projections import PREVIEW_CHARS, WORKFLOW_DEFAULTS, apply_workflow, last_message_summary
 
 _MESSAGE_EVENTS = (MessageSent, MessageEdited, MessageMarkedAsRead)
@@ -175,7 +175,7 @@ class _State:
             row: Row | None = {
                 "message_id": e.message_id, "customer_id": e.customer_id, "sender_kind": e.sender_kind,
                 "sender_id": e.sender_id, "sender_name": e.sender_name, "body": e.body, "sent_at": e.sent_at,
-                "edited_at": None, "read_at": None,
+                "edited_at": None, "read_at": None, "attachments": attachment_rows(e.attachments),
             }
         elif isinstance(e, MessageEdited | MessageMarkedAsRead):
             row = self._message(e.message_id)

@@ -26,6 +26,7 @@ def message_data(event: Any, row: Row, names: dict[str, str]) -> dict[str, Any]:
         message_id=row["message_id"], customer_id=row["customer_id"], sender_kind=row["sender_kind"],
         sender_id=row["sender_id"], sender_name=row["sender_name"], body=row["body"], sent_at=row["sent_at"],
         edited_at=row["edited_at"], read_at=row["read_at"], position=row["position"], names=names,
+        attachments=row["attachments"],
     )
 
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 from urllib.parse import urlencode
 
 from django.urls import reverse
 
 from accounts import presence
 from accounts.tokens import issue_chat_link_token
+from attachments.services import attachments_claim
+from chat.commands import Actor
+from chat.events import AttachmentRef
 from conversations.commands import Agent
 from customers.directory import KnownCustomers
 
@@ -41,3 +45,14 @@ class EmailLinksToWeb:
 
     def unsubscribe(self, token: str) -> str:
         return reverse("web:email_unsubscribe", args=[token])
+
+
+class AttachmentsFromCatalog:
+    """Chat's AttachmentCatalog, answered by the attachments context."""
+
+    def claim(
+        self, attachment_ids: Sequence[uuid.UUID], *, sender: Actor, message_id: uuid.UUID, customer_id: uuid.UUID,
+    ) -> list[AttachmentRef]:
+        rows = attachments_claim(attachment_ids, uploader_kind=sender.kind.value, uploader_id=sender.id,
+                                 message_id=message_id, customer_id=customer_id)
+        return [AttachmentRef(row.id, row.name, row.content_type, row.size, bool(row.thumbnail)) for row in rows]

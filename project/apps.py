@@ -8,15 +8,18 @@ class ProjectConfig(AppConfig):
     verbose_name = "Parley"
 
     def ready(self) -> None:
+        from attachments import expiry
         from chat import ports
         from conversations import ports as conversation_ports
         from conversations import scheduled
         from customers.directory import KnownCustomers
         from notifications import fallback_email
         from notifications import ports as notification_ports
-        from project.adapters import AgentsFromIdentity, CustomersFromDirectory, EmailLinksToWeb
+        from project.adapters import AgentsFromIdentity, AttachmentsFromCatalog, CustomersFromDirectory, EmailLinksToWeb
 
         ports.install(KnownCustomers())
+        ports.install_attachments(AttachmentsFromCatalog())
+        expiry.register()
         conversation_ports.install(AgentsFromIdentity(), CustomersFromDirectory())
         scheduled.register()
         notification_ports.install(EmailLinksToWeb())

@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "accounts",
     "customers",
     "chat",
+    "attachments",
     "conversations",
     "readmodels",
     "notifications",
@@ -240,7 +241,9 @@ if PARLEY_HTTPS:
 PARLEY_TRUSTED_PROXIES = env_list("PARLEY_TRUSTED_PROXIES", [])
 
 # Request bodies are small JSON documents; anything bigger is refused before
-# it is parsed (Django answers 400 through RequestDataTooBig).
+# it is parsed (api.errors answers 413 body_too_large for Django's
+# RequestDataTooBig). In a multipart upload this limits the fields beside
+# the file; the file itself is capped by PARLEY_MAX_ATTACHMENT_BYTES below.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
 
 # --- Internationalisation, static ---------------------------------------------
@@ -253,8 +256,42 @@ STATIC_URL = "/static/"
 # `manage.py collectstatic` writes here; ServeStatic serves it (every web
 # process, no separate file server needed; the proxy may cache it).
 STATIC_ROOT = Path(os.environ.get("PARLEY_STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+# Attachments (docs/operations.md): on the local disk under
+# PARLEY_MEDIA_ROOT by default, or in an S3 bucket (PARLEY_ATTACHMENT_STORAGE=s3,
+# with django-storages installed: `pip install 'parley[s3]'`). Never under
+# STATIC_ROOT and never served by the static-file middleware: every download
+# goes through the API's authorisation (api.attachments).
+PARLEY_MEDIA_ROOT = Path(os.environ.get("PARLEY_MEDIA_ROOT", str(BASE_DIR / "media")))
+PARLEY_ATTACHMENT_STORAGE = os.environ.get("PARLEY_ATTACHMENT_STORAGE", "filesystem").strip().lower()
+if PARLEY_ATTACHMENT_STORAGE == "s3":
+    _attachment_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": os.environ.get("PARLEY_S3_BUCKET", ""),
+            # An S3-compatible service (MinIO, Ceph, R2...); unset: AWS itself.
+            "endpoint_url": os.environ.get("PARLEY_S3_ENDPOINT_URL") or None,
+            "region_name": os.environ.get("PARLEY_S3_REGION") or None,
+            "location": os.environ.get("PARLEY_S3_PREFIX", "parley"),
+            # Objects are private; Parley streams them to authorised callers itself.
+            "default_acl": "private",
+            "querystring_auth": True,
+            "file_overwrite": False,
+            # Credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or an
+            # instance role), read by boto3 from the environment.
+        },
+    }
+elif PARLEY_ATTACHMENT_STORAGE == "filesystem":
+    _attachment_storage = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        # No base_url: the files have no public address.
+        "OPTIONS": {"location": str(PARLEY_MEDIA_ROOT), "base_url": None, "file_permissions_mode": 0o640,
+                    "directory_permissions_mode": 0o750},
+    }
+else:
+    raise ImproperlyConfigured(f"PARLEY_ATTACHMENT_STORAGE must be filesystem or s3, not {PARLEY_ATTACHMENT_STORAGE!r}")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "attachments": _attachment_storage,
     # Production: content-hashed names (so a year-long immutable cache is
     # safe), gzip and Brotli variants, and the pages' ES module imports
     # rewritten to the hashed names (project.staticfiles). Development serves
@@ -272,6 +309,19 @@ SERVESTATIC_USE_FINDERS = DEBUG
 SERVESTATIC_AUTOREFRESH = DEBUG
 
 # --- Parley ------------------------------------------------------------------
+
+# Attachments: the largest file accepted (bytes; larger: 413 attachment_too_large).
+PARLEY_MAX_ATTACHMENT_BYTES = int(os.environ.get("PARLEY_MAX_ATTACHMENT_BYTES", str(10 * 1024 * 1024)))
+# Multipart files pass the size cap first: it counts bytes as they are parsed
+# and stops an oversized upload there, before it is held in memory or on disk
+# in full. Up to FILE_UPLOAD_MAX_MEMORY_SIZE a file stays in memory, beyond it
+# in a temporary file.
+FILE_UPLOAD_HANDLERS = [
+    "attachments.uploads.CappedUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
 PARLEY_INTEGRATION_KEY = os.environ.get("PARLEY_INTEGRATION_KEY", "")
 # Key that signs customer tokens (default SECRET_KEY); rotating it revokes them all.

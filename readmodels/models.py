@@ -35,6 +35,8 @@ class TimelineMessage(models.Model):
     sent_at = models.DateTimeField()
     edited_at = models.DateTimeField(null=True, blank=True)
     read_at = models.DateTimeField(null=True, blank=True)
+    #: The files sent with it, as MessageSent describes them (readmodels.present.attachment_rows).
+    attachments = models.JSONField(default=list)
     tx = models.BigIntegerField()
     position = models.BigIntegerField()
 

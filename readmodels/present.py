@@ -8,15 +8,48 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from chat.events import AttachmentRef
 from readmodels.models import Conversation, DirectoryEntry, TimelineMessage, TimelineNote
+
+#: Where an attachment and its thumbnail are downloaded (api.attachments),
+#: relative to the deployment's origin, so a page loads them with its cookie
+#: and an API client with its bearer token.
+ATTACHMENT_URL = "/api/v1/attachments/{}/content"
+THUMBNAIL_URL = "/api/v1/attachments/{}/thumbnail"
 
 
 def rfc3339(value: dt.datetime | None) -> str | None:
     if value is None:
         return None
     return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def attachment_rows(refs: Iterable[AttachmentRef]) -> list[dict[str, Any]]:
+    """MessageSent's attachments as the read models keep them (JSON)."""
+    return [{"attachment_id": str(a.attachment_id), "name": a.name, "content_type": a.content_type, "size": a.size,
+             "has_thumbnail": a.has_thumbnail} for a in refs]
+
+
+def present_attachment(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The API's attachment object, from a stored row (attachment_rows)."""
+    attachment_id = row["attachment_id"]
+    return {
+        "attachment_id": attachment_id, "name": row["name"], "content_type": row["content_type"], "size": row["size"],
+        "url": ATTACHMENT_URL.format(attachment_id),
+        "thumbnail_url": THUMBNAIL_URL.format(attachment_id) if row["has_thumbnail"] else None,
+    }
+
+
+def preview_text(body: str, attachments: Sequence[Mapping[str, Any]] | Sequence[AttachmentRef]) -> str:
+    """A message in one line of a list or a notification: its body, or, for a
+    message of attachments alone, a paperclip and the files' names."""
+    if body or not attachments:
+        return body
+    names = [a["name"] if isinstance(a, Mapping) else a.name for a in attachments]
+    return "\N{PAPERCLIP} " + ", ".join(names)
 
 
 def present_message(
@@ -32,9 +65,11 @@ def present_message(
     read_at: dt.datetime | None,
     position: int,
     names: dict[str, str],
+    attachments: Sequence[Mapping[str, Any]],
 ) -> dict[str, Any]:
     """The API's message object. A customer's name comes from the directory
-    (``names``: customer id -> name, as ``selectors.customer_names`` gives)."""
+    (``names``: customer id -> name, as ``selectors.customer_names`` gives);
+    ``attachments`` are the stored rows of ``attachment_rows``."""
     if sender_kind == "customer":
         sender_name = names.get(str(customer_id), "")
     return {
@@ -45,6 +80,7 @@ def present_message(
         "sent_at": rfc3339(sent_at),
         "edited_at": rfc3339(edited_at),
         "read_at": rfc3339(read_at),
+        "attachments": [present_attachment(a) for a in attachments],
         "position": position,
     }
 
@@ -54,6 +90,7 @@ def present_row(row: TimelineMessage, names: dict[str, str]) -> dict[str, Any]:
         message_id=row.message_id, customer_id=row.customer_id, sender_kind=row.sender_kind,
         sender_id=row.sender_id, sender_name=row.sender_name, body=row.body, sent_at=row.sent_at,
         edited_at=row.edited_at, read_at=row.read_at, position=row.position, names=names,
+        attachments=row.attachments,
     )
 
 

@@ -47,6 +47,7 @@ from readmodels.models import (
     TimelineMessage,
     TimelineNote,
 )
+from readmodels.present import attachment_rows, preview_text
 
 PREVIEW_CHARS = 200
 
@@ -147,7 +148,8 @@ class TimelineProjection(Projection):
                 unit.save(TimelineMessage, {
                     "message_id": e.message_id, "customer_id": e.customer_id, "sender_kind": e.sender_kind,
                     "sender_id": e.sender_id, "sender_name": e.sender_name, "body": e.body, "sent_at": e.sent_at,
-                    "edited_at": None, "read_at": None, "tx": r.tx, "position": r.position,
+                    "edited_at": None, "read_at": None, "attachments": attachment_rows(e.attachments),
+                    "tx": r.tx, "position": r.position,
                 })
                 continue
             row = unit.get(TimelineMessage, e.message_id)  # type: ignore[attr-defined]
@@ -164,7 +166,7 @@ def last_message_summary(e: MessageSent) -> dict[str, Any]:
     return {
         "message_id": str(e.message_id),
         "sender": {"kind": e.sender_kind, "id": e.sender_id, "name": e.sender_name},
-        "preview": e.body[:PREVIEW_CHARS],
+        "preview": preview_text(e.body, e.attachments)[:PREVIEW_CHARS],
         "sent_at": e.sent_at.isoformat(),
         "edited": False,
     }

@@ -268,13 +268,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_send(self, frame: dict[str, Any]) -> None:
         assert self.principal is not None
         message_id = _uuid(frame, "message_id")
-        body = _str(frame, "body")
+        attachments = _uuids(frame, "attachments")
+        # A message of attachments alone may leave out its body.
+        body = _str(frame, "body") if not attachments or frame.get("body") is not None else ""
         if self.principal.kind == "customer":
             customer_id = self.principal.customer_id
         else:
             customer_id = _uuid(frame, "customer_id")
         await db(charge_send)(self.principal.kind, self.principal.id)
-        cmd = SendMessage(message_id, customer_id, self._actor(), body)
+        cmd = SendMessage(message_id, customer_id, self._actor(), body, attachments=attachments)
         written = await db(send_message)(cmd, metadata=self._metadata(), adapter="websocket")
         await self._ack(message_id, written)
 
@@ -384,6 +386,19 @@ def _uuid(frame: dict[str, Any], name: str) -> uuid.UUID:
     if parsed is None:
         raise FrameError("invalid_field", f"{name!r} must be a UUID as 8-4-4-4-12 hex digits")
     return parsed
+
+
+def _uuids(frame: dict[str, Any], name: str) -> tuple[uuid.UUID, ...]:
+    """An optional list of UUID strings (absent: none)."""
+    value = frame.get(name)
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise FrameError("invalid_field", f"{name!r} must be a list of UUID strings")
+    parsed = [ids.parse_uuid(item) for item in value]
+    if any(p is None for p in parsed):
+        raise FrameError("invalid_field", f"{name!r} must hold UUIDs as 8-4-4-4-12 hex digits")
+    return tuple(p for p in parsed if p is not None)
 
 
 def _str(frame: dict[str, Any], name: str) -> str:

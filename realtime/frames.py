@@ -151,6 +151,7 @@ def envelopes(events: Sequence[RecordedEvent], lookups: Lookups | None = None) -
                 message_id=e.message_id, customer_id=e.customer_id, sender_kind=e.sender_kind,
                 sender_id=e.sender_id, sender_name=e.sender_name, body=e.body, sent_at=e.sent_at,
                 edited_at=None, read_at=None, position=p, names=names,
+                attachments=present.attachment_rows(e.attachments),
             )
             to_customer.append({"type": "message.sent", "message": msg, "position": p})
             to_agents.append(to_customer[0])
