@@ -101,6 +101,18 @@ def _private_cache(settings: _Any) -> None:
     }
 
 
+@pytest.fixture(autouse=True)
+def _private_media(settings: _Any, tmp_path_factory: _Any) -> _Any:
+    """Each test stores attachments in a folder of its own (never the checkout's media/)."""
+    root = tmp_path_factory.mktemp("media")
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "attachments": {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                        "OPTIONS": {"location": str(root), "base_url": None}},
+    }
+    return root
+
+
 @pytest.fixture
 def make_customer(db: _Any) -> _Any:
     from django.test import Client

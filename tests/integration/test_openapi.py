@@ -13,6 +13,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.http import HttpResponse, JsonResponse
 from django.test import Client, override_settings
 from django.urls import path, resolve
@@ -26,6 +27,7 @@ from api.openapi import Undocumented, build, document, openapi_path
 from inbound import signatures
 from notifications.vapid import b64url_encode, generate_vapid_keys
 from tests.conftest import new_id
+from tests.support import files
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -94,7 +96,9 @@ def test_every_operation_documents_a_success_and_its_errors_with_the_error_schem
                     assert schema["allOf"][0] == {"$ref": "#/components/schemas/Error"}, where
                     assert schema["allOf"][1]["properties"]["error"]["properties"]["code"]["enum"], where
             if op["security"]:  # authenticated: a refusal of the credentials is documented
-                assert "401" in op["responses"], where
+                # (downloads tell a caller who may not see the file only 404, whoever they are)
+                refusal = "404" if template.startswith("/api/v1/attachments/{attachment_id}/") else "401"
+                assert refusal in op["responses"], where
 
 
 def test_a_route_or_method_without_documentation_fails_the_build():
@@ -121,7 +125,7 @@ def test_the_errors_that_follow_from_authentication_and_the_body_are_added_to_ea
     assert set(codes["401"]) == {"not_authenticated", "invalid_token", "token_expired"}
     assert set(codes["403"]) == {"forbidden", "csrf_failed"}
     assert {"malformed_json", "invalid_json", "missing_field", "invalid_field", "invalid_body"} <= set(codes["400"])
-    assert codes["409"] == ["message_id_conflict"]
+    assert codes["409"] == ["message_id_conflict", "attachment_already_sent"]
     assert codes["413"] == ["body_too_large"] and codes["415"] == ["unsupported_media_type"]
 
 
@@ -152,9 +156,13 @@ class Conformance:
         op = self.spec["paths"][template][method]
         assert str(status) in op["responses"], f"{method.upper()} {template} answered an undocumented {status}"
         self.seen.add((template, method, status))
-        if "content" not in op["responses"][str(status)]:
+        content = op["responses"][str(status)].get("content")
+        if content is None:
             assert response.content == b""
             return None
+        if "application/json" not in content:  # bytes (a download): of a documented type
+            assert response["Content-Type"].split(";")[0] in content, response["Content-Type"]
+            return response
         body = response.json()
         self.validator(template, method, status).validate(body)
         return body
@@ -173,7 +181,7 @@ def test_the_validator_refuses_what_the_document_does_not_allow():
     c = Conformance()
     message = {"message_id": new_id(), "customer_id": new_id(), "sender": {"kind": "agent", "id": "1", "name": "G"},
                "body": "hi", "sent_at": "2026-11-26T14:03:07.123456Z", "edited_at": None, "read_at": None,
-               "position": 1}
+               "attachments": [], "position": 1}
     ok = c.validator("/api/v1/messages", "post", 201)
     ok.validate({"message": message, "position": 1})
     for wrong in (
@@ -188,6 +196,10 @@ def test_the_validator_refuses_what_the_document_does_not_allow():
     errors.validate({"error": {"code": "message_id_conflict", "detail": "taken"}})
     with pytest.raises(jsonschema.ValidationError):  # a code the operation does not document
         errors.validate({"error": {"code": "not_sender", "detail": "no"}})
+
+
+def _upload(name: str, data: bytes) -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, data, content_type="image/png")
 
 
 def _integration(client: Client, method: str, url: str, body: Any, key: str = INTEGRATION_KEY) -> Any:
@@ -252,6 +264,28 @@ def test_real_answers_of_every_operation_conform_to_the_document(conformance, ma
                              content_type="application/json"), thread, "post", 201)
     check(agent.post(f"{convs}/{new_id()}/messages", {"message_id": new_id(), "body": "Hi!"},
                      content_type="application/json"), thread, "post", 404)
+
+    # attachments: upload (multipart), send, download
+    up = "/api/v1/attachments"
+    photo = check(customer.post(up, {"file": _upload("photo.png", files.png())}), up, "post", 201)
+    check(customer.post(up, {"file": _upload("page.png", files.HTML)}), up, "post", 415)
+    check(customer.post(up, {}), up, "post", 400)
+    check(customer.post(up, {"a": 1}, content_type="application/json"), up, "post", 415)
+    with override_settings(PARLEY_MAX_ATTACHMENT_BYTES=100):
+        check(customer.post(up, {"file": _upload("big.png", files.png((300, 300)))}), up, "post", 413)
+    check(client.post(up, {"file": _upload("photo.png", files.png())}), up, "post", 401)
+    with_file = check(customer.post(mine, {"message_id": new_id(), "attachments": [photo["attachment_id"]]},
+                                    content_type="application/json"), mine, "post", 201)
+    check(customer.post(mine, {"message_id": new_id(), "attachments": [photo["attachment_id"]]},
+                        content_type="application/json"), mine, "post", 409)
+    check(customer.post(mine, {"message_id": new_id(), "attachments": [new_id()]}, content_type="application/json"),
+          mine, "post", 400)
+    shown = with_file["message"]["attachments"][0]
+    content, thumb = "/api/v1/attachments/{attachment_id}/content", "/api/v1/attachments/{attachment_id}/thumbnail"
+    check(customer.get(shown["url"]), content, "get", 200)
+    check(agent.get(shown["thumbnail_url"]), thumb, "get", 200)
+    check(client.get(shown["url"]), content, "get", 404)
+    check(client.get(shown["thumbnail_url"]), thumb, "get", 404)
 
     # either side: edit, mark read
     edit, read = "/api/v1/messages/{message_id}", "/api/v1/messages/{message_id}/read"
