@@ -9,6 +9,7 @@ random batch sizes; a crash is injected mid-batch now and then.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import uuid
 from typing import Any
 from unittest import mock
@@ -17,6 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from attachments.models import Attachment
+from attachments.services import attachment_upload
 from chat.commands import Actor, EditMessage, MarkMessageAsRead, SendMessage
 from chat.errors import ChatError
 from chat.events import SenderKind
@@ -49,12 +52,20 @@ from readmodels.rebuild import rebuild
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+
+def upload(actor: Actor, name: str) -> uuid.UUID:
+    row = attachment_upload(uploader_kind=actor.kind.value, uploader_id=actor.id, file=io.BytesIO(b"see attached"),
+                            name=name, size=12)
+    return row.id
+
 CUSTOMERS = 2
 MESSAGES = 4
 AGENTS = [Actor(SenderKind.AGENT, "1", "Grace"), Actor(SenderKind.AGENT, "2", "Linus")]
-BODIES = ["hi", "hello", "thanks", "ok"]
+BODIES = ["hi", "hello", "thanks", "ok", ""]  # "": refused, unless the message has attachments
 
-send = st.tuples(st.just("send"), st.integers(0, MESSAGES - 1), st.integers(0, CUSTOMERS - 1), st.booleans(), st.sampled_from(BODIES))
+# ("send", message, customer, by an agent, body, how many files it carries)
+send = st.tuples(st.just("send"), st.integers(0, MESSAGES - 1), st.integers(0, CUSTOMERS - 1), st.booleans(),
+                 st.sampled_from(BODIES), st.sampled_from([0, 0, 1, 2]))
 edit = st.tuples(st.just("edit"), st.integers(0, MESSAGES - 1), st.booleans(), st.sampled_from(BODIES))
 read = st.tuples(st.just("read"), st.integers(0, MESSAGES - 1), st.booleans())
 op = st.one_of(
@@ -94,7 +105,7 @@ class CrashAfter:
 
 def wipe() -> None:
     for model in (StoredEvent, Checkpoint, Customer, DirectoryEntry, TimelineMessage, Conversation, AgentUnread, Badge,
-                  BadgeUnread, BadgeChange, TimelineNote, Routing, AgentTurn, Timer):
+                  BadgeUnread, BadgeChange, TimelineNote, Routing, AgentTurn, Timer, Attachment):
         model.objects.all().delete()
 
 
@@ -104,7 +115,7 @@ def snapshot() -> dict[str, Any]:
 
     return {
         "directory": rows(DirectoryEntry, "customer_id", "name", "email", "phone", "tx", "position"),
-        "timeline": rows(TimelineMessage, "message_id", "customer_id", "sender_kind", "sender_id", "body", "sent_at", "edited_at", "read_at", "tx", "position"),
+        "timeline": rows(TimelineMessage, "message_id", "customer_id", "sender_kind", "sender_id", "body", "sent_at", "edited_at", "read_at", "tx", "position", "attachments"),
         "conversations": rows(Conversation, "customer_id", "last_message", "unread_for_agents", "awaiting_reply", "last_activity_at", "tx", "position",
                               "status", "assignee_id", "snoozed_until", "first_response_due_at", "sla_breached"),
         "notes": rows(TimelineNote, "note_id", "customer_id", "author_id", "body", "created_at", "tx", "position"),
@@ -137,7 +148,8 @@ def brute_force(events: list[RecordedEvent]) -> dict[str, Any]:
         elif r.event_type in ("CustomerRegistered", "ContactDetailsChanged"):
             names[e.customer_id] = e.name
         elif r.event_type == "MessageSent":
-            messages[e.message_id] = {"customer": e.customer_id, "kind": e.sender_kind, "body": e.body, "read": False, "sent_at": e.sent_at}
+            messages[e.message_id] = {"customer": e.customer_id, "kind": e.sender_kind, "body": e.body, "read": False, "sent_at": e.sent_at,
+                                      "files": [(str(a.attachment_id), a.name) for a in e.attachments]}
         elif r.event_type == "MessageEdited":
             messages[e.message_id]["body"] = e.body
         elif r.event_type == "MessageMarkedAsRead":
@@ -156,6 +168,7 @@ def brute_force(events: list[RecordedEvent]) -> dict[str, Any]:
         "assignee": {c: a for c, a in assignee.items() if a is not None},
         "notes": notes,
         "bodies": {mid: m["body"] for mid, m in messages.items()},
+        "files": {mid: m["files"] for mid, m in messages.items()},
         "badge": {
             c: sum(1 for m in messages.values() if m["customer"] == c and m["kind"] == "agent" and not m["read"])
             for c in customers
@@ -196,10 +209,11 @@ def test_live_projections_equal_a_replay_and_a_brute_force_fold(ops):
         before = StoredEvent.objects.count()
         try:
             if o[0] == "send":
-                _, k, c, by_agent, body = o
+                _, k, c, by_agent, body, n_files = o
                 cust = customers[owner.setdefault(k, c)]
                 actor = AGENTS[k % 2] if by_agent else Actor(SenderKind.CUSTOMER, str(cust.id))
-                send_message(SendMessage(message_ids[k], cust.id, actor, body))
+                files = tuple(upload(actor, f"note-{i}.txt") for i in range(n_files))
+                send_message(SendMessage(message_ids[k], cust.id, actor, body, attachments=files))
                 sender.setdefault(k, actor)
             elif o[0] == "edit":
                 # Mostly the real sender (so edits happen), sometimes someone else (refused).
@@ -248,6 +262,8 @@ def test_live_projections_equal_a_replay_and_a_brute_force_fold(ops):
     log = EventStore().read_all(Cursor.start(), limit=100_000)
     expected = brute_force(log)
 
+    # The log alone rebuilds everything: the attachments context's own table is not asked.
+    Attachment.objects.all().delete()
     rebuild(all_projections())
     replayed = snapshot()
     assert live == replayed
@@ -260,6 +276,7 @@ def test_live_projections_equal_a_replay_and_a_brute_force_fold(ops):
 
     assert {r[0]: r[1] for r in live["directory"]} == expected["names"]
     assert {r[0]: r[4] for r in live["timeline"]} == expected["bodies"]
+    assert {r[0]: [(a["attachment_id"], a["name"]) for a in r[10]] for r in live["timeline"]} == expected["files"]
     assert {c: u for c, u, *_ in live["badge"] if u} == {c: n for c, n in expected["badge"].items() if n}
     with_messages = [r for r in live["conversations"] if r[1] is not None]
     assert {r[0]: r[2] for r in with_messages} == expected["unread_for_agents"]
