@@ -21,6 +21,7 @@ from attachments.errors import AttachmentTooLarge, AttachmentTypeNotAllowed, Ima
 from attachments.services import attachment_for, attachment_upload, open_file, thumbnail_type
 from attachments.sniff import ALLOWED_TYPES, IMAGE_TYPES, TEXT
 from kernel import ids
+from kernel.errors import DomainError
 
 #: Headers of every download. ``nosniff``: the browser takes the type we
 #: sniffed, never its own guess. The CSP sandbox: should a file ever be
@@ -76,7 +77,7 @@ def _viewer(request: HttpRequest) -> Principal | None:
     """The caller, or None: a missing, invalid or expired credential is simply nobody."""
     try:
         return authenticate(request)
-    except ApiError:
+    except DomainError:
         return None
 
 
