@@ -621,3 +621,31 @@ def test_the_offline_banner_keeps_the_newest_message_in_view(browser, pages, sta
     expect(customer.locator(".msg").first).to_be_in_viewport()
     customer.context.set_offline(False)
     expect(customer.locator("#connection")).to_have_attribute("data-state", "live")
+
+
+def test_a_customer_attaches_a_picture_and_the_agent_sees_its_thumbnail(browser, pages, stack, tmp_path):
+    from tests.support import files
+
+    ada = stack.register_customer("Ada Attaches", "ada.attaches@example.com")
+    customer = open_customer(browser, pages, stack, ada["token"])
+    agent = log_in_agent(browser, pages, stack, stack.agent_username, stack.agent_password)
+    picture = tmp_path / "broken-parcel.png"
+    picture.write_bytes(files.png((64, 48)))
+
+    customer.locator("#attach-input").set_input_files(str(picture))
+    chip = customer.locator(".attachment-chip", has_text="broken-parcel.png")
+    expect(chip).to_have_attribute("data-state", "ready")
+    customer.locator("#send").click()  # a message of the picture alone
+    mine = customer.locator(".msg--mine .msg__thumb")
+    expect(mine).to_have_attribute("alt", "broken-parcel.png")
+    expect(customer.locator(".attachment-chip")).to_have_count(0)
+
+    row = conversation_row(agent, ada["customer_id"])
+    expect(row.locator(".conv__preview")).to_contain_text("broken-parcel.png")
+    row.click()
+    thumb = agent.locator(".msg--theirs .msg__thumb")
+    expect(thumb).to_have_attribute("alt", "broken-parcel.png")
+    # The image really loaded (with the agent's session cookie): it has its pixels.
+    agent.wait_for_function("(img) => img.complete && img.naturalWidth === 64", arg=thumb.element_handle())
+    link = agent.locator(".msg--theirs .msg__attachment--image a")
+    expect(link).to_have_attribute("href", re.compile(r"^/api/v1/attachments/[0-9a-f-]{36}/content$"))

@@ -2,6 +2,7 @@
 // its timeline, the reply box and the customer's contact details.
 
 import { api, syncMessages } from "./api.js";
+import { AttachmentTray } from "./attachments.js";
 import { Composer } from "./composer.js";
 import { $, announce, formatAgo, formatFull, formatWhen, h, initials, readConfig, uuid4 } from "./dom.js";
 import { Messenger } from "./messenger.js";
@@ -81,20 +82,23 @@ const thread = new Thread({
   },
 });
 
+const tray = new AttachmentTray({ tray: $("#attachment-tray"), input: $("#attach-input"), button: $("#attach"), dropTarget: $("#composer") });
+
 const composer = new Composer({
   form: $("#composer"),
+  attachments: tray,
   input: $("#composer-input"),
   button: $("#send"),
   counter: $("#counter"),
   editBanner: $("#edit-banner"),
-  onSend: (body) => {
+  onSend: (body, attachments) => {
     if (!openId) return;
     if (mode.note) {
       thread.addPendingNote(notes.send(openId, body));
       drafts.delete(openId);
       return;
     }
-    const item = { message_id: uuid4(), body, customer_id: openId, created_at: new Date().toISOString() };
+    const item = { message_id: uuid4(), body, attachments, customer_id: openId, created_at: new Date().toISOString() };
     thread.addPending(item);
     messenger.send(item);
     drafts.delete(openId);
@@ -116,6 +120,9 @@ const mode = new ComposerMode({
   noteLabel: $("#note-label"),
   onChange: () => {
     if (composer.editing) composer.cancelEdit();
+    // Notes are text only: files wait in the tray for the next reply.
+    tray.setEnabled(!mode.note);
+    composer.updateCounter();
   },
 });
 const notes = new NoteSender();

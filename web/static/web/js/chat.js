@@ -1,6 +1,7 @@
 // The customer's chat page: one conversation with the support team.
 
 import { api, syncMessages } from "./api.js";
+import { AttachmentTray } from "./attachments.js";
 import { Composer } from "./composer.js";
 import { $, announce, readConfig, uuid4 } from "./dom.js";
 import { Messenger } from "./messenger.js";
@@ -41,14 +42,17 @@ const thread = new Thread({
   },
 });
 
+const tray = new AttachmentTray({ tray: $("#attachment-tray"), input: $("#attach-input"), button: $("#attach"), dropTarget: $("#composer") });
+
 const composer = new Composer({
   form: $("#composer"),
+  attachments: tray,
   input: $("#composer-input"),
   button: $("#send"),
   counter: $("#counter"),
   editBanner: $("#edit-banner"),
-  onSend: (body) => {
-    const item = { message_id: uuid4(), body, customer_id: config.customerId, created_at: new Date().toISOString() };
+  onSend: (body, attachments) => {
+    const item = { message_id: uuid4(), body, attachments, customer_id: config.customerId, created_at: new Date().toISOString() };
     thread.addPending(item);
     refreshEmpty();
     messenger.send(item);

@@ -1,18 +1,22 @@
 // The message box: Enter sends, Shift+Enter starts a new line, Up on an
 // empty box edits your last message, Escape cancels an edit. It grows with
-// its text and reports typing (throttled) so the other side sees it.
+// its text and reports typing (throttled) so the other side sees it. Files
+// in its attachment tray (attachments.js) go with the next send; a message
+// may then have no text.
 
 const MAX_CHARS = 4000;
 const TYPING_EVERY = 2000;
 
 export class Composer {
-  constructor({ form, input, button, counter, editBanner, onSend, onEdit, onTyping, onEditLast, onEditing }) {
+  constructor({ form, input, button, counter, editBanner, attachments, onSend, onEdit, onTyping, onEditLast, onEditing }) {
     this.form = form;
     this.input = input;
     this.button = button;
     this.counter = counter;
     this.editBanner = editBanner;
-    this.onSend = onSend;
+    this.attachments = attachments || null;
+    this.onSend = onSend; // (body, attachments) => void
+
     this.onEdit = onEdit;
     this.onTyping = onTyping || (() => {});
     this.onEditLast = onEditLast || (() => null);
@@ -35,6 +39,7 @@ export class Composer {
     });
     const cancel = editBanner.querySelector("button");
     if (cancel) cancel.addEventListener("click", () => this.cancelEdit());
+    if (this.attachments) this.attachments.addEventListener("change", () => this.updateCounter());
     this.updateCounter();
   }
 
@@ -74,7 +79,10 @@ export class Composer {
   submit() {
     const body = this.input.value;
     const trimmed = body.trim();
-    if (!trimmed) return;
+    const tray = this.activeTray();
+    const files = tray ? tray.ready : [];
+    if (tray && tray.busy) return; // wait for the uploads
+    if (!trimmed && !files.length) return;
     if (trimmed.length > MAX_CHARS) {
       this.updateCounter();
       return;
@@ -86,11 +94,17 @@ export class Composer {
       if (changed) this.onEdit(id, trimmed);
     } else {
       this.input.value = "";
-      this.onSend(trimmed);
+      if (files.length) tray.clear();
+      this.onSend(trimmed, files);
     }
     this.resize();
     this.updateCounter();
     this.input.focus();
+  }
+
+  // The tray whose files the next send takes: none while editing, or while it is switched off (notes).
+  activeTray() {
+    return this.editing || !this.attachments || !this.attachments.enabled ? null : this.attachments;
   }
 
   startEdit(msg) {
@@ -144,7 +158,9 @@ export class Composer {
   updateCounter() {
     const length = this.input.value.trim().length;
     const over = length > MAX_CHARS;
-    this.button.disabled = length === 0 || over;
+    const tray = this.activeTray();
+    const files = tray ? tray.ready.length : 0;
+    this.button.disabled = (length === 0 && files === 0) || over || Boolean(tray && tray.busy);
     if (!this.counter) return;
     if (length > MAX_CHARS - 400) {
       this.counter.hidden = false;
@@ -159,6 +175,7 @@ export class Composer {
 
   setEnabled(enabled) {
     this.input.disabled = !enabled;
+    if (this.attachments) this.attachments.setEnabled(enabled);
     if (!enabled) this.button.disabled = true;
     else this.updateCounter();
   }

@@ -12,7 +12,8 @@ import { api } from "./api.js";
 // Retrying these cannot succeed: the user has to change or drop the message.
 const PERMANENT = new Set([
   "invalid_body", "invalid_field", "missing_field", "message_id_conflict", "customer_not_found", "frame_too_large",
-  "forbidden", "not_sender",
+  "forbidden", "not_sender", "unknown_attachment", "attachment_already_sent", "too_many_attachments",
+  "duplicate_attachment",
 ]);
 
 export class Messenger extends EventTarget {
@@ -51,6 +52,7 @@ export class Messenger extends EventTarget {
 
   transmit(item) {
     const frame = { type: "message.send", message_id: item.message_id, body: item.body };
+    if (item.attachments && item.attachments.length) frame.attachments = attachmentIds(item);
     if (this.agent) frame.customer_id = item.customer_id;
     if (this.socket.send(frame)) return;
     this.sendOverHttp(item);
@@ -60,7 +62,9 @@ export class Messenger extends EventTarget {
     if (this.httpInFlight.has(item.message_id)) return;
     this.httpInFlight.add(item.message_id);
     try {
-      const data = await api("POST", this.sendPath(item), { message_id: item.message_id, body: item.body });
+      const body = { message_id: item.message_id, body: item.body };
+      if (item.attachments && item.attachments.length) body.attachments = attachmentIds(item);
+      const data = await api("POST", this.sendPath(item), body);
       this.confirmed(item.message_id, data.message);
     } catch (err) {
       if (err.code === "rate_limited") this.later(item.message_id, err.retryAfter);
@@ -137,4 +141,9 @@ export class Messenger extends EventTarget {
       }
     }
   }
+}
+
+// A send names the uploads; the pending item keeps their names and sizes to show meanwhile.
+function attachmentIds(item) {
+  return item.attachments.map((attachment) => attachment.attachment_id);
 }

@@ -5,6 +5,7 @@
 // and however often, it is shown once. A message's own events are appended
 // in order, so a copy with a lower position is older and is ignored.
 
+import { formatSize } from "./attachments.js";
 import { bodyNodes, dayKey, formatDay, formatFull, formatTime, h } from "./dom.js";
 
 const GROUP_GAP_MS = 5 * 60 * 1000;
@@ -118,7 +119,7 @@ export class Thread {
   }
 
   // A message this page sent and the server has not confirmed yet.
-  addPending({ message_id, body, customer_id, created_at }) {
+  addPending({ message_id, body, attachments, customer_id, created_at }) {
     if (this.entries.has(message_id)) return;
     const msg = {
       message_id,
@@ -128,6 +129,8 @@ export class Thread {
       sent_at: created_at || new Date().toISOString(),
       edited_at: null,
       read_at: null,
+      // Uploaded, not yet sent: names and sizes only (no url until the server has the message).
+      attachments: (attachments || []).map((a) => ({ ...a, url: null, thumbnail_url: null })),
       position: -1,
     };
     const entry = { msg, local: "sending", error: null, el: null };
@@ -359,7 +362,12 @@ export class Thread {
     }
     const children = [
       h("div", { class: "msg__author" }, author),
-      h("div", { class: "msg__bubble" }, h("p", { class: "msg__body" }, bodyNodes(msg.body))),
+      h(
+        "div",
+        { class: "msg__bubble" },
+        msg.body ? h("p", { class: "msg__body" }, bodyNodes(msg.body)) : null,
+        attachmentList(msg.attachments),
+      ),
       meta,
     ];
     if (entry.error) children.push(h("p", { class: "msg__error", role: "alert" }, entry.error));
@@ -429,6 +437,42 @@ export class Thread {
     }
     if (seen.length) this.onSeen(seen);
   }
+}
+
+// Only the server's own download paths become links or images (never a URL from anywhere else).
+const ATTACHMENT_PATH = /^\/api\/v1\/attachments\/[0-9a-f-]{36}\/(content|thumbnail)$/;
+
+function attachmentHref(url) {
+  return typeof url === "string" && ATTACHMENT_PATH.test(url) ? url : null;
+}
+
+// A message's files: images as thumbnails linking to the full image, other
+// files as a download link with name and size. Built as DOM, names as text.
+function attachmentList(attachments) {
+  if (!attachments || !attachments.length) return null;
+  return h(
+    "ul",
+    { class: "msg__attachments" },
+    attachments.map((a) => {
+      const href = attachmentHref(a.url);
+      const thumb = attachmentHref(a.thumbnail_url);
+      const label = `${a.name} (${formatSize(a.size)})`;
+      if (href && thumb) {
+        return h(
+          "li",
+          { class: "msg__attachment msg__attachment--image" },
+          h("a", { href, target: "_blank", rel: "noopener", title: label },
+            h("img", { src: thumb, alt: a.name, loading: "lazy", class: "msg__thumb" })),
+        );
+      }
+      const content = [h("span", { class: "msg__file-name" }, a.name), h("span", { class: "msg__file-size" }, formatSize(a.size))];
+      return h(
+        "li",
+        { class: "msg__attachment msg__attachment--file" },
+        href ? h("a", { href, download: a.name, class: "msg__file", title: label }, content) : h("span", { class: "msg__file" }, content),
+      );
+    }),
+  );
 }
 
 function statusText(state) {
