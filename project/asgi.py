@@ -7,6 +7,9 @@ its X-Forwarded-Proto as the scheme (what secure cookies, the https redirect
 and HSTS go by). uvicorn's ProxyHeadersMiddleware does exactly that, walking
 X-Forwarded-For from the right past the trusted hops, for http and
 websockets alike; anyone else's headers are left unread.
+
+Behind it, uploads too large for the attachment cap are turned away before
+Django reads their body (api.uploadcap).
 """
 
 import os
@@ -21,6 +24,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware  # noqa: E402
 
+from api.uploadcap import UploadSizeCap  # noqa: E402
 from project.daphne import close_bad_frames_cleanly  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 
@@ -28,7 +32,8 @@ close_bad_frames_cleanly()
 
 router = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # Oversized uploads are refused before Django reads (and spools) their body.
+        "http": UploadSizeCap(django_asgi_app),
         # Session cookie for agents, the customer cookie or ?token= for customers.
         "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
     }
