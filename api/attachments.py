@@ -50,6 +50,7 @@ DOWNLOAD_SECURITY = ["customerToken", "customerCookie", "agentToken", "agentSess
 @doc("POST", "Upload a file to send with a message", body=UPLOAD_BODY, body_media="multipart/form-data",
      responses={201: "UploadedAttachment"},
      errors=[MissingFile, AttachmentTypeNotAllowed, AttachmentTooLarge, ImageTooLarge, (413, "body_too_large"),
+             (400, "malformed_multipart"),
              (415, "unsupported_media_type")],
      description="Multipart form data with the file in the field `file`. The type is read from the bytes: PNG, "
      "JPEG, GIF and WebP images, PDF and plain UTF-8 text are accepted, anything else is 415 "

@@ -9,7 +9,8 @@ answers 500.
 
 from __future__ import annotations
 
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.http.multipartparser import MultiPartParserError
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.common import no_append_slash
 from django.views.decorators.csrf import csrf_exempt
@@ -37,6 +38,9 @@ def as_domain_error(exc: Exception) -> DomainError | None:
         return ApiError(400, "unknown_position", f"position {exc.args[0]} names no event")
     if isinstance(exc, RequestDataTooBig):
         return ApiError(413, "body_too_large", "the request body is too large")
+    if isinstance(exc, MultiPartParserError | TooManyFilesSent | TooManyFieldsSent):
+        # An upload's multipart body that Django cannot (or will not) parse.
+        return ApiError(400, "malformed_multipart", "the body is not a well-formed multipart form with one file")
     return None
 
 

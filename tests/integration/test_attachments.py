@@ -123,6 +123,17 @@ def test_an_upload_needs_the_multipart_file_field(customer):
     assert (r.status_code, r.json()["error"]["code"]) == (415, "unsupported_media_type")
 
 
+def test_a_malformed_multipart_body_is_400_in_the_error_shape(customer, client):
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {customer.token}"}
+    for content_type in ("multipart/form-data; boundary=", "multipart/form-data"):
+        r = customer.client.post(UPLOAD, b"--x\r\ngarbage", content_type=content_type, **headers)
+        assert (r.status_code, r.json()["error"]["code"]) == (400, "malformed_multipart"), r.content
+    # The chat page's cookie reaches the same parse through the CSRF check.
+    client.get(f"/chat/?token={customer.token}")
+    r = client.post(UPLOAD, b"--x\r\ngarbage", content_type="multipart/form-data; boundary=")
+    assert (r.status_code, r.json()["error"]["code"]) == (400, "malformed_multipart"), r.content
+
+
 def test_a_decompression_bomb_is_refused(customer, _private_media):
     bomb = files.image("PNG", (10_000, 5_000))  # 50 megapixels of one colour: a small file
     assert len(bomb) < 1024 * 1024
