@@ -10,8 +10,8 @@ answers 500.
 from __future__ import annotations
 
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
-from django.http.multipartparser import MultiPartParserError
 from django.http import HttpRequest, JsonResponse
+from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.common import no_append_slash
 from django.views.decorators.csrf import csrf_exempt
 
