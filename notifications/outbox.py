@@ -27,6 +27,7 @@ from chat.events import MessageEdited, MessageMarkedAsRead, MessageSent, stream_
 from eventstore import wakeup
 from eventstore.store import EventStore
 from notifications.models import DeliveryState, PushDelivery, PushSubscription
+from readmodels.present import preview_text
 
 #: PostgreSQL NOTIFY channel (and Redis wake-up channel) of queued rows.
 NOTIFY_CHANNEL = "parley_push"
@@ -100,7 +101,9 @@ def claim(owner: str, now: dt.datetime, *, batch: int, lease_seconds: float) -> 
 
 
 def message_states(message_ids: set[uuid.UUID]) -> dict[uuid.UUID, tuple[str, dt.datetime | None]]:
-    """Each message's text and read time (None: unread) now, from its own stream.
+    """Each message's preview text (readmodels.present.preview_text: its body, or
+    its attachments' names when it has no text) and read time (None: unread)
+    now, from its own stream.
 
     The log, not a read model: a read committed a moment ago is seen even
     while the pipeline has yet to process it. One query for all of them.
@@ -108,17 +111,17 @@ def message_states(message_ids: set[uuid.UUID]) -> dict[uuid.UUID, tuple[str, dt
     streams = EventStore().read_streams([stream_id(m) for m in message_ids])
     out: dict[uuid.UUID, tuple[str, dt.datetime | None]] = {}
     for events in streams.values():
-        body, read_at, message_id = "", None, None
+        body, read_at, message_id, attachments = "", None, None, ()
         for r in events:
             e = r.event
             if isinstance(e, MessageSent):
-                body, message_id = e.body, e.message_id
+                body, message_id, attachments = e.body, e.message_id, e.attachments
             elif isinstance(e, MessageEdited):
                 body = e.body
             elif isinstance(e, MessageMarkedAsRead):
                 read_at = e.read_at
         if message_id is not None:
-            out[message_id] = (body, read_at)
+            out[message_id] = (preview_text(body, attachments), read_at)
     return out
 
 

@@ -25,7 +25,7 @@ from notifications.models import PushDelivery
 from outbound.models import WebhookDelivery
 from realtime.frames import envelopes
 from tests.conftest import new_id
-from tests.integration.test_push_support import push, run_pipeline, subscribe, vapid_keys  # noqa: F401
+from tests.integration.test_push_support import make_worker, push, run_pipeline, subscribe, vapid_keys  # noqa: F401
 from tests.integration.webhook_support import receiver, register  # noqa: F401
 from tests.support import files
 
@@ -350,12 +350,15 @@ def test_frames_and_resume_frames_carry_the_attachments(customer, project):
 
 
 def test_the_push_preview_of_a_message_of_attachments_alone_names_the_file(push, vapid_keys, customer, agent):  # noqa: F811
-    subscribe(push, customer, vapid_keys)
+    device = subscribe(push, customer, vapid_keys)
     photo = uploaded(agent, "photo.png")
     assert send(agent, path=f"/api/v1/conversations/{customer.id}/messages", attachments=[photo]).status_code == 201
     run_pipeline()
     (delivery,) = PushDelivery.objects.all()
     assert delivery.message["preview"] == "\N{PAPERCLIP} photo.png"
+    make_worker().drain()  # the worker refreshes the preview from the log when it sends: still the files
+    (payload,) = device.payloads()
+    assert payload["message"]["preview"] == "\N{PAPERCLIP} photo.png"
 
 
 def test_the_webhook_data_of_a_message_is_the_api_object_with_its_attachments(receiver, client, customer, project):  # noqa: F811
