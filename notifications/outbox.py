@@ -23,7 +23,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.db.models import Exists, F, Min, OuterRef, Q, Subquery
 
-from chat.events import MessageEdited, MessageMarkedAsRead, MessageSent, stream_id
+from chat.events import AttachmentRef, MessageEdited, MessageMarkedAsRead, MessageSent, stream_id
 from eventstore import wakeup
 from eventstore.store import EventStore
 from notifications.models import DeliveryState, PushDelivery, PushSubscription
@@ -111,7 +111,8 @@ def message_states(message_ids: set[uuid.UUID]) -> dict[uuid.UUID, tuple[str, dt
     streams = EventStore().read_streams([stream_id(m) for m in message_ids])
     out: dict[uuid.UUID, tuple[str, dt.datetime | None]] = {}
     for events in streams.values():
-        body, read_at, message_id, attachments = "", None, None, ()
+        body, read_at, message_id = "", None, None
+        attachments: tuple[AttachmentRef, ...] = ()
         for r in events:
             e = r.event
             if isinstance(e, MessageSent):
