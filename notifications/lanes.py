@@ -22,7 +22,7 @@ from django.conf import settings
 
 from eventstore import wakeup
 from eventstore.dbthreads import DatabaseThreads
-from eventstore.loop import Delay, run_forever, wait_either
+from eventstore.loop import Delay, run_forever, until, wait_either
 from eventstore.runner import make_owner_id
 from notifications.config import DeliveryConfig, push_configured, utcnow
 from notifications.outbox import NOTIFY_CHANNEL, queued
@@ -95,9 +95,7 @@ async def _lane(index: int, stop: asyncio.Event, config: DeliveryConfig, bell: D
         bell.idle(me)
         if index != 0:
             return SPARE_LANE_IDLE
-        if result.next_wake is not None:
-            return max(0.01, min(poll, (result.next_wake - utcnow()).total_seconds()))
-        return poll
+        return until(result.next_wake, utcnow(), cap=poll)
 
     try:
         worker = await thread(lambda: DeliveryWorker(config, owner=f"{make_owner_id()}:{index}"))()

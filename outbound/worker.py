@@ -27,7 +27,7 @@ from django.conf import settings
 
 from eventstore import wakeup
 from eventstore.dbthreads import DatabaseThreads
-from eventstore.loop import Delay, run_forever
+from eventstore.loop import Delay, run_forever, until
 from eventstore.runner import make_owner_id
 from outbound import outbox
 from outbound.models import WebhookDelivery
@@ -165,7 +165,7 @@ async def _lane(index: int, stop: asyncio.Event, config: WebhookConfig, poll: fl
         if worker.run_once().attempts:
             return 0
         due = outbox.next_due(utcnow())
-        return poll if due is None else max(0.01, min(poll, (due - utcnow()).total_seconds()))
+        return until(due, utcnow(), cap=poll)
 
     async def step() -> Delay:
         return await thread(work)()
