@@ -638,6 +638,8 @@ def test_a_customer_attaches_a_picture_and_the_agent_sees_its_thumbnail(browser,
     customer.locator("#send").click()  # a message of the picture alone
     mine = customer.locator(".msg--mine .msg__thumb")
     expect(mine).to_have_attribute("alt", "broken-parcel.png")
+    # Loaded with the chat page's own cookie (no token in the URL): it has its pixels.
+    customer.wait_for_function("(img) => img.complete && img.naturalWidth === 64", arg=mine.element_handle())
     expect(customer.locator(".attachment-chip")).to_have_count(0)
 
     row = conversation_row(agent, ada["customer_id"])
