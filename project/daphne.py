@@ -1,4 +1,4 @@
-"""How Daphne treats websocket frames that break the protocol.
+"""How Daphne treats websocket frames that break the protocol, and request bodies.
 
 Daphne's autobahn factory fails a connection on a protocol error (a text
 frame that is not UTF-8, a message over Daphne's 1 MiB limit) by dropping
@@ -7,6 +7,15 @@ close with the status the protocol defines (1007 invalid payload, 1009 too
 big), which tells the client why. Daphne does not expose the option, and
 ``daphne project.asgi:application`` builds its factory after importing this
 application, so the factory class is adjusted here, once.
+
+Request bodies: Twisted, under Daphne, parses every POST with a form or
+multipart body into its own ``request.args`` before Daphne runs, which
+Daphne never reads (it hands the raw body to Django). For an attachment
+upload that is a second full copy of the file in memory, and a multipart
+body Twisted cannot parse is answered with an empty 400 that Parley never
+sees, not the API's error shape. ``leave_bodies_to_django`` turns that
+parsing off (Twisted's ``parsePOSTFormSubmission``), so Django alone
+parses bodies, with its limits and its errors.
 """
 
 from __future__ import annotations
@@ -29,3 +38,20 @@ def close_bad_frames_cleanly() -> None:
 
     WebSocketFactory.__init__ = __init__  # type: ignore[method-assign]
     WebSocketFactory._parley_clean_close = True  # type: ignore[attr-defined]
+
+
+def leave_bodies_to_django() -> None:
+    try:
+        from daphne.http_protocol import WebRequest
+    except ImportError:  # not running under Daphne
+        return
+    if getattr(WebRequest, "_parley_raw_bodies", False):
+        return
+    original = WebRequest.__init__
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("parsePOSTFormSubmission", False)
+        original(self, *args, **kwargs)
+
+    WebRequest.__init__ = __init__  # type: ignore[method-assign]
+    WebRequest._parley_raw_bodies = True  # type: ignore[attr-defined]
