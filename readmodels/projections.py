@@ -15,6 +15,7 @@ trips.
 
 from __future__ import annotations
 
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
@@ -37,6 +38,7 @@ from customers.events import ContactDetailsChanged, CustomerRegistered, EmailUns
 from eventstore.events import Cursor, RecordedEvent
 from eventstore.reading import Batch
 from eventstore.unit import Unit
+from readmodels.fulltext import indexable
 from readmodels.models import (
     AgentUnread,
     Badge,
@@ -44,6 +46,7 @@ from readmodels.models import (
     BadgeUnread,
     Conversation,
     DirectoryEntry,
+    SearchEntry,
     TimelineMessage,
     TimelineNote,
 )
@@ -328,5 +331,49 @@ def badges_after(unit: Unit, events: Sequence[RecordedEvent]) -> dict[Cursor, in
     return changed
 
 
+def message_entry_key(message_id: uuid.UUID) -> str:
+    return f"message:{message_id}"
+
+
+def customer_entry_key(customer_id: uuid.UUID) -> str:
+    return f"customer:{customer_id}"
+
+
+def customer_text(name: str, email: str) -> str:
+    """What a customer is found by: their name and email address."""
+    return f"{name} \u00b7 {email}" if email else name
+
+
+class SearchProjection(Projection):
+    """The full-text search index (readmodels.fulltext): a row per message
+    with its current body, a row per customer with their name and email.
+
+    Every event carries the whole text it leaves, so rows are written
+    without being read: an edit replaces the message's text, a change of
+    contact details the customer's. Private notes are not indexed: search
+    answers customers too, and notes must never reach them.
+    """
+
+    name = "search"
+    event_types = frozenset({"MessageSent", "MessageEdited", "CustomerRegistered", "ContactDetailsChanged"})
+    tables = (SearchEntry,)
+
+    def apply(self, events: Sequence[RecordedEvent], unit: Unit) -> None:
+        for r in events:
+            e = r.event
+            if isinstance(e, MessageSent | MessageEdited):
+                row = {"key": message_entry_key(e.message_id), "kind": "message", "customer_id": e.customer_id,
+                       "message_id": e.message_id, "text": indexable(e.body)}
+            elif isinstance(e, CustomerRegistered | ContactDetailsChanged):
+                row = {"key": customer_entry_key(e.customer_id), "kind": "customer", "customer_id": e.customer_id,
+                       "message_id": None, "text": indexable(customer_text(e.name, e.email))}
+            else:
+                continue
+            unit.save(SearchEntry, {**row, "tx": r.tx, "position": r.position})
+
+
 def all_projections() -> list[Projection]:
-    return [DirectoryProjection(), TimelineProjection(), ConversationsProjection(), BadgeProjection(), NotesProjection()]
+    return [
+        DirectoryProjection(), TimelineProjection(), ConversationsProjection(), BadgeProjection(), NotesProjection(),
+        SearchProjection(),
+    ]
