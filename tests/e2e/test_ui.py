@@ -621,3 +621,32 @@ def test_the_offline_banner_keeps_the_newest_message_in_view(browser, pages, sta
     expect(customer.locator(".msg").first).to_be_in_viewport()
     customer.context.set_offline(False)
     expect(customer.locator("#connection")).to_have_attribute("data-state", "live")
+
+
+def test_an_agent_searches_sees_the_match_highlighted_as_text_and_opens_its_conversation(browser, pages, stack):
+    word = f"zebra{uuid.uuid4().hex[:8]}"
+    grace = stack.register_customer("Grace Hopper <b>", "grace@example.com")
+    body = f"<b>bold</b> <img src=x onerror=alert(1)> my {word} order never came"
+    customer_send(stack, grace["token"], body)
+    customer_send(stack, grace["token"], "An unrelated message")
+    agent = log_in_agent(browser, pages, stack, stack.agent_username, stack.agent_password)
+    expect(conversation_row(agent, grace["customer_id"])).to_be_visible()  # the index is as current as the list
+
+    agent.get_by_label("Search messages and customers").fill(word)
+    results = agent.locator("#search-results")
+    expect(results.locator(".search-result")).to_have_count(1)
+    expect(agent.locator("#conversation-list-area")).to_be_hidden()
+    result = results.locator(".search-result")
+    expect(result.locator("mark")).to_have_text([word])
+    expect(result.locator(".search-result__text")).to_have_text(body)
+    expect(result.locator(".conv__name")).to_have_text("Grace Hopper <b>")
+    assert results.locator("b, img, script").count() == 0
+
+    result.click()
+    expect(agent).to_have_url(f"{stack.url}/agent/#{grace['customer_id']}")
+    expect(agent.locator("#conversation-title")).to_have_text("Grace Hopper <b>")
+    expect(agent.locator(".msg--theirs .msg__body").filter(has_text=word)).to_have_text(body)
+
+    agent.locator("#search-input").press("Escape")
+    expect(results).to_be_hidden()
+    expect(conversation_row(agent, grace["customer_id"])).to_be_visible()
