@@ -13,8 +13,8 @@ are matched, ranked and highlighted differs by backend, and lives here:
   ``snippet()``.
 
 Both answer the same question: every word of the query, as a word prefix
-(``refun`` finds "refund" and "refunded"), in any order; best match first,
-the newest first among equals.
+(``refun`` finds "refund" and "refunded"), in any order; best match first
+among the newest ``RANKED`` matches, the newest first among equals.
 
 A highlight is the matched text's best fragment with each match between
 ``MARK_START`` (U+0002) and ``MARK_END`` (U+0003), and ``ELLIPSIS`` where
@@ -48,6 +48,10 @@ ELLIPSIS = "\u2026"
 #: not HTML, and "<script>" must come back as the text it is.
 STORED_LT = "\x04"
 
+#: Matches ranked at most: the newest this many. Ranking reads every
+#: candidate's text again on PostgreSQL (the index keeps no word counts),
+#: so a query matching most of a large log is bounded by this, not by the log.
+RANKED = 1000
 #: Words of a fragment (PostgreSQL) and tokens (SQLite) around the matches.
 FRAGMENT_WORDS = 24
 HEADLINE_OPTIONS = (
@@ -166,22 +170,31 @@ def _match_postgres(query: str, until: Cursor, limit: int, customer_id: uuid.UUI
         if not lexemes:
             return []
         where, params = _narrowing("e", until, customer_id, kind, lambda u: u)
-        # Ranked over every match, highlighted only for the page.
+        # The newest RANKED matches come from the index alone; only they are
+        # ranked (ts_rank parses each one's text again), and only the page
+        # is highlighted.
         c.execute(
             f"""
-            SELECT best.kind, best.customer_id, best.message_id, best.text,
-                   ts_headline({config}, best.text, best.query, %s)
-            FROM (
-                SELECT e.kind, e.customer_id, e.message_id, e.text, e.position, q.query,
-                       ts_rank(to_tsvector({config}, e.text), q.query, 1) AS rank
-                FROM "{SEARCH_TABLE}" e, (SELECT %s::tsquery AS query) q
+            WITH q AS (SELECT %s::tsquery AS query),
+            candidates AS (
+                SELECT e.kind, e.customer_id, e.message_id, e.text, e.position
+                FROM "{SEARCH_TABLE}" e, q
                 WHERE to_tsvector({config}, e.text) @@ q.query AND {where}
-                ORDER BY rank DESC, e.position DESC
+                ORDER BY e.position DESC
+                LIMIT {RANKED}
+            ),
+            best AS (
+                SELECT c.*, ts_rank(to_tsvector({config}, c.text), q.query, 1) AS rank
+                FROM candidates c, q
+                ORDER BY rank DESC, c.position DESC
                 LIMIT %s
-            ) best
+            )
+            SELECT best.kind, best.customer_id, best.message_id, best.text,
+                   ts_headline({config}, best.text, q.query, %s)
+            FROM best, q
             ORDER BY best.rank DESC, best.position DESC
             """,
-            [HEADLINE_OPTIONS, prefix_tsquery(lexemes), *params, limit],
+            [prefix_tsquery(lexemes), *params, limit, HEADLINE_OPTIONS],
         )
         rows = c.fetchall()
     return [Match(kind, uuid.UUID(str(cid)), _uuid(mid), readable(_with_ellipses(text, fragment)))
@@ -227,17 +240,33 @@ def _match_sqlite(query: str, until: Cursor, limit: int, customer_id: uuid.UUID 
         return []
     where, params = _narrowing("e", until, customer_id, kind, lambda u: u.hex)
     with connection.cursor() as c:
+        # As on PostgreSQL: the best of the newest RANKED matches, the page highlighted.
         c.execute(
             f"""
-            SELECT e.kind, e.customer_id, e.message_id,
-                   snippet("{FTS_TABLE}", 0, %s, %s, %s, {FRAGMENT_WORDS})
-            FROM "{FTS_TABLE}" f JOIN "{SEARCH_TABLE}" e ON e.position = f.rowid
-            WHERE "{FTS_TABLE}" MATCH %s AND {where}
-            ORDER BY bm25("{FTS_TABLE}"), e.position DESC
+            SELECT ranked.position, ranked.kind, ranked.customer_id, ranked.message_id
+            FROM (
+                SELECT e.position, e.kind, e.customer_id, e.message_id, bm25("{FTS_TABLE}") AS score
+                FROM "{FTS_TABLE}" JOIN "{SEARCH_TABLE}" e ON e.position = "{FTS_TABLE}".rowid
+                WHERE "{FTS_TABLE}" MATCH %s AND {where}
+                ORDER BY e.position DESC
+                LIMIT {RANKED}
+            ) ranked
+            ORDER BY ranked.score, ranked.position DESC
             LIMIT %s
             """,
-            [MARK_START, MARK_END, ELLIPSIS, expression, *params, limit],
+            [expression, *params, limit],
         )
-        rows = c.fetchall()
-    return [Match(kind, uuid.UUID(str(cid)), _uuid(mid), readable(fragment))
-            for kind, cid, mid, fragment in rows]
+        page = c.fetchall()
+        if not page:
+            return []
+        positions = [row[0] for row in page]
+        c.execute(
+            f"""
+            SELECT rowid, snippet("{FTS_TABLE}", 0, %s, %s, %s, {FRAGMENT_WORDS})
+            FROM "{FTS_TABLE}" WHERE "{FTS_TABLE}" MATCH %s AND rowid IN ({", ".join(["%s"] * len(positions))})
+            """,
+            [MARK_START, MARK_END, ELLIPSIS, expression, *positions],
+        )
+        fragments = dict(c.fetchall())
+    return [Match(kind, uuid.UUID(str(cid)), _uuid(mid), readable(fragments[position]))
+            for position, kind, cid, mid in page]

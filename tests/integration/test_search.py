@@ -5,12 +5,14 @@ Runs on SQLite (FTS5) and PostgreSQL (GIN over to_tsvector)."""
 from __future__ import annotations
 
 import re
+from unittest import mock
 
 import pytest
 from django.core.management import call_command
 
 from customers.services import customer_update
 from eventstore.models import StoredEvent
+from readmodels import fulltext
 from readmodels.fulltext import ELLIPSIS, MARK_END, MARK_START
 from readmodels.models import SearchEntry
 from readmodels.projections import all_projections
@@ -276,3 +278,13 @@ def test_a_rebuild_gives_the_same_index_as_live_projection(customer, make_custom
     late = say(customer, "One more refund question")
     project()
     assert late in found(agent, "refund")
+
+
+def test_ranking_is_among_the_newest_matches_so_a_common_word_costs_a_bounded_amount(customer, agent, project):
+    best = say(customer, "Refund refund refund")
+    newer = say(customer, "I asked about a refund in my earlier message, any news on it yet?")
+    newest = say(customer, "Still no refund, and this is a long message about a refund and other things")
+    project()
+    assert found(agent, "refund") == [best, newest, newer]
+    with mock.patch.object(fulltext, "RANKED", 2):  # the best is not among the two newest
+        assert found(agent, "refund") == [newest, newer]
