@@ -650,3 +650,28 @@ def test_an_agent_searches_sees_the_match_highlighted_as_text_and_opens_its_conv
     agent.locator("#search-input").press("Escape")
     expect(results).to_be_hidden()
     expect(conversation_row(agent, grace["customer_id"])).to_be_visible()
+
+
+def test_a_customer_searches_their_conversation_and_the_match_comes_into_view(browser, pages, stack):
+    word = f"walrus{uuid.uuid4().hex[:8]}"
+    linus = stack.register_customer("Linus Pauling", "linus@example.com")
+    customer_send(stack, linus["token"], f"Where is my {word} <i>order</i>?")
+    for i in range(20):  # enough to push the first message out of view
+        customer_send(stack, linus["token"], f"Filler message {i}")
+    stranger = stack.register_customer("Rosalind Franklin", "rosalind@example.com")
+    customer_send(stack, stranger["token"], f"My own {word} question")
+    customer = open_customer(browser, pages, stack, linus["token"])
+    expect(customer.locator(".msg")).to_have_count(21)
+
+    customer.get_by_label("Search this conversation").first.click()
+    customer.locator("#search-input").fill(word)
+    results = customer.locator("#search-results .chat-search__result")
+    expect(results).to_have_count(1)  # never the other customer's message
+    expect(results.locator("mark")).to_have_text([word])
+    expect(results.locator(".search-result__text")).to_have_text(f"You: Where is my {word} <i>order</i>?")
+    assert customer.locator("#search-results i").count() == 0
+
+    results.click()
+    found = customer.locator(".msg").filter(has_text=word)
+    expect(found).to_be_in_viewport()
+    expect(customer.locator("#search-results")).to_be_hidden()

@@ -1,6 +1,6 @@
-// The agent dashboard's search box: as the agent types, GET /api/v1/search
-// and show the results in place of the conversation list; a result is a
-// link to its conversation (#<customer id>), which the page's router opens.
+// Search boxes: the agent dashboard's (GET /api/v1/search; results replace
+// the conversation list and link to their conversation) and the customer
+// page's (GET /api/v1/messages/search; a result shows its message).
 
 import { api } from "./api.js";
 import { formatAgo, formatFull, h, initials } from "./dom.js";
@@ -28,7 +28,8 @@ export function highlightNodes(highlight) {
   return nodes;
 }
 
-function resultNode(result) {
+// The dashboard's result: a link to the conversation (the page's router opens it).
+export function agentResult(result) {
   const name = result.customer_name || "Unnamed customer";
   const message = result.message;
   const at = message ? new Date(message.sent_at) : null;
@@ -49,22 +50,28 @@ function resultNode(result) {
           h("span", { class: "conv__name" }, name),
           at ? h("time", { class: "conv__time", datetime: message.sent_at, title: formatFull(at) }, formatAgo(at)) : null,
         ),
-        h(
-          "span",
-          { class: "search-result__text" },
-          who ? h("span", { class: "search-result__who" }, `${who} `) : null,
-          highlightNodes(result.highlight),
-        ),
+        snippet(who, result.highlight),
       ),
     ),
   );
 }
 
-// Wires the form: results replace ``hide`` (the conversation list) while
-// the box holds a query; Escape or emptying the box brings the list back.
+// The matched fragment, after who wrote it.
+export function snippet(who, highlight) {
+  return h(
+    "span",
+    { class: "search-result__text" },
+    who ? h("span", { class: "search-result__who" }, `${who} `) : null,
+    highlightNodes(highlight),
+  );
+}
+
+// Wires a search form: while the box holds a query, GET ``path`` and show
+// each result as ``render`` builds it in ``list`` (``hide``, if given, is
+// hidden meanwhile); Escape or emptying the box ends the search.
 export class SearchBox {
-  constructor({ form, input, list, status, hide }) {
-    Object.assign(this, { form, input, list, status, hide });
+  constructor({ form, input, list, status, hide = null, path = "/api/v1/search", render = agentResult }) {
+    Object.assign(this, { form, input, list, status, hide, path, render });
     this.seq = 0;
     this.timer = null;
     input.addEventListener("input", () => this.soon());
@@ -98,7 +105,7 @@ export class SearchBox {
   show(on) {
     this.list.hidden = !on;
     this.status.hidden = !on;
-    this.hide.hidden = on;
+    if (this.hide) this.hide.hidden = on;
     if (!on) {
       this.seq++;
       this.list.replaceChildren();
@@ -113,9 +120,9 @@ export class SearchBox {
     this.show(true);
     this.status.textContent = "Searching…";
     try {
-      const data = await api("GET", `/api/v1/search?q=${encodeURIComponent(q)}&limit=${LIMIT}`);
+      const data = await api("GET", `${this.path}?q=${encodeURIComponent(q)}&limit=${LIMIT}`);
       if (seq !== this.seq) return; // a newer query is on its way
-      this.list.replaceChildren(...data.results.map(resultNode));
+      this.list.replaceChildren(...data.results.map((result) => this.render(result)));
       const n = data.results.length;
       this.status.textContent = n ? `${n}${n === LIMIT ? "+" : ""} result${n === 1 ? "" : "s"}` : "No matches.";
     } catch (err) {
