@@ -134,6 +134,10 @@ def match(query: str, *, until: Cursor, limit: int, customer_id: uuid.UUID | Non
 
 def _narrowing(alias: str, until: Cursor, customer_id: uuid.UUID | None, kind: str | None,
                uuid_param: Any) -> tuple[str, list[Any]]:
+    """The WHERE clause (and its parameters) of the rows a search may see:
+    those the pipeline wrote up to ``until``, of one customer and kind if
+    asked. ``uuid_param`` binds a UUID as the backend stores it (SQLite: the
+    hex text Django writes)."""
     where = f"({alias}.tx < %s OR ({alias}.tx = %s AND {alias}.position <= %s))"
     params: list[Any] = [until.tx, until.tx, until.position]
     if customer_id is not None:
