@@ -47,6 +47,10 @@ ELLIPSIS = "\u2026"
 #: leaves it out of the index and out of ts_headline's fragment; chat text is
 #: not HTML, and "<script>" must come back as the text it is.
 STORED_LT = "\x04"
+#: What "@" is stored as. PostgreSQL's parser keeps an email address as one
+#: word, so "acme.com" would not find "ada@acme.com"; apart, the address is a
+#: name and a host, found by either (as FTS5, which splits at "@", finds it).
+STORED_AT = "\x05"
 
 #: Matches ranked at most: the newest this many. Ranking reads every
 #: candidate's text again on PostgreSQL (the index keeps no word counts),
@@ -58,18 +62,20 @@ HEADLINE_OPTIONS = (
     f'StartSel="{MARK_START}", StopSel="{MARK_END}", MaxWords={FRAGMENT_WORDS}, MinWords=8, MaxFragments=1'
 )
 
-_HIDDEN = {ord(MARK_START): " ", ord(MARK_END): " ", ord(STORED_LT): " ", ord("<"): STORED_LT}
+_HIDDEN = {ord(MARK_START): " ", ord(MARK_END): " ", ord(STORED_LT): " ", ord(STORED_AT): " ",
+           ord("<"): STORED_LT, ord("@"): STORED_AT}
 _WORD = re.compile(r"\w+")
 
 
 def indexable(text: str) -> str:
-    """The form of ``text`` the index stores: no marker characters, "<" hidden from PostgreSQL's tag parser."""
+    """The form of ``text`` the index stores (and a query is parsed in): no
+    marker characters; "<" and "@" hidden from PostgreSQL's parser."""
     return text.translate(_HIDDEN)
 
 
 def readable(fragment: str) -> str:
-    """A highlight fragment as the client sees it: the stored form's "<" given back."""
-    return fragment.replace(STORED_LT, "<")
+    """A highlight fragment as the client sees it: the stored form's "<" and "@" given back."""
+    return fragment.replace(STORED_LT, "<").replace(STORED_AT, "@")
 
 
 def search_config() -> str:
@@ -167,8 +173,8 @@ def _match_postgres(query: str, until: Cursor, limit: int, customer_id: uuid.UUI
     config = f"'{search_config()}'::regconfig"
     with connection.cursor() as c:
         # The query's words as the configuration normalises them (lower case,
-        # stemmed, stop words dropped), parsed like the text they are to match:
-        # "ada@example.com" stays one word here as it is in the index.
+        # stemmed, stop words dropped), parsed like the text they are to match
+        # (in the stored form: "ada@example.com" is "ada" and "example.com").
         c.execute(f"SELECT lexeme FROM unnest(to_tsvector({config}, %s))", [indexable(query)])
         lexemes = [row[0] for row in c.fetchall()]
         if not lexemes:
