@@ -15,8 +15,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from django.core.cache import cache as shared
+from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.core.cache.backends.locmem import LocMemCache
+from django.core.cache.backends.redis import RedisCache
 from django.http import HttpRequest
 
 log = logging.getLogger(__name__)
@@ -25,27 +26,60 @@ _local = LocMemCache("parley-ratelimit-fallback", {})
 _falling_back = False
 
 
+def _increment(backend: Any, key: str, ttl: int) -> int:
+    """Add one to the counter ``key`` of ``backend`` (created with ``ttl`` seconds to live); the new count.
+
+    On Redis one round trip: ``SET key 0 EX ttl NX`` then ``INCR key``,
+    pipelined (the send budget counts every message, so this is on the
+    live path). Django's cache API needs up to three (``add``, then
+    ``incr``, which checks ``exists`` first); other backends use it.
+    """
+    if isinstance(backend, RedisCache):
+        full = backend.make_and_validate_key(key)
+        # Django's RedisCache keeps its redis-py client behind ``_cache``
+        # (stable since Django 4.0); the value format matches: integers
+        # are stored as plain numbers, which ``get`` reads back.
+        pipe = backend._cache.get_client(full, write=True).pipeline(transaction=False)  # type: ignore[attr-defined]
+        pipe.set(full, 0, ex=ttl, nx=True)
+        pipe.incr(full)
+        return int(pipe.execute()[1])
+    # add() is atomic where the backend is (LocMem, Redis, Memcached): the first caller creates the counter.
+    if backend.add(key, 1, timeout=ttl):
+        return 1
+    try:
+        return int(backend.incr(key))
+    except ValueError:  # expired between add() and incr()
+        backend.add(key, 1, timeout=ttl)
+        return 1
+
+
 class _Counter:
     """The shared cache, or this process's memory while the shared one fails."""
 
-    def __getattr__(self, method: str) -> Any:
-        def call(*args: Any, **kwargs: Any) -> Any:
-            global _falling_back
-            try:
-                result = getattr(shared, method)(*args, **kwargs)
-            except ValueError:  # incr() of a missing key: an answer, not a failure
-                raise
-            except Exception:
-                if not _falling_back:
-                    log.warning("rate-limit cache unreachable: counting in this process until it is back", exc_info=True)
-                _falling_back = True
-                return getattr(_local, method)(*args, **kwargs)
-            if _falling_back:
-                log.info("rate-limit cache reachable again")
-                _falling_back = False
-            return result
+    def increment(self, key: str, ttl: int) -> int:
+        return self._call(lambda backend: _increment(backend, key, ttl))
 
-        return call
+    def __getattr__(self, method: str) -> Any:
+        return lambda *args, **kwargs: self._call(lambda backend: getattr(backend, method)(*args, **kwargs))
+
+    @staticmethod
+    def _call(operation: Any) -> Any:
+        global _falling_back
+        try:
+            # The backend itself, not django.core.cache.cache (a proxy to it),
+            # so that _increment can tell Redis.
+            result = operation(caches[DEFAULT_CACHE_ALIAS])
+        except ValueError:  # incr() of a missing key: an answer, not a failure
+            raise
+        except Exception:
+            if not _falling_back:
+                log.warning("rate-limit cache unreachable: counting in this process until it is back", exc_info=True)
+            _falling_back = True
+            return operation(_local)
+        if _falling_back:
+            log.info("rate-limit cache reachable again")
+            _falling_back = False
+        return result
 
 
 cache = _Counter()
@@ -74,15 +108,7 @@ def peek(scope: str, key: str, *, limit: int, window: int) -> Verdict:
 def hit(scope: str, key: str, *, limit: int, window: int) -> Verdict:
     """Count one attempt of ``key`` in ``scope``; refuse past ``limit`` per ``window`` seconds."""
     cache_key, now, start = _window(scope, key, window)
-    # add() is atomic where the backend is (LocMem, Redis, Memcached): the first caller creates the counter.
-    if cache.add(cache_key, 1, timeout=window + 1):
-        count = 1
-    else:
-        try:
-            count = cache.incr(cache_key)
-        except ValueError:  # expired between add() and incr()
-            cache.add(cache_key, 1, timeout=window + 1)
-            count = 1
+    count = cache.increment(cache_key, window + 1)
     if count > limit:
         return Verdict(False, start + window - now)
     return Verdict(True, 0)

@@ -101,13 +101,7 @@ _PREFIX = "parley:login"
 
 
 def _count_up(key: str) -> int:
-    if _cache.add(key, 1, timeout=MEMORY):
-        return 1
-    try:
-        return int(_cache.incr(key))
-    except ValueError:  # it expired between the two
-        _cache.add(key, 1, timeout=MEMORY)
-        return 1
+    return _cache.increment(key, MEMORY)
 
 
 def _count_down(key: str) -> None:

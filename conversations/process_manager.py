@@ -38,12 +38,14 @@ from conversations.events import (
     FirstResponseClockStopped,
     ReopenedBecause,
     Status,
+    stream_id,
 )
 from conversations.models import AgentTurn, Routing
 from conversations.ports import agent_directory
 from eventstore import timers
 from eventstore.events import RecordedEvent
 from eventstore.reading import Batch
+from eventstore.store import EventStore
 
 #: The consumer group (and checkpoint) of the workflow process manager.
 WORKFLOW = "workflow"
@@ -75,34 +77,42 @@ class WorkflowProcessManager:
     })
 
     def handle(self, batch: Batch) -> None:
+        routes = Routes.of(batch)
+        # Every conversation a message of the batch concerns, read in one
+        # query; each is used by the first command on it (the next ones
+        # read again: the first may have appended).
+        streams = {stream_id(r.event.customer_id) for r in batch.events if isinstance(r.event, MessageSent)}
+        histories = EventStore().read_streams(streams) if streams else {}
         for r in batch.events:
-            self._handle(r)
+            self._handle(r, routes, histories)
+        routes.save()
 
-    def _handle(self, r: RecordedEvent) -> None:
+    def _handle(self, r: RecordedEvent, routes: Routes, histories: dict[str, list[RecordedEvent]]) -> None:
         e = r.event
         if isinstance(e, MessageSent):
+            history = histories.pop(stream_id(e.customer_id), None)
             if e.sender_kind == SenderKind.CUSTOMER:
                 outcome = handlers.record_customer_message(RecordCustomerMessage(
-                    e.customer_id, e.message_id, e.sent_at, first_response(), r.position))
+                    e.customer_id, e.message_id, e.sent_at, first_response(), r.position), history=history)
                 conv = outcome.conversation
                 # The aggregate's own state, ahead of the events this consumer has yet to read.
-                _route(e.customer_id, assignee_id=conv.assignee.id if conv.assignee else None,
+                routes.set(e.customer_id, assignee_id=conv.assignee.id if conv.assignee else None,
                        resolved=conv.status is Status.RESOLVED)
                 if conv.assignee is None and conv.status is Status.OPEN:
-                    self._auto_assign(e.customer_id, f"message:{e.message_id}", r)
+                    self._auto_assign(e.customer_id, f"message:{e.message_id}", r, routes)
             else:
-                handlers.record_agent_reply(RecordAgentReply(e.customer_id, e.message_id, e.sent_at))
+                handlers.record_agent_reply(RecordAgentReply(e.customer_id, e.message_id, e.sent_at), history=history)
         elif isinstance(e, ConversationSnoozed):
             key = f"snooze:{e.snooze_id}"
             timers.cancel(kind=SNOOZE_TIMER, subject=str(e.customer_id), keep=key)
             timers.schedule(key=key, kind=SNOOZE_TIMER, subject=str(e.customer_id), due_at=e.until,
                             payload={"customer_id": str(e.customer_id), "snooze_id": str(e.snooze_id)})
-            _route(e.customer_id, resolved=False)
+            routes.set(e.customer_id, resolved=False)
         elif isinstance(e, ConversationStatusChanged | ConversationReopened):
             timers.cancel(kind=SNOOZE_TIMER, subject=str(e.customer_id))
-            _route(e.customer_id, resolved=isinstance(e, ConversationStatusChanged) and e.status == Status.RESOLVED)
+            routes.set(e.customer_id, resolved=isinstance(e, ConversationStatusChanged) and e.status == Status.RESOLVED)
             if isinstance(e, ConversationReopened) and e.reason == ReopenedBecause.SNOOZE_EXPIRED:
-                self._auto_assign(e.customer_id, f"reopened:{r.event_id}", r)
+                self._auto_assign(e.customer_id, f"reopened:{r.event_id}", r, routes)
         elif isinstance(e, FirstResponseClockStarted):
             if e.due_at is not None:
                 timers.schedule(
@@ -113,18 +123,19 @@ class WorkflowProcessManager:
         elif isinstance(e, FirstResponseClockStopped):
             timers.cancel(kind=FIRST_RESPONSE_TIMER, subject=str(e.customer_id))
         elif isinstance(e, ConversationAssigned):
-            _route(e.customer_id, assignee_id=e.assignee_id)
+            routes.set(e.customer_id, assignee_id=e.assignee_id)
 
-    def _auto_assign(self, customer_id: uuid.UUID, cause: str, r: RecordedEvent) -> None:
+    def _auto_assign(self, customer_id: uuid.UUID, cause: str, r: RecordedEvent, routes: Routes) -> None:
         if not auto_assign_enabled():
             return
+        routes.save()  # the loads next_agent counts include this batch's changes so far
         agent = next_agent()
         if agent is None:
             return  # nobody online with room: it waits in Unassigned
         outcome = handlers.auto_assign(AutoAssign(customer_id, agent), cause=cause, now=r.recorded_at)
         if outcome.appended:
             # Counted now, not when the event comes back: the next decision of this batch sees it.
-            _route(customer_id, assignee_id=agent.id)
+            routes.set(customer_id, assignee_id=agent.id)
             AgentTurn.objects.update_or_create(agent_id=agent.id, defaults={"last_turn": r.position})
 
     def reset(self) -> None:
@@ -134,8 +145,44 @@ class WorkflowProcessManager:
         return None
 
 
-def _route(customer_id: uuid.UUID, **changes: Any) -> None:
-    Routing.objects.update_or_create(customer_id=customer_id, defaults=changes)
+class Routes:
+    """The ``Routing`` rows of one batch's conversations: read in one query,
+    changed in memory, and only the rows that changed written back, in one
+    statement, in the batch's transaction.
+
+    Most events leave a conversation's routing as it was (a customer's
+    second message to an open, assigned conversation), so the common batch
+    writes nothing here. The group's checkpoint lock makes this process
+    manager the only writer of these rows while it holds the batch.
+    """
+
+    def __init__(self, rows: dict[uuid.UUID, Routing]) -> None:
+        self.rows = rows
+        self.dirty: set[uuid.UUID] = set()
+
+    @classmethod
+    def of(cls, batch: Batch) -> Routes:
+        ids = {e.customer_id for e in (r.event for r in batch.events) if hasattr(e, "customer_id")}
+        return cls(Routing.objects.in_bulk(list(ids)) if ids else {})
+
+    def set(self, customer_id: uuid.UUID, **changes: Any) -> None:
+        row = self.rows.get(customer_id)
+        if row is None:
+            row = self.rows[customer_id] = Routing(customer_id=customer_id)
+            self.dirty.add(customer_id)
+        for name, value in changes.items():
+            if getattr(row, name) != value:
+                setattr(row, name, value)
+                self.dirty.add(customer_id)
+
+    def save(self) -> None:
+        if not self.dirty:
+            return
+        Routing.objects.bulk_create(
+            [self.rows[c] for c in sorted(self.dirty)], update_conflicts=True,
+            unique_fields=["customer_id"], update_fields=["assignee_id", "resolved"],
+        )
+        self.dirty.clear()
 
 
 def load(agent_id: str) -> int:

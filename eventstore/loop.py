@@ -11,6 +11,7 @@ shape, written once.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -33,6 +34,18 @@ async def wait_either(stop: asyncio.Event, woken: asyncio.Event, timeout: float)
     finally:
         for w in waiters:
             w.cancel()
+
+
+def until(due: dt.datetime | None, now: dt.datetime, *, cap: float, floor: float = 0.01) -> float:
+    """Seconds a worker may sleep before ``due`` (None: nothing scheduled), within [floor, cap].
+
+    The cap bounds how late work that nothing announced is seen; the floor
+    keeps a row that is due but held by another worker from making the
+    loop spin.
+    """
+    if due is None:
+        return cap
+    return max(floor, min(cap, (due - now).total_seconds()))
 
 
 def mark_reported(exc: BaseException) -> None:

@@ -147,6 +147,13 @@ class ConsumerRunner:
         self.store = store or EventStore()
         self.owner = owner or make_owner_id()
         self.batch_size = batch_size
+        #: The event types any member wants (None: every type). The others
+        #: are scanned past, not decoded: a group of process managers that
+        #: want a few types does not pay for the rest of the log.
+        wanted = [c.event_types for c in self.consumers]
+        self.event_types: frozenset[str] | None = (
+            None if any(w is None for w in wanted) else frozenset().union(*wanted)  # type: ignore[arg-type]
+        )
         #: The checkpoint this instance holds the lease at (None: no lease).
         self.cursor: Cursor | None = None
         self.lease_until: dt.datetime | None = None
@@ -240,7 +247,7 @@ class ConsumerRunner:
                 relax_commits()
             with transaction.atomic():
                 # Read first: an empty read takes no lock and writes nothing.
-                batch = self.store.read_batch(start, limit)
+                batch = self.store.read_batch(start, limit, types=self.event_types)
                 if batch.end == start:
                     self._renew_if_due(now, until)  # an idle holder's only write
                     return Progress(blocked=batch.blocked)

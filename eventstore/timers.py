@@ -37,6 +37,8 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Min
 
+from eventstore import wakeup
+from eventstore.loop import Delay, until
 from eventstore.models import Timer
 from kernel.errors import DomainError
 
@@ -57,9 +59,17 @@ class Due:
 Handler = Callable[[Due, dt.datetime], None]
 _handlers: dict[str, Handler] = {}
 
-#: Seconds a worker sleeps at most between looks (a timer scheduled by
-#: another process is seen at the latest this late).
-POLL_SECONDS = 1.0
+#: Seconds a worker sleeps at most between looks. A timer scheduled in
+#: this process wakes its worker when the scheduling transaction commits,
+#: and the worker otherwise sleeps until the earliest due timer; only a
+#: timer scheduled by another process (for a time sooner than any this one
+#: knows) is seen up to this late.
+IDLE_SECONDS = 30.0
+#: Timers fired per step before the worker looks again at once.
+STEP_LIMIT = 100
+
+#: Timers were scheduled in this process (rung after the commit).
+scheduled = wakeup.Signal()
 #: A failing handler is retried after this long.
 RETRY_AFTER = dt.timedelta(seconds=30)
 
@@ -80,6 +90,7 @@ def schedule(*, key: str, kind: str, subject: str, due_at: dt.datetime, payload:
         [Timer(key=key, kind=kind, subject=subject, due_at=due_at, payload=payload or {}, created_at=_now())],
         ignore_conflicts=True,
     )
+    transaction.on_commit(scheduled.notify)
 
 
 def cancel(*, kind: str, subject: str, keep: str | None = None) -> int:
@@ -155,17 +166,16 @@ def next_due() -> dt.datetime | None:
     return Timer.objects.filter(state=Timer.PENDING).aggregate(at=Min("due_at"))["at"]
 
 
+def step(now: dt.datetime | None = None) -> Delay:
+    """Fire what is due; then how long the worker may sleep (0: more is due now)."""
+    if fire_due(now, limit=STEP_LIMIT) >= STEP_LIMIT:
+        return 0
+    return until(next_due(), now or _now(), cap=IDLE_SECONDS, floor=0.1)
+
+
 async def run(stop: asyncio.Event) -> None:
     """Fire due timers until ``stop`` is set (one per process or several: rows are claimed with SKIP LOCKED)."""
     from asgiref.sync import sync_to_async
 
-    fire = sync_to_async(fire_due, thread_sensitive=True)
-    while not stop.is_set():
-        try:
-            await fire()
-        except Exception:  # the database is away: try again soon
-            log.exception("timer worker: cannot fire timers now")
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=POLL_SECONDS)
-        except TimeoutError:
-            pass
+    fire = sync_to_async(step, thread_sensitive=True)
+    await wakeup.run_woken_by(scheduled, fire, stop=stop, idle=IDLE_SECONDS, name="timer worker")

@@ -30,7 +30,6 @@ from django.conf import settings
 
 from chat.events import MessageMarkedAsRead, MessageSent, SenderKind
 from eventstore import timers
-from eventstore.events import RecordedEvent
 from eventstore.reading import Batch
 from notifications.models import EmailUnread
 
@@ -59,6 +58,15 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def _counted(batch: Batch) -> list[MessageSent | MessageMarkedAsRead]:
+    """The batch's agent messages (one more unread each) and customer reads (one fewer)."""
+    return [
+        e for e in (r.event for r in batch.events)
+        if (isinstance(e, MessageSent) and e.sender_kind == SenderKind.AGENT)
+        or (isinstance(e, MessageMarkedAsRead) and e.reader_kind == SenderKind.CUSTOMER)
+    ]
+
+
 class EmailFallbackProcessManager:
     """Consumer ``email-fallback`` (see the module docstring)."""
 
@@ -69,20 +77,40 @@ class EmailFallbackProcessManager:
         self.clock = clock
 
     def handle(self, batch: Batch) -> None:
-        for r in batch.events:
-            self._handle(r)
-
-    def _handle(self, r: RecordedEvent) -> None:
-        e = r.event
-        if isinstance(e, MessageSent) and e.sender_kind == SenderKind.AGENT:
-            streak_running = EmailUnread.objects.filter(customer_id=e.customer_id).exists()
-            _, new = EmailUnread.objects.get_or_create(message_id=e.message_id, defaults={"customer_id": e.customer_id})
-            if new and not streak_running:
-                self._start_streak(e)
-        elif isinstance(e, MessageMarkedAsRead) and e.reader_kind == SenderKind.CUSTOMER:
-            EmailUnread.objects.filter(message_id=e.message_id).delete()
-            if not EmailUnread.objects.filter(customer_id=e.customer_id).exists():
-                timers.cancel(kind=EMAIL_FALLBACK_TIMER, subject=str(e.customer_id))
+        """Fold the batch into the unread counts of its customers, read in one
+        query and written back in at most two statements; a streak's timer is
+        scheduled when its count leaves zero and cancelled when it comes back
+        to zero, in log order."""
+        events = _counted(batch)
+        if not events:
+            return
+        customers = {e.customer_id for e in events}
+        unread: dict[Any, set[Any]] = {c: set() for c in customers}
+        for message_id, customer_id in EmailUnread.objects.filter(customer_id__in=customers).values_list(
+            "message_id", "customer_id"
+        ):
+            unread[customer_id].add(message_id)
+        added: dict[Any, Any] = {}  # message id -> customer id
+        removed: set[Any] = set()
+        for e in events:
+            messages = unread[e.customer_id]
+            if isinstance(e, MessageSent):
+                if e.message_id in messages:
+                    continue  # counted before (a batch redone): never a second streak
+                if not messages:
+                    self._start_streak(e)
+                messages.add(e.message_id)
+                added[e.message_id] = e.customer_id
+            elif e.message_id in messages:
+                messages.discard(e.message_id)
+                if added.pop(e.message_id, None) is None:
+                    removed.add(e.message_id)
+                if not messages:  # the streak ended in time: no email
+                    timers.cancel(kind=EMAIL_FALLBACK_TIMER, subject=str(e.customer_id))
+        if removed:
+            EmailUnread.objects.filter(message_id__in=removed).delete()
+        if added:
+            EmailUnread.objects.bulk_create([EmailUnread(message_id=m, customer_id=c) for m, c in added.items()])
 
     def _start_streak(self, e: MessageSent) -> None:
         delay = fallback_delay()

@@ -23,8 +23,8 @@ from django.template.loader import render_to_string
 
 from eventstore import timers
 from kernel.errors import DomainError
+from notifications import mailer
 from notifications.fallback import EMAIL_FALLBACK_TIMER
-from notifications.models import EmailOutbox
 from notifications.ports import email_links
 from notifications.unsubscribe import issue_unsubscribe_token
 from readmodels import selectors
@@ -87,7 +87,7 @@ def fallback_due(due: timers.Due, now: dt.datetime) -> None:
     """The email fallback timer's handler (registered by project.apps)."""
     row = compose(due.key, uuid.UUID(due.payload["customer_id"]), now)
     # The key is the outbox row's primary key: a handler run twice queues one email.
-    EmailOutbox.objects.get_or_create(key=due.key, defaults={**row, "created_at": now, "next_attempt_at": now})
+    mailer.queue(due.key, row, now)
 
 
 def register() -> None:

@@ -23,7 +23,10 @@ import logging
 from django import db
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import transaction
+from django.db.models import Min
 
+from eventstore import wakeup
+from eventstore.loop import Delay, until
 from notifications.models import EmailOutbox
 
 log = logging.getLogger(__name__)
@@ -33,12 +36,26 @@ log = logging.getLogger(__name__)
 LEASE = dt.timedelta(seconds=120)
 MAX_ATTEMPTS = 8
 BACKOFF_BASE = dt.timedelta(seconds=30)
-#: Seconds the worker sleeps at most between looks.
-POLL_SECONDS = 1.0
+#: Seconds the worker sleeps at most between looks. An email queued in
+#: this process wakes the worker when its transaction commits; otherwise
+#: it sleeps until the earliest retry is due, and only an email queued by
+#: another process is seen up to this late.
+IDLE_SECONDS = 30.0
+#: Emails sent per step before the worker looks again at once.
+STEP_LIMIT = 50
+
+#: Emails were queued in this process (rung after the commit; ``queue``).
+queued = wakeup.Signal()
 
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
+
+
+def queue(key: str, fields: dict[str, object], now: dt.datetime) -> None:
+    """Queue one email under ``key`` (in the caller's transaction); a key already queued is left alone."""
+    EmailOutbox.objects.get_or_create(key=key, defaults={**fields, "created_at": now, "next_attempt_at": now})
+    transaction.on_commit(queued.notify)
 
 
 def as_email(row: EmailOutbox) -> EmailMultiAlternatives:
@@ -74,9 +91,14 @@ def _finish(row: EmailOutbox, now: dt.datetime, error: Exception | None) -> None
     row.save(update_fields=["state", "sent_at", "last_error", "next_attempt_at"])
 
 
-def send_due(now: dt.datetime | None = None, limit: int = 50) -> int:
+def send_due(now: dt.datetime | None = None, limit: int = STEP_LIMIT) -> int:
     """Send every email due at ``now`` (default: the clock), at most ``limit``; returns how many were sent."""
-    sent = 0
+    return _send_due(now, limit)[0]
+
+
+def _send_due(now: dt.datetime | None, limit: int) -> tuple[int, int]:
+    """(sent, claimed): claimed reaches ``limit`` when more may be due."""
+    sent = claimed = 0
     connection = None
     try:
         for _ in range(limit):
@@ -84,6 +106,7 @@ def send_due(now: dt.datetime | None = None, limit: int = 50) -> int:
             row = _claim(at)
             if row is None:
                 break
+            claimed += 1
             if connection is None:
                 connection = get_connection()
             try:
@@ -99,28 +122,31 @@ def send_due(now: dt.datetime | None = None, limit: int = 50) -> int:
     finally:
         if connection is not None:
             connection.close()
-    return sent
+    return sent, claimed
+
+
+def next_due() -> dt.datetime | None:
+    return EmailOutbox.objects.filter(state=EmailOutbox.PENDING).aggregate(at=Min("next_attempt_at"))["at"]
+
+
+def step() -> Delay:
+    """Send what is due; then how long the worker may sleep (0: more is due now)."""
+    if _send_due(None, STEP_LIMIT)[1] >= STEP_LIMIT:
+        return 0
+    return until(next_due(), _now(), cap=IDLE_SECONDS, floor=0.1)
 
 
 async def run(stop: asyncio.Event) -> None:
     """Send due emails until ``stop`` is set (one per process or several: rows are claimed)."""
     from asgiref.sync import sync_to_async
 
-    def send_and_release() -> int:
+    def step_and_release() -> Delay:
         try:
-            return send_due()
+            return step()
         finally:
             db.connection.close()  # a pool thread of its own: give its connection back
 
     # Not thread-sensitive: an SMTP exchange must not hold up the thread
     # that serves every other thread-sensitive call of this process.
-    send = sync_to_async(send_and_release, thread_sensitive=False)
-    while not stop.is_set():
-        try:
-            await send()
-        except Exception:  # the database is away: try again soon
-            log.exception("email worker: cannot send emails now")
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=POLL_SECONDS)
-        except TimeoutError:
-            pass
+    send = sync_to_async(step_and_release, thread_sensitive=False)
+    await wakeup.run_woken_by(queued, send, stop=stop, idle=IDLE_SECONDS, name="email worker")

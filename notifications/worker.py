@@ -90,6 +90,8 @@ class DeliveryWorker:
         self.stopping = threading.Event()
         #: The row being delivered, for the log record if delivering it raises.
         self._current: PushDelivery | None = None
+        #: As of the last round that found nothing due: when something will be.
+        self.next_wake: dt.datetime | None = None
 
     def run_once(self) -> RunResult:
         """Claim a batch of devices, push their due rows, release them."""
@@ -102,6 +104,7 @@ class DeliveryWorker:
         result = RunResult()
         claimed = outbox.claim(self.owner, now, batch=self.config.batch, lease_seconds=self.config.lease_seconds)
         lanes, result.next_wake = claimed.lanes, claimed.next_wake
+        self.next_wake = claimed.next_wake
         result.devices = len(lanes)
         sent: list[outbox.Sent] = []
         try:

@@ -25,9 +25,7 @@ from typing import Protocol
 
 from django.conf import settings
 
-from eventstore import wakeup
-from eventstore.dbthreads import DatabaseThreads
-from eventstore.loop import Delay, run_forever
+from eventstore.lanes import Lanes, run_lanes
 from eventstore.runner import make_owner_id
 from outbound import outbox
 from outbound.models import WebhookDelivery
@@ -154,43 +152,19 @@ class WebhookWorker:
             close()
 
 
-async def _lane(index: int, stop: asyncio.Event, config: WebhookConfig, poll: float) -> None:
-    thread = DatabaseThreads(1, f"webhook-lane-{index}")
-    loop = asyncio.get_running_loop()
-    woken = outbox.queued.register(loop)
-    worker: WebhookWorker | None = None
-
-    def work() -> Delay:
-        assert worker is not None
-        if worker.run_once().attempts:
-            return 0
-        due = outbox.next_due(utcnow())
-        return poll if due is None else max(0.01, min(poll, (due - utcnow()).total_seconds()))
-
-    async def step() -> Delay:
-        return await thread(work)()
-
-    try:
-        worker = await thread(lambda: WebhookWorker(config, owner=f"{make_owner_id()}:{index}"))()
-        await run_forever(step, wake=woken, stop=stop, idle=poll, name=f"webhook delivery lane {index}")
-    finally:
-        outbox.queued.unregister(loop, woken)
-        if worker is not None:
-            worker.stopping.set()
-            try:
-                await thread(worker.release_all)()
-                worker.close()
-            except Exception:
-                log.exception("webhook delivery lane %d could not release its rows", index)
-        await asyncio.to_thread(thread.close_connections)
-        thread.shutdown()
+def webhook_lanes(config: WebhookConfig) -> Lanes[WebhookWorker]:
+    return Lanes(
+        name="webhook delivery",
+        make=lambda owner: WebhookWorker(config, owner=owner),
+        round=lambda worker: bool(worker.run_once().attempts),
+        next_due=lambda worker: outbox.next_due(utcnow()),
+        now=utcnow,
+        signal=outbox.queued,
+        channel=outbox.NOTIFY_CHANNEL,
+    )
 
 
 async def run_webhook_workers(stop: asyncio.Event, *, lanes: int | None = None) -> None:
-    """Deliver webhooks until ``stop`` is set: ``lanes`` workers on threads of their own."""
-    config = WebhookConfig.from_settings()
-    count = lanes or settings.WEBHOOK_DELIVERY_WORKERS
-    poll = settings.WEBHOOK_POLL_INTERVAL
-    tasks = [asyncio.create_task(_lane(i, stop, config, poll), name=f"webhook-lane-{i}") for i in range(count)]
-    tasks.append(asyncio.create_task(wakeup.relay_wakeups(stop, outbox.NOTIFY_CHANNEL, outbox.queued), name="webhook-listen"))
-    await asyncio.gather(*tasks)
+    """Deliver webhooks until ``stop`` is set: ``lanes`` workers on threads of their own (eventstore.lanes)."""
+    await run_lanes(webhook_lanes(WebhookConfig.from_settings()), stop,
+                    count=lanes or settings.WEBHOOK_DELIVERY_WORKERS, poll=settings.WEBHOOK_POLL_INTERVAL)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.db import models
@@ -204,28 +204,54 @@ class ConversationsProjection(Projection):
 
     def apply(self, events: Sequence[RecordedEvent], unit: Unit) -> None:
         for r in events:
-            e = r.event
-            conv = unit.get(Conversation, e.customer_id)  # type: ignore[attr-defined]
-            if r.event_type in WORKFLOW_EVENT_TYPES:
-                conv = apply_workflow(conv, r)
-            elif isinstance(e, MessageSent):
-                if conv is None:
-                    conv = {**WORKFLOW_DEFAULTS, "customer_id": e.customer_id, "unread_for_agents": 0}
-                conv = {
-                    **conv, "last_message": last_message_summary(e), "last_activity_at": e.sent_at,
-                    "awaiting_reply": e.sender_kind == SenderKind.CUSTOMER,
-                }
-                if e.sender_kind == SenderKind.CUSTOMER and _mark_unread(unit, AgentUnread, r):
-                    conv["unread_for_agents"] += 1
-            elif conv is None:
-                continue  # cannot happen: a conversation starts with a MessageSent
-            elif isinstance(e, MessageEdited):
-                if (conv["last_message"] or {}).get("message_id") == str(e.message_id):
-                    conv = {**conv, "last_message": {**conv["last_message"], "preview": e.body[:PREVIEW_CHARS], "edited": True}}
-            elif isinstance(e, MessageMarkedAsRead):
-                if e.reader_kind == SenderKind.AGENT and _mark_read(unit, AgentUnread, r):
-                    conv = {**conv, "unread_for_agents": max(0, conv["unread_for_agents"] - 1)}
-            unit.save(Conversation, {**conv, "tx": r.tx, "position": r.position})
+            conv = fold_conversation(
+                unit.get(Conversation, r.event.customer_id), r,  # type: ignore[attr-defined]
+                newly_unread=lambda r: _mark_unread(unit, AgentUnread, r),
+                was_unread=lambda r: _mark_read(unit, AgentUnread, r),
+            )
+            if conv is not None:  # None cannot happen: a conversation starts with a message or workflow event
+                unit.save(Conversation, {**conv, "tx": r.tx, "position": r.position})
+
+
+def fold_conversation(
+    conv: dict[str, Any] | None,
+    r: RecordedEvent,
+    *,
+    newly_unread: Callable[[RecordedEvent], bool],
+    was_unread: Callable[[RecordedEvent], bool],
+) -> dict[str, Any] | None:
+    """A conversation row (as the agents' list shows it) after one event; None
+    for an event about a conversation not started yet.
+
+    The unread count is kept by the caller's own set of agent-unread
+    messages: ``newly_unread(r)`` records the customer's message ``r`` and
+    says whether it was not counted yet, ``was_unread(r)`` takes the message
+    an agent's read ``r`` names out and says whether it was counted. (The
+    projection keeps the set in a table; the webhook process manager, which
+    folds a batch ahead of the projection, in memory over that table.)
+    """
+    e: Any = r.event
+    if r.event_type in WORKFLOW_EVENT_TYPES:
+        return apply_workflow(conv, r)
+    if isinstance(e, MessageSent):
+        if conv is None:
+            conv = {**WORKFLOW_DEFAULTS, "customer_id": e.customer_id, "unread_for_agents": 0}
+        conv = {
+            **conv, "last_message": last_message_summary(e), "last_activity_at": e.sent_at,
+            "awaiting_reply": e.sender_kind == SenderKind.CUSTOMER,
+        }
+        if e.sender_kind == SenderKind.CUSTOMER and newly_unread(r):
+            conv["unread_for_agents"] += 1
+        return conv
+    if conv is None:
+        return None
+    if isinstance(e, MessageEdited):
+        if (conv["last_message"] or {}).get("message_id") == str(e.message_id):
+            return {**conv, "last_message": {**conv["last_message"], "preview": e.body[:PREVIEW_CHARS], "edited": True}}
+    elif isinstance(e, MessageMarkedAsRead):
+        if e.reader_kind == SenderKind.AGENT and was_unread(r):
+            return {**conv, "unread_for_agents": max(0, conv["unread_for_agents"] - 1)}
+    return conv
 
 
 #: A new conversation row's workflow columns.

@@ -178,3 +178,15 @@ def test_email_recipient_reads_the_directory(customer):
 
     r = selectors.email_recipient(uuid.UUID(customer.id))
     assert r is not None and (r.email, r.unsubscribed) == ("ada@example.com", False)
+
+
+def test_a_streak_that_ends_and_a_new_one_in_one_batch_keep_only_the_new_timer(customer, agent, mailoutbox):
+    first = agent_says(agent, customer, "Old news")
+    customer_reads(customer, first)
+    agent_says(agent, customer, "Fresh news")
+    work(now())  # one batch: the first streak starts and ends, the second starts
+    states = sorted(t.state for t in Timer.objects.filter(kind=EMAIL_FALLBACK_TIMER))
+    assert states == sorted([Timer.CANCELLED, Timer.PENDING])
+    assert work(later()) == 1
+    text = parts(mailoutbox[0])["text/plain"]
+    assert "Fresh news" in text and "Old news" not in text

@@ -1,0 +1,128 @@
+"""The timer and email workers sleep until their next due row and are woken
+by the commit that schedules or queues one, instead of looking every second.
+
+Each test sets the worker's longest sleep to an hour: the only way the row
+is handled within the test's patience is the wake-up (or, for a row due a
+little later, the sleep computed from its due time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import threading
+import uuid
+from collections.abc import Callable
+
+import pytest
+from django.core import mail
+from django.db import connection, transaction
+
+from eventstore import timers
+from eventstore.models import Timer
+from notifications import mailer
+from notifications.models import EmailOutbox
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PATIENCE = 30.0  # seconds a test waits for the worker before it fails (not a speed bound)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _in_thread(work: Callable[[], None]) -> None:
+    """Run ``work`` on a thread of its own, with its own connection (another writer)."""
+
+    def run() -> None:
+        try:
+            work()
+        finally:
+            connection.close()
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+
+
+async def _until(check: Callable[[], bool]) -> bool:
+    deadline = asyncio.get_running_loop().time() + PATIENCE
+    while asyncio.get_running_loop().time() < deadline:
+        if await asyncio.to_thread(check):
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+def _run_worker(run: Callable[[asyncio.Event], object], act: Callable[[], None], done: Callable[[], bool]) -> bool:
+    async def scenario() -> bool:
+        stop = asyncio.Event()
+        task = asyncio.create_task(run(stop))  # type: ignore[arg-type]
+        await asyncio.sleep(0.3)  # the worker found nothing due and went to sleep
+        await asyncio.to_thread(_in_thread, act)
+        try:
+            return await _until(done)
+        finally:
+            stop.set()
+            await task
+
+    return asyncio.run(scenario())
+
+
+@pytest.fixture
+def fired(monkeypatch):
+    monkeypatch.setattr(timers, "IDLE_SECONDS", 3600.0)
+    seen: list[tuple[str, dt.datetime]] = []
+    timers.register("test.wakeup", lambda due, now: seen.append((due.key, now)))
+    yield seen
+    timers._handlers.pop("test.wakeup", None)
+
+
+def _fired(key: str) -> Callable[[], bool]:
+    def check() -> bool:
+        ok = Timer.objects.filter(key=key, state=Timer.FIRED).exists()
+        connection.close()
+        return ok
+
+    return check
+
+
+def test_a_timer_scheduled_while_the_worker_sleeps_wakes_it(fired):
+    def schedule() -> None:
+        with transaction.atomic():
+            timers.schedule(key="t-now", kind="test.wakeup", subject="s", due_at=_now())
+
+    assert _run_worker(timers.run, schedule, _fired("t-now"))
+    assert [key for key, _ in fired] == ["t-now"]
+
+
+def test_a_timer_due_soon_fires_at_its_time_not_at_the_next_idle_look(fired):
+    due = _now() + dt.timedelta(seconds=1.5)
+
+    def schedule() -> None:
+        with transaction.atomic():
+            timers.schedule(key="t-soon", kind="test.wakeup", subject="s", due_at=due)
+
+    assert _run_worker(timers.run, schedule, _fired("t-soon"))
+    [(key, at)] = fired
+    assert key == "t-soon" and at >= due  # never early
+
+
+def test_an_email_queued_while_the_worker_sleeps_is_sent(monkeypatch, settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    monkeypatch.setattr(mailer, "IDLE_SECONDS", 3600.0)
+    mail.outbox = []
+
+    def queue() -> None:
+        with transaction.atomic():
+            mailer.queue("wake-1", {"to": "ada@example.com", "subject": "Hello", "text": "Hi", "html": "<p>Hi</p>",
+                                    "headers": {}, "customer_id": uuid.uuid4()}, _now())
+
+    def sent() -> bool:
+        ok = EmailOutbox.objects.filter(key="wake-1", state=EmailOutbox.SENT).exists()
+        connection.close()
+        return ok
+
+    assert _run_worker(mailer.run, queue, sent)
+    assert [m.subject for m in mail.outbox] == ["Hello"]
