@@ -26,7 +26,6 @@ messages: the worst case for search, the best for the scan.
 from __future__ import annotations
 
 import os
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -34,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import load_note, loadavg, log, scratch_database  # noqa: E402
+from bench.common import load_note, loadavg, log, percentile, scratch_database  # noqa: E402
 from bench.replay import TARGET_EVENTS, build_log, timed  # noqa: E402
 
 REPEAT = int(os.environ.get("BENCH_SEARCH_REPEAT", "30"))
@@ -57,9 +56,7 @@ def percentiles(fn: Callable[[], object]) -> tuple[float, float]:
         t = time.perf_counter()
         fn()
         times.append((time.perf_counter() - t) * 1000)
-    times.sort()
-    p99 = times[min(len(times) - 1, round(0.99 * (len(times) - 1)))]
-    return statistics.median(times), p99
+    return percentile(times, 0.5), percentile(times, 0.99)
 
 
 def main() -> int:
