@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from django.core.cache import cache as shared
+from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.core.cache.backends.locmem import LocMemCache
 from django.core.cache.backends.redis import RedisCache
 from django.http import HttpRequest
@@ -66,7 +66,9 @@ class _Counter:
     def _call(operation: Any) -> Any:
         global _falling_back
         try:
-            result = operation(shared)
+            # The backend itself, not django.core.cache.cache (a proxy to it),
+            # so that _increment can tell Redis.
+            result = operation(caches[DEFAULT_CACHE_ALIAS])
         except ValueError:  # incr() of a missing key: an answer, not a failure
             raise
         except Exception:

@@ -231,6 +231,21 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         conversation={**nullable(ref("Conversation")), "description": "null until the customer's first message"},
         customer={**nullable(ref("CustomerProfile")), "description": "null until the directory has the customer"},
     ),
+    # -- search
+    "SearchResult": closed(
+        ["kind", "message", "customer_id", "customer_name", "highlight"],
+        kind={"enum": ["message", "customer"], "description": "what matched: a message's text, or a customer's name "
+              "or email"},
+        message={**nullable(ref("Message")), "description": "the message that matched; null for a customer"},
+        customer_id=UUID,
+        customer_name={"type": "string"},
+        highlight={"type": "string", "description": "the best fragment of the matched text: each match between "
+                   "U+0002 and U+0003, U+2026 where the fragment cuts the text. Plain text, never HTML."},
+    ),
+    "SearchResults": closed(
+        ["results", "position"], results={"type": "array", "items": ref("SearchResult"), "description": "best first"},
+        position={**POSITION, "description": "the position the search index is current to"},
+    ),
     # -- push
     "PushPublicKey": closed(["public_key"], public_key={"type": "string", "description": "base64url, uncompressed P-256"}),
     "PushSubscription": {

@@ -2,7 +2,19 @@
 
 from django.urls import path
 
-from api import accounts, attachments, chat, conversations, customers, health, inbound, openapi, push, webhook_endpoints
+from api import (
+    accounts,
+    attachments,
+    chat,
+    conversations,
+    customers,
+    health,
+    inbound,
+    openapi,
+    push,
+    search,
+    webhook_endpoints,
+)
 
 urlpatterns = [
     path("healthz", health.healthz),
@@ -15,6 +27,8 @@ urlpatterns = [
     path("api/v1/customers/<str:customer_id>", customers.customer_detail),
     # messages
     path("api/v1/messages", chat.messages),
+    # before messages/<message_id>, which would take "search" for an id
+    path("api/v1/messages/search", search.messages_search),
     path("api/v1/messages/<str:message_id>", chat.message_detail),
     path("api/v1/messages/<str:message_id>/read", chat.message_read),
     path("api/v1/badge", chat.badge),
@@ -30,6 +44,8 @@ urlpatterns = [
     path("api/v1/conversations/<str:customer_id>/status", conversations.status),
     path("api/v1/conversations/<str:customer_id>/snooze", conversations.snooze),
     path("api/v1/conversations/<str:customer_id>/notes", conversations.notes),
+    # search
+    path("api/v1/search", search.search),
     # push
     path("api/v1/push/public-key", push.public_key),
     path("api/v1/push-subscriptions", push.subscriptions),

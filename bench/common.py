@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import math
 import multiprocessing as mp
 import os
 import signal
@@ -245,6 +246,14 @@ def load_note(before: str) -> str:
         f"{os.cpu_count()} cores (the benchmark itself keeps one or two busy; more "
         "means other work shared the machine and the figures are noisier).\n"
     )
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile, ``q`` a fraction (0.99 for p99); NaN for no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(len(ordered) * q) - 1))]
 
 
 def log(msg: str) -> None:

@@ -41,7 +41,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ROUNDS, load_note, loadavg, log, scratch_database  # noqa: E402
+from bench.common import ROUNDS, load_note, loadavg, log, percentile, scratch_database  # noqa: E402
 from bench.report import table, write_section  # noqa: E402
 
 PUSHES = int(os.environ.get("BENCH_PUSHES", "1000"))
@@ -265,10 +265,6 @@ def latencies(push: Any, samples: int) -> list[float]:
         server.join(timeout=30)
     return out
 
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
 def main() -> None:

@@ -58,7 +58,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import math
 import os
 import random
 import re
@@ -87,6 +86,7 @@ import websockets  # noqa: E402
 from websockets.asyncio.client import connect as ws_connect  # noqa: E402
 
 from bench import common  # noqa: E402  (PostgreSQL scratch databases; PARLEY_DEBUG=0 for the children)
+from bench.common import percentile  # noqa: E402
 from bench.report import table, write_section  # noqa: E402
 from tests.e2e import conftest as e2e  # noqa: E402
 
@@ -422,13 +422,6 @@ def agent_tokens(url: str, password: str, n: int) -> list[str]:
 
 # -- the client ---------------------------------------------------------------------------
 
-
-def pct(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (NaN for no values)."""
-    if not values:
-        return float("nan")
-    s = sorted(values)
-    return s[min(len(s) - 1, max(0, math.ceil(len(s) * q / 100) - 1))]
 
 
 def ms(v: float) -> str:
@@ -768,8 +761,8 @@ async def chat_shape(run: Run, shape: Shape, customers: list[dict[str, str]], to
             out["phases"].append(res)
             c = phase.cpu
             log(
-                f"    customer→agent p50 {ms(pct(res['lat_c2a'], 50))} ms, p99 {ms(pct(res['lat_c2a'], 99))} ms, "
-                f"badge p50 {ms(pct(res['lat_badge'], 50))} p99 {ms(pct(res['lat_badge'], 99))} ms, ack p50 {ms(pct(res['acks'], 50))} ms; "
+                f"    customer→agent p50 {ms(percentile(res['lat_c2a'], 0.5))} ms, p99 {ms(percentile(res['lat_c2a'], 0.99))} ms, "
+                f"badge p50 {ms(percentile(res['lat_badge'], 0.5))} p99 {ms(percentile(res['lat_badge'], 0.99))} ms, ack p50 {ms(percentile(res['acks'], 0.5))} ms; "
                 f"{res['delivered_rate']:.1f}/s delivered of {res['sent_rate']:.1f}/s; lost {res['lost']} (+{res['lost_frames']} copies), "
                 f"queued {res['queued']}; CPU% daphne {c['daphne']:.0f} workers {c['workers']:.0f} postgres {c['postgres']:.0f} "
                 f"client {c['client']:.0f} others {c['others']:.0f}"
@@ -898,16 +891,16 @@ async def echo_baseline(run: Run, n: int, rate: float, seconds: float) -> dict[s
 
 def render(echo: dict[str, Any] | None, chats: list[dict[str, Any]], failures: list[tuple[Shape, str]],
            findings: dict[str, Counter[str]], elapsed: float) -> str:
-    b99 = pct(echo["lat"], 99) if echo else float("nan")
+    b99 = percentile(echo["lat"], 0.99) if echo else float("nan")
 
     def pair(values: list[float]) -> str:
-        return f"{ms(pct(values, 50))} / {ms(pct(values, 99))}"
+        return f"{ms(percentile(values, 0.5))} / {ms(percentile(values, 0.99))}"
 
     rows: list[list[object]] = []
     if echo:
         rows.append([
             "bare Channels echo (baseline), 1 Daphne", "echo", f"{echo['sent_rate']:.0f} frames", f"{echo['delivered_rate']:.0f}",
-            f"**{ms(pct(echo['lat'], 50))}**", f"**{ms(pct(echo['lat'], 99))}**", "–", "–", "–", "1", f"{echo['lost']} / –",
+            f"**{ms(percentile(echo['lat'], 0.5))}**", f"**{ms(percentile(echo['lat'], 0.99))}**", "–", "–", "–", "1", f"{echo['lost']} / –",
         ])
     for r in chats:
         for ph in r["phases"]:
@@ -915,9 +908,9 @@ def render(echo: dict[str, Any] | None, chats: list[dict[str, Any]], failures: l
             rows.append([
                 f"**{r['shape'].label}**", ph["phase"].name, f"{ph['customer_rate']:.0f} + {ph['agent_rate']:.0f}",
                 f"{ph['delivered_rate']:.0f}",
-                f"**{ms(pct(c2a, 50))}**", f"**{ms(pct(c2a, 99))}**", f"**{pair(ph['lat_badge'])}**", pair(ph["lat_a2c"]),
+                f"**{ms(percentile(c2a, 0.5))}**", f"**{ms(percentile(c2a, 0.99))}**", f"**{pair(ph['lat_badge'])}**", pair(ph["lat_a2c"]),
                 pair(ph["acks"]),
-                f"{pct(c2a, 99) / b99:,.1f}" if b99 == b99 and c2a else "–",
+                f"{percentile(c2a, 0.99) / b99:,.1f}" if b99 == b99 and c2a else "–",
                 f"{ph['lost']} (+{ph['lost_frames']} copies) / {ph['queued']}",
             ])
     for shape, why in failures:
@@ -1047,7 +1040,7 @@ def render(echo: dict[str, Any] | None, chats: list[dict[str, Any]], failures: l
 def reading(echo: dict[str, Any] | None, chats: list[dict[str, Any]]) -> list[str]:
     """What the tables say against the targets, computed from them."""
     out = []
-    b99 = pct(echo["lat"], 99) if echo else float("nan")
+    b99 = percentile(echo["lat"], 0.99) if echo else float("nan")
     for r in chats:
         phases = {ph["phase"].name: ph for ph in r["phases"]}
         parts = []
@@ -1060,9 +1053,9 @@ def reading(echo: dict[str, Any] | None, chats: list[dict[str, Any]]) -> list[st
             parts.append(
                 f"at {loaded['phase'].rate:g} customer messages/s ({offered:.0f} written/s): "
                 f"{'every message delivered' if not missing else f'{missing} of {total + missing} not delivered'}; "
-                f"customer→agent p50 {ms(pct(c2a, 50))} ms, p99 {ms(pct(c2a, 99))} ms"
-                + (f" ({pct(c2a, 99) / b99:,.1f}× the bare echo's p99)" if b99 == b99 and c2a else "")
-                + f"; the customer's badge after a reply p50 {ms(pct(badge, 50))} ms, p99 {ms(pct(badge, 99))} ms"
+                f"customer→agent p50 {ms(percentile(c2a, 0.5))} ms, p99 {ms(percentile(c2a, 0.99))} ms"
+                + (f" ({percentile(c2a, 0.99) / b99:,.1f}× the bare echo's p99)" if b99 == b99 and c2a else "")
+                + f"; the customer's badge after a reply p50 {ms(percentile(badge, 0.5))} ms, p99 {ms(percentile(badge, 0.99))} ms"
             )
             c = loaded["phase"].cpu
             if loaded["sent_rate"] and "pg_commits" in c:
@@ -1097,7 +1090,7 @@ async def main_async(run: Run) -> tuple[dict[str, Any] | None, list[dict[str, An
     if "echo" in SHAPES:
         log(f"bare Channels echo: {CUSTOMERS} sockets, {ECHO_RATE:g} frames/s")
         echo = await echo_baseline(run, CUSTOMERS, ECHO_RATE, min(SECONDS, 20.0))
-        log(f"  round trip p50 {ms(pct(echo['lat'], 50))} ms, p99 {ms(pct(echo['lat'], 99))} ms; {echo['kib_per_conn']:.0f} KiB per connection")
+        log(f"  round trip p50 {ms(percentile(echo['lat'], 0.5))} ms, p99 {ms(percentile(echo['lat'], 0.99))} ms; {echo['kib_per_conn']:.0f} KiB per connection")
     shapes = [SHAPE_DEFS[s] for s in SHAPES if s in SHAPE_DEFS and (SHAPE_DEFS[s].layer is None or REDIS_URL)]
     chats: list[dict[str, Any]] = []
     failures: list[tuple[Shape, str]] = []

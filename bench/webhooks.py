@@ -38,7 +38,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ROUNDS, load_note, loadavg, log, scratch_database  # noqa: E402
+from bench.common import ROUNDS, load_note, loadavg, log, percentile, scratch_database  # noqa: E402
 from bench.report import table, write_section  # noqa: E402
 
 COUNT = int(os.environ.get("BENCH_WEBHOOKS", "1000"))
@@ -155,10 +155,6 @@ def latencies(receiver: Any, samples: int) -> list[float]:
         server.join(timeout=30)
     return out
 
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def main() -> None:

@@ -37,7 +37,7 @@ from conversations.domain import Conversation
 from conversations.errors import AgentNotFound, ConversationNotFound, NoteIdConflict
 from conversations.events import stream_id
 from conversations.ports import agent_directory, customer_directory
-from eventstore.events import DomainEvent, Metadata, NewEvent
+from eventstore.events import DomainEvent, Metadata, NewEvent, RecordedEvent
 from eventstore.store import ConcurrencyConflict, DuplicateEvent, EventStore
 from kernel.errors import DomainError
 from observability.metrics import command_done
@@ -78,13 +78,19 @@ def execute(
     now: dt.datetime | None = None,
     adapter: str = "other",
     conflict_if_elsewhere: bool = False,
+    history: list[RecordedEvent] | None = None,
 ) -> Outcome:
-    """Run one command against the conversation of ``customer_id`` (see the module docstring)."""
+    """Run one command against the conversation of ``customer_id`` (see the module docstring).
+
+    ``history``: the stream as a caller already read it (a batch of the
+    process manager reads all its conversations in one query), decided on
+    first; if it is stale, the append conflicts and the stream is read again.
+    """
     started = time.perf_counter()
     result = "failed"
     try:
         outcome = _execute(customer_id, decide, store or EventStore(), metadata or Metadata(actor=actor), cause, now,
-                           conflict_if_elsewhere)
+                           conflict_if_elsewhere, history)
         result = "appended" if outcome.appended else "unchanged"
         return outcome
     except DomainError:
@@ -96,11 +102,14 @@ def execute(
 
 def _execute(
     customer_id: uuid.UUID, decide: Decide, store: EventStore, metadata: Metadata, cause: str | None,
-    now: dt.datetime | None, conflict_if_elsewhere: bool,
+    now: dt.datetime | None, conflict_if_elsewhere: bool, known: list[RecordedEvent] | None,
 ) -> Outcome:
     stream = stream_id(customer_id)
     for _ in range(MAX_ATTEMPTS):
-        history = store.read_stream(stream)
+        if known is not None:  # used once: a conflict means it was stale
+            history, known = known, None
+        else:
+            history = store.read_stream(stream)
         state = Conversation.replay(customer_id, [(r.event, r.position) for r in history])
         new = decide(state, now or _now())
         if not new:
@@ -180,16 +189,20 @@ def add_note(cmd: AddNote, *, metadata: Metadata | None = None, adapter: str = "
 # -- the process manager's and the timers' commands (each with its cause)
 
 
-def record_customer_message(cmd: RecordCustomerMessage, *, store: EventStore | None = None) -> Outcome:
+def record_customer_message(
+    cmd: RecordCustomerMessage, *, store: EventStore | None = None, history: list[RecordedEvent] | None = None,
+) -> Outcome:
     return execute(cmd.customer_id, lambda s, now: s.record_customer_message(cmd, now), command="RecordCustomerMessage",
                    actor="system", store=store, cause=f"customer-message:{cmd.message_id}", now=cmd.sent_at,
-                   adapter="workflow")
+                   adapter="workflow", history=history)
 
 
-def record_agent_reply(cmd: RecordAgentReply, *, store: EventStore | None = None) -> Outcome:
+def record_agent_reply(
+    cmd: RecordAgentReply, *, store: EventStore | None = None, history: list[RecordedEvent] | None = None,
+) -> Outcome:
     return execute(cmd.customer_id, lambda s, now: s.record_agent_reply(cmd, now), command="RecordAgentReply",
                    actor="system", store=store, cause=f"agent-reply:{cmd.message_id}", now=cmd.sent_at,
-                   adapter="workflow")
+                   adapter="workflow", history=history)
 
 
 def auto_assign(cmd: AutoAssign, *, cause: str, now: dt.datetime, store: EventStore | None = None) -> Outcome:

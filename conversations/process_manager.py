@@ -38,12 +38,14 @@ from conversations.events import (
     FirstResponseClockStopped,
     ReopenedBecause,
     Status,
+    stream_id,
 )
 from conversations.models import AgentTurn, Routing
 from conversations.ports import agent_directory
 from eventstore import timers
 from eventstore.events import RecordedEvent
 from eventstore.reading import Batch
+from eventstore.store import EventStore
 
 #: The consumer group (and checkpoint) of the workflow process manager.
 WORKFLOW = "workflow"
@@ -76,16 +78,22 @@ class WorkflowProcessManager:
 
     def handle(self, batch: Batch) -> None:
         routes = Routes.of(batch)
+        # Every conversation a message of the batch concerns, read in one
+        # query; each is used by the first command on it (the next ones
+        # read again: the first may have appended).
+        streams = {stream_id(r.event.customer_id) for r in batch.events if isinstance(r.event, MessageSent)}
+        histories = EventStore().read_streams(streams) if streams else {}
         for r in batch.events:
-            self._handle(r, routes)
+            self._handle(r, routes, histories)
         routes.save()
 
-    def _handle(self, r: RecordedEvent, routes: Routes) -> None:
+    def _handle(self, r: RecordedEvent, routes: Routes, histories: dict[str, list[RecordedEvent]]) -> None:
         e = r.event
         if isinstance(e, MessageSent):
+            history = histories.pop(stream_id(e.customer_id), None)
             if e.sender_kind == SenderKind.CUSTOMER:
                 outcome = handlers.record_customer_message(RecordCustomerMessage(
-                    e.customer_id, e.message_id, e.sent_at, first_response(), r.position))
+                    e.customer_id, e.message_id, e.sent_at, first_response(), r.position), history=history)
                 conv = outcome.conversation
                 # The aggregate's own state, ahead of the events this consumer has yet to read.
                 routes.set(e.customer_id, assignee_id=conv.assignee.id if conv.assignee else None,
@@ -93,7 +101,7 @@ class WorkflowProcessManager:
                 if conv.assignee is None and conv.status is Status.OPEN:
                     self._auto_assign(e.customer_id, f"message:{e.message_id}", r, routes)
             else:
-                handlers.record_agent_reply(RecordAgentReply(e.customer_id, e.message_id, e.sent_at))
+                handlers.record_agent_reply(RecordAgentReply(e.customer_id, e.message_id, e.sent_at), history=history)
         elif isinstance(e, ConversationSnoozed):
             key = f"snooze:{e.snooze_id}"
             timers.cancel(kind=SNOOZE_TIMER, subject=str(e.customer_id), keep=key)

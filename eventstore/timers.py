@@ -38,7 +38,7 @@ from django.db import transaction
 from django.db.models import Min
 
 from eventstore import wakeup
-from eventstore.loop import Delay, run_forever, until
+from eventstore.loop import Delay, until
 from eventstore.models import Timer
 from kernel.errors import DomainError
 
@@ -178,9 +178,4 @@ async def run(stop: asyncio.Event) -> None:
     from asgiref.sync import sync_to_async
 
     fire = sync_to_async(step, thread_sensitive=True)
-    loop = asyncio.get_running_loop()
-    woken = scheduled.register(loop)
-    try:
-        await run_forever(fire, wake=woken, stop=stop, idle=IDLE_SECONDS, name="timer worker")
-    finally:
-        scheduled.unregister(loop, woken)
+    await wakeup.run_woken_by(scheduled, fire, stop=stop, idle=IDLE_SECONDS, name="timer worker")

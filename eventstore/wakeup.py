@@ -13,9 +13,10 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from eventstore.loop import wait_either
+from eventstore.loop import Delay, run_forever, wait_either
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,18 @@ class Signal:
         for loop, event in waiters:
             if not loop.is_closed():
                 loop.call_soon_threadsafe(event.set)
+
+
+async def run_woken_by(
+    signal: Signal, step: Callable[[], Awaitable[Delay]], *, stop: asyncio.Event, idle: float, name: str
+) -> None:
+    """``run_forever(step)``, woken whenever ``signal`` is notified in this process."""
+    loop = asyncio.get_running_loop()
+    woken = signal.register(loop)
+    try:
+        await run_forever(step, wake=woken, stop=stop, idle=idle, name=name)
+    finally:
+        signal.unregister(loop, woken)
 
 
 #: Events were appended to the log.

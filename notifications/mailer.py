@@ -26,7 +26,7 @@ from django.db import transaction
 from django.db.models import Min
 
 from eventstore import wakeup
-from eventstore.loop import Delay, run_forever, until
+from eventstore.loop import Delay, until
 from notifications.models import EmailOutbox
 
 log = logging.getLogger(__name__)
@@ -149,9 +149,4 @@ async def run(stop: asyncio.Event) -> None:
     # Not thread-sensitive: an SMTP exchange must not hold up the thread
     # that serves every other thread-sensitive call of this process.
     send = sync_to_async(step_and_release, thread_sensitive=False)
-    loop = asyncio.get_running_loop()
-    woken = queued.register(loop)
-    try:
-        await run_forever(send, wake=woken, stop=stop, idle=IDLE_SECONDS, name="email worker")
-    finally:
-        queued.unregister(loop, woken)
+    await wakeup.run_woken_by(queued, send, stop=stop, idle=IDLE_SECONDS, name="email worker")

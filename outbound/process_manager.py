@@ -23,7 +23,7 @@ from typing import Any
 
 from django.conf import settings
 
-from chat.events import MessageEdited, MessageMarkedAsRead, MessageSent, SenderKind
+from chat.events import MessageEdited, MessageMarkedAsRead, MessageSent
 from conversations.events import WORKFLOW_EVENT_TYPES, NoteAdded
 from customers.events import ContactDetailsChanged, CustomerRegistered
 from eventstore.reading import Batch
@@ -34,7 +34,7 @@ from outbound.outbox import wake_delivery
 from outbound.types import BY_SOURCE
 from readmodels.models import AgentUnread, Conversation, DirectoryEntry, TimelineMessage
 from readmodels.present import attachment_rows, rfc3339
-from readmodels.projections import PREVIEW_CHARS, WORKFLOW_DEFAULTS, apply_workflow, last_message_summary
+from readmodels.projections import fold_conversation
 
 _MESSAGE_EVENTS = (MessageSent, MessageEdited, MessageMarkedAsRead)
 
@@ -137,31 +137,26 @@ class _State:
         """The conversation row after ``r`` (as readmodels.projections folds it);
         returned for workflow events and notes, the ones it is announced for."""
         e = r.event
-        conv = self._conversation(e.customer_id)
-        if r.event_type in WORKFLOW_EVENT_TYPES:
-            conv = apply_workflow(conv, r)
-        elif isinstance(e, MessageSent):
-            conv = conv or {**WORKFLOW_DEFAULTS, "customer_id": e.customer_id, "unread_for_agents": 0}
-            conv = {**conv, "last_message": last_message_summary(e), "last_activity_at": e.sent_at,
-                    "awaiting_reply": e.sender_kind == SenderKind.CUSTOMER}
-            if e.sender_kind == SenderKind.CUSTOMER:
-                self.unread.add(e.message_id)
-                conv["unread_for_agents"] += 1
-        elif conv is not None and isinstance(e, MessageEdited):
-            if (conv["last_message"] or {}).get("message_id") == str(e.message_id):
-                conv = {**conv, "last_message": {**conv["last_message"], "preview": e.body[:PREVIEW_CHARS], "edited": True}}
-        elif conv is not None and isinstance(e, MessageMarkedAsRead) and e.reader_kind == SenderKind.AGENT:
-            unread = e.message_id in self.unread or (
-                e.message_id not in self.read and self.unit.get(AgentUnread, e.message_id) is not None)
-            if unread:
-                self.unread.discard(e.message_id)
-                self.read.add(e.message_id)
-                conv = {**conv, "unread_for_agents": max(0, conv["unread_for_agents"] - 1)}
+        conv = fold_conversation(self._conversation(e.customer_id), r, newly_unread=self._newly_unread,
+                                 was_unread=self._was_unread)
         if conv is None:
             return None
         conv = {**conv, "tx": r.tx, "position": r.position}
         self.conversations[e.customer_id] = conv
         return conv if r.event_type in WORKFLOW_EVENT_TYPES else None
+
+    def _newly_unread(self, r: Any) -> bool:
+        self.unread.add(r.event.message_id)
+        return True
+
+    def _was_unread(self, r: Any) -> bool:
+        message_id = r.event.message_id
+        unread = message_id in self.unread or (
+            message_id not in self.read and self.unit.get(AgentUnread, message_id) is not None)
+        if unread:
+            self.unread.discard(message_id)
+            self.read.add(message_id)
+        return unread
 
     def apply(self, e: Any, tx: int, position: int, recorded: Any = None) -> Row | None:
         """Apply one event; the row it is about, as of it (None: unknown)."""

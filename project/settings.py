@@ -8,6 +8,7 @@ See docs/operations.md for every variable.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -436,6 +437,17 @@ PARLEY_AUTO_ASSIGN = os.environ.get("PARLEY_AUTO_ASSIGN", "").strip().lower()
 PARLEY_AGENT_CAPACITY = int(os.environ.get("PARLEY_AGENT_CAPACITY", "10"))
 #: Seconds a customer may wait for an agent's first reply (0: no target).
 PARLEY_FIRST_RESPONSE_SECONDS = float(os.environ.get("PARLEY_FIRST_RESPONSE_SECONDS", "0") or 0)
+
+# -- search (docs/search.md)
+#: The PostgreSQL text search configuration messages and customers are indexed
+#: and searched with: "simple" (default: no stemming, no stop words, any
+#: language) or a language's ("english", "german", ...). Changing it means
+#: `rebuild_readmodels --only search`. SQLite (FTS5) ignores it.
+PARLEY_SEARCH_CONFIG = os.environ.get("PARLEY_SEARCH_CONFIG", "simple").strip() or "simple"
+if not re.fullmatch(r"[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?", PARLEY_SEARCH_CONFIG):
+    raise ImproperlyConfigured(
+        f"PARLEY_SEARCH_CONFIG must name a text search configuration (like simple or english), not {PARLEY_SEARCH_CONFIG!r}"
+    )
 
 # -- email fallback (docs/email.md)
 #: Seconds an agent message may stay unread before the customer is emailed (0: never).

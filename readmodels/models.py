@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from django.db import models
 
+from readmodels.fulltext import FullTextIndex
+
 
 class DirectoryEntry(models.Model):
     """Customer contact details as the customers context published them (consumer: directory)."""
@@ -131,3 +133,33 @@ class TimelineNote(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["customer_id", "tx", "position"], name="notes_changes")]
+
+
+class SearchEntry(models.Model):
+    """One searchable text (consumer: search): a message's current body, or
+    a customer's name and email address.
+
+    ``text`` is kept in the index's form (readmodels.fulltext.indexable);
+    the answers show messages from the timeline and highlights made from
+    it. Each event changes at most one row, so ``position`` is unique: on
+    SQLite it is the row's id in the FTS5 table (readmodels_search_fts),
+    which triggers keep in step with this table (migration 0005). A later
+    migration that makes SQLite copy this table (most AlterFields) drops
+    those triggers with the old table and must create them again.
+    """
+
+    #: "message:<message id>" or "customer:<customer id>": two kinds of row,
+    #: and a client-chosen message id can never name a customer's row.
+    key = models.CharField(primary_key=True, max_length=48)
+    kind = models.CharField(max_length=10)
+    customer_id = models.UUIDField()
+    message_id = models.UUIDField(null=True, blank=True)
+    text = models.TextField()
+    tx = models.BigIntegerField()
+    position = models.BigIntegerField(unique=True)
+
+    class Meta:
+        indexes = [
+            FullTextIndex(fields=["text"], name="search_text"),
+            models.Index(fields=["customer_id", "kind"], name="search_by_customer"),
+        ]

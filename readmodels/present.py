@@ -140,3 +140,18 @@ def present_note(
 def present_note_row(row: TimelineNote) -> dict[str, Any]:
     return present_note(note_id=row.note_id, customer_id=row.customer_id, author_id=row.author_id,
                         author_name=row.author_name, body=row.body, created_at=row.created_at, position=row.position)
+
+
+def present_search_result(
+    kind: str, customer_id: uuid.UUID, message: TimelineMessage | None, highlight: str, names: dict[str, str]
+) -> dict[str, Any]:
+    """A search result: the message that matched (as everywhere else) or, for
+    a customer found by name or email, null; ``highlight`` marks the matches
+    (readmodels.fulltext: U+0002 before, U+0003 after each, "\u2026" where cut)."""
+    return {
+        "kind": kind,
+        "message": present_row(message, names) if message is not None else None,
+        "customer_id": str(customer_id),
+        "customer_name": names.get(str(customer_id), ""),
+        "highlight": highlight,
+    }

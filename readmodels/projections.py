@@ -15,8 +15,9 @@ trips.
 
 from __future__ import annotations
 
+import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.db import models
@@ -37,6 +38,7 @@ from customers.events import ContactDetailsChanged, CustomerRegistered, EmailUns
 from eventstore.events import Cursor, RecordedEvent
 from eventstore.reading import Batch
 from eventstore.unit import Unit
+from readmodels.fulltext import indexable
 from readmodels.models import (
     AgentUnread,
     Badge,
@@ -44,6 +46,7 @@ from readmodels.models import (
     BadgeUnread,
     Conversation,
     DirectoryEntry,
+    SearchEntry,
     TimelineMessage,
     TimelineNote,
 )
@@ -203,28 +206,54 @@ class ConversationsProjection(Projection):
 
     def apply(self, events: Sequence[RecordedEvent], unit: Unit) -> None:
         for r in events:
-            e = r.event
-            conv = unit.get(Conversation, e.customer_id)  # type: ignore[attr-defined]
-            if r.event_type in WORKFLOW_EVENT_TYPES:
-                conv = apply_workflow(conv, r)
-            elif isinstance(e, MessageSent):
-                if conv is None:
-                    conv = {**WORKFLOW_DEFAULTS, "customer_id": e.customer_id, "unread_for_agents": 0}
-                conv = {
-                    **conv, "last_message": last_message_summary(e), "last_activity_at": e.sent_at,
-                    "awaiting_reply": e.sender_kind == SenderKind.CUSTOMER,
-                }
-                if e.sender_kind == SenderKind.CUSTOMER and _mark_unread(unit, AgentUnread, r):
-                    conv["unread_for_agents"] += 1
-            elif conv is None:
-                continue  # cannot happen: a conversation starts with a MessageSent
-            elif isinstance(e, MessageEdited):
-                if (conv["last_message"] or {}).get("message_id") == str(e.message_id):
-                    conv = {**conv, "last_message": {**conv["last_message"], "preview": e.body[:PREVIEW_CHARS], "edited": True}}
-            elif isinstance(e, MessageMarkedAsRead):
-                if e.reader_kind == SenderKind.AGENT and _mark_read(unit, AgentUnread, r):
-                    conv = {**conv, "unread_for_agents": max(0, conv["unread_for_agents"] - 1)}
-            unit.save(Conversation, {**conv, "tx": r.tx, "position": r.position})
+            conv = fold_conversation(
+                unit.get(Conversation, r.event.customer_id), r,  # type: ignore[attr-defined]
+                newly_unread=lambda r: _mark_unread(unit, AgentUnread, r),
+                was_unread=lambda r: _mark_read(unit, AgentUnread, r),
+            )
+            if conv is not None:  # None cannot happen: a conversation starts with a message or workflow event
+                unit.save(Conversation, {**conv, "tx": r.tx, "position": r.position})
+
+
+def fold_conversation(
+    conv: dict[str, Any] | None,
+    r: RecordedEvent,
+    *,
+    newly_unread: Callable[[RecordedEvent], bool],
+    was_unread: Callable[[RecordedEvent], bool],
+) -> dict[str, Any] | None:
+    """A conversation row (as the agents' list shows it) after one event; None
+    for an event about a conversation not started yet.
+
+    The unread count is kept by the caller's own set of agent-unread
+    messages: ``newly_unread(r)`` records the customer's message ``r`` and
+    says whether it was not counted yet, ``was_unread(r)`` takes the message
+    an agent's read ``r`` names out and says whether it was counted. (The
+    projection keeps the set in a table; the webhook process manager, which
+    folds a batch ahead of the projection, in memory over that table.)
+    """
+    e: Any = r.event
+    if r.event_type in WORKFLOW_EVENT_TYPES:
+        return apply_workflow(conv, r)
+    if isinstance(e, MessageSent):
+        if conv is None:
+            conv = {**WORKFLOW_DEFAULTS, "customer_id": e.customer_id, "unread_for_agents": 0}
+        conv = {
+            **conv, "last_message": last_message_summary(e), "last_activity_at": e.sent_at,
+            "awaiting_reply": e.sender_kind == SenderKind.CUSTOMER,
+        }
+        if e.sender_kind == SenderKind.CUSTOMER and newly_unread(r):
+            conv["unread_for_agents"] += 1
+        return conv
+    if conv is None:
+        return None
+    if isinstance(e, MessageEdited):
+        if (conv["last_message"] or {}).get("message_id") == str(e.message_id):
+            return {**conv, "last_message": {**conv["last_message"], "preview": e.body[:PREVIEW_CHARS], "edited": True}}
+    elif isinstance(e, MessageMarkedAsRead):
+        if e.reader_kind == SenderKind.AGENT and was_unread(r):
+            return {**conv, "unread_for_agents": max(0, conv["unread_for_agents"] - 1)}
+    return conv
 
 
 #: A new conversation row's workflow columns.
@@ -330,5 +359,49 @@ def badges_after(unit: Unit, events: Sequence[RecordedEvent]) -> dict[Cursor, in
     return changed
 
 
+def message_entry_key(message_id: uuid.UUID) -> str:
+    return f"message:{message_id}"
+
+
+def customer_entry_key(customer_id: uuid.UUID) -> str:
+    return f"customer:{customer_id}"
+
+
+def customer_text(name: str, email: str) -> str:
+    """What a customer is found by: their name and email address."""
+    return f"{name} \u00b7 {email}" if email else name
+
+
+class SearchProjection(Projection):
+    """The full-text search index (readmodels.fulltext): a row per message
+    with its current body, a row per customer with their name and email.
+
+    Every event carries the whole text it leaves, so rows are written
+    without being read: an edit replaces the message's text, a change of
+    contact details the customer's. Private notes are not indexed: search
+    answers customers too, and notes must never reach them.
+    """
+
+    name = "search"
+    event_types = frozenset({"MessageSent", "MessageEdited", "CustomerRegistered", "ContactDetailsChanged"})
+    tables = (SearchEntry,)
+
+    def apply(self, events: Sequence[RecordedEvent], unit: Unit) -> None:
+        for r in events:
+            e = r.event
+            if isinstance(e, MessageSent | MessageEdited):
+                row = {"key": message_entry_key(e.message_id), "kind": "message", "customer_id": e.customer_id,
+                       "message_id": e.message_id, "text": indexable(e.body)}
+            elif isinstance(e, CustomerRegistered | ContactDetailsChanged):
+                row = {"key": customer_entry_key(e.customer_id), "kind": "customer", "customer_id": e.customer_id,
+                       "message_id": None, "text": indexable(customer_text(e.name, e.email))}
+            else:
+                continue
+            unit.save(SearchEntry, {**row, "tx": r.tx, "position": r.position})
+
+
 def all_projections() -> list[Projection]:
-    return [DirectoryProjection(), TimelineProjection(), ConversationsProjection(), BadgeProjection(), NotesProjection()]
+    return [
+        DirectoryProjection(), TimelineProjection(), ConversationsProjection(), BadgeProjection(), NotesProjection(),
+        SearchProjection(),
+    ]

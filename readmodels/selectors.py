@@ -19,6 +19,7 @@ from django.db.models import Q
 from eventstore.events import Cursor
 from eventstore.runner import checkpoint_cursor
 from eventstore.store import EventStore
+from readmodels import fulltext
 from readmodels.models import (
     Badge,
     BadgeChange,
@@ -28,7 +29,13 @@ from readmodels.models import (
     TimelineMessage,
     TimelineNote,
 )
-from readmodels.present import present_conversation, present_note_row, present_profile, present_row
+from readmodels.present import (
+    present_conversation,
+    present_note_row,
+    present_profile,
+    present_row,
+    present_search_result,
+)
 from readmodels.projections import PIPELINE
 
 
@@ -181,3 +188,26 @@ def unread_agent_messages(customer_id: uuid.UUID) -> list[TimelineMessage]:
     """The agent messages the customer has not marked read, oldest first (what their badge counts)."""
     ids = BadgeUnread.objects.filter(customer_id=customer_id).values("message_id")
     return list(TimelineMessage.objects.filter(message_id__in=ids).order_by("sent_at", "position"))
+
+
+def search(query: str, limit: int, *, customer_id: uuid.UUID | None = None) -> Page:
+    """Messages and customers matching ``query``, best match first
+    (readmodels.fulltext), as ``present_search_result`` shows them.
+
+    ``customer_id`` searches that customer's conversation only (their own
+    search): its messages, not customers. Notes are never searched.
+    """
+    current = checkpoint_cursor(PIPELINE)
+    if customer_id is None:
+        matches = fulltext.match(query, until=current, limit=limit)
+    else:
+        matches = fulltext.match(query, until=current, limit=limit, customer_id=customer_id, kind="message")
+    messages = timeline_rows({m.message_id for m in matches if m.message_id is not None})
+    names = customer_names({m.customer_id for m in matches})
+    items = []
+    for m in matches:
+        message = messages.get(m.message_id) if m.message_id is not None else None
+        if m.kind == "message" and message is None:
+            continue  # cannot happen: one pipeline batch writes both; but never answer a half result
+        items.append(present_search_result(m.kind, m.customer_id, message, m.highlight, names))
+    return Page(items, current.position)

@@ -651,3 +651,57 @@ def test_a_customer_attaches_a_picture_and_the_agent_sees_its_thumbnail(browser,
     agent.wait_for_function("(img) => img.complete && img.naturalWidth === 64", arg=thumb.element_handle())
     link = agent.locator(".msg--theirs .msg__attachment--image a")
     expect(link).to_have_attribute("href", re.compile(r"^/api/v1/attachments/[0-9a-f-]{36}/content$"))
+
+
+def test_an_agent_searches_sees_the_match_highlighted_as_text_and_opens_its_conversation(browser, pages, stack):
+    word = f"zebra{uuid.uuid4().hex[:8]}"
+    grace = stack.register_customer("Grace Hopper <b>", "grace@example.com")
+    body = f"<b>bold</b> <img src=x onerror=alert(1)> my {word} order never came"
+    customer_send(stack, grace["token"], body)
+    customer_send(stack, grace["token"], "An unrelated message")
+    agent = log_in_agent(browser, pages, stack, stack.agent_username, stack.agent_password)
+    expect(conversation_row(agent, grace["customer_id"])).to_be_visible()  # the index is as current as the list
+
+    agent.get_by_label("Search messages and customers").fill(word)
+    results = agent.locator("#search-results")
+    expect(results.locator(".search-result")).to_have_count(1)
+    expect(agent.locator("#conversation-list-area")).to_be_hidden()
+    result = results.locator(".search-result")
+    expect(result.locator("mark")).to_have_text([word])
+    expect(result.locator(".search-result__text")).to_have_text(body)
+    expect(result.locator(".conv__name")).to_have_text("Grace Hopper <b>")
+    assert results.locator("b, img, script").count() == 0
+
+    result.click()
+    expect(agent).to_have_url(f"{stack.url}/agent/#{grace['customer_id']}")
+    expect(agent.locator("#conversation-title")).to_have_text("Grace Hopper <b>")
+    expect(agent.locator(".msg--theirs .msg__body").filter(has_text=word)).to_have_text(body)
+
+    agent.locator("#search-input").press("Escape")
+    expect(results).to_be_hidden()
+    expect(conversation_row(agent, grace["customer_id"])).to_be_visible()
+
+
+def test_a_customer_searches_their_conversation_and_the_match_comes_into_view(browser, pages, stack):
+    word = f"walrus{uuid.uuid4().hex[:8]}"
+    linus = stack.register_customer("Linus Pauling", "linus@example.com")
+    customer_send(stack, linus["token"], f"Where is my {word} <i>order</i>?")
+    for i in range(20):  # enough to push the first message out of view
+        customer_send(stack, linus["token"], f"Filler message {i}")
+    stranger = stack.register_customer("Rosalind Franklin", "rosalind@example.com")
+    customer_send(stack, stranger["token"], f"My own {word} question")
+    customer = open_customer(browser, pages, stack, linus["token"])
+    expect(customer.locator(".msg")).to_have_count(21)
+
+    customer.get_by_label("Search this conversation").first.click()
+    customer.locator("#search-input").fill(word)
+    results = customer.locator("#search-results .chat-search__result")
+    expect(results).to_have_count(1)  # never the other customer's message
+    expect(results.locator("mark")).to_have_text([word])
+    expect(results.locator(".search-result__text")).to_have_text(f"You: Where is my {word} <i>order</i>?")
+    assert customer.locator("#search-results i").count() == 0
+
+    results.click()
+    found = customer.locator(".msg").filter(has_text=word)
+    expect(found).to_be_in_viewport()
+    expect(customer.locator("#search-results")).to_be_hidden()

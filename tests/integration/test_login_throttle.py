@@ -10,9 +10,7 @@ nothing here sleeps or measures time.
 from __future__ import annotations
 
 import json
-import os
 import time
-import uuid
 from typing import Any
 
 import pytest
@@ -21,6 +19,7 @@ from django.test import Client
 
 from accounts import throttle
 from accounts.errors import TooManyAttempts
+from tests.support import caches
 
 pytestmark = pytest.mark.django_db
 
@@ -32,23 +31,7 @@ PASSWORD = "pw-grace-123"
 @pytest.fixture(autouse=True)
 def real_cache(_private_cache: None, settings: Any) -> Any:
     """Redis when the run has one (a prefix of this test's own, removed after), else local memory."""
-    url = os.environ.get("REDIS_URL")
-    if not url:
-        yield
-        return
-    prefix = f"test-throttle-{uuid.uuid4().hex}"
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                                   "LOCATION": url, "KEY_PREFIX": prefix}}
-    from django.core.cache import cache, caches
-    from django.core.cache.backends.redis import RedisCache
-
-    assert isinstance(caches["default"], RedisCache)
-    assert cache.add("probe", 1) and cache.incr("probe") == 2  # really there
-    yield
-    client = cache._cache.get_client(write=True)  # type: ignore[attr-defined]
-    keys = list(client.scan_iter(f"{prefix}:*"))
-    if keys:
-        client.delete(*keys)
+    yield from caches.real_cache(settings)
 
 
 @pytest.fixture(autouse=True)

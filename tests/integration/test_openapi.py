@@ -300,6 +300,17 @@ def test_real_answers_of_every_operation_conform_to_the_document(conformance, ma
     check(customer.get(mine, {"after": 0}), mine, "get", 200)
     check(agent.get(convs), convs, "get", 200)
 
+    # search: a message and a customer found, and the refusals
+    found, own = "/api/v1/search", "/api/v1/messages/search"
+    assert check(agent.get(found, {"q": "hello", "limit": 5}), found, "get", 200)["results"][0]["message"]
+    assert check(agent.get(found, {"q": "lovelace"}), found, "get", 200)["results"][0]["message"] is None
+    check(agent.get(found, {"q": ""}), found, "get", 400)
+    check(customer.get(found, {"q": "hello"}), found, "get", 403)
+    check(client.get(found, {"q": "hello"}), found, "get", 401)
+    assert check(customer.get(own, {"q": "hello"}), own, "get", 200)["results"]
+    check(customer.get(own, {"q": "hello", "limit": 101}), own, "get", 400)
+    check(agent.get(own, {"q": "hello"}), own, "get", 403)
+
     # team workflow
     linus = make_agent("linus")
     base = f"{convs}/{created['customer_id']}"

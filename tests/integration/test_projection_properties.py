@@ -36,6 +36,7 @@ from eventstore.reading import Batch
 from eventstore.runner import ConsumerRunner
 from eventstore.store import EventStore
 from project.bootstrap import workflow
+from readmodels import fulltext
 from readmodels import rebuild as rebuild_module
 from readmodels.models import (
     AgentUnread,
@@ -44,6 +45,7 @@ from readmodels.models import (
     BadgeUnread,
     Conversation,
     DirectoryEntry,
+    SearchEntry,
     TimelineMessage,
     TimelineNote,
 )
@@ -105,7 +107,7 @@ class CrashAfter:
 
 def wipe() -> None:
     for model in (StoredEvent, Checkpoint, Customer, DirectoryEntry, TimelineMessage, Conversation, AgentUnread, Badge,
-                  BadgeUnread, BadgeChange, TimelineNote, Routing, AgentTurn, Timer, Attachment):
+                  BadgeUnread, BadgeChange, TimelineNote, SearchEntry, Routing, AgentTurn, Timer, Attachment):
         model.objects.all().delete()
 
 
@@ -123,6 +125,10 @@ def snapshot() -> dict[str, Any]:
         "badge": rows(Badge, "customer_id", "unread", "tx", "position"),
         "badge_unread": rows(BadgeUnread, "message_id", "customer_id"),
         "badge_history": rows(BadgeChange, "customer_id", "unread", "tx", "position"),
+        "search": rows(SearchEntry, "key", "kind", "customer_id", "message_id", "text", "tx", "position"),
+        # What the full-text index finds (SQLite's FTS5 table, PostgreSQL's GIN), not only its rows.
+        "found": {word: sorted(str(m.message_id or m.customer_id) for m in fulltext.match(word, until=Cursor(2**62, 2**62), limit=100))
+                  for word in (*BODIES, "customer", "ada", "bea", "cy")},
     }
 
 
@@ -277,6 +283,11 @@ def test_live_projections_equal_a_replay_and_a_brute_force_fold(ops):
     assert {r[0]: r[1] for r in live["directory"]} == expected["names"]
     assert {r[0]: r[4] for r in live["timeline"]} == expected["bodies"]
     assert {r[0]: [(a["attachment_id"], a["name"]) for a in r[10]] for r in live["timeline"]} == expected["files"]
+    assert live["found"] == {  # every body and name is one or two words, none a prefix of another
+        word: sorted([str(m) for m, body in expected["bodies"].items() if body == word]
+                     + [str(c) for c, name in expected["names"].items() if name.split()[0].lower() == word])
+        for word in live["found"]
+    }
     assert {c: u for c, u, *_ in live["badge"] if u} == {c: n for c, n in expected["badge"].items() if n}
     with_messages = [r for r in live["conversations"] if r[1] is not None]
     assert {r[0]: r[2] for r in with_messages} == expected["unread_for_agents"]

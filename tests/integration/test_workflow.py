@@ -349,3 +349,25 @@ def test_an_agent_id_beyond_any_user_id_is_not_found_not_an_error(customer, agen
     r = agent.post(f"/api/v1/conversations/{customer.id}/assign",
                    {"agent_id": "99999999999999999999", "expected_assignee": None})
     assert r.status_code == 404 and r.json()["error"]["code"] == "agent_not_found"
+
+
+def test_a_command_decided_on_a_stale_history_is_decided_again_on_the_stream(customer, agent):
+    """The process manager reads a batch's conversations in one query; if one
+    changed since (an agent's claim), the append conflicts and the command is
+    decided again on the stream as it is: nothing lost, nothing doubled."""
+    from conversations import handlers
+    from conversations.commands import RecordCustomerMessage
+    from conversations.events import stream_id
+    from eventstore.store import EventStore
+
+    stale = EventStore().read_stream(stream_id(uuid.UUID(customer.id)))
+    assert agent.post(f"/api/v1/conversations/{customer.id}/claim").status_code == 200
+    message_id = uuid.uuid4()
+    cmd = RecordCustomerMessage(uuid.UUID(customer.id), message_id, now(), None, 1)
+    outcome = handlers.record_customer_message(cmd, history=stale)
+    assert outcome.appended
+    assert outcome.conversation.assignee is not None  # decided on the claim it had not seen
+    again = handlers.record_customer_message(cmd, history=stale)  # the same cause, stale again
+    assert not again.appended
+    versions = [r.version for r in EventStore().read_stream(stream_id(uuid.UUID(customer.id)))]
+    assert versions == list(range(1, len(versions) + 1))

@@ -7,6 +7,7 @@ import { Composer } from "./composer.js";
 import { $, announce, formatAgo, formatFull, formatWhen, h, initials, readConfig, uuid4 } from "./dom.js";
 import { Messenger } from "./messenger.js";
 import { Outbox } from "./outbox.js";
+import { SearchBox } from "./search.js";
 import { ParleySocket } from "./socket.js";
 import { ConnectionStatus, TypingLine, editMessage, problemBanner } from "./status.js";
 import { Thread } from "./thread.js";
@@ -45,6 +46,13 @@ const messenger = new Messenger({
   sendPath: (item) => `/api/v1/conversations/${item.customer_id}/messages`,
 });
 new ConnectionStatus({ el: $("#connection"), banner: $("#offline"), retry: $("#reconnect"), socket });
+new SearchBox({
+  form: $("#search"),
+  input: $("#search-input"),
+  list: $("#search-results"),
+  status: $("#search-status"),
+  hide: $("#conversation-list-area"),
+});
 
 // -- state ------------------------------------------------------------------------
 

@@ -3,10 +3,11 @@
 import { api, syncMessages } from "./api.js";
 import { AttachmentTray } from "./attachments.js";
 import { Composer } from "./composer.js";
-import { $, announce, readConfig, uuid4 } from "./dom.js";
+import { $, announce, formatAgo, formatFull, h, readConfig, uuid4 } from "./dom.js";
 import { Messenger } from "./messenger.js";
 import { Outbox } from "./outbox.js";
 import { setupPushOffer } from "./push-offer.js";
+import { SearchBox, snippet } from "./search.js";
 import { ParleySocket } from "./socket.js";
 import { Thread } from "./thread.js";
 import { ConnectionStatus, TypingLine, editMessage, problemBanner } from "./status.js";
@@ -43,6 +44,41 @@ const thread = new Thread({
 });
 
 const tray = new AttachmentTray({ tray: $("#attachment-tray"), input: $("#attach-input"), button: $("#attach"), dropTarget: $("#composer") });
+
+// Search: a result shows who wrote the match and when; choosing it closes
+// the search and brings that message into view.
+const searchPanel = $("#chat-search");
+new SearchBox({
+  form: $("#search"),
+  input: $("#search-input"),
+  list: $("#search-results"),
+  status: $("#search-status"),
+  path: "/api/v1/messages/search",
+  render: (result) => {
+    const msg = result.message;
+    const at = new Date(msg.sent_at);
+    const who = msg.sender.kind === "customer" ? "You:" : `${msg.sender.name || "Support"}:`;
+    return h(
+      "li",
+      {},
+      h(
+        "button",
+        { type: "button", class: "search-result chat-search__result", onclick: () => showFound(msg.message_id) },
+        h("time", { class: "chat-search__time", datetime: msg.sent_at, title: formatFull(at) }, formatAgo(at)),
+        snippet(who, result.highlight),
+      ),
+    );
+  },
+});
+
+function showFound(messageId) {
+  searchPanel.open = false;
+  const el = list.querySelector(`[data-message-id="${CSS.escape(messageId)}"]`);
+  if (!el) return;
+  el.scrollIntoView({ block: "center" });
+  el.classList.add("msg--found");
+  setTimeout(() => el.classList.remove("msg--found"), 2000);
+}
 
 const composer = new Composer({
   form: $("#composer"),

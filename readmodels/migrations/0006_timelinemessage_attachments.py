@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('readmodels', '0004_directoryentry_unsubscribed'),
+        ('readmodels', '0005_search'),
     ]
 
     operations = [
