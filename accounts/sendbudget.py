@@ -1,4 +1,4 @@
-"""How many messages one identity may send per minute.
+"""How many messages (and uploads) one identity may send per minute.
 
 Every send costs one unit of the sender's budget, whichever way it arrives
 (HTTP or websocket share it: the key is the identity, not the connection).
@@ -11,6 +11,10 @@ from a provider that throttles its own senders, and are deduplicated.
 A repeat of a message already sent (an idempotent retry) costs a unit too:
 counting before the command runs is what keeps a flood of concurrent
 sends from slipping past the check.
+
+Uploads have a budget of their own (``charge_upload``): a file is stored
+(and kept for a day) before any message names it, so without one a script
+could fill the disk at 10 MiB a request.
 """
 
 from __future__ import annotations
@@ -35,5 +39,17 @@ def charge_send(kind: str, identity: str) -> None:
     if not verdict.allowed:
         raise RateLimited(
             f"more than {limit} messages a minute; try again in {verdict.retry_after} s",
+            retry_after=verdict.retry_after,
+        )
+
+
+def charge_upload(kind: str, identity: str) -> None:
+    """Count one upload of ``identity``; raise RateLimited past its budget."""
+    limit = int(settings.PARLEY_AGENT_UPLOADS_PER_MINUTE if kind == "agent"
+                else settings.PARLEY_CUSTOMER_UPLOADS_PER_MINUTE)
+    verdict = ratelimit.hit("upload", f"{kind}:{identity}", limit=limit, window=WINDOW)
+    if not verdict.allowed:
+        raise RateLimited(
+            f"more than {limit} uploads a minute; try again in {verdict.retry_after} s",
             retry_after=verdict.retry_after,
         )

@@ -13,7 +13,9 @@ from urllib.parse import quote
 
 from django.http import FileResponse, HttpRequest, JsonResponse
 
+from accounts.errors import RateLimited
 from accounts.principals import Principal
+from accounts.sendbudget import charge_upload
 from api.errors import ApiError
 from api.http import api, authenticate, doc
 from api.schemas import UUID
@@ -49,16 +51,18 @@ DOWNLOAD_SECURITY = ["customerToken", "customerCookie", "agentToken", "agentSess
 @api(["POST"], "any")
 @doc("POST", "Upload a file to send with a message", body=UPLOAD_BODY, body_media="multipart/form-data",
      responses={201: "UploadedAttachment"},
-     errors=[MissingFile, AttachmentTypeNotAllowed, AttachmentTooLarge, ImageTooLarge, (413, "body_too_large"),
+     errors=[MissingFile, AttachmentTypeNotAllowed, AttachmentTooLarge, ImageTooLarge, RateLimited, (413, "body_too_large"),
              (400, "malformed_multipart"),
              (415, "unsupported_media_type")],
      description="Multipart form data with the file in the field `file`. The type is read from the bytes: PNG, "
      "JPEG, GIF and WebP images, PDF and plain UTF-8 text are accepted, anything else is 415 "
      "`attachment_type_not_allowed`; a file over `PARLEY_MAX_ATTACHMENT_BYTES` (default 10 MiB) is 413 "
-     "`attachment_too_large`. Send it with a message (`attachments` of a send) within 24 hours, or it is deleted.")
+     "`attachment_too_large`. Each customer may upload `PARLEY_CUSTOMER_UPLOADS_PER_MINUTE` (20) files a minute, "
+     "each agent `PARLEY_AGENT_UPLOADS_PER_MINUTE` (60); past it 429 `rate_limited` with `Retry-After`. Send it with a message (`attachments` of a send) within 24 hours, or it is deleted.")
 def attachments(request: HttpRequest, principal: Principal) -> JsonResponse:
     if request.content_type != "multipart/form-data":
         raise ApiError(415, "unsupported_media_type", "send the file as multipart/form-data in the field 'file'")
+    charge_upload(principal.kind, principal.id)  # before the body is parsed and stored
     upload = request.FILES.get("file")
     if upload is None:
         raise MissingFile("the multipart field 'file' is missing")

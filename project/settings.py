@@ -350,6 +350,9 @@ PUSH_DELAY_SECONDS = float(os.environ.get("PUSH_DELAY_SECONDS", "0"))
 # together (accounts.sendbudget); past it: 429 rate_limited with a retry hint.
 PARLEY_CUSTOMER_SENDS_PER_MINUTE = int(os.environ.get("PARLEY_CUSTOMER_SENDS_PER_MINUTE", "30"))
 PARLEY_AGENT_SENDS_PER_MINUTE = int(os.environ.get("PARLEY_AGENT_SENDS_PER_MINUTE", "120"))
+# Uploads per minute (accounts/sendbudget.charge_upload): files are stored before they are sent.
+PARLEY_CUSTOMER_UPLOADS_PER_MINUTE = int(os.environ.get("PARLEY_CUSTOMER_UPLOADS_PER_MINUTE", "20"))
+PARLEY_AGENT_UPLOADS_PER_MINUTE = int(os.environ.get("PARLEY_AGENT_UPLOADS_PER_MINUTE", "60"))
 
 # "source=secret,source=secret2": a source may appear twice during rotation.
 INBOUND_WEBHOOK_SECRETS: dict[str, list[str]] = {}

@@ -116,6 +116,18 @@ def test_oversized_form_fields_beside_the_file_are_413_in_the_error_shape(custom
     assert r.json()["error"]["code"] == "body_too_large"
 
 
+def test_uploads_past_the_budget_are_429_and_store_nothing(make_customer, agent, settings, _private_media):
+    settings.PARLEY_CUSTOMER_UPLOADS_PER_MINUTE = 2
+    ada, bea = make_customer("Ada"), make_customer("Bea")
+    assert [upload(ada, f"{i}.txt", b"hello").status_code for i in range(2)] == [201, 201]
+    r = upload(ada, "third.txt", b"hello")
+    assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limited"
+    assert 1 <= int(r["Retry-After"]) <= 60
+    assert Attachment.objects.count() == 2 and len(stored_files(_private_media)) == 2
+    assert upload(bea, "hers.txt", b"hello").status_code == 201  # a budget per identity
+    assert upload(agent, "agents.txt", b"hello").status_code == 201  # agents have their own
+
+
 def test_an_upload_needs_the_multipart_file_field(customer):
     headers = {"HTTP_AUTHORIZATION": f"Bearer {customer.token}"}
     assert customer.client.post(UPLOAD, {"other": "x"}, **headers).json()["error"]["code"] == "missing_file"
