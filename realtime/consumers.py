@@ -21,6 +21,7 @@ import uuid
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
@@ -97,6 +98,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     principal: Principal | None = None
     delivery: Delivery | None = None
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Channels' dispatch without its ``close_old_connections`` before every
+        message: that is a hop to the process's one thread-sensitive thread
+        and back for each frame a client sends (about a tenth of a loaded
+        Daphne's event-loop time). This consumer never touches Django's
+        per-thread connections: its database work runs on the realtime
+        database threads (``db``), which keep their own (and start afresh
+        after an error)."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"no handler for message type {message['type']}")
+        await handler(message)
 
     async def connect(self) -> None:
         self.listener_id = uuid.uuid4().hex
