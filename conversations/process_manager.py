@@ -54,6 +54,11 @@ SNOOZE_TIMER = "conversation.snooze_ends"
 FIRST_RESPONSE_TIMER = "conversation.first_response_due"
 
 
+def first_response_key(customer_id: uuid.UUID, period_id: uuid.UUID) -> str:
+    """The first-response timer of one waiting period (named by the message that started it)."""
+    return f"first-response:{customer_id}:{period_id}"
+
+
 def first_response() -> dt.timedelta | None:
     seconds = float(getattr(settings, "PARLEY_FIRST_RESPONSE_SECONDS", 0) or 0)
     return dt.timedelta(seconds=seconds) if seconds > 0 else None
@@ -83,11 +88,15 @@ class WorkflowProcessManager:
         # read again: the first may have appended).
         streams = {stream_id(r.event.customer_id) for r in batch.events if isinstance(r.event, MessageSent)}
         histories = EventStore().read_streams(streams) if streams else {}
+        ended: list[str] = []  # first-response timers of the periods that ended, cancelled at once at the end
         for r in batch.events:
-            self._handle(r, routes, histories)
+            self._handle(r, routes, histories, ended)
         routes.save()
+        timers.cancel_keys(ended)
 
-    def _handle(self, r: RecordedEvent, routes: Routes, histories: dict[str, list[RecordedEvent]]) -> None:
+    def _handle(
+        self, r: RecordedEvent, routes: Routes, histories: dict[str, list[RecordedEvent]], ended: list[str],
+    ) -> None:
         e = r.event
         if isinstance(e, MessageSent):
             history = histories.pop(stream_id(e.customer_id), None)
@@ -116,12 +125,13 @@ class WorkflowProcessManager:
         elif isinstance(e, FirstResponseClockStarted):
             if e.due_at is not None:
                 timers.schedule(
-                    key=f"first-response:{e.customer_id}:{e.message_id}", kind=FIRST_RESPONSE_TIMER,
+                    key=first_response_key(e.customer_id, e.message_id), kind=FIRST_RESPONSE_TIMER,
                     subject=str(e.customer_id), due_at=e.due_at,
                     payload={"customer_id": str(e.customer_id), "period_id": str(e.message_id)},
                 )
         elif isinstance(e, FirstResponseClockStopped):
-            timers.cancel(kind=FIRST_RESPONSE_TIMER, subject=str(e.customer_id))
+            # By key, not by subject: a period that starts later in the batch keeps its timer.
+            ended.append(first_response_key(e.customer_id, e.period_id))
         elif isinstance(e, ConversationAssigned):
             routes.set(e.customer_id, assignee_id=e.assignee_id)
 

@@ -284,6 +284,19 @@ def test_a_reply_in_time_cancels_the_first_response_timer(customer, agent, proje
     assert count("FirstResponseSlaBreached") == 0
 
 
+def test_a_period_that_ends_and_the_next_one_in_one_batch_keep_only_the_new_timer(customer, agent, settings):
+    settings.PARLEY_FIRST_RESPONSE_SECONDS = 60
+    says(customer, "first")
+    flow()
+    replies(agent, customer)
+    second = says(customer, "second")
+    flow()  # one batch stops the first period and starts the second
+    states = {t.key: t.state for t in Timer.objects.all()}
+    assert sorted(states.values()) == ["cancelled", "pending"]
+    [pending] = timers.pending(customer.id)
+    assert pending.key.endswith(second["message"]["message_id"])
+
+
 def test_a_breach_frame_reaches_agents_live(customer, agent, settings):
     from realtime.frames import AGENTS, customer_audience, envelopes
 
