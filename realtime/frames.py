@@ -139,7 +139,7 @@ def envelopes(events: Sequence[RecordedEvent], lookups: Lookups | None = None) -
     rows = lookups.timeline_rows(edited)
     convs = lookups.conversations_of(customer_ids, names)
     badges = lookups.badges_at([(r.event.customer_id, r.cursor) for r in relevant if moves_badge(r)])  # type: ignore[attr-defined]
-    out = []
+    built: list[tuple[Cursor, str, list[dict[str, Any]], list[dict[str, Any]]]] = []
     for r in relevant:
         e = r.event
         p = r.position
@@ -180,15 +180,19 @@ def envelopes(events: Sequence[RecordedEvent], lookups: Lookups | None = None) -
             to_customer.append(badge(badges.get(r.cursor, 0), p))
         if conv is not None:
             to_agents.append({"type": "conversation.updated", "conversation": conv, "position": p})
-        out.append(
-            Envelope(
-                r.cursor,
-                str(e.customer_id),  # type: ignore[attr-defined]
-                tuple(encode(f) for f in to_customer),
-                tuple(encode(f) for f in to_agents),
-            )
-        )
-    return out
+        built.append((r.cursor, str(e.customer_id), to_customer, to_agents))  # type: ignore[attr-defined]
+    # The conversation rows are as of the batch's end, so every event of one
+    # customer in the batch carries the same row: only the last one sends it.
+    updated: set[str] = set()
+    for _, customer_id, _, to_agents in reversed(built):
+        if to_agents and to_agents[-1]["type"] == "conversation.updated":
+            if customer_id in updated:
+                to_agents.pop()
+            updated.add(customer_id)
+    return [
+        Envelope(cursor, customer_id, tuple(encode(f) for f in to_customer), tuple(encode(f) for f in to_agents))
+        for cursor, customer_id, to_customer, to_agents in built
+    ]
 
 
 def for_customer(events: Sequence[RecordedEvent], customer_id: str) -> list[RecordedEvent]:

@@ -389,3 +389,24 @@ async def test_a_message_id_someone_else_used_is_a_conflict_over_the_socket_too(
     assert await sync_to_async(StoredEvent.objects.count)() == before
     for ws in (bws, gws):
         await ws.disconnect()
+
+
+def test_events_of_one_conversation_in_one_batch_send_one_conversation_update(customer, agent, project):
+    """The rows frames carry are as of the batch's end: one conversation.updated, on its last event."""
+    from eventstore.events import Cursor
+    from eventstore.store import EventStore
+    from realtime.frames import envelopes
+
+    for body in ("one", "two", "three"):
+        assert customer.post("/api/v1/messages", {"message_id": new_id(), "body": body}).status_code == 201
+    project()
+    batch = EventStore().read_all(Cursor.start())
+    built = envelopes(batch)
+    updates = [(env.cursor, json.loads(f)) for env in built for f in env.to_agents
+               if json.loads(f)["type"] == "conversation.updated"]
+    assert len(updates) == 1
+    [(cursor, frame)] = updates
+    assert cursor == built[-1].cursor and frame["position"] == built[-1].cursor.position
+    assert frame["conversation"]["last_message"]["preview"] == "three"
+    sent = [json.loads(f)["message"]["body"] for env in built for f in env.to_agents if json.loads(f)["type"] == "message.sent"]
+    assert sent == ["one", "two", "three"]  # every message still goes out
