@@ -146,7 +146,10 @@ def _decoder_of(cls: type) -> _Decoder:
 def _build(cls: type, payload: Payload) -> Any:
     """An instance of the dataclass ``cls`` from its JSON payload (unknown keys dropped)."""
     decoder = _decoder_of(cls)
-    kwargs = {k: v for k, v in payload.items() if k in decoder.names}
+    if payload.keys() <= decoder.names:
+        kwargs = dict(payload)
+    else:  # keys of fields the class no longer has are dropped
+        kwargs = {k: v for k, v in payload.items() if k in decoder.names}
     for field_name, convert in decoder.converters:
         value = kwargs.get(field_name)
         if value is not None:
@@ -168,16 +171,7 @@ def decode(name: str, version: int, payload: Payload) -> DomainEvent:
             raise UnknownEventType(f"no upcaster for {name} v{version}")
         payload = step(dict(payload))
         version += 1
-    decoder = _decoder_of(cls)
-    if payload.keys() <= decoder.names:
-        kwargs = dict(payload)
-    else:  # keys of fields the class no longer has are dropped
-        kwargs = {k: v for k, v in payload.items() if k in decoder.names}
-    for field_name, convert in decoder.converters:
-        value = kwargs.get(field_name)
-        if value is not None:
-            kwargs[field_name] = convert(value)
-    return cls(**kwargs)
+    return _build(cls, payload)
 
 
 @dataclass(frozen=True)
