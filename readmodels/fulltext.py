@@ -59,7 +59,10 @@ RANKED = 1000
 #: Words of a fragment (PostgreSQL) and tokens (SQLite) around the matches.
 FRAGMENT_WORDS = 24
 HEADLINE_OPTIONS = (
-    f'StartSel="{MARK_START}", StopSel="{MARK_END}", MaxWords={FRAGMENT_WORDS}, MinWords=8, MaxFragments=1'
+    f'StartSel="{MARK_START}", StopSel="{MARK_END}", MaxWords={FRAGMENT_WORDS}, MinWords=8, MaxFragments=1, '
+    # Short words at a fragment's edges stay (by default words of up to three
+    # letters are dropped there: the "b" of a leading "<b>", the "i" of "</i>?").
+    "ShortWord=0"
 )
 
 _HIDDEN = {ord(MARK_START): " ", ord(MARK_END): " ", ord(STORED_LT): " ", ord(STORED_AT): " ",

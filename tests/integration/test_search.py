@@ -87,8 +87,11 @@ def test_every_word_must_begin_a_word_of_the_text_in_any_order(customer, agent, 
     assert found(agent, "parcel tomorrow") == []
 
 
-def test_the_highlight_is_text_with_markers_only_around_the_matches(customer, agent, project):
-    body = "<script>alert(1)</script> & <b>bold</b> I want a refund"
+@pytest.mark.parametrize("body", [
+    "<script>alert(1)</script> & <b>bold</b> I want a refund",
+    "<b>ok</b> my refund <i>?</i>",  # short words at both edges (PostgreSQL's headline drops them by default)
+])
+def test_the_highlight_is_text_with_markers_only_around_the_matches(customer, agent, project, body):
     say(customer, body)
     project()
     for path, caller in (("/api/v1/search", agent), ("/api/v1/messages/search", customer)):
