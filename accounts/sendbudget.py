@@ -32,24 +32,26 @@ def budget(kind: str) -> int:
     return int(settings.PARLEY_AGENT_SENDS_PER_MINUTE if kind == "agent" else settings.PARLEY_CUSTOMER_SENDS_PER_MINUTE)
 
 
+def upload_budget(kind: str) -> int:
+    """Uploads per minute for a ``customer`` or an ``agent``."""
+    return int(settings.PARLEY_AGENT_UPLOADS_PER_MINUTE if kind == "agent"
+               else settings.PARLEY_CUSTOMER_UPLOADS_PER_MINUTE)
+
+
 def charge_send(kind: str, identity: str) -> None:
     """Count one send of ``identity``; raise RateLimited past its budget."""
-    limit = budget(kind)
-    verdict = ratelimit.hit("send", f"{kind}:{identity}", limit=limit, window=WINDOW)
-    if not verdict.allowed:
-        raise RateLimited(
-            f"more than {limit} messages a minute; try again in {verdict.retry_after} s",
-            retry_after=verdict.retry_after,
-        )
+    _charge("send", "messages", budget(kind), kind, identity)
 
 
 def charge_upload(kind: str, identity: str) -> None:
     """Count one upload of ``identity``; raise RateLimited past its budget."""
-    limit = int(settings.PARLEY_AGENT_UPLOADS_PER_MINUTE if kind == "agent"
-                else settings.PARLEY_CUSTOMER_UPLOADS_PER_MINUTE)
-    verdict = ratelimit.hit("upload", f"{kind}:{identity}", limit=limit, window=WINDOW)
+    _charge("upload", "uploads", upload_budget(kind), kind, identity)
+
+
+def _charge(scope: str, what: str, limit: int, kind: str, identity: str) -> None:
+    verdict = ratelimit.hit(scope, f"{kind}:{identity}", limit=limit, window=WINDOW)
     if not verdict.allowed:
         raise RateLimited(
-            f"more than {limit} uploads a minute; try again in {verdict.retry_after} s",
+            f"more than {limit} {what} a minute; try again in {verdict.retry_after} s",
             retry_after=verdict.retry_after,
         )

@@ -14,7 +14,7 @@ from django.conf import settings
 
 from eventstore import wakeup
 from eventstore.dbthreads import DatabaseThreads
-from eventstore.loop import Delay, run_forever
+from eventstore.loop import Delay
 from eventstore.runner import ConsumerRunner, LostLease, after_commit
 from eventstore.store import NOTIFY_CHANNEL
 
@@ -65,12 +65,10 @@ class Worker:
         return min(self.poll_interval, settings.PARLEY_LEASE_SECONDS / 2)
 
     async def run(self, stop: asyncio.Event) -> None:
-        loop = asyncio.get_running_loop()
-        woken = wakeup.register(loop)
         try:
-            await run_forever(self.step, wake=woken, stop=stop, idle=self.poll_interval, name=f"consumer {self.runner.name}")
+            await wakeup.run_woken_by(wakeup.appended, self.step, stop=stop, idle=self.poll_interval,
+                                      name=f"consumer {self.runner.name}")
         finally:
-            wakeup.unregister(loop, woken)
             try:
                 if self.runner.cursor is not None:
                     await self._db(self.runner.release_lease)
