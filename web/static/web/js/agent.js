@@ -197,7 +197,7 @@ function emptyText() {
 // The list endpoint's filters for the chosen tab and status.
 function listQuery() {
   let query = "";
-  if (scope !== "all") query += `&assignee=${scope}`;
+  if (scope !== "all") query += `&assignee=${scope === "mine" ? "me" : scope}`;
   if (statusFilterEl.value) query += `&status=${encodeURIComponent(statusFilterEl.value)}`;
   return query;
 }
