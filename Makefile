@@ -50,7 +50,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/ruff check .
-	$(BIN)/python -m mypy kernel observability eventstore accounts attachments chat customers conversations readmodels realtime notifications outbound inbound api web project
+	$(BIN)/python -m mypy kernel observability eventstore workers accounts attachments chat customers conversations readmodels realtime notifications outbound inbound api web project
 
 clean:
 	rm -rf $(VENV) .test-*.sqlite3* parley.sqlite3*

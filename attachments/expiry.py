@@ -1,6 +1,6 @@
 """Unsent attachments are deleted 24 hours after their upload, by the durable scheduler.
 
-The upload schedules a timer (eventstore.timers) in the transaction that
+The upload schedules a timer (workers.timers) in the transaction that
 stores its row, keyed by the attachment, so every unsent upload has exactly
 one. A send cancels it; the handler also re-checks, under a row lock, that
 the attachment is still unsent, so a timer that fires after a send (or
@@ -17,7 +17,7 @@ from django.db import transaction
 
 from attachments import storage
 from attachments.models import Attachment
-from eventstore import timers
+from workers import timers
 
 KIND = "attachment.expire"
 #: How long an upload waits to be sent.

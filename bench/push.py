@@ -224,8 +224,8 @@ def through_worker(peer: Peer, threads: int) -> float:
 
 def latencies(push: Any, samples: int) -> list[float]:
     """Seconds from just before the append to the push service recording the push."""
-    from eventstore.worker import Worker
     from notifications.lanes import run_delivery_workers
+    from workers.worker import Worker
 
     devices = register_devices(push, 10)
     catch_up()  # start from a caught-up log, as a running server would be

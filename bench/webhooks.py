@@ -117,9 +117,9 @@ def through_worker(threads: int) -> float:
 
 
 def latencies(receiver: Any, samples: int) -> list[float]:
-    from eventstore.worker import Worker
     from outbound.worker import run_webhook_workers
     from project.bootstrap import pipeline
+    from workers.worker import Worker
 
     customers = new_customers(10)
     catch_up()

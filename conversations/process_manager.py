@@ -42,10 +42,10 @@ from conversations.events import (
 )
 from conversations.models import AgentTurn, Routing
 from conversations.ports import agent_directory
-from eventstore import timers
 from eventstore.events import RecordedEvent
 from eventstore.reading import Batch
 from eventstore.store import EventStore
+from workers import timers
 
 #: The consumer group (and checkpoint) of the workflow process manager.
 WORKFLOW = "workflow"

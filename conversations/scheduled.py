@@ -1,4 +1,4 @@
-"""The commands conversation timers fire (registered with eventstore.timers by project.apps).
+"""The commands conversation timers fire (registered with workers.timers by project.apps).
 
 Each fires with the timer's key as its cause: its events' ids derive from
 it, so a timer fired again after a crash appends nothing the second time.
@@ -12,7 +12,7 @@ import uuid
 from conversations import handlers
 from conversations.commands import CheckFirstResponse, EndSnooze
 from conversations.process_manager import FIRST_RESPONSE_TIMER, SNOOZE_TIMER
-from eventstore import timers
+from workers import timers
 
 
 def snooze_ends(due: timers.Due, now: dt.datetime) -> None:

@@ -12,7 +12,7 @@ that range one event per batch (eventstore.runner, ``isolating``): the next
 failure names the one event the member cannot process.
 
 A failure reported here is marked so: the worker's loop, which logs every
-failed step with its traceback (eventstore.loop), then says only that it
+failed step with its traceback (workers.loop), then says only that it
 retries, instead of printing the same traceback twice.
 """
 
@@ -21,9 +21,8 @@ from __future__ import annotations
 import logging
 
 from eventstore.events import Cursor
-from eventstore.loop import mark_reported
 from eventstore.reading import Batch
-from observability.logs import event_fields
+from observability.logs import event_fields, mark_reported
 from observability.metrics import CONSUMER_ERRORS
 
 log = logging.getLogger("eventstore.runner")

@@ -18,7 +18,7 @@ for a moment (a read-model rebuild swapping its tables in) takes the same
 row lock. The lease is extended by every batch's checkpoint update; an idle
 holder renews it once half of it has passed.
 
-``Worker`` (eventstore.worker) runs a group forever on an asyncio loop.
+``Worker`` (workers.worker) runs a group forever on an asyncio loop.
 
 Cost per batch: one transaction (read, lock, the consumers' statements,
 checkpoint update). An idle group costs its fallback poll and its lease
@@ -41,7 +41,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from eventstore import failures
-from eventstore.dbthreads import relax_commits
+from eventstore.commits import relax_commits
 from eventstore.events import Cursor
 from eventstore.models import Checkpoint
 from eventstore.reading import Batch

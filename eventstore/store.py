@@ -19,16 +19,13 @@ import datetime as dt
 import json
 import threading
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from django.db import IntegrityError, connections, transaction
 
-from eventstore import wakeup
 from eventstore.events import DomainEvent, Metadata, NewEvent, RecordedEvent, encode
 from eventstore.reading import TABLE, LogReader, _as_uuid
-
-NOTIFY_CHANNEL = "parley_events"
 
 #: application_name of a transaction that promises never to append events
 #: (a read-model rebuild): readers need not wait for it.
@@ -60,7 +57,10 @@ def _violated_constraint(err: IntegrityError) -> str:
     return "event_id" if "event_id" in name else "stream_version"
 
 
-_notifier = wakeup.CrossProcessNotifier(NOTIFY_CHANNEL)
+#: Called after every commit that appended events, with the database alias:
+#: the worker plumbing hangs its wake-ups here (workers.apps). A hint only:
+#: readers poll as well, so nothing depends on it.
+append_listeners: list[Callable[[str], None]] = []
 
 
 class ConcurrencyConflict(Exception):
@@ -142,8 +142,8 @@ class EventStore(LogReader):
         ]
 
     def _wake(self) -> None:
-        wakeup.notify()
-        _notifier.request(self.using)
+        for listener in append_listeners:
+            listener(self.using)
 
     def _stored_ids(self, ids: list[uuid.UUID]) -> set[uuid.UUID]:
         with self._conn.cursor() as cursor:

@@ -29,9 +29,9 @@ from typing import Any
 from django.conf import settings
 
 from chat.events import MessageMarkedAsRead, MessageSent, SenderKind
-from eventstore import timers
 from eventstore.reading import Batch
 from notifications.models import EmailUnread
+from workers import timers
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,6 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.template.loader import render_to_string
 
-from eventstore import timers
 from kernel.errors import DomainError
 from notifications import mailer
 from notifications.fallback import EMAIL_FALLBACK_TIMER
@@ -29,6 +28,7 @@ from notifications.ports import email_links
 from notifications.unsubscribe import issue_unsubscribe_token
 from readmodels import selectors
 from readmodels.present import preview_text
+from workers import timers
 
 
 class NothingToEmail(DomainError):

@@ -1,4 +1,4 @@
-"""Push delivery lanes: ``DeliveryWorker``s run by eventstore.lanes (see there
+"""Push delivery lanes: ``DeliveryWorker``s run by workers.lanes (see there
 for how lanes share wake-ups and poll); the first lane also purges old rows."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ import logging
 
 from django.conf import settings
 
-from eventstore.lanes import Lanes, run_lanes
 from notifications.config import DeliveryConfig, push_configured, utcnow
 from notifications.outbox import NOTIFY_CHANNEL, queued
 from notifications.worker import DeliveryWorker
+from workers.lanes import Lanes, run_lanes
 
 log = logging.getLogger(__name__)
 

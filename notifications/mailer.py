@@ -25,9 +25,9 @@ from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import transaction
 from django.db.models import Min
 
-from eventstore import wakeup
-from eventstore.loop import Delay, until
 from notifications.models import EmailOutbox
+from workers import wakeup
+from workers.loop import Delay, until
 
 log = logging.getLogger(__name__)
 

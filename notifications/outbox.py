@@ -24,10 +24,10 @@ from django.db import connection, transaction
 from django.db.models import Exists, F, Min, OuterRef, Q, Subquery
 
 from chat.events import AttachmentRef, MessageEdited, MessageMarkedAsRead, MessageSent, stream_id
-from eventstore import wakeup
 from eventstore.store import EventStore
 from notifications.models import DeliveryState, PushDelivery, PushSubscription
 from readmodels.present import preview_text
+from workers import wakeup
 
 #: PostgreSQL NOTIFY channel (and Redis wake-up channel) of queued rows.
 NOTIFY_CHANNEL = "parley_push"

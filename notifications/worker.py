@@ -34,8 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from eventstore.dbthreads import relax_commits
-from eventstore.loop import mark_reported
+from eventstore.commits import relax_commits
 from eventstore.runner import make_owner_id
 from notifications import outbox
 from notifications import payload as payloads
@@ -43,7 +42,7 @@ from notifications.config import DeliveryConfig, utcnow
 from notifications.models import DeliveryState, PushDelivery
 from notifications.outbox import Lane
 from notifications.transport import Outcome, Transport, WebPushTransport
-from observability.logs import event_fields
+from observability.logs import event_fields, mark_reported
 from observability.metrics import PUSH_FINISHED_BY_STATE, PUSH_REQUESTS_BY_OUTCOME
 
 log = logging.getLogger(__name__)

@@ -51,3 +51,17 @@ def event_fields(consumer: str, event_id: Any, position: int | None, **more: Any
     it the same way; ``position`` is the event's global position in the log.
     """
     return {"consumer": consumer, "event_id": None if event_id is None else str(event_id), "position": position, **more}
+
+
+def mark_reported(exc: BaseException) -> None:
+    """Say that ``exc`` was logged, with its traceback and what it concerns, where it was raised.
+
+    The worker loop (workers.loop.run_forever) then logs the retry without
+    printing the traceback again (eventstore.failures marks a consumer's
+    failures so).
+    """
+    exc.parley_reported = True  # type: ignore[attr-defined]
+
+
+def was_reported(exc: BaseException) -> bool:
+    return bool(getattr(exc, "parley_reported", False))

@@ -23,8 +23,8 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Exists, F, Min, OuterRef, Q
 
-from eventstore import wakeup
 from outbound.models import WebhookDelivery, WebhookEndpoint, WebhookState
+from workers import wakeup
 
 #: PostgreSQL NOTIFY channel (and Redis wake-up channel) of queued rows.
 NOTIFY_CHANNEL = "parley_webhooks"

@@ -25,11 +25,11 @@ from typing import Protocol
 
 from django.conf import settings
 
-from eventstore.lanes import Lanes, run_lanes
 from eventstore.runner import make_owner_id
 from outbound import outbox
 from outbound.models import WebhookDelivery
 from outbound.transport import Outcome, PinnedTransport, signature_headers
+from workers.lanes import Lanes, run_lanes
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +165,6 @@ def webhook_lanes(config: WebhookConfig) -> Lanes[WebhookWorker]:
 
 
 async def run_webhook_workers(stop: asyncio.Event, *, lanes: int | None = None) -> None:
-    """Deliver webhooks until ``stop`` is set: ``lanes`` workers on threads of their own (eventstore.lanes)."""
+    """Deliver webhooks until ``stop`` is set: ``lanes`` workers on threads of their own (workers.lanes)."""
     await run_lanes(webhook_lanes(WebhookConfig.from_settings()), stop,
                     count=lanes or settings.WEBHOOK_DELIVERY_WORKERS, poll=settings.WEBHOOK_POLL_INTERVAL)

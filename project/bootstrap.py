@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 
 from eventstore.runner import Consumer, ConsumerRunner, make_owner_id
-from eventstore.worker import Worker, listen_for_appends
+from workers.worker import Worker, listen_for_appends
 
 log = logging.getLogger(__name__)
 
@@ -91,10 +91,10 @@ async def run_workers(stop: asyncio.Event, *, delivery: bool = True) -> None:
     ``stop`` is set."""
     from asgiref.sync import sync_to_async
 
-    from eventstore import timers
     from eventstore.store import EventStore
     from notifications import mailer
     from realtime.fanout import RealtimeFanout
+    from workers import timers
 
     await sync_to_async(EventStore().check_transaction_ids)()
     runner = pipeline(owner=make_owner_id())

@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "servestatic",  # its configuration checks (the middleware serves the files)
     "channels",
     "eventstore",
+    "workers",
     "accounts",
     "customers",
     "chat",

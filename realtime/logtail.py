@@ -26,13 +26,13 @@ from typing import Any, Protocol
 from django.conf import settings
 
 from accounts.principals import Principal
-from eventstore.dbthreads import DatabaseThreads
 from eventstore.events import Cursor
 from eventstore.store import EventStore
 from observability.logs import event_fields
 from observability.metrics import DROPPED_SOCKET_FAILED
 from realtime import frames
 from realtime.frames import AGENTS, FRAME_EVENT_TYPES, Envelope
+from workers.dbthreads import DatabaseThreads
 
 log = logging.getLogger(__name__)
 

@@ -52,7 +52,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.redis, pytest.mark.postgres]
 #: Short, to keep the test fast; every bound below is derived from it.
 LEASE_SECONDS = 3.0
 #: A standby whose acquire fails waits this long before it tries again
-#: (eventstore.worker.Worker.step returns PARLEY_LEASE_SECONDS / 3).
+#: (workers.worker.Worker.step returns PARLEY_LEASE_SECONDS / 3).
 STANDBY_RETRY_SECONDS = LEASE_SECONDS / 3
 #: How often this test samples /healthz while it waits for the takeover.
 SAMPLE_SECONDS = 0.05

@@ -17,9 +17,8 @@ from PIL import Image
 
 from attachments import expiry
 from attachments.models import Attachment
-from eventstore import timers
 from eventstore.events import Cursor
-from eventstore.models import StoredEvent, Timer
+from eventstore.models import StoredEvent
 from eventstore.store import EventStore
 from notifications.models import PushDelivery
 from outbound.models import WebhookDelivery
@@ -28,6 +27,8 @@ from tests.conftest import new_id
 from tests.integration.test_push_support import make_worker, push, run_pipeline, subscribe, vapid_keys  # noqa: F401
 from tests.integration.webhook_support import receiver, register  # noqa: F401
 from tests.support import files
+from workers import timers
+from workers.models import Timer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -10,15 +10,16 @@ import pytest
 from prometheus_client import REGISTRY
 
 from eventstore.events import Cursor, RecordedEvent
-from eventstore.loop import mark_reported, run_forever
 from eventstore.models import Checkpoint, StoredEvent
 from eventstore.runner import ConsumerRunner
 from eventstore.store import EventStore
+from observability.logs import mark_reported
 from realtime.dispatcher import Dispatcher
 from realtime.frames import AGENTS, Envelope
 from realtime.logtail import db
 from tests.eventstore_fixtures import noted
 from tests.integration.test_runner import Recorder, append_many, applied, applied_table  # noqa: F401  (fixture)
+from workers.loop import run_forever
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -87,7 +88,7 @@ def test_the_workers_loop_does_not_print_a_reported_failure_twice(caplog):
 
         await run_forever(step, wake=asyncio.Event(), stop=stop, idle=1, name="consumer test")
 
-    with caplog.at_level(logging.WARNING, logger="eventstore.loop"):
+    with caplog.at_level(logging.WARNING, logger="workers.loop"):
         asyncio.run(main())
     reported, unreported = caplog.records
     assert reported.levelno == logging.WARNING and reported.exc_info is None

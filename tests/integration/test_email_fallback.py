@@ -12,12 +12,12 @@ import re
 
 import pytest
 
-from eventstore import timers
-from eventstore.models import Timer
 from notifications.fallback import EMAIL_FALLBACK_TIMER
 from notifications.models import EmailOutbox
 from readmodels import selectors
 from tests.support.mailflow import DELAY, agent_says, customer_reads, later, now, parts, work
+from workers import timers
+from workers.models import Timer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

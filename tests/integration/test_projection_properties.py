@@ -31,7 +31,7 @@ from conversations.models import AgentTurn, Routing
 from customers.models import Customer
 from customers.services import customer_register, customer_update
 from eventstore.events import Cursor, RecordedEvent
-from eventstore.models import Checkpoint, StoredEvent, Timer
+from eventstore.models import Checkpoint, StoredEvent
 from eventstore.reading import Batch
 from eventstore.runner import ConsumerRunner
 from eventstore.store import EventStore
@@ -51,6 +51,7 @@ from readmodels.models import (
 )
 from readmodels.projections import PIPELINE, all_projections
 from readmodels.rebuild import rebuild
+from workers.models import Timer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

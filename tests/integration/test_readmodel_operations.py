@@ -12,11 +12,11 @@ from django.db import connection
 from django.test import Client
 
 from eventstore.runner import ConsumerRunner
-from eventstore.worker import Worker
 from readmodels.models import Badge, TimelineMessage
 from readmodels.projections import TimelineProjection
 from readmodels.rebuild import rebuild as rebuild_read_models
 from tests.conftest import new_id
+from workers.worker import Worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -23,9 +23,9 @@ from chat.commands import Actor, MarkMessageAsRead, SendMessage
 from chat.events import SenderKind
 from chat.handlers import mark_message_as_read, send_message
 from customers.services import customer_register
-from eventstore.worker import Worker
 from project.bootstrap import pipeline
 from readmodels.models import Badge, Conversation, TimelineMessage
+from workers.worker import Worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

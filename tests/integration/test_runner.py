@@ -12,8 +12,8 @@ from eventstore.models import Checkpoint
 from eventstore.reading import Batch
 from eventstore.runner import ConsumerRunner, LostLease
 from eventstore.store import EventStore
-from eventstore.worker import Worker
 from tests.eventstore_fixtures import noted
+from workers.worker import Worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

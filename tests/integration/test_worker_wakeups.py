@@ -18,10 +18,10 @@ import pytest
 from django.core import mail
 from django.db import connection, transaction
 
-from eventstore import timers
-from eventstore.models import Timer
 from notifications import mailer
 from notifications.models import EmailOutbox
+from workers import timers
+from workers.models import Timer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 
 from accounts import presence
-from eventstore import timers
-from eventstore.models import StoredEvent, Timer
+from eventstore.models import StoredEvent
 from project.bootstrap import workflow
 from tests.conftest import new_id
+from workers import timers
+from workers.models import Timer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

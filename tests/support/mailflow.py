@@ -6,9 +6,9 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from eventstore import timers
 from notifications import mailer
 from project.bootstrap import email_fallback, pipeline
+from workers import timers
 
 #: The fallback delay every email test runs with (its settings fixture sets it).
 DELAY = dt.timedelta(seconds=600)

@@ -37,10 +37,10 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Min
 
-from eventstore import wakeup
-from eventstore.loop import Delay, until
-from eventstore.models import Timer
 from kernel.errors import DomainError
+from workers import wakeup
+from workers.loop import Delay, until
+from workers.models import Timer
 
 log = logging.getLogger(__name__)
 

@@ -12,11 +12,10 @@ import logging
 
 from django.conf import settings
 
-from eventstore import wakeup
-from eventstore.dbthreads import DatabaseThreads
-from eventstore.loop import Delay
 from eventstore.runner import ConsumerRunner, LostLease, after_commit
-from eventstore.store import NOTIFY_CHANNEL
+from workers import wakeup
+from workers.dbthreads import DatabaseThreads
+from workers.loop import Delay
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +24,7 @@ class Worker:
     """Runs a ConsumerRunner forever on an asyncio loop.
 
     Database work runs on a thread of its own that keeps its connection
-    between batches (eventstore.dbthreads). Effects run
+    between batches (workers.dbthreads). Effects run
     on the loop, which is the server's loop in the embedded mode so that
     in-memory channel-layer sends reach its sockets.
     """
@@ -81,4 +80,4 @@ class Worker:
 
 async def listen_for_appends(stop: asyncio.Event) -> None:
     """Relay PostgreSQL NOTIFYs of appends in other processes to this process's waiters."""
-    await wakeup.relay_wakeups(stop, NOTIFY_CHANNEL, wakeup.appended)
+    await wakeup.relay_wakeups(stop, wakeup.APPENDS_CHANNEL, wakeup.appended)

@@ -16,6 +16,8 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 
+from observability.logs import was_reported
+
 log = logging.getLogger(__name__)
 
 #: What a step returns: 0 to run again at once, a positive number of
@@ -48,15 +50,6 @@ def until(due: dt.datetime | None, now: dt.datetime, *, cap: float, floor: float
     return max(floor, min(cap, (due - now).total_seconds()))
 
 
-def mark_reported(exc: BaseException) -> None:
-    """Say that ``exc`` was logged, with its traceback and what it concerns, where it was raised.
-
-    ``run_forever`` then logs the retry without printing the traceback again
-    (eventstore.failures marks a consumer's failures so).
-    """
-    exc.parley_reported = True  # type: ignore[attr-defined]
-
-
 def backoff(failures: int, *, base: float = 0.2, cap: float = 30.0) -> float:
     """Exponential backoff with equal jitter: half fixed, half random."""
     ceiling = min(cap, base * 2 ** max(0, failures - 1))
@@ -87,7 +80,7 @@ async def run_forever(
         except Exception as exc:
             failures += 1
             pause = backoff(failures)
-            if getattr(exc, "parley_reported", False):
+            if was_reported(exc):
                 log.warning("%s failed (%d in a row; logged above); retrying in %.1fs", name, failures, pause)
             else:
                 log.exception("%s failed (%d in a row); retrying in %.1fs", name, failures, pause)

@@ -3,7 +3,7 @@
 Push and webhook delivery have the same shape: a few workers (lanes), each
 a synchronous outbox worker on a thread that keeps its database
 connection, run by the same loop as every other worker
-(eventstore.loop.run_forever). A wake-up (rows queued in this process, or
+(workers.loop.run_forever). A wake-up (rows queued in this process, or
 in another: Redis or NOTIFY) rings for one idle lane, not all of them; a
 lane that found work rings for another before going on, in case there is
 more. When nothing is due, the first lane sleeps until the next due time
@@ -24,10 +24,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
-from eventstore import wakeup
-from eventstore.dbthreads import DatabaseThreads
-from eventstore.loop import Delay, run_forever, until, wait_either
 from eventstore.runner import make_owner_id
+from workers import wakeup
+from workers.dbthreads import DatabaseThreads
+from workers.loop import Delay, run_forever, until, wait_either
 
 log = logging.getLogger(__name__)
 

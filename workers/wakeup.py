@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from eventstore.loop import Delay, run_forever, wait_either
+from workers.loop import Delay, run_forever, wait_either
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,8 @@ async def run_woken_by(
 
 #: Events were appended to the log.
 appended = Signal()
+#: The NOTIFY (and Redis) channel of appends in other processes.
+APPENDS_CHANNEL = "parley_events"
 register = appended.register
 unregister = appended.unregister
 notify = appended.notify
@@ -231,3 +233,13 @@ async def _relay_postgres(stop: asyncio.Event, channel: str, signal: Signal) -> 
         except Exception:
             log.warning("LISTEN %s lost; waiters fall back to polling", channel, exc_info=True)
             await wait_either(stop, asyncio.Event(), 2.0)
+
+
+#: Appends are announced to other processes on the log's NOTIFY channel.
+_appends = CrossProcessNotifier(APPENDS_CHANNEL)
+
+
+def announce_append(alias: str) -> None:
+    """Wake this process's consumer groups, and other processes' (after an append commits)."""
+    appended.notify()
+    _appends.request(alias)
