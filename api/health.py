@@ -13,8 +13,8 @@ from django.db import connection
 from django.http import HttpRequest, JsonResponse
 
 from api.http import api, doc
+from eventstore import groups
 from readmodels.projections import PIPELINE
-from readmodels.status import pipeline_status
 from realtime.dispatcher import get_dispatcher
 
 
@@ -57,6 +57,15 @@ def _realtime() -> dict[str, Any]:
     }
 
 
+def _consumers() -> dict[str, dict[str, Any]]:
+    """Every consumer group's position, lag, owner and the event it is stuck on, if any.
+
+    A group stuck on an event stalls alone and is reported here, but the
+    process can serve: only the pipeline, which the live path needs,
+    decides the status code."""
+    return {name: groups.status(name) for name in groups.names()}
+
+
 @api(["GET"], None)
 @doc("GET", "Whether this process can serve", responses={200: "Health", 503: "Health"}, security=[],
      description="503 when the database or the channel layer does not answer, or events wait and no pipeline runs.")
@@ -68,8 +77,9 @@ async def healthz(request: HttpRequest) -> JsonResponse:
     body: dict[str, object] = {"database": database, "channel_layer": layer, "realtime": _realtime()}
     healthy = database == "ok" and layer == "ok"
     if database == "ok":
-        status = await sync_to_async(pipeline_status)()
-        body["consumers"] = {PIPELINE: status}
-        if status["lag"] and not status["running"]:
+        consumers = await sync_to_async(_consumers)()
+        body["consumers"] = consumers
+        pipeline = consumers[PIPELINE]
+        if pipeline["lag"] and not pipeline["running"]:
             healthy = False
     return JsonResponse(body, status=200 if healthy else 503)

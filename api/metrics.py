@@ -22,9 +22,9 @@ from django.urls import path
 from prometheus_client import CollectorRegistry
 
 from api.errors import error_response
+from eventstore import groups
 from eventstore.metrics import CheckpointCollector
 from observability import exposition
-from readmodels.projections import PIPELINE
 
 _registry: CollectorRegistry | None = None
 
@@ -34,7 +34,7 @@ def registry() -> CollectorRegistry:
     host's in multiprocess mode, and the consumer groups' checkpoints read at scrape time."""
     global _registry
     if _registry is None:
-        _registry = exposition.registry(CheckpointCollector([PIPELINE]))
+        _registry = exposition.registry(CheckpointCollector(groups.names))
     return _registry
 
 

@@ -132,17 +132,14 @@ def agent_sends(customer_id: uuid.UUID) -> None:
     send_message(SendMessage(uuid.uuid4(), customer_id, Actor(SenderKind.AGENT, "1", "Grace"), BODY))
 
 
-def pipeline() -> Any:
-    """The read models and the push process manager, as the pipeline runs them."""
-    from eventstore.runner import ConsumerRunner
-    from notifications.process_manager import PushProcessManager
-    from readmodels.projections import PIPELINE, all_projections
-
-    return ConsumerRunner([*all_projections(), PushProcessManager()], name=PIPELINE)
-
-
 def catch_up() -> None:
-    pipeline().catch_up()
+    """The read models, then the push process manager that follows them, as the workers run them."""
+    from notifications.process_manager import PUSH
+    from project.bootstrap import group
+    from readmodels.projections import PIPELINE
+
+    group(PIPELINE).catch_up()
+    group(PUSH).catch_up()
 
 
 # -- throughput ----------------------------------------------------------------------
@@ -225,6 +222,9 @@ def through_worker(peer: Peer, threads: int) -> float:
 def latencies(push: Any, samples: int) -> list[float]:
     """Seconds from just before the append to the push service recording the push."""
     from notifications.lanes import run_delivery_workers
+    from notifications.process_manager import PUSH
+    from project.bootstrap import group
+    from readmodels.projections import PIPELINE
     from workers.worker import Worker
 
     devices = register_devices(push, 10)
@@ -236,7 +236,8 @@ def latencies(push: Any, samples: int) -> list[float]:
         async def main() -> None:
             stop = asyncio.Event()
             tasks = [
-                asyncio.create_task(Worker(pipeline()).run(stop)),
+                asyncio.create_task(Worker(group(PIPELINE), announce=True).run(stop)),
+                asyncio.create_task(Worker(group(PUSH)).run(stop)),
                 asyncio.create_task(run_delivery_workers(stop, lanes=2)),
             ]
             ready.set()

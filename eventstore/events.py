@@ -226,6 +226,19 @@ class Cursor:
 
 
 @dataclass(frozen=True)
+class Undecodable(DomainEvent):
+    """An event the log holds that this code cannot decode (a malformed payload,
+    a type or schema version it does not know). It keeps its stored type, so it
+    reaches the consumer groups that want that type, and each of them stops on
+    it, alone, naming it, until an operator parks it or the code is fixed
+    (eventstore.runner): never skipped in silence, never a reason for the
+    groups that do not want it to stop."""
+
+    event_type: str  # type: ignore[misc]  # the stored type, for this one event
+    error: str
+
+
+@dataclass(frozen=True)
 class RecordedEvent:
     """An event as read back from the log."""
 

@@ -7,7 +7,8 @@ process (a web process, ``runworkers``, a standby) reports the same truth,
 whichever of them holds the lease, and a lag that grows while ``running``
 is 0 says the group is down.
 
-Two small queries per group and scrape: the checkpoint row, and the count
+Two small queries per group and scrape: the checkpoint row (with the
+event the group is stuck on, if any, and its parked events), and the count
 of readable events past it (the same as /healthz and ``readmodels_status``).
 """
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from django.db import connection
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -35,8 +36,9 @@ class CheckpointCollector:
     close, and on PostgreSQL would never return to the pool).
     """
 
-    def __init__(self, groups: Sequence[str], *, close_connection: bool = False) -> None:
-        self.groups = list(groups)
+    def __init__(self, groups: Sequence[str] | Callable[[], Sequence[str]], *, close_connection: bool = False) -> None:
+        """``groups``: the names, or what gives them at each scrape (eventstore.groups.names)."""
+        self.groups = groups
         self.close_connection = close_connection
 
     def describe(self) -> Iterator[Metric]:
@@ -45,14 +47,17 @@ class CheckpointCollector:
 
     def collect(self) -> Iterator[Metric]:
         families = self._families()
-        position, lag, running, head = families
+        position, lag, running, stuck, parked, head = families
         try:
             now = dt.datetime.now(dt.timezone.utc)
             reader = LogReader()
-            for name in self.groups:
+            names = self.groups() if callable(self.groups) else self.groups
+            for name in names:
                 with connection.cursor() as c:
                     c.execute(
-                        "SELECT tx, position, owner, lease_until FROM parley_checkpoints WHERE name = %s", [name]
+                        "SELECT tx, position, owner, lease_until, error_position, "
+                        "(SELECT count(*) FROM parley_parked WHERE consumer_group = %s AND replayed_at IS NULL) "
+                        "FROM parley_checkpoints WHERE name = %s", [name, name]
                     )
                     row = c.fetchone()
                 cursor = Cursor(int(row[0]), int(row[1])) if row else Cursor.start()
@@ -60,6 +65,8 @@ class CheckpointCollector:
                 position.add_metric([name], cursor.position)
                 lag.add_metric([name], reader.count_after(cursor))
                 running.add_metric([name], 1 if row and row[2] and until is not None and until > now else 0)
+                stuck.add_metric([name], int(row[4]) if row and row[4] is not None else 0)
+                parked.add_metric([name], int(row[5]) if row else 0)
             with connection.cursor() as c:
                 c.execute(f"SELECT max(position) FROM {TABLE}")
                 head.add_metric([], int(c.fetchone()[0] or 0))
@@ -74,7 +81,7 @@ class CheckpointCollector:
         yield from families
 
     @staticmethod
-    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
+    def _families() -> tuple[GaugeMetricFamily, ...]:
         return (
             GaugeMetricFamily(
                 "parley_consumer_position", "Position of the last event a consumer group has processed.",
@@ -88,6 +95,17 @@ class CheckpointCollector:
             GaugeMetricFamily(
                 "parley_consumer_running",
                 "1 while an instance holds the consumer group's lease (it is being processed), else 0.",
+                labels=["consumer"],
+            ),
+            GaugeMetricFamily(
+                "parley_consumer_stuck_position",
+                "Position of the event a consumer group is stuck on (its code cannot process it: see "
+                "readmodels_status, park_event), or 0.",
+                labels=["consumer"],
+            ),
+            GaugeMetricFamily(
+                "parley_consumer_parked_events",
+                "Events parked for a consumer group (skipped by an operator) and not replayed yet.",
                 labels=["consumer"],
             ),
             GaugeMetricFamily("parley_log_position", "Position of the last event appended to the log."),

@@ -48,9 +48,44 @@ class Checkpoint(models.Model):
     owner = models.CharField(max_length=100, blank=True, default="")
     lease_until = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+    #: The event the group is stuck on (its last batch of one event failed),
+    #: until a batch goes through again (eventstore.runner): what
+    #: ``readmodels_status``, /healthz and /metrics report.
+    error_event_id = models.UUIDField(null=True, blank=True)
+    error_position = models.BigIntegerField(null=True, blank=True)
+    error_member = models.CharField(max_length=100, blank=True, default="", db_default="")
+    error_detail = models.TextField(blank=True, default="", db_default="")
+    error_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         db_table = "parley_checkpoints"
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.position}"
+
+
+class Parked(models.Model):
+    """An event one consumer group skips, by an operator's decision (``park_event``).
+
+    A poison event (one a group's code cannot process) stops its group, and
+    only its group. An operator parks it so the group goes on; the record
+    keeps what was skipped, and ``replay_parked`` hands the event to the
+    group again once the code is fixed (``replayed_at`` then says when).
+    """
+
+    consumer_group = models.CharField(max_length=100)
+    event_id = models.UUIDField()
+    position = models.BigIntegerField()
+    tx = models.BigIntegerField()
+    event_type = models.CharField(max_length=100)
+    detail = models.TextField(blank=True, default="")
+    parked_at = models.DateTimeField()
+    parked_by = models.CharField(max_length=200, blank=True, default="")
+    replayed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "parley_parked"
+        constraints = [models.UniqueConstraint(fields=["consumer_group", "event_id"], name="parley_parked_once")]
+
+    def __str__(self) -> str:
+        return f"{self.consumer_group}: {self.event_type} {self.event_id} at {self.position}"

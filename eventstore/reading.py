@@ -26,7 +26,7 @@ import orjson
 import psycopg
 from django.db import connections
 
-from eventstore.events import Cursor, Metadata, RecordedEvent, decode
+from eventstore.events import Cursor, DomainEvent, Metadata, RecordedEvent, Undecodable, decode
 from eventstore.unit import Unit
 
 TABLE = "parley_events"
@@ -118,7 +118,7 @@ class LogReader:
     def read_stream(self, stream_id: str) -> list[RecordedEvent]:
         """Every event of one stream in version order (own writes included)."""
         rows = self._fetch(f"SELECT {_COLUMNS} FROM {TABLE} WHERE stream_id = %s ORDER BY version", [stream_id], prepare=True)
-        return [_record(r) for r in rows]
+        return [_record(r, strict=True) for r in rows]
 
     def read_streams(self, stream_ids: Collection[str]) -> dict[str, list[RecordedEvent]]:
         """Every event of several streams, each in version order, in one query."""
@@ -133,8 +133,21 @@ class LogReader:
         rows = self._fetch(f"SELECT {_COLUMNS} FROM {TABLE} WHERE {where} ORDER BY stream_id, version", params, prepare=True)
         out: dict[str, list[RecordedEvent]] = {s: [] for s in ids}
         for row in rows:
-            out[row[3]].append(_record(row))
+            out[row[3]].append(_record(row, strict=True))
         return out
+
+    def read_events(self, event_ids: Collection[uuid.UUID]) -> list[RecordedEvent]:
+        """The events with these ids, in reading order (an operator's replay of parked events)."""
+        if not event_ids:
+            return []
+        ids = list(event_ids)
+        params: list[Any]
+        if self._is_postgres:
+            where, params = "event_id = ANY(%s::uuid[])", [ids]
+        else:
+            where, params = f"event_id IN ({', '.join(['%s'] * len(ids))})", [i.hex for i in ids]
+        rows = self._fetch(f"SELECT {_COLUMNS} FROM {TABLE} WHERE {where} ORDER BY tx, position", params)
+        return [_record(r) for r in rows]
 
     def read_all(self, after: Cursor, limit: int = 1000) -> list[RecordedEvent]:
         """Committed events after ``after`` in reading order, never skipping one."""
@@ -253,15 +266,28 @@ def _as_datetime(value: Any) -> dt.datetime:
     return dt.datetime.fromisoformat(value).replace(tzinfo=dt.timezone.utc)  # SQLite stores naive UTC text
 
 
-def _record(row: Sequence[Any]) -> RecordedEvent:
+def _record(row: Sequence[Any], *, strict: bool = False) -> RecordedEvent:
+    """A row as a recorded event. A payload that cannot be decoded raises when
+    ``strict`` (a stream loaded to decide a command must be whole), else comes
+    back as ``Undecodable``, named, for the consumers that want its type."""
     position, tx, event_id, stream_id, version, event_type, schema_version, data, meta, at = row[:10]
+    try:
+        event: DomainEvent = decode(event_type, int(schema_version), orjson.loads(data))
+    except Exception as exc:
+        if strict:
+            raise
+        event = Undecodable(event_type, f"{type(exc).__name__}: {exc}")
+    try:
+        metadata = Metadata.from_json(orjson.loads(meta))
+    except Exception:
+        metadata = Metadata()
     return RecordedEvent(
         position=int(position),
         tx=int(tx),
         stream_id=stream_id,
         version=int(version),
         event_id=_as_uuid(event_id),
-        event=decode(event_type, int(schema_version), orjson.loads(data)),
-        metadata=Metadata.from_json(orjson.loads(meta)),
+        event=event,
+        metadata=metadata,
         recorded_at=_as_datetime(at),
     )

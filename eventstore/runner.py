@@ -9,6 +9,20 @@ and never leaves half of it applied. What must leave the process (frames to
 websockets, a wake-up for push delivery) is returned from ``handle`` and
 performed by ``after_commit`` once the transaction has committed.
 
+A group may *follow* another (``follows``): it reads the log only up to the
+other group's checkpoint, so what that group wrote for an event (the read
+models as of it, readmodels.asof) is there when it handles the event. The
+process managers that send things follow the read models' group this way,
+each in a group of its own, so a failure in one stalls that one alone.
+
+A group that cannot process an event stalls on it, alone: it retries with
+a backoff, records the event and the error on its checkpoint row (what
+``readmodels_status``, /healthz and /metrics report), and an operator may
+*park* the event for that group (``park_event``, eventstore.parking): the
+group then skips it, and ``replay_parked`` hands it over again once the
+code is fixed. Events parked for the group a group follows are skipped too:
+what that group did not write for them cannot be read.
+
 One instance per group is active at a time. Instances compete for a lease
 on the checkpoint row; the holder keeps its cursor in memory, and every
 batch transaction starts by locking the checkpoint row and checking that
@@ -42,8 +56,8 @@ from django.db import connection, transaction
 
 from eventstore import failures
 from eventstore.commits import relax_commits
-from eventstore.events import Cursor
-from eventstore.models import Checkpoint
+from eventstore.events import Cursor, RecordedEvent, Undecodable
+from eventstore.models import Checkpoint, Parked
 from eventstore.reading import Batch
 from eventstore.store import EventStore, mark_replay_transaction, replaying
 from eventstore.unit import Unit
@@ -83,6 +97,14 @@ class LostLease(Exception):
     """Another instance owns this group, or moved its checkpoint."""
 
 
+class UndecodableEvent(Exception):
+    """The batch holds an event of a type the group wants that cannot be decoded."""
+
+    def __init__(self, r: RecordedEvent) -> None:
+        assert isinstance(r.event, Undecodable)
+        super().__init__(f"event {r.event_id} at position {r.position} ({r.event_type}) cannot be decoded: {r.event.error}")
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
@@ -116,6 +138,12 @@ class Progress:
     span: tuple[Cursor, Cursor] | None = None  # (start, end) of the batch the effects come from
 
 
+def _without(batch: Batch, skipped: Collection[uuid.UUID]) -> Batch:
+    """The batch without the events parked for the group (its span stays: the checkpoint moves past them)."""
+    kept = [r for r in batch.events if r.event_id not in skipped]
+    return Batch(kept, batch.start, batch.end, batch.blocked, batch.unit, batch.scanned)
+
+
 def _view(batch: Batch, types: Collection[str] | None, unit: Unit) -> Batch:
     events = batch.events if types is None else [e for e in batch.events if e.event_type in types]
     return Batch(events, batch.start, batch.end, batch.blocked, unit, batch.scanned)
@@ -136,6 +164,7 @@ class ConsumerRunner:
         owner: str | None = None,
         batch_size: int = 500,
         derived_only: bool = False,
+        follows: str | None = None,
     ) -> None:
         self.consumers: list[Consumer] = list(consumers) if isinstance(consumers, Sequence) else [consumers]
         #: The group writes nothing the log cannot give again: its commits need
@@ -145,6 +174,8 @@ class ConsumerRunner:
             raise ValueError("a runner needs at least one consumer")
         self.name = name or self.consumers[0].name
         self.store = store or EventStore()
+        #: The group this one reads behind (None: it reads up to the end of the log).
+        self.follows = follows
         self.owner = owner or make_owner_id()
         self.batch_size = batch_size
         #: The event types any member wants (None: every type). The others
@@ -160,6 +191,10 @@ class ConsumerRunner:
         #: After a batch failed: the end of that batch, up to which events are
         #: processed one per batch, so that a failure names its event.
         self.isolating: Cursor | None = None
+        #: Ids of the events parked for this group (or the one it follows): skipped.
+        self.parked: frozenset[uuid.UUID] = frozenset()
+        #: The checkpoint row records an error to clear with the next batch that goes through.
+        self._erring = False
 
     @property
     def consumer(self) -> Consumer:
@@ -189,6 +224,7 @@ class ConsumerRunner:
             self.cursor = None
             return False
         if self.cursor is None:  # taken now, not renewed: a start, or a takeover
+            self._load_parked()
             log.info("consumer %s: lease taken by %s at position %s", self.name, self.owner, row[1],
                      extra={"consumer": self.name, "owner": self.owner, "position": int(row[1])})
         self.cursor, self.lease_until = Cursor(int(row[0]), int(row[1])), until
@@ -207,6 +243,24 @@ class ConsumerRunner:
             if c.rowcount != 1:
                 raise LostLease(self.name)
         self.lease_until = until
+
+    def _load_parked(self) -> None:
+        groups = [self.name] + ([self.follows] if self.follows else [])
+        self.parked = frozenset(
+            Parked.objects.filter(consumer_group__in=groups, replayed_at__isnull=True).values_list("event_id", flat=True)
+        )
+        self._erring = Checkpoint.objects.filter(name=self.name, error_event_id__isnull=False).exists()
+
+    def _record_error(self, r: RecordedEvent, member: str, exc: BaseException) -> None:
+        """Say on the checkpoint row which event the group is stuck on (outside the failed transaction)."""
+        try:
+            Checkpoint.objects.filter(name=self.name).update(
+                error_event_id=r.event_id, error_position=r.position, error_member=member,
+                error_detail=f"{type(exc).__name__}: {exc}"[:2000], error_at=_now(),
+            )
+            self._erring = True
+        except Exception:  # the database may be what failed: the log has the error anyway
+            log.warning("consumer %s: could not record its error on the checkpoint", self.name, exc_info=True)
 
     def release_lease(self) -> None:
         Checkpoint.objects.filter(name=self.name, owner=self.owner).update(owner="", lease_until=None)
@@ -247,10 +301,16 @@ class ConsumerRunner:
                 relax_commits()
             with transaction.atomic():
                 # Read first: an empty read takes no lock and writes nothing.
-                batch = self.store.read_batch(start, limit, types=self.event_types)
+                leader = checkpoint_cursor(self.follows) if self.follows else None
+                batch = self.store.read_batch(start, limit, types=self.event_types, until=leader)
                 if batch.end == start:
                     self._renew_if_due(now, until)  # an idle holder's only write
                     return Progress(blocked=batch.blocked)
+                if self.parked:
+                    batch = _without(batch, self.parked)
+                for r in batch.events:
+                    if isinstance(r.event, Undecodable):
+                        raise UndecodableEvent(r)
                 unit = Unit()
                 views = [(c, _view(batch, c.event_types, unit)) for c in self.consumers]
                 for member, view in views:
@@ -264,8 +324,12 @@ class ConsumerRunner:
                 for member, view in views:
                     effects.append((member, member.handle(view)))
                 member = None
+                clear = (
+                    ", error_event_id = NULL, error_position = NULL, error_member = '', error_detail = '', error_at = NULL"
+                    if self._erring else ""
+                )
                 unit.then(
-                    "UPDATE parley_checkpoints SET tx = %s, position = %s, lease_until = %s, updated_at = %s "
+                    f"UPDATE parley_checkpoints SET tx = %s, position = %s, lease_until = %s, updated_at = %s{clear} "
                     "WHERE name = %s AND owner = %s",
                     [batch.end.tx, batch.end.position, _ts(until), _ts(now), self.name, self.owner],
                 )
@@ -277,10 +341,18 @@ class ConsumerRunner:
             raise
         except Exception as exc:
             if batch is not None and batch.events:
-                failures.batch_failed(self.name, member.name if member is not None else self.name, batch, exc)
+                culprit = member.name if member is not None else self.name
+                failures.batch_failed(self.name, culprit, batch, exc)
                 if len(batch.events) > 1:
                     self.isolating = max(self.isolating or batch.end, batch.end)
+                else:
+                    self._record_error(batch.events[0], culprit, exc)
+            try:
+                self._load_parked()  # an operator may have parked the event meanwhile
+            except Exception:
+                pass
             raise
+        self._erring = False
         if self.isolating is not None and batch.end >= self.isolating:
             self.isolating = None
         self.cursor, self.lease_until = batch.end, until
@@ -365,6 +437,35 @@ class ConsumerRunner:
             self.batch_size = live_batch
             self.release_lease()
         return total
+
+
+    def replay_parked(self) -> int:
+        """Hand each event parked for this group to its members again, alone, in log
+        order; mark it replayed. Returns how many went through.
+
+        For groups whose members do not depend on the order of the events
+        they are given (process managers: each event's work is keyed by the
+        event). The checkpoint does not move. An event that fails again stays
+        parked, and the replay stops there (the error is raised).
+        """
+        pending = {p.event_id: p for p in Parked.objects.filter(consumer_group=self.name, replayed_at__isnull=True)}
+        done = 0
+        for r in self.store.read_events(list(pending)):
+            with transaction.atomic():
+                unit = Unit()
+                batch = Batch([r], r.cursor, r.cursor, unit=unit)
+                views = [(c, _view(batch, c.event_types, unit)) for c in self.consumers]
+                for member, view in views:
+                    prepare = getattr(member, "prepare", None)
+                    if prepare is not None:
+                        prepare(view)
+                unit.load()
+                effects = [(member, member.handle(view)) for member, view in views]
+                unit.flush()
+                Parked.objects.filter(pk=pending[r.event_id].pk).update(replayed_at=_now())
+            asyncio.run(after_commit(effects, self.name, (r.cursor, r.cursor)))
+            done += 1
+        return done
 
 
 async def after_commit(effects: list[tuple[Consumer, Any]], group: str, span: tuple[Cursor, Cursor] | None) -> None:

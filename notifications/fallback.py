@@ -2,15 +2,15 @@
 
 A customer with no push subscription who has closed the tab learns of an
 answer by email. A consumer of the log in a consumer group of its own
-(``EMAIL_FALLBACK``, composed in project/bootstrap.py); it keeps its own
-count of the agent messages each customer has not read (``EmailUnread``),
-in log order, and:
+(``EMAIL_FALLBACK``, composed in project/bootstrap.py) that follows the
+read models: for each event it takes the customer's badge as of that event
+(readmodels.asof), never a count of its own, and:
 
-* on an agent's message that starts an **unread streak** (the customer had
-  nothing unread), schedules the timer ``email-fallback:<customer>:<message>``
+* on an agent's message that starts an **unread streak** (it raised the
+  badge from 0 to 1), schedules the timer ``email-fallback:<customer>:<message>``
   due ``PARLEY_EMAIL_FALLBACK_SECONDS`` after the message was sent; later
   messages of the streak schedule nothing;
-* on the customer's read that leaves nothing unread (badge 0), cancels it:
+* on the customer's read that brings the badge back to 0, cancels it:
   the streak ended in time, and the next agent message starts a new one.
 
 All of it is written in the group's transaction with its checkpoint, so a
@@ -28,9 +28,10 @@ from typing import Any
 
 from django.conf import settings
 
-from chat.events import MessageMarkedAsRead, MessageSent, SenderKind
+from chat.events import MessageSent
 from eventstore.reading import Batch
-from notifications.models import EmailUnread
+from readmodels import asof
+from readmodels.folds import moves_badge
 from workers import timers
 
 log = logging.getLogger(__name__)
@@ -58,15 +59,6 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def _counted(batch: Batch) -> list[MessageSent | MessageMarkedAsRead]:
-    """The batch's agent messages (one more unread each) and customer reads (one fewer)."""
-    return [
-        e for e in (r.event for r in batch.events)
-        if (isinstance(e, MessageSent) and e.sender_kind == SenderKind.AGENT)
-        or (isinstance(e, MessageMarkedAsRead) and e.reader_kind == SenderKind.CUSTOMER)
-    ]
-
-
 class EmailFallbackProcessManager:
     """Consumer ``email-fallback`` (see the module docstring)."""
 
@@ -76,41 +68,33 @@ class EmailFallbackProcessManager:
     def __init__(self, clock: Callable[[], dt.datetime] = _now) -> None:
         self.clock = clock
 
+    def prepare(self, batch: Batch) -> None:
+        relevant = [r for r in batch.events if moves_badge(r)]
+        if relevant:
+            assert batch.unit is not None
+            asof.for_events(batch.unit, relevant)
+
     def handle(self, batch: Batch) -> None:
-        """Fold the batch into the unread counts of its customers, read in one
-        query and written back in at most two statements; a streak's timer is
-        scheduled when its count leaves zero and cancelled when it comes back
-        to zero, in log order."""
-        events = _counted(batch)
-        if not events:
+        """Start a streak's timer when an agent's message raises the badge from
+        0, cancel it when a read brings the badge back to 0, in log order."""
+        relevant = [r for r in batch.events if moves_badge(r)]
+        if not relevant:
             return
-        customers = {e.customer_id for e in events}
-        unread: dict[Any, set[Any]] = {c: set() for c in customers}
-        for message_id, customer_id in EmailUnread.objects.filter(customer_id__in=customers).values_list(
-            "message_id", "customer_id"
-        ):
-            unread[customer_id].add(message_id)
-        added: dict[Any, Any] = {}  # message id -> customer id
-        removed: set[Any] = set()
-        for e in events:
-            messages = unread[e.customer_id]
+        assert batch.unit is not None
+        rows_of = asof.in_unit(batch.unit)
+        for r in relevant:
+            rows = rows_of(r)
+            if rows is None or "badge" not in rows:
+                raise LookupError(f"no read-model rows as of event {r.event_id} at position {r.position}")
+            badge = rows["badge"]
+            if not badge["moved"]:
+                continue  # the count did not change
+            e = r.event
             if isinstance(e, MessageSent):
-                if e.message_id in messages:
-                    continue  # counted before (a batch redone): never a second streak
-                if not messages:
+                if badge["unread"] == 1:
                     self._start_streak(e)
-                messages.add(e.message_id)
-                added[e.message_id] = e.customer_id
-            elif e.message_id in messages:
-                messages.discard(e.message_id)
-                if added.pop(e.message_id, None) is None:
-                    removed.add(e.message_id)
-                if not messages:  # the streak ended in time: no email
-                    timers.cancel(kind=EMAIL_FALLBACK_TIMER, subject=str(e.customer_id))
-        if removed:
-            EmailUnread.objects.filter(message_id__in=removed).delete()
-        if added:
-            EmailUnread.objects.bulk_create([EmailUnread(message_id=m, customer_id=c) for m, c in added.items()])
+            elif badge["unread"] == 0:  # the streak ended in time: no email (in order: a new one may follow)
+                timers.cancel(kind=EMAIL_FALLBACK_TIMER, subject=str(e.customer_id))  # type: ignore[attr-defined]
 
     def _start_streak(self, e: MessageSent) -> None:
         delay = fallback_delay()

@@ -27,7 +27,7 @@ from notifications.fallback import EMAIL_FALLBACK_TIMER
 from notifications.ports import email_links
 from notifications.unsubscribe import issue_unsubscribe_token
 from readmodels import selectors
-from readmodels.present import preview_text
+from readmodels.folds import preview
 from workers import timers
 
 
@@ -61,7 +61,7 @@ def compose(key: str, customer_id: uuid.UUID, now: dt.datetime) -> dict[str, Any
     unsubscribe = public_url(links.unsubscribe(issue_unsubscribe_token(customer_id, recipient.email)))
     context = {
         "name": recipient.name,
-        "messages": [{"sender": m.sender_name or "Support", "body": preview_text(m.body, m.attachments),
+        "messages": [{"sender": m.sender_name or "Support", "body": preview(m.body, m.attachments),
                       "sent_at": m.sent_at} for m in messages],
         "count": len(messages),
         "chat_url": public_url(links.chat(customer_id, at=now)),

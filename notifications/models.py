@@ -100,18 +100,6 @@ class PushDelivery(models.Model):
         return f"{self.id} {self.state} event {self.event_id} -> {self.subscription_id}"
 
 
-class EmailUnread(models.Model):
-    """An agent message its customer has not read, as the email fallback
-    process manager counts it (its own state, in its own consumer group's
-    log order; notifications.fallback)."""
-
-    message_id = models.UUIDField(primary_key=True)
-    customer_id = models.UUIDField(db_index=True)
-
-    class Meta:
-        db_table = "parley_email_unread"
-
-
 class EmailOutbox(models.Model):
     """One email to send, written with the timer that decided it and sent
     after commit by notifications.mailer. ``key`` is the timer's key: one

@@ -23,10 +23,10 @@ from typing import Any
 from django.db import connection, transaction
 from django.db.models import Exists, F, Min, OuterRef, Q, Subquery
 
-from chat.events import AttachmentRef, MessageEdited, MessageMarkedAsRead, MessageSent, stream_id
+from chat.events import stream_id
 from eventstore.store import EventStore
 from notifications.models import DeliveryState, PushDelivery, PushSubscription
-from readmodels.present import preview_text
+from readmodels.folds import message_of, preview
 from workers import wakeup
 
 #: PostgreSQL NOTIFY channel (and Redis wake-up channel) of queued rows.
@@ -101,9 +101,9 @@ def claim(owner: str, now: dt.datetime, *, batch: int, lease_seconds: float) -> 
 
 
 def message_states(message_ids: set[uuid.UUID]) -> dict[uuid.UUID, tuple[str, dt.datetime | None]]:
-    """Each message's preview text (readmodels.present.preview_text: its body, or
-    its attachments' names when it has no text) and read time (None: unread)
-    now, from its own stream.
+    """Each message's preview text (readmodels.folds.preview: its body, or its
+    attachments' names when it has no text) and read time (None: unread) now,
+    from its own stream folded by the timeline's own fold.
 
     The log, not a read model: a read committed a moment ago is seen even
     while the pipeline has yet to process it. One query for all of them.
@@ -111,18 +111,9 @@ def message_states(message_ids: set[uuid.UUID]) -> dict[uuid.UUID, tuple[str, dt
     streams = EventStore().read_streams([stream_id(m) for m in message_ids])
     out: dict[uuid.UUID, tuple[str, dt.datetime | None]] = {}
     for events in streams.values():
-        body, read_at, message_id = "", None, None
-        attachments: tuple[AttachmentRef, ...] = ()
-        for r in events:
-            e = r.event
-            if isinstance(e, MessageSent):
-                body, message_id, attachments = e.body, e.message_id, e.attachments
-            elif isinstance(e, MessageEdited):
-                body = e.body
-            elif isinstance(e, MessageMarkedAsRead):
-                read_at = e.read_at
-        if message_id is not None:
-            out[message_id] = (preview_text(body, attachments), read_at)
+        row = message_of(events)
+        if row is not None:
+            out[row["message_id"]] = (preview(row["body"], row["attachments"]), row["read_at"])
     return out
 
 

@@ -16,6 +16,7 @@ class ProjectConfig(AppConfig):
         from notifications import fallback_email
         from notifications import ports as notification_ports
         from project.adapters import AgentsFromIdentity, AttachmentsFromCatalog, CustomersFromDirectory, EmailLinksToWeb
+        from project.bootstrap import declare_groups
 
         ports.install(KnownCustomers())
         ports.install_attachments(AttachmentsFromCatalog())
@@ -24,3 +25,4 @@ class ProjectConfig(AppConfig):
         scheduled.register()
         notification_ports.install(EmailLinksToWeb())
         fallback_email.register()
+        declare_groups()

@@ -12,33 +12,36 @@ import logging
 from collections.abc import Callable
 
 from eventstore.runner import Consumer, ConsumerRunner, make_owner_id
-from workers.worker import Worker, listen_for_appends
+from workers.worker import Worker, listen_for_advances, listen_for_appends
 
 log = logging.getLogger(__name__)
 
 
+#: The consumer groups that follow the read models: they read, for each
+#: event, the rows the pipeline left as of it (readmodels.asof).
+FOLLOWERS = ("push", "webhooks", "email-fallback")
+
+
 def consumers() -> list[Consumer]:
-    """The pipeline's members, in the order each batch reaches them: the read
-    models first, then the process managers that read them, then the fan-out,
-    which builds frames from them. The webhook process manager comes first:
-    it reads the read models as of the batch's start and applies the batch
-    itself (outbound.process_manager)."""
-    from notifications.process_manager import PushProcessManager
-    from outbound.process_manager import WebhookProcessManager
-    from readmodels.projections import all_projections
+    """The pipeline's members: the read models (each event applied to every one in
+    turn, the last recording the rows it left for the groups that follow), then
+    the fan-out, which builds the batch's live frames from those rows."""
+    from readmodels.asof import EventRowsProjection
+    from readmodels.projections import ReadModels, read_models
     from realtime.fanout import RealtimeFanout
 
-    return [WebhookProcessManager(), *all_projections(), PushProcessManager(), RealtimeFanout()]
+    return [ReadModels([*read_models(), EventRowsProjection(readers=FOLLOWERS)]), RealtimeFanout()]
 
 
 def pipeline(*, owner: str | None = None) -> ConsumerRunner:
-    """The one consumer group that feeds every consumer of the log.
+    """The read models' consumer group and the live frames.
 
-    Its writes (read models, push outbox rows, the checkpoint) all follow
-    from the log, so its commits need not wait for the disk: a database
-    crash can only send it back a few batches, which it applies again
-    (frames are published again and de-duplicated by position; outbox rows
-    are unique per event and device).
+    Its writes (read models, the rows as of each event, the checkpoint) all
+    follow from the log, so its commits need not wait for the disk: a
+    database crash can only send it back a few batches, which it applies
+    again (frames are published again and de-duplicated by position). The
+    read models share its transaction on purpose: they are current to one
+    position, the one every read answers with (docs/architecture.md).
     """
     from readmodels.projections import PIPELINE
 
@@ -53,13 +56,55 @@ def workflow(*, owner: str | None = None) -> ConsumerRunner:
     return ConsumerRunner([WorkflowProcessManager()], name=WORKFLOW, owner=owner)
 
 
-def email_fallback(*, owner: str | None = None) -> ConsumerRunner:
-    """The email fallback process manager's own group: it schedules timers,
-    so its commits are durable, and a rebuild of the read models never
-    replays history into it (which would email old news)."""
-    from notifications.fallback import EMAIL_FALLBACK, EmailFallbackProcessManager
+def push(*, owner: str | None = None) -> ConsumerRunner:
+    """The push process manager's own group, behind the read models: it queues
+    pushes with the badge as of each event; a failure here stalls push alone."""
+    from notifications.process_manager import PUSH, PushProcessManager
+    from readmodels.projections import PIPELINE
 
-    return ConsumerRunner([EmailFallbackProcessManager()], name=EMAIL_FALLBACK, owner=owner)
+    return ConsumerRunner([PushProcessManager()], name=PUSH, owner=owner, follows=PIPELINE)
+
+
+def webhooks(*, owner: str | None = None) -> ConsumerRunner:
+    """The webhook process manager's own group, behind the read models."""
+    from outbound.process_manager import WEBHOOKS, WebhookProcessManager
+    from readmodels.projections import PIPELINE
+
+    return ConsumerRunner([WebhookProcessManager()], name=WEBHOOKS, owner=owner, follows=PIPELINE)
+
+
+def email_fallback(*, owner: str | None = None) -> ConsumerRunner:
+    """The email fallback process manager's own group, behind the read models: it
+    schedules timers, so its commits are durable, and a rebuild of the read
+    models never replays history into it (which would email old news)."""
+    from notifications.fallback import EMAIL_FALLBACK, EmailFallbackProcessManager
+    from readmodels.projections import PIPELINE
+
+    return ConsumerRunner([EmailFallbackProcessManager()], name=EMAIL_FALLBACK, owner=owner, follows=PIPELINE)
+
+
+#: Every consumer group of a deployment, by name: what each runs.
+GROUPS: dict[str, tuple[Callable[..., ConsumerRunner], str]] = {
+    "pipeline": (pipeline, "read models and live frames"),
+    "workflow": (workflow, "conversation workflow: reopen, first response, auto-assign, snooze timers"),
+    "push": (push, "push notifications (follows the pipeline)"),
+    "webhooks": (webhooks, "outbound webhooks (follows the pipeline)"),
+    "email-fallback": (email_fallback, "email fallback (follows the pipeline)"),
+}
+
+
+def declare_groups() -> None:
+    """Tell the log which groups this deployment runs (status, /healthz, /metrics list them all)."""
+    from eventstore import groups
+
+    for name, (_, description) in GROUPS.items():
+        groups.declare(name, description)
+
+
+def group(name: str, *, owner: str | None = None) -> ConsumerRunner:
+    """A fresh runner of the group ``name`` (KeyError: no such group)."""
+    make, _ = GROUPS[name]
+    return make(owner=owner)
 
 
 def serve_metrics(bind: str) -> Callable[[], None]:
@@ -71,11 +116,11 @@ def serve_metrics(bind: str) -> Callable[[], None]:
     connection is closed after the scrape (else it would stay open, or on
     PostgreSQL never return to the pool).
     """
+    from eventstore import groups
     from eventstore.metrics import CheckpointCollector
     from observability import exposition
-    from readmodels.projections import PIPELINE
 
-    server, _ = exposition.serve(bind, exposition.registry(CheckpointCollector([PIPELINE], close_connection=True)))
+    server, _ = exposition.serve(bind, exposition.registry(CheckpointCollector(groups.names, close_connection=True)))
     log.info("metrics at http://%s/metrics", bind)
 
     def stop() -> None:
@@ -86,9 +131,9 @@ def serve_metrics(bind: str) -> Callable[[], None]:
 
 
 async def run_workers(stop: asyncio.Event, *, delivery: bool = True) -> None:
-    """Run the pipeline, the workflow and email fallback process managers, the
-    timers, the email sender (and the push and webhook delivery workers) until
-    ``stop`` is set."""
+    """Run every consumer group (the pipeline, the workflow, push, webhook and
+    email fallback process managers), the timers, the email sender (and the
+    push and webhook delivery workers) until ``stop`` is set."""
     from asgiref.sync import sync_to_async
 
     from eventstore.store import EventStore
@@ -97,18 +142,17 @@ async def run_workers(stop: asyncio.Event, *, delivery: bool = True) -> None:
     from workers import timers
 
     await sync_to_async(EventStore().check_transaction_ids)()
-    runner = pipeline(owner=make_owner_id())
-    process_manager = workflow(owner=make_owner_id())
-    fallback = email_fallback(owner=make_owner_id())
+    runners = {name: group(name, owner=make_owner_id()) for name in GROUPS}
+    runner = runners["pipeline"]
     fanout = next(c for c in runner.consumers if isinstance(c, RealtimeFanout))
     tasks = [
-        asyncio.create_task(Worker(runner).run(stop), name=runner.name),
-        asyncio.create_task(Worker(process_manager).run(stop), name=process_manager.name),
-        asyncio.create_task(Worker(fallback).run(stop), name=fallback.name),
+        asyncio.create_task(Worker(r, announce=name == "pipeline").run(stop), name=name) for name, r in runners.items()
+    ] + [
         asyncio.create_task(timers.run(stop), name="timers"),
         asyncio.create_task(mailer.run(stop), name="email"),
         asyncio.create_task(fanout.heartbeat(stop, lambda: runner.cursor), name="heartbeat"),
         asyncio.create_task(listen_for_appends(stop), name="listen"),
+        asyncio.create_task(listen_for_advances(stop, "pipeline"), name="listen-pipeline"),
     ]
     if delivery:
         from notifications.lanes import run_delivery_workers

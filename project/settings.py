@@ -392,6 +392,14 @@ WEBHOOK_SECRET_OVERLAP_SECONDS = float(os.environ.get("WEBHOOK_SECRET_OVERLAP_SE
 # (after every commit, and across processes) bring new work at once; the
 # poll only covers a lost wake-up, so it is long and idle workers cost little.
 PARLEY_POLL_INTERVAL = float(os.environ.get("PARLEY_POLL_INTERVAL", "5.0"))
+# The groups that follow the read models (push, webhooks, email fallback)
+# take a batch at most this often: under load one transaction handles many
+# events (workers.worker).
+PARLEY_FOLLOWER_INTERVAL = float(os.environ.get("PARLEY_FOLLOWER_INTERVAL", "0.05"))
+# How long the read models' rows as of each event are kept once every group
+# that reads them is past them (readmodels.asof): web processes filling a
+# gap in live frames read them for that long.
+PARLEY_EVENT_ROWS_KEEP_SECONDS = float(os.environ.get("PARLEY_EVENT_ROWS_KEEP_SECONDS", "600"))
 PUSH_POLL_INTERVAL = float(os.environ.get("PUSH_POLL_INTERVAL", str(PARLEY_POLL_INTERVAL)))
 WEBHOOK_POLL_INTERVAL = float(os.environ.get("WEBHOOK_POLL_INTERVAL", str(PARLEY_POLL_INTERVAL)))
 # NOTIFY other processes after appends (off only in the test process, whose

@@ -75,44 +75,30 @@ class Conversation(models.Model):
         ]
 
 
-class AgentUnread(models.Model):
-    """A customer message no agent has marked read yet (consumer: conversations)."""
+class Unread(models.Model):
+    """A message its reader has not marked read yet (projection: unread): an
+    agent's message unread by the customer (``reader`` "customer": what the
+    badge counts), or a customer's message no agent has read ("agents").
+
+    One set for both sides, and a count moves only when a row is really
+    added or deleted here, so a message is counted once and lowered once.
+    """
 
     message_id = models.UUIDField(primary_key=True)
-    customer_id = models.UUIDField(db_index=True)
+    customer_id = models.UUIDField()
+    reader = models.CharField(max_length=10)
+
+    class Meta:
+        indexes = [models.Index(fields=["customer_id", "reader"], name="unread_by_customer")]
 
 
 class Badge(models.Model):
-    """Unread agent messages per customer (consumer: badge)."""
+    """Unread agent messages per customer (projection: badge, from the unread set)."""
 
     customer_id = models.UUIDField(primary_key=True)
     unread = models.PositiveIntegerField(default=0)
     tx = models.BigIntegerField()
     position = models.BigIntegerField()
-
-
-class BadgeUnread(models.Model):
-    """An agent message its customer has not marked read (consumer: badge).
-
-    The badge is lowered only when a row is actually deleted here, so a
-    second read of the same message can never lower it twice.
-    """
-
-    message_id = models.UUIDField(primary_key=True)
-    customer_id = models.UUIDField(db_index=True)
-
-
-class BadgeChange(models.Model):
-    """The badge after each event that changed it, so that a process manager
-    can read it "as of" a position (consumer: badge)."""
-
-    customer_id = models.UUIDField()
-    unread = models.PositiveIntegerField()
-    tx = models.BigIntegerField()
-    position = models.BigIntegerField()
-
-    class Meta:
-        indexes = [models.Index(fields=["customer_id", "tx", "position"], name="badge_history")]
 
 
 class TimelineNote(models.Model):
@@ -162,4 +148,34 @@ class SearchEntry(models.Model):
         indexes = [
             FullTextIndex(fields=["text"], name="search_text"),
             models.Index(fields=["customer_id", "kind"], name="search_by_customer"),
+        ]
+
+
+class EventRows(models.Model):
+    """The read-model rows one event left, as of that event, as the API shows them.
+
+    Written by the pipeline with the read models (readmodels.asof), one row
+    per event that anything downstream reacts to: the message, the
+    conversation, the customer, the note and the badge right after that
+    event. The process managers that send (push, webhooks, email) run in
+    consumer groups of their own, behind the pipeline; they read these rows
+    for the events they handle and never fold the read models again. Live
+    frames are built from them too.
+
+    Not a read model to query and not rebuilt: rows are deleted once every
+    group that reads them has passed them (and a short while has gone by, for
+    web processes that fill gaps in their live frames from the log).
+    """
+
+    position = models.BigIntegerField(primary_key=True)
+    tx = models.BigIntegerField()
+    customer_id = models.UUIDField()
+    #: {"message"?, "conversation"?, "customer"?, "note"?, "badge"?: {"unread", "moved"}}
+    rows = models.JSONField()
+    written_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["tx", "position"], name="event_rows_order"),
+            models.Index(fields=["customer_id"], name="event_rows_customer"),
         ]

@@ -1,18 +1,21 @@
-"""The API's objects built from read-model rows: messages, conversations.
+"""The API's objects built from read-model rows: messages, conversations, notes, profiles.
 
-HTTP answers and websocket frames show the same objects, built here, so a
-message looks the same however it reaches a client.
+HTTP answers, websocket frames, webhooks and push show the same objects,
+built here, so a message looks the same however it reaches anyone. Rows
+are plain mappings (the unit of work's dicts, or a queryset's ``values()``),
+as the folds (readmodels.folds) make them: no Django here.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from chat.events import AttachmentRef
-from readmodels.models import Conversation, DirectoryEntry, TimelineMessage, TimelineNote
+from readmodels.folds import attachment_rows, preview
+
+__all__ = ["attachment_rows", "preview"]  # the folds' helpers, as the API's builders use them
 
 #: Where an attachment and its thumbnail are downloaded (api.attachments),
 #: relative to the deployment's origin, so a page loads them with its cookie
@@ -27,12 +30,6 @@ def rfc3339(value: dt.datetime | None) -> str | None:
     return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def attachment_rows(refs: Iterable[AttachmentRef]) -> list[dict[str, Any]]:
-    """MessageSent's attachments as the read models keep them (JSON)."""
-    return [{"attachment_id": str(a.attachment_id), "name": a.name, "content_type": a.content_type, "size": a.size,
-             "has_thumbnail": a.has_thumbnail} for a in refs]
-
-
 def present_attachment(row: Mapping[str, Any]) -> dict[str, Any]:
     """The API's attachment object, from a stored row (attachment_rows)."""
     attachment_id = row["attachment_id"]
@@ -41,15 +38,6 @@ def present_attachment(row: Mapping[str, Any]) -> dict[str, Any]:
         "url": ATTACHMENT_URL.format(attachment_id),
         "thumbnail_url": THUMBNAIL_URL.format(attachment_id) if row["has_thumbnail"] else None,
     }
-
-
-def preview_text(body: str, attachments: Sequence[Mapping[str, Any]] | Sequence[AttachmentRef]) -> str:
-    """A message in one line of a list or a notification: its body, or, for a
-    message of attachments alone, a paperclip and the files' names."""
-    if body or not attachments:
-        return body
-    names = [a["name"] if isinstance(a, Mapping) else a.name for a in attachments]
-    return "\N{PAPERCLIP} " + ", ".join(names)
 
 
 def present_message(
@@ -85,43 +73,46 @@ def present_message(
     }
 
 
-def present_row(row: TimelineMessage, names: dict[str, str]) -> dict[str, Any]:
+def present_row(row: Mapping[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    """A timeline row (readmodels.folds.timeline) as the API's message object."""
     return present_message(
-        message_id=row.message_id, customer_id=row.customer_id, sender_kind=row.sender_kind,
-        sender_id=row.sender_id, sender_name=row.sender_name, body=row.body, sent_at=row.sent_at,
-        edited_at=row.edited_at, read_at=row.read_at, position=row.position, names=names,
-        attachments=row.attachments,
+        message_id=row["message_id"], customer_id=row["customer_id"], sender_kind=row["sender_kind"],
+        sender_id=row["sender_id"], sender_name=row["sender_name"], body=row["body"], sent_at=row["sent_at"],
+        edited_at=row["edited_at"], read_at=row["read_at"], position=row["position"], names=names,
+        attachments=row["attachments"],
     )
 
 
-def present_conversation(row: Conversation, names: dict[str, str]) -> dict[str, Any]:
+def present_conversation(row: Mapping[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    """A conversation row (readmodels.folds.conversation) as the agents' API shows it."""
+    customer_id = str(row["customer_id"])
     last: dict[str, Any] | None = None
-    if row.last_message:
-        last = dict(row.last_message)
+    if row["last_message"]:
+        last = dict(row["last_message"])
         if last.get("sender", {}).get("kind") == "customer":
-            last["sender"] = {**last["sender"], "name": names.get(str(row.customer_id), "")}
+            last["sender"] = {**last["sender"], "name": names.get(customer_id, "")}
         last["sent_at"] = rfc3339(dt.datetime.fromisoformat(last["sent_at"]))
     return {
-        "customer_id": str(row.customer_id),
-        "customer_name": names.get(str(row.customer_id), ""),
+        "customer_id": customer_id,
+        "customer_name": names.get(customer_id, ""),
         "last_message": last,
-        "unread_for_agents": row.unread_for_agents,
-        "awaiting_reply": row.awaiting_reply,
-        "last_activity_at": rfc3339(row.last_activity_at),
-        "status": row.status,
-        "assignee": {"id": row.assignee_id, "name": row.assignee_name} if row.assignee_id else None,
-        "snoozed_until": rfc3339(row.snoozed_until),
-        "first_response_due_at": rfc3339(row.first_response_due_at),
-        "sla_breached": row.sla_breached,
-        "position": row.position,
+        "unread_for_agents": row["unread_for_agents"],
+        "awaiting_reply": row["awaiting_reply"],
+        "last_activity_at": rfc3339(row["last_activity_at"]),
+        "status": row["status"],
+        "assignee": {"id": row["assignee_id"], "name": row["assignee_name"]} if row["assignee_id"] else None,
+        "snoozed_until": rfc3339(row["snoozed_until"]),
+        "first_response_due_at": rfc3339(row["first_response_due_at"]),
+        "sla_breached": row["sla_breached"],
+        "position": row["position"],
     }
 
 
-def present_profile(row: DirectoryEntry) -> dict[str, Any]:
-    """A customer's contact details as the agents' API shows them."""
+def present_profile(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A customer's contact details as the agents' API shows them (a directory row)."""
     return {
-        "customer_id": str(row.customer_id), "name": row.name, "email": row.email,
-        "phone": row.phone, "external_id": row.external_id, "origin": row.origin or None,
+        "customer_id": str(row["customer_id"]), "name": row["name"], "email": row["email"],
+        "phone": row["phone"], "external_id": row["external_id"], "origin": row["origin"] or None,
     }
 
 
@@ -137,13 +128,14 @@ def present_note(
     }
 
 
-def present_note_row(row: TimelineNote) -> dict[str, Any]:
-    return present_note(note_id=row.note_id, customer_id=row.customer_id, author_id=row.author_id,
-                        author_name=row.author_name, body=row.body, created_at=row.created_at, position=row.position)
+def present_note_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    return present_note(note_id=row["note_id"], customer_id=row["customer_id"], author_id=row["author_id"],
+                        author_name=row["author_name"], body=row["body"], created_at=row["created_at"],
+                        position=row["position"])
 
 
 def present_search_result(
-    kind: str, customer_id: uuid.UUID, message: TimelineMessage | None, highlight: str, names: dict[str, str]
+    kind: str, customer_id: uuid.UUID, message: Mapping[str, Any] | None, highlight: str, names: dict[str, str]
 ) -> dict[str, Any]:
     """A search result: the message that matched (as everywhere else) or, for
     a customer found by name or email, null; ``highlight`` marks the matches

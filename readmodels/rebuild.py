@@ -37,7 +37,7 @@ from eventstore.events import Cursor
 from eventstore.runner import checkpoint_cursor
 from eventstore.store import EventStore, mark_replay_transaction, replaying
 from eventstore.unit import Unit
-from readmodels.projections import PIPELINE, Projection
+from readmodels.projections import PIPELINE, Projection, ReadModels, with_needs
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +57,12 @@ class Rebuilt:
 
 
 def rebuild(projections: Sequence[Projection], *, batch_size: int = 5000) -> list[Rebuilt]:
-    """Rebuild ``projections`` from the log (see the module docstring)."""
-    shadow = _Shadow([table for p in projections for table in p.tables])
-    counts = {p.name: 0 for p in projections}
+    """Rebuild ``projections`` from the log (see the module docstring), with the
+    projections they read (readmodels.projections.with_needs): rebuilding the
+    badge rebuilds the unread set it counts."""
+    engine = ReadModels([p for p in with_needs(projections) if p.rebuildable])
+    shadow = _Shadow(engine.tables)
+    counts = {p.name: 0 for p in engine.projections}
     # One unit for the whole pass: the new tables start empty and only this
     # pass writes them, so rows are held in memory (never read back) and
     # written once, when enough changed or at the swap, not once per batch.
@@ -82,7 +85,7 @@ def rebuild(projections: Sequence[Projection], *, batch_size: int = 5000) -> lis
             with transaction.atomic():
                 mark_replay_transaction()
                 shadow.use()
-                cursor = _replay(projections, unit, cursor, until, batch_size, counts)
+                cursor = _replay(engine, unit, cursor, until, batch_size, counts)
                 if unit.held() >= HELD_ROWS:
                     unit.flush()
                     unit.forget()
@@ -97,7 +100,7 @@ def rebuild(projections: Sequence[Projection], *, batch_size: int = 5000) -> lis
                     shadow.limit_lock_waits()
                     until = _lock_pipeline()
                     while cursor < until:
-                        cursor = _replay(projections, unit, cursor, until, batch_size, counts)
+                        cursor = _replay(engine, unit, cursor, until, batch_size, counts)
                     unit.flush()
                     shadow.swap()
                 break
@@ -111,23 +114,17 @@ def rebuild(projections: Sequence[Projection], *, batch_size: int = 5000) -> lis
         if collecting:
             gc.enable()
         shadow.drop()
-    return [Rebuilt(p.name, counts[p.name]) for p in projections]
+    return [Rebuilt(p.name, counts[p.name]) for p in engine.projections]
 
 
-def _replay(
-    projections: Sequence[Projection], unit: Unit, cursor: Cursor, until: Cursor, size: int, counts: dict[str, int]
-) -> Cursor:
+def _replay(engine: ReadModels, unit: Unit, cursor: Cursor, until: Cursor, size: int, counts: dict[str, int]) -> Cursor:
     """Feed one batch of (cursor, until] to every projection; returns the new cursor."""
-    batch = EventStore().read_batch(cursor, size, until=until)
-    views = [(p, [e for e in batch.events if e.event_type in p.event_types]) for p in projections]
-    for p, events in views:
-        if events:
-            p.want(events, unit)
-    unit.load()
-    for p, events in views:
-        if events:
-            p.apply(events, unit)
-            counts[p.name] += len(events)
+    batch = EventStore().read_batch(cursor, size, types=engine.event_types, until=until)
+    if batch.events:
+        engine.want(batch.events, unit)
+        unit.load()
+        for name, n in engine.apply(batch.events, unit).items():
+            counts[name] += n
     return batch.end
 
 

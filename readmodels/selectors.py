@@ -20,15 +20,8 @@ from eventstore.events import Cursor
 from eventstore.runner import checkpoint_cursor
 from eventstore.store import EventStore
 from readmodels import fulltext
-from readmodels.models import (
-    Badge,
-    BadgeChange,
-    BadgeUnread,
-    Conversation,
-    DirectoryEntry,
-    TimelineMessage,
-    TimelineNote,
-)
+from readmodels.folds import CUSTOMER
+from readmodels.models import Badge, Conversation, DirectoryEntry, TimelineMessage, TimelineNote, Unread
 from readmodels.present import (
     present_conversation,
     present_note_row,
@@ -73,20 +66,21 @@ def messages_after(customer_id: uuid.UUID, after: int, limit: int, *, with_notes
     start = EventStore().cursor_at(after)
     rows: list[Any] = list(
         TimelineMessage.objects.filter(_after(start), _not_after(current), customer_id=customer_id)
-        .order_by("tx", "position")[:limit]
+        .order_by("tx", "position").values()[:limit]
     )
     if with_notes:
         notes = TimelineNote.objects.filter(_after(start), _not_after(current), customer_id=customer_id)
-        rows = sorted([*rows, *notes.order_by("tx", "position")[:limit]], key=lambda r: (r.tx, r.position))[:limit]
+        rows = sorted([*rows, *notes.order_by("tx", "position").values()[:limit]],
+                      key=lambda r: (r["tx"], r["position"]))[:limit]
     names = customer_names({customer_id})
     # A full page answers with its last row, so the next page starts right after it.
     if len(rows) == limit:
-        position = rows[-1].position
+        position = rows[-1]["position"]
     elif current > start:
         position = current.position
     else:  # the projection has not reached the client's own position yet
         position = after
-    items = [present_note_row(r) if isinstance(r, TimelineNote) else present_row(r, names) for r in rows]
+    items = [present_note_row(r) if "note_id" in r else present_row(r, names) for r in rows]
     return Page(items, position)
 
 
@@ -97,44 +91,10 @@ def badge(customer_id: uuid.UUID) -> tuple[int, int]:
     return int(row or 0), current.position
 
 
-def badge_as_of(customer_id: uuid.UUID, cursor: Cursor) -> int:
-    """The customer's badge right after the event at ``cursor`` (for push)."""
-    row = (
-        BadgeChange.objects.filter(_not_after(cursor), customer_id=customer_id)
-        .order_by("-tx", "-position")
-        .values_list("unread", flat=True)
-        .first()
-    )
-    return int(row or 0)
-
-
-def timeline_rows(message_ids: set[uuid.UUID]) -> dict[uuid.UUID, TimelineMessage]:
+def timeline_rows(message_ids: set[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
     if not message_ids:
         return {}
-    return {m.message_id: m for m in TimelineMessage.objects.filter(message_id__in=message_ids)}
-
-
-def conversations_of(customer_ids: set[uuid.UUID], names: dict[str, str]) -> dict[str, dict[str, Any]]:
-    """The conversation rows of these customers, presented, by customer id."""
-    rows = Conversation.objects.filter(customer_id__in=customer_ids) if customer_ids else []
-    return {str(c.customer_id): present_conversation(c, names) for c in rows}
-
-
-def badges_at(changes: list[tuple[uuid.UUID, Cursor]]) -> dict[Cursor, int]:
-    """The badge right after each of these events (customer, cursor), in one query.
-
-    An event that moved a badge has its own history row; one that did not
-    (cannot happen for the events asked about, but is answered correctly)
-    falls back to the row before it.
-    """
-    if not changes:
-        return {}
-    rows = BadgeChange.objects.filter(position__in=[c.position for _, c in changes]).values_list("tx", "position", "unread")
-    found = {Cursor(int(tx), int(p)): int(u) for tx, p, u in rows}
-    for customer_id, cursor in changes:
-        if cursor not in found:
-            found[cursor] = badge_as_of(customer_id, cursor)
-    return found
+    return {m["message_id"]: dict(m) for m in TimelineMessage.objects.filter(message_id__in=message_ids).values()}
 
 
 def conversations(
@@ -149,20 +109,20 @@ def conversations(
         qs = qs.filter(assignee_id=assignee) if assignee else qs.filter(assignee_id__isnull=True)
     if before is not None:
         qs = qs.filter(last_activity_at__lt=before)
-    rows = list(qs[:limit])
-    names = customer_names({r.customer_id for r in rows})
+    rows = list(qs.values()[:limit])
+    names = customer_names({r["customer_id"] for r in rows})
     return Page([present_conversation(r, names) for r in rows], current.position)
 
 
 def conversation(customer_id: uuid.UUID) -> dict[str, Any] | None:
-    row = Conversation.objects.filter(customer_id=customer_id).first()
+    row = Conversation.objects.filter(customer_id=customer_id).values().first()
     return present_conversation(row, customer_names({customer_id})) if row else None
 
 
 
 
 def customer_profile(customer_id: uuid.UUID) -> dict[str, Any] | None:
-    row = DirectoryEntry.objects.filter(customer_id=customer_id).first()
+    row = DirectoryEntry.objects.filter(customer_id=customer_id).values().first()
     return present_profile(row) if row is not None else None
 
 
@@ -186,7 +146,7 @@ def email_recipient(customer_id: uuid.UUID) -> Recipient | None:
 
 def unread_agent_messages(customer_id: uuid.UUID) -> list[TimelineMessage]:
     """The agent messages the customer has not marked read, oldest first (what their badge counts)."""
-    ids = BadgeUnread.objects.filter(customer_id=customer_id).values("message_id")
+    ids = Unread.objects.filter(customer_id=customer_id, reader=CUSTOMER).values("message_id")
     return list(TimelineMessage.objects.filter(message_id__in=ids).order_by("sent_at", "position"))
 
 

@@ -16,17 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
-from collections.abc import Callable, Sequence
-from types import SimpleNamespace
+from collections.abc import Callable
 from typing import Any
 
-from eventstore.events import Cursor, RecordedEvent
+from eventstore import failures
+from eventstore.events import Cursor
 from eventstore.reading import Batch
-from eventstore.unit import Unit
-from readmodels import present
-from readmodels.models import Conversation, DirectoryEntry, TimelineMessage
-from readmodels.projections import badges_after
+from readmodels import asof
 from realtime.dispatcher import publish
 from realtime.frames import FRAME_EVENT_TYPES, envelopes
 
@@ -36,31 +32,6 @@ log = logging.getLogger(__name__)
 BEAT_INTERVAL = 1.0
 
 
-class UnitLookups:
-    """What the frames need, from the batch's unit: the rows as the projections left them."""
-
-    def __init__(self, unit: Unit, events: Sequence[RecordedEvent]) -> None:
-        self.unit, self.events = unit, events
-
-    def customer_names(self, customer_ids: set[uuid.UUID]) -> dict[str, str]:
-        rows = (self.unit.get(DirectoryEntry, c) for c in customer_ids)
-        return {str(r["customer_id"]): r["name"] for r in rows if r is not None}
-
-    def conversations_of(self, customer_ids: set[uuid.UUID], names: dict[str, str]) -> dict[str, dict[str, Any]]:
-        rows = [self.unit.get(Conversation, c) for c in customer_ids]
-        # A unit row has the model's attributes: present it as the model would be.
-        as_conversation: Any = present.present_conversation
-        return {str(r["customer_id"]): as_conversation(SimpleNamespace(**r), names) for r in rows if r is not None}
-
-    def badges_at(self, changes: list[tuple[uuid.UUID, Cursor]]) -> dict[Cursor, int]:
-        wanted = {c for _, c in changes}
-        return badges_after(self.unit, [r for r in self.events if r.cursor in wanted])
-
-    def timeline_rows(self, message_ids: set[uuid.UUID]) -> dict[uuid.UUID, Any]:
-        rows = (self.unit.get(TimelineMessage, m) for m in message_ids)
-        return {r["message_id"]: SimpleNamespace(**r) for r in rows if r is not None}
-
-
 class RealtimeFanout:
     name = "realtime"
     event_types = FRAME_EVENT_TYPES
@@ -68,31 +39,36 @@ class RealtimeFanout:
     def __init__(self) -> None:
         self._failing = False
 
-    def prepare(self, batch: Batch) -> None:
-        if not batch.events:
-            return
-        assert batch.unit is not None
-        customers = {r.event.customer_id for r in batch.events}  # type: ignore[attr-defined]
-        batch.unit.want(DirectoryEntry, customers)
-        batch.unit.want(Conversation, customers)
-        batch.unit.want(TimelineMessage, (r.event.message_id for r in batch.events if r.event_type == "MessageEdited"))  # type: ignore[attr-defined]
+    def handle(self, batch: Batch) -> dict[str, Any] | None:
+        """The batch's frames, built from the rows the read models left as of each
+        event (readmodels.asof, in the batch's unit), to publish after commit.
 
-    def handle(self, batch: Batch) -> dict[str, Any]:
-        # Every batch is published, even one without frames: a dispatcher
-        # checks that each batch starts where the previous one ended.
-        lookups = UnitLookups(batch.unit, batch.events) if batch.unit is not None else None
+        Every batch is published, even one without frames: a dispatcher
+        checks that each batch starts where the previous one ended. Frames
+        that cannot be built (a bug in a frame) must not stop the read
+        models: the failure is logged and counted, nothing is published,
+        and every dispatcher reads that stretch from the log itself when the
+        next batch or heartbeat shows it missing.
+        """
+        rows_of = asof.in_unit(batch.unit) if batch.unit is not None else None
+        try:
+            wire = [e.wire() for e in envelopes(batch.events, rows_of)]
+        except Exception:
+            failures.effects_failed("pipeline", self.name, (batch.start, batch.end))
+            return None
         return {
             "type": "parley.batch",
             "prev": [batch.start.tx, batch.start.position],
             "end": [batch.end.tx, batch.end.position],
-            "envelopes": [e.wire() for e in envelopes(batch.events, lookups)],
+            "envelopes": wire,
         }
 
     def reset(self) -> None:
         """Nothing stored: a rebuild does not re-send history."""
 
-    async def after_commit(self, message: dict[str, Any]) -> None:
-        await self._publish(message)
+    async def after_commit(self, message: dict[str, Any] | None) -> None:
+        if message is not None:
+            await self._publish(message)
 
     async def heartbeat(self, stop: asyncio.Event, committed: Callable[[], Cursor | None]) -> None:
         """Publish the pipeline's committed cursor every second while this instance runs it."""

@@ -153,12 +153,14 @@ def agent(make_agent: _Any) -> Caller:
 
 @pytest.fixture
 def project() -> _Any:
-    """Run the pipeline (every projection, the push process manager, the
-    fan-out) until it has caught up with the log."""
-    from project.bootstrap import pipeline
+    """Run the pipeline (the read models, the fan-out) until it has caught up with
+    the log, then the groups that follow it (push, webhooks, email fallback)."""
+    from project.bootstrap import FOLLOWERS, group, pipeline
 
     def run() -> None:
         pipeline().catch_up()
+        for name in FOLLOWERS:
+            group(name).catch_up()
 
     return run
 

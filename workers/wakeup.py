@@ -243,3 +243,32 @@ def announce_append(alias: str) -> None:
     """Wake this process's consumer groups, and other processes' (after an append commits)."""
     appended.notify()
     _appends.request(alias)
+
+
+_advances: dict[str, tuple[Signal, CrossProcessNotifier]] = {}
+_advances_lock = threading.Lock()
+
+
+def advance_channel(group: str) -> str:
+    """The NOTIFY (and Redis) channel that says ``group``'s checkpoint moved."""
+    return "parley_advanced_" + "".join(c if c.isalnum() else "_" for c in group)
+
+
+def _advance(group: str) -> tuple[Signal, CrossProcessNotifier]:
+    with _advances_lock:
+        found = _advances.get(group)
+        if found is None:
+            found = _advances[group] = (Signal(), CrossProcessNotifier(advance_channel(group)))
+        return found
+
+
+def advanced(group: str) -> Signal:
+    """Rung in this process when ``group``'s checkpoint moved (here, or relayed from another process)."""
+    return _advance(group)[0]
+
+
+def announce_advance(group: str) -> None:
+    """Wake the groups that follow ``group``, here and in other processes (after its batch committed)."""
+    signal, notifier = _advance(group)
+    signal.notify()
+    notifier.request()

@@ -3,12 +3,20 @@
 A ``Worker`` stands by while another instance holds the group's lease,
 takes it when it runs out, and then processes batches as wake-ups announce
 appends, falling back to a poll for a lost wake-up.
+
+A group that follows another (the process managers behind the read models)
+is woken when that group's checkpoint moves, not by appends, which it could
+not read yet; and it takes a batch at most every ``PARLEY_FOLLOWER_INTERVAL``
+seconds, so that under load one transaction handles many events: a push or
+a webhook a few hundredths of a second later costs nobody anything, a
+transaction per message costs the database.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from django.conf import settings
 
@@ -32,23 +40,36 @@ class Worker:
     #: Longest wait for a retry when committed events sit behind the read barrier.
     BLOCKED_MAX_WAIT = 0.05
 
-    def __init__(self, runner: ConsumerRunner, *, poll_interval: float | None = None) -> None:
+    def __init__(self, runner: ConsumerRunner, *, poll_interval: float | None = None, announce: bool = False) -> None:
         self.runner = runner
         self.poll_interval = poll_interval if poll_interval is not None else settings.PARLEY_POLL_INTERVAL
+        #: Tell the groups that follow this one when its checkpoint moves.
+        self.announce = announce
+        #: Seconds between two batches of a following group (0: none).
+        self.min_interval = float(settings.PARLEY_FOLLOWER_INTERVAL) if runner.follows else 0.0
         self._thread = DatabaseThreads(1, f"consumer-{runner.name}")
         self._blocked = 0
+        self._last_batch = 0.0
 
     async def _db(self, fn, *args):  # type: ignore[no-untyped-def]
         return await self._thread(fn)(*args)
 
     async def step(self) -> Delay:
         runner = self.runner
+        if self.min_interval:
+            wait = self._last_batch + self.min_interval - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)  # let a few more events gather for one transaction
         try:
             if runner.cursor is None and not await self._db(runner.acquire_lease):
                 return settings.PARLEY_LEASE_SECONDS / 3  # another instance is active: stand by
             progress = await self._db(runner.process_batch)
         except LostLease:
             return self.poll_interval
+        if progress.moved:
+            self._last_batch = time.monotonic()
+            if self.announce:
+                wakeup.announce_advance(runner.name)
         await after_commit(progress.effects, runner.name, progress.span)
         if progress.full:
             self._blocked = 0
@@ -64,8 +85,9 @@ class Worker:
         return min(self.poll_interval, settings.PARLEY_LEASE_SECONDS / 2)
 
     async def run(self, stop: asyncio.Event) -> None:
+        signal = wakeup.advanced(self.runner.follows) if self.runner.follows else wakeup.appended
         try:
-            await wakeup.run_woken_by(wakeup.appended, self.step, stop=stop, idle=self.poll_interval,
+            await wakeup.run_woken_by(signal, self.step, stop=stop, idle=self.poll_interval,
                                       name=f"consumer {self.runner.name}")
         finally:
             try:
@@ -81,3 +103,8 @@ class Worker:
 async def listen_for_appends(stop: asyncio.Event) -> None:
     """Relay PostgreSQL NOTIFYs of appends in other processes to this process's waiters."""
     await wakeup.relay_wakeups(stop, wakeup.APPENDS_CHANNEL, wakeup.appended)
+
+
+async def listen_for_advances(stop: asyncio.Event, group: str) -> None:
+    """Relay other processes' news that ``group``'s checkpoint moved to the groups here that follow it."""
+    await wakeup.relay_wakeups(stop, wakeup.advance_channel(group), wakeup.advanced(group))

@@ -14,6 +14,7 @@ from eventstore.store import EventStore
 from notifications.models import PushDelivery, PushSubscription
 from notifications.process_manager import PushProcessManager
 from project.bootstrap import pipeline
+from project.bootstrap import push as push_group
 from realtime.frames import AGENTS, customer_audience, envelopes, for_customer
 from tests.conftest import new_id
 
@@ -95,6 +96,7 @@ def test_a_note_queues_no_push_and_moves_no_badge(customer, agent):
     agent.post(f"/api/v1/conversations/{customer.id}/messages", {"message_id": new_id(), "body": "Hi!"})
     add_note(agent, customer)
     pipeline().catch_up()
+    push_group().catch_up()
     (push,) = PushDelivery.objects.all()  # the agent's message only
     assert push.unread == 1 and SECRET not in json.dumps(push.message)
     assert customer.get("/api/v1/badge").json()["unread"] == 1

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import connection
 
 from notifications.models import DeliveryState, PushDelivery
-from readmodels.models import BadgeChange
+from readmodels.models import EventRows
 from tests.integration.test_push_support import (
     Clock,
     agent_says,
@@ -158,7 +158,7 @@ def test_a_delayed_push_survives_a_worker_restart_and_a_message_read_meanwhile_i
 
     # Only the message still unread when its delay ran out, with the count as of the last event.
     rows = list(PushDelivery.objects.values_list("id", "position", "unread", "message_id", "state", "reason"))
-    rows += list(BadgeChange.objects.values_list("customer_id", "tx", "position", "unread"))
+    rows += list(EventRows.objects.values_list("position", "rows"))
     assert [summary(p) for p in device.payloads()] == [(1, p_read, left_unread)], rows
     reasons = dict(PushDelivery.objects.values_list("message_id", "reason"))
     assert reasons[uuid.UUID(read_soon)] == "message already read"

@@ -22,14 +22,15 @@ from chat.commands import Actor, SendMessage
 from chat.events import SenderKind
 from chat.handlers import send_message
 from eventstore.models import StoredEvent
-from eventstore.runner import ConsumerRunner, checkpoint_cursor
+from eventstore.runner import checkpoint_cursor
 from eventstore.store import EventStore
 from notifications.config import DeliveryConfig
 from notifications.models import PushDelivery
-from notifications.process_manager import PushProcessManager
+from notifications.process_manager import PUSH
 from notifications.vapid import VapidKeys, generate_vapid_keys
 from notifications.worker import DeliveryWorker
-from readmodels.projections import PIPELINE, all_projections
+from project.bootstrap import group
+from readmodels.projections import PIPELINE
 from tests.support.pushservice import Delivery, PushService, Subscription
 
 SUBJECT = "mailto:support@parley.test"
@@ -108,12 +109,14 @@ def _caught_up(names: list[str]) -> bool:
 
 
 def run_pipeline(timeout: float = 180.0) -> int:
-    """The read models and the push process manager (as the pipeline runs them), caught up with the log."""
+    """The read models, then the push process manager that follows them (as the workers run
+    them, each in its group), caught up with the log; returns the events push handled."""
     deadline = time.monotonic() + timeout
     applied = 0
     while True:
-        applied += ConsumerRunner([*all_projections(), PushProcessManager()], name=PIPELINE).catch_up()
-        if _caught_up([PIPELINE]):
+        group(PIPELINE).catch_up()
+        applied += group(PUSH).catch_up()
+        if _caught_up([PIPELINE, PUSH]):
             return applied
         if time.monotonic() > deadline:
             raise TimeoutError("the consumers did not catch up with the log")

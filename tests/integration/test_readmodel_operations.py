@@ -13,7 +13,7 @@ from django.test import Client
 
 from eventstore.runner import ConsumerRunner
 from readmodels.models import Badge, TimelineMessage
-from readmodels.projections import TimelineProjection
+from readmodels.projections import ReadModels, TimelineProjection
 from readmodels.rebuild import rebuild as rebuild_read_models
 from tests.conftest import new_id
 from workers.worker import Worker
@@ -42,8 +42,8 @@ def test_readers_see_the_old_rows_while_a_rebuild_runs_never_an_empty_table(cust
     inside, release = threading.Event(), threading.Event()
 
     class PausingTimeline(TimelineProjection):
-        def apply(self, events, unit):
-            super().apply(events, unit)
+        def apply(self, r, unit, facts):
+            super().apply(r, unit, facts)
             inside.set()
             release.wait(10)
 
@@ -108,7 +108,7 @@ def test_healthz_answers_503_when_the_channel_layer_is_down(settings):
 
 def test_a_waiting_worker_is_woken_by_an_append_long_before_its_poll_interval(customer):
     """The poll interval is an hour: only the after-commit wake-up can make it run."""
-    projection = TimelineProjection()
+    projection = ReadModels([TimelineProjection()])
 
     async def scenario() -> int:
         stop = asyncio.Event()

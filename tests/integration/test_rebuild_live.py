@@ -107,7 +107,7 @@ def test_a_rebuild_while_the_pipeline_runs_and_messages_arrive_loses_nothing_and
         for t in threads:
             t.join(timeout=30)
     assert not errors, errors
-    assert "rebuilt directory, timeline, conversations, badge" in out.getvalue()
+    assert "rebuilt directory, timeline, unread, badge, conversations" in out.getvalue()
 
     # Readers never saw the table empty or shrink while the rebuild ran (or ever): it only grew.
     assert during and min(during) > 0

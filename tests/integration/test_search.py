@@ -15,7 +15,7 @@ from eventstore.models import StoredEvent
 from readmodels import fulltext
 from readmodels.fulltext import ELLIPSIS, MARK_END, MARK_START
 from readmodels.models import SearchEntry
-from readmodels.projections import all_projections
+from readmodels.projections import read_models
 from readmodels.rebuild import rebuild
 from tests.conftest import new_id
 
@@ -273,7 +273,7 @@ def test_a_rebuild_gives_the_same_index_as_live_projection(customer, make_custom
     live_rows, live = _entries(), _answers(agent, customer)
     assert live["refund"] and live["king"] and not live["lost"]
 
-    rebuild(all_projections())
+    rebuild(read_models())
     assert _entries() == live_rows
     assert _answers(agent, customer) == live
 

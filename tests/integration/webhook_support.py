@@ -18,11 +18,11 @@ import pytest
 from chat.commands import Actor, EditMessage, MarkMessageAsRead, SendMessage
 from chat.events import SenderKind
 from chat.handlers import edit_message, mark_message_as_read, send_message
-from eventstore.runner import ConsumerRunner
 from outbound.models import WebhookDelivery
-from outbound.process_manager import WebhookProcessManager
+from outbound.process_manager import WEBHOOKS
 from outbound.worker import WebhookConfig, WebhookWorker
-from readmodels.projections import PIPELINE, all_projections
+from project.bootstrap import group
+from readmodels.projections import PIPELINE
 from tests.integration.test_push_support import Clock, _caught_up
 from tests.support.webhookreceiver import WebhookReceiver
 
@@ -86,11 +86,13 @@ def deliver_until(w: WebhookWorker, receiver: WebhookReceiver, accepted: int, ti
 
 
 def run_pipeline(timeout: float = 180.0) -> None:
-    """The webhook process manager and the read models (as the pipeline runs them), caught up with the log."""
+    """The read models, then the webhook process manager that follows them (as the workers
+    run them, each in its group), caught up with the log."""
     deadline = time.monotonic() + timeout
     while True:
-        ConsumerRunner([WebhookProcessManager(), *all_projections()], name=PIPELINE).catch_up()
-        if _caught_up([PIPELINE]):
+        group(PIPELINE).catch_up()
+        group(WEBHOOKS).catch_up()
+        if _caught_up([PIPELINE, WEBHOOKS]):
             return
         if time.monotonic() > deadline:
             raise TimeoutError("the consumers did not catch up with the log")

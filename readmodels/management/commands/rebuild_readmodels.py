@@ -13,7 +13,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from readmodels.projections import all_projections
+from readmodels.projections import read_models
 from readmodels.rebuild import rebuild
 
 
@@ -21,11 +21,12 @@ class Command(BaseCommand):
     help = "Rebuild read models by replaying the event log (all, or --only NAME), without stopping anything."
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("--only", action="append", help="rebuild only this projection (repeatable)")
+        parser.add_argument("--only", action="append",
+                            help="rebuild only this projection and those it reads (repeatable)")
         parser.add_argument("--batch-size", type=int, default=5000, help="events per replay transaction")
 
     def handle(self, *args: Any, only: list[str] | None, batch_size: int, **options: Any) -> None:
-        projections = all_projections()
+        projections = read_models()
         names = [p.name for p in projections]
         unknown = set(only or []) - set(names)
         if unknown:

@@ -1,0 +1,204 @@
+"""The read models as of one event: what the pipeline hands to everything downstream.
+
+The pipeline applies each event to every read model in turn
+(readmodels.projections); right after that, the rows that event left are
+the read models *as of* it. ``EventRowsProjection``, the last projection,
+records them: the message, the conversation, the customer, the note and
+the badge, as the API shows them, in one ``EventRows`` row per event,
+written in the pipeline's transaction.
+
+Who reads them:
+
+* the live frames (realtime.fanout), from the batch's unit of work, before
+  the batch even commits;
+* the process managers that send (push, webhooks, email fallback), each a
+  consumer group of its own that runs behind the pipeline (it reads the log
+  only up to the pipeline's checkpoint) and takes the rows of the events it
+  handles from the table (``for_events``). They never fold the read models
+  again, and a failure in one of them stalls only that one;
+* a web process that fills a gap in its live frames from the log
+  (``stored``), for as long as the rows are kept.
+
+Rows are deleted once every group that reads them is past them and
+``PARLEY_EVENT_ROWS_KEEP_SECONDS`` have gone by; an event whose rows are
+gone (a socket resuming from long ago) is shown from the read models as
+they are now, as before there were event rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+
+from chat.events import MessageSent
+from conversations.events import WORKFLOW_EVENT_TYPES
+from eventstore.events import RecordedEvent
+from eventstore.unit import Unit
+from readmodels import folds
+from readmodels.models import Badge, Conversation, DirectoryEntry, EventRows, TimelineMessage
+from readmodels.present import present_conversation, present_note_row, present_profile, present_row
+from readmodels.projections import MESSAGE_EVENT_TYPES, Facts, Projection
+
+#: The event types whose rows are recorded: every one a frame, a push, a
+#: webhook or an email can follow from.
+AS_OF_EVENT_TYPES = (
+    MESSAGE_EVENT_TYPES | WORKFLOW_EVENT_TYPES
+    | frozenset({"NoteAdded", "CustomerRegistered", "ContactDetailsChanged"})
+)
+CUSTOMER_EVENT_TYPES = frozenset({"CustomerRegistered", "ContactDetailsChanged"})
+#: Seconds between two prunings of old rows.
+PRUNE_EVERY = 30.0
+
+#: What an event left: {"message"?, "conversation"?, "customer"?, "note"?, "badge"?: {"unread", "moved"}}.
+Rows = dict[str, Any]
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class EventRowsProjection(Projection):
+    """Records the read models as of each event (see the module docstring).
+
+    ``readers`` are the consumer groups that read the rows: a row is pruned
+    only once all of them have a checkpoint past it.
+    """
+
+    name = "as_of"
+    event_types = AS_OF_EVENT_TYPES
+    tables = (EventRows,)
+    needs = ("directory", "timeline", "unread", "badge", "conversations", "notes")
+    rebuildable = False
+
+    def __init__(self, readers: Sequence[str] = ()) -> None:
+        self.readers = tuple(readers)
+        self._pruned_at = 0.0
+
+    def want(self, events: Sequence[RecordedEvent], unit: Unit) -> None:
+        customers = {r.event.customer_id for r in events}  # type: ignore[attr-defined]
+        unit.want(DirectoryEntry, customers)
+        unit.want(Conversation, customers)
+        unit.want(Badge, (r.event.customer_id for r in events if folds.moves_badge(r)))  # type: ignore[attr-defined]
+
+    def apply(self, r: RecordedEvent, unit: Unit, facts: Facts) -> None:
+        unit.save(EventRows, {"position": r.position, "tx": r.tx, "customer_id": r.event.customer_id,  # type: ignore[attr-defined]
+                              "rows": rows_in(unit, r, facts), "written_at": _now()})
+        if self.readers and time.monotonic() - self._pruned_at > PRUNE_EVERY:
+            self._pruned_at = time.monotonic()
+            unit.then(*prune_statement(self.readers, _now() - dt.timedelta(seconds=keep_seconds())))
+
+    def reset(self) -> None:
+        """Not a read model: a rebuild leaves the rows of the live pipeline alone."""
+
+
+def keep_seconds() -> float:
+    return float(getattr(settings, "PARLEY_EVENT_ROWS_KEEP_SECONDS", 600))
+
+
+def rows_in(unit: Unit, r: RecordedEvent, facts: Facts) -> Rows:
+    """The rows ``r`` left, from the unit (every projection before this one has applied ``r``)."""
+    e: Any = r.event
+    directory = unit.get(DirectoryEntry, e.customer_id)
+    names = {str(e.customer_id): directory["name"]} if directory else {}
+    out: Rows = {}
+    if r.event_type in MESSAGE_EVENT_TYPES:
+        message = unit.get(TimelineMessage, e.message_id)
+        if message is not None:
+            out["message"] = present_row(message, names)
+    if r.event_type == "NoteAdded":
+        out["note"] = present_note_row(folds.note(r))
+    elif r.event_type in CUSTOMER_EVENT_TYPES and directory is not None:
+        out["customer"] = present_profile(directory)
+    conv = unit.get(Conversation, e.customer_id)
+    if conv is not None:
+        out["conversation"] = present_conversation(conv, names)
+    if folds.moves_badge(r):
+        badge = unit.get(Badge, e.customer_id)
+        out["badge"] = {"unread": badge["unread"] if badge else 0, "moved": bool(facts.unread.get(folds.CUSTOMER))}
+    return out
+
+
+def prune_statement(readers: Sequence[str], before: dt.datetime) -> tuple[str, list[Any]]:
+    """Delete rows written before ``before`` that every reader's checkpoint has passed,
+    but those of events an operator parked for a reader (replay_parked reads them).
+    Nothing while a reader has never run (no checkpoint): it will need them."""
+    marks = ", ".join(["%s"] * len(readers))
+    written = connection.ops.adapt_datetimefield_value(before)
+    return (
+        f"DELETE FROM readmodels_eventrows WHERE written_at < %s "
+        f"AND (SELECT count(*) FROM parley_checkpoints WHERE name IN ({marks})) = %s "
+        f"AND (tx, position) <= (SELECT tx, position FROM parley_checkpoints WHERE name IN ({marks}) "
+        f"ORDER BY tx, position LIMIT 1) "
+        f"AND position NOT IN (SELECT position FROM parley_parked WHERE replayed_at IS NULL)",
+        [written, *readers, len(readers), *readers],
+    )
+
+
+# -- reading them ------------------------------------------------------------------------
+
+
+def in_unit(unit: Unit) -> Callable[[RecordedEvent], Rows | None]:
+    """The rows of the batch's events, from the unit the pipeline just wrote them to."""
+
+    def rows_of(r: RecordedEvent) -> Rows | None:
+        row = unit.get(EventRows, r.position)
+        return row["rows"] if row is not None else None
+
+    return rows_of
+
+
+def for_events(unit: Unit, events: Iterable[RecordedEvent]) -> None:
+    """Ask a consumer group's unit for the stored rows of ``events`` (read with ``in_unit``)."""
+    unit.want(EventRows, (r.position for r in events))
+
+
+def stored(events: Sequence[RecordedEvent]) -> Callable[[RecordedEvent], Rows | None]:
+    """The rows of ``events`` from the table; for those already pruned, the read
+    models as they are now (a gap filled or a socket resuming from long ago)."""
+    kept = {p: rows for p, rows in EventRows.objects.filter(position__in=[r.position for r in events])
+            .values_list("position", "rows")}
+    missing = [r for r in events if r.position not in kept and r.event_type in AS_OF_EVENT_TYPES]
+    now = current(missing) if missing else {}
+
+    def rows_of(r: RecordedEvent) -> Rows | None:
+        return kept.get(r.position) or now.get(r.position)
+
+    return rows_of
+
+
+def current(events: Sequence[RecordedEvent]) -> dict[int, Rows]:
+    """Rows in the shape of ``EventRows`` for these events, from the read models as they are now."""
+    customers: set[uuid.UUID] = {r.event.customer_id for r in events}  # type: ignore[attr-defined]
+    message_ids = {r.event.message_id for r in events if r.event_type in MESSAGE_EVENT_TYPES}  # type: ignore[attr-defined]
+    directory = {d["customer_id"]: d for d in DirectoryEntry.objects.filter(customer_id__in=customers).values()}
+    convs = {c["customer_id"]: c for c in Conversation.objects.filter(customer_id__in=customers).values()}
+    badges = dict(Badge.objects.filter(customer_id__in=customers).values_list("customer_id", "unread"))
+    messages: dict[uuid.UUID, dict[str, Any]] = {
+        m["message_id"]: dict(m) for m in TimelineMessage.objects.filter(message_id__in=message_ids).values()}
+    names = {str(c): d["name"] for c, d in directory.items()}
+    out: dict[int, Rows] = {}
+    for r in events:
+        e: Any = r.event
+        rows: Rows = {}
+        if r.event_type in MESSAGE_EVENT_TYPES:
+            message: dict[str, Any] | None = messages.get(e.message_id)
+            if message is None and isinstance(e, MessageSent):
+                message = folds.timeline(None, r)
+            if message is not None:
+                rows["message"] = present_row(message, names)
+        if r.event_type == "NoteAdded":
+            rows["note"] = present_note_row(folds.note(r))
+        elif r.event_type in CUSTOMER_EVENT_TYPES and e.customer_id in directory:
+            rows["customer"] = present_profile(directory[e.customer_id])
+        if e.customer_id in convs:
+            rows["conversation"] = present_conversation(convs[e.customer_id], names)
+        if folds.moves_badge(r):
+            rows["badge"] = {"unread": badges.get(e.customer_id, 0), "moved": True}
+        out[r.position] = rows
+    return out

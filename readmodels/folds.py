@@ -1,0 +1,294 @@
+"""Every read-model row as a pure function of the events: one fold per row.
+
+Each fold takes the row as it was (a plain dict, None if it does not exist
+yet) and one recorded event, and returns the row after it. No Django, no
+database: the projections (readmodels.projections) load and save the rows,
+these functions decide what they hold, and tests run them alone
+(tests/unit/test_folds.py).
+
+Everything else that needs a row (push, webhooks, email, frames) reads the
+row these folds made, as of the event it handles (readmodels.asof); none of
+them derives it again. So each rule lives here once: what a timeline
+message holds after an edit, how a conversation's preview reads, which
+messages count as unread and for whom.
+
+Every row belongs to one customer: a fold reads one customer's events
+only, which is what lets the pipeline be split by customer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from chat.events import AttachmentRef, MessageEdited, MessageMarkedAsRead, MessageSent, SenderKind
+from conversations.events import (
+    WORKFLOW_EVENT_TYPES,
+    ConversationAssigned,
+    ConversationReopened,
+    ConversationSnoozed,
+    ConversationStatusChanged,
+    FirstResponseClockStarted,
+    FirstResponseClockStopped,
+    FirstResponseSlaBreached,
+    NoteAdded,
+)
+from customers.events import ContactDetailsChanged, CustomerRegistered, EmailUnsubscribed
+from eventstore.events import RecordedEvent
+
+Row = dict[str, Any]
+
+#: Characters of a message kept as a conversation's preview.
+PREVIEW_CHARS = 200
+
+
+# -- one line of a message -------------------------------------------------------------
+
+
+def attachment_rows(refs: Iterable[AttachmentRef]) -> list[dict[str, Any]]:
+    """MessageSent's attachments as the read models keep them (JSON)."""
+    return [{"attachment_id": str(a.attachment_id), "name": a.name, "content_type": a.content_type, "size": a.size,
+             "has_thumbnail": a.has_thumbnail} for a in refs]
+
+
+def preview(body: str, attachments: Sequence[Mapping[str, Any]] | Sequence[AttachmentRef]) -> str:
+    """A message in one line of a list or a notification: its body, or, for a
+    message of attachments alone (also one edited down to no text), a
+    paperclip and the files' names."""
+    if body or not attachments:
+        return body
+    names = [a["name"] if isinstance(a, Mapping) else a.name for a in attachments]
+    return "\N{PAPERCLIP} " + ", ".join(names)
+
+
+# -- timeline: one row per message -----------------------------------------------------
+
+
+def timeline(row: Row | None, r: RecordedEvent) -> Row | None:
+    """A message with its current body, read time and files, after ``r``
+    (None: an edit or read of a message never sent, which a stream cannot hold)."""
+    e = r.event
+    if isinstance(e, MessageSent):
+        return {
+            "message_id": e.message_id, "customer_id": e.customer_id, "sender_kind": e.sender_kind,
+            "sender_id": e.sender_id, "sender_name": e.sender_name, "body": e.body, "sent_at": e.sent_at,
+            "edited_at": None, "read_at": None, "attachments": attachment_rows(e.attachments),
+            "tx": r.tx, "position": r.position,
+        }
+    if row is None:
+        return None
+    if isinstance(e, MessageEdited):
+        return {**row, "body": e.body, "edited_at": e.edited_at, "tx": r.tx, "position": r.position}
+    if isinstance(e, MessageMarkedAsRead):
+        return {**row, "read_at": e.read_at, "tx": r.tx, "position": r.position}
+    return row
+
+
+def message_of(events: Iterable[RecordedEvent]) -> Row | None:
+    """A message's timeline row from its own stream (the whole fold at once)."""
+    row: Row | None = None
+    for r in events:
+        row = timeline(row, r)
+    return row
+
+
+# -- directory: one row per customer ---------------------------------------------------
+
+
+def registration_origin(actor: str) -> str:
+    """How a customer came to Parley, from the actor that registered them:
+    "form" (the visitor form), "api" (the host application's POST
+    /api/v1/customers), "webhook" (an inbound webhook), or "" (anything else)."""
+    if actor == "visitor":
+        return "form"
+    if actor == "integration":
+        return "api"
+    if actor.startswith("inbound:"):
+        return "webhook"
+    return ""
+
+
+def directory(row: Row | None, r: RecordedEvent) -> Row | None:
+    """A customer's contact details after ``r``; ``unsubscribed`` holds the
+    addresses that used an email's unsubscribe link (lower case, one per line)."""
+    e = r.event
+    if isinstance(e, CustomerRegistered):
+        return {
+            "customer_id": e.customer_id, "name": e.name, "email": e.email, "phone": e.phone,
+            "external_id": e.external_id, "origin": registration_origin(r.metadata.actor), "unsubscribed": "",
+            "tx": r.tx, "position": r.position,
+        }
+    if row is None:
+        return None
+    if isinstance(e, ContactDetailsChanged):
+        return {**row, "name": e.name, "email": e.email, "phone": e.phone, "tx": r.tx, "position": r.position}
+    if isinstance(e, EmailUnsubscribed):
+        addresses = set(row["unsubscribed"].split()) | {e.email.lower()}
+        return {**row, "unsubscribed": "\n".join(sorted(addresses)), "tx": r.tx, "position": r.position}
+    return row
+
+
+# -- unread: one set, for both sides -----------------------------------------------------
+
+#: Who has a message to read: the customer (an agent wrote it) or the agents (the customer did).
+CUSTOMER, AGENTS = "customer", "agents"
+
+
+@dataclass(frozen=True)
+class UnreadChange:
+    """What an event does to the one set of unread messages: ``opens`` a
+    message for ``reader`` (a message sent), or closes it (the reader read it)."""
+
+    message_id: uuid.UUID
+    customer_id: uuid.UUID
+    reader: str
+    opens: bool
+
+
+def unread_change(r: RecordedEvent) -> UnreadChange | None:
+    """The change ``r`` makes to the unread set, if any.
+
+    A message is unread for the other side from the moment it is sent until
+    that side marks it read. Applying a change counts only when the set
+    really changes (readmodels.projections), so a message is counted once
+    and lowered once, whatever happens twice.
+    """
+    e = r.event
+    if isinstance(e, MessageSent):
+        reader = AGENTS if e.sender_kind == SenderKind.CUSTOMER else CUSTOMER
+        return UnreadChange(e.message_id, e.customer_id, reader, True)
+    if isinstance(e, MessageMarkedAsRead):
+        reader = CUSTOMER if e.reader_kind == SenderKind.CUSTOMER else AGENTS
+        return UnreadChange(e.message_id, e.customer_id, reader, False)
+    return None
+
+
+def moves_badge(r: RecordedEvent) -> bool:
+    """Whether ``r`` can change the customer's badge: an agent's message, a read by the customer."""
+    change = unread_change(r)
+    return change is not None and change.reader == CUSTOMER
+
+
+def badge(row: Row | None, customer_id: uuid.UUID, delta: int, r: RecordedEvent) -> Row:
+    """The customer's badge (agent messages they have not read) after a change of ``delta``."""
+    unread = max(0, (row["unread"] if row else 0) + delta)
+    return {"customer_id": customer_id, "unread": unread, "tx": r.tx, "position": r.position}
+
+
+# -- conversation: one row per customer, as the agents' list shows it ------------------
+
+#: A new conversation row's workflow columns.
+WORKFLOW_DEFAULTS: dict[str, Any] = {
+    "status": "open", "assignee_id": None, "assignee_name": "", "snoozed_until": None,
+    "first_response_due_at": None, "sla_breached": False,
+}
+
+
+def last_message_summary(message: Row, *, edited: bool = False) -> dict[str, Any]:
+    """The conversation's last message as the list shows it (from its timeline row)."""
+    sent_at = message["sent_at"]
+    return {
+        "message_id": str(message["message_id"]),
+        "sender": {"kind": message["sender_kind"], "id": message["sender_id"], "name": message["sender_name"]},
+        "preview": preview(message["body"], message["attachments"])[:PREVIEW_CHARS],
+        "sent_at": sent_at.isoformat() if isinstance(sent_at, dt.datetime) else sent_at,
+        "edited": edited,
+    }
+
+
+def conversation(conv: Row | None, r: RecordedEvent, *, message: Row | None, agents_unread: int) -> Row | None:
+    """A conversation after ``r``; None for an event about a conversation not started yet.
+
+    ``message`` is the timeline row of the message ``r`` is about, as of
+    ``r`` (after the timeline fold); ``agents_unread`` is how much ``r``
+    changed the agents' unread count (the unread set's answer: -1, 0, 1).
+    """
+    e: Any = r.event
+    if r.event_type in WORKFLOW_EVENT_TYPES:
+        return {**workflow(conv, r), "tx": r.tx, "position": r.position}
+    if isinstance(e, MessageSent):
+        assert message is not None
+        if conv is None:
+            conv = {**WORKFLOW_DEFAULTS, "customer_id": e.customer_id, "unread_for_agents": 0}
+        conv = {
+            **conv, "last_message": last_message_summary(message), "last_activity_at": e.sent_at,
+            "awaiting_reply": e.sender_kind == SenderKind.CUSTOMER,
+        }
+    elif conv is None:
+        return None
+    elif isinstance(e, MessageEdited):
+        last = conv["last_message"] or {}
+        if message is not None and last.get("message_id") == str(e.message_id):
+            conv = {**conv, "last_message": last_message_summary(message, edited=True)}
+    elif not isinstance(e, MessageMarkedAsRead):
+        return conv
+    if agents_unread:
+        conv = {**conv, "unread_for_agents": max(0, conv["unread_for_agents"] + agents_unread)}
+    return {**conv, "tx": r.tx, "position": r.position}
+
+
+def workflow(conv: Row | None, r: RecordedEvent) -> Row:
+    """A conversation row after a workflow event (a row is started by one if no message came first)."""
+    e: Any = r.event
+    if conv is None:
+        at = e.since if isinstance(e, FirstResponseClockStarted) else e.at
+        conv = {**WORKFLOW_DEFAULTS, "customer_id": e.customer_id, "last_message": None, "unread_for_agents": 0,
+                "awaiting_reply": False, "last_activity_at": at}
+    if isinstance(e, ConversationAssigned):
+        return {**conv, "assignee_id": e.assignee_id, "assignee_name": e.assignee_name}
+    if isinstance(e, ConversationStatusChanged):
+        return {**conv, "status": e.status, "snoozed_until": None}
+    if isinstance(e, ConversationSnoozed):
+        return {**conv, "status": "snoozed", "snoozed_until": e.until}
+    if isinstance(e, ConversationReopened):
+        return {**conv, "status": "open", "snoozed_until": None}
+    if isinstance(e, FirstResponseClockStarted):
+        return {**conv, "first_response_due_at": e.due_at, "sla_breached": False}
+    if isinstance(e, FirstResponseClockStopped):
+        return {**conv, "first_response_due_at": None, "sla_breached": False}
+    if isinstance(e, FirstResponseSlaBreached):
+        return {**conv, "sla_breached": True}
+    raise TypeError(f"not a workflow event: {e!r}")
+
+
+# -- notes and search ------------------------------------------------------------------
+
+
+def note(r: RecordedEvent) -> Row:
+    """A private note, for agents only."""
+    e = r.event
+    assert isinstance(e, NoteAdded)
+    return {
+        "note_id": e.note_id, "customer_id": e.customer_id, "author_id": e.author_id, "author_name": e.author_name,
+        "body": e.body, "created_at": e.added_at, "tx": r.tx, "position": r.position,
+    }
+
+
+def message_entry_key(message_id: uuid.UUID) -> str:
+    return f"message:{message_id}"
+
+
+def customer_entry_key(customer_id: uuid.UUID) -> str:
+    return f"customer:{customer_id}"
+
+
+def customer_text(name: str, email: str) -> str:
+    """What a customer is found by: their name and email address."""
+    return f"{name} \u00b7 {email}" if email else name
+
+
+def search(r: RecordedEvent) -> Row | None:
+    """The searchable text ``r`` leaves (before the index's own form, readmodels.fulltext):
+    a message's current body, or a customer's name and email. Notes are never
+    searchable: search answers customers too."""
+    e = r.event
+    if isinstance(e, MessageSent | MessageEdited):
+        return {"key": message_entry_key(e.message_id), "kind": "message", "customer_id": e.customer_id,
+                "message_id": e.message_id, "text": e.body, "tx": r.tx, "position": r.position}
+    if isinstance(e, CustomerRegistered | ContactDetailsChanged):
+        return {"key": customer_entry_key(e.customer_id), "kind": "customer", "customer_id": e.customer_id,
+                "message_id": None, "text": customer_text(e.name, e.email), "tx": r.tx, "position": r.position}
+    return None
