@@ -64,3 +64,18 @@ def effects_failed(group: str, member: str, span: tuple[Cursor, Cursor] | None) 
             group, None, end.position if end else None, member=member, after_position=after.position if after else None
         ),
     )
+
+
+def member_skipped(group: str, member: str, span: tuple[Cursor, Cursor]) -> None:
+    """Log (from an ``except`` block) and count a member whose part of a batch is
+    left out while the batch commits: what it makes can be made again from the
+    log (the live frames, which every web process reads from the log when their
+    publication is missing)."""
+    CONSUMER_ERRORS.labels(group, member).inc()
+    after, end = span
+    log.exception(
+        "consumer %s (member %s) failed on the batch after position %s to position %s; the batch commits without "
+        "it (what it makes is read from the log instead)",
+        group, member, after.position, end.position,
+        extra=event_fields(group, None, end.position, member=member, after_position=after.position),
+    )

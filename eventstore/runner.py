@@ -18,7 +18,7 @@ each in a group of its own, so a failure in one stalls that one alone.
 A group that cannot process an event stalls on it, alone: it retries with
 a backoff, records the event and the error on its checkpoint row (what
 ``readmodels_status``, /healthz and /metrics report), and an operator may
-*park* the event for that group (``park_event``, eventstore.parking): the
+*park* the event for that group (``park_event``, eventstore.groups): the
 group then skips it, and ``replay_parked`` hands it over again once the
 code is fixed. Events parked for the group a group follows are skipped too:
 what that group did not write for them cannot be read.

@@ -23,6 +23,7 @@ from eventstore import failures
 from eventstore.events import Cursor
 from eventstore.reading import Batch
 from readmodels import asof
+from readmodels.projections import PIPELINE
 from realtime.dispatcher import publish
 from realtime.frames import FRAME_EVENT_TYPES, envelopes
 
@@ -54,7 +55,7 @@ class RealtimeFanout:
         try:
             wire = [e.wire() for e in envelopes(batch.events, rows_of)]
         except Exception:
-            failures.effects_failed("pipeline", self.name, (batch.start, batch.end))
+            failures.member_skipped(PIPELINE, self.name, (batch.start, batch.end))
             return None
         return {
             "type": "parley.batch",
