@@ -50,6 +50,7 @@
     ".launcher:hover{transform:scale(1.05)}",
     ".launcher:focus-visible{outline:3px solid #1d4ed8;outline-offset:3px}",
     ".launcher svg{width:28px;height:28px;fill:currentColor}",
+    ".launcher[aria-expanded=true] .chat,.launcher[aria-expanded=false] .down{display:none}",
     ".count{position:absolute;top:-4px;right:-4px;min-width:22px;height:22px;padding:0 6px;border-radius:11px;",
     "background:#dc2626;color:#fff;font:700 12px/22px system-ui,-apple-system,'Segoe UI',Roboto,Arial,sans-serif;",
     "text-align:center;box-shadow:0 0 0 2px #fff}",
@@ -202,13 +203,15 @@
     return node;
   }
 
-  function icon() {
+  // A speech bubble while closed, a chevron (down: it folds away) while open.
+  function icon(name, d) {
     var ns = "http://www.w3.org/2000/svg";
     var svg = document.createElementNS(ns, "svg");
     svg.setAttribute("viewBox", "0 0 24 24");
     svg.setAttribute("aria-hidden", "true");
+    svg.setAttribute("class", name);
     var path = document.createElementNS(ns, "path");
-    path.setAttribute("d", "M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H9l-5 4v-4H4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2zm3 6.5a1.5 1.5 0 1 0 0 3 1.5 1.5 0 0 0 0-3zm5 0a1.5 1.5 0 1 0 0 3 1.5 1.5 0 0 0 0-3zm5 0a1.5 1.5 0 1 0 0 3 1.5 1.5 0 0 0 0-3z");
+    path.setAttribute("d", d);
     svg.appendChild(path);
     return svg;
   }
@@ -242,7 +245,9 @@
     var count = el("span", { class: "count", "aria-hidden": "true" });
     count.hidden = true;
     var said = el("span", { class: "said", id: "parley-said" });
-    launcher.appendChild(icon());
+    launcher.appendChild(icon("chat", "M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H9l-5 4v-4H4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2zm3 " +
+      "6.5a1.5 1.5 0 1 0 0 3 1.5 1.5 0 0 0 0-3zm5 0a1.5 1.5 0 1 0 0 3 1.5 1.5 0 0 0 0-3zm5 0a1.5 1.5 0 1 0 0 3 1.5 1.5 0 0 0 0-3z"));
+    launcher.appendChild(icon("down", "M5.3 8.3a1 1 0 0 1 1.4 0L12 13.6l5.3-5.3a1 1 0 1 1 1.4 1.4l-6 6a1 1 0 0 1-1.4 0l-6-6a1 1 0 0 1 0-1.4z"));
     launcher.appendChild(count);
     var panel = el("div", { class: "panel", id: "parley-panel", role: "dialog", "aria-label": "Support chat" });
     panel.hidden = !state.open;

@@ -364,7 +364,7 @@ async function loadSettings() {
   $("#w-presence").dataset.online = String(settings.online);
   $("#w-availability").textContent = settings.online
     ? settings.reply_time || "We're online"
-    : `We're away right now. ${settings.reply_time || "We'll answer here as soon as we can."}`;
+    : `Away now. ${settings.reply_time || "We'll answer here as soon as we can."}`;
   paint(settings.color);
   if (readySent) post("settings", { settings });
 }
