@@ -26,7 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.e2e.conftest import Stack, http, start_stack, stop_stack
+from tests.e2e.conftest import ROOT, Stack, http, start_stack, stop_stack
 from tests.e2e.test_ui import (
     CHROMIUM_ARGS,
     DESKTOP,
@@ -53,6 +53,7 @@ STRANGER_ADDRESS = "127.0.0.3"  # a site that is not in PARLEY_WIDGET_ORIGINS
 PARTITIONED = ["--disable-features=TrackingProtection3pcd"]
 BLOCKED = ["--disable-third-party-cookies"]
 WIDGET_BUDGET_GZIP = 15 * 1024
+EXAMPLE = ROOT / "examples" / "widget"
 
 HOST_CSS = """
 body { margin: 0; font-family: Georgia, serif; background: rgb(250, 240, 230); color: rgb(20, 20, 60); }
@@ -130,6 +131,16 @@ class HostSite:
                     return self.reply(STRANGER_JS, "text/javascript")
                 if url.path == "/stranger.html":
                     return self.reply('<!doctype html><body><script src="/stranger.js"></script></body>', "text/html")
+                if url.path.startswith("/example/"):
+                    # The example host site of docs/widget.md, pointed at this server instead of `make run`'s.
+                    name = url.path.removeprefix("/example/") or "index.html"
+                    media = {"html": "text/html", "js": "text/javascript", "css": "text/css"}
+                    file = EXAMPLE / name
+                    if "/" in name or not file.is_file():
+                        self.send_error(404)
+                        return None
+                    body = file.read_text().replace("http://127.0.0.1:8000", site.parley)
+                    return self.reply(body, media[file.suffix[1:]], policy=False)
                 if url.path in ("/", "/bare"):
                     page = host_page(site.parley, twice="twice" in query, widget=url.path == "/",
                                      stranger=site.stranger if "stranger" in query else "")
@@ -137,16 +148,17 @@ class HostSite:
                 self.send_error(404)
                 return None
 
-            def reply(self, body: str, media: str) -> None:
+            def reply(self, body: str, media: str, policy: bool = True) -> None:
                 data = body.encode()
                 self.send_response(200)
                 self.send_header("Content-Type", f"{media}; charset=utf-8")
                 self.send_header("Content-Length", str(len(data)))
                 self.send_header("Cache-Control", "no-store")
-                self.send_header("Content-Security-Policy", "; ".join([
-                    "default-src 'none'", f"script-src 'self' {site.parley}", f"frame-src {site.parley} {site.stranger}",
-                    f"connect-src {site.parley}", "style-src 'self'", "img-src 'self'", "base-uri 'none'",
-                ]))
+                if policy:  # (the example page brings its own, in a <meta>)
+                    self.send_header("Content-Security-Policy", "; ".join([
+                        "default-src 'none'", f"script-src 'self' {site.parley}", f"frame-src {site.parley} {site.stranger}",
+                        f"connect-src {site.parley}", "style-src 'self'", "img-src 'self'", "base-uri 'none'",
+                    ]))
                 self.end_headers()
                 self.wfile.write(data)
 
@@ -321,7 +333,6 @@ def test_an_agent_reply_raises_the_launcher_count_and_opening_the_chat_reads_it(
     wait_until(lambda: badge(stack, ada["token"]) == 0, "the badge API still counts the reply after it was read")
     assert host.log()["unread"] == [1, 0]
     expect(host.launcher).to_have_attribute("aria-expanded", "true")
-    save_screenshot(host.page, "widget-open.png")
 
 
 def test_a_message_written_in_the_widget_reaches_the_agent_and_reading_anywhere_lowers_the_count(
@@ -655,4 +666,32 @@ def test_no_page_address_carries_the_token(browser, hosts, stack, host_site):
     expect(popup.locator("#connection")).to_have_attribute("data-state", "live")
     assert ada["token"] not in popup.url
     popup.close()
+
+
+def test_the_example_host_site_works_under_its_own_policy(browser, hosts, stack, host_site):
+    """examples/widget/ (docs/widget.md's "Try it locally"), with its <meta> policy: a visitor, then the
+    signed-in customer of its token field, an agent's reply counted on its page, and its sign-out."""
+    ada = stack.register_customer("Ada Lovelace", "ada@example.com")
+    agent_token = stack.agent_token()
+    host = open_host(browser, hosts, host_site.url("/example/"))
+    events = host.page.locator("#events")
+    expect(events).to_contain_text("ready")
+    expect(host.launcher).to_be_visible()
+    host.page.get_by_label("Customer token").fill(ada["token"])
+    host.page.get_by_role("button", name='Sign in: Parley("identify", {token})').click()
+    expect(events.locator("li", has_text="ready")).to_have_count(2)  # the chat started over as Ada
+    agent_send(stack, agent_token, ada["customer_id"], "Hello Ada! The tent you asked about is back in stock.")
+    expect(host.page.locator("#unread")).to_have_text("1")
+    expect(host.count).to_have_text("1")
+    expect(events).to_contain_text("message from the agent: Hello Ada!")
+    host.page.get_by_role("button", name='Parley("open")').click()
+    expect(host.frame.locator(".msg--theirs", has_text="back in stock")).to_be_visible()
+    expect(host.page.locator("#unread")).to_have_text("0")
+    box = host.frame.locator("#composer-input")
+    box.fill("Great, I'll order it today.")
+    box.press("Enter")
+    expect(host.frame.locator(".msg--mine", has_text="order it today")).to_have_attribute("data-state", "sent")
+    save_screenshot(host.page, "widget-open.png")
+    host.page.get_by_role("button", name='Sign out: Parley("logout")').click()
+    expect(host.frame.get_by_label("Your name")).to_be_visible()
 
