@@ -695,3 +695,39 @@ def test_the_example_host_site_works_under_its_own_policy(browser, hosts, stack,
     host.page.get_by_role("button", name='Sign out: Parley("logout")').click()
     expect(host.frame.get_by_label("Your name")).to_be_visible()
 
+
+
+def test_files_and_search_work_in_the_widget_with_its_token_alone(browser, hosts, stack, host_site, tmp_path):
+    """No cookie in the frame: the upload, the thumbnail (a blob: of the bytes fetched with the token),
+    the download and the search all go with the customer token."""
+    from tests.support import files
+
+    ada = stack.register_customer("Ada Files", "ada.files@example.com")
+    agent_token = stack.agent_token()
+    host = open_host(browser, hosts, host_site.url(token=ada["token"]))
+    host.launcher.click()
+    frame = host.frame
+    picture = tmp_path / "broken-parcel.png"
+    picture.write_bytes(files.png((64, 48)))
+    frame.locator("#attach-input").set_input_files(str(picture))
+    expect(frame.locator(".attachment-chip", has_text="broken-parcel.png")).to_have_attribute("data-state", "ready")
+    frame.locator("#composer-input").fill("The parcel arrived crushed: zeppelin-shaped")
+    frame.locator("#send").click()
+    thumb = frame.locator(".msg--mine .msg__thumb")
+    expect(thumb).to_have_attribute("src", re.compile(r"^blob:"))
+    thumb.evaluate("(img) => img.decode()")
+    assert thumb.evaluate("(img) => img.naturalWidth") == 64
+    sent = [m for m in customer_messages(stack, agent_token, ada["customer_id"]) if m["attachments"]]
+    assert [a["name"] for a in sent[0]["attachments"]] == ["broken-parcel.png"]
+
+    # The full picture downloads (fetched with the token, saved under its name).
+    with host.page.expect_download() as download:
+        frame.locator(".msg--mine .msg__attachment--image a").click()
+    assert download.value.suggested_filename == "broken-parcel.png"
+
+    # Search: the message found, the match marked.
+    frame.locator("#chat-search summary").click()
+    frame.get_by_role("searchbox", name="Search this conversation").fill("zeppelin")
+    result = frame.locator("#search-results .search-result")
+    expect(result).to_have_count(1)
+    expect(result.locator("mark")).to_have_text(["zeppelin"])
