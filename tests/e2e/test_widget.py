@@ -731,3 +731,26 @@ def test_files_and_search_work_in_the_widget_with_its_token_alone(browser, hosts
     result = frame.locator("#search-results .search-result")
     expect(result).to_have_count(1)
     expect(result.locator("mark")).to_have_text(["zeppelin"])
+
+
+def test_the_count_resumes_after_the_connection_drops_while_the_chat_is_closed(browser, hosts, stack, host_site):
+    """The frame's socket is the chat page's: after a reconnect it resumes from its last position, so a
+    reply sent while it was away is counted once it is back (and only once)."""
+    ada = stack.register_customer("Ada Offline", "ada.widget.offline@example.com")
+    agent_token = stack.agent_token()
+    host = open_host(browser, hosts, host_site.url(token=ada["token"]))
+    host.wait_ready()
+    wait_until(lambda: host.frame_eval("window.parley.socket.state") == "live", "the frame's socket never went live")
+    host.page.context.set_offline(True)
+    host.frame_eval("window.parley.socket.drop()")
+    wait_until(lambda: host.frame_eval("window.parley.socket.state") != "live", "the socket did not notice")
+    agent_send(stack, agent_token, ada["customer_id"], "Sent while you were offline")
+    agent_send(stack, agent_token, ada["customer_id"], "And a second one")
+    time.sleep(1)
+    expect(host.count).to_be_hidden()
+    host.page.context.set_offline(False)
+    expect(host.count).to_have_text("2")
+    assert badge(stack, ada["token"]) == 2
+    host.launcher.click()
+    expect(host.frame.locator(".msg--theirs")).to_have_count(2)
+    expect(host.count).to_be_hidden()
