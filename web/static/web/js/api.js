@@ -27,9 +27,10 @@ export function csrfToken() {
   return match ? decodeURIComponent(match[1]) : "";
 }
 
-// The credentials of a request: the bearer token, or the cookie (and the CSRF header on writes).
-export function authorize(method, headers = {}) {
-  if (bearer) return { headers: { ...headers, Authorization: `Bearer ${bearer}` }, credentials: "omit" };
+// The credentials of a request: the bearer token (this page's, or `token` for
+// this request only), or the cookie (and the CSRF header on writes).
+export function authorize(method, headers = {}, token = bearer) {
+  if (token) return { headers: { ...headers, Authorization: `Bearer ${token}` }, credentials: "omit" };
   if (method !== "GET") headers = { ...headers, "X-CSRFToken": csrfToken() };
   return { headers, credentials: "same-origin" };
 }
@@ -47,14 +48,15 @@ async function errorOf(response) {
   return new ApiError(response.status, error.code || "http_error", error.detail || `HTTP ${response.status}`, retryAfter);
 }
 
-export async function api(method, path, body) {
+// `token`: ask as this customer token, this once (the page's own credentials stay as they are).
+export async function api(method, path, body, { token = bearer } = {}) {
   const headers = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let response;
   try {
     response = await fetch(path, {
       method,
-      ...authorize(method, headers),
+      ...authorize(method, headers, token),
       body: body === undefined ? undefined : JSON.stringify(body),
       cache: "no-store",
     });

@@ -110,6 +110,16 @@ const storage = {
       return false; // blocked (third-party storage off): this page's memory only
     }
   },
+  // A customer this browser stops speaking for: the visitor's token, if it
+  // was theirs, and their unsent messages (never to be sent now).
+  forget(who) {
+    try {
+      if (who.from === "visitor") localStorage.removeItem(VISITOR_KEY);
+      localStorage.removeItem(`parley.outbox.customer.${who.customerId}`);
+    } catch {
+      /* nothing was kept */
+    }
+  },
   // Everything Parley keeps here: the visitor's token, unsent messages.
   clear() {
     try {
@@ -148,13 +158,10 @@ function setLocale(locale) {
   }
 }
 
-async function whoIs(token) {
-  useBearer(token);
-  try {
-    return await api("GET", "/api/v1/widget/me");
-  } finally {
-    useBearer(current ? current.token : null);
-  }
+// Who a token speaks for (asked with that token alone: whatever the chat is
+// sending meanwhile still goes as the customer it was written by).
+function whoIs(token) {
+  return api("GET", "/api/v1/widget/me", undefined, { token });
 }
 
 async function begin(token, from) {
@@ -177,6 +184,16 @@ async function begin(token, from) {
   }
   current = { token, from, customerId: me.customer_id };
   useBearer(token);
+  // Signed in by the host: a visitor's token kept from before stays unused
+  // from now on, so a page that later boots without one (its user signed
+  // out) cannot bring that conversation back.
+  if (from === "host") {
+    try {
+      localStorage.removeItem(VISITOR_KEY);
+    } catch {
+      /* nothing was kept */
+    }
+  }
   $("#w-me-name").textContent = me.name;
   $("#w-me-email").textContent = me.email;
   $("#w-storage-note").hidden = from !== "visitor" || storage.get() === token;
@@ -226,8 +243,8 @@ async function identify(token) {
     return;
   }
   // Someone else (or a token to check afresh): start over as them. The host
-  // hands the token again when this frame loads; the visitor's, if any, goes.
-  storage.clear();
+  // hands the token again when this frame loads; the one leaving is forgotten here.
+  if (current) storage.forget(current);
   location.reload();
 }
 
