@@ -754,3 +754,26 @@ def test_the_count_resumes_after_the_connection_drops_while_the_chat_is_closed(b
     host.launcher.click()
     expect(host.frame.locator(".msg--theirs")).to_have_count(2)
     expect(host.count).to_be_hidden()
+
+
+def test_a_page_that_forgot_to_log_out_shows_nobodys_conversation(browser, hosts, stack, host_site):
+    """A visitor chats, then signs in on the host (identify); the host then 'signs out' without calling
+    logout and reloads: neither the customer's nor the earlier visitor's conversation shows."""
+    ada = stack.register_customer("Ada Forgetful", "ada.forgetful@example.com")
+    host = open_host(browser, hosts, host_site.url())
+    host.wait_ready()
+    host.launcher.click()
+    host.frame.get_by_label("Your name").fill("Anonymous Ada")
+    host.frame.get_by_label("Email").fill("anon.ada@example.com")
+    host.frame.get_by_role("button", name="Start chatting").click()
+    host.frame.locator("#composer-input").fill("A question before signing in")
+    host.frame.locator("#composer-input").press("Enter")
+    expect(host.frame.locator(".msg--mine", has_text="before signing in")).to_have_attribute("data-state", "sent")
+
+    host.page.evaluate(f"Parley('identify', {{token: {json.dumps(ada['token'])}}})")
+    expect(host.frame.locator("#w-me-name")).to_have_text("Ada Forgetful")
+    host.page.reload()  # no token handed over this time, and no logout either
+    host.wait_ready()
+    host.launcher.click()
+    expect(host.frame.get_by_label("Your name")).to_be_visible()
+    expect(host.frame.locator(".msg")).to_have_count(0)
