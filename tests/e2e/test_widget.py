@@ -54,6 +54,8 @@ PARTITIONED = ["--disable-features=TrackingProtection3pcd"]
 BLOCKED = ["--disable-third-party-cookies"]
 WIDGET_BUDGET_GZIP = 15 * 1024
 EXAMPLE = ROOT / "examples" / "widget"
+WIDGET_COLOR = ("#2f4f3a", "rgb(47, 79, 58)")  # the example shop's green, as set and as computed
+WIDGET_NAME = "Acme Outdoor help"
 
 HOST_CSS = """
 body { margin: 0; font-family: Georgia, serif; background: rgb(250, 240, 230); color: rgb(20, 20, 60); }
@@ -198,8 +200,10 @@ def stranger_site() -> Iterator[HostSite]:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, host_site: HostSite, stranger_site: HostSite) -> Iterator[Stack]:
-    """Parley with the host site (only) allowed to embed the widget."""
-    s, drop = start_stack(tmp_path_factory.mktemp("widget"), extra_env={"PARLEY_WIDGET_ORIGINS": host_site.origin})
+    """Parley with the host site (only) allowed to embed the widget, in the host's colour and name."""
+    s, drop = start_stack(tmp_path_factory.mktemp("widget"), extra_env={
+        "PARLEY_WIDGET_ORIGINS": host_site.origin, "PARLEY_WIDGET_COLOR": WIDGET_COLOR[0], "PARLEY_WIDGET_NAME": WIDGET_NAME,
+    })
     for site in (host_site, stranger_site):
         site.parley = s.url
         site.stranger = stranger_site.origin
@@ -481,7 +485,7 @@ def test_the_host_pages_styles_and_globals_are_unchanged(browser, hosts, stack, 
     # The other way: the host's hostile rules (iframe hidden, spaced letters, square buttons) reach nothing of the widget.
     launcher = host.launcher.evaluate("""(b) => { const c = getComputedStyle(b);
       return [c.backgroundColor, c.width, c.borderTopLeftRadius, c.letterSpacing]; }""")
-    assert launcher == ["rgb(15, 118, 110)", "56px", "50%", "normal"], launcher
+    assert launcher == [WIDGET_COLOR[1], "56px", "50%", "normal"], launcher
     host.launcher.click()
     expect(host.panel.locator("iframe")).to_be_visible()
     expect(host.frame.locator("#composer-input")).to_be_visible()
@@ -544,7 +548,10 @@ def test_the_keyboard_opens_and_closes_it_and_the_settings_show(browser, hosts, 
     host.launcher.focus()
     host.page.keyboard.press("Enter")
     expect(host.frame.locator("#composer-input")).to_be_focused()
-    expect(host.frame.locator("#w-title")).to_have_text("Support")
+    # The settings: the name in the header, the colour on the launcher and the header, the reply time.
+    expect(host.frame.locator("#w-title")).to_have_text(WIDGET_NAME)
+    expect(host.frame.locator(".widget-header")).to_have_css("background-color", WIDGET_COLOR[1])
+    expect(host.launcher).to_have_css("background-color", WIDGET_COLOR[1])
     expect(host.frame.locator("#w-availability")).to_contain_text("We usually reply within a few minutes.")
     expect(host.frame.locator("#empty")).to_contain_text("Hi! How can we help?")
     host.page.keyboard.press("Escape")
