@@ -713,6 +713,7 @@ def test_files_and_search_work_in_the_widget_with_its_token_alone(browser, hosts
     agent_token = stack.agent_token()
     host = open_host(browser, hosts, host_site.url(token=ada["token"]))
     host.launcher.click()
+    host.wait_ready()
     frame = host.frame
     picture = tmp_path / "broken-parcel.png"
     picture.write_bytes(files.png((64, 48)))

@@ -190,6 +190,7 @@
     var hadFocus = document.activeElement === ui.host;
     ui.panel.hidden = !open;
     ui.launcher.setAttribute("aria-expanded", String(open));
+    if (open) attachFrame(); // opened before it was added: now
     send({ type: open ? "open" : "close" });
     if (open) ui.frame.focus();
     else if (fromFrame || hadFocus) ui.launcher.focus();
@@ -250,29 +251,28 @@
     launcher.appendChild(icon("down", "M5.3 8.3a1 1 0 0 1 1.4 0L12 13.6l5.3-5.3a1 1 0 1 1 1.4 1.4l-6 6a1 1 0 0 1-1.4 0l-6-6a1 1 0 0 1 0-1.4z"));
     launcher.appendChild(count);
     var panel = el("div", { class: "panel", id: "parley-panel", role: "dialog", "aria-label": "Support chat" });
-    panel.hidden = !state.open;
-    var frame = el("iframe", { title: "Support chat", src: origin + "/widget/frame/" });
-    panel.appendChild(frame);
+    panel.hidden = true;
     root.appendChild(launcher);
     root.appendChild(said);
     root.appendChild(panel);
-    ui = { host: host, root: root, launcher: launcher, count: count, said: said, panel: panel, frame: frame,
+    ui = { host: host, root: root, launcher: launcher, count: count, said: said, panel: panel, frame: null,
       loaded: false, readyTimer: null };
     launcher.addEventListener("click", function () { setOpen(!state.open, false); });
     root.addEventListener("keydown", function (event) {
       if (event.key === "Escape" && state.open) setOpen(false, true);
     });
-    // Every load of the frame (the first, and each after it changed who it
-    // speaks for) gets the boot: the token lives in this page and the frame.
-    frame.addEventListener("load", function () {
-      ui.loaded = true;
-      state.ready = false;
-      send({ type: "boot", token: state.token, locale: state.locale, open: state.open, forget: state.forget });
-      state.forget = false;
-    });
     window.addEventListener("message", receive);
     document.body.appendChild(host);
     setCount(state.unread);
+    // The launcher is on screen with the next frame; the chat's frame (a
+    // page of another site: a process of its own to start) joins right
+    // after, so that the launcher never waits for it.
+    var view = ui;
+    var later = function () { if (ui === view) attachFrame(); };
+    // (A background tab paints no frames: there it joins at once, to keep the count live.)
+    if (document.visibilityState === "hidden") setTimeout(later);
+    else requestAnimationFrame(function () { setTimeout(later); });
+    if (state.open) setOpen(true, false);
     ui.readyTimer = setTimeout(function () {
       if (!state.ready) {
         console.error("Parley: the support chat at " + origin + " did not answer this page (" + location.origin +
@@ -281,6 +281,23 @@
       }
     }, READY_WITHIN);
     check();
+  }
+
+  function attachFrame() {
+    if (!ui || ui.frame) return;
+    var view = ui;
+    var frame = el("iframe", { title: "Support chat", src: origin + "/widget/frame/" });
+    view.frame = frame;
+    // Every load of the frame (the first, and each after it changed who it
+    // speaks for) gets the boot: the token lives in this page and the frame.
+    frame.addEventListener("load", function () {
+      if (ui !== view) return;
+      view.loaded = true;
+      state.ready = false;
+      send({ type: "boot", token: state.token, locale: state.locale, open: state.open, forget: state.forget });
+      state.forget = false;
+    });
+    view.panel.appendChild(frame);
   }
 
   // Settings and the one configuration mistake this page can see for itself.
@@ -327,14 +344,14 @@
   // -- messages ---------------------------------------------------------------------------
 
   function send(message) {
-    if (!ui || !ui.loaded || !ui.frame.contentWindow) return;
+    if (!ui || !ui.loaded || !ui.frame || !ui.frame.contentWindow) return;
     message.parley = "widget";
     message.v = VERSION;
     ui.frame.contentWindow.postMessage(message, origin);
   }
 
   function receive(event) {
-    if (!ui || event.source !== ui.frame.contentWindow || event.origin !== origin) return;
+    if (!ui || !ui.frame || event.source !== ui.frame.contentWindow || event.origin !== origin) return;
     var data = event.data;
     if (!data || typeof data !== "object" || data.parley !== "widget" || data.v !== VERSION) return;
     switch (data.type) {
