@@ -304,6 +304,27 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         message_id=UUID,
         duplicate={"type": "boolean", "description": "true for every copy but the one that stored it"},
     ),
+    # -- the website widget (docs/widget.md)
+    "WidgetSettings": closed(
+        ["name", "greeting", "color", "online", "business_hours", "reply_time", "visitor_signup", "origins"],
+        name={"type": "string", "description": "`PARLEY_WIDGET_NAME`: the widget's title"},
+        greeting={"type": "string", "description": "`PARLEY_WIDGET_GREETING`: the first words a customer reads"},
+        color={"type": "string", "pattern": "^#[0-9a-f]{6}$", "description": "`PARLEY_WIDGET_COLOR`"},
+        online={"type": "boolean", "description": "an agent has the dashboard open now"},
+        business_hours={"type": "null", "description": "opening hours: always null until Parley knows them"},
+        reply_time=nullable({"type": "string", "description": "`PARLEY_WIDGET_REPLY_TIME`, for a person"}),
+        visitor_signup={"type": "boolean", "description": "visitors the host did not sign in may start a chat"},
+        origins={"type": "array", "items": {"type": "string"},
+                 "description": "`PARLEY_WIDGET_ORIGINS`: the host sites that may embed the widget"},
+    ),
+    "VisitorSignup": {
+        "type": "object",
+        "required": ["name", "email"],
+        "properties": {"name": text(200, "1 to 200 characters after trimming"), "email": text(254, "an email address")},
+    },
+    "WidgetIdentity": closed(
+        ["customer_id", "name", "email"], customer_id=UUID, name={"type": "string"}, email={"type": "string"},
+    ),
     # -- operations
     "Health": {
         "type": "object",

@@ -14,6 +14,7 @@ from api import (
     push,
     search,
     webhook_endpoints,
+    widget,
 )
 
 urlpatterns = [
@@ -54,6 +55,10 @@ urlpatterns = [
     path("api/v1/webhook-endpoints", webhook_endpoints.endpoints),
     path("api/v1/webhook-endpoints/<str:endpoint_id>", webhook_endpoints.endpoint_detail),
     path("api/v1/webhook-endpoints/<str:endpoint_id>/rotate-secret", webhook_endpoints.rotate_secret),
+    # the website widget
+    path("api/v1/widget", widget.widget),
+    path("api/v1/widget/visitors", widget.visitors),
+    path("api/v1/widget/me", widget.me),
     # other channels
     path("webhooks/v1/inbound/<str:source>", inbound.receive, name="inbound-webhook"),
 ]

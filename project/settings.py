@@ -347,6 +347,60 @@ PUSH_ENDPOINT_INSECURE_HOSTS = env_list("PUSH_ENDPOINT_INSECURE_HOSTS", [])
 PARLEY_VISITOR_SIGNUP = env_bool("PARLEY_VISITOR_SIGNUP", True)
 PARLEY_VISITOR_SIGNUPS_PER_HOUR = int(os.environ.get("PARLEY_VISITOR_SIGNUPS_PER_HOUR", "10"))
 PUSH_DELAY_SECONDS = float(os.environ.get("PUSH_DELAY_SECONDS", "0"))
+
+# -- the website widget (docs/widget.md)
+
+
+def widget_origins(raw: str) -> list[str]:
+    """The origins of ``PARLEY_WIDGET_ORIGINS`` (space-separated), in the one
+    spelling browsers give ``event.origin`` and CSP matches: lower-case scheme
+    and host, no default port, no path. Anything else is a configuration
+    error: an origin that silently never matches would leave the widget
+    blank, and a pattern (``*``) would let any site frame the chat."""
+    from urllib.parse import urlsplit
+
+    origins: list[str] = []
+    for item in raw.replace(",", " ").split():
+        try:
+            parts = urlsplit(item)
+            port = parts.port
+        except ValueError:
+            parts, port = None, None
+        host = (parts.hostname or "") if parts else ""
+        if (
+            parts is None
+            or parts.scheme.lower() not in ("http", "https")
+            or not re.fullmatch(r"[a-z0-9.-]+|\[[0-9a-f:.]+\]", host if ":" not in host else f"[{host}]")
+            or parts.path not in ("", "/")
+            or parts.query
+            or parts.fragment
+            or parts.username is not None
+        ):
+            raise ImproperlyConfigured(
+                f"PARLEY_WIDGET_ORIGINS: {item!r} is not an origin like https://shop.example.com "
+                "(scheme, host and port only, no wildcard, no path)"
+            )
+        scheme = parts.scheme.lower()
+        netloc = f"[{host}]" if ":" in host else host
+        if port is not None and port != {"http": 80, "https": 443}[scheme]:
+            netloc = f"{netloc}:{port}"
+        origin = f"{scheme}://{netloc}"
+        if origin not in origins:
+            origins.append(origin)
+    return origins
+
+
+#: Host sites that may embed the chat (the iframe page's frame-ancestors, and
+#: the only origins the widget's postMessage bridge answers). None: no site can.
+PARLEY_WIDGET_ORIGINS = widget_origins(os.environ.get("PARLEY_WIDGET_ORIGINS", ""))
+#: What the launcher and the widget's header show (GET /api/v1/widget).
+PARLEY_WIDGET_NAME = os.environ.get("PARLEY_WIDGET_NAME", "Support").strip() or "Support"
+PARLEY_WIDGET_GREETING = os.environ.get("PARLEY_WIDGET_GREETING", "Hi! How can we help?").strip()
+PARLEY_WIDGET_COLOR = os.environ.get("PARLEY_WIDGET_COLOR", "#0f766e").strip().lower()
+if not re.fullmatch(r"#[0-9a-f]{6}", PARLEY_WIDGET_COLOR):
+    raise ImproperlyConfigured(f"PARLEY_WIDGET_COLOR must be a colour like #0f766e, not {PARLEY_WIDGET_COLOR!r}")
+#: A sentence on how soon the team answers; empty: none is shown.
+PARLEY_WIDGET_REPLY_TIME = os.environ.get("PARLEY_WIDGET_REPLY_TIME", "We usually reply within a few minutes.").strip()
 # Messages one customer / one agent may send per minute, HTTP and websocket
 # together (accounts.sendbudget); past it: 429 rate_limited with a retry hint.
 PARLEY_CUSTOMER_SENDS_PER_MINUTE = int(os.environ.get("PARLEY_CUSTOMER_SENDS_PER_MINUTE", "30"))

@@ -4,8 +4,11 @@
 push subscriptions made with the old keys stop working). The .env also
 configures a demo inbound webhook source, `sms`, with a random secret, so
 the webhook examples of docs/webhooks.md work against `make run` as they
-are. `make_env.py --inbound-webhook` prints only that line (`make run`
-appends it to an older .env that lacks it).
+are, and lets the example host site of the website widget
+(examples/widget/, served on http://localhost:8080: docs/widget.md) embed
+the chat. `make_env.py --inbound-webhook` prints only the webhook line
+(`make run` appends it to an older .env that lacks it), `--widget-origins`
+only the widget's (append it by hand: docs/widget.md).
 """
 
 from __future__ import annotations
@@ -29,12 +32,25 @@ def main() -> None:
     if sys.argv[1:] == ["--inbound-webhook"]:
         print(inbound_webhook_line())
         return
+    if sys.argv[1:] == ["--widget-origins"]:  # for a .env made before the widget: append it
+        print(widget_origins_line())
+        return
     print(f"DJANGO_SECRET_KEY={secrets.token_urlsafe(50)}")
     print(f"PARLEY_INTEGRATION_KEY={secrets.token_urlsafe(32)}")
     print(f"PARLEY_DEMO_AGENT_PASSWORD={secrets.token_urlsafe(12)}")
     print(generate_vapid_keys().env_lines())
     print("VAPID_SUBJECT=mailto:support@example.com")
     print(inbound_webhook_line())
+    print(widget_origins_line())
+
+
+def widget_origins_line() -> str:
+    """The example host site (examples/widget/) may embed the website widget."""
+    return f"PARLEY_WIDGET_ORIGINS={EXAMPLE_HOST_SITE}"
+
+
+#: Where docs/widget.md serves examples/widget/: another site than Parley's 127.0.0.1:8000.
+EXAMPLE_HOST_SITE = "http://localhost:8080"
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from web import unsubscribe, views
+from web import unsubscribe, views, widget
 
 app_name = "web"
 
@@ -14,6 +14,9 @@ urlpatterns = [
     path("chat/leave/", views.chat_leave, name="chat_leave"),
     path("agent/", views.agent, name="agent"),
     path("email/unsubscribe/<str:token>/", unsubscribe.email_unsubscribe, name="email_unsubscribe"),
+    path("widget.js", widget.widget_js, name="widget_js"),
+    path("widget/frame/", widget.widget_frame, name="widget_frame"),
+    path("widget/open/", widget.widget_open, name="widget_open"),
     path("manifest.webmanifest", views.manifest, name="manifest"),
     path("sw.js", views.service_worker, name="service_worker"),
 ]

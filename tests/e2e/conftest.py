@@ -114,11 +114,14 @@ def _database(tmp: Path) -> tuple[str, Any]:
     import psycopg
 
     name = f"parley_e2e_{os.getpid()}_{secrets.token_hex(3)}"
-    with psycopg.connect(base, autocommit=True) as conn:
+    # Created and dropped from the server's maintenance database, as
+    # pytest-django does: the database DATABASE_URL names need not exist.
+    admin = base.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
 
     def drop() -> None:
-        with psycopg.connect(base, autocommit=True) as conn:
+        with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     return base.rsplit("/", 1)[0] + "/" + name, drop

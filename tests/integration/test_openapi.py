@@ -379,6 +379,24 @@ def test_real_answers_of_every_operation_conform_to_the_document(conformance, ma
           hook, "post", 401)
     check(client.post("/webhooks/v1/inbound/fax", raw, content_type="application/json"), hook, "post", 404)
 
+    # the website widget: its settings, a visitor's sign-up, who a token speaks for
+    w = "/api/v1/widget"
+    assert check(client.get(w), w, "get", 200)["business_hours"] is None
+    visitors, me = "/api/v1/widget/visitors", "/api/v1/widget/me"
+    visitor = check(client.post(visitors, {"name": "Vera", "email": "vera@example.com"}, content_type="application/json"),
+                    visitors, "post", 201)
+    check(client.post(visitors, {"name": "Vera", "email": "not an address"}, content_type="application/json"),
+          visitors, "post", 400)
+    with override_settings(PARLEY_VISITOR_SIGNUP=False):
+        check(client.post(visitors, {"name": "Vera", "email": "vera@example.com"}, content_type="application/json"),
+              visitors, "post", 404)
+    with override_settings(PARLEY_VISITOR_SIGNUPS_PER_HOUR=0):
+        check(client.post(visitors, {"name": "Vera", "email": "vera@example.com"}, content_type="application/json"),
+              visitors, "post", 429)
+    assert check(Client(HTTP_AUTHORIZATION=f"Bearer {visitor['token']}").get(me), me, "get", 200)["name"] == "Vera"
+    check(client.get(me), me, "get", 401)
+    check(agent.get(me), me, "get", 403)
+
     # and the agent's token goes
     revoke = "/api/v1/auth/agent/token"
     check(agent.delete(revoke), revoke, "delete", 204)

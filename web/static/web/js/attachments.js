@@ -1,12 +1,12 @@
 // Files attached to the message being written: chosen with the button,
 // pasted, or dropped on the composer. Each is uploaded at once (multipart,
-// POST /api/v1/attachments); the server reads its type from the bytes and
+// POST /api/v1/attachments, with the page's cookie or the widget's token); the server reads its type from the bytes and
 // answers with its id, which the send then names. Shown as chips with the
 // name, size and state; nothing of a file's name is ever parsed as HTML.
 //
 // Events: "change" (the list or a state changed).
 
-import { ApiError, csrfToken } from "./api.js";
+import { ApiError, authorize } from "./api.js";
 import { h } from "./dom.js";
 
 export const MAX_ATTACHMENTS = 10;
@@ -22,12 +22,7 @@ async function upload(file) {
   form.append("file", file, file.name || "pasted");
   let response;
   try {
-    response = await fetch("/api/v1/attachments", {
-      method: "POST",
-      body: form,
-      headers: { Accept: "application/json", "X-CSRFToken": csrfToken() },
-      credentials: "same-origin",
-    });
+    response = await fetch("/api/v1/attachments", { method: "POST", body: form, ...authorize("POST", { Accept: "application/json" }) });
   } catch {
     throw new ApiError(0, "network_error", "No connection to the server");
   }

@@ -8,6 +8,10 @@
 // (answered with `resume` on the same socket) or closes with 4000 (answered
 // by reconnecting and resuming): either way nothing is missed, without a reload.
 //
+// A page authenticates the socket with its cookie; the website widget's
+// frame, which has none, with its customer token (`?token=`, the protocol's
+// way for apps: docs/protocol.md).
+//
 // Events (EventTarget): "frame" (detail: the frame), "state" (detail:
 // "connecting" | "resuming" | "live" | "offline" | "closed"), "live" (after
 // each completed resume), "unauthorized" (the server refused who we are).
@@ -19,9 +23,10 @@ const PING_EVERY = 25000;
 const PONG_WITHIN = 10000;
 
 export class ParleySocket extends EventTarget {
-  constructor(path, { position = 0 } = {}) {
+  constructor(path, { position = 0, token = null } = {}) {
     super();
     this.path = path;
+    this.token = token; // read at each connect: a renewed token is used from the next one
     this.position = position;
     this.ws = null;
     this.state = "closed";
@@ -80,7 +85,8 @@ export class ParleySocket extends EventTarget {
 
   url() {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    return `${scheme}//${location.host}${this.path}`;
+    const query = this.token ? `?token=${encodeURIComponent(this.token)}` : "";
+    return `${scheme}//${location.host}${this.path}${query}`;
   }
 
   connect() {

@@ -29,7 +29,11 @@ export function noteItem(note) {
 const isNote = (msg) => msg.kind === "note";
 
 export class Thread {
-  constructor({ list, scroller, jump, me, names, onSeen, onEdit, onRetry, onDiscard }) {
+  // `files` (optional): how attachments load when the page has no cookie for
+  // them (the widget's frame): {image(img, url), open(event, url, name)}.
+  // Without it they are plain links and images, loaded with the page's cookie.
+  constructor({ list, scroller, jump, me, names, onSeen, onEdit, onRetry, onDiscard, files = null }) {
+    this.files = files;
     this.list = list;
     this.scroller = scroller;
     this.jump = jump;
@@ -366,7 +370,7 @@ export class Thread {
         "div",
         { class: "msg__bubble" },
         msg.body ? h("p", { class: "msg__body" }, bodyNodes(msg.body)) : null,
-        attachmentList(msg.attachments),
+        attachmentList(msg.attachments, this.files),
       ),
       meta,
     ];
@@ -448,7 +452,8 @@ function attachmentHref(url) {
 
 // A message's files: images as thumbnails linking to the full image, other
 // files as a download link with name and size. Built as DOM, names as text.
-function attachmentList(attachments) {
+// With `files`, the bytes come through it (fetched with a token) instead.
+function attachmentList(attachments, files) {
   if (!attachments || !attachments.length) return null;
   return h(
     "ul",
@@ -457,19 +462,23 @@ function attachmentList(attachments) {
       const href = attachmentHref(a.url);
       const thumb = attachmentHref(a.thumbnail_url);
       const label = `${a.name} (${formatSize(a.size)})`;
+      const open = files && href ? (event) => files.open(event, href, a.name) : undefined;
       if (href && thumb) {
+        const img = h("img", { src: files ? undefined : thumb, alt: a.name, loading: "lazy", class: "msg__thumb" });
+        if (files) files.image(img, thumb);
         return h(
           "li",
           { class: "msg__attachment msg__attachment--image" },
-          h("a", { href, target: "_blank", rel: "noopener", title: label },
-            h("img", { src: thumb, alt: a.name, loading: "lazy", class: "msg__thumb" })),
+          h("a", { href, target: "_blank", rel: "noopener", title: label, onclick: open }, img),
         );
       }
       const content = [h("span", { class: "msg__file-name" }, a.name), h("span", { class: "msg__file-size" }, formatSize(a.size))];
       return h(
         "li",
         { class: "msg__attachment msg__attachment--file" },
-        href ? h("a", { href, download: a.name, class: "msg__file", title: label }, content) : h("span", { class: "msg__file" }, content),
+        href
+          ? h("a", { href, download: a.name, class: "msg__file", title: label, onclick: open }, content)
+          : h("span", { class: "msg__file" }, content),
       );
     }),
   );
