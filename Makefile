@@ -23,6 +23,8 @@ run: $(STAMP)
 	grep -q '^VAPID_PRIVATE_KEY=.' .env || PARLEY_DEBUG=1 $(BIN)/python manage.py generate_vapid_keys >> .env
 	@# And one without the demo webhook source (docs/webhooks.md) gets that.
 	grep -q '^INBOUND_WEBHOOK_SECRETS=' .env || $(BIN)/python scripts/make_env.py --inbound-webhook >> .env
+	@# And one from before the website widget gets the example host site's origin (docs/widget.md).
+	grep -q '^PARLEY_WIDGET_ORIGINS=' .env || $(BIN)/python scripts/make_env.py --widget-origins >> .env
 	@# The development mode (debug pages, plain-http cookies, static files read
 	@# from the apps' folders) is on for `make run` only; .env may say otherwise.
 	set -a && . ./.env && set +a && export PARLEY_DEBUG=$${PARLEY_DEBUG:-1} && \

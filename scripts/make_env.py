@@ -6,9 +6,9 @@ configures a demo inbound webhook source, `sms`, with a random secret, so
 the webhook examples of docs/webhooks.md work against `make run` as they
 are, and lets the example host site of the website widget
 (examples/widget/, served on http://localhost:8080: docs/widget.md) embed
-the chat. `make_env.py --inbound-webhook` prints only the webhook line
-(`make run` appends it to an older .env that lacks it), `--widget-origins`
-only the widget's (append it by hand: docs/widget.md).
+the chat. `make_env.py --inbound-webhook` prints only the webhook line and
+`--widget-origins` only the widget's (`make run` appends each to an older
+.env that lacks it).
 """
 
 from __future__ import annotations
