@@ -38,7 +38,7 @@ class AttachmentRef:
     has_thumbnail: bool
 
 
-@event("MessageSent", version=2)
+@event("MessageSent", version=2, partitioned_by="customer_id")
 @dataclass(frozen=True)
 class MessageSent(DomainEvent):
     message_id: uuid.UUID
@@ -68,7 +68,7 @@ def _message_sent_v1(payload: Payload) -> Payload:
     return payload
 
 
-@event("MessageEdited")
+@event("MessageEdited", partitioned_by="customer_id")
 @dataclass(frozen=True)
 class MessageEdited(DomainEvent):
     message_id: uuid.UUID
@@ -77,7 +77,7 @@ class MessageEdited(DomainEvent):
     edited_at: dt.datetime
 
 
-@event("MessageMarkedAsRead")
+@event("MessageMarkedAsRead", partitioned_by="customer_id")
 @dataclass(frozen=True)
 class MessageMarkedAsRead(DomainEvent):
     message_id: uuid.UUID

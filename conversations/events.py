@@ -36,7 +36,7 @@ class ReopenedBecause(enum.StrEnum):
     SNOOZE_EXPIRED = "snooze_expired"
 
 
-@event("ConversationAssigned")
+@event("ConversationAssigned", partitioned_by="customer_id")
 @dataclass(frozen=True)
 class ConversationAssigned(DomainEvent):
     customer_id: uuid.UUID
@@ -49,7 +49,7 @@ class ConversationAssigned(DomainEvent):
     at: dt.datetime
 
 
-@event("ConversationStatusChanged")
+@event("ConversationStatusChanged", partitioned_by="customer_id")
 @dataclass(frozen=True)
 class ConversationStatusChanged(DomainEvent):
     """An agent set the status to open, pending or resolved."""
@@ -61,7 +61,7 @@ class ConversationStatusChanged(DomainEvent):
     at: dt.datetime
 
 
-@event("ConversationSnoozed")
+@event("ConversationSnoozed", partitioned_by="customer_id")
 @dataclass(frozen=True)
 class ConversationSnoozed(DomainEvent):
     customer_id: uuid.UUID
@@ -74,7 +74,7 @@ class ConversationSnoozed(DomainEvent):
     at: dt.datetime
 
 
-@event("ConversationReopened")
+@event("ConversationReopened", partitioned_by="customer_id")
 @dataclass(frozen=True)
 class ConversationReopened(DomainEvent):
     """Back to open by itself: the customer wrote, or a snooze ran out."""
@@ -87,7 +87,7 @@ class ConversationReopened(DomainEvent):
     at: dt.datetime
 
 
-@event("FirstResponseClockStarted")
+@event("FirstResponseClockStarted", partitioned_by="customer_id")
 @dataclass(frozen=True)
 class FirstResponseClockStarted(DomainEvent):
     """A customer message starts a waiting period (none was running)."""
@@ -100,7 +100,7 @@ class FirstResponseClockStarted(DomainEvent):
     due_at: dt.datetime | None
 
 
-@event("FirstResponseClockStopped")
+@event("FirstResponseClockStopped", partitioned_by="customer_id")
 @dataclass(frozen=True)
 class FirstResponseClockStopped(DomainEvent):
     """An agent replied (or resolved the conversation): the waiting period ends."""
@@ -112,7 +112,7 @@ class FirstResponseClockStopped(DomainEvent):
     at: dt.datetime
 
 
-@event("FirstResponseSlaBreached")
+@event("FirstResponseSlaBreached", partitioned_by="customer_id")
 @dataclass(frozen=True)
 class FirstResponseSlaBreached(DomainEvent):
     customer_id: uuid.UUID
@@ -121,7 +121,7 @@ class FirstResponseSlaBreached(DomainEvent):
     at: dt.datetime
 
 
-@event("NoteAdded")
+@event("NoteAdded", partitioned_by="customer_id")
 @dataclass(frozen=True)
 class NoteAdded(DomainEvent):
     """A private note: for agents only, never for the customer."""

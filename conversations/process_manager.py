@@ -25,6 +25,7 @@ import uuid
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 
 from chat.events import MessageSent, SenderKind
 from conversations import handlers
@@ -139,6 +140,9 @@ class WorkflowProcessManager:
         if not auto_assign_enabled():
             return
         routes.save()  # the loads next_agent counts include this batch's changes so far
+        # With a partitioned pipeline every partition's workflow assigns agents:
+        # one decision at a time, each seeing the others' committed loads.
+        take_assignment_lock()
         agent = next_agent()
         if agent is None:
             return  # nobody online with room: it waits in Unassigned
@@ -193,6 +197,17 @@ class Routes:
             unique_fields=["customer_id"], update_fields=["assignee_id", "resolved"],
         )
         self.dirty.clear()
+
+
+def take_assignment_lock() -> None:
+    """Hold the round-robin's lock until the transaction ends (PostgreSQL; SQLite has one writer).
+
+    The loads ``next_agent`` counts are the committed ``Routing`` rows plus
+    this transaction's own: two partitions deciding at once would each miss
+    the other's assignment and could put an agent above their capacity."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as c:
+            c.execute("SELECT pg_advisory_xact_lock(hashtext('parley:auto-assign'))")
 
 
 def load(agent_id: str) -> int:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from eventstore.events import DomainEvent, event
 
 
-@event("CustomerRegistered")
+@event("CustomerRegistered", partitioned_by="customer_id")
 @dataclass(frozen=True)
 class CustomerRegistered(DomainEvent):
     customer_id: uuid.UUID
@@ -18,7 +18,7 @@ class CustomerRegistered(DomainEvent):
     external_id: str | None
 
 
-@event("ContactDetailsChanged")
+@event("ContactDetailsChanged", partitioned_by="customer_id")
 @dataclass(frozen=True)
 class ContactDetailsChanged(DomainEvent):
     """The full contact details after the change (not a diff)."""
@@ -33,7 +33,7 @@ def stream_id(customer_id: uuid.UUID) -> str:
     return f"customer-{customer_id}"
 
 
-@event("EmailUnsubscribed")
+@event("EmailUnsubscribed", partitioned_by="customer_id")
 @dataclass(frozen=True)
 class EmailUnsubscribed(DomainEvent):
     """The customer asked, through an email's unsubscribe link, for no more emails at ``email``.

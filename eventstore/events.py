@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
+import hashlib
 import types
 import typing
 import uuid
@@ -40,8 +41,21 @@ class UnknownEventType(LookupError):
     """A stored event names a type that no module registered."""
 
 
-def event(name: str, version: int = 1) -> Callable[[E], E]:
-    """Register a frozen dataclass as the event type ``name`` at ``version``."""
+#: Shards events are spread over by their partition key (the customer): a
+#: partitioned consumer group reads the shards ``shard % partitions == p``.
+#: Fixed, so that the number of partitions can change without touching the log.
+SHARDS = 1024
+
+_partition_keys: dict[str, str] = {}
+
+
+def event(name: str, version: int = 1, *, partitioned_by: str | None = None) -> Callable[[E], E]:
+    """Register a frozen dataclass as the event type ``name`` at ``version``.
+
+    ``partitioned_by`` names the field whose value keeps events together:
+    every event with the same value lands in the same shard, so a partitioned
+    consumer group sees them in log order (the contexts give the customer id).
+    """
 
     def register(cls: E) -> E:
         if not dataclasses.is_dataclass(cls) or not cls.__dataclass_params__.frozen:  # type: ignore[attr-defined]
@@ -52,9 +66,35 @@ def event(name: str, version: int = 1) -> Callable[[E], E]:
         cls.event_type = name
         cls.schema_version = version
         _registry[name] = cls
+        if partitioned_by is not None:
+            if partitioned_by not in {f.name for f in dataclasses.fields(cls)}:
+                raise TypeError(f"{cls.__name__} has no field {partitioned_by!r} to be partitioned by")
+            _partition_keys[name] = partitioned_by
         return cls
 
     return register
+
+
+def partition_keys() -> dict[str, str]:
+    """Every registered event type that declares a partition key, and its field."""
+    return dict(_partition_keys)
+
+
+def partition_key_field(event_type: str) -> str | None:
+    """The field an event type is partitioned by (None: it goes to shard 0)."""
+    return _partition_keys.get(event_type)
+
+
+def shard_of(value: object) -> int:
+    """The shard of a partition key's value: the first 16 bits of the MD5 of its text,
+    modulo ``SHARDS`` (PostgreSQL computes the same in SQL when a migration backfills)."""
+    digest = hashlib.md5(str(value).encode(), usedforsecurity=False).digest()
+    return int.from_bytes(digest[:2], "big") % SHARDS
+
+
+def shard_of_event(e: DomainEvent) -> int:
+    field_name = _partition_keys.get(e.event_type)
+    return 0 if field_name is None else shard_of(getattr(e, field_name))
 
 
 def upcaster(name: str, from_version: int) -> Callable[[Upcaster], Upcaster]:
@@ -250,6 +290,8 @@ class RecordedEvent:
     event: DomainEvent
     metadata: Metadata
     recorded_at: dt.datetime
+    #: The shard of the event's partition key (shard_of); 0 for an event without one.
+    shard: int = 0
 
     @property
     def cursor(self) -> Cursor:

@@ -18,6 +18,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from eventstore import partitions
 from eventstore.events import Cursor
 from eventstore.models import Checkpoint, Parked
 from eventstore.store import EventStore
@@ -36,9 +37,16 @@ def declared() -> dict[str, str]:
 
 
 def names() -> list[str]:
-    """Every group: the declared ones, then any other with a checkpoint row."""
-    others = sorted(set(Checkpoint.objects.values_list("name", flat=True)) - set(_declared))
-    return [*_declared, *others]
+    """Every group's checkpoint: the declared groups' (each of their partitions when
+    the pipeline is partitioned: eventstore.partitions), then any other with a row."""
+    declared = [name for group in _declared for name in partitions.names(group)]
+    others = sorted(set(Checkpoint.objects.values_list("name", flat=True)) - set(declared))
+    return [*declared, *others]
+
+
+def group_of(name: str) -> str:
+    """The group a checkpoint name belongs to (``pipeline#1/4`` -> ``pipeline``)."""
+    return name.split("#", 1)[0]
 
 
 def _now() -> dt.datetime:
@@ -94,14 +102,19 @@ class ParkedEvent:
 def park(group: str, event_id: uuid.UUID, *, by: str = "") -> ParkedEvent:
     """Make ``group`` skip the event ``event_id`` (recorded; the group's running
     instance sees it at its next retry). Only an event the group has not
-    processed yet can be parked; parking one twice changes nothing."""
-    if group not in names():
-        raise CannotPark(f"no consumer group named {group!r} (known: {', '.join(names())})")
+    processed yet can be parked; parking one twice changes nothing. Parking is
+    by group: the partition that holds the event skips it."""
+    group = group_of(group)
+    known = sorted({group_of(n) for n in names()})
+    if group not in known:
+        raise CannotPark(f"no consumer group named {group!r} (known: {', '.join(known)})")
     found = EventStore().read_events([event_id])
     if not found:
         raise CannotPark(f"no event {event_id} in the log")
     r = found[0]
-    row = Checkpoint.objects.filter(name=group).first()
+    # The partition of the group that holds this event decides whether it is past it.
+    holder = group + partitions.Partition(r.shard % partitions.count(), partitions.count()).suffix()
+    row = Checkpoint.objects.filter(name=holder).first()
     if row is not None and r.cursor <= Cursor(row.tx, row.position):
         raise CannotPark(f"group {group} has processed event {event_id} already (its checkpoint is at {row.position})")
     detail = row.error_detail if row is not None and row.error_event_id == event_id else ""

@@ -21,6 +21,10 @@ class StoredEvent(models.Model):
     data = models.TextField()
     metadata = models.TextField()
     recorded_at = models.DateTimeField()
+    #: The shard of the event's partition key (its customer: eventstore.events.shard_of),
+    #: 0 to SHARDS - 1; a partitioned consumer group reads ``shard % partitions``.
+    #: Null only in rows written before shards existed, until the migration fills them.
+    shard = models.SmallIntegerField(null=True)
 
     class Meta:
         db_table = "parley_events"
@@ -89,3 +93,20 @@ class Parked(models.Model):
 
     def __str__(self) -> str:
         return f"{self.consumer_group}: {self.event_type} {self.event_id} at {self.position}"
+
+
+class ConsumerProcess(models.Model):
+    """A process that runs partitions of the consumer groups, and when it was last seen.
+
+    With a partitioned pipeline each process takes a fair share of the
+    partitions (eventstore.sharing): how many processes are alive is read
+    here. A process renews its row every few seconds; one not seen for a
+    lease's time is gone, and the others take its share.
+    """
+
+    owner = models.CharField(max_length=100, primary_key=True)
+    started_at = models.DateTimeField()
+    seen_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "parley_consumer_processes"

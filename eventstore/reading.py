@@ -27,6 +27,7 @@ import psycopg
 from django.db import connections
 
 from eventstore.events import Cursor, DomainEvent, Metadata, RecordedEvent, Undecodable, decode
+from eventstore.partitions import Partition
 from eventstore.unit import Unit
 
 TABLE = "parley_events"
@@ -44,7 +45,7 @@ TABLE = "parley_events"
 # appends.
 _BARRIER_XID = "parley_read_barrier()"
 
-_COLUMNS = "position, tx, event_id, stream_id, version, event_type, schema_version, data, metadata, recorded_at"
+_COLUMNS = "position, tx, event_id, stream_id, version, event_type, schema_version, data, metadata, recorded_at, COALESCE(shard, 0)"
 
 
 class UnknownPosition(LookupError):
@@ -160,15 +161,28 @@ class LogReader:
         *,
         types: Collection[str] | None = None,
         until: Cursor | None = None,
+        partition: Partition | None = None,
     ) -> Batch:
         """Scan up to ``limit`` readable rows after ``after`` (and not past ``until``).
 
-        Only events whose type is in ``types`` are decoded and returned, but
-        ``end`` covers every scanned row. One statement: on PostgreSQL it
-        also tells, through ``blocked``, whether committed rows wait behind
-        the read barrier.
+        Only events whose type is in ``types`` (and, for a ``partition``,
+        whose shard is the partition's) are decoded and returned, but ``end``
+        covers every scanned row: a partition moves past the other
+        partitions' events as it moves past types it does not want, so its
+        checkpoint says "every event of mine up to here is done". The other
+        partitions' payloads are not even fetched. One statement: on
+        PostgreSQL it also tells, through ``blocked``, whether committed rows
+        wait behind the read barrier.
         """
-        params: list[Any] = [after.tx, after.position]
+        params: list[Any] = []
+        columns = _COLUMNS + ", 1"
+        if partition is not None:
+            # Every column but the payloads as they are; the payloads only for this partition's rows.
+            mine = "COALESCE(shard, 0) %% %s = %s"
+            columns = (_COLUMNS.replace("data, metadata", f"CASE WHEN {mine} THEN data END, CASE WHEN {mine} THEN metadata END")
+                       + f", CASE WHEN {mine} THEN 1 ELSE 0 END")
+            params += [partition.count, partition.index] * 3
+        params += [after.tx, after.position]
         bound = ""
         if until is not None:
             bound = "AND (tx, position) <= (%s, %s)"
@@ -178,12 +192,12 @@ class LogReader:
             sql = (
                 # MATERIALIZED: inlined, the barrier function would run once per row.
                 f"WITH barrier AS MATERIALIZED (SELECT {_BARRIER_XID} AS xid) "
-                f"SELECT {_COLUMNS}, tx < barrier.xid FROM {TABLE}, barrier "
+                f"SELECT {columns}, tx < barrier.xid FROM {TABLE}, barrier "
                 f"WHERE (tx, position) > (%s, %s) {bound} ORDER BY tx, position LIMIT %s"
             )
         else:
             sql = (
-                f"SELECT {_COLUMNS}, 1 FROM {TABLE} "
+                f"SELECT {columns}, 1 FROM {TABLE} "
                 f"WHERE (tx, position) > (%s, %s) {bound} ORDER BY tx, position LIMIT %s"
             )
         rows = self._fetch(sql, params, prepare=True)
@@ -195,7 +209,7 @@ class LogReader:
         rows = rows[:readable]
         if not rows:
             return Batch([], after, after, blocked)
-        wanted = [r for r in rows if types is None or r[5] in types]
+        wanted = [r for r in rows if r[-2] and (types is None or r[5] in types)]
         end = Cursor(int(rows[-1][1]), int(rows[-1][0]))
         return Batch([_record(r) for r in wanted], after, end, blocked, scanned=len(rows))
 
@@ -270,7 +284,7 @@ def _record(row: Sequence[Any], *, strict: bool = False) -> RecordedEvent:
     """A row as a recorded event. A payload that cannot be decoded raises when
     ``strict`` (a stream loaded to decide a command must be whole), else comes
     back as ``Undecodable``, named, for the consumers that want its type."""
-    position, tx, event_id, stream_id, version, event_type, schema_version, data, meta, at = row[:10]
+    position, tx, event_id, stream_id, version, event_type, schema_version, data, meta, at, shard = row[:11]
     try:
         event: DomainEvent = decode(event_type, int(schema_version), orjson.loads(data))
     except Exception as exc:
@@ -290,4 +304,5 @@ def _record(row: Sequence[Any], *, strict: bool = False) -> RecordedEvent:
         event=event,
         metadata=metadata,
         recorded_at=_as_datetime(at),
+        shard=int(shard),
     )

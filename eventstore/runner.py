@@ -58,6 +58,7 @@ from eventstore import failures
 from eventstore.commits import relax_commits
 from eventstore.events import Cursor, RecordedEvent, Undecodable
 from eventstore.models import Checkpoint, Parked
+from eventstore.partitions import Partition
 from eventstore.reading import Batch
 from eventstore.store import EventStore, mark_replay_transaction, replaying
 from eventstore.unit import Unit
@@ -165,6 +166,7 @@ class ConsumerRunner:
         batch_size: int = 500,
         derived_only: bool = False,
         follows: str | None = None,
+        partition: Partition | None = None,
     ) -> None:
         self.consumers: list[Consumer] = list(consumers) if isinstance(consumers, Sequence) else [consumers]
         #: The group writes nothing the log cannot give again: its commits need
@@ -172,10 +174,17 @@ class ConsumerRunner:
         self.derived_only = derived_only
         if not self.consumers:
             raise ValueError("a runner needs at least one consumer")
-        self.name = name or self.consumers[0].name
+        #: The part of the log this runner reads (None: all of it); its checkpoint
+        #: is the group's name with the partition's suffix (eventstore.partitions).
+        self.partition = partition if partition is not None and partition.count > 1 else None
+        suffix = self.partition.suffix() if self.partition is not None else ""
+        #: The group's name, without the partition.
+        self.group = name or self.consumers[0].name
+        self.name = self.group + suffix
         self.store = store or EventStore()
-        #: The group this one reads behind (None: it reads up to the end of the log).
-        self.follows = follows
+        #: The group this one reads behind, the same partition of it (None: it reads up to the end of the log).
+        self.follows = follows + suffix if follows else None
+        self.follows_group = follows
         self.owner = owner or make_owner_id()
         self.batch_size = batch_size
         #: The event types any member wants (None: every type). The others
@@ -245,7 +254,8 @@ class ConsumerRunner:
         self.lease_until = until
 
     def _load_parked(self) -> None:
-        groups = [self.name] + ([self.follows] if self.follows else [])
+        # Parked by group, whatever the partition holding the event (eventstore.groups.park).
+        groups = [self.group] + ([self.follows_group] if self.follows_group else [])
         self.parked = frozenset(
             Parked.objects.filter(consumer_group__in=groups, replayed_at__isnull=True).values_list("event_id", flat=True)
         )
@@ -302,7 +312,8 @@ class ConsumerRunner:
             with transaction.atomic():
                 # Read first: an empty read takes no lock and writes nothing.
                 leader = checkpoint_cursor(self.follows) if self.follows else None
-                batch = self.store.read_batch(start, limit, types=self.event_types, until=leader)
+                batch = self.store.read_batch(start, limit, types=self.event_types, until=leader,
+                                              partition=self.partition)
                 if batch.end == start:
                     self._renew_if_due(now, until)  # an idle holder's only write
                     return Progress(blocked=batch.blocked)
@@ -448,9 +459,11 @@ class ConsumerRunner:
         event). The checkpoint does not move. An event that fails again stays
         parked, and the replay stops there (the error is raised).
         """
-        pending = {p.event_id: p for p in Parked.objects.filter(consumer_group=self.name, replayed_at__isnull=True)}
+        pending = {p.event_id: p for p in Parked.objects.filter(consumer_group=self.group, replayed_at__isnull=True)}
         done = 0
         for r in self.store.read_events(list(pending)):
+            if self.partition is not None and not self.partition.holds(r.shard):
+                continue  # another partition's runner replays it
             with transaction.atomic():
                 unit = Unit()
                 batch = Batch([r], r.cursor, r.cursor, unit=unit)

@@ -24,14 +24,14 @@ from typing import Any
 
 from django.db import IntegrityError, connections, transaction
 
-from eventstore.events import DomainEvent, Metadata, NewEvent, RecordedEvent, encode
+from eventstore.events import DomainEvent, Metadata, NewEvent, RecordedEvent, encode, shard_of_event
 from eventstore.reading import TABLE, LogReader, _as_uuid
 
 #: application_name of a transaction that promises never to append events
 #: (a read-model rebuild): readers need not wait for it.
 REPLAY_APPLICATION_NAME = "parley:replay"
 
-_INSERT_COLUMNS = "event_id, stream_id, version, event_type, schema_version, data, metadata, recorded_at, tx"
+_INSERT_COLUMNS = "event_id, stream_id, version, event_type, schema_version, data, metadata, recorded_at, shard, tx"
 
 
 class _Replaying(threading.local):
@@ -137,6 +137,7 @@ class EventStore(LogReader):
                 event=p.event,
                 metadata=metadata,
                 recorded_at=now,
+                shard=shard_of_event(p.event),
             )
             for i, (p, (position, tx)) in enumerate(zip(pending, rows, strict=True))
         ]
@@ -177,17 +178,18 @@ class EventStore(LogReader):
                 json.dumps(encode(p.event), separators=(",", ":")),
                 meta_json,
                 at,
+                shard_of_event(p.event),
             ]
         if expected_version == 0:
             # A new stream: the unique (stream, version) constraint is the whole check.
-            values = ", ".join([f"(%s, %s, %s, %s, %s, %s, %s, %s, {tx})"] * len(pending))
+            values = ", ".join([f"(%s, %s, %s, %s, %s, %s, %s, %s, %s, {tx})"] * len(pending))
             sql = f"INSERT INTO {TABLE} ({_INSERT_COLUMNS}) VALUES {values} RETURNING position, tx"
         else:
             # Only if the stream has reached expected_version (a higher one
             # already taken fails on the unique constraint), in the same statement.
-            row = "(%s, %s, %s, %s, %s, %s, %s, %s)"
+            row = "(%s, %s, %s, %s, %s, %s, %s, %s, %s)"
             if self._is_postgres:
-                row = "(%s::uuid, %s, %s::int, %s, %s::smallint, %s, %s, %s::timestamptz)"
+                row = "(%s::uuid, %s, %s::int, %s, %s::smallint, %s, %s, %s::timestamptz, %s::smallint)"
             values = ", ".join([row] * len(pending))
             sql = (
                 f"INSERT INTO {TABLE} ({_INSERT_COLUMNS}) "

@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from eventstore.partitions import Partition
 from eventstore.runner import Consumer, ConsumerRunner, make_owner_id
 from workers.worker import Worker, listen_for_advances, listen_for_appends
 
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 FOLLOWERS = ("push", "webhooks", "email-fallback")
 
 
-def consumers() -> list[Consumer]:
+def consumers(partition: Partition | None = None) -> list[Consumer]:
     """The pipeline's members: the read models (each event applied to every one in
     turn, the last recording the rows it left for the groups that follow), then
     the fan-out, which builds the batch's live frames from those rows."""
@@ -30,10 +31,13 @@ def consumers() -> list[Consumer]:
     from readmodels.projections import ReadModels, read_models
     from realtime.fanout import RealtimeFanout
 
-    return [ReadModels([*read_models(), EventRowsProjection(readers=FOLLOWERS)]), RealtimeFanout()]
+    return [
+        ReadModels([*read_models(), EventRowsProjection(readers=FOLLOWERS, partition=partition)]),
+        RealtimeFanout(partition),
+    ]
 
 
-def pipeline(*, owner: str | None = None) -> ConsumerRunner:
+def pipeline(*, owner: str | None = None, partition: Partition | None = None) -> ConsumerRunner:
     """The read models' consumer group and the live frames.
 
     Its writes (read models, the rows as of each event, the checkpoint) all
@@ -45,42 +49,44 @@ def pipeline(*, owner: str | None = None) -> ConsumerRunner:
     """
     from readmodels.projections import PIPELINE
 
-    return ConsumerRunner(consumers(), name=PIPELINE, owner=owner, derived_only=True)
+    return ConsumerRunner(consumers(partition), name=PIPELINE, owner=owner, derived_only=True, partition=partition)
 
 
-def workflow(*, owner: str | None = None) -> ConsumerRunner:
+def workflow(*, owner: str | None = None, partition: Partition | None = None) -> ConsumerRunner:
     """The workflow process manager's own group: it appends events and
     schedules timers, so unlike the pipeline its commits are durable."""
     from conversations.process_manager import WORKFLOW, WorkflowProcessManager
 
-    return ConsumerRunner([WorkflowProcessManager()], name=WORKFLOW, owner=owner)
+    return ConsumerRunner([WorkflowProcessManager()], name=WORKFLOW, owner=owner, partition=partition)
 
 
-def push(*, owner: str | None = None) -> ConsumerRunner:
+def push(*, owner: str | None = None, partition: Partition | None = None) -> ConsumerRunner:
     """The push process manager's own group, behind the read models: it queues
     pushes with the badge as of each event; a failure here stalls push alone."""
     from notifications.process_manager import PUSH, PushProcessManager
     from readmodels.projections import PIPELINE
 
-    return ConsumerRunner([PushProcessManager()], name=PUSH, owner=owner, follows=PIPELINE)
+    return ConsumerRunner([PushProcessManager()], name=PUSH, owner=owner, follows=PIPELINE, partition=partition)
 
 
-def webhooks(*, owner: str | None = None) -> ConsumerRunner:
+def webhooks(*, owner: str | None = None, partition: Partition | None = None) -> ConsumerRunner:
     """The webhook process manager's own group, behind the read models."""
     from outbound.process_manager import WEBHOOKS, WebhookProcessManager
     from readmodels.projections import PIPELINE
 
-    return ConsumerRunner([WebhookProcessManager()], name=WEBHOOKS, owner=owner, follows=PIPELINE)
+    return ConsumerRunner([WebhookProcessManager()], name=WEBHOOKS, owner=owner, follows=PIPELINE,
+                          partition=partition)
 
 
-def email_fallback(*, owner: str | None = None) -> ConsumerRunner:
+def email_fallback(*, owner: str | None = None, partition: Partition | None = None) -> ConsumerRunner:
     """The email fallback process manager's own group, behind the read models: it
     schedules timers, so its commits are durable, and a rebuild of the read
     models never replays history into it (which would email old news)."""
     from notifications.fallback import EMAIL_FALLBACK, EmailFallbackProcessManager
     from readmodels.projections import PIPELINE
 
-    return ConsumerRunner([EmailFallbackProcessManager()], name=EMAIL_FALLBACK, owner=owner, follows=PIPELINE)
+    return ConsumerRunner([EmailFallbackProcessManager()], name=EMAIL_FALLBACK, owner=owner, follows=PIPELINE,
+                          partition=partition)
 
 
 #: Every consumer group of a deployment, by name: what each runs.
@@ -101,10 +107,23 @@ def declare_groups() -> None:
         groups.declare(name, description)
 
 
-def group(name: str, *, owner: str | None = None) -> ConsumerRunner:
-    """A fresh runner of the group ``name`` (KeyError: no such group)."""
+def group(name: str, *, owner: str | None = None, partition: Partition | None = None) -> ConsumerRunner:
+    """A fresh runner of the group ``name`` (KeyError: no such group), of one partition of it."""
     make, _ = GROUPS[name]
-    return make(owner=owner)
+    return make(owner=owner, partition=partition)
+
+
+def runners(name: str, *, owner: str | None = None) -> list[ConsumerRunner]:
+    """A fresh runner of each partition of the group ``name`` (one when the pipeline is not partitioned)."""
+    from eventstore import partitions
+
+    return [group(name, owner=owner, partition=p) for p in partitions.all_partitions()]
+
+
+def catch_up(*names: str) -> int:
+    """Run these groups (every partition of each, in order) until each has caught up
+    with the log as it is now (commands and tests); returns the events they handled."""
+    return sum(r.catch_up() for name in (names or tuple(GROUPS)) for r in runners(name))
 
 
 def serve_metrics(bind: str) -> Callable[[], None]:
@@ -130,29 +149,56 @@ def serve_metrics(bind: str) -> Callable[[], None]:
     return stop
 
 
+async def start_partition(
+    partition: Partition | None, leader: ConsumerRunner, stop: asyncio.Event
+) -> list[asyncio.Task[None]]:
+    """Start every group's workers for one partition (the whole log when unpartitioned):
+    ``leader`` is its pipeline runner; the groups that follow it wake when it moves."""
+    from readmodels.projections import PIPELINE
+    from realtime.fanout import RealtimeFanout
+
+    suffix = partition.suffix() if partition is not None else ""
+    owner = leader.owner
+    runners = {PIPELINE: leader} | {
+        name: group(name, owner=f"{owner}:{name}", partition=partition) for name in GROUPS if name != PIPELINE
+    }
+    fanout = next(c for c in leader.consumers if isinstance(c, RealtimeFanout))
+    return [
+        asyncio.create_task(Worker(r, announce=name == PIPELINE).run(stop), name=name + suffix)
+        for name, r in runners.items()
+    ] + [
+        asyncio.create_task(fanout.heartbeat(stop, lambda: leader.cursor), name="heartbeat" + suffix),
+        asyncio.create_task(listen_for_advances(stop, PIPELINE + suffix), name="listen-pipeline" + suffix),
+    ]
+
+
 async def run_workers(stop: asyncio.Event, *, delivery: bool = True) -> None:
     """Run every consumer group (the pipeline, the workflow, push, webhook and
     email fallback process managers), the timers, the email sender (and the
     push and webhook delivery workers) until ``stop`` is set."""
     from asgiref.sync import sync_to_async
 
+    from eventstore import partitions
     from eventstore.store import EventStore
     from notifications import mailer
-    from realtime.fanout import RealtimeFanout
     from workers import timers
 
     await sync_to_async(EventStore().check_transaction_ids)()
-    runners = {name: group(name, owner=make_owner_id()) for name in GROUPS}
-    runner = runners["pipeline"]
-    fanout = next(c for c in runner.consumers if isinstance(c, RealtimeFanout))
-    tasks = [
-        asyncio.create_task(Worker(r, announce=name == "pipeline").run(stop), name=name) for name, r in runners.items()
-    ] + [
+    count = partitions.count()
+    if count == 1:
+        tasks = await start_partition(None, group("pipeline", owner=make_owner_id()), stop)
+    else:
+        from workers.partitions import run_share
+
+        owner = make_owner_id()
+        tasks = [asyncio.create_task(run_share(
+            group="pipeline", count=count, owner=owner, stop=stop, start=start_partition,
+            make_leader=lambda p: group("pipeline", owner=f"{owner}:{p.index}", partition=p),
+        ), name="partitions")]
+    tasks += [
         asyncio.create_task(timers.run(stop), name="timers"),
         asyncio.create_task(mailer.run(stop), name="email"),
-        asyncio.create_task(fanout.heartbeat(stop, lambda: runner.cursor), name="heartbeat"),
         asyncio.create_task(listen_for_appends(stop), name="listen"),
-        asyncio.create_task(listen_for_advances(stop, "pipeline"), name="listen-pipeline"),
     ]
     if delivery:
         from notifications.lanes import run_delivery_workers

@@ -446,6 +446,12 @@ WEBHOOK_SECRET_OVERLAP_SECONDS = float(os.environ.get("WEBHOOK_SECRET_OVERLAP_SE
 # (after every commit, and across processes) bring new work at once; the
 # poll only covers a lost wake-up, so it is long and idle workers cost little.
 PARLEY_POLL_INTERVAL = float(os.environ.get("PARLEY_POLL_INTERVAL", "5.0"))
+# Partitions of every consumer group, by customer (eventstore.partitions):
+# each runworkers process takes a fair share; every process of a deployment
+# (web processes too) must say the same number.
+PARLEY_PIPELINE_PARTITIONS = int(os.environ.get("PARLEY_PIPELINE_PARTITIONS", "1"))
+if not 1 <= PARLEY_PIPELINE_PARTITIONS <= 64:
+    raise ImproperlyConfigured("PARLEY_PIPELINE_PARTITIONS must be a whole number from 1 to 64")
 # The groups that follow the read models (push, webhooks, email fallback)
 # take a batch at most this often: under load one transaction handles many
 # events (workers.worker).

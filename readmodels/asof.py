@@ -39,6 +39,7 @@ from django.db import connection
 from chat.events import MessageSent
 from conversations.events import WORKFLOW_EVENT_TYPES
 from eventstore.events import RecordedEvent
+from eventstore.partitions import Partition
 from eventstore.unit import Unit
 from readmodels import folds
 from readmodels.models import Badge, Conversation, DirectoryEntry, EventRows, TimelineMessage
@@ -67,7 +68,9 @@ class EventRowsProjection(Projection):
     """Records the read models as of each event (see the module docstring).
 
     ``readers`` are the consumer groups that read the rows: a row is pruned
-    only once all of them have a checkpoint past it.
+    only once all of them have a checkpoint past it. In a partitioned
+    pipeline each partition prunes its own rows, against its readers' same
+    partition.
     """
 
     name = "as_of"
@@ -76,8 +79,10 @@ class EventRowsProjection(Projection):
     needs = ("directory", "timeline", "unread", "badge", "conversations", "notes")
     rebuildable = False
 
-    def __init__(self, readers: Sequence[str] = ()) -> None:
-        self.readers = tuple(readers)
+    def __init__(self, readers: Sequence[str] = (), partition: Partition | None = None) -> None:
+        self.partition = partition if partition is not None and partition.count > 1 else None
+        suffix = self.partition.suffix() if self.partition is not None else ""
+        self.readers = tuple(reader + suffix for reader in readers)
         self._pruned_at = 0.0
 
     def want(self, events: Sequence[RecordedEvent], unit: Unit) -> None:
@@ -88,10 +93,10 @@ class EventRowsProjection(Projection):
 
     def apply(self, r: RecordedEvent, unit: Unit, facts: Facts) -> None:
         unit.save(EventRows, {"position": r.position, "tx": r.tx, "customer_id": r.event.customer_id,  # type: ignore[attr-defined]
-                              "rows": rows_in(unit, r, facts), "written_at": _now()})
+                              "shard": r.shard, "rows": rows_in(unit, r, facts), "written_at": _now()})
         if self.readers and time.monotonic() - self._pruned_at > PRUNE_EVERY:
             self._pruned_at = time.monotonic()
-            unit.then(*prune_statement(self.readers, _now() - dt.timedelta(seconds=keep_seconds())))
+            unit.then(*prune_statement(self.readers, _now() - dt.timedelta(seconds=keep_seconds()), self.partition))
 
     def reset(self) -> None:
         """Not a read model: a rebuild leaves the rows of the live pipeline alone."""
@@ -124,19 +129,23 @@ def rows_in(unit: Unit, r: RecordedEvent, facts: Facts) -> Rows:
     return out
 
 
-def prune_statement(readers: Sequence[str], before: dt.datetime) -> tuple[str, list[Any]]:
+def prune_statement(
+    readers: Sequence[str], before: dt.datetime, partition: Partition | None = None
+) -> tuple[str, list[Any]]:
     """Delete rows written before ``before`` that every reader's checkpoint has passed,
     but those of events an operator parked for a reader (replay_parked reads them).
-    Nothing while a reader has never run (no checkpoint): it will need them."""
+    Nothing while a reader has never run (no checkpoint): it will need them. Only
+    ``partition``'s rows, when given (its readers are that partition's)."""
     marks = ", ".join(["%s"] * len(readers))
     written = connection.ops.adapt_datetimefield_value(before)
+    mine, mine_params = ("AND shard %% %s = %s ", [partition.count, partition.index]) if partition else ("", [])
     return (
-        f"DELETE FROM readmodels_eventrows WHERE written_at < %s "
+        f"DELETE FROM readmodels_eventrows WHERE written_at < %s {mine}"
         f"AND (SELECT count(*) FROM parley_checkpoints WHERE name IN ({marks})) = %s "
         f"AND (tx, position) <= (SELECT tx, position FROM parley_checkpoints WHERE name IN ({marks}) "
         f"ORDER BY tx, position LIMIT 1) "
         f"AND position NOT IN (SELECT position FROM parley_parked WHERE replayed_at IS NULL)",
-        [written, *readers, len(readers), *readers],
+        [written, *mine_params, *readers, len(readers), *readers],
     )
 
 

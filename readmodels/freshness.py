@@ -12,7 +12,7 @@ import time
 
 from asgiref.sync import sync_to_async
 
-from eventstore.runner import checkpoint_cursor
+from eventstore import partitions
 from eventstore.store import EventStore
 from readmodels.projections import PIPELINE
 
@@ -20,8 +20,8 @@ READ_YOUR_WRITES_TIMEOUT = 2.0
 
 
 def has_processed(position: int) -> bool:
-    """Whether the read models include the event at ``position``."""
-    return position == 0 or checkpoint_cursor(PIPELINE) >= EventStore().cursor_at(position)
+    """Whether the read models include the event at ``position`` (every partition has come past it)."""
+    return position == 0 or partitions.watermark(PIPELINE) >= EventStore().cursor_at(position)
 
 
 async def wait_until_processed(position: int, timeout: float = READ_YOUR_WRITES_TIMEOUT) -> bool:

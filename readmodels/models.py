@@ -170,6 +170,8 @@ class EventRows(models.Model):
     position = models.BigIntegerField(primary_key=True)
     tx = models.BigIntegerField()
     customer_id = models.UUIDField()
+    #: The event's shard (a partitioned pipeline prunes its own: eventstore.partitions).
+    shard = models.SmallIntegerField(default=0)
     #: {"message"?, "conversation"?, "customer"?, "note"?, "badge"?: {"unread", "moved"}}
     rows = models.JSONField()
     written_at = models.DateTimeField()

@@ -33,8 +33,8 @@ from dataclasses import dataclass
 
 from django.db import OperationalError, connection, models, transaction
 
+from eventstore import partitions
 from eventstore.events import Cursor
-from eventstore.runner import checkpoint_cursor
 from eventstore.store import EventStore, mark_replay_transaction, replaying
 from eventstore.unit import Unit
 from readmodels.projections import PIPELINE, Projection, ReadModels, with_needs
@@ -77,18 +77,21 @@ def rebuild(projections: Sequence[Projection], *, batch_size: int = 5000) -> lis
     gc.disable()
     try:
         shadow.create()
-        cursor = Cursor.start()
-        while True:  # up to where the live pipeline is, a batch per transaction
-            until = checkpoint_cursor(PIPELINE)
-            if cursor >= until:
-                break
-            with transaction.atomic():
-                mark_replay_transaction()
-                shadow.use()
-                cursor = _replay(engine, unit, cursor, until, batch_size, counts)
-                if unit.held() >= HELD_ROWS:
-                    unit.flush()
-                    unit.forget()
+        # Each partition up to its own checkpoint (one, unpartitioned): a
+        # partition's rows are its customers', so partitions never meet.
+        cursors = dict.fromkeys(partitions.all_partitions(), Cursor.start())
+        for part in cursors:
+            while True:  # up to where the live pipeline is, a batch per transaction
+                until = partitions.checkpoints(PIPELINE)[part]
+                if cursors[part] >= until:
+                    break
+                with transaction.atomic():
+                    mark_replay_transaction()
+                    shadow.use()
+                    cursors[part] = _replay(engine, unit, cursors[part], until, batch_size, counts, part)
+                    if unit.held() >= HELD_ROWS:
+                        unit.flush()
+                        unit.forget()
         with transaction.atomic():  # the bulk written before the swap, which holds up the pipeline
             mark_replay_transaction()
             shadow.use()
@@ -98,9 +101,10 @@ def rebuild(projections: Sequence[Projection], *, batch_size: int = 5000) -> lis
                 with transaction.atomic():
                     shadow.use()
                     shadow.limit_lock_waits()
-                    until = _lock_pipeline()
-                    while cursor < until:
-                        cursor = _replay(engine, unit, cursor, until, batch_size, counts)
+                    locked = _lock_pipeline()
+                    for part, until in locked.items():
+                        while cursors[part] < until:
+                            cursors[part] = _replay(engine, unit, cursors[part], until, batch_size, counts, part)
                     unit.flush()
                     shadow.swap()
                 break
@@ -117,9 +121,13 @@ def rebuild(projections: Sequence[Projection], *, batch_size: int = 5000) -> lis
     return [Rebuilt(p.name, counts[p.name]) for p in engine.projections]
 
 
-def _replay(engine: ReadModels, unit: Unit, cursor: Cursor, until: Cursor, size: int, counts: dict[str, int]) -> Cursor:
-    """Feed one batch of (cursor, until] to every projection; returns the new cursor."""
-    batch = EventStore().read_batch(cursor, size, types=engine.event_types, until=until)
+def _replay(
+    engine: ReadModels, unit: Unit, cursor: Cursor, until: Cursor, size: int, counts: dict[str, int],
+    partition: partitions.Partition,
+) -> Cursor:
+    """Feed one batch of (cursor, until] of ``partition`` to every projection; returns the new cursor."""
+    part = partition if partition.count > 1 else None
+    batch = EventStore().read_batch(cursor, size, types=engine.event_types, until=until, partition=part)
     if batch.events:
         engine.want(batch.events, unit)
         unit.load()
@@ -128,13 +136,20 @@ def _replay(engine: ReadModels, unit: Unit, cursor: Cursor, until: Cursor, size:
     return batch.end
 
 
-def _lock_pipeline() -> Cursor:
-    """Lock the pipeline's checkpoint row until commit; returns its cursor."""
+def _lock_pipeline() -> dict[partitions.Partition, Cursor]:
+    """Lock every partition's checkpoint row of the pipeline until commit; returns their cursors."""
     lock = " FOR UPDATE" if connection.vendor == "postgresql" else ""
+    parts = partitions.all_partitions()
+    names = {PIPELINE + p.suffix(): p for p in parts}
+    found = dict.fromkeys(parts, Cursor.start())
+    marks = ", ".join(["%s"] * len(names))
     with connection.cursor() as c:
-        c.execute(f"SELECT tx, position FROM parley_checkpoints WHERE name = %s{lock}", [PIPELINE])
-        row = c.fetchone()
-    return Cursor(int(row[0]), int(row[1])) if row else Cursor.start()
+        c.execute(
+            f"SELECT name, tx, position FROM parley_checkpoints WHERE name IN ({marks}) ORDER BY name{lock}", list(names)
+        )
+        for name, tx, position in c.fetchall():
+            found[names[name]] = Cursor(int(tx), int(position))
+    return found
 
 
 class _Shadow:

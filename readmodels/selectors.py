@@ -5,17 +5,26 @@ Every read model is written by the pipeline (readmodels.projections.PIPELINE)
 together with its checkpoint. Rows are filtered to the checkpoint read
 first: every row at or before it is visible, and nothing after it is
 returned under a position that does not cover it.
+
+With a partitioned pipeline (eventstore.partitions) a customer's rows are
+all written by one partition: reads of one customer use that partition's
+checkpoint. Reads across customers answer with the watermark (every
+partition has come that far); a row of a partition ahead of it may show a
+newer state, and its frame then follows again, which lists keyed by
+customer take in their stride.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Q
 
+from eventstore import partitions
 from eventstore.events import Cursor
 from eventstore.runner import checkpoint_cursor
 from eventstore.store import EventStore
@@ -30,6 +39,41 @@ from readmodels.present import (
     present_search_result,
 )
 from readmodels.projections import PIPELINE
+
+
+def _current(customer_id: uuid.UUID | None = None) -> Cursor:
+    """How far the read models are: for one customer, their partition's checkpoint;
+    across customers, the watermark of every partition."""
+    if partitions.count() == 1:
+        return checkpoint_cursor(PIPELINE)
+    if customer_id is not None:
+        return checkpoint_cursor(PIPELINE + partitions.of_key(customer_id).suffix())
+    return partitions.watermark(PIPELINE)
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """Each partition's checkpoint, read before a read across customers: a row is
+    shown only if its partition had written it by then (as of one checkpoint
+    when there is one partition)."""
+
+    checkpoints: dict[partitions.Partition, Cursor]
+
+    @property
+    def ceiling(self) -> Cursor:
+        return max(self.checkpoints.values())
+
+    def covers(self, row: Mapping[str, Any]) -> bool:
+        if len(self.checkpoints) == 1:
+            return True  # the query's own bound did it
+        own = self.checkpoints[partitions.of_key(row["customer_id"], len(self.checkpoints))]
+        return Cursor(int(row["tx"]), int(row["position"])) <= own
+
+
+def _across_customers() -> tuple[Cursor, _Seen]:
+    """(the watermark a read across customers answers with, what each partition had written)."""
+    found = partitions.checkpoints(PIPELINE)
+    return min(found.values()), _Seen(found)
 
 
 def _after(cursor: Cursor) -> Q:
@@ -62,7 +106,7 @@ def messages_after(customer_id: uuid.UUID, after: int, limit: int, *, with_notes
     ``with_notes`` (agents only: the caller decides, a customer's read never
     passes it) merges in the conversation's private notes, as items of kind "note".
     """
-    current = checkpoint_cursor(PIPELINE)
+    current = _current(customer_id)
     start = EventStore().cursor_at(after)
     rows: list[Any] = list(
         TimelineMessage.objects.filter(_after(start), _not_after(current), customer_id=customer_id)
@@ -86,7 +130,7 @@ def messages_after(customer_id: uuid.UUID, after: int, limit: int, *, with_notes
 
 def badge(customer_id: uuid.UUID) -> tuple[int, int]:
     """(unread, position the badge projection is current to)."""
-    current = checkpoint_cursor(PIPELINE)
+    current = _current(customer_id)
     row = Badge.objects.filter(customer_id=customer_id).values_list("unread", flat=True).first()
     return int(row or 0), current.position
 
@@ -101,15 +145,15 @@ def conversations(
     limit: int, before: dt.datetime | None = None, *, status: str | None = None, assignee: str | None = None
 ) -> Page:
     """The conversation list; ``status`` filters by status, ``assignee`` by agent id ("" for unassigned)."""
-    current = checkpoint_cursor(PIPELINE)
-    qs = Conversation.objects.filter(_not_after(current)).order_by("-last_activity_at", "customer_id")
+    current, seen = _across_customers()
+    qs = Conversation.objects.filter(_not_after(seen.ceiling)).order_by("-last_activity_at", "customer_id")
     if status is not None:
         qs = qs.filter(status=status)
     if assignee is not None:
         qs = qs.filter(assignee_id=assignee) if assignee else qs.filter(assignee_id__isnull=True)
     if before is not None:
         qs = qs.filter(last_activity_at__lt=before)
-    rows = list(qs.values()[:limit])
+    rows = [r for r in qs.values()[:limit] if seen.covers(r)]
     names = customer_names({r["customer_id"] for r in rows})
     return Page([present_conversation(r, names) for r in rows], current.position)
 
@@ -157,10 +201,12 @@ def search(query: str, limit: int, *, customer_id: uuid.UUID | None = None) -> P
     ``customer_id`` searches that customer's conversation only (their own
     search): its messages, not customers. Notes are never searched.
     """
-    current = checkpoint_cursor(PIPELINE)
     if customer_id is None:
-        matches = fulltext.match(query, until=current, limit=limit)
+        current, seen = _across_customers()
+        # (a search is never resumed from: a match a partition ahead of the watermark wrote is shown)
+        matches = fulltext.match(query, until=seen.ceiling, limit=limit)
     else:
+        current = _current(customer_id)
         matches = fulltext.match(query, until=current, limit=limit, customer_id=customer_id, kind="message")
     messages = timeline_rows({m.message_id for m in matches if m.message_id is not None})
     names = customer_names({m.customer_id for m in matches})

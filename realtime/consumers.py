@@ -31,9 +31,9 @@ from accounts.principals import AuthenticationFailed, Principal, principal_from_
 from accounts.sendbudget import charge_send
 from chat.commands import Actor, EditMessage, MarkMessageAsRead, SendMessage
 from chat.handlers import Written, edit_message, mark_message_as_read, send_message
+from eventstore import partitions
 from eventstore.events import Cursor, Metadata
 from eventstore.reading import UnknownPosition
-from eventstore.runner import checkpoint_cursor
 from eventstore.store import EventStore
 from kernel import ids
 from kernel.errors import DomainError
@@ -367,16 +367,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def _replay_log(self, start: Cursor) -> None:
         """Send this socket's events after ``start`` from the log (offers wait meanwhile).
 
-        Up to the pipeline's checkpoint: the read models are exactly current
-        to it, and the dispatcher offers this socket every event after the
-        point it registered at, which is never beyond it. Whatever the
+        Up to the pipeline's watermark (its checkpoint; with partitions, the
+        lowest of theirs): the read models are exactly current to it, and the
+        dispatcher offers this socket every event after the point it
+        registered at, which is never beyond it. Whatever the
         delivery dropped from its buffer meanwhile is read from the log too.
         """
         assert self.delivery is not None
         delivery = self.delivery
         cursor = start
         while True:
-            until = await db(checkpoint_cursor)(PIPELINE)
+            until = await db(partitions.watermark)(PIPELINE)
             while cursor < until:
                 end, envs = await db(self._replay_batch)(cursor, until)
                 for env in envs:

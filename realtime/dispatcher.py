@@ -48,14 +48,14 @@ from typing import Any
 from channels.layers import get_channel_layer
 
 from accounts.principals import Credential, revoked_among
+from eventstore import partitions
 from eventstore.events import Cursor
-from eventstore.runner import checkpoint_cursor
 from eventstore.store import EventStore
 from observability.logs import event_fields
 from observability.metrics import FRAMES_EPHEMERAL
 from readmodels.projections import PIPELINE
 from realtime import frames
-from realtime.frames import AGENTS
+from realtime.frames import AGENTS, Envelope
 from realtime.logtail import DISPATCHER, Listener, LogTail, Stats, db
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,10 @@ class Dispatcher(LogTail):
     def __init__(self) -> None:
         self.audiences: dict[str, set[Listener]] = defaultdict(set)
         self.cursor: Cursor | None = None
+        self.partition_count = partitions.count()
+        self.received: dict[int, Cursor] = {}
+        self.held: list[Envelope] = []
+        self._mismatch_logged = False
         self.process_id = uuid.uuid4().hex
         self.stats = Stats()
         self.channel: str | None = None
@@ -116,7 +120,8 @@ class Dispatcher(LogTail):
 
     async def _begin(self) -> None:
         try:
-            self.cursor = await db(checkpoint_cursor)(PIPELINE)
+            # Where every partition has come to: no partition's events before it are missing.
+            self._start_at(await db(partitions.watermark)(PIPELINE, self.partition_count))
         except BaseException:
             self._start = None  # the next socket tries again
             raise
@@ -201,7 +206,8 @@ class Dispatcher(LogTail):
                         if not self._tailing:
                             self._tailing = True
                             log.warning("no publications from the pipeline for %.0f s: reading the log directly", SILENCE)
-                        await self._fill(await db(checkpoint_cursor)(PIPELINE))
+                        for part, until in (await db(partitions.checkpoints)(PIPELINE, self.partition_count)).items():
+                            await self._fill(until, part.index)
                     continue
                 if self._tailing and message.get("type") in ("parley.batch", "parley.beat"):
                     self._tailing = False
@@ -234,14 +240,32 @@ class Dispatcher(LogTail):
         if kind == "parley.batch":
             self.stats.heard_at = time.monotonic()
             self.stats.batches += 1
-            await self._on_batch(Cursor(*message["prev"]), Cursor(*message["end"]), message["envelopes"])
+            partition = self._partition(message)
+            if partition is not None:
+                await self._on_batch(Cursor(*message["prev"]), Cursor(*message["end"]), message["envelopes"], partition)
         elif kind == "parley.beat":
             self.stats.heard_at = time.monotonic()
             self.stats.beats += 1
-            await self._fill(Cursor(*message["end"]))
+            partition = self._partition(message)
+            if partition is not None:
+                await self._fill(Cursor(*message["end"]), partition)
         elif kind == "parley.ephemeral":
             if message.get("origin") != self.process_id:
                 await self.deliver_ephemeral(message)
+
+    def _partition(self, message: dict[str, Any]) -> int | None:
+        """The partition a publication comes from; None (and a warning, once) when the
+        publisher counts partitions differently than this process: a deployment
+        whose processes disagree on PARLEY_PIPELINE_PARTITIONS. The log fills in."""
+        index, count = message.get("partition") or (0, 1)
+        if count == self.partition_count and 0 <= index < count:
+            return int(index)
+        if not self._mismatch_logged:
+            self._mismatch_logged = True
+            log.error("a pipeline publishes with %s partitions, this web process expects %s "
+                      "(PARLEY_PIPELINE_PARTITIONS must be the same everywhere); its frames are read from the log",
+                      count, self.partition_count)
+        return None
 
     async def resync_everyone(self) -> None:
         """This dispatcher lost track: every socket is told, and resumes."""

@@ -21,6 +21,7 @@ from typing import Any
 
 from eventstore import failures
 from eventstore.events import Cursor
+from eventstore.partitions import Partition
 from eventstore.reading import Batch
 from readmodels import asof
 from readmodels.projections import PIPELINE
@@ -37,8 +38,10 @@ class RealtimeFanout:
     name = "realtime"
     event_types = FRAME_EVENT_TYPES
 
-    def __init__(self) -> None:
+    def __init__(self, partition: Partition | None = None) -> None:
         self._failing = False
+        #: The pipeline's partition whose batches this member publishes (index, count).
+        self.partition = [partition.index, partition.count] if partition is not None else [0, 1]
 
     def handle(self, batch: Batch) -> dict[str, Any] | None:
         """The batch's frames, built from the rows the read models left as of each
@@ -59,6 +62,7 @@ class RealtimeFanout:
             return None
         return {
             "type": "parley.batch",
+            "partition": self.partition,
             "prev": [batch.start.tx, batch.start.position],
             "end": [batch.end.tx, batch.end.position],
             "envelopes": wire,
@@ -76,7 +80,7 @@ class RealtimeFanout:
         while not stop.is_set():
             cursor = committed()
             if cursor is not None:
-                await self._publish({"type": "parley.beat", "end": [cursor.tx, cursor.position]})
+                await self._publish({"type": "parley.beat", "partition": self.partition, "end": [cursor.tx, cursor.position]})
             try:
                 await asyncio.wait_for(stop.wait(), timeout=BEAT_INTERVAL)
             except TimeoutError:

@@ -27,6 +27,7 @@ from django.conf import settings
 
 from accounts.principals import Principal
 from eventstore.events import Cursor
+from eventstore.partitions import Partition
 from eventstore.store import EventStore
 from observability.logs import event_fields
 from observability.metrics import DROPPED_SOCKET_FAILED
@@ -78,42 +79,76 @@ class LogTail:
     """The dispatcher's cursor and how events past it are handed on (see the module docstring).
 
     Mixed into ``Dispatcher``, whose ``__init__`` sets the attributes declared here.
+
+    With a partitioned pipeline (eventstore.partitions) each partition
+    publishes its own batches, in its own order. ``received`` keeps, per
+    partition, how far its events have come in (published, or read from the
+    log); events wait in ``held`` until every partition has come that far,
+    and then go to the sockets in log order, so ``cursor`` (everything up to
+    it handed on) only ever moves forward over events of every partition.
+    With one partition nothing waits.
     """
 
     cursor: Cursor | None
     audiences: dict[str, set[Listener]]
     stats: Stats
     _store: EventStore
+    #: How many partitions the pipeline has (every process of a deployment says the same).
+    partition_count: int
+    received: dict[int, Cursor]
+    held: list[Envelope]
 
-    async def _on_batch(self, prev: Cursor, end: Cursor, wire: list[Any]) -> None:
+    def _start_at(self, cursor: Cursor) -> None:
+        self.cursor = cursor
+        self.received = dict.fromkeys(range(self.partition_count), cursor)
+        self.held = []
+
+    async def _on_batch(self, prev: Cursor, end: Cursor, wire: list[Any], partition: int = 0) -> None:
         assert self.cursor is not None
-        if end <= self.cursor:
-            return  # already handed on (read from the log, or published twice)
-        if prev > self.cursor:
-            await self._fill(prev)  # publications between cursor and prev were lost
+        if end <= self.received[partition]:
+            return  # already in (read from the log, or published twice)
+        if prev > self.received[partition]:
+            await self._fill_partition(partition, prev)  # publications between were lost
         for raw in wire:
             envelope = Envelope.from_wire(raw)
-            if envelope.cursor > self.cursor:
-                await self._hand_on(envelope)
-        self.cursor = end
+            if envelope.cursor > self.received[partition]:
+                self.held.append(envelope)
+        self.received[partition] = end
+        await self._release()
 
-    async def _fill(self, until: Cursor) -> None:
-        """Read (cursor, until] from the log and hand it on, as publications would have."""
-        assert self.cursor is not None
-        if until <= self.cursor:
+    async def _fill(self, until: Cursor, partition: int = 0) -> None:
+        """Read one partition's stretch (received, until] from the log, as publications would have brought it."""
+        await self._fill_partition(partition, until)
+        await self._release()
+
+    async def _fill_partition(self, partition: int, until: Cursor) -> None:
+        if until <= self.received[partition]:
             return
         self.stats.fills += 1
-        while self.cursor < until:
-            batch, envs = await db(self._read)(self.cursor, until)
-            for envelope in envs:
-                await self._hand_on(envelope)
+        while self.received[partition] < until:
+            batch, envs = await db(self._read)(self.received[partition], until, partition)
+            self.held += envs
             self.stats.filled_events += len(batch.events)
-            if batch.end == self.cursor:
+            if batch.end == self.received[partition]:
                 return  # nothing readable yet (cannot happen below the checkpoint); try later
-            self.cursor = batch.end
+            self.received[partition] = batch.end
 
-    def _read(self, after: Cursor, until: Cursor) -> tuple[Any, list[Envelope]]:
-        batch = self._store.read_batch(after, FILL_BATCH, types=FRAME_EVENT_TYPES, until=until)
+    async def _release(self) -> None:
+        """Hand on, in log order, every held event every partition has come past."""
+        assert self.cursor is not None
+        frontier = min(self.received.values())
+        if frontier <= self.cursor:
+            return
+        ready = sorted((e for e in self.held if e.cursor <= frontier), key=lambda e: e.cursor)
+        self.held = [e for e in self.held if e.cursor > frontier]
+        for envelope in ready:
+            if envelope.cursor > self.cursor:
+                await self._hand_on(envelope)
+        self.cursor = frontier
+
+    def _read(self, after: Cursor, until: Cursor, partition: int) -> tuple[Any, list[Envelope]]:
+        part = Partition(partition, self.partition_count) if self.partition_count > 1 else None
+        batch = self._store.read_batch(after, FILL_BATCH, types=FRAME_EVENT_TYPES, until=until, partition=part)
         events = batch.events
         if AGENTS not in self.audiences:
             wanted = set(self.audiences)

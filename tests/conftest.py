@@ -155,12 +155,10 @@ def agent(make_agent: _Any) -> Caller:
 def project() -> _Any:
     """Run the pipeline (the read models, the fan-out) until it has caught up with
     the log, then the groups that follow it (push, webhooks, email fallback)."""
-    from project.bootstrap import FOLLOWERS, group, pipeline
+    from project.bootstrap import FOLLOWERS, catch_up
 
     def run() -> None:
-        pipeline().catch_up()
-        for name in FOLLOWERS:
-            group(name).catch_up()
+        catch_up("pipeline", *FOLLOWERS)
 
     return run
 

@@ -29,6 +29,7 @@ class Migration(migrations.Migration):
                 ('position', models.BigIntegerField(primary_key=True, serialize=False)),
                 ('tx', models.BigIntegerField()),
                 ('customer_id', models.UUIDField()),
+                ('shard', models.SmallIntegerField(default=0)),
                 ('rows', models.JSONField()),
                 ('written_at', models.DateTimeField()),
             ],
