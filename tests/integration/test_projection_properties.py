@@ -30,6 +30,7 @@ from conversations.errors import ConversationError
 from conversations.models import AgentTurn, Routing
 from customers.models import Customer
 from customers.services import customer_register, customer_update
+from eventstore import partitions
 from eventstore.events import Cursor, RecordedEvent
 from eventstore.models import Checkpoint, StoredEvent
 from eventstore.runner import ConsumerRunner
@@ -199,8 +200,9 @@ def wait_until_all_readable() -> None:
 
 
 def run_live(batch: int) -> None:
-    """The projections as the pipeline runs them: one group, one transaction per batch."""
-    ConsumerRunner([ReadModels(pipeline_projections())], name=PIPELINE, batch_size=batch).catch_up()
+    """The projections as the pipeline runs them: one group (each of its partitions), one transaction per batch."""
+    for part in partitions.all_partitions():
+        ConsumerRunner([ReadModels(pipeline_projections())], name=PIPELINE, batch_size=batch, partition=part).catch_up()
 
 
 def assert_event_rows_end_where_the_read_models_are() -> None:
@@ -222,9 +224,12 @@ def assert_event_rows_end_where_the_read_models_are() -> None:
         assert {**recorded, "sender": None} == {**now, "sender": None}
 
 
+@pytest.mark.parametrize("partition_count", [1, 3])
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(ops=st.lists(op, min_size=12, max_size=40))
-def test_live_projections_equal_a_replay_and_a_brute_force_fold(ops):
+def test_live_projections_equal_a_replay_and_a_brute_force_fold(ops, partition_count, settings):
+    """Also with the pipeline split in partitions: what they build together is the same."""
+    settings.PARLEY_PIPELINE_PARTITIONS = partition_count
     wipe()
     customers = [customer_register(name=f"Customer {i}", external_id=f"c{i}").customer for i in range(CUSTOMERS)]
     message_ids = [uuid.uuid4() for _ in range(MESSAGES)]
@@ -268,14 +273,17 @@ def test_live_projections_equal_a_replay_and_a_brute_force_fold(ops):
                 note_id = uuid.UUID(int=o[1] + 1)
                 workflow_handlers.add_note(AddNote(note_id, customers[o[2]].id, Agent("1", "Grace"), o[3]))
             elif o[0] == "workflow":
-                workflow().catch_up()
+                for part in partitions.all_partitions():
+                    workflow(partition=part).catch_up()
             elif o[0] == "crash":
                 # One member crashes mid-batch: the whole group's batch is undone.
                 _, batch, n = o
                 for crashing in range(len(pipeline_projections())):
                     members = [CrashAfter(p, n) if i == crashing else p for i, p in enumerate(pipeline_projections())]
                     try:
-                        ConsumerRunner([ReadModels(members)], name=PIPELINE, batch_size=batch).catch_up()
+                        for part in partitions.all_partitions():
+                            ConsumerRunner([ReadModels(members)], name=PIPELINE, batch_size=batch,
+                                           partition=part).catch_up()
                     except RuntimeError:
                         pass
         except (ChatError, ConversationError):
