@@ -79,7 +79,8 @@ async def healthz(request: HttpRequest) -> JsonResponse:
     if database == "ok":
         consumers = await sync_to_async(_consumers)()
         body["consumers"] = consumers
-        pipeline = consumers[PIPELINE]
-        if pipeline["lag"] and not pipeline["running"]:
-            healthy = False
+        # The live path needs every partition of the pipeline (one, unpartitioned).
+        for name, status in consumers.items():
+            if groups.group_of(name) == PIPELINE and status["lag"] and not status["running"]:
+                healthy = False
     return JsonResponse(body, status=200 if healthy else 503)

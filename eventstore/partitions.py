@@ -88,3 +88,29 @@ def watermark(group: str, n: int | None = None) -> Cursor:
 
 def partitions_of(values: Iterable[object], n: int | None = None) -> dict[object, Partition]:
     return {v: of_key(v, n) for v in values}
+
+
+class LayoutMismatch(RuntimeError):
+    """The checkpoints were made for another number of partitions."""
+
+
+def check_layout(group: str, n: int | None = None) -> None:
+    """Refuse to start a group whose checkpoints were made for another number of
+    partitions: its new partitions would start from the beginning of the log and
+    apply every event again. The way from one number to another is the
+    ``repartition`` command."""
+    n = count() if n is None else n
+    expected = set(names(group, n))
+    found = {name for name in _checkpoint_names() if name == group or name.startswith(group + "#")}
+    if found and not found & expected:
+        raise LayoutMismatch(
+            f"the checkpoints of {group} are for another number of partitions ({', '.join(sorted(found))}); "
+            f"PARLEY_PIPELINE_PARTITIONS is {n}. Run `python manage.py repartition --partitions {n}` with every "
+            "process stopped and the log processed, or set PARLEY_PIPELINE_PARTITIONS back."
+        )
+
+
+def _checkpoint_names() -> list[str]:
+    with connection.cursor() as c:
+        c.execute("SELECT name FROM parley_checkpoints")
+        return [row[0] for row in c.fetchall()]

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from eventstore.partitions import Partition
 from eventstore.runner import Consumer, ConsumerRunner, make_owner_id
+from workers.dbthreads import DatabaseThreads
 from workers.worker import Worker, listen_for_advances, listen_for_appends
 
 log = logging.getLogger(__name__)
@@ -163,10 +164,20 @@ async def start_partition(
         name: group(name, owner=f"{owner}:{name}", partition=partition) for name in GROUPS if name != PIPELINE
     }
     fanout = next(c for c in leader.consumers if isinstance(c, RealtimeFanout))
+    # Two connections per partition: the pipeline's own (the live path), and
+    # one the workflow and the groups that follow share (their batches are short).
+    shared = DatabaseThreads(1, f"consumers{suffix}")
+
+    async def run_sharing() -> None:
+        try:
+            await asyncio.gather(*(Worker(r, thread=shared).run(stop) for name, r in runners.items() if name != PIPELINE))
+        finally:  # after every one of them released its lease on it
+            await asyncio.to_thread(shared.close_connections)
+            shared.shutdown()
+
     return [
-        asyncio.create_task(Worker(r, announce=name == PIPELINE).run(stop), name=name + suffix)
-        for name, r in runners.items()
-    ] + [
+        asyncio.create_task(Worker(leader, announce=True).run(stop), name=leader.name),
+        asyncio.create_task(run_sharing(), name="groups" + suffix),
         asyncio.create_task(fanout.heartbeat(stop, lambda: leader.cursor), name="heartbeat" + suffix),
         asyncio.create_task(listen_for_advances(stop, PIPELINE + suffix), name="listen-pipeline" + suffix),
     ]
@@ -184,6 +195,8 @@ async def run_workers(stop: asyncio.Event, *, delivery: bool = True) -> None:
     from workers import timers
 
     await sync_to_async(EventStore().check_transaction_ids)()
+    for name in GROUPS:
+        await sync_to_async(partitions.check_layout)(name)
     count = partitions.count()
     if count == 1:
         tasks = await start_partition(None, group("pipeline", owner=make_owner_id()), stop)

@@ -149,7 +149,8 @@ else:
     # within PARLEY_DB_POOL_SIZE; see docs/operations.md for the sum.
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 1,
-        "max_size": int(os.environ.get("PARLEY_DB_POOL_SIZE", "16")),
+        # Two more per partition a runworkers may hold (the pipeline's, and one its followers share).
+        "max_size": int(os.environ.get("PARLEY_DB_POOL_SIZE", str(16 + 2 * int(os.environ.get("PARLEY_PIPELINE_PARTITIONS", "1"))))),
         "timeout": 10,
     }
 

@@ -40,14 +40,21 @@ class Worker:
     #: Longest wait for a retry when committed events sit behind the read barrier.
     BLOCKED_MAX_WAIT = 0.05
 
-    def __init__(self, runner: ConsumerRunner, *, poll_interval: float | None = None, announce: bool = False) -> None:
+    def __init__(
+        self, runner: ConsumerRunner, *, poll_interval: float | None = None, announce: bool = False,
+        thread: DatabaseThreads | None = None,
+    ) -> None:
+        """``thread``: a database thread shared with other workers (the groups that follow
+        a partition's pipeline share one, so a process holds two connections per
+        partition, not one per group); by default the worker has one of its own."""
         self.runner = runner
         self.poll_interval = poll_interval if poll_interval is not None else settings.PARLEY_POLL_INTERVAL
         #: Tell the groups that follow this one when its checkpoint moves.
         self.announce = announce
         #: Seconds between two batches of a following group (0: none).
         self.min_interval = float(settings.PARLEY_FOLLOWER_INTERVAL) if runner.follows else 0.0
-        self._thread = DatabaseThreads(1, f"consumer-{runner.name}")
+        self._owns_thread = thread is None
+        self._thread = thread if thread is not None else DatabaseThreads(1, f"consumer-{runner.name}")
         self._blocked = 0
         self._last_batch = 0.0
 
@@ -96,8 +103,9 @@ class Worker:
             except Exception:
                 log.exception("consumer %s could not release its lease", self.runner.name)
             finally:
-                await asyncio.to_thread(self._thread.close_connections)
-                self._thread.shutdown()
+                if self._owns_thread:
+                    await asyncio.to_thread(self._thread.close_connections)
+                    self._thread.shutdown()
 
 
 async def listen_for_appends(stop: asyncio.Event) -> None:

@@ -225,3 +225,31 @@ def test_a_dispatcher_hands_the_partitions_events_on_in_log_order_once_every_par
     asyncio.run(scenario())
     assert socket.got == [1, 2, 3, 4, 5, 6, 7]
     assert dispatcher.cursor == Cursor(0, 7)
+
+
+def test_workers_refuse_checkpoints_made_for_another_number_of_partitions_until_repartitioned(settings):
+    import io
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    by_partition = customers_over(2, per_partition=1)
+    talk(by_partition[0][0], rounds=1)
+    catch_up(PIPELINE)  # one partition: the checkpoint "pipeline"
+    settings.PARLEY_PIPELINE_PARTITIONS = 2
+    with pytest.raises(partitions.LayoutMismatch, match="repartition --partitions 2"):
+        partitions.check_layout(PIPELINE)
+    talk(by_partition[1][0], rounds=1)  # the log moved on: "pipeline" is behind it
+    with pytest.raises(CommandError, match="behind: pipeline at"):
+        call_command("repartition", "--partitions", "2", stdout=io.StringIO())
+    settings.PARLEY_PIPELINE_PARTITIONS = 1
+    catch_up(PIPELINE)
+    call_command("repartition", "--partitions", "2", stdout=io.StringIO())
+    settings.PARLEY_PIPELINE_PARTITIONS = 2
+    partitions.check_layout(PIPELINE)  # no complaint
+    head = EventStore().head()
+    assert set(partitions.checkpoints(PIPELINE).values()) == {head}
+    assert not Checkpoint.objects.filter(name=PIPELINE).exists()
+    before = read_models()
+    catch_up(PIPELINE)  # nothing is applied again
+    assert read_models() == before

@@ -1,0 +1,156 @@
+"""Two `runworkers` share four partitions; one is killed mid-traffic; the other takes its share.
+
+A real stack (Daphne, two `runworkers`, PostgreSQL, Redis) with
+``PARLEY_PIPELINE_PARTITIONS=4`` and a short lease. Both processes hold
+partitions; under traffic to customers of every partition one of them is
+SIGKILLed, and the survivor holds all four within the lease bound (plus one
+sharing tick per partition) and catches up. Then: every acknowledged message
+reached the agent's open socket exactly once, each
+conversation lists each message once, badges and agents' unread counts are
+exact, the badge recorded as of every event equals a count of the log, and a
+rebuild of the read models from the log equals what the partitions built
+live.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import ROOT, Stack, _start, http, start_stack, stop_stack
+from tests.e2e.test_lease_failover import Traffic, _badge_history, _log, _messages_of, _wait_until
+from tests.support.wsclient import ProtocolClient, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.redis, pytest.mark.postgres]
+
+PARTITIONS = 4
+LEASE_SECONDS = 3.0
+#: The survivor sees the dead process's heartbeat lapse and its leases run out
+#: after a lease, then takes one partition per sharing tick (a third of a lease).
+TAKEOVER_BOUND_SECONDS = 2 * LEASE_SECONDS + PARTITIONS * LEASE_SECONDS / 3 + 2.0
+NAMES = [f"pipeline#{p}/{PARTITIONS}" for p in range(PARTITIONS)]
+
+
+@pytest.fixture
+def two_workers(tmp_path: Path) -> Iterator[Stack]:
+    stack, drop = start_stack(tmp_path / "stack", web=1, separate_workers=True, extra_env={
+        "PARLEY_LEASE_SECONDS": str(LEASE_SECONDS), "PARLEY_PIPELINE_PARTITIONS": str(PARTITIONS)})
+    try:
+        _start(stack, "workers-2", stack.commands["workers"])
+        for name in ("workers", "workers-2"):
+            assert _wait_until(lambda n=name: "workers running" in _log(stack, n), 30), stack.dump_logs()
+        yield stack
+    finally:
+        stop_stack(stack)
+        drop()
+
+
+def _partitions(stack: Stack) -> dict[str, dict[str, Any]]:
+    status, body = http("GET", f"{stack.url}/healthz")
+    assert body is not None and "consumers" in body, (status, body)
+    return {name: body["consumers"][name] for name in NAMES}
+
+
+def _holders(stack: Stack) -> dict[str, str]:
+    """Which process holds each pipeline partition's lease (by pid), straight from the checkpoints."""
+    import psycopg
+
+    pids = {stack.named[n].pid: n for n in ("workers", "workers-2") if stack.named[n].poll() is None}
+    with psycopg.connect(stack.env["DATABASE_URL"]) as conn:
+        rows = conn.execute(
+            "SELECT name, owner FROM parley_checkpoints WHERE name = ANY(%s) AND lease_until > now()", [NAMES]
+        ).fetchall()
+    return {name: pids.get(int(owner.split(":")[1]), "?") for name, owner in rows if owner}
+
+
+def _read_models(stack: Stack) -> dict[str, list[tuple[Any, ...]]]:
+    import psycopg
+
+    with psycopg.connect(stack.env["DATABASE_URL"]) as conn:
+        return {
+            table: sorted(conn.execute(f"SELECT {cols} FROM {table}").fetchall())
+            for table, cols in {
+                "readmodels_timelinemessage": "message_id, body, read_at, tx, position",
+                "readmodels_conversation": "customer_id, unread_for_agents, awaiting_reply, status, tx, position",
+                "readmodels_badge": "customer_id, unread, tx, position",
+                "readmodels_unread": "message_id, reader",
+                "readmodels_directoryentry": "customer_id, name, tx, position",
+            }.items()
+        }
+
+
+def test_a_killed_process_partitions_move_to_the_other_and_every_message_arrives_once(two_workers: Stack):
+    stack = two_workers
+    # Both processes hold a share (two each) before the traffic starts.
+    assert _wait_until(lambda: sorted(Counter(_holders(stack).values()).values()) == [2, 2], 30), (
+        _holders(stack), stack.dump_logs())
+    customers = [stack.register_customer(f"Partitioned {i}", f"p{i}@example.com") for i in range(8)]
+    agent = stack.agent_token()
+    traffic = Traffic(stack, agent, customers)
+    took: list[float] = []
+
+    async def scenario() -> None:
+        watcher = ProtocolClient([stack.ws_url(agent)], name="agent")
+        watcher.start()
+        assert await wait_for(watcher.live.is_set, 15), "the agent's socket never went live"
+        sending = asyncio.create_task(asyncio.to_thread(traffic.run))
+        try:
+            assert await wait_for(lambda: traffic.sent() >= 40, 20), f"traffic did not flow: {traffic.statuses}"
+            victim = "workers-2"
+            killed_at = time.monotonic()
+            await asyncio.to_thread(stack.kill, victim)
+            deadline = killed_at + 3 * TAKEOVER_BOUND_SECONDS
+            while time.monotonic() < deadline:
+                holders = await asyncio.to_thread(_holders, stack)
+                if len(holders) == PARTITIONS and set(holders.values()) == {"workers"}:
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError(f"the survivor did not take every partition: {holders}\n{stack.dump_logs()}")
+            took.append(time.monotonic() - killed_at)
+            await asyncio.sleep(1.5)  # keep writing under the survivor alone
+        finally:
+            traffic.stop.set()
+            await sending
+        everything = {m for d in (traffic.agent_sent, traffic.customer_sent) for ms in d.values() for m in ms}
+        if not await wait_for(lambda: watcher.got(everything), 20):
+            missing = everything - set(watcher.sent_ids)
+            _, health = http("GET", f"{stack.url}/healthz")
+            raise AssertionError(f"the agent's socket missed {len(missing)} of {len(everything)} messages; "
+                                 f"health: {health}\n{stack.dump_logs()[-6000:]}")
+        assert traffic.sent() > 40
+        await asyncio.sleep(1)  # anything twice would have arrived by now
+        assert not watcher.duplicates(), watcher.duplicates()
+        await watcher.stop()
+
+    asyncio.run(scenario())
+    assert took[0] < TAKEOVER_BOUND_SECONDS, (took, TAKEOVER_BOUND_SECONDS)
+    assert all(p["lag"] == 0 for p in _partitions(stack).values()) or _wait_until(
+        lambda: all(p["lag"] == 0 for p in _partitions(stack).values()), 10)
+
+    for customer in customers:
+        cid = customer["customer_id"]
+        listed = _messages_of(stack, agent, cid, traffic.position)
+        ids = Counter(m["message_id"] for m in listed)
+        assert not {m: n for m, n in ids.items() if n > 1}, "a message is listed twice"
+        assert set(ids) == set(traffic.agent_sent[cid]) | set(traffic.customer_sent[cid])
+        status, badge = http("GET", f"{stack.url}/api/v1/badge?min_position={traffic.position}", token=customer["token"])
+        assert status == 200 and badge["unread"] == len(traffic.agent_sent[cid]) - len(traffic.read[cid]), badge
+    recorded, counted = _badge_history(stack)
+    assert recorded == counted
+
+    # Replay equals live: a rebuild from the log makes the same read models.
+    live = _read_models(stack)
+    subprocess.run([sys.executable, "manage.py", "rebuild_readmodels"], cwd=ROOT, env=stack.env, check=True,
+                   capture_output=True)
+    assert _read_models(stack) == live
+    print(f"\n{PARTITIONS} partitions, lease {LEASE_SECONDS}s: the survivor held them all {took[0]:.1f}s after the kill "
+          f"(bound {TAKEOVER_BOUND_SECONDS:.1f}s); {traffic.sent()} messages")
