@@ -164,7 +164,7 @@ def build_log(conn: Any, target: int) -> dict[str, int]:
     import json
     import uuid
 
-    from eventstore.events import encode
+    from eventstore.events import encode, shard_of_event
 
     counts: dict[str, int] = {}
     rows = generate(target)
@@ -174,7 +174,7 @@ def build_log(conn: Any, target: int) -> dict[str, int]:
             tx = conn.execute("SELECT pg_current_xact_id()::text::bigint").fetchone()[0]
             with conn.cursor().copy(
                 "COPY parley_events (event_id, stream_id, version, event_type, schema_version, "
-                "data, metadata, recorded_at, tx) FROM STDIN"
+                "data, metadata, recorded_at, shard, tx) FROM STDIN"
             ) as copy:
                 n = 0
                 for evt, stream, version, meta, at in rows:
@@ -188,6 +188,7 @@ def build_log(conn: Any, target: int) -> dict[str, int]:
                             json.dumps(encode(evt), separators=(",", ":")),
                             json.dumps(meta.as_json()),
                             at,
+                            shard_of_event(evt),
                             tx,
                         )
                     )
