@@ -27,19 +27,42 @@ def _database() -> str:
         return f"error: {type(exc).__name__}"
 
 
+def _shard_of(layer: Any, channel: str) -> int:
+    """Which Redis server of a sharded channel layer holds ``channel`` (0 when there is one)."""
+    shards = getattr(layer, "_shards", None)  # the pub/sub layer
+    if shards:
+        return int(shards.index(layer._get_shard(channel)))
+    if len(getattr(layer, "hosts", None) or []) > 1:  # the core layer
+        return int(layer.consistent_hash(channel))
+    return 0
+
+
 async def _channel_layer() -> str:
     layer = get_channel_layer()
     if layer is None:
         return "error: no channel layer configured"
+    servers = len(getattr(layer, "_shards", None) or getattr(layer, "hosts", None) or [None])
+    probed: set[int] = set()
     try:
-        # A round trip through the layer: send to a fresh channel and read it back.
-        channel = await layer.new_channel()
-        probe = {"type": "health.probe", "id": uuid.uuid4().hex}
-        await layer.send(channel, probe)
-        got = await asyncio.wait_for(layer.receive(channel), timeout=2)
-        return "ok" if got.get("id") == probe["id"] else "error: probe mismatch"
+        # A round trip through each Redis server of the layer: send to a fresh
+        # channel that lives there and read it back.
+        for _ in range(16 * servers):
+            channel = await layer.new_channel()
+            shard = _shard_of(layer, channel)
+            if shard in probed:
+                continue
+            probe = {"type": "health.probe", "id": uuid.uuid4().hex}
+            await layer.send(channel, probe)
+            got = await asyncio.wait_for(layer.receive(channel), timeout=2)
+            if got.get("id") != probe["id"]:
+                return "error: probe mismatch"
+            probed.add(shard)
+            if len(probed) == servers:
+                return "ok"
+        return f"error: reached {len(probed)} of {servers} channel-layer servers"
     except Exception as exc:
-        return f"error: {type(exc).__name__}"
+        reached = f" ({len(probed)} of {servers} channel-layer servers answered)" if servers > 1 else ""
+        return f"error: {type(exc).__name__}{reached}"
 
 
 def _realtime() -> dict[str, Any]:

@@ -159,6 +159,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Channels ---------------------------------------------------------------
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# The channel layer may shard over several Redis servers (space-separated
+# URLs; each channel and group lives on one of them, by a hash of its name);
+# by default it uses REDIS_URL alone. Rate limits and wake-ups stay on REDIS_URL.
+PARLEY_CHANNEL_REDIS_URLS = os.environ.get("PARLEY_CHANNEL_REDIS_URLS", "").split() or ([REDIS_URL] if REDIS_URL else [])
 # Names this deployment's channels, groups and wake-ups in a Redis others may share.
 PARLEY_CHANNEL_PREFIX = os.environ.get("PARLEY_CHANNEL_PREFIX", "parley")
 # "pubsub" (RedisPubSubChannelLayer) or "core" (RedisChannelLayer); see
@@ -173,7 +177,7 @@ if REDIS_URL and PARLEY_CHANNEL_LAYER == "pubsub":
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             # Pub/Sub channels ignore the Redis database number: a prefix of
             # its own keeps deployments sharing a Redis out of each other's groups.
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": PARLEY_CHANNEL_PREFIX},
+            "CONFIG": {"hosts": PARLEY_CHANNEL_REDIS_URLS, "prefix": PARLEY_CHANNEL_PREFIX},
         }
     }
 elif REDIS_URL:
@@ -184,7 +188,8 @@ elif REDIS_URL:
                 # redis-py 8 reads with a 5 s socket timeout, as long as the
                 # layer's blocking receive, and caps its pool at 100: both
                 # closed sockets with 1011 under load (channels_redis#422).
-                "hosts": [{"address": REDIS_URL, "socket_timeout": None, "max_connections": 2000}],
+                "hosts": [{"address": url, "socket_timeout": None, "max_connections": 2000}
+                          for url in PARLEY_CHANNEL_REDIS_URLS],
                 "prefix": PARLEY_CHANNEL_PREFIX,
                 "capacity": CHANNEL_CAPACITY,
             },

@@ -60,8 +60,22 @@ from realtime.logtail import DISPATCHER, Listener, LogTail, Stats, db
 
 log = logging.getLogger(__name__)
 
-#: The channel-layer group every web process's dispatcher listens to.
+#: The channel-layer group every web process's dispatcher listens to for a
+#: partition's batches (one per partition: with the channel layer sharded over
+#: several Redis servers, partitions publish through different ones).
 FANOUT_GROUP = "parley.fanout"
+#: The group of typing and presence (ephemeral frames).
+EPHEMERAL_GROUP = "parley.ephemeral"
+
+
+def fanout_group(partition: int = 0, count: int = 1) -> str:
+    """The group a partition's batches and heartbeats go through."""
+    return FANOUT_GROUP if count == 1 else f"{FANOUT_GROUP}.{partition}of{count}"
+
+
+def groups_of(count: int) -> list[str]:
+    """Every group a dispatcher of a pipeline in ``count`` partitions listens to."""
+    return [fanout_group(p, count) for p in range(count)] + [EPHEMERAL_GROUP]
 #: Seconds without a batch or heartbeat before the dispatcher reads the log itself.
 SILENCE = 3.0
 #: How often a dispatcher that hears nothing reads the pipeline's checkpoint.
@@ -145,7 +159,8 @@ class Dispatcher(LogTail):
         layer = get_channel_layer()
         if layer is not None and self.channel is not None:
             try:
-                await layer.group_discard(FANOUT_GROUP, self.channel)
+                for group in groups_of(self.partition_count):
+                    await layer.group_discard(group, self.channel)
             except Exception:
                 log.debug("could not leave the fan-out group", exc_info=True)
 
@@ -175,7 +190,8 @@ class Dispatcher(LogTail):
                 if self.channel is None:
                     self.channel = await layer.new_channel()
                 if joined_at is None or time.monotonic() - joined_at > REJOIN_EVERY:
-                    await layer.group_add(FANOUT_GROUP, self.channel)
+                    for group in groups_of(self.partition_count):
+                        await layer.group_add(group, self.channel)
                     joined_at = time.monotonic()
                 self._inbox.put_nowait(await layer.receive(self.channel))
                 failures = 0
@@ -345,8 +361,13 @@ async def publish(message: dict[str, Any]) -> bool:
     layer = get_channel_layer()
     if layer is None:
         return False
+    if message.get("type") == "parley.ephemeral":
+        group = EPHEMERAL_GROUP
+    else:
+        index, count = message.get("partition") or (0, 1)
+        group = fanout_group(index, count)
     try:
-        await asyncio.wait_for(layer.group_send(FANOUT_GROUP, message), timeout=PUBLISH_TIMEOUT)
+        await asyncio.wait_for(layer.group_send(group, message), timeout=PUBLISH_TIMEOUT)
         return True
     except Exception:
         log.debug("could not publish %s", message.get("type"), exc_info=True)
