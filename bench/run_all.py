@@ -23,7 +23,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-HELPERS = {"__init__", "common", "report", "run_all", "push_peer", "echo_asgi"}
+HELPERS = {"__init__", "common", "report", "run_all", "push_peer", "echo_asgi", "bare_write_asgi"}
 #: Run first, in this order; any other benchmark follows alphabetically.
 FIRST = ["append", "commands", "replay"]
 TIMEOUT = float(os.environ.get("BENCH_TIMEOUT", "900"))
