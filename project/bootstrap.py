@@ -12,7 +12,8 @@ import logging
 from collections.abc import Callable
 
 from eventstore.runner import Consumer, ConsumerRunner, make_owner_id
-from workers.worker import Worker, listen_for_appends
+from workers import wakeup
+from workers.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +89,14 @@ def serve_metrics(bind: str) -> Callable[[], None]:
 async def run_workers(stop: asyncio.Event, *, delivery: bool = True) -> None:
     """Run the pipeline, the workflow and email fallback process managers, the
     timers, the email sender (and the push and webhook delivery workers) until
-    ``stop`` is set."""
+    ``stop`` is set. One listener carries every other process's wake-ups:
+    appends, and rows queued on each queue (workers.jobs)."""
     from asgiref.sync import sync_to_async
 
     from eventstore.store import EventStore
     from notifications import mailer
+    from notifications.outbox import PUSH
+    from outbound.outbox import WEBHOOKS
     from realtime.fanout import RealtimeFanout
     from workers import timers
 
@@ -105,16 +109,19 @@ async def run_workers(stop: asyncio.Event, *, delivery: bool = True) -> None:
         asyncio.create_task(Worker(runner).run(stop), name=runner.name),
         asyncio.create_task(Worker(process_manager).run(stop), name=process_manager.name),
         asyncio.create_task(Worker(fallback).run(stop), name=fallback.name),
-        asyncio.create_task(timers.run(stop), name="timers"),
-        asyncio.create_task(mailer.run(stop), name="email"),
+        asyncio.create_task(timers.run(stop, relay=False), name="timers"),
+        asyncio.create_task(mailer.run(stop, relay=False), name="email"),
         asyncio.create_task(fanout.heartbeat(stop, lambda: runner.cursor), name="heartbeat"),
-        asyncio.create_task(listen_for_appends(stop), name="listen"),
     ]
+    channels = {wakeup.APPENDS_CHANNEL: wakeup.appended, timers.TIMERS.channel: timers.scheduled,
+                mailer.EMAIL.channel: mailer.queued}
     if delivery:
         from notifications.lanes import run_delivery_workers
         from outbound.worker import run_webhook_workers
 
-        tasks.append(asyncio.create_task(run_delivery_workers(stop), name="push-delivery"))
-        tasks.append(asyncio.create_task(run_webhook_workers(stop), name="webhook-delivery"))
+        tasks.append(asyncio.create_task(run_delivery_workers(stop, relay=False), name="push-delivery"))
+        tasks.append(asyncio.create_task(run_webhook_workers(stop, relay=False), name="webhook-delivery"))
+        channels.update({PUSH.channel: PUSH.signal, WEBHOOKS.channel: WEBHOOKS.signal})
+    tasks.append(asyncio.create_task(wakeup.relay_wakeups(stop, channels), name="listen"))
     log.info("workers running: %s", ", ".join(t.get_name() for t in tasks))
     await asyncio.gather(*tasks)

@@ -80,4 +80,4 @@ class Worker:
 
 async def listen_for_appends(stop: asyncio.Event) -> None:
     """Relay PostgreSQL NOTIFYs of appends in other processes to this process's waiters."""
-    await wakeup.relay_wakeups(stop, wakeup.APPENDS_CHANNEL, wakeup.appended)
+    await wakeup.relay_wakeups(stop, {wakeup.APPENDS_CHANNEL: wakeup.appended})
