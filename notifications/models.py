@@ -95,8 +95,9 @@ class PushDelivery(models.Model):
             models.UniqueConstraint(fields=["event_id", "subscription"], name="push_delivery_once_per_event"),
         ]
         indexes = [
+            # The queue's claim order (workers.jobs): a claim reads the first few rows, not every pending one.
             models.Index(
-                fields=["due_at"], name="push_delivery_pending_due", condition=Q(state=DeliveryState.PENDING)
+                fields=["due_at", "id"], name="push_delivery_pending_order", condition=Q(state=DeliveryState.PENDING)
             ),
             models.Index(fields=["subscription", "state", "tx", "position"], name="push_delivery_lane"),
             models.Index(

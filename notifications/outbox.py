@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Q
 
 from chat.events import AttachmentRef, MessageEdited, MessageMarkedAsRead, MessageSent, stream_id
 from eventstore.store import EventStore
@@ -70,13 +69,14 @@ class Round:
     group: Hashable = None
 
 
-def _previous_release_free(now: dt.datetime) -> Q:
-    """Devices the previous release's workers are not sending to: it leased and held
-    devices, not rows, and may still run beside this one during a deploy."""
-    held = PushSubscription.objects.filter(pk=OuterRef("subscription_id")).filter(
-        Q(lease_until__gt=now) | Q(hold_until__gt=now)
-    )
-    return Q(~Exists(held))
+#: Devices the previous release's workers are not sending to: it leased and
+#: held devices, not rows, and may still run beside this one during a deploy.
+#: (A condition on the claim's candidate row ``d``; the hold this release
+#: writes is on the row too.)
+_PREVIOUS_RELEASE_FREE = (
+    "NOT EXISTS (SELECT 1 FROM parley_push_subscriptions s WHERE s.id = d.subscription_id "
+    "AND (s.lease_until > %(now)s OR s.hold_until > %(now)s))"
+)
 
 
 def claim(owner: str, now: dt.datetime, *, rounds: int, batch: int, lease_seconds: float) -> list[Round]:
@@ -90,7 +90,7 @@ def claim(owner: str, now: dt.datetime, *, rounds: int, batch: int, lease_second
     """
     claimed = PUSH.claim(
         now, owner=owner, lease=lease_seconds, rounds=rounds, lanes=batch, per_lane=None,
-        where=_previous_release_free(now),
+        where=_PREVIOUS_RELEASE_FREE,
     )
     if not claimed:
         return []

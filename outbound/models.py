@@ -87,7 +87,10 @@ class WebhookDelivery(models.Model):
                 condition=Q(state=WebhookState.PENDING),
             ),
             models.Index(fields=["endpoint", "id"], name="webhook_delivery_recent"),
-            models.Index(fields=["due_at"], name="webhook_delivery_pending_due", condition=Q(state=WebhookState.PENDING)),
+            # The queue's claim order (workers.jobs): a claim reads the first few rows, not every pending one.
+            models.Index(
+                fields=["due_at", "id"], name="webhook_delivery_pending_due", condition=Q(state=WebhookState.PENDING)
+            ),
             models.Index(fields=["state", "finished_at"], name="webhook_delivery_finished"),
         ]
 

@@ -96,19 +96,19 @@ def retry(row: WebhookDelivery, *, status: int | None, reason: str, at: dt.datet
 
 
 def settle(outcomes: list[Outcome], *, owner: str, now: dt.datetime) -> set[Any]:
-    """Record rounds in one commit: answers, retries, endpoints to disable, and the rest
-    handed back. Returns the rows it finished."""
+    """Record rounds: answers, retries and the rest handed back in one commit, then the
+    endpoints to disable. Returns the rows it finished."""
     left: dict[Any, dt.datetime] = {}
     for o in outcomes:
         left.update(o.left())
-    with transaction.atomic():
-        finished = WEBHOOKS.settle(
-            now, owner=owner, done=[d for o in outcomes for d in o.done], retry=[r for o in outcomes for r in o.retry],
-            release=left,
-        )
-        for o in outcomes:
-            for endpoint_id, reason in o.disabled.items():
-                disable(endpoint_id, reason=reason, now=now)
+    finished = WEBHOOKS.settle(
+        now, owner=owner, done=[d for o in outcomes for d in o.done], retry=[r for o in outcomes for r in o.retry],
+        release=left,
+    )
+    # Apart: disabling fails whatever the endpoint still has pending, the rows just settled included.
+    for o in outcomes:
+        for endpoint_id, reason in o.disabled.items():
+            disable(endpoint_id, reason=reason, now=now)
     return finished
 
 

@@ -46,15 +46,16 @@ table and which of its columns play each part; everything else is here:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 import time
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from django.db import connection, models, transaction
-from django.db.models import Exists, Min, OuterRef, Q
+from django.db.models import Q
 
 from eventstore.tables import Table
 from workers import wakeup
@@ -186,8 +187,15 @@ class Queue(Generic[M]):
         Rows already due are not counted: they are claimed, or wait behind
         the head of their lane, which is counted.
         """
-        found: dt.datetime | None = self.pending().filter(**{f"{self.due}__gt": now}).aggregate(at=Min(self.due))["at"]
-        return found
+        t = self._table()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f'SELECT MIN("{t.columns[self.due]}") FROM "{t.name}" '
+                f'WHERE "state" = \'pending\' AND "{t.columns[self.due]}" > %(now)s',
+                {"now": t.to_db(self.due, now)},
+            )
+            found = cursor.fetchone()[0]
+        return t.from_db(self.due, found) if found is not None else None
 
     # -- claiming -----------------------------------------------------------------------------
 
@@ -202,7 +210,7 @@ class Queue(Generic[M]):
         per_lane: int | None = 1,
         busy: Mapping[Hashable, int] | None = None,
         per_group: int | None = None,
-        where: Q | None = None,
+        where: str = "",
         related: Sequence[str] = (),
     ) -> list[Round[M]]:
         """Claim due lanes for up to ``rounds`` rounds of up to ``lanes`` lanes each, oldest due first.
@@ -210,65 +218,192 @@ class Queue(Generic[M]):
         A round holds lanes of one group. ``busy`` counts the rounds of each
         group this process is working on already, and no group gets more
         than ``per_group`` (None: no limit). ``per_lane`` caps the rows taken
-        from one lane (None: every due row right behind its head). With
-        ``lease`` (seconds) the rows are leased to ``owner`` and handed back
-        by ``settle`` or ``release``; without, they stay locked by the
-        caller's transaction, which must be open.
+        from one lane (None: every due row right behind its head).
+        ``where`` is a further SQL condition on the candidate row ``d``
+        (``%(now)s`` is the claim's time). With ``lease`` (seconds) the rows
+        are leased to ``owner`` and handed back by ``settle`` or
+        ``release``; without, they stay locked by the caller's transaction,
+        which must be open.
+
+        Plain SQL: a claim runs for every round, and compiling its query
+        through the ORM cost more than the database took to answer it.
         """
         busy = busy or {}
-        allowance: dict[Hashable, int] = {}
+        given: dict[Hashable, int] = {}  # rounds dealt to each group by this claim
 
-        def allowed(group: Hashable) -> int:
-            if group not in allowance:
-                cap = rounds if per_group is None else min(rounds, per_group - busy.get(group, 0))
-                allowance[group] = max(0, cap)
-            return allowance[group]
+        def room(group: Hashable) -> int:
+            cap = rounds if per_group is None else per_group - busy.get(group, 0)
+            return max(0, cap - given.get(group, 0))
 
-        due = self.pending().filter(**{f"{self.due}__lte": now})
-        if where is not None:
-            due = due.filter(where)
-        if self.lane:
-            earlier = self.pending().filter(**{c: OuterRef(c) for c in self.lane}, pk__lt=OuterRef("pk"))
-            due = due.filter(~Exists(earlier))
-        if self.group is not None and per_group is not None:
-            full = [g for g in busy if allowed(g) <= 0]
-            if full:
-                due = due.exclude(**{f"{self.group}__in": full})
-        if related:
-            due = due.select_related(*related)
-        scan = min(1000, rounds * lanes * (4 if self.group is not None else 1))
-        with transaction.atomic(savepoint=False):
-            # Only the queue's rows are locked, not the rows joined to them.
-            locked = due.select_for_update(skip_locked=True, of=("self",) if related else ())
-            heads = list(locked.order_by(self.due, "pk")[:scan])
-            chosen = self._deal(heads, rounds, lanes, allowed)
-            if not chosen:
-                return []
-            lines = list(zip(chosen.values(), self._follow(list(chosen), now, per_lane, related), strict=True))
-            rows = [r for _, lane in lines for r in lane.rows]
-            original = {r.pk: getattr(r, self.due) for r in rows}
-            if lease is not None:
-                leased = self._lease(rows, owner or "", now + dt.timedelta(seconds=lease))
-                if len(leased) < len(rows):
-                    # A row was finished meanwhile (its endpoint disabled, its device
-                    # deleted): a lane goes up to it, and what is behind it is handed back.
-                    strays: dict[Any, dt.datetime] = {}
-                    for _, lane in lines:
-                        kept = _until_missing(lane.rows, leased)
-                        strays.update({r.pk: original[r.pk] for r in lane.rows[len(kept) :] if r.pk in leased})
-                        lane.rows = kept
-                    self._release(owner or "", strays)
+        capped = self.group is not None and per_group is not None
+        full = {g for g in busy if room(g) <= 0} if capped else set()
+        until = now + dt.timedelta(seconds=lease) if lease is not None else None
+        # Claimed heads, oldest due first, and their due times before the claim.
+        rows: list[M] = []
+        original: dict[Any, dt.datetime] = {}
+        for _ in range(8):  # each look deals a round or rules a group out; a few suffice
+            want = (rounds - sum(given.values())) * lanes
+            if want <= 0:
+                break
+            rooms = {g: room(g) for g in {*busy, *given} if room(g) > 0} if capped else {}
+            found = self._take(now, until, owner, want=want, lanes=lanes, full=full, rooms=rooms,
+                               default_room=room(object()) if capped else rounds, where=where)
+            if not found:
+                break
+            rows += [row for row, _ in found]
+            original.update({row.pk: at for row, at in found})
+            counts: dict[Hashable, int] = {}
+            for row, _ in found:
+                group = self._group_of(row)
+                counts[group] = counts.get(group, 0) + 1
+            left_behind = False
+            for group, count in counts.items():
+                given[group] = given.get(group, 0) + math.ceil(count / lanes)
+                if capped and room(group) <= 0:
+                    full.add(group)  # it may have more due: look again past it
+                    left_behind = True
+            if len(found) >= want or not left_behind:
+                break
+        rows = self._attach(rows, related)
+        if not rows:
+            return []
+
+        def share(group: Hashable) -> int:
+            return rounds if per_group is None else min(rounds, per_group - busy.get(group, 0))
+
+        rounds_of = self._deal(rows, rounds, lanes, room=share)
+        dealt = {row.pk for lane_rows in rounds_of for row in lane_rows}
+        if until is not None and len(dealt) < len(rows):
+            self.release(owner or "", {r.pk: original[r.pk] for r in rows if r.pk not in dealt})
         deadline = time.monotonic() + (lease if lease is not None else math.inf)
-        out: dict[int, Round[M]] = {}
-        for index, lane in lines:
-            if not lane.rows:
-                continue
-            found = out.get(index)
-            if found is None:
-                found = out[index] = Round(lane.group, [], now, deadline)
-            found.lanes.append(lane)
-            found.due.update({r.pk: original[r.pk] for r in lane.rows})
-        return list(out.values())
+        out: list[Round[M]] = []
+        for members in rounds_of:
+            found_round: Round[M] = Round(self._group_of(members[0]), [], now, deadline)
+            for head in members:
+                lane = Lane(self._key(head), found_round.group, [head])
+                found_round.lanes.append(lane)
+            out.append(found_round)
+        lanes_all = [lane for r in out for lane in r.lanes]
+        if self.lane and per_lane != 1:
+            original.update(self._follow(lanes_all, now, until, owner, per_lane, related))
+        for r in out:
+            r.due.update({row.pk: original[row.pk] for row in r.rows()})
+        return out
+
+    def _take(
+        self, now: dt.datetime, until: dt.datetime | None, owner: str | None, *, want: int, lanes: int,
+        full: set[Hashable], rooms: dict[Hashable, int], default_room: int, where: str,
+    ) -> list[tuple[M, dt.datetime]]:
+        """Lease (or, without ``until``, lock) up to ``want`` due heads, at most a group's room
+        in lanes, oldest due first; each with its due time before the claim (the instance
+        shows it too; the lease's end is in the database)."""
+        t = self._table()
+        pk, due = f'"{t.pk_column}"', f'"{t.columns[self.due]}"'
+        group = f'd."{t.columns[self.group]}"' if self.group is not None else "NULL"
+        params: dict[str, Any] = {"now": t.to_db(self.due, now), "want": want}
+        conditions = ["d.\"state\" = 'pending'", f"d.{due} <= %(now)s"]
+        if self.lane:
+            same = " AND ".join(f'e."{t.columns[c]}" = d."{t.columns[c]}"' for c in self.lane)
+            conditions.append(
+                f'NOT EXISTS (SELECT 1 FROM "{t.name}" e WHERE e."state" = \'pending\' AND {same} AND e.{pk} < d.{pk})'
+            )
+        if full and self.group is not None:
+            conditions.append(f"NOT ({self._among('d', self.group, list(full), 'full', params)})")
+        if where:
+            conditions.append(f"({where})")
+        lock = " FOR UPDATE SKIP LOCKED" if t.postgres else ""  # d alone: the subqueries lock nothing
+        candidates = (
+            f'SELECT d.{pk} AS id, {group} AS grp, d.{due} AS due FROM "{t.name}" d WHERE {" AND ".join(conditions)} '
+            f"ORDER BY d.{due}, d.{pk} LIMIT %(want)s{lock}"
+        )
+        # At most a group's room, in lanes, of each group's oldest heads.
+        room_of = "CASE " + "".join(
+            f"WHEN c.grp = %(g{i})s THEN %(r{i})s " for i in range(len(rooms))
+        ) + "ELSE %(room)s END" if rooms else "%(room)s"
+        for i, (g, r) in enumerate(rooms.items()):
+            params[f"g{i}"], params[f"r{i}"] = t.to_db(self.group or t.pk, g), r
+        params["room"], params["lanes"] = default_room, lanes
+        picked = (
+            f"SELECT id, due FROM (SELECT c.id, c.due, c.grp, ({room_of}) AS room, "
+            f"row_number() OVER (PARTITION BY c.grp ORDER BY c.due, c.id) AS n FROM c) ranked "
+            f"WHERE n <= room * %(lanes)s"
+        )
+        columns = ", ".join(f'"{t.name}"."{t.columns[a]}"' for a in t.attnames)
+        if until is None:  # locked by the caller's transaction, not leased
+            sql = (
+                f'WITH c AS ({candidates}), p AS ({picked}) SELECT p.due, {columns} FROM p '
+                f'JOIN "{t.name}" ON "{t.name}".{pk} = p.id ORDER BY p.due, p.id'
+            )
+            rows = self._fetch(sql, params)
+        else:
+            sets = {self.due: until, self.owner or "": owner or ""}
+            if self.lease_until is not None:
+                sets[self.lease_until] = until
+            assign = ", ".join(f'"{t.columns[a]}" = %(set_{a})s' for a in sets)
+            if self.attempt_on_claim:
+                assign += ', "attempts" = "attempts" + 1'
+            params.update({f"set_{a}": t.to_db(a, v) for a, v in sets.items()})
+            if t.postgres:
+                # One statement: candidates locked, the group's share picked, leased.
+                sql = (
+                    f'WITH c AS ({candidates}), p AS ({picked}) UPDATE "{t.name}" SET {assign} FROM p '
+                    f'WHERE "{t.name}".{pk} = p.id AND "{t.name}"."state" = \'pending\' RETURNING p.due, {columns}'
+                )
+                rows = self._fetch(sql, params)
+            else:
+                # SQLite: the claim's write transaction is exclusive; the conditional UPDATE is the claim.
+                with transaction.atomic(savepoint=False):
+                    picks = self._fetch(f"WITH c AS ({candidates}) {picked}", params)
+                    rows = []
+                    if picks:
+                        keys: dict[str, Any] = {}
+                        among = self._among(None, t.pk, [r[0] for r in picks], "pk", keys)
+                        due_of = {r[0]: r[1] for r in picks}
+                        rows = [
+                            (due_of[r[t.attnames.index(t.pk)]], *r) for r in self._fetch(
+                                f'UPDATE "{t.name}" SET {assign} WHERE {among} AND "state" = \'pending\' '
+                                f"RETURNING {columns}", {**params, **keys},
+                            )
+                        ]
+        out = []
+        for at, *values in rows:
+            row = self.model.from_db(connection.alias, t.attnames, [t.from_db(a, v) for a, v in zip(t.attnames, values, strict=True)])
+            before = t.from_db(self.due, at)
+            setattr(row, self.due, before)  # as it was: the lease's end is in the database
+            out.append((row, before))
+        out.sort(key=lambda found: (found[1], found[0].pk))
+        return out
+
+    def _fetch(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return list(cursor.fetchall())
+
+    def _among(self, alias: str | None, attname: str, values: list[Any], name: str, params: dict[str, Any]) -> str:
+        """``attname`` is one of ``values``, with named parameters added to ``params``."""
+        t = self._table()
+        column = f'{alias + "." if alias else ""}"{t.columns[attname]}"'
+        converted = [t.to_db(attname, v) for v in values]
+        if t.postgres:
+            params[name] = converted
+            return f"{column} = ANY(%({name})s::{t.types[attname]}[])"
+        for i, v in enumerate(converted):
+            params[f"{name}{i}"] = v
+        return f"{column} IN ({', '.join(f'%({name}{i})s' for i in range(len(converted)))})"
+
+    def _attach(self, rows: list[M], related: Sequence[str]) -> list[M]:
+        """Give claimed rows the rows their foreign keys ``related`` name: one query per key,
+        however many rows (a round's rows share a few endpoints). A row whose target was
+        deleted since is gone with it (the delete cascades): it is left out."""
+        for name in related:
+            field = self.model._meta.get_field(name)
+            target = field.related_model
+            assert isinstance(field, models.ForeignKey) and target is not None and not isinstance(target, str)
+            found = target._default_manager.in_bulk({getattr(r, field.attname) for r in rows})
+            rows = [r for r in rows if getattr(r, field.attname) in found]
+            for row in rows:
+                setattr(row, name, found[getattr(row, field.attname)])
+        return rows
 
     def _key(self, row: M) -> tuple[Any, ...]:
         return tuple(getattr(row, c) for c in self.lane) if self.lane else (row.pk,)
@@ -276,36 +411,44 @@ class Queue(Generic[M]):
     def _group_of(self, row: M) -> Hashable:
         return getattr(row, self.group) if self.group is not None else None
 
-    def _deal(self, heads: list[M], rounds: int, lanes: int, allowed: Any) -> dict[M, int]:
-        """Deal the heads into rounds: one group per round, at most ``lanes`` each, spread
-        over as many rounds as the group may have (more threads at once)."""
+    def _deal(self, heads: list[M], rounds: int, lanes: int, *, room: Callable[[Hashable], int]) -> list[list[M]]:
+        """Deal heads into rounds: one group per round, at most ``lanes`` each, spread over
+        as many rounds as the group has room for (more threads at once)."""
         by_group: dict[Hashable, list[M]] = {}
         for head in heads:
             by_group.setdefault(self._group_of(head), []).append(head)
-        chosen: dict[M, int] = {}
-        next_round = 0
+        out: list[list[M]] = []
         for group, members in by_group.items():
-            count = min(allowed(group), rounds - next_round, math.ceil(len(members) / lanes))
+            count = min(room(group), rounds - len(out), math.ceil(len(members) / lanes))
             if count <= 0:
                 continue
+            dealt: list[list[M]] = [[] for _ in range(count)]
             for i, head in enumerate(members[: count * lanes]):
-                chosen[head] = next_round + i % count
-            next_round += count
-            if next_round >= rounds:
+                dealt[i % count].append(head)
+            out += dealt
+            if len(out) >= rounds:
                 break
-        return chosen
+        return out
 
-    def _follow(self, heads: list[M], now: dt.datetime, per_lane: int | None, related: Sequence[str]) -> list[Lane[M]]:
-        """Each head's lane: the head, then the due rows right behind it."""
-        lines = [Lane(self._key(h), self._group_of(h), [h]) for h in heads]
-        if not self.lane or per_lane == 1:
-            return lines
-        by_key = {lane.key: lane for lane in lines}
+    def _follow(
+        self, lanes: list[Lane[M]], now: dt.datetime, until: dt.datetime | None, owner: str | None,
+        per_lane: int | None, related: Sequence[str],
+    ) -> dict[Any, dt.datetime]:
+        """Add to each claimed lane the due rows right behind its head, leased with it; their
+        due times before the claim.
+
+        Nobody else can claim them meanwhile (their head is leased), and a
+        row finished or leased by someone else since stops its lane there.
+        """
+        if not lanes:
+            return {}
+        by_key = {lane.key: lane for lane in lanes}
         behind = self.pending().filter(_any_of([dict(zip(self.lane, key, strict=True)) for key in by_key]))
-        behind = behind.exclude(pk__in=[h.pk for h in heads])
+        behind = behind.exclude(pk__in=[lane.rows[0].pk for lane in lanes])
         if related:
             behind = behind.select_related(*related)
         blocked: set[tuple[Any, ...]] = set()
+        taken: list[M] = []
         for row in behind.order_by("pk"):
             key = self._key(row)
             lane = by_key[key]
@@ -315,27 +458,36 @@ class Queue(Generic[M]):
                 blocked.add(key)  # a row not due holds back the rest of its lane
                 continue
             lane.rows.append(row)
-        return lines
-
-    def _lease(self, rows: list[M], owner: str, until: dt.datetime) -> set[Any]:
-        """Lease ``rows`` to ``owner`` until ``until``: the rows that were still pending."""
-        assert self.owner is not None, f"{self.name} rows are not leased"
-        changes: dict[str, Any] = {self.due: until, self.owner: owner}
+            taken.append(row)
+        original = {row.pk: getattr(row, self.due) for row in taken}
+        if until is None or not taken:
+            return original
+        t = self._table()
+        params: dict[str, Any] = {"now": t.to_db(self.due, now)}
+        sets = {self.due: until, self.owner or "": owner or ""}
         if self.lease_until is not None:
-            changes[self.lease_until] = until
+            sets[self.lease_until] = until
+        params.update({f"set_{a}": t.to_db(a, v) for a, v in sets.items()})
+        assign = ", ".join(f'"{t.columns[a]}" = %(set_{a})s' for a in sets)
         if self.attempt_on_claim:
-            changes["attempts"] = models.F("attempts") + 1
-        pks = [r.pk for r in rows]
-        count = self.pending().filter(pk__in=pks).update(**changes)
-        leased = set(pks) if count == len(pks) else set(
-            self.pending().filter(pk__in=pks, **{self.owner: owner}).values_list("pk", flat=True)
-        )
-        for row in rows:  # the instances as the claim left them, but for their due time (kept for release)
-            if row.pk in leased:
-                setattr(row, self.owner, owner)
-                if self.attempt_on_claim:
-                    row.attempts += 1  # type: ignore[attr-defined]
-        return leased
+            assign += ', "attempts" = "attempts" + 1'
+        among = self._among(None, t.pk, [r.pk for r in taken], "pk", params)
+        leased = {
+            r[0] for r in self._fetch(
+                f'UPDATE "{t.name}" SET {assign} WHERE {among} AND "state" = \'pending\' '
+                f'AND "{t.columns[self.due]}" <= %(now)s RETURNING "{t.pk_column}"', params,
+            )
+        }
+        if len(leased) < len(taken):
+            # A row was finished or leased by someone else since: its lane stops
+            # there, and what this claim leased behind it is handed back.
+            strays: dict[Any, dt.datetime] = {}
+            for lane in lanes:
+                kept = [lane.rows[0], *_until_missing(lane.rows[1:], leased)]
+                strays.update({r.pk: original[r.pk] for r in lane.rows[len(kept) :] if r.pk in leased})
+                lane.rows = kept
+            self.release(owner or "", strays)
+        return original
 
     # -- finishing ----------------------------------------------------------------------------
 
@@ -356,41 +508,36 @@ class Queue(Generic[M]):
         conditional on the lease still being ``owner``'s.
         """
         finished: set[Any] = set()
-        done, retry = list(done), list(retry)
-        if not done and not retry and not release:
-            return finished
-        with transaction.atomic(savepoint=False):
-            groups: dict[tuple[Any, ...], list[Any]] = {}
-            for d in done:
-                groups.setdefault(("done", d.state, d.error[: self.error_limit], d.attempted, d.values), []).append(d.pk)
-            for r in retry:
-                groups.setdefault(("retry", r.at, r.error[: self.error_limit], r.attempted, r.values), []).append(r.pk)
-            for (kind, target, error, attempted, extra), pks in groups.items():
-                changes: dict[str, Any] = {self.error: error, **dict(extra)}
-                if kind == "done":
-                    changes.update({"state": target, self.finished: now})
-                else:
-                    changes[self.due] = target
-                changed = self._update(pks, changes, attempted=attempted and not self.attempt_on_claim)
-                if kind == "done":
+        groups: dict[tuple[Any, ...], list[Any]] = {}
+        for d in done:
+            groups.setdefault(("done", d.state, d.error[: self.error_limit], d.attempted, d.values), []).append(d.pk)
+        for r in retry:
+            groups.setdefault(("retry", r.at, r.error[: self.error_limit], r.attempted, r.values), []).append(r.pk)
+        statements: list[tuple[str, dict[str, Any], bool]] = []  # (sql, params, finishes rows)
+        for (kind, target, error, attempted, extra), pks in groups.items():
+            changes: dict[str, Any] = {self.error: error, **dict(extra)}
+            if kind == "done":
+                changes.update({"state": target, self.finished: now})
+            else:
+                changes[self.due] = target
+            statements += [
+                (sql, params, kind == "done")
+                for sql, params in self._updates(pks, changes, attempted=attempted and not self.attempt_on_claim)
+            ]
+        if release:
+            statements += [(sql, params, False) for sql, params in self._releases(owner, release)]
+        # One statement needs no transaction of its own (a round trip each for BEGIN and COMMIT).
+        with transaction.atomic(savepoint=False) if len(statements) > 1 else contextlib.nullcontext():
+            for sql, params, finishing in statements:
+                changed = [row[0] for row in self._fetch(sql, params)]
+                if finishing:
                     finished.update(changed)
-            if release:
-                self._release(owner, release)
         return finished
 
     def release(self, owner: str, due: Mapping[Any, dt.datetime]) -> None:
         """Hand rows back (row -> its due time before the claim) while they are still ``owner``'s."""
-        if due:
-            with transaction.atomic(savepoint=False):
-                self._release(owner, due)
-
-    def _release(self, owner: str | None, due: Mapping[Any, dt.datetime]) -> None:
-        # Grouped by due time: rows queued together were due together.
-        by_time: dict[dt.datetime, list[Any]] = {}
-        for pk, at in due.items():
-            by_time.setdefault(at, []).append(pk)
-        for at, pks in by_time.items():
-            self._update(pks, {self.due: at}, attempted=False, holder=owner)
+        for sql, params in self._releases(owner, due):
+            self._fetch(sql, params)
 
     def release_owner(self, owner: str, now: dt.datetime) -> int:
         """Hand back whatever ``owner`` still holds, due at once (a worker stopping)."""
@@ -401,34 +548,59 @@ class Queue(Generic[M]):
             changes[self.lease_until] = None
         return self.pending().filter(**{self.owner: owner}).update(**changes)
 
-    def _update(self, pks: list[Any], changes: dict[str, Any], *, attempted: bool, holder: str | None = None) -> list[Any]:
-        """One UPDATE of pending rows ``pks``, ending their lease; the rows it changed.
-
-        Plain SQL: it runs for every round, and the ORM's per-statement cost
-        was a good part of a round (docs/benchmarks.md).
-        """
-        table = self._table()
+    def _ending_lease(self, changes: dict[str, Any]) -> dict[str, Any]:
+        out = dict(changes)
         if self.owner is not None:
-            changes = {**changes, self.owner: ""}
+            out[self.owner] = ""
         if self.lease_until is not None:
-            changes[self.lease_until] = None
-        sets = [f'"{table.columns[a]}" = %s' for a in changes]
-        params: list[Any] = [table.to_db(a, v) for a, v in changes.items()]
+            out[self.lease_until] = None
+        return out
+
+    def _updates(self, pks: list[Any], changes: dict[str, Any], *, attempted: bool) -> list[tuple[str, dict[str, Any]]]:
+        """UPDATEs of pending rows ``pks`` that end their lease, returning the rows changed.
+
+        Plain SQL: they run for every round, and the ORM's per-statement
+        cost was a good part of a round.
+        """
+        t = self._table()
+        changes = self._ending_lease(changes)
+        sets = [f'"{t.columns[a]}" = %(set_{a})s' for a in changes]
         if attempted:
             sets.append('"attempts" = "attempts" + 1')
-        out: list[Any] = []
-        for chunk in _chunks(pks, 1 << 30 if table.postgres else 500):
-            among, keys = table.among(table.pk, chunk)
-            among = among.replace("%b", "%s")
-            where = f"{among} AND \"state\" = 'pending'"
-            extra: list[Any] = []
-            if holder is not None and self.owner is not None:
-                where += f' AND "{table.columns[self.owner]}" = %s'
-                extra.append(holder)
-            sql = f'UPDATE "{table.name}" SET {", ".join(sets)} WHERE {where} RETURNING "{table.pk_column}"'
-            with connection.cursor() as cursor:
-                cursor.execute(sql, params + keys + extra)
-                out += [row[0] for row in cursor.fetchall()]
+        out = []
+        for chunk in _chunks(pks, 1 << 30 if t.postgres else 500):
+            params: dict[str, Any] = {f"set_{a}": t.to_db(a, v) for a, v in changes.items()}
+            among = self._among(None, t.pk, chunk, "pk", params)
+            out.append((
+                f'UPDATE "{t.name}" SET {", ".join(sets)} WHERE {among} AND "state" = \'pending\' '
+                f'RETURNING "{t.pk_column}"', params,
+            ))
+        return out
+
+    def _releases(self, owner: str | None, due: Mapping[Any, dt.datetime]) -> list[tuple[str, dict[str, Any]]]:
+        """UPDATEs putting rows back as they were before the claim (each its own due time),
+        while their lease is still ``owner``'s."""
+        if not due:
+            return []
+        t = self._table()
+        changes = self._ending_lease({})
+        sets = [f'"{t.columns[a]}" = %(set_{a})s' for a in changes]
+        out = []
+        for chunk in _chunks(list(due), 1 << 30 if t.postgres else 200):
+            params: dict[str, Any] = {f"set_{a}": t.to_db(a, v) for a, v in changes.items()}
+            among = self._among(None, t.pk, chunk, "pk", params)
+            when = " ".join(f"WHEN %(k{i})s THEN %(d{i})s" for i in range(len(chunk)))
+            for i, key in enumerate(chunk):
+                params[f"k{i}"], params[f"d{i}"] = t.to_db(t.pk, key), t.to_db(self.due, due[key])
+            cast = f"::{t.types[self.due]}" if t.postgres else ""
+            where = f'{among} AND "state" = \'pending\''
+            if self.owner is not None and owner is not None:
+                where += f' AND "{t.columns[self.owner]}" = %(holder)s'
+                params["holder"] = owner
+            out.append((
+                f'UPDATE "{t.name}" SET "{t.columns[self.due]}" = (CASE "{t.pk_column}" {when} END){cast}, '
+                f'{", ".join(sets)} WHERE {where} RETURNING "{t.pk_column}"', params,
+            ))
         return out
 
     def _table(self) -> Table:

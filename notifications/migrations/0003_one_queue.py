@@ -1,7 +1,7 @@
 """Push deliveries and emails become queues of workers.jobs: a lease holder on
 each row (a database default, so the previous release's inserts still work),
 when an email was finished (filled in for the ones already finished), and
-the index a device's lane is read through."""
+the indexes a claim reads pending rows and a device's lane through."""
 
 from django.db import migrations, models
 
@@ -13,6 +13,10 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.RemoveIndex(
+            model_name='pushdelivery',
+            name='push_delivery_pending_due',
+        ),
         migrations.AddField(
             model_name='emailoutbox',
             name='finished_at',
@@ -35,6 +39,10 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name='emailoutbox',
             index=models.Index(fields=['state', 'finished_at'], name='parley_email_outbox_finished'),
+        ),
+        migrations.AddIndex(
+            model_name='pushdelivery',
+            index=models.Index(condition=models.Q(('state', 'pending')), fields=['due_at', 'id'], name='push_delivery_pending_order'),
         ),
         migrations.AddIndex(
             model_name='pushdelivery',

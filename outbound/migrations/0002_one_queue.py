@@ -12,7 +12,7 @@ class Migration(migrations.Migration):
     operations = [
         migrations.AddIndex(
             model_name='webhookdelivery',
-            index=models.Index(condition=models.Q(('state', 'pending')), fields=['due_at'], name='webhook_delivery_pending_due'),
+            index=models.Index(condition=models.Q(('state', 'pending')), fields=['due_at', 'id'], name='webhook_delivery_pending_due'),
         ),
         migrations.AddIndex(
             model_name='webhookdelivery',
