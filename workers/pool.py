@@ -40,10 +40,10 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from eventstore.runner import make_owner_id
-from observability.logs import was_reported
+from observability.logs import mark_reported
 from workers import wakeup
 from workers.dbthreads import DatabaseThreads
-from workers.loop import backoff, until, wait_either
+from workers.loop import Delay, run_forever, until
 
 log = logging.getLogger(__name__)
 
@@ -181,48 +181,41 @@ async def run_pool(pool: Pool[Any], stop: asyncio.Event, *, relay: bool = True) 
             await db(job.settle)(batch)
             del outcomes[: len(batch)]
 
-    failures = 0
     last_chores = time.monotonic()
+
+    async def step() -> Delay:
+        """Record what finished, claim for the free threads; how long to wait for the next step."""
+        nonlocal last_chores
+        assert job is not None
+        had_failures = bool(failed)
+        await record()
+        if had_failures:
+            failure = _RoundFailed(f"{pool.name}: a round's work raised")
+            mark_reported(failure)  # the job's report logged it, with what it was working on
+            raise failure
+        pause: float = pool.poll  # every thread busy: a finished round (or a wake-up) comes first
+        free = pool.threads - len(running)
+        if free > 0:
+            claimed = await db(job.claim)(free, dict(inflight))
+            for work in claimed:
+                future = loop.run_in_executor(workers, job.perform, work)
+                running[future] = work
+                inflight[work.group] += 1
+                future.add_done_callback(finished)
+            if len(claimed) < free:
+                # Nothing more to claim now: sleep until something falls due, a
+                # round finishes or a wake-up rings.
+                pause = until(await db(job.next_due)(), job.now(), cap=pool.poll)
+        if time.monotonic() - last_chores > pool.chores_every:
+            last_chores = time.monotonic()
+            await db(job.chores)()
+        return pause
+
     try:
         job = await db(pool.make)(f"{make_owner_id()}:{slug}")
-        while not stop.is_set():
-            woken.clear()
-            pause: float = pool.poll
-            try:
-                had_failures = bool(failed)
-                await record()
-                if had_failures:
-                    raise _RoundFailed
-                free = pool.threads - len(running)
-                if free > 0:
-                    claimed = await db(job.claim)(free, dict(inflight))
-                    for work in claimed:
-                        future = loop.run_in_executor(workers, job.perform, work)
-                        running[future] = work
-                        inflight[work.group] += 1
-                        future.add_done_callback(finished)
-                    if len(claimed) < free:
-                        # Nothing more to claim now: sleep until something falls due,
-                        # a round finishes or a wake-up rings.
-                        pause = until(await db(job.next_due)(), job.now(), cap=pool.poll)
-                    else:
-                        pause = pool.poll  # every thread busy: a finished round wakes us
-                if time.monotonic() - last_chores > pool.chores_every:
-                    last_chores = time.monotonic()
-                    await db(job.chores)()
-                failures = 0
-            except Exception as exc:
-                failures += 1
-                pause = backoff(failures)
-                if not isinstance(exc, _RoundFailed):
-                    if was_reported(exc):
-                        log.warning("%s failed (%d in a row; logged above); retrying in %.1fs", pool.name, failures, pause)
-                    else:
-                        log.exception("%s failed (%d in a row); retrying in %.1fs", pool.name, failures, pause)
-                # Back off before claiming again; finished rounds are still recorded meanwhile.
-                await wait_either(stop, asyncio.Event(), pause)
-                continue
-            await wait_either(stop, woken, pause)
+        # A step that raises (the database away, a round's work failed) is
+        # retried after a backoff that wake-ups do not cut short.
+        await run_forever(step, wake=woken, stop=stop, idle=pool.poll, name=pool.name)
     finally:
         pool.signal.unregister(loop, woken)
         if job is not None:
