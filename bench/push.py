@@ -16,7 +16,7 @@ with the same payload size, TTL, Urgency and Topic:
   cell does the same work;
 * end-to-end latency: ``send_message`` appends a ``MessageSent``; the
   pipeline (read models and the push process manager) and two delivery
-  lanes run as the server runs them (``Worker`` and ``run_delivery_workers``
+  threads run as the server runs them (``Worker`` and ``run_delivery_workers``
   on one asyncio loop); measured from just before the append to the push
   service having decrypted and recorded the push, one message at a time.
 

@@ -386,7 +386,8 @@ WEBHOOK_BACKOFF_CAP_SECONDS = float(os.environ.get("WEBHOOK_BACKOFF_CAP_SECONDS"
 WEBHOOK_LEASE_SECONDS = float(os.environ.get("WEBHOOK_LEASE_SECONDS", "60"))
 # Threads that post at once per process (they hold no database connection),
 # and how many of them one endpoint may use: a receiver that hangs holds at
-# most that many (never all of them), the others keep serving the rest.
+# most that many (and, with two threads or more, never all of them); the
+# others keep serving the rest.
 WEBHOOK_DELIVERY_WORKERS = int(os.environ.get("WEBHOOK_DELIVERY_WORKERS", "8"))
 WEBHOOK_ENDPOINT_CONCURRENCY = int(os.environ.get("WEBHOOK_ENDPOINT_CONCURRENCY", "4"))
 # Rows (lanes) of one endpoint a thread claims per round.
