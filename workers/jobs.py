@@ -13,11 +13,12 @@ table and which of its columns play each part; everything else is here:
   whoever else holds it.
 * **Due.** A row may be taken once its due time has come: when it was
   queued, a delay, a retry's backoff, a hold.
-* **Claim.** ``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL: any number
-  of workers in any number of processes take different rows and never wait
-  for each other. SQLite has one writer at a time and ignores FOR UPDATE;
-  the claim's write transaction is exclusive, and its conditional UPDATE is
-  the claim.
+* **Claim.** On PostgreSQL one statement locks due rows with ``SELECT ...
+  FOR UPDATE SKIP LOCKED``, picks each group's share of them and leases
+  them: any number of workers in any number of processes take different
+  rows and never wait for each other. SQLite has one writer at a time and
+  ignores FOR UPDATE; the claim's write transaction is exclusive, and its
+  conditional UPDATE is the claim.
 * **Lease.** A claimed row's due time moves to the end of its lease and its
   owner is recorded, in the claim's transaction. So the work itself runs
   outside any transaction, and a worker that dies leaves rows that fall due
@@ -317,11 +318,13 @@ class Queue(Generic[M]):
             f"ORDER BY d.{due}, d.{pk} LIMIT %(want)s{lock}"
         )
         # At most a group's room, in lanes, of each group's oldest heads.
-        room_of = "CASE " + "".join(
-            f"WHEN c.grp = %(g{i})s THEN %(r{i})s " for i in range(len(rooms))
-        ) + "ELSE %(room)s END" if rooms else "%(room)s"
-        for i, (g, r) in enumerate(rooms.items()):
-            params[f"g{i}"], params[f"r{i}"] = t.to_db(self.group or t.pk, g), r
+        room_of = "%(room)s"
+        if rooms:
+            assert self.group is not None
+            room_of = "CASE " + "".join(f"WHEN c.grp = %(g{i})s THEN %(r{i})s " for i in range(len(rooms))) + \
+                "ELSE %(room)s END"
+            for i, (g, r) in enumerate(rooms.items()):
+                params[f"g{i}"], params[f"r{i}"] = t.to_db(self.group, g), r
         params["room"], params["lanes"] = default_room, lanes
         picked = (
             f"SELECT id, due FROM (SELECT c.id, c.due, c.grp, ({room_of}) AS room, "
@@ -336,13 +339,7 @@ class Queue(Generic[M]):
             )
             rows = self._fetch(sql, params)
         else:
-            sets = {self.due: until, self.owner or "": owner or ""}
-            if self.lease_until is not None:
-                sets[self.lease_until] = until
-            assign = ", ".join(f'"{t.columns[a]}" = %(set_{a})s' for a in sets)
-            if self.attempt_on_claim:
-                assign += ', "attempts" = "attempts" + 1'
-            params.update({f"set_{a}": t.to_db(a, v) for a, v in sets.items()})
+            assign = self._leasing(until, owner, params)
             if t.postgres:
                 # One statement: candidates locked, the group's share picked, leased.
                 sql = (
@@ -359,20 +356,36 @@ class Queue(Generic[M]):
                         keys: dict[str, Any] = {}
                         among = self._among(None, t.pk, [r[0] for r in picks], "pk", keys)
                         due_of = {r[0]: r[1] for r in picks}
+                        key_at = t.attnames.index(t.pk)
                         rows = [
-                            (due_of[r[t.attnames.index(t.pk)]], *r) for r in self._fetch(
+                            (due_of[r[key_at]], *r) for r in self._fetch(
                                 f'UPDATE "{t.name}" SET {assign} WHERE {among} AND "state" = \'pending\' '
                                 f"RETURNING {columns}", {**params, **keys},
                             )
                         ]
         out = []
-        for at, *values in rows:
-            row = self.model.from_db(connection.alias, t.attnames, [t.from_db(a, v) for a, v in zip(t.attnames, values, strict=True)])
+        for at, *stored in rows:
+            row = self.model.from_db(
+                connection.alias, t.attnames, [t.from_db(a, v) for a, v in zip(t.attnames, stored, strict=True)]
+            )
             before = t.from_db(self.due, at)
             setattr(row, self.due, before)  # as it was: the lease's end is in the database
             out.append((row, before))
         out.sort(key=lambda found: (found[1], found[0].pk))
         return out
+
+    def _leasing(self, until: dt.datetime, owner: str | None, params: dict[str, Any]) -> str:
+        """The SET list of an UPDATE that leases rows to ``owner`` until ``until`` (its values into ``params``)."""
+        assert self.owner is not None and owner is not None, f"{self.name} rows are not leased"
+        t = self._table()
+        sets: dict[str, Any] = {self.due: until, self.owner: owner}
+        if self.lease_until is not None:
+            sets[self.lease_until] = until
+        params.update({f"set_{a}": t.to_db(a, v) for a, v in sets.items()})
+        assign = ", ".join(f'"{t.columns[a]}" = %(set_{a})s' for a in sets)
+        if self.attempt_on_claim:
+            assign += ', "attempts" = "attempts" + 1'
+        return assign
 
     def _fetch(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         with connection.cursor() as cursor:
@@ -443,7 +456,10 @@ class Queue(Generic[M]):
         if not lanes:
             return {}
         by_key = {lane.key: lane for lane in lanes}
-        behind = self.pending().filter(_any_of([dict(zip(self.lane, key, strict=True)) for key in by_key]))
+        if len(self.lane) == 1:
+            behind = self.pending().filter(**{f"{self.lane[0]}__in": [key[0] for key in by_key]})
+        else:
+            behind = self.pending().filter(_any_of([dict(zip(self.lane, key, strict=True)) for key in by_key]))
         behind = behind.exclude(pk__in=[lane.rows[0].pk for lane in lanes])
         if related:
             behind = behind.select_related(*related)
@@ -464,13 +480,7 @@ class Queue(Generic[M]):
             return original
         t = self._table()
         params: dict[str, Any] = {"now": t.to_db(self.due, now)}
-        sets = {self.due: until, self.owner or "": owner or ""}
-        if self.lease_until is not None:
-            sets[self.lease_until] = until
-        params.update({f"set_{a}": t.to_db(a, v) for a, v in sets.items()})
-        assign = ", ".join(f'"{t.columns[a]}" = %(set_{a})s' for a in sets)
-        if self.attempt_on_claim:
-            assign += ', "attempts" = "attempts" + 1'
+        assign = self._leasing(until, owner, params)
         among = self._among(None, t.pk, [r.pk for r in taken], "pk", params)
         leased = {
             r[0] for r in self._fetch(
