@@ -85,8 +85,10 @@ def claim(owner: str, now: dt.datetime, *, rounds: int, batch: int, lease_second
 
     A device's rows go in log order (the process manager inserts them in
     reading order, so in id order): one held back (PUSH_DELAY_SECONDS, a
-    retry) holds back the rows behind it. One transaction, and one query for
-    every message of the claim: read since it was queued? edited?
+    retry) holds back the rows behind it. The heads are leased in one
+    statement and the rows behind them in another; then one query reads the
+    devices and one every message of the claim: read since it was queued?
+    edited?
     """
     claimed = PUSH.claim(
         now, owner=owner, lease=lease_seconds, rounds=rounds, lanes=batch, per_lane=None,
