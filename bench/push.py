@@ -16,7 +16,7 @@ with the same payload size, TTL, Urgency and Topic:
   cell does the same work;
 * end-to-end latency: ``send_message`` appends a ``MessageSent``; the
   pipeline (read models and the push process manager) and two delivery
-  lanes run as the server runs them (``Worker`` and ``run_delivery_workers``
+  threads run as the server runs them (``Worker`` and ``run_delivery_workers``
   on one asyncio loop); measured from just before the append to the push
   service having decrypted and recorded the push, one message at a time.
 
@@ -29,6 +29,7 @@ BENCH_PUSHES (default 1000) rows per throughput cell, BENCH_PUSH_SAMPLES
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import os
 import statistics
@@ -174,7 +175,9 @@ def reset_outbox() -> int:
     PushSubscription.objects.update(
         lease_owner="", lease_until=None, hold_until=None, badge_unread=0, badge_tx=None, badge_position=None
     )
-    return PushDelivery.objects.update(state=DeliveryState.PENDING, attempts=0, failures=0, reason="", finished_at=None)
+    # A claim moves a row's due time to the end of its lease: due again at once.
+    return PushDelivery.objects.update(state=DeliveryState.PENDING, attempts=0, failures=0, reason="", finished_at=None,
+                                       lease_owner="", due_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1))
 
 
 def through_worker(peer: Peer, threads: int) -> float:

@@ -85,6 +85,10 @@ class Table:
     def to_db(self, attname: str, value: Any) -> Any:
         return self._to_db[attname](value)
 
+    def from_db(self, attname: str, value: Any) -> Any:
+        """One column's value as read from the database, as Django would give it."""
+        return self._from_db[attname](value)
+
     def row(self, values: Sequence[Any]) -> Row:
         return {a: self._from_db[a](v) for a, v in zip(self.attnames, values, strict=True)}
 

@@ -1,15 +1,15 @@
 """Push subscriptions and the delivery outbox.
 
 ``PushSubscription`` is one browser/device endpoint owned by one customer.
-Besides the keys it carries the state of its delivery lane: who is sending
-to it now (``lease_owner``/``lease_until``, so at most one push to a device
-is in flight and pushes reach it in order), when it may be tried again
-after a 429/5xx (``hold_until``), and the last badge the push service
-accepted for it (so a device's count never goes backwards).
+Besides the keys it carries what its delivery lane knows of it: when it may
+be tried again after a 429/5xx (``hold_until``), and the last badge the
+push service accepted for it (so a device's count never goes backwards).
 
 ``PushDelivery`` is the outbox: one row per (event, subscription), written
 by the process manager in the transaction that advances its checkpoint, and
-finished exactly once by a delivery worker.
+finished exactly once by a delivery worker. Its rows are a queue of
+workers.jobs whose lanes are devices: ``due_at`` and ``lease_owner`` are
+the queue's.
 """
 
 from __future__ import annotations
@@ -30,6 +30,9 @@ class PushSubscription(models.Model):
     updated_at = models.DateTimeField()
 
     # -- delivery lane (written by delivery workers only)
+    # The previous release leased devices rather than rows: its leases are
+    # honoured (never taken) while it may run beside this one, and the
+    # columns go in a later release.
     lease_owner = models.CharField(max_length=100, blank=True, default="")
     lease_until = models.DateTimeField(null=True, blank=True)
     hold_until = models.DateTimeField(null=True, blank=True)
@@ -74,6 +77,7 @@ class PushDelivery(models.Model):
     message = models.JSONField(null=True, blank=True)
     message_id = models.UUIDField(null=True, blank=True)
     created_at = models.DateTimeField()
+    #: When it may be sent: queued, delayed (PUSH_DELAY_SECONDS), retried, or the end of its lease.
     due_at = models.DateTimeField()
     expires_at = models.DateTimeField()
 
@@ -82,6 +86,8 @@ class PushDelivery(models.Model):
     failures = models.PositiveIntegerField(default=0)
     reason = models.CharField(max_length=300, blank=True, default="")
     finished_at = models.DateTimeField(null=True, blank=True)
+    #: The worker holding its lease ("" when none); the database default keeps inserts that do not name it working.
+    lease_owner = models.CharField(max_length=100, blank=True, default="", db_default="")
 
     class Meta:
         db_table = "parley_push_deliveries"
@@ -89,10 +95,14 @@ class PushDelivery(models.Model):
             models.UniqueConstraint(fields=["event_id", "subscription"], name="push_delivery_once_per_event"),
         ]
         indexes = [
+            # The queue's claim order (workers.jobs): a claim reads the first few rows, not every pending one.
             models.Index(
-                fields=["due_at"], name="push_delivery_pending_due", condition=Q(state=DeliveryState.PENDING)
+                fields=["due_at", "id"], name="push_delivery_pending_order", condition=Q(state=DeliveryState.PENDING)
             ),
             models.Index(fields=["subscription", "state", "tx", "position"], name="push_delivery_lane"),
+            models.Index(
+                fields=["subscription", "id"], name="push_delivery_lane_order", condition=Q(state=DeliveryState.PENDING)
+            ),
             models.Index(fields=["state", "finished_at"], name="push_delivery_finished"),
         ]
 
@@ -103,7 +113,9 @@ class PushDelivery(models.Model):
 class EmailOutbox(models.Model):
     """One email to send, written with the timer that decided it and sent
     after commit by notifications.mailer. ``key`` is the timer's key: one
-    email per unread streak, even if the timer's handler runs twice."""
+    email per unread streak, even if the timer's handler runs twice. A queue
+    of workers.jobs: ``next_attempt_at`` is its due time (a claim moves it to
+    the end of the lease), ``lease_owner`` the lease's holder."""
 
     PENDING, SENT, DEAD = "pending", "sent", "dead"
 
@@ -121,10 +133,16 @@ class EmailOutbox(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True, default="")
+    #: When it was sent or given up (purged after a while).
+    finished_at = models.DateTimeField(null=True, blank=True)
+    lease_owner = models.CharField(max_length=100, blank=True, default="", db_default="")
 
     class Meta:
         db_table = "parley_email_outbox"
-        indexes = [models.Index(fields=["state", "next_attempt_at"], name="parley_email_outbox_due")]
+        indexes = [
+            models.Index(fields=["state", "next_attempt_at"], name="parley_email_outbox_due"),
+            models.Index(fields=["state", "finished_at"], name="parley_email_outbox_finished"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.key} to {self.to} ({self.state})"

@@ -1,54 +1,51 @@
-"""The push outbox: how its rows are woken, claimed and finished.
+"""The push outbox: its queue (workers.jobs), how its rows are claimed and how a round is recorded.
 
 The process manager (notifications.process_manager) writes one row per
 (event, device) in the pipeline's transaction, then calls ``wake_delivery``.
-Delivery lanes claim *devices* (subscription rows), not outbox rows: a claim
-leases up to a batch of devices that have due rows, with
-``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL (on SQLite the single
-writer already serialises the claim, and a conditional UPDATE is the
-claim), and reads their due rows in log order. So any number of workers can
-run, a device's pushes leave one at a time and in log order, and a Topic
-replacement at the push service can never put an older count over a newer
-one. A row is finished exactly once: every state change is conditional on
-``pending``.
+A device is a lane of the queue: only its oldest pending row may be
+claimed, with the due rows right behind it, leased together; so any number
+of workers can run, a device's pushes leave one at a time and in log order,
+and a Topic replacement at the push service can never put an older count
+over a newer one. A row is finished exactly once: every state change is
+conditional on ``pending``.
+
+Besides its rows, a device (``PushSubscription``) keeps the newest badge
+the push service accepted for it, and ``hold_until``, set when a push
+service asks to wait (429 Retry-After) or fails (backoff), cleared by the
+next accepted push.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
-from dataclasses import dataclass
+from collections.abc import Hashable
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Exists, F, Min, OuterRef, Q, Subquery
 
 from chat.events import stream_id
 from eventstore.store import EventStore
 from notifications.models import DeliveryState, PushDelivery, PushSubscription
 from readmodels.folds import message_of, preview
-from workers import wakeup
+from workers import jobs
 
 #: PostgreSQL NOTIFY channel (and Redis wake-up channel) of queued rows.
 NOTIFY_CHANNEL = "parley_push"
 
+#: The push outbox as a queue of workers.jobs: a device is a lane.
+PUSH: jobs.Queue[PushDelivery] = jobs.Queue(
+    "push", PushDelivery, channel=NOTIFY_CHANNEL, error="reason", error_limit=300, lane=("subscription_id",)
+)
+
 #: Outbox rows were queued in this process (set by the process manager after its commit).
-queued = wakeup.Signal()
-_notifier = wakeup.CrossProcessNotifier(NOTIFY_CHANNEL)
+queued = PUSH.signal
 
 
 def wake_delivery() -> None:
-    """Tell delivery lanes here and in other processes that rows were queued (a hint)."""
-    queued.notify()
-    _notifier.request()
-
-
-@dataclass
-class Claim:
-    """Devices claimed for a round; when none could be, the next time one may be."""
-
-    lanes: list[Lane]
-    next_wake: dt.datetime | None = None
+    """Tell delivery workers here and in other processes that rows were queued (a hint)."""
+    PUSH.wake()
 
 
 @dataclass
@@ -61,43 +58,53 @@ class Lane:
     messages: dict[uuid.UUID, tuple[str, dt.datetime | None]]
 
 
-def claim(owner: str, now: dt.datetime, *, batch: int, lease_seconds: float) -> Claim:
-    """Lease up to ``batch`` devices whose oldest pending row is due, with their due rows.
+@dataclass
+class Round:
+    """Devices claimed together, pushed by one thread in turn."""
+
+    claim: jobs.Round[PushDelivery]
+    lanes: list[Lane]
+    #: The row being pushed, for the log record if pushing it raises.
+    current: PushDelivery | None = None
+    group: Hashable = None
+
+
+#: Devices the previous release's workers are not sending to: it leased and
+#: held devices, not rows, and may still run beside this one during a deploy.
+#: (A condition on the claim's candidate row ``d``; the hold this release
+#: writes is on the row too.)
+_PREVIOUS_RELEASE_FREE = (
+    "NOT EXISTS (SELECT 1 FROM parley_push_subscriptions s WHERE s.id = d.subscription_id "
+    "AND (s.lease_until > %(now)s OR s.hold_until > %(now)s))"
+)
+
+
+def claim(owner: str, now: dt.datetime, *, rounds: int, batch: int, lease_seconds: float) -> list[Round]:
+    """Lease up to ``rounds`` rounds of up to ``batch`` devices whose oldest pending row is due,
+    each with its due rows in log order.
 
     A device's rows go in log order (the process manager inserts them in
-    reading order, so in id order): one held back by PUSH_DELAY_SECONDS
-    holds back the rows behind it. One transaction; when nothing is due, it
-    also says when something will be (``next_wake``).
+    reading order, so in id order): one held back (PUSH_DELAY_SECONDS, a
+    retry) holds back the rows behind it. The heads are leased in one
+    statement and the rows behind them in another; then one query reads the
+    devices and one every message of the claim: read since it was queued?
+    edited?
     """
-    free = Q(lease_until__isnull=True) | Q(lease_until__lt=now)
-    not_held = Q(hold_until__isnull=True) | Q(hold_until__lte=now)
-    pending = PushDelivery.objects.filter(state=DeliveryState.PENDING)
-    waiting_before = pending.filter(subscription_id=OuterRef("subscription_id"), due_at__gt=now, id__lt=OuterRef("id"))
-    ready = pending.filter(due_at__lte=now).filter(~Exists(waiting_before))
-    with transaction.atomic():
-        # PostgreSQL: devices another worker is claiming are skipped, not
-        # waited for. SQLite ignores FOR UPDATE; its write transaction is
-        # exclusive anyway, and the conditional UPDATE below is the claim.
-        candidates = list(
-            PushSubscription.objects.select_for_update(skip_locked=True)
-            .filter(free, not_held, pk__in=Subquery(ready.values("subscription_id")))
-            .values_list("pk", flat=True)[:batch]
-        )
-        if not candidates:
-            return Claim([], next_wake(now))
-        lease_until = now + dt.timedelta(seconds=lease_seconds)
-        PushSubscription.objects.filter(free, pk__in=candidates).update(lease_owner=owner, lease_until=lease_until)
-        subs = {s.pk: s for s in PushSubscription.objects.filter(pk__in=candidates, lease_owner=owner)}
-        rows: dict[Any, list[PushDelivery]] = {pk: [] for pk in subs}
-        blocked: set[Any] = set()
-        for row in pending.filter(subscription_id__in=list(subs)).order_by("id"):
-            if row.subscription_id in blocked or row.due_at > now:
-                blocked.add(row.subscription_id)
-            else:
-                rows[row.subscription_id].append(row)
-        # One query for every message of the claim: read since it was queued? edited?
-        messages = message_states({r.message_id for rs in rows.values() for r in rs if r.message_id is not None})
-    return Claim([Lane(subs[pk], rows[pk], messages) for pk in subs])
+    claimed = PUSH.claim(
+        now, owner=owner, lease=lease_seconds, rounds=rounds, lanes=batch, per_lane=None,
+        where=_PREVIOUS_RELEASE_FREE,
+    )
+    if not claimed:
+        return []
+    subs = PushSubscription.objects.in_bulk([lane.key[0] for r in claimed for lane in r.lanes])
+    messages = message_states(
+        {row.message_id for r in claimed for row in r.rows() if row.message_id is not None}
+    )
+    # A device deleted since (its rows went with it) is simply not there.
+    return [
+        Round(r, [Lane(subs[lane.key[0]], lane.rows, messages) for lane in r.lanes if lane.key[0] in subs])
+        for r in claimed
+    ]
 
 
 def message_states(message_ids: set[uuid.UUID]) -> dict[uuid.UUID, tuple[str, dt.datetime | None]]:
@@ -117,28 +124,11 @@ def message_states(message_ids: set[uuid.UUID]) -> dict[uuid.UUID, tuple[str, dt
     return out
 
 
-def next_wake(now: dt.datetime) -> dt.datetime | None:
-    """The earliest time a pending row may become claimable without a wake-up:
-    its due time (PUSH_DELAY_SECONDS), its device's hold (429, backoff) or
-    the end of a lease a crashed worker left behind."""
-    pending = PushDelivery.objects.filter(state=DeliveryState.PENDING)
-    with_pending = PushSubscription.objects.filter(Exists(pending.filter(subscription_id=OuterRef("pk"))))
-    times = [
-        pending.filter(due_at__gt=now).aggregate(t=Min("due_at"))["t"],
-        with_pending.filter(hold_until__gt=now).aggregate(t=Min("hold_until"))["t"],
-        with_pending.filter(lease_until__gt=now).aggregate(t=Min("lease_until"))["t"],
-    ]
-    found = [t for t in times if t is not None]
-    return min(found) if found else None
-
-
-def release(owner: str, subscription_ids: list[Any]) -> None:
-    if subscription_ids:
-        PushSubscription.objects.filter(pk__in=subscription_ids, lease_owner=owner).update(lease_owner="", lease_until=None)
-
-
-def release_all(owner: str) -> None:
-    PushSubscription.objects.filter(lease_owner=owner).update(lease_owner="", lease_until=None)
+def next_due(now: dt.datetime) -> dt.datetime | None:
+    """The earliest time a pending row falls due without a wake-up: its delay
+    (PUSH_DELAY_SECONDS), its retry or hold, the end of a lease a crashed
+    worker left behind."""
+    return PUSH.next_due(now)
 
 
 @dataclass(frozen=True)
@@ -152,106 +142,109 @@ class Sent:
     position: int
 
 
-# Mark rows sent, record each device's newest badge (only for rows really
-# marked, and only while the device still belongs to that customer) and
-# hand the devices back: one statement for a whole round of pushes.
-_MARK_SENT_SQL = """
-WITH sent AS (
-    UPDATE parley_push_deliveries
-    SET state = 'sent', finished_at = %(now)s, attempts = attempts + 1, reason = ''
-    WHERE id = ANY(%(rows)s) AND state = 'pending'
-    RETURNING subscription_id
-), badge AS (
-    SELECT * FROM unnest(%(subs)s::uuid[], %(customers)s::uuid[], %(unread)s::int[], %(tx)s::bigint[], %(position)s::bigint[])
-        AS b(sub, customer, unread, tx, position)
-)
+@dataclass
+class Outcome:
+    """What a round came to, to record in one commit with the other rounds that finished."""
+
+    round: Round
+    sent: list[Sent] = field(default_factory=list)
+    done: list[jobs.Done] = field(default_factory=list)
+    retry: list[jobs.Retry] = field(default_factory=list)
+    holds: dict[Any, dt.datetime] = field(default_factory=dict)  # device -> held until
+    gone: list[PushSubscription] = field(default_factory=list)
+    pushes: int = 0
+
+    def left(self) -> dict[Any, dt.datetime]:
+        """The rows of the round nothing was decided for: handed back as they were."""
+        decided = {s.row.pk for s in self.sent} | {d.pk for d in self.done} | {r.pk for r in self.retry}
+        gone = {s.pk for s in self.gone}
+        return {
+            pk: due for lane in self.round.lanes for pk, due in
+            ((row.pk, self.round.claim.due[row.pk]) for row in lane.rows)
+            if pk not in decided and lane.subscription.pk not in gone
+        }
+
+
+# The newest badge of each device whose push was marked, only while the
+# device still belongs to that customer; an accepted push ends a hold. One
+# statement for a whole settlement.
+_BADGES_SQL = """
 UPDATE parley_push_subscriptions s SET
-    badge_unread = CASE WHEN badge.sub IN (SELECT subscription_id FROM sent) AND s.customer_id = badge.customer
-                        THEN badge.unread ELSE s.badge_unread END,
-    badge_tx = CASE WHEN badge.sub IN (SELECT subscription_id FROM sent) AND s.customer_id = badge.customer
-                    THEN badge.tx ELSE s.badge_tx END,
-    badge_position = CASE WHEN badge.sub IN (SELECT subscription_id FROM sent) AND s.customer_id = badge.customer
-                          THEN badge.position ELSE s.badge_position END,
-    hold_until = CASE WHEN badge.sub IN (SELECT subscription_id FROM sent) AND s.customer_id = badge.customer
-                      THEN NULL ELSE s.hold_until END,
-    lease_owner = CASE WHEN s.lease_owner = %(owner)s THEN '' ELSE s.lease_owner END,
-    lease_until = CASE WHEN s.lease_owner = %(owner)s THEN NULL ELSE s.lease_until END
-FROM badge
-WHERE s.id = badge.sub
+    badge_unread = b.unread, badge_tx = b.tx, badge_position = b.position, hold_until = NULL
+FROM unnest(%(subs)s::uuid[], %(customers)s::uuid[], %(unread)s::int[], %(tx)s::bigint[], %(position)s::bigint[])
+    AS b(sub, customer, unread, tx, position)
+WHERE s.id = b.sub AND s.customer_id = b.customer
 """
 
 
-def mark_sent(sent: list[Sent], *, owner: str, now: dt.datetime) -> None:
-    """Mark these rows sent, record each device's newest badge, and hand the
-    devices back, in one commit for a whole round of pushes.
+def settle(outcomes: list[Outcome], *, owner: str, now: dt.datetime) -> dict[str, int]:
+    """Record rounds in one commit: rows finished or rescheduled, each device's newest
+    badge, holds, devices the push service called gone, and the rest handed back.
+    Returns how many rows reached each final state.
 
-    A worker that dies before this commit leaves the rows pending: they are
+    A worker that dies before this commit leaves its rows leased: they are
     pushed again once the lease runs out, with the same payload and Topic
     (the at-least-once edge). A row marked sent is never sent again.
     """
-    if not sent:
+    states = {d.pk: d.state for o in outcomes for d in o.done}
+    sent = [s for o in outcomes for s in o.sent]
+    states.update({s.row.pk: DeliveryState.SENT for s in sent})
+    left: dict[Any, dt.datetime] = {}
+    for o in outcomes:
+        left.update(o.left())
+    with transaction.atomic():
+        finished = PUSH.settle(
+            now, owner=owner,
+            done=[*(o for out in outcomes for o in out.done), *(jobs.Done(s.row.pk, DeliveryState.SENT) for s in sent)],
+            retry=[r for o in outcomes for r in o.retry],
+            release=left,
+        )
+        newest: dict[Any, Sent] = {}
+        for s in sent:  # in push order, so the last one per device is its newest badge
+            if s.row.pk in finished:
+                newest[s.subscription.pk] = s
+        _record_badges(list(newest.values()))
+        for o in outcomes:
+            for sub, until in o.holds.items():
+                PushSubscription.objects.filter(pk=sub).update(hold_until=until)
+        gone = [s.pk for o in outcomes for s in o.gone]
+        if gone:
+            PushSubscription.objects.filter(pk__in=gone).delete()  # their rows go with them
+    counts: dict[str, int] = {}
+    for pk in finished:
+        counts[states[pk]] = counts.get(states[pk], 0) + 1
+    return counts
+
+
+def _record_badges(newest: list[Sent]) -> None:
+    if not newest:
         return
-    newest: dict[Any, Sent] = {}
-    for s in sent:  # in push order, so the last one per device is its newest badge
-        newest[s.subscription.pk] = s
     if connection.vendor == "postgresql":
         with connection.cursor() as c:
-            c.execute(
-                _MARK_SENT_SQL,
-                {
-                    "now": now, "rows": [s.row.pk for s in sent], "owner": owner,
-                    "subs": [s.subscription.pk for s in newest.values()],
-                    "customers": [s.row.customer_id for s in newest.values()],
-                    "unread": [s.unread for s in newest.values()],
-                    "tx": [s.tx for s in newest.values()],
-                    "position": [s.position for s in newest.values()],
-                },
-            )
+            c.execute(_BADGES_SQL, {
+                "subs": [s.subscription.pk for s in newest], "customers": [s.row.customer_id for s in newest],
+                "unread": [s.unread for s in newest], "tx": [s.tx for s in newest],
+                "position": [s.position for s in newest],
+            })
         return
-    with transaction.atomic():
-        marked = set(
-            PushDelivery.objects.filter(pk__in=[s.row.pk for s in sent], state=DeliveryState.PENDING).values_list(
-                "subscription_id", flat=True
-            )
+    for s in newest:  # the count only while the device still belongs to this customer
+        PushSubscription.objects.filter(pk=s.subscription.pk, customer_id=s.row.customer_id).update(
+            badge_unread=s.unread, badge_tx=s.tx, badge_position=s.position, hold_until=None
         )
-        PushDelivery.objects.filter(pk__in=[s.row.pk for s in sent], state=DeliveryState.PENDING).update(
-            state=DeliveryState.SENT, finished_at=now, attempts=F("attempts") + 1, reason=""
-        )
-        for s in newest.values():
-            if s.subscription.pk in marked:  # the count only while the device still belongs to this customer
-                PushSubscription.objects.filter(pk=s.subscription.pk, customer_id=s.row.customer_id).update(
-                    badge_unread=s.unread, badge_tx=s.tx, badge_position=s.position, hold_until=None
-                )
-        release(owner, list(newest))
 
 
-def finish(row: PushDelivery, state: str, reason: str, now: dt.datetime, *, attempted: bool = False, failures: int | None = None) -> None:
-    """Give a pending row its final state (``sent`` goes through ``mark_sent``)."""
-    changes: dict[str, Any] = {"state": state, "reason": reason[:300], "finished_at": now}
-    if attempted:
-        changes["attempts"] = F("attempts") + 1
-    if failures is not None:
-        changes["failures"] = failures
-    PushDelivery.objects.filter(pk=row.pk, state=DeliveryState.PENDING).update(**changes)
-    row.state = state
+def release(owner: str, rounds: list[Round]) -> None:
+    """Hand back rounds nothing was done with."""
+    due: dict[Any, dt.datetime] = {}
+    for r in rounds:
+        due.update(r.claim.due)
+    PUSH.release(owner, due)
 
 
-def hold(row: PushDelivery, sub: PushSubscription, *, failures: int, reason: str, until: dt.datetime) -> None:
-    """The push failed for now: count it, and hold the whole device until ``until``
-    (what follows must not overtake this row)."""
-    with transaction.atomic():
-        PushDelivery.objects.filter(pk=row.pk, state=DeliveryState.PENDING).update(
-            failures=failures, attempts=F("attempts") + 1, reason=reason[:300]
-        )
-        PushSubscription.objects.filter(pk=sub.pk).update(hold_until=until)
-
-
-def forget_device(sub: PushSubscription) -> None:
-    """The push service says the subscription is gone: delete it (its rows go with it)."""
-    PushSubscription.objects.filter(pk=sub.pk).delete()
+def release_all(owner: str, now: dt.datetime) -> None:
+    PUSH.release_owner(owner, now)
 
 
 def purge(cutoff: dt.datetime) -> int:
     """Delete finished rows older than ``cutoff``."""
-    deleted, _ = PushDelivery.objects.filter(finished_at__lt=cutoff).exclude(state=DeliveryState.PENDING).delete()
-    return deleted
+    return PUSH.purge(cutoff)

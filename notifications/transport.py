@@ -1,7 +1,7 @@
 """Sending one push: Web Push (RFC 8030/8291/8292) over HTTP, and what the answer means.
 
 ``WebPushTransport`` encrypts with pywebpush (RFC 8291 aes128gcm) and posts
-with urllib3, keeping one pool of connections per delivery lane. Three
+with urllib3, keeping connections to each push service open between pushes. Three
 things a plain ``pywebpush.webpush()`` call does per push are done once
 here instead, measured in docs/benchmarks.md:
 
@@ -103,27 +103,31 @@ class VapidHeaders:
 
 
 class WebPushTransport:
-    """Web Push over kept-alive connections (one transport per delivery lane), VAPID headers cached."""
+    """Web Push over kept-alive connections (one transport for a process's delivery threads), VAPID headers cached."""
 
-    def __init__(self, config: DeliveryConfig, vapid: VapidHeaders | None = None) -> None:
+    def __init__(self, config: DeliveryConfig, vapid: VapidHeaders | None = None, *, connections: int = 1) -> None:
+        """``connections``: kept open per push service, one for each thread that sends at once."""
         self.config = config
         self.vapid = vapid or VapidHeaders(config.private_key, config.subject)
         self._timeout = urllib3.Timeout(total=config.timeout)
         # retries=False here too: a 3xx is never followed even by a request
         # made without the arguments below.
-        self._direct = urllib3.PoolManager(num_pools=50, maxsize=1, retries=False)
+        self._maxsize = max(1, connections)
+        self._direct = urllib3.PoolManager(num_pools=50, maxsize=self._maxsize, retries=False)
         # Proxies from the environment are read once, as requests would on every push.
         self._proxies = urllib.request.getproxies()
         self._via: dict[str, urllib3.ProxyManager] = {}
+        self._lock = threading.Lock()
 
     def _manager(self, endpoint: str) -> urllib3.PoolManager:
         parts = urlsplit(endpoint)
         proxy = self._proxies.get(parts.scheme)
         if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):
             return self._direct
-        if proxy not in self._via:
-            self._via[proxy] = urllib3.ProxyManager(proxy, num_pools=50, maxsize=1, retries=False)
-        return self._via[proxy]
+        with self._lock:  # work threads share the transport
+            if proxy not in self._via:
+                self._via[proxy] = urllib3.ProxyManager(proxy, num_pools=50, maxsize=self._maxsize, retries=False)
+            return self._via[proxy]
 
     def send(self, subscription_info: dict[str, Any], data: bytes, *, urgency: str, topic: str) -> Outcome:
         endpoint = str(subscription_info["endpoint"])

@@ -7,9 +7,11 @@ until ``previous_secret_until``).
 
 ``WebhookDelivery`` is the outbox: one row per (event, endpoint), written by
 the process manager in the transaction that advances its checkpoint, and
-finished once by a delivery worker. Its ``lane`` is (endpoint, customer):
-only the oldest pending row of a lane may be sent, so a customer's events
-reach an endpoint in log order.
+finished once by a delivery worker. It is a queue of workers.jobs: a lane
+is (endpoint, customer), so only the oldest pending row of a lane may be
+sent and a customer's events reach an endpoint in log order; lanes are
+grouped by endpoint, so a slow endpoint holds only its own share of the
+delivery threads.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class WebhookDelivery(models.Model):
     tx = models.BigIntegerField()
     position = models.BigIntegerField()
     created_at = models.DateTimeField()
+    #: When it may be sent: queued, retried, or the end of its lease.
     due_at = models.DateTimeField()
     give_up_at = models.DateTimeField()
 
@@ -67,6 +70,8 @@ class WebhookDelivery(models.Model):
     last_status = models.PositiveIntegerField(null=True, blank=True)
     reason = models.CharField(max_length=300, blank=True, default="")
     lease_owner = models.CharField(max_length=100, blank=True, default="")
+    #: The lease's end as the previous release reads it (a lease is ``due_at``
+    #: moved ahead); still written while both may run.
     lease_until = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -82,6 +87,11 @@ class WebhookDelivery(models.Model):
                 condition=Q(state=WebhookState.PENDING),
             ),
             models.Index(fields=["endpoint", "id"], name="webhook_delivery_recent"),
+            # The queue's claim order (workers.jobs): a claim reads the first few rows, not every pending one.
+            models.Index(
+                fields=["due_at", "id"], name="webhook_delivery_pending_due", condition=Q(state=WebhookState.PENDING)
+            ),
+            models.Index(fields=["state", "finished_at"], name="webhook_delivery_finished"),
         ]
 
     def __str__(self) -> str:

@@ -18,6 +18,7 @@ and urllib3 never retries; the worker decides what an answer means.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -55,26 +56,39 @@ def classify(status: int) -> Outcome:
 
 
 class PinnedTransport:
-    """POSTs to checked addresses, keeping one connection pool per (address, name)."""
+    """POSTs to checked addresses, keeping one connection pool per (address, name).
 
-    def __init__(self, *, timeout: float, resolve: guard.Resolver | None = None) -> None:
+    Shared by a process's delivery threads: ``connections`` is how many
+    connections a pool keeps open, one per thread that may post to the same
+    receiver at once (urllib3's pools are thread-safe).
+    """
+
+    def __init__(self, *, timeout: float, resolve: guard.Resolver | None = None, connections: int = 1) -> None:
         self.timeout = urllib3.Timeout(total=timeout)
         self.resolve = resolve
+        self.connections = max(1, connections)
         self._pools: dict[tuple[str, str, int, str], urllib3.HTTPConnectionPool] = {}
+        self._lock = threading.Lock()
 
     def _pool(self, target: guard.Target, address: str) -> urllib3.HTTPConnectionPool:
         key = (target.scheme, address, target.port, target.host)
         pool = self._pools.get(key)
-        if pool is None:
-            if target.scheme == "https":
-                pool = urllib3.HTTPSConnectionPool(
-                    address, target.port, maxsize=1, retries=False, timeout=self.timeout,
-                    server_hostname=target.host, assert_hostname=target.host, cert_reqs="CERT_REQUIRED",
-                )
-            else:
-                pool = urllib3.HTTPConnectionPool(address, target.port, maxsize=1, retries=False, timeout=self.timeout)
-            self._pools[key] = pool
-        return pool
+        if pool is not None:
+            return pool
+        with self._lock:
+            pool = self._pools.get(key)
+            if pool is None:
+                if target.scheme == "https":
+                    pool = urllib3.HTTPSConnectionPool(
+                        address, target.port, maxsize=self.connections, retries=False, timeout=self.timeout,
+                        server_hostname=target.host, assert_hostname=target.host, cert_reqs="CERT_REQUIRED",
+                    )
+                else:
+                    pool = urllib3.HTTPConnectionPool(
+                        address, target.port, maxsize=self.connections, retries=False, timeout=self.timeout
+                    )
+                self._pools[key] = pool
+            return pool
 
     def post(self, url: str, body: bytes, headers: dict[str, str]) -> Outcome:
         try:
@@ -97,6 +111,7 @@ class PinnedTransport:
         return classify(response.status)
 
     def close(self) -> None:
-        for pool in self._pools.values():
-            pool.close()
-        self._pools.clear()
+        with self._lock:
+            for pool in self._pools.values():
+                pool.close()
+            self._pools.clear()

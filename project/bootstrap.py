@@ -13,8 +13,9 @@ from collections.abc import Callable
 
 from eventstore.partitions import Partition
 from eventstore.runner import Consumer, ConsumerRunner, make_owner_id
+from workers import wakeup
 from workers.dbthreads import DatabaseThreads
-from workers.worker import Worker, listen_for_advances, listen_for_appends
+from workers.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -179,19 +180,24 @@ async def start_partition(
         asyncio.create_task(Worker(leader, announce=True).run(stop), name=leader.name),
         asyncio.create_task(run_sharing(), name="groups" + suffix),
         asyncio.create_task(fanout.heartbeat(stop, lambda: leader.cursor), name="heartbeat" + suffix),
-        asyncio.create_task(listen_for_advances(stop, PIPELINE + suffix), name="listen-pipeline" + suffix),
     ]
 
 
 async def run_workers(stop: asyncio.Event, *, delivery: bool = True) -> None:
     """Run every consumer group (the pipeline, the workflow, push, webhook and
-    email fallback process managers), the timers, the email sender (and the
-    push and webhook delivery workers) until ``stop`` is set."""
+    email fallback process managers; each partition this process holds), the
+    timers, the email sender (and the push and webhook delivery workers)
+    until ``stop`` is set. One listener carries every other process's
+    wake-ups: appends, the pipeline's checkpoint moving (for the groups that
+    follow it), and rows queued on each queue (workers.jobs)."""
     from asgiref.sync import sync_to_async
 
     from eventstore import partitions
     from eventstore.store import EventStore
     from notifications import mailer
+    from notifications.outbox import PUSH
+    from outbound.outbox import WEBHOOKS
+    from readmodels.projections import PIPELINE
     from workers import timers
 
     await sync_to_async(EventStore().check_transaction_ids)()
@@ -199,25 +205,30 @@ async def run_workers(stop: asyncio.Event, *, delivery: bool = True) -> None:
         await sync_to_async(partitions.check_layout)(name)
     count = partitions.count()
     if count == 1:
-        tasks = await start_partition(None, group("pipeline", owner=make_owner_id()), stop)
+        tasks = await start_partition(None, group(PIPELINE, owner=make_owner_id()), stop)
     else:
         from workers.partitions import run_share
 
         owner = make_owner_id()
         tasks = [asyncio.create_task(run_share(
-            group="pipeline", count=count, owner=owner, stop=stop, start=start_partition,
-            make_leader=lambda p: group("pipeline", owner=f"{owner}:{p.index}", partition=p),
+            group=PIPELINE, count=count, owner=owner, stop=stop, start=start_partition,
+            make_leader=lambda p: group(PIPELINE, owner=f"{owner}:{p.index}", partition=p),
         ), name="partitions")]
     tasks += [
-        asyncio.create_task(timers.run(stop), name="timers"),
-        asyncio.create_task(mailer.run(stop), name="email"),
-        asyncio.create_task(listen_for_appends(stop), name="listen"),
+        asyncio.create_task(timers.run(stop, relay=False), name="timers"),
+        asyncio.create_task(mailer.run(stop, relay=False), name="email"),
     ]
+    channels = {wakeup.APPENDS_CHANNEL: wakeup.appended, timers.TIMERS.channel: timers.scheduled,
+                mailer.EMAIL.channel: mailer.queued}
+    for name in partitions.names(PIPELINE):  # whichever partitions this process holds
+        channels[wakeup.advance_channel(name)] = wakeup.advanced(name)
     if delivery:
         from notifications.lanes import run_delivery_workers
         from outbound.worker import run_webhook_workers
 
-        tasks.append(asyncio.create_task(run_delivery_workers(stop), name="push-delivery"))
-        tasks.append(asyncio.create_task(run_webhook_workers(stop), name="webhook-delivery"))
+        tasks.append(asyncio.create_task(run_delivery_workers(stop, relay=False), name="push-delivery"))
+        tasks.append(asyncio.create_task(run_webhook_workers(stop, relay=False), name="webhook-delivery"))
+        channels.update({PUSH.channel: PUSH.signal, WEBHOOKS.channel: WEBHOOKS.signal})
+    tasks.append(asyncio.create_task(wakeup.relay_wakeups(stop, channels), name="listen"))
     log.info("workers running: %s", ", ".join(t.get_name() for t in tasks))
     await asyncio.gather(*tasks)

@@ -428,9 +428,10 @@ PUSH_TIMEOUT_SECONDS = float(os.environ.get("PUSH_TIMEOUT_SECONDS", "10"))
 PUSH_LEASE_SECONDS = float(os.environ.get("PUSH_LEASE_SECONDS", "60"))
 PUSH_MAX_FAILURES = int(os.environ.get("PUSH_MAX_FAILURES", "8"))
 PUSH_BACKOFF_BASE_SECONDS = float(os.environ.get("PUSH_BACKOFF_BASE_SECONDS", "2"))
+# Threads that push at once per process (they hold no database connection).
 PUSH_DELIVERY_WORKERS = int(os.environ.get("PUSH_DELIVERY_WORKERS", "4"))
-# Devices a lane claims per round; the round's pushes are marked sent in one
-# commit, so a worker that dies mid-round repeats at most that round's pushes.
+# Devices a thread claims per round; rounds are marked sent together, so a
+# process that dies repeats at most the pushes of its rounds in flight.
 PUSH_CLAIM_BATCH = int(os.environ.get("PUSH_CLAIM_BATCH", "16"))
 
 # Outbound webhooks (see docs/webhooks-outbound.md).
@@ -443,8 +444,16 @@ WEBHOOK_RETRY_FOR_SECONDS = float(os.environ.get("WEBHOOK_RETRY_FOR_SECONDS", st
 WEBHOOK_BACKOFF_BASE_SECONDS = float(os.environ.get("WEBHOOK_BACKOFF_BASE_SECONDS", "5"))
 WEBHOOK_BACKOFF_CAP_SECONDS = float(os.environ.get("WEBHOOK_BACKOFF_CAP_SECONDS", "3600"))
 WEBHOOK_LEASE_SECONDS = float(os.environ.get("WEBHOOK_LEASE_SECONDS", "60"))
-WEBHOOK_DELIVERY_WORKERS = int(os.environ.get("WEBHOOK_DELIVERY_WORKERS", "4"))
+# Threads that post at once per process (they hold no database connection),
+# and how many of them one endpoint may use: a receiver that hangs holds at
+# most that many (and, with two threads or more, never all of them); the
+# others keep serving the rest.
+WEBHOOK_DELIVERY_WORKERS = int(os.environ.get("WEBHOOK_DELIVERY_WORKERS", "8"))
+WEBHOOK_ENDPOINT_CONCURRENCY = int(os.environ.get("WEBHOOK_ENDPOINT_CONCURRENCY", "4"))
+# Rows (lanes) of one endpoint a thread claims per round.
 WEBHOOK_CLAIM_BATCH = int(os.environ.get("WEBHOOK_CLAIM_BATCH", "16"))
+# Finished deliveries (the operators' history) are deleted after this many days.
+WEBHOOK_RETENTION_DAYS = float(os.environ.get("WEBHOOK_RETENTION_DAYS", "30"))
 # How long the previous secret still signs after a rotation.
 WEBHOOK_SECRET_OVERLAP_SECONDS = float(os.environ.get("WEBHOOK_SECRET_OVERLAP_SECONDS", str(24 * 3600)))
 

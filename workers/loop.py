@@ -1,6 +1,6 @@
 """The one loop every background worker runs: step, then wait for a wake-up.
 
-Consumers of the log, push delivery lanes and the real-time dispatcher's
+Consumers of the log, the timers and the real-time dispatcher's
 housekeeping all have the same shape: do a step of work; if it made
 progress, do the next at once; otherwise sleep until something wakes the
 worker (a commit in this process, a NOTIFY from another) or a timeout

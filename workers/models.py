@@ -1,4 +1,4 @@
-"""The worker plumbing's tables: durable scheduled commands (workers.timers)."""
+"""The worker plumbing's tables: durable scheduled commands (workers.timers), a queue of workers.jobs."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ class Timer(models.Model):
         indexes = [
             models.Index(fields=["state", "due_at"], name="parley_timers_due"),
             models.Index(fields=["subject", "kind"], name="parley_timers_subject"),
+            models.Index(fields=["state", "done_at"], name="parley_timers_done"),
         ]
 
     def __str__(self) -> str:

@@ -11,18 +11,24 @@ ends, a first response that falls due). A timer is a row of
 * **Cancelled by the events that make it moot**, likewise in the consumer's
   transaction (``cancel``). The command a timer fires also checks the
   aggregate's state, so a timer that fires after all changes nothing.
-* **Fired once.** ``fire_due`` claims a due row with ``SELECT ... FOR
-  UPDATE SKIP LOCKED`` (two workers never take the same row), runs its
-  handler and marks it fired, in one transaction: a crash before the commit
-  leaves the row pending and the command's events unwritten, so it fires
-  again, once. The handler derives its events' ids from the key, so even a
+* **Fired once.** ``fire_due`` claims a due row of the queue of timers
+  (workers.jobs: ``SELECT ... FOR UPDATE SKIP LOCKED``, so two workers
+  never take the same row), runs its handler and marks it fired, in one
+  transaction: the row lock is the lease. A crash before the commit leaves
+  the row pending and the command's events unwritten, so it fires again,
+  once. The handler derives its events' ids from the key, so even a
   command that did commit can never append twice for the same cause.
 * **Due while no worker runs**: the row waits; the first worker that looks
   fires it (it fires every due row, however late).
+* **Woken on commit**: scheduling wakes this process's timer worker when
+  the transaction commits, and other processes' through Redis or NOTIFY;
+  otherwise the worker sleeps until the earliest due timer.
 
 Handlers are registered per kind by the composition root (``register``).
-A handler that raises leaves its timer pending and is retried later; a
-refusal (a ``DomainError``) marks it done: the command is moot.
+A handler that raises leaves its timer pending and is retried later, with
+exponential backoff and jitter (a command is never given up: its
+``last_error`` says why it waits); a refusal (a ``DomainError``) marks it
+done: the command is moot. Timers finished a month ago are purged.
 """
 
 from __future__ import annotations
@@ -30,16 +36,17 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Min
 
 from kernel.errors import DomainError
-from workers import wakeup
-from workers.loop import Delay, until
+from workers import jobs, wakeup
+from workers.dbthreads import DatabaseThreads
+from workers.loop import Delay, run_forever, until
 from workers.models import Timer
 
 log = logging.getLogger(__name__)
@@ -60,18 +67,26 @@ Handler = Callable[[Due, dt.datetime], None]
 _handlers: dict[str, Handler] = {}
 
 #: Seconds a worker sleeps at most between looks. A timer scheduled in
-#: this process wakes its worker when the scheduling transaction commits,
-#: and the worker otherwise sleeps until the earliest due timer; only a
-#: timer scheduled by another process (for a time sooner than any this one
-#: knows) is seen up to this late.
+#: any process wakes the timer workers when the scheduling transaction
+#: commits, and a worker otherwise sleeps until the earliest due timer; only
+#: a lost wake-up is seen up to this late.
 IDLE_SECONDS = 30.0
 #: Timers fired per step before the worker looks again at once.
 STEP_LIMIT = 100
-
-#: Timers were scheduled in this process (rung after the commit).
-scheduled = wakeup.Signal()
-#: A failing handler is retried after this long.
+#: A failing handler is retried after about this long (half of it random),
+#: doubling with each failure up to RETRY_CAP.
 RETRY_AFTER = dt.timedelta(seconds=30)
+RETRY_CAP = dt.timedelta(minutes=10)
+#: Fired and cancelled timers are deleted after this long (long after any
+#: batch that scheduled them could be redone).
+RETENTION = dt.timedelta(days=30)
+PURGE_EVERY_SECONDS = 600.0
+
+#: The timers as a queue of workers.jobs: no lanes, and no lease but the
+#: claim's row lock (the handler runs in the claim's transaction).
+TIMERS: jobs.Queue[Timer] = jobs.Queue("timers", Timer, channel="parley_timers", finished="done_at", owner=None)
+#: Timers were scheduled in this process (rung after the commit).
+scheduled = TIMERS.signal
 
 
 def _now() -> dt.datetime:
@@ -90,7 +105,7 @@ def schedule(*, key: str, kind: str, subject: str, due_at: dt.datetime, payload:
         [Timer(key=key, kind=kind, subject=subject, due_at=due_at, payload=payload or {}, created_at=_now())],
         ignore_conflicts=True,
     )
-    transaction.on_commit(scheduled.notify)
+    TIMERS.wake_on_commit()
 
 
 def cancel(*, kind: str, subject: str, keep: str | None = None) -> int:
@@ -128,61 +143,65 @@ def fire_due(now: dt.datetime | None = None, limit: int = 100) -> int:
 
 def _fire_one(now: dt.datetime) -> int | None:
     """Claim and fire one due timer: 1 fired, 0 failed (retried later), None: none due."""
+    claimed: Timer | None = None
     try:
         with transaction.atomic():
-            timer = (
-                Timer.objects.select_for_update(skip_locked=True)
-                .filter(state=Timer.PENDING, due_at__lte=now)
-                .order_by("due_at", "key")
-                .first()
-            )
-            if timer is None:
+            rounds = TIMERS.claim(now, owner=None, lease=None)
+            if not rounds:
                 return None
+            timer = claimed = rounds[0].rows()[0]
             handler = _handlers.get(timer.kind)
             if handler is None:
                 raise LookupError(f"no handler for timers of kind {timer.kind!r}")
             due = Due(timer.key, timer.kind, timer.subject, timer.due_at, dict(timer.payload))
+            error = ""
             try:
                 with transaction.atomic():
                     handler(due, now)
-                    timer.last_error = ""
             except DomainError as refused:  # the command is moot: done, not retried
-                timer.last_error = f"refused: {refused.code}"
-            timer.state, timer.done_at, timer.attempts = Timer.FIRED, now, timer.attempts + 1
-            timer.save(update_fields=["state", "done_at", "attempts", "last_error"])
+                error = f"refused: {refused.code}"
+            TIMERS.settle(now, done=[jobs.Done(timer.key, Timer.FIRED, error)])
             return 1
     except Exception as exc:
-        log.exception("timer failed; retried in %s", RETRY_AFTER)
-        _postpone(now, repr(exc))
+        if claimed is None:
+            raise  # no timer to blame: the database itself failed
+        delay = jobs.retry_delay(claimed.attempts + 1, base=RETRY_AFTER.total_seconds(), cap=RETRY_CAP.total_seconds())
+        log.exception("timer %s failed; retried in %.0fs", claimed.key, delay.total_seconds())
+        # Pushed back, so the timers due after it are not held up behind it.
+        TIMERS.settle(now, retry=[jobs.Retry(claimed.key, now + delay, repr(exc))])
         return 0
 
 
-def _postpone(now: dt.datetime, error: str) -> None:
-    """Push back the earliest due timer that just failed, so the others are not held up behind it."""
-    with transaction.atomic():
-        timer = (
-            Timer.objects.select_for_update(skip_locked=True)
-            .filter(state=Timer.PENDING, due_at__lte=now).order_by("due_at", "key").first()
-        )
-        if timer is not None:
-            timer.due_at, timer.attempts, timer.last_error = now + RETRY_AFTER, timer.attempts + 1, error[:2000]
-            timer.save(update_fields=["due_at", "attempts", "last_error"])
-
-
 def next_due() -> dt.datetime | None:
-    return Timer.objects.filter(state=Timer.PENDING).aggregate(at=Min("due_at"))["at"]
+    return TIMERS.next_due(_now())
+
+
+_last_purge = time.monotonic()
 
 
 def step(now: dt.datetime | None = None) -> Delay:
     """Fire what is due; then how long the worker may sleep (0: more is due now)."""
+    global _last_purge
     if fire_due(now, limit=STEP_LIMIT) >= STEP_LIMIT:
         return 0
+    if time.monotonic() - _last_purge > PURGE_EVERY_SECONDS:
+        _last_purge = time.monotonic()
+        TIMERS.purge(_now() - RETENTION)
     return until(next_due(), now or _now(), cap=IDLE_SECONDS, floor=0.1)
 
 
-async def run(stop: asyncio.Event) -> None:
-    """Fire due timers until ``stop`` is set (one per process or several: rows are claimed with SKIP LOCKED)."""
-    from asgiref.sync import sync_to_async
-
-    fire = sync_to_async(step, thread_sensitive=True)
-    await wakeup.run_woken_by(scheduled, fire, stop=stop, idle=IDLE_SECONDS, name="timer worker")
+async def run(stop: asyncio.Event, *, relay: bool = True) -> None:
+    """Fire due timers until ``stop`` is set (one per process or several: rows are claimed with SKIP LOCKED),
+    on a thread that keeps its database connection; ``relay``: listen for other processes' wake-ups here
+    (project.bootstrap listens once for all queues)."""
+    thread = DatabaseThreads(1, "timers")
+    loop = asyncio.get_running_loop()
+    woken = scheduled.register(loop)
+    tasks = [asyncio.create_task(wakeup.relay_wakeups(stop, {TIMERS.channel: scheduled}))] if relay else []
+    try:
+        await run_forever(thread(step), wake=woken, stop=stop, idle=IDLE_SECONDS, name="timer worker")
+    finally:
+        scheduled.unregister(loop, woken)
+        await asyncio.gather(*tasks)
+        await asyncio.to_thread(thread.close_connections)
+        thread.shutdown()

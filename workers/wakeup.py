@@ -13,7 +13,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from workers.loop import Delay, run_forever, wait_either
@@ -173,33 +173,45 @@ class _Notify:
             time.sleep(1)
 
 
-async def relay_wakeups(stop: asyncio.Event, channel: str, signal: Signal) -> None:
-    """Turn every other process's wake-up on ``channel`` (Redis or NOTIFY) into ``signal.notify()``."""
+async def relay_wakeups(stop: asyncio.Event, channels: Mapping[str, Signal]) -> None:
+    """Turn every other process's wake-up on each of ``channels`` (Redis or NOTIFY) into its signal's ``notify()``.
+
+    One LISTEN connection and one Redis subscription carry every channel a
+    process listens on, however many queues it works.
+    """
     from django.conf import settings
 
-    listeners = [_relay_postgres(stop, channel, signal)]
+    listeners = [_relay_postgres(stop, channels)]
     if getattr(settings, "REDIS_URL", ""):
-        listeners.append(_relay_redis(stop, channel, signal, settings.REDIS_URL))
+        listeners.append(_relay_redis(stop, channels, settings.REDIS_URL))
     await asyncio.gather(*listeners)
 
 
-async def _relay_redis(stop: asyncio.Event, channel: str, signal: Signal, url: str) -> None:
+def _notify_all(channels: Mapping[str, Signal]) -> None:
+    for signal in set(channels.values()):
+        signal.notify()
+
+
+async def _relay_redis(stop: asyncio.Event, channels: Mapping[str, Signal], url: str) -> None:
     import redis.asyncio as aioredis
 
+    by_name = {_redis_channel(c).encode(): signal for c, signal in channels.items()}
     failing = False
     while not stop.is_set():
         client = aioredis.Redis.from_url(url, socket_connect_timeout=2)
         try:
             pubsub = client.pubsub()
-            await pubsub.subscribe(_redis_channel(channel))
-            signal.notify()  # whatever was committed while we were not listening: look now
+            await pubsub.subscribe(*by_name)
+            _notify_all(channels)  # whatever was committed while we were not listening: look now
             if failing:
                 log.info("listening for wake-ups on Redis again")
             failing = False
             while not stop.is_set():
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                 if message is not None:
-                    signal.notify()
+                    signal = by_name.get(message["channel"])
+                    if signal is not None:
+                        signal.notify()
         except Exception:
             if not failing:
                 log.warning("lost Redis wake-ups; PostgreSQL NOTIFY and polling cover them", exc_info=True)
@@ -212,8 +224,8 @@ async def _relay_redis(stop: asyncio.Event, channel: str, signal: Signal, url: s
                 pass
 
 
-async def _relay_postgres(stop: asyncio.Event, channel: str, signal: Signal) -> None:
-    """LISTEN on ``channel`` and turn each NOTIFY from any process into ``signal.notify()``."""
+async def _relay_postgres(stop: asyncio.Event, channels: Mapping[str, Signal]) -> None:
+    """LISTEN on ``channels`` and turn each NOTIFY from any process into its signal's ``notify()``."""
     params = postgres_params()
     if params is None:
         return
@@ -223,15 +235,18 @@ async def _relay_postgres(stop: asyncio.Event, channel: str, signal: Signal) -> 
         try:
             aconn = await psycopg.AsyncConnection.connect(autocommit=True, **params)
             async with aconn:
-                await aconn.execute(f"LISTEN {channel}")
+                for channel in channels:
+                    await aconn.execute(f"LISTEN {channel}")
                 # Whatever was committed while we were not listening: look now.
-                signal.notify()
+                _notify_all(channels)
                 while not stop.is_set():
                     # The generator ends after the timeout, so stop is checked each second.
-                    async for _ in aconn.notifies(timeout=1.0):
-                        signal.notify()
+                    async for notice in aconn.notifies(timeout=1.0):
+                        signal = channels.get(notice.channel)
+                        if signal is not None:
+                            signal.notify()
         except Exception:
-            log.warning("LISTEN %s lost; waiters fall back to polling", channel, exc_info=True)
+            log.warning("LISTEN %s lost; waiters fall back to polling", ", ".join(channels), exc_info=True)
             await wait_either(stop, asyncio.Event(), 2.0)
 
 

@@ -110,9 +110,4 @@ class Worker:
 
 async def listen_for_appends(stop: asyncio.Event) -> None:
     """Relay PostgreSQL NOTIFYs of appends in other processes to this process's waiters."""
-    await wakeup.relay_wakeups(stop, wakeup.APPENDS_CHANNEL, wakeup.appended)
-
-
-async def listen_for_advances(stop: asyncio.Event, group: str) -> None:
-    """Relay other processes' news that ``group``'s checkpoint moved to the groups here that follow it."""
-    await wakeup.relay_wakeups(stop, wakeup.advance_channel(group), wakeup.advanced(group))
+    await wakeup.relay_wakeups(stop, {wakeup.APPENDS_CHANNEL: wakeup.appended})

@@ -315,3 +315,22 @@ def test_a_device_hears_only_about_what_happened_after_it_subscribed(push, vapid
 
 
 # Redirects from a push service (never followed, a failed attempt): tests/integration/test_push_redirects.py
+
+
+def test_a_device_the_previous_release_leased_or_held_is_left_to_it(push, vapid_keys, customer, agent):
+    """During a deploy the previous release's workers, which leased and held devices
+    rather than rows, may still run: a device one of them holds is not pushed to."""
+    import datetime as dt
+
+    device = subscribe(push, customer, vapid_keys)
+    agent_says(agent, customer)
+    run_pipeline()
+    clock = Clock()
+    for column in ("lease_until", "hold_until"):
+        PushSubscription.objects.filter(pk=device.subscription_id).update(
+            **{column: clock.now + dt.timedelta(seconds=30)}
+        )
+        assert make_worker(clock).drain().devices == 0
+        PushSubscription.objects.filter(pk=device.subscription_id).update(**{column: None})
+    make_worker(clock).drain()
+    assert len(device.payloads()) == 1

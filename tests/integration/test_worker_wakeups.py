@@ -126,3 +126,39 @@ def test_an_email_queued_while_the_worker_sleeps_is_sent(monkeypatch, settings):
 
     assert _run_worker(mailer.run, queue, sent)
     assert [m.subject for m in mail.outbox] == ["Hello"]
+
+
+@pytest.mark.postgres
+def test_one_listener_carries_every_queues_wakeups_from_other_processes(settings):
+    """A NOTIFY on one queue's channel (another process queued rows) wakes that queue's workers alone."""
+    import psycopg
+
+    settings.REDIS_URL = ""  # NOTIFY alone: a Redis listener's first look would ring every queue
+
+    from workers import wakeup
+
+    timers_signal, email_signal = wakeup.Signal(), wakeup.Signal()
+    params = wakeup.postgres_params()
+    assert params is not None
+
+    async def scenario() -> tuple[bool, bool]:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        timers_woken, email_woken = timers_signal.register(loop), email_signal.register(loop)
+        task = asyncio.create_task(
+            wakeup.relay_wakeups(stop, {"parley_test_timers": timers_signal, "parley_test_email": email_signal})
+        )
+        try:
+            await asyncio.sleep(1.0)  # listening (and the look it takes on connecting has rung both)
+            timers_woken.clear()
+            email_woken.clear()
+            with await asyncio.to_thread(psycopg.connect, autocommit=True, **params) as other_process:
+                other_process.execute("NOTIFY parley_test_email")
+            await asyncio.wait_for(email_woken.wait(), PATIENCE)
+            await asyncio.sleep(0.2)
+            return email_woken.is_set(), timers_woken.is_set()
+        finally:
+            stop.set()
+            await task
+
+    assert asyncio.run(scenario()) == (True, False)

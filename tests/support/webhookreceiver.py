@@ -4,7 +4,9 @@ request with the ``standardwebhooks`` library, as a receiver would.
 ``fail_first`` makes the first attempts of each webhook-id answer 500;
 ``status`` answers every request with that status instead; ``delay`` holds
 each request open. Every request is recorded (id, verified body or the
-verification error), in arrival order.
+verification error), in arrival order; ``most_at_once`` is the largest
+number of requests it held at the same time. It speaks HTTP/1.1 and keeps
+connections open between requests.
 """
 
 from __future__ import annotations
@@ -37,23 +39,38 @@ class WebhookReceiver:
         self.delay = 0.0
         self.requests: list[Received] = []
         self.arrived = 0  # requests whose body was read, before any delay
+        self.at_once = 0  # requests being answered now
+        self.most_at_once = 0
         self._tries: dict[str, int] = defaultdict(int)
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            # Connections stay open between requests, as a real receiver's do:
+            # what a sender gains by reusing them is measured, not hidden.
+            protocol_version = "HTTP/1.1"
+
             def do_POST(self) -> None:  # noqa: N802
                 raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 with receiver._lock:
                     receiver.arrived += 1
-                if receiver.delay:
-                    time.sleep(receiver.delay)
-                status = receiver._answer(raw, headers)
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                    receiver.at_once += 1
+                    receiver.most_at_once = max(receiver.most_at_once, receiver.at_once)
+                try:
+                    if receiver.delay:
+                        time.sleep(receiver.delay)
+                    status = receiver._answer(raw, headers)
+                finally:
+                    with receiver._lock:
+                        receiver.at_once -= 1
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                except OSError:
+                    pass  # the sender gave up waiting (its timeout) and closed the connection
 
             def log_message(self, *args: Any) -> None:
                 return None

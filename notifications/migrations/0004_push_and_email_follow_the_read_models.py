@@ -29,7 +29,7 @@ def start_behind_the_pipeline(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("notifications", "0002_emailunread_emailoutbox"),
+        ("notifications", "0003_one_queue"),
         ("eventstore", "0005_stuck_and_parked_events"),
     ]
 

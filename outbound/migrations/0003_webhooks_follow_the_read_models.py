@@ -17,7 +17,7 @@ def start_where_the_pipeline_is(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("outbound", "0001_initial"),
+        ("outbound", "0002_one_queue"),
         ("eventstore", "0005_stuck_and_parked_events"),
     ]
 
