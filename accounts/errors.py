@@ -33,3 +33,10 @@ class TooManyAttempts(DomainError):
     def __init__(self, retry_after: int) -> None:
         self.retry_after = max(1, int(retry_after))
         super().__init__(f"too many failed sign-ins; try again in {self.retry_after} seconds")
+
+
+class InvalidDisplayName(DomainError):
+    """A display name that is not one: too long, or with control or formatting characters."""
+
+    code = "invalid_display_name"
+    status = 400

@@ -23,3 +23,18 @@ class AgentSocket(models.Model):
     socket_id = models.CharField(max_length=64, primary_key=True)
     agent_id = models.CharField(max_length=64, db_index=True)
     connected_at = models.DateTimeField()
+
+
+class AgentProfile(models.Model):
+    """What an agent shows of themselves: the name customers and the team see
+    (accounts.profiles). Blank until the agent chooses one; the login
+    username is never shown in its place."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="agent_profile"
+    )
+    display_name = models.CharField(max_length=64, blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"profile of {self.user}"

@@ -34,20 +34,22 @@ def active_agent(agent_id: str) -> tuple[str, str] | None:
     """(user id, display name) of the active agent with this id (None: none)."""
     if not agent_id.isdigit() or int(agent_id) > 2**31 - 1:  # beyond any user id (and the column)
         return None
-    user = get_user_model().objects.filter(pk=int(agent_id), is_active=True, is_staff=True).first()
+    user = get_user_model().objects.select_related("agent_profile").filter(
+        pk=int(agent_id), is_active=True, is_staff=True).first()
     return (str(user.pk), agent_display_name(user)) if user is not None else None
 
 
 def online_agents() -> list[tuple[str, str]]:
     """(user id, display name) of every active agent with an open socket, by id."""
     ids = [int(i) for i in online_agent_ids() if i.isdigit() and int(i) <= 2**31 - 1]
-    users = get_user_model().objects.filter(pk__in=ids, is_active=True, is_staff=True).order_by("pk")
+    users = get_user_model().objects.select_related("agent_profile").filter(
+        pk__in=ids, is_active=True, is_staff=True).order_by("pk")
     return [(str(u.pk), agent_display_name(u)) for u in users]
 
 
-def active_agents() -> list[tuple[str, str, bool]]:
-    """(user id, display name, online) of every active agent, by display name then id."""
+def active_agents() -> list[tuple[str, str, bool, str]]:
+    """(user id, display name, online, username) of every active agent, by display name then id."""
     online = set(online_agent_ids())
-    users = get_user_model().objects.filter(is_active=True, is_staff=True).order_by("pk")
-    found = [(str(u.pk), agent_display_name(u), str(u.pk) in online) for u in users]
+    users = get_user_model().objects.select_related("agent_profile").filter(is_active=True, is_staff=True).order_by("pk")
+    found = [(str(u.pk), agent_display_name(u), str(u.pk) in online, u.get_username()) for u in users]
     return sorted(found, key=lambda a: (a[1].casefold(), int(a[0])))

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from accounts.errors import AuthenticationFailed
 from accounts.models import AgentToken
+from accounts.profiles import public_name
 from accounts.tokens import PREFIX as CUSTOMER_TOKEN_PREFIX
 from accounts.tokens import InvalidCustomerToken, verify_customer_token
 
@@ -54,8 +55,8 @@ class Principal:
 
 
 def agent_display_name(user: AbstractBaseUser) -> str:
-    full = user.get_full_name().strip() if hasattr(user, "get_full_name") else ""
-    return full or user.get_username()
+    """The name an agent's requests and sockets act under: never the login username (accounts.profiles)."""
+    return public_name(user)
 
 
 def agent_principal(user: AbstractBaseUser, *, via_cookie: bool, credential: Credential | None = None) -> Principal:
@@ -82,7 +83,7 @@ def principal_from_token(token: str) -> Principal:
     """Resolve a bearer token of either kind; raises AuthenticationFailed."""
     if token.startswith(AGENT_TOKEN_PREFIX):
         row = (
-            AgentToken.objects.select_related("user")
+            AgentToken.objects.select_related("user", "user__agent_profile")
             .filter(key_hash=_hash(token), revoked_at__isnull=True)
             .first()
         )

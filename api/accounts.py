@@ -1,9 +1,10 @@
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from accounts import presence, ratelimit, throttle
-from accounts.errors import TooManyAttempts
+from accounts import presence, profiles, ratelimit, throttle
+from accounts.errors import InvalidDisplayName, TooManyAttempts
 from accounts.principals import Principal, authenticate_agent, issue_agent_token, revoke_agent_token
 from api.errors import ApiError, error_response
 from api.http import api, doc, field_str, json_body
@@ -56,8 +57,35 @@ def revoke_current_token(request: HttpRequest, principal: Principal) -> HttpResp
 @api(["GET"], "agent")
 @doc("GET", "The team: every active agent, with who is online", responses={200: "AgentList"},
      description="Every active staff user (the people a conversation can be assigned to), sorted by name; "
-     "`online` while they have the dashboard open.")
+     "`online` while they have the dashboard open. `name` is what customers see; `username` (the login) is "
+     "shown to agents only, to tell apart agents who chose no name.")
 def agents(request: HttpRequest, principal: Principal) -> JsonResponse:
     """Every active agent: the choices for assigning a conversation."""
     found = presence.active_agents()
-    return JsonResponse({"agents": [{"id": i, "name": n, "online": o} for i, n, o in found]})
+    return JsonResponse({"agents": [{"id": i, "name": n, "online": o, "username": u} for i, n, o, u in found]})
+
+
+def _profile(p: profiles.Profile) -> dict[str, str]:
+    return {"id": p.id, "username": p.username, "display_name": p.display_name, "name": p.name}
+
+
+@api(["GET", "PATCH"], "agent")
+@doc("GET", "The calling agent's profile", responses={200: "AgentProfile"},
+     description="`name` is what customers and the team see: `display_name`, else the full name the admin "
+     f"gave, else \"{profiles.TEAM_NAME}\". Never the login `username`.")
+@doc("PATCH", "Change the calling agent's display name", body="AgentProfileUpdate", responses={200: "AgentProfile"},
+     errors=[InvalidDisplayName],
+     description=f"`display_name`: up to {profiles.MAX_DISPLAY_NAME} characters after trimming (runs of spaces "
+     "become one), printable text only (no control, formatting or line-separator characters); an empty string "
+     "clears it. Customers see the new name on every message, the old ones included, from the next answer, "
+     "frame, push or email on.")
+def agent_me(request: HttpRequest, principal: Principal) -> JsonResponse:
+    user = get_user_model().objects.select_related("agent_profile").get(pk=int(principal.id))
+    if request.method == "PATCH":
+        data = json_body(request)
+        if "display_name" not in data:
+            raise ApiError(400, "missing_field", "'display_name' is required (an empty string clears it)")
+        if not isinstance(data["display_name"], str):
+            raise InvalidDisplayName("'display_name' must be a string")
+        return JsonResponse(_profile(profiles.set_display_name(user, data["display_name"])))
+    return JsonResponse(_profile(profiles.profile_of(user)))

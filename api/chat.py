@@ -32,6 +32,8 @@ from chat.errors import (
 )
 from chat.handlers import Written, edit_message, mark_message_as_read, send_message
 from chat.ports import customer_directory
+from conversations.commands import MAX_LABEL_CHARS, clean_label
+from conversations.errors import InvalidLabel
 from eventstore.events import Metadata
 from kernel import ids
 from readmodels import freshness, present, selectors
@@ -74,7 +76,8 @@ def present_outcome(outcome: Written) -> dict[str, Any]:
         message_id=m.message_id, customer_id=m.customer_id, sender_kind=m.sender.kind.value,
         sender_id=m.sender.id, sender_name=m.sender.name, body=m.body, sent_at=m.sent_at,
         edited_at=m.edited_at, read_at=m.read_at, position=outcome.position,
-        names=selectors.customer_names({m.customer_id}) if m.sender.kind == "customer" else {},
+        names=(selectors.customer_names({m.customer_id}) if m.sender.kind == "customer"
+               else selectors.agent_names({m.sender.id})),
         attachments=present.attachment_rows(m.attachments),
     )
 
@@ -206,27 +209,58 @@ STATUS = query("status", {"enum": ["open", "pending", "snoozed", "resolved"]}, "
                [(400, "invalid_parameter")])
 ASSIGNEE = query("assignee", {"type": "string", "pattern": "^(me|none|[0-9]{1,20})$"},
                  "`me` (the caller's), `none` (unassigned) or an agent id.", [(400, "invalid_parameter")])
+LABEL = query("label", {"type": "string", "maxLength": MAX_LABEL_CHARS},
+              "Only conversations with this label (any letter case).", [(400, "invalid_parameter")])
+AWAITING = query("awaiting_reply", {"enum": ["true"]}, "Only conversations whose customer spoke last.",
+                 [(400, "invalid_parameter")])
+UNREAD = query("unread", {"enum": ["true"]}, "Only conversations unread for the caller: a customer message no agent "
+               "has read, or marked unread by the caller.", [(400, "invalid_parameter")])
+BEFORE_ID = query("before_id", {"type": "string", "format": "uuid"},
+                  "With `before`: the `customer_id` of the previous page's last conversation (so conversations with "
+                  "the same `last_activity_at` are neither skipped nor repeated).", [(400, "invalid_parameter")])
+LIST_FILTERS = [STATUS, ASSIGNEE, LABEL, AWAITING, UNREAD]
 
 
-def _list_filters(request: HttpRequest, principal: Principal) -> tuple[str | None, str | None]:
+def _flag(request: HttpRequest, name: str) -> bool:
+    raw = request.GET.get(name) or None
+    if raw is None:
+        return False
+    if raw != "true":
+        raise ApiError(400, "invalid_parameter", f"{name!r} must be true (or left out)")
+    return True
+
+
+def _list_filters(request: HttpRequest, principal: Principal) -> selectors.ListFilter:
     status = request.GET.get("status") or None
     if status is not None and status not in ("open", "pending", "snoozed", "resolved"):
         raise ApiError(400, "invalid_parameter", "'status' must be open, pending, snoozed or resolved")
+    assignee: str | None = None
     raw = request.GET.get("assignee") or None
-    if raw is None:
-        return status, None
     if raw == "me":
-        return status, principal.id
-    if raw == "none":
-        return status, ""
-    if raw.isdigit() and len(raw) <= 20:
-        return status, raw
-    raise ApiError(400, "invalid_parameter", "'assignee' must be me, none or an agent id")
+        assignee = principal.id
+    elif raw == "none":
+        assignee = ""
+    elif raw is not None:
+        if not (raw.isdigit() and len(raw) <= 20):
+            raise ApiError(400, "invalid_parameter", "'assignee' must be me, none or an agent id")
+        assignee = raw
+    label = request.GET.get("label") or None
+    if label is not None:
+        try:
+            label = clean_label(label)
+        except InvalidLabel as refused:
+            raise ApiError(400, "invalid_parameter", f"'label': {refused.detail}") from None
+    return selectors.ListFilter(
+        status=status, assignee=assignee, label=label, awaiting_reply=_flag(request, "awaiting_reply"),
+        unread_for=principal.id if _flag(request, "unread") else None,
+    )
 
 
 @api(["GET"], "agent")
-@doc("GET", "Conversations, newest activity first", params=[CONVERSATION_LIMIT, BEFORE, MIN_POSITION, STATUS, ASSIGNEE],
-     responses={200: "ConversationPage"})
+@doc("GET", "Conversations, newest activity first",
+     params=[CONVERSATION_LIMIT, BEFORE, BEFORE_ID, MIN_POSITION, *LIST_FILTERS], responses={200: "ConversationPage"},
+     description="Every filter is answered by the server on every page: page on with `before` (and `before_id`) "
+     "and the same filters. `marked_unread` says whether the caller marked the conversation unread.")
 async def conversations(request: HttpRequest, principal: Principal) -> JsonResponse:
     limit = query_int(request, "limit", 50, low=1, high=MAX_PAGE)
     before_raw = request.GET.get("before")
@@ -239,9 +273,15 @@ async def conversations(request: HttpRequest, principal: Principal) -> JsonRespo
             before = before.astimezone(dt.timezone.utc)
         except (ValueError, OverflowError):
             raise ApiError(400, "invalid_parameter", "'before' must be an RFC 3339 time in range") from None
-    status, assignee = _list_filters(request, principal)
+    before_id = None
+    if request.GET.get("before_id"):
+        before_id = ids.parse_uuid(request.GET["before_id"])
+        if before_id is None or before is None:
+            raise ApiError(400, "invalid_parameter", "'before_id' must be a UUID, given with 'before'")
+    filters = _list_filters(request, principal)
     await _min_position(request)
-    page = await sync_to_async(selectors.conversations)(limit, before, status=status, assignee=assignee)
+    page = await sync_to_async(selectors.conversations)(limit, before, before_id=before_id, filters=filters,
+                                                        viewer=principal.id)
     return JsonResponse({"conversations": page.items, "position": page.position})
 
 
@@ -251,6 +291,6 @@ async def conversations(request: HttpRequest, principal: Principal) -> JsonRespo
 async def conversation_detail(request: HttpRequest, principal: Principal, customer_id: str) -> JsonResponse:
     """The conversation row and the customer's contact details (read-only)."""
     cid = await _known_customer(customer_id)
-    conv = await sync_to_async(selectors.conversation)(cid)
+    conv = await sync_to_async(selectors.conversation)(cid, viewer=principal.id)
     profile = await sync_to_async(selectors.customer_profile)(cid)
     return JsonResponse({"conversation": conv, "customer": profile})

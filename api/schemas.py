@@ -67,10 +67,25 @@ COMPONENTS: dict[str, dict[str, Any]] = {
     "AgentList": closed(
         ["agents"],
         agents={"type": "array", "items": closed(
-            ["id", "name", "online"], id={"type": "string", "description": "the agent's id (`agent_id` in assign)"},
-            name={"type": "string"}, online={"type": "boolean", "description": "has the dashboard open now"},
+            ["id", "name", "online", "username"],
+            id={"type": "string", "description": "the agent's id (`agent_id` in assign)"},
+            name={"type": "string", "description": "what customers see (the profile's name)"},
+            online={"type": "boolean", "description": "has the dashboard open now"},
+            username={"type": "string", "description": "the login, for agents' eyes only"},
         )},
     ),
+    "AgentProfile": closed(
+        ["id", "username", "display_name", "name"],
+        id={"type": "string"},
+        username={"type": "string", "description": "the login: never shown to customers"},
+        display_name={"type": "string", "maxLength": 64, "description": "what the agent chose; empty: none"},
+        name={"type": "string", "description": "what everyone sees: `display_name`, else the full name, else "
+              "\"Support\""},
+    ),
+    "AgentProfileUpdate": {
+        "type": "object", "required": ["display_name"],
+        "properties": {"display_name": text(20_000, "up to 64 characters after trimming; empty clears it")},
+    },
     "AgentToken": closed(["token"], token={"type": "string", "description": "`pa_...`: use as `Authorization: Bearer`"}),
     "CustomerRegistration": {
         "type": "object",
@@ -100,7 +115,8 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         ["kind", "id", "name"],
         kind={"enum": ["customer", "agent"]},
         id={"type": "string", "description": "the customer's UUID, or the agent's user id"},
-        name={"type": "string", "description": "a customer's current name in the directory; an agent's full name"},
+        name={"type": "string", "description": "a customer's current name in the directory; an agent's current "
+              "name (their profile's display name, never their login)"},
     ),
     "Attachment": closed(
         ["attachment_id", "name", "content_type", "size", "url", "thumbnail_url"],
@@ -160,7 +176,7 @@ COMPONENTS: dict[str, dict[str, Any]] = {
                        name={"type": "string"}),
     "Conversation": closed(
         ["customer_id", "customer_name", "last_message", "unread_for_agents", "awaiting_reply", "last_activity_at",
-         "status", "assignee", "snoozed_until", "first_response_due_at", "sla_breached", "position"],
+         "status", "assignee", "snoozed_until", "first_response_due_at", "sla_breached", "labels", "position"],
         customer_id=UUID,
         customer_name={"type": "string"},
         last_message={**nullable(ref("LastMessage")), "description": "null while no message was written"},
@@ -173,6 +189,10 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         first_response_due_at={**nullable(TIME),
                                "description": "while the customer waits for a first reply (with a target configured)"},
         sla_breached={"type": "boolean", "description": "the current waiting period passed its first-response target"},
+        labels={"type": "array", "items": {"type": "string"}, "description": "sorted, lower case"},
+        marked_unread={"type": "boolean", "description": "the calling agent marked it unread (HTTP answers to "
+                       "agents only: frames and webhooks, which every agent or the host application shares, leave "
+                       "it out; `conversation.unread` frames announce it)"},
         position=POSITION,
     ),
     "ConversationWritten": closed(
@@ -192,6 +212,34 @@ COMPONENTS: dict[str, dict[str, Any]] = {
                            "properties": {"status": {"enum": ["open", "pending", "resolved"]}}},
     "SnoozeConversation": {"type": "object", "required": ["until"],
                            "properties": {"until": {"type": "string", "format": "date-time", "maxLength": 64}}},
+    "ChangeLabels": {
+        "type": "object",
+        "properties": {
+            "add": {"type": "array", "items": {"type": "string"}, "maxItems": 20},
+            "remove": {"type": "array", "items": {"type": "string"}, "maxItems": 20},
+        },
+    },
+    "CannedResponse": closed(
+        ["id", "shortcut", "title", "body", "author", "created_at", "updated_at"],
+        id=UUID, shortcut={"type": "string", "maxLength": 32, "description": "typed after `/` in the composer"},
+        title={"type": "string", "maxLength": 80},
+        body={"type": "string", "description": "may hold {{customer.name}}, {{customer.first_name}}, {{agent.name}}, "
+              "{{agent.first_name}}: filled in by the dashboard when inserted"},
+        author={**ref("Assignee"), "description": "who wrote it: they alone change it"},
+        created_at=TIME, updated_at=TIME,
+    ),
+    "CannedResponseList": closed(["canned_responses"],
+                                 canned_responses={"type": "array", "items": ref("CannedResponse")}),
+    "CannedResponseCreate": {
+        "type": "object", "required": ["shortcut", "title", "body"],
+        "properties": {"shortcut": text(200), "title": text(200), "body": text(20_000)},
+    },
+    "CannedResponseUpdate": {
+        "type": "object",
+        "properties": {"shortcut": text(200), "title": text(200), "body": text(20_000)},
+    },
+    "LabelList": closed(["labels"], labels={"type": "array", "items": closed(
+        ["label", "conversations"], label={"type": "string"}, conversations={"type": "integer", "minimum": 1})}),
     "AddNote": {
         "type": "object",
         "required": ["note_id", "body"],

@@ -5,6 +5,7 @@ from django.urls import path
 from api import (
     accounts,
     attachments,
+    canned,
     chat,
     conversations,
     customers,
@@ -24,6 +25,7 @@ urlpatterns = [
     path("api/v1/auth/agent", accounts.agent_token),
     path("api/v1/auth/agent/token", accounts.revoke_current_token),
     path("api/v1/agents", accounts.agents),
+    path("api/v1/agents/me", accounts.agent_me),
     path("api/v1/customers", customers.customers),
     path("api/v1/customers/<str:customer_id>", customers.customer_detail),
     # messages
@@ -45,6 +47,11 @@ urlpatterns = [
     path("api/v1/conversations/<str:customer_id>/status", conversations.status),
     path("api/v1/conversations/<str:customer_id>/snooze", conversations.snooze),
     path("api/v1/conversations/<str:customer_id>/notes", conversations.notes),
+    path("api/v1/conversations/<str:customer_id>/labels", conversations.labels),
+    path("api/v1/conversations/<str:customer_id>/unread", conversations.unread),
+    path("api/v1/labels", conversations.label_list),
+    path("api/v1/canned-responses", canned.canned_responses),
+    path("api/v1/canned-responses/<str:id>", canned.canned_response),
     # search
     path("api/v1/search", search.search),
     # push

@@ -6,12 +6,15 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-from conversations.errors import InvalidNote
+from conversations.errors import InvalidLabel, InvalidNote
 from kernel.text import is_storable_text
 
 MAX_NOTE_CHARS = 4000
 #: A snooze ends within this long at most.
 MAX_SNOOZE = dt.timedelta(days=366)
+#: Labels a conversation carries at most, and characters a label has at most.
+MAX_LABELS = 20
+MAX_LABEL_CHARS = 32
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,32 @@ class AddNote:
     body: str
 
 
+@dataclass(frozen=True)
+class ChangeLabels:
+    """Add and remove labels (each already cleaned: ``clean_label``)."""
+
+    customer_id: uuid.UUID
+    add: tuple[str, ...]
+    remove: tuple[str, ...]
+    by: Agent
+
+
+@dataclass(frozen=True)
+class MarkUnread:
+    """The agent wants to come back to the conversation: unread for them."""
+
+    customer_id: uuid.UUID
+    agent: Agent
+
+
+@dataclass(frozen=True)
+class MarkRead:
+    """The agent opened a conversation they had marked unread."""
+
+    customer_id: uuid.UUID
+    agent: Agent
+
+
 # -- issued by the workflow process manager and the scheduled commands
 
 
@@ -83,6 +112,16 @@ class RecordAgentReply:
     customer_id: uuid.UUID
     message_id: uuid.UUID
     sent_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class AssignOnReply:
+    """An agent answered: the conversation becomes theirs if nobody holds it."""
+
+    customer_id: uuid.UUID
+    agent: Agent
+    #: The reply (its id names the assignment's cause).
+    message_id: uuid.UUID
 
 
 @dataclass(frozen=True)
@@ -113,3 +152,18 @@ def clean_note(body: str) -> str:
     if len(cleaned) > MAX_NOTE_CHARS:
         raise InvalidNote(f"the note is longer than {MAX_NOTE_CHARS} characters")
     return cleaned
+
+
+def clean_label(value: str) -> str:
+    """A label as stored: trimmed, lower case, 1 to MAX_LABEL_CHARS letters,
+    digits, hyphens and underscores, starting with a letter or digit
+    ("vip", "refund-request", "größe"). One form per label, so "VIP" and
+    "vip " are one label, and any label fits a URL's query and a chip."""
+    label = value.strip().lower()
+    if not label:
+        raise InvalidLabel("a label is empty")
+    if len(label) > MAX_LABEL_CHARS:
+        raise InvalidLabel(f"the label {label[:MAX_LABEL_CHARS]!r}… is longer than {MAX_LABEL_CHARS} characters")
+    if not label[0].isalnum() or not all(ch.isalnum() or ch in "-_" for ch in label):
+        raise InvalidLabel(f"the label {label!r} may hold only letters, digits, '-' and '_', and starts with a letter or digit")
+    return label

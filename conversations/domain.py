@@ -14,24 +14,40 @@ import uuid
 from dataclasses import dataclass, field, replace
 
 from conversations.commands import (
+    MAX_LABELS,
     MAX_SNOOZE,
     AddNote,
     Agent,
     Assign,
+    AssignOnReply,
     AutoAssign,
+    ChangeLabels,
     CheckFirstResponse,
     Claim,
     EndSnooze,
+    MarkRead,
+    MarkUnread,
     RecordAgentReply,
     RecordCustomerMessage,
     SetStatus,
     Snooze,
     clean_note,
 )
-from conversations.errors import AlreadyAssigned, AssigneeChanged, InvalidSnooze, InvalidStatus, NoteIdConflict
+from conversations.errors import (
+    AlreadyAssigned,
+    AssigneeChanged,
+    InvalidLabel,
+    InvalidSnooze,
+    InvalidStatus,
+    NoteIdConflict,
+    TooManyLabels,
+)
 from conversations.events import (
     AssignedBy,
     ConversationAssigned,
+    ConversationLabelsChanged,
+    ConversationMarkedRead,
+    ConversationMarkedUnread,
     ConversationReopened,
     ConversationSnoozed,
     ConversationStatusChanged,
@@ -64,6 +80,9 @@ class Conversation:
     sla_breached: bool = False
     #: The notes by id: what a repeated AddNote is compared with.
     notes: dict[uuid.UUID, NoteAdded] = field(default_factory=dict)
+    labels: frozenset[str] = frozenset()
+    #: The agents for whom it is marked unread.
+    unread_for: frozenset[str] = frozenset()
     #: The log position of the last status change: a customer message
     #: before it (the process manager reacts later) does not undo it.
     status_position: int = 0
@@ -93,6 +112,12 @@ class Conversation:
             return replace(s, sla_breached=True)
         if isinstance(evt, NoteAdded):
             return replace(s, notes={**self.notes, evt.note_id: evt})
+        if isinstance(evt, ConversationLabelsChanged):
+            return replace(s, labels=frozenset(evt.labels))
+        if isinstance(evt, ConversationMarkedUnread):
+            return replace(s, unread_for=self.unread_for | {evt.agent_id})
+        if isinstance(evt, ConversationMarkedRead):
+            return replace(s, unread_for=self.unread_for - {evt.agent_id})
         raise TypeError(f"not a conversation event: {evt!r}")
 
     @classmethod
@@ -161,6 +186,30 @@ class Conversation:
         return [NoteAdded(note_id=cmd.note_id, customer_id=self.customer_id, author_id=cmd.author.id,
                           author_name=cmd.author.name, body=body, added_at=now)]
 
+    def change_labels(self, cmd: ChangeLabels, now: dt.datetime) -> list[DomainEvent]:
+        both = sorted(set(cmd.add) & set(cmd.remove))
+        if both:
+            raise InvalidLabel(f"the label {both[0]!r} is both added and removed")
+        labels = (self.labels | set(cmd.add)) - set(cmd.remove)
+        if labels == self.labels:
+            return []
+        if len(labels) > MAX_LABELS:
+            raise TooManyLabels(f"a conversation carries at most {MAX_LABELS} labels")
+        return [ConversationLabelsChanged(
+            customer_id=self.customer_id, added=tuple(sorted(labels - self.labels)),
+            removed=tuple(sorted(self.labels - labels)), labels=tuple(sorted(labels)), actor=cmd.by.label, at=now,
+        )]
+
+    def mark_unread(self, cmd: MarkUnread, now: dt.datetime) -> list[DomainEvent]:
+        if cmd.agent.id in self.unread_for:
+            return []
+        return [ConversationMarkedUnread(customer_id=self.customer_id, agent_id=cmd.agent.id, at=now)]
+
+    def mark_read(self, cmd: MarkRead, now: dt.datetime) -> list[DomainEvent]:
+        if cmd.agent.id not in self.unread_for:
+            return []
+        return [ConversationMarkedRead(customer_id=self.customer_id, agent_id=cmd.agent.id, at=now)]
+
     # -- decisions of the process manager and the timers
 
     def record_customer_message(self, cmd: RecordCustomerMessage, now: dt.datetime) -> list[DomainEvent]:
@@ -184,6 +233,14 @@ class Conversation:
 
     def record_agent_reply(self, cmd: RecordAgentReply, now: dt.datetime) -> list[DomainEvent]:
         return self._stop_clock(cmd.message_id, now)
+
+    def assign_on_reply(self, cmd: AssignOnReply, now: dt.datetime) -> list[DomainEvent]:
+        """The replying agent takes a conversation nobody holds, whatever its
+        status: answering it is handling it. Held by anyone (a claim that got
+        there first included), it stays theirs."""
+        if self.assignee is not None:
+            return []
+        return [self._assigned(cmd.agent, AssignedBy.REPLY, cmd.agent.label, now)]
 
     def auto_assign(self, cmd: AutoAssign, now: dt.datetime) -> list[DomainEvent]:
         if self.assignee is not None or self.status is Status.RESOLVED:

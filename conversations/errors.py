@@ -42,6 +42,39 @@ class NoteIdConflict(ConversationError):
     status = 409
 
 
+class InvalidLabel(ConversationError):
+    """A label that is not one (its form), or one both added and removed."""
+
+    code = "invalid_label"
+
+
+class TooManyLabels(ConversationError):
+    code = "too_many_labels"
+
+
+class InvalidCannedResponse(ConversationError):
+    """A saved reply's field that is not one; the code names the field."""
+
+    code = "invalid_canned_response"
+
+
+class ShortcutTaken(ConversationError):
+    code = "shortcut_taken"
+    status = 409
+
+
+class CannedResponseNotFound(ConversationError):
+    code = "canned_response_not_found"
+    status = 404
+
+
+class NotAuthor(ConversationError):
+    """Only the agent who wrote a saved reply changes or deletes it (an admin, in Django's admin)."""
+
+    code = "not_author"
+    status = 403
+
+
 class AgentNotFound(ConversationError):
     code = "agent_not_found"
     status = 404

@@ -29,6 +29,8 @@ class AssignedBy(enum.StrEnum):
     CLAIM = "claim"
     ASSIGN = "assign"
     AUTO = "auto"
+    #: An agent answered an unassigned conversation (PARLEY_ASSIGN_ON_REPLY).
+    REPLY = "reply"
 
 
 class ReopenedBecause(enum.StrEnum):
@@ -134,14 +136,51 @@ class NoteAdded(DomainEvent):
     added_at: dt.datetime
 
 
+@event("ConversationLabelsChanged")
+@dataclass(frozen=True)
+class ConversationLabelsChanged(DomainEvent):
+    """An agent added or removed labels; ``labels`` is the whole set after it, sorted."""
+
+    customer_id: uuid.UUID
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    labels: tuple[str, ...]
+    actor: str
+    at: dt.datetime
+
+
+@event("ConversationMarkedUnread")
+@dataclass(frozen=True)
+class ConversationMarkedUnread(DomainEvent):
+    """One agent wants to come back to this conversation: it counts as unread for them alone."""
+
+    customer_id: uuid.UUID
+    agent_id: str
+    at: dt.datetime
+
+
+@event("ConversationMarkedRead")
+@dataclass(frozen=True)
+class ConversationMarkedRead(DomainEvent):
+    """The agent who marked the conversation unread opened it again."""
+
+    customer_id: uuid.UUID
+    agent_id: str
+    at: dt.datetime
+
+
 #: Every event type of a conversation's stream.
 CONVERSATION_EVENT_TYPES = frozenset({
     "ConversationAssigned", "ConversationStatusChanged", "ConversationSnoozed", "ConversationReopened",
     "FirstResponseClockStarted", "FirstResponseClockStopped", "FirstResponseSlaBreached", "NoteAdded",
+    "ConversationLabelsChanged", "ConversationMarkedUnread", "ConversationMarkedRead",
 })
 
-#: The events that change how a conversation looks in the list (every one but notes).
-WORKFLOW_EVENT_TYPES = CONVERSATION_EVENT_TYPES - {"NoteAdded"}
+#: What one agent marked for themselves: no other agent's list, no customer, no webhook sees it.
+PER_AGENT_EVENT_TYPES = frozenset({"ConversationMarkedUnread", "ConversationMarkedRead"})
+
+#: The events that change how a conversation looks in the list (every one but notes and per-agent marks).
+WORKFLOW_EVENT_TYPES = CONVERSATION_EVENT_TYPES - {"NoteAdded"} - PER_AGENT_EVENT_TYPES
 
 
 def stream_id(customer_id: uuid.UUID) -> str:

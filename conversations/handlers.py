@@ -24,10 +24,14 @@ from dataclasses import dataclass
 from conversations.commands import (
     AddNote,
     Assign,
+    AssignOnReply,
     AutoAssign,
+    ChangeLabels,
     CheckFirstResponse,
     Claim,
     EndSnooze,
+    MarkRead,
+    MarkUnread,
     RecordAgentReply,
     RecordCustomerMessage,
     SetStatus,
@@ -186,6 +190,24 @@ def add_note(cmd: AddNote, *, metadata: Metadata | None = None, adapter: str = "
         raise NoteIdConflict(f"the note id {cmd.note_id} is already used by another note") from None
 
 
+def change_labels(cmd: ChangeLabels, *, metadata: Metadata | None = None, adapter: str = "other") -> Outcome:
+    _known(cmd.customer_id)
+    return execute(cmd.customer_id, lambda s, now: s.change_labels(cmd, now), command="ChangeLabels",
+                   actor=cmd.by.label, metadata=metadata, adapter=adapter)
+
+
+def mark_unread(cmd: MarkUnread, *, metadata: Metadata | None = None, adapter: str = "other") -> Outcome:
+    _known(cmd.customer_id)
+    return execute(cmd.customer_id, lambda s, now: s.mark_unread(cmd, now), command="MarkUnread",
+                   actor=cmd.agent.label, metadata=metadata, adapter=adapter)
+
+
+def mark_read(cmd: MarkRead, *, metadata: Metadata | None = None, adapter: str = "other") -> Outcome:
+    _known(cmd.customer_id)
+    return execute(cmd.customer_id, lambda s, now: s.mark_read(cmd, now), command="MarkRead",
+                   actor=cmd.agent.label, metadata=metadata, adapter=adapter)
+
+
 # -- the process manager's and the timers' commands (each with its cause)
 
 
@@ -203,6 +225,12 @@ def record_agent_reply(
     return execute(cmd.customer_id, lambda s, now: s.record_agent_reply(cmd, now), command="RecordAgentReply",
                    actor="system", store=store, cause=f"agent-reply:{cmd.message_id}", now=cmd.sent_at,
                    adapter="workflow", history=history)
+
+
+def assign_on_reply(cmd: AssignOnReply, *, now: dt.datetime, store: EventStore | None = None) -> Outcome:
+    return execute(cmd.customer_id, lambda s, at: s.assign_on_reply(cmd, at), command="AssignOnReply",
+                   actor=cmd.agent.label, store=store, cause=f"reply-assign:{cmd.message_id}", now=now,
+                   adapter="workflow")
 
 
 def auto_assign(cmd: AutoAssign, *, cause: str, now: dt.datetime, store: EventStore | None = None) -> Outcome:

@@ -12,7 +12,9 @@ cause, so the batch redone appends nothing twice.
   conversation, starts the waiting period (with its first-response timer),
   and, with ``PARLEY_AUTO_ASSIGN=round_robin``, assigns an unassigned
   conversation to the online agent whose turn it is, below their capacity.
-* An agent's message: ends the waiting period (its timer is cancelled).
+* An agent's message: ends the waiting period (its timer is cancelled)
+  and, with ``PARLEY_ASSIGN_ON_REPLY`` (on by default), assigns a
+  conversation nobody holds to that agent, as their claim would.
 * A snooze schedules the timer that ends it; any other status change
   cancels it. A snooze that runs out reopens the conversation, which is
   then auto-assigned like a new one.
@@ -29,7 +31,7 @@ from django.db import connection
 
 from chat.events import MessageSent, SenderKind
 from conversations import handlers
-from conversations.commands import Agent, AutoAssign, RecordAgentReply, RecordCustomerMessage
+from conversations.commands import Agent, AssignOnReply, AutoAssign, RecordAgentReply, RecordCustomerMessage
 from conversations.events import (
     ConversationAssigned,
     ConversationReopened,
@@ -67,6 +69,10 @@ def first_response() -> dt.timedelta | None:
 
 def auto_assign_enabled() -> bool:
     return getattr(settings, "PARLEY_AUTO_ASSIGN", "") == "round_robin"
+
+
+def assign_on_reply_enabled() -> bool:
+    return bool(getattr(settings, "PARLEY_ASSIGN_ON_REPLY", True))
 
 
 def capacity() -> int:
@@ -111,7 +117,10 @@ class WorkflowProcessManager:
                 if conv.assignee is None and conv.status is Status.OPEN:
                     self._auto_assign(e.customer_id, f"message:{e.message_id}", r, routes)
             else:
-                handlers.record_agent_reply(RecordAgentReply(e.customer_id, e.message_id, e.sent_at), history=history)
+                outcome = handlers.record_agent_reply(
+                    RecordAgentReply(e.customer_id, e.message_id, e.sent_at), history=history)
+                if assign_on_reply_enabled() and outcome.conversation.assignee is None:
+                    self._assign_on_reply(e, r, routes)
         elif isinstance(e, ConversationSnoozed):
             key = f"snooze:{e.snooze_id}"
             timers.cancel(kind=SNOOZE_TIMER, subject=str(e.customer_id), keep=key)
@@ -135,6 +144,15 @@ class WorkflowProcessManager:
             ended.append(first_response_key(e.customer_id, e.period_id))
         elif isinstance(e, ConversationAssigned):
             routes.set(e.customer_id, assignee_id=e.assignee_id)
+
+    def _assign_on_reply(self, e: MessageSent, r: RecordedEvent, routes: Routes) -> None:
+        """The replying agent takes the conversation (the aggregate decides
+        against its latest state: a claim that got there first stands). The
+        event's id comes from the reply, so a batch redone appends it once."""
+        outcome = handlers.assign_on_reply(
+            AssignOnReply(e.customer_id, Agent(e.sender_id, e.sender_name), e.message_id), now=r.recorded_at)
+        conv = outcome.conversation
+        routes.set(e.customer_id, assignee_id=conv.assignee.id if conv.assignee else None)
 
     def _auto_assign(self, customer_id: uuid.UUID, cause: str, r: RecordedEvent, routes: Routes) -> None:
         if not auto_assign_enabled():

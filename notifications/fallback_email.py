@@ -57,11 +57,13 @@ def compose(key: str, customer_id: uuid.UUID, now: dt.datetime) -> dict[str, Any
     messages = selectors.unread_agent_messages(customer_id)
     if not messages:
         raise NothingToEmail("every message was read", code="nothing_unread")
+    # Each agent by the name they are shown by now: never a login username (readmodels.names).
+    senders = selectors.agent_names({m.sender_id for m in messages})
     links = email_links()
     unsubscribe = public_url(links.unsubscribe(issue_unsubscribe_token(customer_id, recipient.email)))
     context = {
         "name": recipient.name,
-        "messages": [{"sender": m.sender_name or "Support", "body": preview(m.body, m.attachments),
+        "messages": [{"sender": senders.get(m.sender_id) or "Support", "body": preview(m.body, m.attachments),
                       "sent_at": m.sent_at} for m in messages],
         "count": len(messages),
         "chat_url": public_url(links.chat(customer_id, at=now)),

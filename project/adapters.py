@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from urllib.parse import urlencode
 
 from django.urls import reverse
 
-from accounts import presence
+from accounts import presence, profiles
 from accounts.tokens import issue_chat_link_token
 from attachments.services import attachments_claim
 from chat.commands import Actor
@@ -27,6 +27,16 @@ class AgentsFromIdentity:
 
     def online(self) -> list[Agent]:
         return [Agent(i, n) for i, n in presence.online_agents()]
+
+
+class AgentNamesFromProfiles:
+    """The read side's AgentNames, answered by the identity context's profiles."""
+
+    def names(self, agent_ids: Collection[str]) -> dict[str, str]:
+        return profiles.public_names(agent_ids)
+
+    def everyone(self) -> dict[str, str]:
+        return profiles.every_public_name()
 
 
 class CustomersFromDirectory:

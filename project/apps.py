@@ -15,14 +15,22 @@ class ProjectConfig(AppConfig):
         from customers.directory import KnownCustomers
         from notifications import fallback_email
         from notifications import ports as notification_ports
-        from project.adapters import AgentsFromIdentity, AttachmentsFromCatalog, CustomersFromDirectory, EmailLinksToWeb
+        from project.adapters import (
+            AgentNamesFromProfiles,
+            AgentsFromIdentity,
+            AttachmentsFromCatalog,
+            CustomersFromDirectory,
+            EmailLinksToWeb,
+        )
         from project.bootstrap import declare_groups
+        from readmodels import ports as readmodel_ports
 
         ports.install(KnownCustomers())
         ports.install_attachments(AttachmentsFromCatalog())
         expiry.register()
         conversation_ports.install(AgentsFromIdentity(), CustomersFromDirectory())
         scheduled.register()
+        readmodel_ports.install(AgentNamesFromProfiles())
         notification_ports.install(EmailLinksToWeb())
         fallback_email.register()
         declare_groups()

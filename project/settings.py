@@ -520,6 +520,8 @@ _logging["handlers"]["console"]["formatter"] = PARLEY_LOG_FORMAT
 # -- team workflow (docs/workflow.md)
 #: "round_robin": new and reopened unassigned conversations go to online agents in turn.
 PARLEY_AUTO_ASSIGN = os.environ.get("PARLEY_AUTO_ASSIGN", "").strip().lower()
+#: An agent's reply to an unassigned conversation assigns it to them (as a claim would).
+PARLEY_ASSIGN_ON_REPLY = env_bool("PARLEY_ASSIGN_ON_REPLY", True)
 #: Unresolved conversations auto-assignment gives one agent at most.
 PARLEY_AGENT_CAPACITY = int(os.environ.get("PARLEY_AGENT_CAPACITY", "10"))
 #: Seconds a customer may wait for an agent's first reply (0: no target).

@@ -41,8 +41,9 @@ from conversations.events import WORKFLOW_EVENT_TYPES
 from eventstore.events import RecordedEvent
 from eventstore.partitions import Partition
 from eventstore.unit import Unit
-from readmodels import folds
+from readmodels import folds, names
 from readmodels.models import Badge, Conversation, DirectoryEntry, EventRows, TimelineMessage
+from readmodels.ports import agent_names
 from readmodels.present import present_conversation, present_note_row, present_profile, present_row
 from readmodels.projections import MESSAGE_EVENT_TYPES, Facts, Projection
 
@@ -84,8 +85,13 @@ class EventRowsProjection(Projection):
         suffix = self.partition.suffix() if self.partition is not None else ""
         self.readers = tuple(reader + suffix for reader in readers)
         self._pruned_at = 0.0
+        self._agents: dict[str, str] = {}
 
     def want(self, events: Sequence[RecordedEvent], unit: Unit) -> None:
+        # The agents' names as this batch shows them: one read of a small
+        # table, so that every row of the batch names agents as they are now
+        # called (readmodels.names), whichever agents its rows turn out to name.
+        self._agents = agent_names().everyone()
         customers = {r.event.customer_id for r in events}  # type: ignore[attr-defined]
         unit.want(DirectoryEntry, customers)
         unit.want(Conversation, customers)
@@ -93,7 +99,7 @@ class EventRowsProjection(Projection):
 
     def apply(self, r: RecordedEvent, unit: Unit, facts: Facts) -> None:
         unit.save(EventRows, {"position": r.position, "tx": r.tx, "customer_id": r.event.customer_id,  # type: ignore[attr-defined]
-                              "shard": r.shard, "rows": rows_in(unit, r, facts), "written_at": _now()})
+                              "shard": r.shard, "rows": rows_in(unit, r, facts, self._agents), "written_at": _now()})
         if self.readers and time.monotonic() - self._pruned_at > PRUNE_EVERY:
             self._pruned_at = time.monotonic()
             unit.then(*prune_statement(self.readers, _now() - dt.timedelta(seconds=keep_seconds()), self.partition))
@@ -106,23 +112,25 @@ def keep_seconds() -> float:
     return float(getattr(settings, "PARLEY_EVENT_ROWS_KEEP_SECONDS", 600))
 
 
-def rows_in(unit: Unit, r: RecordedEvent, facts: Facts) -> Rows:
-    """The rows ``r`` left, from the unit (every projection before this one has applied ``r``)."""
+def rows_in(unit: Unit, r: RecordedEvent, facts: Facts, agents: dict[str, str]) -> Rows:
+    """The rows ``r`` left, from the unit (every projection before this one has applied ``r``);
+    ``agents``: every agent's name, as the batch read them."""
     e: Any = r.event
     directory = unit.get(DirectoryEntry, e.customer_id)
-    names = {str(e.customer_id): directory["name"]} if directory else {}
+    message = unit.get(TimelineMessage, e.message_id) if r.event_type in MESSAGE_EVENT_TYPES else None
+    note = folds.note(r) if r.event_type == "NoteAdded" else None
+    conv = unit.get(Conversation, e.customer_id)
+    shown = {str(e.customer_id): directory["name"]} if directory else {}
+    shown.update(names.agents_of(names.agent_ids_in(message, note, conv), agents))
     out: Rows = {}
-    if r.event_type in MESSAGE_EVENT_TYPES:
-        message = unit.get(TimelineMessage, e.message_id)
-        if message is not None:
-            out["message"] = present_row(message, names)
-    if r.event_type == "NoteAdded":
-        out["note"] = present_note_row(folds.note(r))
+    if message is not None:
+        out["message"] = present_row(message, shown)
+    if note is not None:
+        out["note"] = present_note_row(note, shown)
     elif r.event_type in CUSTOMER_EVENT_TYPES and directory is not None:
         out["customer"] = present_profile(directory)
-    conv = unit.get(Conversation, e.customer_id)
     if conv is not None:
-        out["conversation"] = present_conversation(conv, names)
+        out["conversation"] = present_conversation(conv, shown)
     if folds.moves_badge(r):
         badge = unit.get(Badge, e.customer_id)
         out["badge"] = {"unread": badge["unread"] if badge else 0, "moved": bool(facts.unread.get(folds.CUSTOMER))}
@@ -190,7 +198,10 @@ def current(events: Sequence[RecordedEvent]) -> dict[int, Rows]:
     badges = dict(Badge.objects.filter(customer_id__in=customers).values_list("customer_id", "unread"))
     messages: dict[uuid.UUID, dict[str, Any]] = {
         m["message_id"]: dict(m) for m in TimelineMessage.objects.filter(message_id__in=message_ids).values()}
-    names = {str(c): d["name"] for c, d in directory.items()}
+    notes = [folds.note(r) for r in events if r.event_type == "NoteAdded"]
+    new = [folds.timeline(None, r) for r in events if isinstance(r.event, MessageSent) and r.event.message_id not in messages]
+    shown = {str(c): d["name"] for c, d in directory.items()}
+    shown.update(names.agents_of(names.agent_ids_in(*messages.values(), *convs.values(), *notes, *new)))
     out: dict[int, Rows] = {}
     for r in events:
         e: Any = r.event
@@ -200,13 +211,13 @@ def current(events: Sequence[RecordedEvent]) -> dict[int, Rows]:
             if message is None and isinstance(e, MessageSent):
                 message = folds.timeline(None, r)
             if message is not None:
-                rows["message"] = present_row(message, names)
+                rows["message"] = present_row(message, shown)
         if r.event_type == "NoteAdded":
-            rows["note"] = present_note_row(folds.note(r))
+            rows["note"] = present_note_row(folds.note(r), shown)
         elif r.event_type in CUSTOMER_EVENT_TYPES and e.customer_id in directory:
             rows["customer"] = present_profile(directory[e.customer_id])
         if e.customer_id in convs:
-            rows["conversation"] = present_conversation(convs[e.customer_id], names)
+            rows["conversation"] = present_conversation(convs[e.customer_id], shown)
         if folds.moves_badge(r):
             rows["badge"] = {"unread": badges.get(e.customer_id, 0), "moved": True}
         out[r.position] = rows

@@ -12,8 +12,9 @@ them derives it again. So each rule lives here once: what a timeline
 message holds after an edit, how a conversation's preview reads, which
 messages count as unread and for whom.
 
-Every row belongs to one customer: a fold reads one customer's events
-only, which is what lets the pipeline be split by customer.
+Every row belongs to one customer, or to one agent and one customer (a
+conversation an agent marked unread for themselves): a fold reads one
+customer's events only, which is what lets the pipeline be split by customer.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ from chat.events import AttachmentRef, MessageEdited, MessageMarkedAsRead, Messa
 from conversations.events import (
     WORKFLOW_EVENT_TYPES,
     ConversationAssigned,
+    ConversationLabelsChanged,
+    ConversationMarkedRead,
+    ConversationMarkedUnread,
     ConversationReopened,
     ConversationSnoozed,
     ConversationStatusChanged,
@@ -183,7 +187,7 @@ def badge(row: Row | None, customer_id: uuid.UUID, delta: int, r: RecordedEvent)
 #: A new conversation row's workflow columns.
 WORKFLOW_DEFAULTS: dict[str, Any] = {
     "status": "open", "assignee_id": None, "assignee_name": "", "snoozed_until": None,
-    "first_response_due_at": None, "sla_breached": False,
+    "first_response_due_at": None, "sla_breached": False, "labels": [],
 }
 
 
@@ -251,7 +255,40 @@ def workflow(conv: Row | None, r: RecordedEvent) -> Row:
         return {**conv, "first_response_due_at": None, "sla_breached": False}
     if isinstance(e, FirstResponseSlaBreached):
         return {**conv, "sla_breached": True}
+    if isinstance(e, ConversationLabelsChanged):
+        return {**conv, "labels": sorted(e.labels)}
     raise TypeError(f"not a workflow event: {e!r}")
+
+
+# -- labels and per-agent marks ----------------------------------------------------------
+
+
+def label_key(customer_id: uuid.UUID, label: str) -> str:
+    return f"{customer_id}:{label}"
+
+
+def labels(r: RecordedEvent) -> tuple[list[Row], list[str]]:
+    """The (customer, label) rows a labels change adds, and the keys of those it removes."""
+    e = r.event
+    assert isinstance(e, ConversationLabelsChanged)
+    added = [{"key": label_key(e.customer_id, label), "customer_id": e.customer_id, "label": label,
+              "tx": r.tx, "position": r.position} for label in e.added]
+    return added, [label_key(e.customer_id, label) for label in e.removed]
+
+
+def agent_unread_key(agent_id: str, customer_id: uuid.UUID) -> str:
+    return f"{agent_id}:{customer_id}"
+
+
+def agent_unread(r: RecordedEvent) -> tuple[str, Row | None]:
+    """An agent's own mark on a conversation after ``r``: (its key, the row, or None once read again)."""
+    e = r.event
+    assert isinstance(e, ConversationMarkedUnread | ConversationMarkedRead)
+    key = agent_unread_key(e.agent_id, e.customer_id)
+    if isinstance(e, ConversationMarkedRead):
+        return key, None
+    return key, {"key": key, "agent_id": e.agent_id, "customer_id": e.customer_id, "marked_at": e.at,
+                 "tx": r.tx, "position": r.position}
 
 
 # -- notes and search ------------------------------------------------------------------

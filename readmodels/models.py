@@ -65,6 +65,8 @@ class Conversation(models.Model):
     snoozed_until = models.DateTimeField(null=True, blank=True)
     first_response_due_at = models.DateTimeField(null=True, blank=True)
     sla_breached = models.BooleanField(default=False)
+    #: The conversation's labels, sorted (ConversationLabel holds them again, to filter by).
+    labels = models.JSONField(default=list)
     tx = models.BigIntegerField()
     position = models.BigIntegerField()
 
@@ -73,6 +75,41 @@ class Conversation(models.Model):
             models.Index(fields=["-last_activity_at"], name="conversations_recent"),
             models.Index(fields=["assignee_id", "status"], name="conversations_by_assignee"),
         ]
+
+
+class ConversationLabel(models.Model):
+    """One label of one conversation (projection: labels): what ``?label=`` finds.
+
+    A row per (customer, label) rather than a search in Conversation's JSON,
+    so one index, the same on PostgreSQL and SQLite, finds a label's
+    conversations however far down the list they are.
+    """
+
+    #: "<customer id>:<label>"
+    key = models.CharField(primary_key=True, max_length=80)
+    customer_id = models.UUIDField()
+    label = models.CharField(max_length=32)
+    tx = models.BigIntegerField()
+    position = models.BigIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["label", "customer_id"], name="labels_by_label")]
+
+
+class AgentUnread(models.Model):
+    """A conversation one agent marked unread (projection: agent_unread): it
+    belongs to that agent and that customer, and counts for nobody else."""
+
+    #: "<agent id>:<customer id>"
+    key = models.CharField(primary_key=True, max_length=110)
+    agent_id = models.CharField(max_length=64)
+    customer_id = models.UUIDField()
+    marked_at = models.DateTimeField()
+    tx = models.BigIntegerField()
+    position = models.BigIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["agent_id", "customer_id"], name="agent_unread_by_agent")]
 
 
 class Unread(models.Model):

@@ -4,6 +4,11 @@ HTTP answers, websocket frames, webhooks and push show the same objects,
 built here, so a message looks the same however it reaches anyone. Rows
 are plain mappings (the unit of work's dicts, or a queryset's ``values()``),
 as the folds (readmodels.folds) make them: no Django here.
+
+``names`` maps a party's id to the name it is shown by now
+(readmodels.names): a customer's UUID to their name in the directory, an
+agent's user id to their profile's name. A row keeps the name its event
+was written with; an agent missing from ``names`` is shown by that.
 """
 
 from __future__ import annotations
@@ -52,14 +57,16 @@ def present_message(
     edited_at: dt.datetime | None,
     read_at: dt.datetime | None,
     position: int,
-    names: dict[str, str],
+    names: Mapping[str, str],
     attachments: Sequence[Mapping[str, Any]],
 ) -> dict[str, Any]:
-    """The API's message object. A customer's name comes from the directory
-    (``names``: customer id -> name, as ``selectors.customer_names`` gives);
+    """The API's message object. A customer's name comes from the directory,
+    an agent's from their profile (``names``, see the module docstring);
     ``attachments`` are the stored rows of ``attachment_rows``."""
     if sender_kind == "customer":
         sender_name = names.get(str(customer_id), "")
+    else:
+        sender_name = names.get(sender_id, sender_name)
     return {
         "message_id": str(message_id),
         "customer_id": str(customer_id),
@@ -73,7 +80,7 @@ def present_message(
     }
 
 
-def present_row(row: Mapping[str, Any], names: dict[str, str]) -> dict[str, Any]:
+def present_row(row: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, Any]:
     """A timeline row (readmodels.folds.timeline) as the API's message object."""
     return present_message(
         message_id=row["message_id"], customer_id=row["customer_id"], sender_kind=row["sender_kind"],
@@ -83,14 +90,17 @@ def present_row(row: Mapping[str, Any], names: dict[str, str]) -> dict[str, Any]
     )
 
 
-def present_conversation(row: Mapping[str, Any], names: dict[str, str]) -> dict[str, Any]:
+def present_conversation(row: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, Any]:
     """A conversation row (readmodels.folds.conversation) as the agents' API shows it."""
     customer_id = str(row["customer_id"])
     last: dict[str, Any] | None = None
     if row["last_message"]:
         last = dict(row["last_message"])
-        if last.get("sender", {}).get("kind") == "customer":
-            last["sender"] = {**last["sender"], "name": names.get(customer_id, "")}
+        sender = last.get("sender", {})
+        if sender.get("kind") == "customer":
+            last["sender"] = {**sender, "name": names.get(customer_id, "")}
+        elif sender.get("kind") == "agent":
+            last["sender"] = {**sender, "name": names.get(sender["id"], sender.get("name", ""))}
         last["sent_at"] = rfc3339(dt.datetime.fromisoformat(last["sent_at"]))
     return {
         "customer_id": customer_id,
@@ -100,10 +110,12 @@ def present_conversation(row: Mapping[str, Any], names: dict[str, str]) -> dict[
         "awaiting_reply": row["awaiting_reply"],
         "last_activity_at": rfc3339(row["last_activity_at"]),
         "status": row["status"],
-        "assignee": {"id": row["assignee_id"], "name": row["assignee_name"]} if row["assignee_id"] else None,
+        "assignee": ({"id": row["assignee_id"], "name": names.get(row["assignee_id"], row["assignee_name"])}
+                     if row["assignee_id"] else None),
         "snoozed_until": rfc3339(row["snoozed_until"]),
         "first_response_due_at": rfc3339(row["first_response_due_at"]),
         "sla_breached": row["sla_breached"],
+        "labels": list(row.get("labels") or []),
         "position": row["position"],
     }
 
@@ -128,14 +140,15 @@ def present_note(
     }
 
 
-def present_note_row(row: Mapping[str, Any]) -> dict[str, Any]:
+def present_note_row(row: Mapping[str, Any], names: Mapping[str, str] | None = None) -> dict[str, Any]:
+    author = (names or {}).get(row["author_id"], row["author_name"])
     return present_note(note_id=row["note_id"], customer_id=row["customer_id"], author_id=row["author_id"],
-                        author_name=row["author_name"], body=row["body"], created_at=row["created_at"],
+                        author_name=author, body=row["body"], created_at=row["created_at"],
                         position=row["position"])
 
 
 def present_search_result(
-    kind: str, customer_id: uuid.UUID, message: Mapping[str, Any] | None, highlight: str, names: dict[str, str]
+    kind: str, customer_id: uuid.UUID, message: Mapping[str, Any] | None, highlight: str, names: Mapping[str, str]
 ) -> dict[str, Any]:
     """A search result: the message that matched (as everywhere else) or, for
     a customer found by name or email, null; ``highlight`` marks the matches

@@ -34,7 +34,7 @@ from typing import Any
 from django.db import models
 
 from chat.events import MessageMarkedAsRead, MessageSent
-from conversations.events import WORKFLOW_EVENT_TYPES
+from conversations.events import PER_AGENT_EVENT_TYPES, WORKFLOW_EVENT_TYPES
 from customers.events import CustomerRegistered
 from eventstore.events import RecordedEvent
 from eventstore.reading import Batch
@@ -42,8 +42,10 @@ from eventstore.unit import Unit
 from readmodels import folds
 from readmodels.fulltext import indexable
 from readmodels.models import (
+    AgentUnread,
     Badge,
     Conversation,
+    ConversationLabel,
     DirectoryEntry,
     SearchEntry,
     TimelineMessage,
@@ -192,6 +194,36 @@ class ConversationsProjection(Projection):
             unit.save(Conversation, conv)
 
 
+class LabelsProjection(Projection):
+    """A row per (conversation, label): what the list's label filter finds."""
+
+    name = "labels"
+    event_types = frozenset({"ConversationLabelsChanged"})
+    tables = (ConversationLabel,)
+
+    def apply(self, r: RecordedEvent, unit: Unit, facts: Facts) -> None:
+        added, removed = folds.labels(r)
+        for key in removed:
+            unit.remove(ConversationLabel, key)
+        for row in added:
+            unit.save(ConversationLabel, row)
+
+
+class AgentUnreadProjection(Projection):
+    """The conversations each agent marked unread for themselves."""
+
+    name = "agent_unread"
+    event_types = PER_AGENT_EVENT_TYPES
+    tables = (AgentUnread,)
+
+    def apply(self, r: RecordedEvent, unit: Unit, facts: Facts) -> None:
+        key, row = folds.agent_unread(r)
+        if row is None:
+            unit.remove(AgentUnread, key)
+        else:
+            unit.save(AgentUnread, row)
+
+
 class NotesProjection(Projection):
     """Private notes, per conversation, for agents only."""
 
@@ -226,7 +258,7 @@ def read_models() -> list[Projection]:
     """Every rebuildable read model, in an order where each comes after the ones it needs."""
     return [
         DirectoryProjection(), TimelineProjection(), UnreadProjection(), BadgeProjection(), ConversationsProjection(),
-        NotesProjection(), SearchProjection(),
+        LabelsProjection(), AgentUnreadProjection(), NotesProjection(), SearchProjection(),
     ]
 
 

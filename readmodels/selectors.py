@@ -18,19 +18,28 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import Count, Q
 
 from eventstore import partitions
 from eventstore.events import Cursor
 from eventstore.runner import checkpoint_cursor
 from eventstore.store import EventStore
-from readmodels import fulltext
+from readmodels import fulltext, names
 from readmodels.folds import CUSTOMER
-from readmodels.models import Badge, Conversation, DirectoryEntry, TimelineMessage, TimelineNote, Unread
+from readmodels.models import (
+    AgentUnread,
+    Badge,
+    Conversation,
+    ConversationLabel,
+    DirectoryEntry,
+    TimelineMessage,
+    TimelineNote,
+    Unread,
+)
 from readmodels.present import (
     present_conversation,
     present_note_row,
@@ -85,13 +94,12 @@ def _not_after(cursor: Cursor) -> Q:
 
 
 def customer_names(ids: set[str] | set[uuid.UUID]) -> dict[str, str]:
-    if not ids:
-        return {}
-    return {str(k): v for k, v in DirectoryEntry.objects.filter(customer_id__in=ids).values_list("customer_id", "name")}
+    return names.customer_names(ids)
 
 
-
-
+def agent_names(ids: set[str]) -> dict[str, str]:
+    """The name each of these agents is shown by now (readmodels.names)."""
+    return names.agents_of(ids)
 
 
 @dataclass(frozen=True)
@@ -116,7 +124,7 @@ def messages_after(customer_id: uuid.UUID, after: int, limit: int, *, with_notes
         notes = TimelineNote.objects.filter(_after(start), _not_after(current), customer_id=customer_id)
         rows = sorted([*rows, *notes.order_by("tx", "position").values()[:limit]],
                       key=lambda r: (r["tx"], r["position"]))[:limit]
-    names = customer_names({customer_id})
+    shown = names.names_for(rows, customers={customer_id})
     # A full page answers with its last row, so the next page starts right after it.
     if len(rows) == limit:
         position = rows[-1]["position"]
@@ -124,7 +132,7 @@ def messages_after(customer_id: uuid.UUID, after: int, limit: int, *, with_notes
         position = current.position
     else:  # the projection has not reached the client's own position yet
         position = after
-    items = [present_note_row(r) if "note_id" in r else present_row(r, names) for r in rows]
+    items = [present_note_row(r, shown) if "note_id" in r else present_row(r, shown) for r in rows]
     return Page(items, position)
 
 
@@ -141,26 +149,82 @@ def timeline_rows(message_ids: set[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]
     return {m["message_id"]: dict(m) for m in TimelineMessage.objects.filter(message_id__in=message_ids).values()}
 
 
+@dataclass(frozen=True)
+class ListFilter:
+    """What the agents' list shows; every filter is answered here, whatever page it reaches."""
+
+    status: str | None = None
+    #: An agent id; "" for unassigned.
+    assignee: str | None = None
+    label: str | None = None
+    #: Only those where the customer spoke last.
+    awaiting_reply: bool = False
+    #: An agent id: only conversations unread for them (a customer message no
+    #: agent has read, or one they marked unread themselves).
+    unread_for: str | None = None
+
+
 def conversations(
-    limit: int, before: dt.datetime | None = None, *, status: str | None = None, assignee: str | None = None
+    limit: int, before: dt.datetime | None = None, *, before_id: uuid.UUID | None = None,
+    filters: ListFilter = ListFilter(), viewer: str | None = None,
 ) -> Page:
-    """The conversation list; ``status`` filters by status, ``assignee`` by agent id ("" for unassigned)."""
+    """The conversation list, newest activity first, after the page that ended
+    at (``before``, ``before_id``): the last conversation's activity time and id.
+    ``viewer``: the agent asking, whose own marks (``marked_unread``) the rows carry."""
     current, seen = _across_customers()
     qs = Conversation.objects.filter(_not_after(seen.ceiling)).order_by("-last_activity_at", "customer_id")
-    if status is not None:
-        qs = qs.filter(status=status)
-    if assignee is not None:
-        qs = qs.filter(assignee_id=assignee) if assignee else qs.filter(assignee_id__isnull=True)
+    if filters.status is not None:
+        qs = qs.filter(status=filters.status)
+    if filters.assignee is not None:
+        qs = qs.filter(assignee_id=filters.assignee) if filters.assignee else qs.filter(assignee_id__isnull=True)
+    if filters.label is not None:
+        qs = qs.filter(customer_id__in=ConversationLabel.objects.filter(label=filters.label).values("customer_id"))
+    if filters.awaiting_reply:
+        qs = qs.filter(awaiting_reply=True)
+    if filters.unread_for is not None:
+        marked = AgentUnread.objects.filter(agent_id=filters.unread_for).values("customer_id")
+        qs = qs.filter(Q(unread_for_agents__gt=0) | Q(customer_id__in=marked))
     if before is not None:
-        qs = qs.filter(last_activity_at__lt=before)
+        # Ties in time continue by id, as the order does: no conversation falls between two pages.
+        older = Q(last_activity_at__lt=before)
+        if before_id is not None:
+            older |= Q(last_activity_at=before, customer_id__gt=before_id)
+        qs = qs.filter(older)
     rows = [r for r in qs.values()[:limit] if seen.covers(r)]
-    names = customer_names({r["customer_id"] for r in rows})
-    return Page([present_conversation(r, names) for r in rows], current.position)
+    return Page(_presented(rows, viewer), current.position)
 
 
-def conversation(customer_id: uuid.UUID) -> dict[str, Any] | None:
+def _presented(rows: Sequence[Mapping[str, Any]], viewer: str | None) -> list[dict[str, Any]]:
+    shown = names.names_for(rows)
+    items = [present_conversation(r, shown) for r in rows]
+    if viewer is not None:
+        marked = set(AgentUnread.objects.filter(agent_id=viewer, customer_id__in=[r["customer_id"] for r in rows])
+                     .values_list("customer_id", flat=True))
+        for item, row in zip(items, rows, strict=True):
+            item["marked_unread"] = row["customer_id"] in marked
+    return items
+
+
+def conversation(customer_id: uuid.UUID, *, viewer: str | None = None) -> dict[str, Any] | None:
     row = Conversation.objects.filter(customer_id=customer_id).values().first()
-    return present_conversation(row, customer_names({customer_id})) if row else None
+    return _presented([row], viewer)[0] if row else None
+
+
+def marked_unread(customer_id: uuid.UUID, agent_id: str) -> bool:
+    """Whether this agent marked the conversation unread (as the read models say)."""
+    return AgentUnread.objects.filter(agent_id=agent_id, customer_id=customer_id).exists()
+
+
+@dataclass(frozen=True)
+class LabelUse:
+    label: str
+    conversations: int
+
+
+def labels() -> list[LabelUse]:
+    """Every label in use, with how many conversations carry it, by label."""
+    rows = ConversationLabel.objects.values("label").annotate(n=Count("customer_id")).order_by("label")
+    return [LabelUse(r["label"], r["n"]) for r in rows]
 
 
 
@@ -209,11 +273,11 @@ def search(query: str, limit: int, *, customer_id: uuid.UUID | None = None) -> P
         current = _current(customer_id)
         matches = fulltext.match(query, until=current, limit=limit, customer_id=customer_id, kind="message")
     messages = timeline_rows({m.message_id for m in matches if m.message_id is not None})
-    names = customer_names({m.customer_id for m in matches})
+    shown = names.names_for(messages.values(), customers={m.customer_id for m in matches})
     items = []
     for m in matches:
         message = messages.get(m.message_id) if m.message_id is not None else None
         if m.kind == "message" and message is None:
             continue  # cannot happen: one pipeline batch writes both; but never answer a half result
-        items.append(present_search_result(m.kind, m.customer_id, message, m.highlight, names))
+        items.append(present_search_result(m.kind, m.customer_id, message, m.highlight, shown))
     return Page(items, current.position)

@@ -19,7 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from chat.events import MessageEdited, MessageMarkedAsRead, MessageSent
-from conversations.events import CONVERSATION_EVENT_TYPES, NoteAdded
+from conversations.events import (
+    CONVERSATION_EVENT_TYPES,
+    PER_AGENT_EVENT_TYPES,
+    ConversationMarkedUnread,
+    NoteAdded,
+)
 from customers.events import ContactDetailsChanged
 from eventstore.events import Cursor, RecordedEvent, Undecodable
 from readmodels import asof, present
@@ -142,6 +147,12 @@ def envelopes(
             # A private note: to agents only. Nothing is ever added for the customer.
             to_agents.append({"type": "note.created", "note": rows.get("note"), "position": p})
             conv = None  # a note does not change the conversation row
+        elif r.event_type in PER_AGENT_EVENT_TYPES:
+            # One agent's own mark: every dashboard hears it, and only that agent's shows it.
+            to_agents.append({"type": "conversation.unread", "customer_id": str(e.customer_id),
+                              "agent_id": e.agent_id, "unread": isinstance(e, ConversationMarkedUnread),
+                              "position": p})
+            conv = None
         if moves_badge(r):
             to_customer.append(badge((rows.get("badge") or {}).get("unread", 0), p))
         if conv is not None:

@@ -200,7 +200,9 @@ def agent(request: HttpRequest) -> HttpResponse:
         "agentName": agent_display_name(user),  # type: ignore[arg-type]
         "socketPath": "/ws/v1/",
     }
-    return render(request, "web/agent.html", {"config": config, "agent_name": config["agentName"]})
+    return render(request, "web/agent.html", {
+        "config": config, "agent_name": config["agentName"], "agent_username": user.get_username(),
+    })
 
 
 @require_safe

@@ -385,7 +385,9 @@ def test_two_agents_see_each_other_and_stay_in_step(browser, pages, stack):
     first = log_in_agent(browser, pages, stack, stack.agent_username, stack.agent_password)
     second = log_in_agent(browser, pages, stack, "grace", password)
     expect(first.locator("#presence")).to_contain_text("Grace")
-    expect(second.locator("#presence")).to_contain_text("agent")
+    # The stack's own agent chose no name and Django has none: shown as the team, never by the login "agent".
+    expect(second.locator("#presence")).to_contain_text("Support")
+    expect(second.locator("#presence")).not_to_contain_text("agent")
 
     customer_send(stack, alan["token"], "Is anyone available to help with my invoice?")
     for page in (first, second):
@@ -469,11 +471,17 @@ def test_the_conversation_list_loads_older_conversations_on_request(browser, pag
     ids = [rows.nth(i).get_attribute("data-customer-id") for i in range(total)]
     assert len(set(ids)) == total
 
-    # Filters narrow the list without asking the server.
+    # A filter is the server's answer, page after page (never the loaded rows filtered).
     agent.get_by_label("Show").select_option("unread")
-    expect(agent.locator(".conversations__item:not([hidden])")).to_have_count(
-        sum(1 for c in everything["conversations"] if c["unread_for_agents"] > 0)
-    )
+    status, unread = http("GET", f"{stack.url}/api/v1/conversations?limit=500&unread=true", token=agent_token)
+    assert status == 200
+    expected = [c["customer_id"] for c in unread["conversations"]]
+    expect(rows.first).to_have_attribute("data-customer-id", expected[0])
+    while more.is_visible():
+        before = rows.count()
+        more.click()
+        expect(rows).not_to_have_count(before)
+    assert [rows.nth(i).get_attribute("data-customer-id") for i in range(rows.count())] == expected
 
 
 def test_the_pages_policy_blocks_an_injected_inline_script_and_the_watch_reports_it(browser, pages, stack):
@@ -705,3 +713,32 @@ def test_a_customer_searches_their_conversation_and_the_match_comes_into_view(br
     found = customer.locator(".msg").filter(has_text=word)
     expect(found).to_be_in_viewport()
     expect(customer.locator("#search-results")).to_be_hidden()
+
+
+@pytest.fixture(scope="module")
+def tight_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A server whose customers may send two messages a minute."""
+    s, drop = start_stack(tmp_path_factory.mktemp("tight-stack"), extra_env={"PARLEY_CUSTOMER_SENDS_PER_MINUTE": "2"})
+    yield s
+    stop_stack(s)
+    drop()
+
+
+def test_a_send_past_the_send_budget_says_it_waits_and_goes_out_by_itself(browser, pages, tight_stack):
+    ada = tight_stack.register_customer("Ada Fast", "ada.fast@example.com")
+    customer = open_customer(browser, pages, tight_stack, ada["token"])
+    for text in ("First", "Second", "Third, too fast"):
+        send(customer, text)
+    for text in ("First", "Second"):
+        expect(customer.locator(".msg--mine", has_text=text)).to_have_attribute("data-state", "sent")
+    third = customer.locator(".msg--mine", has_text="Third, too fast")
+    # Not a bare "Sending…": it says why, and when it goes.
+    expect(third).to_have_attribute("data-state", "waiting")
+    expect(third.locator(".msg__status")).to_have_text("Waiting to send")
+    expect(third.locator(".msg__wait")).to_contain_text("You are sending faster than we can take messages")
+    expect(third.locator(".msg__wait")).to_contain_text(re.compile(r"goes out by itself in \d+ s"))
+    # The budget's minute ends, and it goes without anyone doing anything: once.
+    expect(third).to_have_attribute("data-state", "sent", timeout=90_000)
+    expect(third.locator(".msg__wait")).to_have_count(0)
+    status, page = http("GET", f"{tight_stack.url}/api/v1/messages?after=0", token=ada["token"])
+    assert status == 200 and [m["body"] for m in page["messages"]] == ["First", "Second", "Third, too fast"]

@@ -131,7 +131,10 @@ def test_a_bug_in_the_webhooks_stalls_webhooks_alone_until_the_event_is_parked_t
     text = status_text()
     assert f"STUCK on event {poison_event.event_id}" in text and f"park_event webhooks {poison_event.event_id}" in text
 
-    # /healthz names it and still answers 200 (the pipeline is fine); /metrics counts it.
+    # /healthz names it and still answers 200 (the pipeline is fine, once it has also
+    # applied what the workflow appended after it: the agent's reply assigned the
+    # conversation); /metrics counts it.
+    assert drive("pipeline") == []
     health = client.get("/healthz")
     assert health.status_code == 200
     assert health.json()["consumers"]["webhooks"]["error"]["event_id"] == str(poison_event.event_id)
@@ -179,7 +182,9 @@ def test_a_malformed_event_stops_only_the_groups_that_want_its_type_and_parking_
     assert set(TimelineMessage.objects.values_list("body", flat=True)) == {"before"}
     assert Badge.objects.get(customer_id=customer.id).unread == 1
     push, pipeline = groups.status("push"), groups.status("pipeline")
-    assert push["error"] is None and push["position"] == pipeline["position"] and push["lag"] == 2
+    # Waiting: the bad event, "after", and the assignment the workflow made of the
+    # first reply (it reads the log up to the bad event too).
+    assert push["error"] is None and push["position"] == pipeline["position"] and push["lag"] == 3
 
     call_command("park_event", "pipeline", str(bad), stdout=io.StringIO())
     call_command("park_event", "workflow", str(bad), stdout=io.StringIO())

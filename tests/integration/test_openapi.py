@@ -233,6 +233,13 @@ def test_real_answers_of_every_operation_conform_to_the_document(conformance, ma
     agent = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
     team = check(agent.get("/api/v1/agents"), "/api/v1/agents", "get", 200)
     assert [a["name"] for a in team["agents"]] == ["Grace"]
+    me = "/api/v1/agents/me"
+    assert check(agent.get(me), me, "get", 200)["name"] == "Grace"
+    renamed = check(agent.patch(me, {"display_name": "Grace H."}, content_type="application/json"), me, "patch", 200)
+    assert renamed["name"] == "Grace H."
+    check(agent.patch(me, {"display_name": "x" * 65}, content_type="application/json"), me, "patch", 400)
+    check(agent.patch(me, {}, content_type="application/json"), me, "patch", 400)
+    check(agent.patch(me, {"display_name": "Grace"}, content_type="application/json"), me, "patch", 200)
 
     # the customer writes
     mine = "/api/v1/messages"
@@ -338,6 +345,41 @@ def test_real_answers_of_every_operation_conform_to_the_document(conformance, ma
     check(agent.post(f"{base}/notes", {"note_id": new_id(), "body": " "}, content_type="application/json"),
           wf + "notes", "post", 400)
     check(customer.post(f"{base}/notes", note, content_type="application/json"), wf + "notes", "post", 403)
+    labelled = check(agent.post(f"{base}/labels", {"add": ["VIP", "billing"]}, content_type="application/json"),
+                     wf + "labels", "post", 200)
+    assert labelled["conversation"]["labels"] == ["billing", "vip"]
+    check(agent.post(f"{base}/labels", {"add": ["no spaces"]}, content_type="application/json"), wf + "labels", "post", 400)
+    check(agent.post(f"{base}/labels", {}, content_type="application/json"), wf + "labels", "post", 400)
+    check(agent.post(f"{convs}/{new_id()}/labels", {"add": ["vip"]}, content_type="application/json"),
+          wf + "labels", "post", 404)
+    check(customer.post(f"{base}/labels", {"add": ["vip"]}, content_type="application/json"), wf + "labels", "post", 403)
+    assert check(agent.post(f"{base}/unread"), wf + "unread", "post", 200)["conversation"]["marked_unread"]
+    check(agent.post(f"{convs}/{new_id()}/unread"), wf + "unread", "post", 404)
+    check(customer.post(f"{base}/unread"), wf + "unread", "post", 403)
+    project()
+    assert check(agent.get(convs, {"unread": "true", "label": "vip"}), convs, "get", 200)["conversations"][0]["marked_unread"]
+    check(agent.get(convs, {"unread": "yes"}), convs, "get", 400)
+    check(agent.get(convs, {"label": "not a label"}), convs, "get", 400)
+    assert not check(agent.delete(f"{base}/unread"), wf + "unread", "delete", 200)["conversation"]["marked_unread"]
+    assert check(agent.get("/api/v1/labels"), "/api/v1/labels", "get", 200)["labels"] == [
+        {"label": "billing", "conversations": 1}, {"label": "vip", "conversations": 1}]
+    check(customer.get("/api/v1/labels"), "/api/v1/labels", "get", 403)
+    saved_replies, one_reply = "/api/v1/canned-responses", "/api/v1/canned-responses/{id}"
+    reply_body = {"shortcut": "thanks", "title": "Thanks", "body": "Thank you, {{customer.first_name}}!"}
+    saved = check(agent.post(saved_replies, reply_body, content_type="application/json"), saved_replies, "post", 201)
+    check(agent.post(saved_replies, reply_body, content_type="application/json"), saved_replies, "post", 409)
+    check(agent.post(saved_replies, {**reply_body, "body": "{{x}}"}, content_type="application/json"),
+          saved_replies, "post", 400)
+    assert check(agent.get(saved_replies), saved_replies, "get", 200)["canned_responses"][0]["id"] == saved["id"]
+    check(customer.get(saved_replies), saved_replies, "get", 403)
+    check(agent.patch(f"{saved_replies}/{saved['id']}", {"title": "Thank you"}, content_type="application/json"),
+          one_reply, "patch", 200)
+    check(linus.client.patch(f"{saved_replies}/{saved['id']}", json.dumps({"title": "x"}), content_type="application/json",
+                             HTTP_AUTHORIZATION=f"Bearer {linus.token}"), one_reply, "patch", 403)
+    check(agent.patch(f"{saved_replies}/{new_id()}", {"title": "x"}, content_type="application/json"),
+          one_reply, "patch", 404)
+    check(agent.delete(f"{saved_replies}/{saved['id']}"), one_reply, "delete", 204)
+    check(agent.delete(f"{saved_replies}/{saved['id']}"), one_reply, "delete", 404)
     project()
     check(agent.get(convs, {"status": "snoozed", "assignee": "me"}), convs, "get", 200)
     check(agent.get(convs, {"assignee": "nobody"}), convs, "get", 400)

@@ -25,7 +25,7 @@ from chat.errors import ChatError
 from chat.events import SenderKind
 from chat.handlers import edit_message, mark_message_as_read, send_message
 from conversations import handlers as workflow_handlers
-from conversations.commands import AddNote, Agent, Claim, SetStatus, Snooze
+from conversations.commands import AddNote, Agent, ChangeLabels, Claim, MarkRead, MarkUnread, SetStatus, Snooze
 from conversations.errors import ConversationError
 from conversations.models import AgentTurn, Routing
 from customers.models import Customer
@@ -40,8 +40,10 @@ from readmodels import fulltext
 from readmodels import rebuild as rebuild_module
 from readmodels.asof import EventRowsProjection
 from readmodels.models import (
+    AgentUnread,
     Badge,
     Conversation,
+    ConversationLabel,
     DirectoryEntry,
     EventRows,
     SearchEntry,
@@ -49,6 +51,7 @@ from readmodels.models import (
     TimelineNote,
     Unread,
 )
+from readmodels.names import names_for as shown_names
 from readmodels.present import present_conversation, present_row
 from readmodels.projections import PIPELINE, Facts, Projection, ReadModels, read_models
 from readmodels.rebuild import rebuild
@@ -80,6 +83,9 @@ op = st.one_of(
     st.tuples(st.just("status"), st.sampled_from(["open", "pending", "resolved"]), st.integers(0, CUSTOMERS - 1)),
     st.tuples(st.just("snooze"), st.integers(0, CUSTOMERS - 1)),
     st.tuples(st.just("note"), st.integers(0, 2), st.integers(0, CUSTOMERS - 1), st.sampled_from(BODIES)),
+    st.tuples(st.just("labels"), st.integers(0, CUSTOMERS - 1), st.sets(st.sampled_from(["vip", "billing", "urgent"]), max_size=2),
+              st.sets(st.sampled_from(["vip", "billing", "urgent"]), max_size=2)),
+    st.tuples(st.just("mark"), st.integers(0, 1), st.integers(0, CUSTOMERS - 1), st.booleans()),
     st.just(("workflow",)),
     st.tuples(st.just("crash"), st.integers(1, 7), st.integers(0, 3)),
 )
@@ -109,7 +115,8 @@ def pipeline_projections() -> list[Projection]:
 
 def wipe() -> None:
     for model in (StoredEvent, Checkpoint, Customer, DirectoryEntry, TimelineMessage, Conversation, Unread, Badge,
-                  TimelineNote, SearchEntry, EventRows, Routing, AgentTurn, Timer, Attachment):
+                  TimelineNote, SearchEntry, EventRows, Routing, AgentTurn, Timer, Attachment, ConversationLabel,
+                  AgentUnread):
         model.objects.all().delete()
 
 
@@ -121,7 +128,9 @@ def snapshot() -> dict[str, Any]:
         "directory": rows(DirectoryEntry, "customer_id", "name", "email", "phone", "tx", "position"),
         "timeline": rows(TimelineMessage, "message_id", "customer_id", "sender_kind", "sender_id", "body", "sent_at", "edited_at", "read_at", "tx", "position", "attachments"),
         "conversations": rows(Conversation, "customer_id", "last_message", "unread_for_agents", "awaiting_reply", "last_activity_at", "tx", "position",
-                              "status", "assignee_id", "snoozed_until", "first_response_due_at", "sla_breached"),
+                              "status", "assignee_id", "snoozed_until", "first_response_due_at", "sla_breached", "labels"),
+        "labels": rows(ConversationLabel, "key", "customer_id", "label", "tx", "position"),
+        "agent_marks": rows(AgentUnread, "key", "agent_id", "customer_id", "marked_at", "tx", "position"),
         "notes": rows(TimelineNote, "note_id", "customer_id", "author_id", "body", "created_at", "tx", "position"),
         "agent_unread": sorted(Unread.objects.filter(reader="agents").values_list("message_id", "customer_id")),
         "badge": rows(Badge, "customer_id", "unread", "tx", "position"),
@@ -140,9 +149,17 @@ def brute_force(events: list[RecordedEvent]) -> dict[str, Any]:
     status: dict[uuid.UUID, str] = {}
     assignee: dict[uuid.UUID, str | None] = {}
     notes: dict[uuid.UUID, str] = {}
+    labels: dict[uuid.UUID, set[str]] = {}
+    marks: set[tuple[str, uuid.UUID]] = set()
     for r in events:
         e: Any = r.event
-        if r.event_type == "ConversationAssigned":
+        if r.event_type == "ConversationLabelsChanged":
+            labels[e.customer_id] = (labels.get(e.customer_id, set()) | set(e.added)) - set(e.removed)
+        elif r.event_type == "ConversationMarkedUnread":
+            marks.add((e.agent_id, e.customer_id))
+        elif r.event_type == "ConversationMarkedRead":
+            marks.discard((e.agent_id, e.customer_id))
+        elif r.event_type == "ConversationAssigned":
             assignee[e.customer_id] = e.assignee_id
         elif r.event_type == "ConversationStatusChanged":
             status[e.customer_id] = e.status
@@ -174,6 +191,8 @@ def brute_force(events: list[RecordedEvent]) -> dict[str, Any]:
         "status": status,
         "assignee": {c: a for c, a in assignee.items() if a is not None},
         "notes": notes,
+        "labels": {c: ls for c, ls in labels.items() if ls},
+        "marks": marks,
         "bodies": {mid: m["body"] for mid, m in messages.items()},
         "files": {mid: m["files"] for mid, m in messages.items()},
         "badge": {
@@ -207,8 +226,6 @@ def run_live(batch: int) -> None:
 
 def assert_event_rows_end_where_the_read_models_are() -> None:
     """The rows recorded as of each customer's and message's last event are the read models' rows now."""
-    names = dict(DirectoryEntry.objects.values_list("customer_id", "name"))
-    names = {str(k): v for k, v in names.items()}
     last_conversation: dict[str, Any] = {}
     last_message: dict[str, Any] = {}
     for rows in EventRows.objects.order_by("tx", "position").values_list("rows", flat=True):
@@ -217,10 +234,10 @@ def assert_event_rows_end_where_the_read_models_are() -> None:
         if "message" in rows:
             last_message[rows["message"]["message_id"]] = rows["message"]
     for conv in Conversation.objects.values():
-        assert last_conversation[str(conv["customer_id"])] == present_conversation(conv, names)
+        assert last_conversation[str(conv["customer_id"])] == present_conversation(conv, shown_names([conv]))
     for message in TimelineMessage.objects.values():
         # A customer renamed since shows their name as of then: compare the rest.
-        recorded, now = last_message[str(message["message_id"])], present_row(message, names)
+        recorded, now = last_message[str(message["message_id"])], present_row(message, shown_names([message]))
         assert {**recorded, "sender": None} == {**now, "sender": None}
 
 
@@ -272,6 +289,16 @@ def test_live_projections_equal_a_replay_and_a_brute_force_fold(ops, partition_c
             elif o[0] == "note":
                 note_id = uuid.UUID(int=o[1] + 1)
                 workflow_handlers.add_note(AddNote(note_id, customers[o[2]].id, Agent("1", "Grace"), o[3]))
+            elif o[0] == "labels":
+                _, c, add, remove = o
+                workflow_handlers.change_labels(ChangeLabels(customers[c].id, tuple(add), tuple(remove), Agent("1", "Grace")))
+            elif o[0] == "mark":
+                _, a, c, unread = o
+                agent = Agent(AGENTS[a].id, AGENTS[a].name)
+                if unread:
+                    workflow_handlers.mark_unread(MarkUnread(customers[c].id, agent))
+                else:
+                    workflow_handlers.mark_read(MarkRead(customers[c].id, agent))
             elif o[0] == "workflow":
                 for part in partitions.all_partitions():
                     workflow(partition=part).catch_up()
@@ -325,6 +352,9 @@ def test_live_projections_equal_a_replay_and_a_brute_force_fold(ops, partition_c
         c: s for c, s in expected["status"].items() if s != "open"}
     assert {r[0]: r[8] for r in live["conversations"] if r[8] is not None} == expected["assignee"]
     assert {r[0]: r[3] for r in live["notes"]} == expected["notes"]
+    assert {r[0]: set(r[12]) for r in live["conversations"] if r[12]} == expected["labels"]
+    assert {(r[1], r[2]) for r in live["labels"]} == {(c, label) for c, ls in expected["labels"].items() for label in ls}
+    assert {(r[1], r[2]) for r in live["agent_marks"]} == expected["marks"]
     assert {r[0] for r in live["agent_unread"]} == expected["agent_unread"]
     assert {r[0] for r in live["badge_unread"]} == expected["badge_unread"]
     assert badges_as_of_each_event(log) == {

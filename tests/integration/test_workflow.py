@@ -102,7 +102,8 @@ def test_the_agent_list_names_every_active_agent_and_who_is_online(make_agent, c
     r = grace.get("/api/v1/agents")
     assert r.status_code == 200, r.content
     assert r.json()["agents"] == [
-        {"id": grace.id, "name": "Grace", "online": False}, {"id": linus.id, "name": "Linus", "online": True},
+        {"id": grace.id, "name": "Grace", "online": False, "username": "grace"},
+        {"id": linus.id, "name": "Linus", "online": True, "username": "linus"},
     ]
     assert customer.get("/api/v1/agents").status_code == 403
 

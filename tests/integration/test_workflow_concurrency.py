@@ -6,10 +6,12 @@ truth these rules rely on); left out of the SQLite run.
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -20,6 +22,9 @@ from accounts import presence
 from chat.commands import Actor, SendMessage
 from chat.events import SenderKind
 from chat.handlers import send_message
+from conversations import handlers
+from conversations.commands import Agent, AssignOnReply, Claim
+from conversations.errors import AlreadyAssigned
 from eventstore.models import StoredEvent
 from project.bootstrap import pipeline, workflow
 
@@ -113,3 +118,53 @@ def _catch_up() -> None:
         workflow().catch_up()
     except LostLease:
         pass  # the other instance holds the lease
+
+
+def test_an_assignment_on_reply_racing_claims_leaves_exactly_one_assignee_each(make_agent, project):
+    """Ten conversations, each answered by Grace: for every one, the workflow's
+    assignment on that reply and Linus's claim go at the same instant. Each
+    ends with one assignee, and the loser learns it: a claim that lost
+    answers 409, an assignment on reply that lost appends nothing; the
+    workflow, running after, adds nothing."""
+    grace, linus = make_agent("grace"), make_agent("linus")
+    from customers.services import customer_register
+    customers = [customer_register(name=f"C{i}").customer.id for i in range(10)]
+    replies = []
+    for c in customers:
+        out = send_message(SendMessage(uuid.uuid4(), c, Actor(SenderKind.AGENT, grace.id, "Grace"), "How can I help?"))
+        replies.append(out.message.message_id)
+
+    def act(i: int) -> int:
+        c, reply = customers[i // 2], replies[i // 2]
+        if i % 2 == 0:
+            cmd = AssignOnReply(c, Agent(grace.id, "Grace"), reply)
+            return 201 if handlers.assign_on_reply(cmd, now=datetime.now(timezone.utc)).appended else 0
+        try:  # the command the claim endpoint runs, so both reach the stream alike
+            handlers.claim(Claim(c, Agent(linus.id, "Linus")))
+            return 200
+        except AlreadyAssigned:
+            return 409
+
+    outcomes = threaded(20, act)
+    workflow().catch_up()
+    pipeline().catch_up()
+    from readmodels.models import Conversation
+    holders = dict(Conversation.objects.values_list("customer_id", "assignee_id"))
+    for n, c in enumerate(customers):
+        by_reply, claim = outcomes[2 * n], outcomes[2 * n + 1]
+        assignments = list(StoredEvent.objects.filter(event_type="ConversationAssigned", stream_id=f"conversation-{c}"))
+        assert len(assignments) == 1, c
+        assert (by_reply, claim) in {(201, 409), (0, 200)}, (by_reply, claim)
+        assert holders[c] == (linus.id if claim == 200 else grace.id)
+        assert json.loads(assignments[0].data)["by"] == ("claim" if claim == 200 else "reply")
+
+
+def test_replies_of_two_agents_at_once_assign_the_conversation_to_the_first_in_the_log(make_agent, customer):
+    agents = [make_agent(f"agent{i}") for i in range(6)]
+    threaded(6, lambda i: send_message(SendMessage(uuid.uuid4(), uuid.UUID(customer.id),
+                                                   Actor(SenderKind.AGENT, agents[i].id, f"Agent {i}"), "Me!")))
+    threaded(2, lambda i: _catch_up())
+    workflow().catch_up()
+    first = StoredEvent.objects.filter(event_type="MessageSent").order_by("tx", "position").first()
+    [assigned] = StoredEvent.objects.filter(event_type="ConversationAssigned")
+    assert first is not None and json.loads(assigned.data)["assignee_id"] == json.loads(first.data)["sender_id"]

@@ -22,32 +22,44 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conversations.commands import (
+    MAX_LABEL_CHARS,
+    MAX_LABELS,
     MAX_NOTE_CHARS,
     MAX_SNOOZE,
     AddNote,
     Agent,
     Assign,
+    AssignOnReply,
     AutoAssign,
+    ChangeLabels,
     CheckFirstResponse,
     Claim,
     EndSnooze,
+    MarkRead,
+    MarkUnread,
     RecordAgentReply,
     RecordCustomerMessage,
     SetStatus,
     Snooze,
+    clean_label,
 )
 from conversations.domain import Conversation
 from conversations.errors import (
     AlreadyAssigned,
     AssigneeChanged,
     ConversationError,
+    InvalidLabel,
     InvalidNote,
     InvalidSnooze,
     InvalidStatus,
     NoteIdConflict,
+    TooManyLabels,
 )
 from conversations.events import (
     ConversationAssigned,
+    ConversationLabelsChanged,
+    ConversationMarkedRead,
+    ConversationMarkedUnread,
     ConversationReopened,
     ConversationSnoozed,
     ConversationStatusChanged,
@@ -123,6 +135,14 @@ def note(note_id: uuid.UUID, body: str, author: Agent = GRACE) -> AddNote:
 
 def reply() -> RecordAgentReply:
     return RecordAgentReply(CUSTOMER_ID, uuid.uuid4(), NOW)
+
+
+def replied(agent: Agent) -> AssignOnReply:
+    return AssignOnReply(CUSTOMER_ID, agent, uuid.uuid4())
+
+
+def relabel(add: tuple[str, ...] = (), remove: tuple[str, ...] = (), by: Agent = GRACE) -> ChangeLabels:
+    return ChangeLabels(CUSTOMER_ID, add, remove, by)
 
 
 def auto(agent: Agent) -> AutoAssign:
@@ -610,6 +630,116 @@ def test_auto_assignment_issued_again_for_the_same_cause_appends_nothing():
     assert s.state.auto_assign(auto(LINUS), NOW) == []
 
 
+# -- assignment on reply -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", ["open", "pending", "snoozed", "resolved"])
+def test_an_agents_reply_to_an_unassigned_conversation_assigns_it_to_them_as_a_claim_would(status):
+    s = with_status(status)
+    [evt] = s.decide(Conversation.assign_on_reply, replied(LINUS))
+    assert isinstance(evt, ConversationAssigned)
+    assert (evt.assignee_id, evt.assignee_name, evt.previous_assignee_id) == ("8", "Linus", None)
+    assert (evt.by, evt.actor) == ("reply", "agent:8")
+    assert s.state.assignee == LINUS and s.state.status.value == status
+
+
+def test_a_reply_never_takes_a_conversation_someone_holds():
+    s = held_by(GRACE)
+    assert s.state.assign_on_reply(replied(LINUS), NOW) == []
+    assert s.state.assign_on_reply(replied(GRACE), NOW) == []
+
+
+def test_of_a_claim_and_a_reply_decided_on_the_same_state_only_the_first_is_appended():
+    s = Stream()
+    stale = s.state
+    s.decide(Conversation.claim, claim(GRACE))
+    # The reply's assignment was decided on the state before the claim: its
+    # append conflicts, and decided again it changes nothing.
+    assert stale.assign_on_reply(replied(LINUS), NOW) != []
+    assert s.state.assign_on_reply(replied(LINUS), NOW) == []
+    assert s.state.assignee == GRACE
+
+
+# -- labels ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("raw", "label"), [
+    ("vip", "vip"), ("  VIP ", "vip"), ("Refund-Request", "refund-request"), ("tier_2", "tier_2"), ("Größe", "größe"),
+    ("x" * MAX_LABEL_CHARS, "x" * MAX_LABEL_CHARS), ("2fa", "2fa"),
+])
+def test_a_label_is_kept_trimmed_and_in_lower_case(raw, label):
+    assert clean_label(raw) == label
+
+
+@pytest.mark.parametrize("raw", ["", "   ", "two words", "vip!", "-vip", "_vip", "x" * (MAX_LABEL_CHARS + 1), "a\x00b",
+                                 "tab\there", "<b>", "a/b", "a:b"])
+def test_a_label_that_is_not_one_is_refused_with_invalid_label(raw):
+    with pytest.raises(InvalidLabel) as refused:
+        clean_label(raw)
+    assert (refused.value.code, refused.value.status) == ("invalid_label", 400)
+
+
+def test_labels_are_added_and_removed_and_the_event_carries_the_whole_sorted_set():
+    s = Stream()
+    [evt] = s.decide(Conversation.change_labels, relabel(add=("vip", "billing")))
+    assert isinstance(evt, ConversationLabelsChanged)
+    assert (evt.added, evt.removed, evt.labels, evt.actor) == (("billing", "vip"), (), ("billing", "vip"), "agent:7")
+    [evt] = s.decide(Conversation.change_labels, relabel(add=("urgent",), remove=("billing", "absent")))
+    assert (evt.added, evt.removed, evt.labels) == (("urgent",), ("billing",), ("urgent", "vip"))
+    assert s.state.labels == {"urgent", "vip"}
+
+
+def test_a_change_that_leaves_the_labels_as_they_are_appends_nothing():
+    s = Stream()
+    s.decide(Conversation.change_labels, relabel(add=("vip",)))
+    assert s.state.change_labels(relabel(add=("vip",), remove=("billing",)), NOW) == []
+    assert s.state.change_labels(relabel(), NOW) == []
+
+
+def test_a_label_both_added_and_removed_is_refused():
+    with pytest.raises(InvalidLabel, match="both added and removed"):
+        Conversation(CUSTOMER_ID).change_labels(relabel(add=("vip", "x"), remove=("vip",)), NOW)
+
+
+def test_at_most_the_maximum_of_labels_and_removing_first_makes_room():
+    s = Stream()
+    full = tuple(f"l{i}" for i in range(MAX_LABELS))
+    s.decide(Conversation.change_labels, relabel(add=full))
+    with pytest.raises(TooManyLabels) as refused:
+        s.state.change_labels(relabel(add=("one-more",)), NOW)
+    assert (refused.value.code, refused.value.status) == ("too_many_labels", 400)
+    [evt] = s.decide(Conversation.change_labels, relabel(add=("one-more",), remove=("l0",)))
+    assert len(evt.labels) == MAX_LABELS
+
+
+def test_labels_change_nothing_of_the_workflow():
+    s = with_status("pending")
+    before = dataclasses.replace(s.state, labels=frozenset(), version=0)
+    s.decide(Conversation.change_labels, relabel(add=("vip",)))
+    assert dataclasses.replace(s.state, labels=frozenset(), version=0) == before
+
+
+# -- marked unread, per agent --------------------------------------------------------------------
+
+
+def test_an_agent_marks_a_conversation_unread_for_themselves_and_reading_it_clears_their_mark_only():
+    s = Stream()
+    [evt] = s.decide(Conversation.mark_unread, MarkUnread(CUSTOMER_ID, GRACE))
+    assert isinstance(evt, ConversationMarkedUnread) and evt.agent_id == "7"
+    s.decide(Conversation.mark_unread, MarkUnread(CUSTOMER_ID, LINUS))
+    assert s.state.unread_for == {"7", "8"}
+    [evt] = s.decide(Conversation.mark_read, MarkRead(CUSTOMER_ID, GRACE))
+    assert isinstance(evt, ConversationMarkedRead) and evt.agent_id == "7"
+    assert s.state.unread_for == {"8"}
+
+
+def test_marking_twice_or_reading_an_unmarked_conversation_appends_nothing():
+    s = Stream()
+    assert s.state.mark_read(MarkRead(CUSTOMER_ID, GRACE), NOW) == []
+    s.decide(Conversation.mark_unread, MarkUnread(CUSTOMER_ID, GRACE))
+    assert s.state.mark_unread(MarkUnread(CUSTOMER_ID, GRACE), NOW) == []
+
+
 # -- notes -------------------------------------------------------------------------------------
 
 
@@ -671,10 +801,13 @@ def test_replaying_the_stored_events_rebuilds_the_same_state():
     s.later(dt.timedelta(minutes=10))
     s.decide(Conversation.check_first_response, check(s.state.period_id))
     s.decide(Conversation.assign, assign(LINUS, expected="7"))
+    s.decide(Conversation.change_labels, relabel(add=("vip", "größe")))
+    s.decide(Conversation.mark_unread, MarkUnread(CUSTOMER_ID, LINUS))
     assert s.state.sla_breached and s.state.status is Status.SNOOZED
     rebuilt = Conversation.replay(CUSTOMER_ID, stored(s.history))
     assert rebuilt == s.state
-    assert rebuilt.version == len(s.history) == 6
+    assert rebuilt.labels == {"vip", "größe"} and rebuilt.unread_for == {"8"}
+    assert rebuilt.version == len(s.history) == 8
     [snoozed_at] = [p for e, p in s.history if isinstance(e, ConversationSnoozed)]
     assert rebuilt.status_position == snoozed_at
 
@@ -711,7 +844,7 @@ operations = st.one_of(
     # Chat's messages are the commonest: weighted by appearing twice.
     st.tuples(st.just("customer_writes")),
     st.tuples(st.just("customer_writes")),
-    st.tuples(st.just("agent_writes")),
+    st.tuples(st.just("agent_writes"), agents),
     st.tuples(st.just("workflow_reacts")),
     st.tuples(st.just("workflow_reacts")),
     st.tuples(st.just("auto_assign"), agents),
@@ -719,6 +852,10 @@ operations = st.one_of(
     st.tuples(st.just("check_first_response"), which, st.booleans()),
     st.tuples(st.just("note"), st.integers(min_value=0, max_value=2), st.sampled_from(["a", "b"]), agents),
     st.tuples(st.just("wait"), st.integers(min_value=1, max_value=30)),
+    st.tuples(st.just("labels"), st.sets(st.sampled_from(["vip", "billing", "urgent"]), max_size=2),
+              st.sets(st.sampled_from(["vip", "billing", "urgent"]), max_size=2)),
+    st.tuples(st.just("mark_unread"), agents),
+    st.tuples(st.just("mark_read"), agents),
 )
 programs = st.lists(operations, min_size=20, max_size=60)
 targets = st.none() | st.just(TARGET)
@@ -737,12 +874,14 @@ class Model:
     due: dt.datetime | None = None
     breached: bool = False
     notes: dict[int, tuple[str, str]] = dataclasses.field(default_factory=dict)
+    labels: set[str] = dataclasses.field(default_factory=set)
+    unread_for: set[str] = dataclasses.field(default_factory=set)
 
 
 def run(program: list[tuple], target: dt.timedelta | None) -> Stream:
     """Drive a conversation through ``program``, checking each decision against the Model."""
     s, m = Stream(), Model()
-    written: collections.deque[RecordCustomerMessage | None] = collections.deque()  # None: an agent's message
+    written: collections.deque[RecordCustomerMessage | Agent] = collections.deque()  # an Agent: that agent's message
     snoozes: list[ConversationSnoozed] = []
     periods: list[FirstResponseClockStarted] = []
     note_ids = [uuid.uuid4() for _ in range(3)]
@@ -778,10 +917,15 @@ def run(program: list[tuple], target: dt.timedelta | None) -> Stream:
             m.period, m.breached = msg.message_id, False
             m.due = msg.sent_at + target if target else None
 
-    def agent_reply_recorded() -> None:
+    def agent_reply_recorded(agent: Agent) -> None:
         stops = m.period is not None
         decide(Conversation.record_agent_reply, reply(), [FirstResponseClockStopped] * stops)
         m.period, m.due, m.breached = None, None, False
+        # Then (PARLEY_ASSIGN_ON_REPLY) the replying agent takes it if nobody holds it.
+        takes = m.assignee is None
+        decide(Conversation.assign_on_reply, replied(agent), [ConversationAssigned] * takes)
+        if takes:
+            m.assignee = agent.id
 
     for op in program:
         kind = op[0]
@@ -833,11 +977,11 @@ def run(program: list[tuple], target: dt.timedelta | None) -> Stream:
             written.append(s.writes(target))
         elif kind == "agent_writes":
             s.position += 1
-            written.append(None)
+            written.append(op[1])
         elif kind == "workflow_reacts" and written:  # the process manager, in log order
             msg = written.popleft()
-            if msg is None:
-                agent_reply_recorded()
+            if isinstance(msg, Agent):
+                agent_reply_recorded(msg)
             else:
                 customer_message_recorded(msg)
         elif kind == "auto_assign":
@@ -879,11 +1023,31 @@ def run(program: list[tuple], target: dt.timedelta | None) -> Stream:
                 decide(Conversation.add_note, cmd, NoteIdConflict)
         elif kind == "wait":
             s.later(dt.timedelta(minutes=op[1]))
+        elif kind == "labels":
+            _, add, remove = op
+            if add & remove:
+                decide(Conversation.change_labels, relabel(tuple(add), tuple(remove)), InvalidLabel)
+            else:
+                after = (m.labels | add) - remove
+                decide(Conversation.change_labels, relabel(tuple(add), tuple(remove)),
+                       [ConversationLabelsChanged] * (after != m.labels))
+                m.labels = after
+        elif kind == "mark_unread":
+            agent = op[1]
+            decide(Conversation.mark_unread, MarkUnread(CUSTOMER_ID, agent),
+                   [ConversationMarkedUnread] * (agent.id not in m.unread_for))
+            m.unread_for.add(agent.id)
+        elif kind == "mark_read":
+            agent = op[1]
+            decide(Conversation.mark_read, MarkRead(CUSTOMER_ID, agent),
+                   [ConversationMarkedRead] * (agent.id in m.unread_for))
+            m.unread_for.discard(agent.id)
 
         conv = s.state
         assignee = conv.assignee.id if conv.assignee else None
         assert (conv.status, assignee, conv.snooze_id) == (m.status, m.assignee, m.snooze_id), op
         assert (conv.period_id, conv.first_response_due_at, conv.sla_breached) == (m.period, m.due, m.breached), op
+        assert (conv.labels, conv.unread_for) == (m.labels, m.unread_for), op
         assert conv.version == len(s.history)
         assert conv.status is not Status.RESOLVED or conv.period_id is None, op  # resolved: nobody waits
     return s
@@ -914,7 +1078,7 @@ def test_in_any_history_each_event_follows_from_the_state_before_it(program, tar
         if isinstance(evt, ConversationAssigned):
             assert evt.previous_assignee_id == (conv.assignee.id if conv.assignee else None)
             assert evt.assignee_id != evt.previous_assignee_id
-            if evt.by in ("claim", "auto"):
+            if evt.by in ("claim", "auto", "reply"):
                 assert evt.previous_assignee_id is None  # never taken from someone who holds it
         elif isinstance(evt, ConversationStatusChanged | ConversationSnoozed | ConversationReopened):
             assert evt.previous_status == conv.status

@@ -12,6 +12,9 @@ from hypothesis import strategies as st
 from chat.events import AttachmentRef, MessageEdited, MessageMarkedAsRead, MessageSent
 from conversations.events import (
     ConversationAssigned,
+    ConversationLabelsChanged,
+    ConversationMarkedRead,
+    ConversationMarkedUnread,
     ConversationReopened,
     ConversationSnoozed,
     ConversationStatusChanged,
@@ -196,6 +199,9 @@ def test_the_workflow_events_each_set_their_columns():
         (FirstResponseSlaBreached(CUSTOMER, period, until, until), {"sla_breached": True}),
         (FirstResponseClockStopped(CUSTOMER, period, None, T0), {"first_response_due_at": None, "sla_breached": False}),
         (ConversationAssigned(CUSTOMER, None, "", "7", "assign", "agent:7", T0), {"assignee_id": None}),
+        (ConversationLabelsChanged(CUSTOMER, ("vip", "billing"), (), ("billing", "vip"), "agent:7", T0),
+         {"labels": ["billing", "vip"]}),
+        (ConversationAssigned(CUSTOMER, "8", "Linus", None, "reply", "agent:8", T0), {"assignee_id": "8"}),
     ]
     conv = None
     for e, expected in steps:
@@ -204,6 +210,43 @@ def test_the_workflow_events_each_set_their_columns():
         assert conv is not None
         assert {k: conv[k] for k in expected} == expected, type(e).__name__
         assert conv["position"] == r.position
+
+
+def test_a_conversations_labels_are_the_last_change_s_whole_set_and_start_empty():
+    conv = folds.conversation(None, sent("hi"), message=folds.timeline(None, sent("hi")), agents_unread=1)
+    assert conv is not None and conv["labels"] == []
+    conv = folds.conversation(conv, rec(ConversationLabelsChanged(CUSTOMER, ("b", "a"), (), ("a", "b"), "agent:7", T0)),
+                              message=None, agents_unread=0)
+    conv = folds.conversation(conv, rec(ConversationLabelsChanged(CUSTOMER, (), ("a",), ("b",), "agent:7", T0)),
+                              message=None, agents_unread=0)
+    assert conv is not None and conv["labels"] == ["b"]
+    assert present_conversation(conv, {})["labels"] == ["b"]
+
+
+def test_a_labels_change_adds_a_row_per_added_label_and_removes_those_taken_off():
+    r = rec(ConversationLabelsChanged(CUSTOMER, ("urgent",), ("vip", "billing"), ("urgent",), "agent:7", T0))
+    added, removed = folds.labels(r)
+    assert added == [{"key": f"{CUSTOMER}:urgent", "customer_id": CUSTOMER, "label": "urgent", "tx": 0,
+                      "position": r.position}]
+    assert removed == [f"{CUSTOMER}:vip", f"{CUSTOMER}:billing"]
+
+
+def test_an_agents_mark_is_a_row_of_that_agent_and_customer_until_they_read_it():
+    r = rec(ConversationMarkedUnread(CUSTOMER, "7", T0))
+    key, row = folds.agent_unread(r)
+    assert key == f"7:{CUSTOMER}"
+    assert row == {"key": key, "agent_id": "7", "customer_id": CUSTOMER, "marked_at": T0, "tx": 0, "position": r.position}
+    assert folds.agent_unread(rec(ConversationMarkedRead(CUSTOMER, "7", T0))) == (key, None)
+    assert folds.agent_unread(rec(ConversationMarkedUnread(CUSTOMER, "8", T0)))[0] != key
+
+
+def test_per_agent_marks_do_not_touch_the_shared_conversation_row():
+    from conversations.events import WORKFLOW_EVENT_TYPES
+
+    assert "ConversationMarkedUnread" not in WORKFLOW_EVENT_TYPES and "ConversationMarkedRead" not in WORKFLOW_EVENT_TYPES
+    conv = folds.conversation(None, sent("hi"), message=folds.timeline(None, sent("hi")), agents_unread=1)
+    assert folds.conversation(conv, rec(ConversationMarkedUnread(CUSTOMER, "7", T0)), message=None,
+                              agents_unread=0) == conv
 
 
 def test_a_workflow_event_can_start_a_conversation_before_any_message():

@@ -3,8 +3,11 @@
 
 import { api, syncMessages } from "./api.js";
 import { AttachmentTray } from "./attachments.js";
+import { CannedMenu, SavedReplies } from "./canned.js";
 import { Composer } from "./composer.js";
 import { $, announce, formatAgo, formatFull, formatWhen, h, initials, readConfig, uuid4 } from "./dom.js";
+import { previewNodes } from "./icons.js";
+import { setupMenus } from "./menus.js";
 import { Messenger } from "./messenger.js";
 import { Outbox } from "./outbox.js";
 import { SearchBox } from "./search.js";
@@ -27,8 +30,8 @@ const filterEmpty = $("#filter-empty");
 const loadMore = $("#load-more");
 const filterEl = $("#filter");
 const statusFilterEl = $("#status-filter");
+const labelFilterEl = $("#label-filter");
 const scopeButtons = [...document.querySelectorAll(".scope")];
-let scope = "all"; // "all" | "mine" | "none" (unassigned)
 const totalUnread = $("#total-unread");
 const showProblem = problemBanner($("#problem"));
 const detailsEl = $("#details");
@@ -56,13 +59,13 @@ new SearchBox({
 
 // -- state ------------------------------------------------------------------------
 
-const conversations = new Map(); // customer_id -> conversation row from the API
+const conversations = new Map(); // customer_id -> conversation row from the API (every one seen)
+const listed = new Set(); // the customer_ids the list shows: the server's answer for the filters, kept live
 const rows = new Map(); // customer_id -> <li>
 const customerTyping = new Map(); // customer_id -> timer
 const drafts = new Map(); // customer_id -> unsent reply text
 const draftModes = new Map(); // customer_id -> "reply" | "note": what the kept draft is
-let oldestLoaded = null;
-let loaded = false; // the first page of conversations has arrived
+let loaded = false; // the first page of the list's filters has arrived
 let openId = null;
 let openSeq = 0;
 let profile = null;
@@ -116,6 +119,19 @@ const composer = new Composer({
   onTyping: () => openId && !mode.note && socket.send({ type: "typing", customer_id: openId }),
   onEditLast: () => (mode.note ? null : thread.lastEditable()),
   onEditing: (msg) => thread.setEditing(msg ? msg.message_id : null),
+  // "/" opens the saved replies; while they show, the arrows, Enter, Tab and Escape are theirs.
+  intercept: (event) => canned.keydown(event),
+});
+const savedReplies = new SavedReplies();
+const canned = new CannedMenu({
+  input: $("#composer-input"),
+  list: $("#canned-list"),
+  status: $("#canned-status"),
+  replies: savedReplies,
+  context: () => {
+    const conv = openId ? conversations.get(openId) : null;
+    return { customer: (profile && profile.name) || (conv && conv.customer_name) || "", agent: me.name };
+  },
 });
 const typing = new TypingLine($("#typing"));
 const mode = new ComposerMode({
@@ -157,11 +173,95 @@ const workflow = new WorkflowBar({
 });
 
 // -- conversation list ------------------------------------------------------------------
+//
+// The list shows what the server answers for the chosen tab and filters
+// (GET /api/v1/conversations?assignee=&status=&label=&awaiting_reply=&unread=),
+// page after page: the page never hides a row it was given, so every
+// filter holds however far down the list its conversations are. Live
+// updates keep it so: a conversation that stops matching leaves, one that
+// starts matching comes in at its place (if that place is among the pages
+// already loaded; further down, "Load older conversations" brings it).
+// The tab and filters live in the address (?tab=mine&status=open&...), so a
+// reload or a shared link shows the same list.
+
+const TABS = new Set(["all", "mine", "none"]);
+const STATUSES = new Set(["", "open", "pending", "snoozed", "resolved"]);
+const SHOWS = new Set(["all", "awaiting", "unread"]);
+
+function readFilters() {
+  const q = new URLSearchParams(location.search);
+  const pick = (name, allowed, fallback) => (allowed.has(q.get(name) || fallback) ? q.get(name) || fallback : fallback);
+  return {
+    tab: pick("tab", TABS, "all"),
+    status: pick("status", STATUSES, ""),
+    show: pick("show", SHOWS, "all"),
+    label: (q.get("label") || "").trim().toLowerCase().slice(0, 32),
+  };
+}
+
+let filters = readFilters();
+
+function filtersQuery() {
+  const q = new URLSearchParams();
+  if (filters.tab !== "all") q.set("tab", filters.tab);
+  if (filters.status) q.set("status", filters.status);
+  if (filters.show !== "all") q.set("show", filters.show);
+  if (filters.label) q.set("label", filters.label);
+  const text = q.toString();
+  return text ? `?${text}` : "";
+}
+
+function rememberFilters() {
+  history.replaceState(history.state, "", `${location.pathname}${filtersQuery()}${location.hash}`);
+}
+
+// The same question, as the list endpoint's filters.
+function listQuery() {
+  let query = "";
+  if (filters.tab !== "all") query += `&assignee=${filters.tab === "mine" ? "me" : "none"}`;
+  if (filters.status) query += `&status=${encodeURIComponent(filters.status)}`;
+  if (filters.label) query += `&label=${encodeURIComponent(filters.label)}`;
+  if (filters.show === "awaiting") query += "&awaiting_reply=true";
+  if (filters.show === "unread") query += "&unread=true";
+  return query;
+}
+
+const marked = new Map(); // customer_id -> position of what we know of this agent's own unread mark
+const markedNow = new Set(); // the conversations this agent marked unread
+
+function isUnreadForMe(conv) {
+  return (conv.unread_for_agents || 0) > 0 || markedNow.has(conv.customer_id);
+}
+
+// Whether a row belongs in the list under the chosen filters: the server's
+// rule, applied to a row a live update brought (never to hide a row the
+// server sent for these filters).
+function matches(conv) {
+  if (filters.tab === "mine" && !(conv.assignee && conv.assignee.id === me.id)) return false;
+  if (filters.tab === "none" && conv.assignee) return false;
+  if (filters.status && (conv.status || "open") !== filters.status) return false;
+  if (filters.label && !(conv.labels || []).includes(filters.label)) return false;
+  if (filters.show === "awaiting") return Boolean(conv.awaiting_reply);
+  if (filters.show === "unread") return isUnreadForMe(conv);
+  return true;
+}
+
+function newerFirst(a, b) {
+  if (a.last_activity_at !== b.last_activity_at) return a.last_activity_at < b.last_activity_at ? 1 : -1;
+  return a.customer_id < b.customer_id ? -1 : a.customer_id > b.customer_id ? 1 : 0;
+}
 
 function sortedIds() {
-  return [...conversations.values()]
-    .sort((a, b) => (a.last_activity_at < b.last_activity_at ? 1 : a.last_activity_at > b.last_activity_at ? -1 : a.customer_id < b.customer_id ? -1 : 1))
-    .map((c) => c.customer_id);
+  return [...listed].map((id) => conversations.get(id)).sort(newerFirst).map((c) => c.customer_id);
+}
+
+// Whether a row sorts among the pages loaded so far (the next page starts after `cursor`).
+function withinLoaded(conv) {
+  return !hasMore || !cursor || newerFirst(conv, cursor) <= 0;
+}
+
+function filtering() {
+  return filters.show !== "all" || filters.tab !== "all" || filters.status !== "" || filters.label !== "";
 }
 
 // What each filter shows, for when it shows nothing.
@@ -170,54 +270,33 @@ const FILTER_EMPTY = {
   unread: "No unread conversations.",
 };
 
-function matchesFilter(conv) {
-  const filter = filterEl.value;
-  if (scope === "mine" && !(conv.assignee && conv.assignee.id === me.id)) return false;
-  if (scope === "none" && conv.assignee) return false;
-  if (statusFilterEl.value && (conv.status || "open") !== statusFilterEl.value) return false;
-  if (filter === "awaiting") return conv.awaiting_reply;
-  if (filter === "unread") return conv.unread_for_agents > 0;
-  return true;
-}
-
-function filtering() {
-  return filterEl.value !== "all" || scope !== "all" || statusFilterEl.value !== "";
-}
-
 // What the chosen tab and filters show, for when they show nothing.
 function emptyText() {
-  const status = statusFilterEl.value;
-  const filter = filterEl.value;
-  if (scope === "all" && !status && FILTER_EMPTY[filter]) return FILTER_EMPTY[filter];
-  const adjectives = [status, filter === "unread" ? "unread" : "", scope === "none" ? "unassigned" : ""].filter(Boolean);
-  const tail = [scope === "mine" ? "assigned to you" : "", filter === "awaiting" ? "waiting for a reply" : ""].filter(Boolean);
+  const { status, show, tab, label } = filters;
+  if (tab === "all" && !status && !label && FILTER_EMPTY[show]) return FILTER_EMPTY[show];
+  const adjectives = [status, show === "unread" ? "unread" : "", tab === "none" ? "unassigned" : ""].filter(Boolean);
+  const tail = [tab === "mine" ? "assigned to you" : "", show === "awaiting" ? "waiting for a reply" : "",
+    label ? `labelled “${label}”` : ""].filter(Boolean);
   return `No ${adjectives.length ? `${adjectives.join(" ")} ` : ""}conversations${tail.length ? ` ${tail.join(" and ")}` : ""}.`;
 }
 
-// The list endpoint's filters for the chosen tab and status.
-function listQuery() {
-  let query = "";
-  if (scope !== "all") query += `&assignee=${scope === "mine" ? "me" : scope}`;
-  if (statusFilterEl.value) query += `&status=${encodeURIComponent(statusFilterEl.value)}`;
-  return query;
-}
-
-function previewText(conv) {
+function previewNodesOf(conv) {
   const last = conv.last_message || {};
-  if (customerTyping.has(conv.customer_id)) return "typing…";
+  if (customerTyping.has(conv.customer_id)) return ["typing…"];
   const who = last.sender && last.sender.kind === "agent" ? (last.sender.id === me.id ? "You: " : `${last.sender.name || "Agent"}: `) : "";
-  return `${who}${last.preview || ""}`;
+  return [who, ...previewNodes(last.preview || "")];
 }
 
 function renderRow(conv) {
   const id = conv.customer_id;
   const unread = conv.unread_for_agents || 0;
+  const mark = markedNow.has(id);
   const name = conv.customer_name || "Unnamed customer";
   const at = new Date(conv.last_activity_at);
   const link = h(
     "a",
     {
-      class: `conv${unread ? " conv--unread" : ""}${conv.awaiting_reply ? " conv--awaiting" : ""}`,
+      class: `conv${unread || mark ? " conv--unread" : ""}${mark ? " conv--marked" : ""}${conv.awaiting_reply ? " conv--awaiting" : ""}`,
       href: `#${id}`,
       "aria-current": id === openId ? "page" : null,
       dataset: { customerId: id },
@@ -238,9 +317,11 @@ function renderRow(conv) {
       h(
         "span",
         { class: "conv__bottom" },
-        h("span", { class: `conv__preview${customerTyping.has(id) ? " conv__preview--typing" : ""}` }, previewText(conv)),
+        h("span", { class: `conv__preview${customerTyping.has(id) ? " conv__preview--typing" : ""}` }, previewNodesOf(conv)),
         unread ? h("span", { class: "count", "aria-hidden": "true" }, String(unread)) : null,
         unread ? h("span", { class: "visually-hidden" }, `, ${unread} unread`) : null,
+        !unread && mark ? h("span", { class: "dot", title: "You marked it unread" }) : null,
+        !unread && mark ? h("span", { class: "visually-hidden" }, ", marked unread") : null,
       ),
       workflowLine(conv),
     ),
@@ -251,22 +332,23 @@ function renderRow(conv) {
     rows.set(id, li);
   }
   li.replaceChildren(link);
-  li.hidden = !matchesFilter(conv);
   return li;
 }
 
-// Who holds it, its status unless open, and the first-response clock.
+// Who holds it, its status unless open, the first-response clock and its labels.
 function workflowLine(conv) {
   const status = conv.status || "open";
   const sla = h("span", { class: "tag tag--sla", dataset: { slaFor: conv.customer_id } });
   drawSla(sla, conv);
   const mine = conv.assignee && conv.assignee.id === me.id;
+  const labels = conv.labels || [];
   return h(
     "span",
     { class: "conv__workflow" },
     h("span", { class: `conv__assignee${conv.assignee ? "" : " conv__assignee--none"}${mine ? " conv__assignee--me" : ""}` }, conv.assignee ? (mine ? "You" : conv.assignee.name) : "Unassigned"),
     status !== "open" ? h("span", { class: `tag tag--status`, dataset: { status } }, STATUS_LABELS[status] || status) : null,
     sla,
+    labels.length ? h("span", { class: "conv__labels" }, labels.map((l) => h("span", { class: "label label--small" }, l))) : null,
   );
 }
 
@@ -284,87 +366,121 @@ function renderList() {
     }
   }
   const filtered = filtering();
-  const shown = items.filter((li) => !li.hidden).length;
-  listEmpty.hidden = !loaded || filtered || conversations.size > 0;
-  filterEmpty.hidden = !loaded || !filtered || shown > 0;
-  if (!filterEmpty.hidden) {
-    const more = loadMore.hidden ? "" : " Older conversations are not loaded yet.";
-    $("#filter-empty-text").textContent = `${emptyText()}${more}`;
-  }
+  listEmpty.hidden = !loaded || filtered || items.length > 0;
+  filterEmpty.hidden = !loaded || !filtered || items.length > 0;
+  if (!filterEmpty.hidden) $("#filter-empty-text").textContent = emptyText();
+  loadMore.hidden = !hasMore;
   // With no conversation at all there is nothing to choose: say how customers get here.
-  $("#placeholder-none").hidden = !loaded || conversations.size > 0;
-  $("#placeholder-choose").hidden = !loaded || conversations.size === 0;
+  const none = loaded && !filtered && items.length === 0;
+  $("#placeholder-none").hidden = !none;
+  $("#placeholder-choose").hidden = !loaded || none;
   updateUnreadTotal();
 }
 
-function showAll() {
-  filterEl.value = "all";
-  statusFilterEl.value = "";
-  setScope("all");
-  filterEl.focus();
+function drawFilters() {
+  for (const b of scopeButtons) b.setAttribute("aria-pressed", String(b.dataset.scope === filters.tab));
+  statusFilterEl.value = filters.status;
+  filterEl.value = filters.show;
+  ensureLabelOption(filters.label);
+  labelFilterEl.value = filters.label;
 }
 
-function drawScopes() {
-  for (const b of scopeButtons) b.setAttribute("aria-pressed", String(b.dataset.scope === scope));
-}
-
-// A tab or the status changed: the first page of what it shows comes from
-// the list endpoint's filters; rows already here are shown if they match.
+// A tab or filter changed: the list is what the server answers for it, from
+// its first page; the address remembers the choice.
 let listSeq = 0;
 async function reloadFiltered() {
-  drawScopes();
-  const seq = ++listSeq;
-  for (const conv of conversations.values()) renderRow(conv);
+  rememberFilters();
+  drawFilters();
+  listSeq++;
+  listed.clear();
+  arrivedWhileLoading.clear();
+  cursor = null;
+  hasMore = false;
+  loaded = false;
   renderList();
-  oldestLoaded = null;
   try {
     await loadConversations();
   } catch (err) {
-    if (seq === listSeq) showProblem(`Could not load conversations: ${err.message}`);
+    showProblem(`Could not load conversations: ${err.message}`);
   }
 }
 
-function setScope(value) {
-  scope = value;
+function setFilters(change) {
+  filters = { ...filters, ...change };
   reloadFiltered();
 }
-for (const b of scopeButtons) b.addEventListener("click", () => setScope(b.dataset.scope));
-statusFilterEl.addEventListener("change", reloadFiltered);
+
+function showAll() {
+  setFilters({ tab: "all", status: "", show: "all", label: "" });
+  filterEl.focus();
+}
+
+for (const b of scopeButtons) b.addEventListener("click", () => setFilters({ tab: b.dataset.scope }));
+statusFilterEl.addEventListener("change", () => setFilters({ status: statusFilterEl.value }));
+filterEl.addEventListener("change", () => setFilters({ show: filterEl.value }));
+labelFilterEl.addEventListener("change", () => setFilters({ label: labelFilterEl.value }));
 $("#show-all").addEventListener("click", showAll);
 $("#chat-address").textContent = `${location.origin}/chat/`;
 
-function upsertConversation(conv) {
-  const known = conversations.get(conv.customer_id);
-  // An older copy (a write's answer after a newer frame) changes nothing.
-  if (known && Number.isInteger(known.position) && Number.isInteger(conv.position) && known.position > conv.position) return;
-  conversations.set(conv.customer_id, conv);
-  renderRow(conv);
+// A newer copy of a conversation (a frame, a write's answer, a page): the
+// row is redrawn, and joins or leaves the list by the filters.
+// ``fromPage``: the server listed it for these filters; ``markAt``: the
+// position its ``marked_unread`` is current to (a page's, a write's).
+function upsertConversation(conv, { fromPage = false, markAt = null } = {}) {
+  const id = conv.customer_id;
+  if ("marked_unread" in conv) learnMark(id, conv.marked_unread, markAt ?? conv.position);
+  const known = conversations.get(id);
+  // An older copy (a write's answer after a newer frame) changes nothing but the list it is in.
+  const stale = known && Number.isInteger(known.position) && Number.isInteger(conv.position) && known.position > conv.position;
+  const row = stale ? known : conv;
+  if (known && String(known.labels) !== String(row.labels)) labelsChanged();
+  conversations.set(id, row);
+  if (fromPage && !stale) listed.add(id);
+  else if (!matches(row)) listed.delete(id);
+  else if (listed.has(id) || (loaded && withinLoaded(row))) listed.add(id);
+  else if (!loaded) arrivedWhileLoading.add(id); // the page on its way may have been read before this
+  renderRow(row);
   renderList();
-  if (conv.customer_id === openId) renderHeader();
+  if (id === openId) renderHeader();
+}
+
+// This agent's own unread mark: from a page (as of its read) or a frame (as of its event).
+function learnMark(id, on, position) {
+  const at = marked.get(id);
+  if (at !== undefined && Number.isInteger(position) && position < at) return;
+  marked.set(id, Number.isInteger(position) ? position : at || 0);
+  if (on) markedNow.add(id);
+  else markedNow.delete(id);
 }
 
 function updateUnreadTotal() {
   let total = 0;
-  for (const conv of conversations.values()) total += conv.unread_for_agents || 0;
+  for (const conv of conversations.values()) total += conv.unread_for_agents || (markedNow.has(conv.customer_id) ? 1 : 0);
   document.title = total ? `(${total}) ${baseTitle}` : baseTitle;
   totalUnread.hidden = total === 0;
   totalUnread.textContent = `${total} unread`;
 }
 
+let cursor = null; // the last conversation loaded: the next page starts after it
+const arrivedWhileLoading = new Set(); // ids of live rows that came while the filters' first page was loading
+let hasMore = false;
+
 async function loadConversations() {
-  const query = oldestLoaded ? `&before=${encodeURIComponent(oldestLoaded)}` : "";
-  const data = await api("GET", `/api/v1/conversations?limit=${PAGE}${query}${listQuery()}`);
-  for (const conv of data.conversations) {
-    // Live updates may already hold a newer copy of this row.
-    if (!conversations.has(conv.customer_id)) {
-      conversations.set(conv.customer_id, conv);
-      renderRow(conv);
-    }
-  }
+  const seq = listSeq;
+  const after = cursor ? `&before=${encodeURIComponent(cursor.last_activity_at)}&before_id=${cursor.customer_id}` : "";
+  const data = await api("GET", `/api/v1/conversations?limit=${PAGE}${after}${listQuery()}`);
+  if (seq !== listSeq) return data.position; // the filters changed meanwhile: a newer load fills the list
+  for (const conv of data.conversations) upsertConversation(conv, { fromPage: true, markAt: data.position });
   const last = data.conversations[data.conversations.length - 1];
-  if (last) oldestLoaded = last.last_activity_at;
-  loadMore.hidden = data.conversations.length < PAGE;
+  if (last) cursor = { last_activity_at: last.last_activity_at, customer_id: last.customer_id };
+  hasMore = data.conversations.length === PAGE;
   loaded = true;
+  // Rows a live update brought while the page was on its way: in, where they now belong.
+  for (const id of arrivedWhileLoading) {
+    const row = conversations.get(id);
+    if (row && matches(row) && withinLoaded(row)) listed.add(id);
+  }
+  arrivedWhileLoading.clear();
   renderList();
   return data.position;
 }
@@ -383,7 +499,7 @@ loadMore.addEventListener("click", async () => {
 // Up and Down move between conversations (Tab still works; Enter opens).
 listEl.addEventListener("keydown", (event) => {
   if (event.key !== "ArrowDown" && event.key !== "ArrowUp") return;
-  const links = [...listEl.querySelectorAll(".conversations__item:not([hidden]) .conv")];
+  const links = [...listEl.querySelectorAll(".conv")];
   const at = links.indexOf(document.activeElement);
   if (at < 0) return;
   const next = links[at + (event.key === "ArrowDown" ? 1 : -1)];
@@ -393,10 +509,30 @@ listEl.addEventListener("keydown", (event) => {
   }
 });
 
-filterEl.addEventListener("change", () => {
-  for (const conv of conversations.values()) renderRow(conv);
-  renderList();
-});
+// -- labels in use (the filter's choices) ---------------------------------------------------
+
+let labelsTimer = null;
+function labelsChanged() {
+  clearTimeout(labelsTimer);
+  labelsTimer = setTimeout(loadLabels, 500);
+}
+
+function ensureLabelOption(label) {
+  if (label && ![...labelFilterEl.options].some((o) => o.value === label)) labelFilterEl.append(h("option", { value: label }, label));
+}
+
+async function loadLabels() {
+  try {
+    const data = await api("GET", "/api/v1/labels");
+    labelFilterEl.replaceChildren(h("option", { value: "" }, "Any label"), ...data.labels.map((l) => h("option", { value: l.label }, l.label)));
+    ensureLabelOption(filters.label);
+    labelFilterEl.value = filters.label;
+    labelFilterEl.hidden = data.labels.length === 0 && !filters.label;
+    workflow.setKnownLabels(data.labels);
+  } catch {
+    /* the filter keeps its choices */
+  }
+}
 
 setInterval(() => {
   for (const el of listEl.querySelectorAll("time[data-ago]")) el.textContent = formatAgo(new Date(el.dataset.ago));
@@ -503,7 +639,7 @@ async function openConversation(id) {
     ]);
     if (seq !== openSeq) return;
     profile = detail.customer;
-    if (detail.conversation && !conversations.has(id)) upsertConversation(detail.conversation);
+    if (detail.conversation) upsertConversation(detail.conversation, { markAt: page.position });
     for (const msg of page.messages) {
       thread.upsert(msg);
       if (msg.kind !== "note") messenger.known(msg.message_id);
@@ -518,11 +654,42 @@ async function openConversation(id) {
     renderHeader();
     thread.scrollToFirstUnread();
     readOpenConversation();
+    // Opened again: a mark of "unread" this agent left on it has done its job.
+    if (markedNow.has(id)) clearMark(id);
   } catch (err) {
     if (seq !== openSeq) return;
     showProblem(err.status === 404 ? "That conversation does not exist." : `Could not open the conversation: ${err.message}`);
   }
 }
+
+async function clearMark(id) {
+  try {
+    const data = await api("DELETE", `/api/v1/conversations/${id}/unread`);
+    upsertConversation(data.conversation, { markAt: data.position });
+  } catch {
+    /* it stays marked; opening it again tries again */
+  }
+}
+
+// "Mark unread": the conversation stays bold in this agent's list (and in
+// their Unread filter) until they open it again; back to the list meanwhile,
+// or opening it would clear the mark at once.
+$("#mark-unread").addEventListener("click", async () => {
+  const id = openId;
+  if (!id) return;
+  try {
+    const data = await api("POST", `/api/v1/conversations/${id}/unread`);
+    upsertConversation(data.conversation, { markAt: data.position });
+  } catch (err) {
+    showProblem(`Could not mark it unread: ${err.message}`);
+    return;
+  }
+  history.pushState(null, "", `${location.pathname}${location.search}`);
+  closeConversation();
+  announce("Marked unread");
+  const row = listEl.querySelector(`[data-customer-id="${CSS.escape(id)}"]`);
+  if (row) row.focus();
+});
 
 function closeConversation() {
   if (openId) {
@@ -554,7 +721,7 @@ function route() {
 window.addEventListener("hashchange", route);
 $("#back").addEventListener("click", () => {
   const id = openId;
-  history.pushState(null, "", location.pathname);
+  history.pushState(null, "", `${location.pathname}${location.search}`);
   closeConversation();
   const row = id && listEl.querySelector(`[data-customer-id="${CSS.escape(id)}"]`);
   if (row) row.focus();
@@ -654,6 +821,18 @@ socket.addEventListener("frame", (event) => {
     case "note.created":
       if (frame.note.customer_id === openId) thread.upsert(frame.note);
       break;
+    case "conversation.unread":
+      // Every agent's mark is heard; only one's own counts.
+      if (frame.agent_id === me.id) {
+        learnMark(frame.customer_id, frame.unread, frame.position);
+        const conv = conversations.get(frame.customer_id);
+        if (conv) {
+          // Redrawn, and in or out of the Unread filter; its own (older) mark is not learnt again.
+          const { marked_unread: _older, ...row } = conv;
+          upsertConversation(row);
+        }
+      }
+      break;
     case "message.read":
       if (openId) thread.markRead(frame.message_id, frame.read_at, frame.position);
       break;
@@ -691,6 +870,7 @@ messenger.addEventListener("sent", (event) => {
   else thread.confirm(id);
 });
 messenger.addEventListener("failed", (event) => thread.fail(event.detail.message_id, event.detail.detail));
+messenger.addEventListener("waiting", (event) => thread.waiting(event.detail.message_id, event.detail.seconds));
 messenger.addEventListener("problem", (event) => {
   if (event.detail.code !== "unknown_position") showProblem(event.detail.detail);
 });
@@ -706,13 +886,161 @@ socket.addEventListener("state", (event) => {
   }
 });
 
+// -- the agent's own profile: the name customers see ------------------------------------------
+
+const profileForm = $("#profile-form");
+const displayName = $("#display-name");
+const profileError = $("#profile-error");
+
+function showMe() {
+  $("#me-avatar").textContent = initials(me.name);
+  $("#me-name").textContent = me.name;
+  $("#account-menu summary").setAttribute("aria-label", `Account: ${me.name}`);
+  presence.set(me.id, me.name);
+  renderPresence();
+}
+
+async function loadMe() {
+  try {
+    const data = await api("GET", "/api/v1/agents/me");
+    displayName.value = data.display_name;
+  } catch {
+    /* the form starts empty */
+  }
+}
+
+profileForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  profileError.hidden = true;
+  try {
+    const data = await api("PATCH", "/api/v1/agents/me", { display_name: displayName.value });
+    displayName.value = data.display_name;
+    me.name = data.name;
+    showMe();
+    announce(`Customers now see you as ${data.name}`);
+  } catch (err) {
+    profileError.textContent = err.message;
+    profileError.hidden = false;
+  }
+});
+
+// -- saved replies: the team's, managed in a dialog ------------------------------------------------
+
+const savedDialog = $("#saved-replies");
+const savedList = $("#saved-list");
+const savedForm = $("#saved-form");
+const savedError = $("#saved-error");
+const savedFields = { shortcut: $("#saved-shortcut"), title: $("#saved-title-input"), body: $("#saved-body") };
+let editingReply = null; // the id of the saved reply the form changes (null: a new one)
+let savedOpener = null;
+
+function renderSaved() {
+  const items = savedReplies.items;
+  savedList.replaceChildren(
+    ...(items.length
+      ? items.map((c) =>
+          h(
+            "li",
+            { class: "saved__item" },
+            h("p", { class: "saved__head" }, h("span", { class: "canned__shortcut" }, `/${c.shortcut}`), " ", h("strong", {}, c.title)),
+            h("p", { class: "saved__text" }, c.body),
+            h("p", { class: "muted small" }, c.author.id === me.id ? "Yours" : `By ${c.author.name}`),
+            c.author.id === me.id
+              ? h(
+                  "div",
+                  { class: "actions" },
+                  h("button", { type: "button", class: "btn btn--quiet btn--small", "aria-label": `Edit /${c.shortcut}`, onclick: () => editReply(c) }, "Edit"),
+                  h("button", { type: "button", class: "btn btn--quiet btn--small", "aria-label": `Delete /${c.shortcut}`, onclick: () => deleteReply(c) }, "Delete"),
+                )
+              : null,
+          ),
+        )
+      : [h("li", { class: "muted" }, "No saved replies yet. Write the first one below.")]),
+  );
+}
+savedReplies.addEventListener("change", renderSaved);
+
+function resetSavedForm() {
+  editingReply = null;
+  for (const field of Object.values(savedFields)) field.value = "";
+  $("#saved-form-title").textContent = "New saved reply";
+  $("#saved-cancel").hidden = true;
+  savedError.hidden = true;
+}
+
+function editReply(c) {
+  editingReply = c.id;
+  savedFields.shortcut.value = c.shortcut;
+  savedFields.title.value = c.title;
+  savedFields.body.value = c.body;
+  $("#saved-form-title").textContent = `Change /${c.shortcut}`;
+  $("#saved-cancel").hidden = false;
+  savedFields.title.focus();
+}
+
+async function deleteReply(c) {
+  try {
+    await savedReplies.remove(c.id);
+    if (editingReply === c.id) resetSavedForm();
+    announce(`/${c.shortcut} deleted`);
+  } catch (err) {
+    savedError.textContent = err.message;
+    savedError.hidden = false;
+  }
+}
+
+function openSaved() {
+  savedOpener = document.activeElement;
+  $("#account-menu").open = false;
+  resetSavedForm();
+  savedDialog.hidden = false;
+  savedReplies.load(true).catch((err) => {
+    savedError.textContent = `Saved replies could not be loaded: ${err.message}`;
+    savedError.hidden = false;
+  });
+  renderSaved();
+  $("#saved-close").focus();
+}
+
+function closeSaved() {
+  savedDialog.hidden = true;
+  const back = savedOpener && document.contains(savedOpener) ? savedOpener : $("#account-menu summary");
+  back.focus();
+}
+
+$("#open-saved-replies").addEventListener("click", openSaved);
+$("#saved-close").addEventListener("click", closeSaved);
+$("#saved-cancel").addEventListener("click", resetSavedForm);
+savedDialog.addEventListener("keydown", (event) => {
+  if (event.key === "Escape") {
+    event.preventDefault();
+    closeSaved();
+  }
+});
+savedForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  savedError.hidden = true;
+  const fields = Object.fromEntries(Object.entries(savedFields).map(([name, el]) => [name, el.value]));
+  try {
+    const saved = await savedReplies.save(editingReply, fields);
+    announce(`/${saved.shortcut} saved`);
+    resetSavedForm();
+  } catch (err) {
+    savedError.textContent = err.message;
+    savedError.hidden = false;
+  }
+});
+
 // -- start ------------------------------------------------------------------------------------------
 
 async function resync() {
   socket.stop();
   conversations.clear();
   rows.clear();
-  oldestLoaded = null;
+  listed.clear();
+  cursor = null;
+  hasMore = false;
+  listSeq++;
   const position = await loadConversations();
   if (openId) {
     const id = openId;
@@ -724,6 +1052,9 @@ async function resync() {
 }
 
 async function start() {
+  drawFilters();
+  setupMenus();
+  loadMe();
   let position;
   try {
     position = await loadConversations();
@@ -739,6 +1070,7 @@ async function start() {
   socket.position = position;
   socket.start();
   workflow.loadAgents();
+  loadLabels();
   route();
   for (const item of messenger.pending()) if (!item.failed) messenger.transmit(item);
 }

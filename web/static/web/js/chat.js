@@ -5,6 +5,7 @@
 
 import { customerChat } from "./customer.js";
 import { $, readConfig } from "./dom.js";
+import { setupMenus } from "./menus.js";
 import { setupPushOffer } from "./push-offer.js";
 
 const config = readConfig();
@@ -32,7 +33,10 @@ const chat = customerChat({
   },
 });
 
-const pushOffer = setupPushOffer({ button: $("#enable-push"), note: $("#push-note"), off: $("#disable-push"), modulePath: config.pushModule });
+setupMenus();
+const pushOffer = setupPushOffer({
+  button: $("#enable-push"), bar: $("#push-offer"), note: $("#push-note"), off: $("#disable-push"), modulePath: config.pushModule,
+});
 chat.start();
 
 if (forNotifications) {

@@ -8,7 +8,7 @@ const MAX_CHARS = 4000;
 const TYPING_EVERY = 2000;
 
 export class Composer {
-  constructor({ form, input, button, counter, editBanner, attachments, onSend, onEdit, onTyping, onEditLast, onEditing }) {
+  constructor({ form, input, button, counter, editBanner, attachments, onSend, onEdit, onTyping, onEditLast, onEditing, intercept }) {
     this.form = form;
     this.input = input;
     this.button = button;
@@ -22,6 +22,8 @@ export class Composer {
     this.onEditLast = onEditLast || (() => null);
     // Told the message being edited when an edit starts, and null when it ends.
     this.onEditing = onEditing || (() => {});
+    // Asked first about every key (a list open under the box: saved replies); true: it was theirs.
+    this.intercept = intercept || (() => false);
     this.editing = null;
     this.lastTyping = 0;
     this.typingTimer = null;
@@ -61,6 +63,7 @@ export class Composer {
 
   keydown(event) {
     if (event.isComposing || event.keyCode === 229) return; // an IME is composing a character
+    if (this.intercept(event)) return;
     if (event.key === "Enter" && !event.shiftKey && !event.altKey && !event.ctrlKey && !event.metaKey) {
       event.preventDefault();
       this.submit();
@@ -150,9 +153,11 @@ export class Composer {
     this.updateCounter();
   }
 
+  // As tall as its text, up to the stylesheet's max-height (lower on short screens).
   resize() {
+    const max = parseFloat(getComputedStyle(this.input).maxHeight) || 200;
     this.input.style.height = "auto";
-    this.input.style.height = `${Math.min(this.input.scrollHeight, 200)}px`;
+    this.input.style.height = `${Math.min(this.input.scrollHeight, max)}px`;
   }
 
   updateCounter() {
@@ -160,7 +165,7 @@ export class Composer {
     const over = length > MAX_CHARS;
     const tray = this.activeTray();
     const files = tray ? tray.ready.length : 0;
-    this.button.disabled = (length === 0 && files === 0) || over || Boolean(tray && tray.busy);
+    this.button.disabled = (length === 0 && files === 0) || over || Boolean(tray && tray.busy) || this.input.disabled;
     if (!this.counter) return;
     if (length > MAX_CHARS - 400) {
       this.counter.hidden = false;

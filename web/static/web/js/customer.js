@@ -201,6 +201,10 @@ export function customerChat({
     }
   });
   messenger.addEventListener("failed", (event) => thread.fail(event.detail.message_id, event.detail.detail));
+  messenger.addEventListener("waiting", (event) => {
+    thread.waiting(event.detail.message_id, event.detail.seconds);
+    announce(`You are sending faster than we can take messages. Your message goes out by itself in ${event.detail.seconds} seconds.`);
+  });
   messenger.addEventListener("problem", (event) => {
     if (event.detail.code !== "unknown_position") showProblem(event.detail.detail);
   });

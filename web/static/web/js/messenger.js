@@ -5,7 +5,9 @@
 // after a reconnect until the server has acknowledged them.
 //
 // Events: "sent" {message_id, message?}, "failed" {message_id, detail},
-// "problem" {code, detail} (an error frame that names none of our writes).
+// "waiting" {message_id, seconds} (sent faster than the server's budget:
+// it goes again by itself then), "problem" {code, detail} (an error frame
+// that names none of our writes).
 
 import { api } from "./api.js";
 
@@ -26,6 +28,7 @@ export class Messenger extends EventTarget {
     this.reads = new Map(); // message_id -> "pending" | "sent"
     this.readDone = new Set();
     this.httpInFlight = new Set();
+    this.waiting = new Set(); // message ids held back until the send budget allows them
     socket.addEventListener("live", () => this.flush());
     socket.addEventListener("frame", (event) => this.frame(event.detail));
   }
@@ -82,12 +85,17 @@ export class Messenger extends EventTarget {
   }
 
   // Sent faster than the server's budget allows: it stays pending and goes
-  // again when the server said it may (a person never gets here by typing).
+  // again when the server said it may; the page says so meanwhile ("waiting").
   later(messageId, seconds) {
+    const wait = Math.max(1, seconds || 5);
+    if (this.waiting.has(messageId)) return; // already waiting (the socket and HTTP both answered)
+    this.waiting.add(messageId);
+    this.dispatchEvent(new CustomEvent("waiting", { detail: { message_id: messageId, seconds: wait } }));
     setTimeout(() => {
+      this.waiting.delete(messageId);
       const item = this.outbox.get(messageId);
       if (item && !item.failed) this.transmit(item);
-    }, Math.max(1, seconds || 5) * 1000);
+    }, wait * 1000);
   }
 
   confirmed(messageId, message) {
@@ -114,7 +122,7 @@ export class Messenger extends EventTarget {
   }
 
   flush() {
-    for (const item of this.outbox.all()) if (!item.failed) this.transmit(item);
+    for (const item of this.outbox.all()) if (!item.failed && !this.waiting.has(item.message_id)) this.transmit(item);
     for (const [id] of this.reads) {
       this.reads.set(id, "pending");
       if (this.socket.send({ type: "message.read", message_id: id })) this.reads.set(id, "sent");

@@ -50,7 +50,8 @@ export class ComposerMode {
     this.noteButton.setAttribute("aria-pressed", String(note));
     this.noteLabel.hidden = !note;
     this.send.textContent = note ? "Add note" : "Send";
-    this.input.placeholder = note ? "Write a private note for your team…" : `Reply to ${this.name}…`;
+    // Short enough for one line on a phone; the label (for screen readers) names the customer.
+    this.input.placeholder = note ? "Private note for your team…" : "Write a reply…";
     this.label.textContent = note ? "Private note (only agents see notes)" : `Reply to ${this.name}`;
   }
 }

@@ -22,7 +22,8 @@ const NOTES = {
   ios: "To get notifications on iPhone or iPad, add this page to your Home Screen (Share, then Add to Home Screen) and open it from there.",
 };
 
-export async function setupPushOffer({ button, note, off, modulePath }) {
+// `bar`: what holds the offer (shown with the button).
+export async function setupPushOffer({ button, note, off, modulePath, bar = null }) {
   let push;
   try {
     push = await import(modulePath);
@@ -35,6 +36,7 @@ export async function setupPushOffer({ button, note, off, modulePath }) {
   };
   const show = (state, noteKey = undefined) => {
     button.hidden = state !== "available";
+    if (bar) bar.hidden = button.hidden;
     if (off) off.hidden = state !== "enabled";
     say(noteKey !== undefined ? noteKey : state === "denied" ? "denied" : null);
   };

@@ -7,6 +7,7 @@
 
 import { formatSize } from "./attachments.js";
 import { bodyNodes, dayKey, formatDay, formatFull, formatTime, h } from "./dom.js";
+import { icon } from "./icons.js";
 
 const GROUP_GAP_MS = 5 * 60 * 1000;
 
@@ -53,6 +54,7 @@ export class Thread {
     // banner coming or going, the message box growing, a message re-drawn)
     // keeps the newest message in view; once they scroll up, nothing moves.
     this.stuck = true;
+    this.waitTimer = null;
     this.observer = new IntersectionObserver((records) => this.observed(records), {
       root: scroller,
       threshold: [0, 0.5, 1],
@@ -170,6 +172,31 @@ export class Thread {
     entry.local = "failed";
     entry.error = detail;
     this.render(entry);
+  }
+
+  // Held back by the send budget: it goes by itself in `seconds`; until then
+  // the message says so, counting down, instead of a bare "Sending…".
+  waiting(id, seconds) {
+    const entry = this.entries.get(id);
+    if (!entry || !entry.local) return;
+    entry.local = "waiting";
+    entry.waitUntil = Date.now() + seconds * 1000;
+    this.render(entry);
+    if (!this.waitTimer) {
+      this.waitTimer = setInterval(() => {
+        let any = false;
+        for (const e of this.entries.values()) {
+          if (e.local !== "waiting") continue;
+          if (Date.now() >= e.waitUntil) e.local = "sending";
+          else any = true;
+          this.render(e);
+        }
+        if (!any) {
+          clearInterval(this.waitTimer);
+          this.waitTimer = null;
+        }
+      }, 1000);
+    }
   }
 
   retrying(id) {
@@ -343,7 +370,7 @@ export class Thread {
     const sentAt = new Date(msg.sent_at);
     const meta = h("div", { class: "msg__meta" });
     meta.append(
-      h("time", { datetime: msg.sent_at, title: formatFull(sentAt) }, entry.local === "sending" ? "" : formatTime(sentAt)),
+      h("time", { datetime: msg.sent_at, title: formatFull(sentAt) }, entry.local === "sending" || entry.local === "waiting" ? "" : formatTime(sentAt)),
     );
     if (msg.edited_at) meta.append(h("span", { class: "msg__edited", title: `Edited ${formatFull(new Date(msg.edited_at))}` }, "Edited"));
     if (mine) meta.append(h("span", { class: "msg__status" }, statusText(state)));
@@ -375,6 +402,11 @@ export class Thread {
       meta,
     ];
     if (entry.error) children.push(h("p", { class: "msg__error", role: "alert" }, entry.error));
+    if (entry.local === "waiting") {
+      const left = Math.max(1, Math.ceil((entry.waitUntil - Date.now()) / 1000));
+      children.push(h("p", { class: "msg__wait" },
+        `You are sending faster than we can take messages. This one goes out by itself in ${left} s.`));
+    }
     el.replaceChildren(...children);
   }
 
@@ -472,7 +504,7 @@ function attachmentList(attachments, files) {
           h("a", { href, target: "_blank", rel: "noopener", title: label, onclick: open }, img),
         );
       }
-      const content = [h("span", { class: "msg__file-name" }, a.name), h("span", { class: "msg__file-size" }, formatSize(a.size))];
+      const content = [icon("file"), h("span", { class: "msg__file-name" }, a.name), h("span", { class: "msg__file-size" }, formatSize(a.size))];
       return h(
         "li",
         { class: "msg__attachment msg__attachment--file" },
@@ -485,5 +517,5 @@ function attachmentList(attachments, files) {
 }
 
 function statusText(state) {
-  return { sending: "Sending…", failed: "Not sent", read: "Read" }[state] || "Sent";
+  return { sending: "Sending…", waiting: "Waiting to send", failed: "Not sent", read: "Read" }[state] || "Sent";
 }

@@ -1,6 +1,6 @@
 // Team workflow on the dashboard: who holds the open conversation, its
-// status and snooze, the first-response (SLA) clock, and the controls in
-// the conversation header (claim, assign, resolve, snooze).
+// status, snooze and labels, the first-response (SLA) clock, and the
+// controls in the conversation header (claim, assign, resolve, snooze, labels).
 //
 // Every change goes through the API; the answer (and, for every other
 // agent, the conversation.updated frame) redraws the page. Assignment is a
@@ -9,8 +9,14 @@
 
 import { api } from "./api.js";
 import { $, formatFull, formatWhen, h } from "./dom.js";
+import { icon } from "./icons.js";
 
 export const STATUS_LABELS = { open: "Open", pending: "Pending", snoozed: "Snoozed", resolved: "Resolved" };
+
+// A conversation's labels as chips (text only).
+export function labelChips(labels) {
+  return (labels || []).map((label) => h("li", { class: "label" }, label));
+}
 
 // "4:59", "2 h 5 min", "3 days": how long until the first reply is due.
 function formatLeft(ms) {
@@ -82,7 +88,20 @@ export class WorkflowBar {
       resolve: $("#wf-resolve"),
       snoozeMenu: $("#wf-snooze-menu"),
       snoozeAt: $("#wf-snooze-at"),
+      labels: $("#wf-labels"),
+      labelList: $("#wf-label-list"),
+      labelForm: $("#wf-label-form"),
+      labelInput: $("#wf-label-input"),
+      knownLabels: $("#known-labels"),
     };
+    this.el.labelForm.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const label = this.el.labelInput.value.trim();
+      if (!label) return;
+      this.run("add the label", "labels", { add: [label] }).then((ok) => {
+        if (ok) this.el.labelInput.value = "";
+      });
+    });
     this.el.claim.addEventListener("click", () => this.claim());
     this.el.assign.addEventListener("click", () => this.assign());
     // The agent's pick stays while live updates redraw the bar, until it is
@@ -123,8 +142,11 @@ export class WorkflowBar {
   }
 
   // The people to offer: the team, and whoever holds the open conversation.
+  // Two agents of one name (or none: both "Support") are told apart by their logins.
   choices(conv) {
-    const out = new Map(this.agents.map((a) => [a.id, a.name]));
+    const count = new Map();
+    for (const a of this.agents) count.set(a.name, (count.get(a.name) || 0) + 1);
+    const out = new Map(this.agents.map((a) => [a.id, count.get(a.name) > 1 && a.username ? `${a.name} (${a.username})` : a.name]));
     if (!out.has(this.me.id)) out.set(this.me.id, this.me.name);
     if (conv && conv.assignee && !out.has(conv.assignee.id)) out.set(conv.assignee.id, conv.assignee.name);
     return out;
@@ -150,6 +172,31 @@ export class WorkflowBar {
     el.assignTo.replaceChildren(...options);
     el.assignTo.value = picked;
     for (const b of [el.claim, el.assign, el.resolve]) b.disabled = this.busy;
+    const labels = conv.labels || [];
+    el.labels.replaceChildren(...labelChips(labels));
+    el.labels.hidden = labels.length === 0;
+    el.labelList.replaceChildren(
+      ...(labels.length
+        ? labels.map((label) =>
+            h(
+              "li",
+              { class: "label label--removable" },
+              h("span", {}, label),
+              h(
+                "button",
+                { type: "button", class: "label__remove", "aria-label": `Remove the label ${label}`, disabled: this.busy,
+                  onclick: () => this.run("remove the label", "labels", { remove: [label] }) },
+                icon("close"),
+              ),
+            ),
+          )
+        : [h("li", { class: "muted small" }, "No labels yet.")]),
+    );
+  }
+
+  // The labels in use, offered while typing one.
+  setKnownLabels(labels) {
+    this.el.knownLabels.replaceChildren(...labels.map((l) => h("option", { value: l.label })));
   }
 
   tick() {
@@ -160,13 +207,14 @@ export class WorkflowBar {
   // Run one command on the open conversation; a conflict says who holds it now.
   async run(what, path, body) {
     const conv = this.open();
-    if (!conv || this.busy) return;
+    if (!conv || this.busy) return false;
     const id = conv.customer_id;
     this.busy = true;
     this.render();
     try {
       const data = await api("POST", `/api/v1/conversations/${id}/${path}`, body);
       this.update(data.conversation);
+      return true;
     } catch (err) {
       if (CONFLICTS.has(err.code)) {
         const now = await this.refresh(id);
@@ -180,6 +228,7 @@ export class WorkflowBar {
       } else {
         this.showProblem(`Could not ${what}: ${err.message}`);
       }
+      return false;
     } finally {
       this.busy = false;
       this.render();
