@@ -374,6 +374,14 @@ def test_a_message_written_in_the_widget_reaches_the_agent_and_reading_anywhere_
         agent.context.close()
 
 
+def _shows_parley(frame: Any) -> bool:
+    """Whether a frame renders Parley's widget app (a refused frame cannot)."""
+    try:
+        return bool(frame.evaluate("() => document.getElementById('app') !== null"))
+    except Exception:  # an error page or a detached frame answers nothing
+        return False
+
+
 def test_an_origin_outside_the_allowed_ones_cannot_show_the_conversation(browser, stack, stranger_site):
     ada = stack.register_customer("Ada Elsewhere", "ada.elsewhere@example.com")
     context = browser.new_context(viewport=DESKTOP)
@@ -391,9 +399,14 @@ def test_an_origin_outside_the_allowed_ones_cannot_show_the_conversation(browser
           const f = document.createElement("iframe");
           f.id = "forced"; f.src = "{stack.url}/widget/frame/"; document.body.append(f);
         }}""")
-        wait_until(lambda: any(f.url.startswith("chrome-error://") for f in page.frames), "the frame was not refused")
-        assert not any(f.url.startswith(stack.url) for f in page.frames)
-        assert any("frame-ancestors" in line for line in console), console
+        # The browser reports the refusal; what it leaves in the frame differs
+        # between versions (an error page at chrome-error://, or the address
+        # with an empty document), so the test asks what matters: no frame on
+        # this page holds Parley's app.
+        wait_until(lambda: any("frame-ancestors" in line for line in console), f"the frame was not refused: {console}")
+        forced = page.frame_locator("#forced")
+        assert forced.locator("#app").count() == 0
+        assert not any(_shows_parley(f) for f in page.frames if f is not page.main_frame)
         assert page.evaluate("window.hostLog.ready") == 0
     finally:
         context.close()
