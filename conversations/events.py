@@ -136,7 +136,7 @@ class NoteAdded(DomainEvent):
     added_at: dt.datetime
 
 
-@event("ConversationLabelsChanged")
+@event("ConversationLabelsChanged", partitioned_by="customer_id")
 @dataclass(frozen=True)
 class ConversationLabelsChanged(DomainEvent):
     """An agent added or removed labels; ``labels`` is the whole set after it, sorted."""
@@ -149,7 +149,7 @@ class ConversationLabelsChanged(DomainEvent):
     at: dt.datetime
 
 
-@event("ConversationMarkedUnread")
+@event("ConversationMarkedUnread", partitioned_by="customer_id")
 @dataclass(frozen=True)
 class ConversationMarkedUnread(DomainEvent):
     """One agent wants to come back to this conversation: it counts as unread for them alone."""
@@ -159,7 +159,7 @@ class ConversationMarkedUnread(DomainEvent):
     at: dt.datetime
 
 
-@event("ConversationMarkedRead")
+@event("ConversationMarkedRead", partitioned_by="customer_id")
 @dataclass(frozen=True)
 class ConversationMarkedRead(DomainEvent):
     """The agent who marked the conversation unread opened it again."""
