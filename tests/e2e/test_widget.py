@@ -749,6 +749,8 @@ def test_files_and_search_work_in_the_widget_with_its_token_alone(browser, hosts
     # Search: the message found, the match marked.
     frame.locator("#chat-search summary").click()
     frame.get_by_role("searchbox", name="Search this conversation").fill("zeppelin")
+    # (the status line first: when it is not "1 result", it says what the server answered)
+    expect(frame.locator("#search-status")).to_have_text("1 result")
     result = frame.locator("#search-results .search-result")
     expect(result).to_have_count(1)
     expect(result.locator("mark")).to_have_text(["zeppelin"])
