@@ -492,6 +492,9 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
+        # Django's own default gives "django" a handler of its own (in debug mode), so
+        # each 4xx would be written twice: once there, once by the root's. Only the root's.
+        "django": {"handlers": [], "level": "INFO"},
         "django.db.backends": {"level": "WARNING"},
         # Its receive task logs a traceback a second while Redis is down; the
         # dispatcher and the fan-out log the outage once, and its end.
