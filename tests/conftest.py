@@ -8,8 +8,8 @@ With PARLEY_REQUIRE_SERVICES=1 (CI) a missing service fails the run.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 import socket
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
