@@ -5,13 +5,17 @@ Nothing here is written by hand per endpoint: the paths are api.urls' routes,
 the methods and audiences those of each view's ``api`` decorator, and the
 rest the ``@doc`` next to each view (api.http.Doc) with the shapes of
 api.schemas. Every error an operation can answer is listed under its status
-with the codes it can carry: the endpoint's own (``Doc.errors``) and those
-that follow from how it is called (authentication, CSRF, a JSON body,
-query and path parameters), added here from the same facts ``api`` acts on.
+with the codes it can carry (``x-error-codes``; the schema is always the one
+``Error``): the endpoint's own (``Doc.errors``) and those that follow from
+how it is called (authentication, CSRF, a JSON body, query and path
+parameters), added here from the same facts ``api`` acts on. The
+``webhooks`` section comes from api.webhook_docs' table.
 
-A route, or a method of one, without ``@doc`` makes ``build`` raise, and
-tests/integration/test_openapi.py fails, so an endpoint cannot be added
-without its documentation.
+A route, or a method of one, without ``@doc`` (or a ``@doc`` without an
+``operation_id``) makes ``build`` raise, and tests/integration/test_openapi.py
+fails, so an endpoint cannot be added without its documentation. Generated
+clients are the measure of the document: every object and enum is a named
+component, so generators name each type once (docs/api.md, "Generated clients").
 """
 
 from __future__ import annotations
