@@ -166,7 +166,7 @@ def operation(view: Callable[..., Any], d: Doc, path_names: list[str]) -> dict[s
         responses[str(status)] = {"description": HTTPStatus(status).phrase}
         if schema is not None:
             responses[str(status)]["content"] = _json(schema)
-        elif status in d.media:  # bytes of these types (a media type object without a schema: any content)
+        elif status in d.media:  # bytes of these types (a file: generators hand it over as bytes)
             responses[str(status)]["content"] = {media: {"schema": BINARY} for media in d.media[status]}
     by_status: dict[int, list[str]] = {}
     for status, code in _errors(view, d, param_errors):
