@@ -72,6 +72,8 @@ def test_the_python_client_generates_without_warnings_and_works(stack, served_do
     output = generate.stdout + generate.stderr
     assert "warning" not in output.lower() and "error" not in output.lower(), output
 
+    models = {p.stem for p in (tmp_path / "parley_client" / "models").glob("*.py")}
+    assert {"error", "conversation", "conversation_page", "conversation_written", "message_created_event"} <= models
     done = _run([bin_dir / "python", CLIENTS / "smoke.py"], cwd=tmp_path, env=_script_env(stack, PYTHONPATH=str(tmp_path)))
     seen = json.loads(done.stdout)
     _check_first_steps(seen, "Ada Lovelace")
@@ -86,6 +88,8 @@ def test_the_typescript_client_generates_compiles_strictly_and_works(stack, serv
     generate = _run([node_modules / ".bin" / "openapi-typescript", served_document, "-o", tmp_path / "schema.d.ts"],
                     cwd=tmp_path)
     assert "warn" not in (generate.stdout + generate.stderr).lower(), generate.stdout + generate.stderr
+    types = (tmp_path / "schema.d.ts").read_text()
+    assert "export interface webhooks" in types and '"message.created"' in types  # receivers get types too
     _run([node_modules / ".bin" / "tsc", "-p", "tsconfig.json"], cwd=tmp_path)
 
     done = _run(["node", tmp_path / "out" / "smoke.js"], cwd=tmp_path, env=_script_env(stack))
