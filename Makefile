@@ -5,13 +5,28 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: run test test-sqlite test-services bench lint clean
+.PHONY: run test test-sqlite test-services client-tools bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	touch $(STAMP)
+
+# The client generators that tests/e2e/test_generated_clients.py runs (Python and
+# Node packages, pinned in tests/e2e/clients/), apart from the project's .venv.
+TOOLS := .tools
+CLIENTS := tests/e2e/clients
+$(TOOLS)/.installed: $(CLIENTS)/requirements.txt $(CLIENTS)/package.json $(CLIENTS)/package-lock.json
+	rm -rf $(TOOLS) && mkdir -p $(TOOLS)/node
+	$(PYTHON) -m venv $(TOOLS)/python
+	$(TOOLS)/python/bin/python -m pip install --quiet -r $(CLIENTS)/requirements.txt
+	cp $(CLIENTS)/package.json $(CLIENTS)/package-lock.json $(TOOLS)/node/
+	cd $(TOOLS)/node && npm ci --no-audit --no-fund --silent
+	touch $@
+
+## Install the OpenAPI client generators (openapi-python-client, openapi-typescript) into .tools/.
+client-tools: $(TOOLS)/.installed
 
 .env:
 	$(BIN)/python scripts/make_env.py > .env.tmp && mv .env.tmp .env
@@ -41,7 +56,7 @@ test: $(STAMP)
 test-sqlite: $(STAMP)
 	env -u DATABASE_URL -u REDIS_URL -u PARLEY_REQUIRE_SERVICES $(PYTEST) -m "not e2e"
 
-test-services: $(STAMP)
+test-services: $(STAMP) $(TOOLS)/.installed
 	$(PYTEST)
 
 ## Benchmarks against PostgreSQL (DATABASE_URL, default the local test database).
@@ -55,4 +70,4 @@ lint: $(STAMP)
 	$(BIN)/python -m mypy kernel observability eventstore workers accounts attachments chat customers conversations readmodels realtime notifications outbound inbound api web project
 
 clean:
-	rm -rf $(VENV) .test-*.sqlite3* parley.sqlite3*
+	rm -rf $(VENV) $(TOOLS) .test-*.sqlite3* parley.sqlite3*

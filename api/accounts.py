@@ -11,7 +11,7 @@ from api.http import api, doc, field_str, json_body
 
 
 @api(["POST"], None)
-@doc("POST", "Log an agent in: an API token for a staff user's username and password", body="AgentCredentials",
+@doc("POST", "Log an agent in: an API token for a staff user's username and password", operation_id="logInAgent", body="AgentCredentials",
      responses={201: "AgentToken"}, errors=[(401, "invalid_credentials"), TooManyAttempts],
      description="Failed logins are throttled with the browser sign-in forms (`/accounts/login/`, `/admin/login/`), "
      f"which count in the same budgets: after {throttle.PAIR_FREE} failures from one client address on one username "
@@ -44,7 +44,7 @@ def agent_token(request: HttpRequest) -> JsonResponse:
 
 
 @api(["DELETE"], "agent")
-@doc("DELETE", "Revoke the agent token this request carries", responses={204: None}, errors=[(400, "no_token")],
+@doc("DELETE", "Revoke the agent token this request carries", operation_id="revokeAgentToken", responses={204: None}, errors=[(400, "no_token")],
      description="`400 no_token` when the agent is authenticated by a session, not a token.")
 def revoke_current_token(request: HttpRequest, principal: Principal) -> HttpResponse:
     """Revoke the bearer token this request carries."""
@@ -55,7 +55,7 @@ def revoke_current_token(request: HttpRequest, principal: Principal) -> HttpResp
 
 
 @api(["GET"], "agent")
-@doc("GET", "The team: every active agent, with who is online", responses={200: "AgentList"},
+@doc("GET", "The team: every active agent, with who is online", operation_id="listAgents", responses={200: "AgentList"},
      description="Every active staff user (the people a conversation can be assigned to), sorted by name; "
      "`online` while they have the dashboard open. `name` is what customers see; `username` (the login) is "
      "shown to agents only, to tell apart agents who chose no name.")
@@ -70,10 +70,10 @@ def _profile(p: profiles.Profile) -> dict[str, str]:
 
 
 @api(["GET", "PATCH"], "agent")
-@doc("GET", "The calling agent's profile", responses={200: "AgentProfile"},
+@doc("GET", "The calling agent's profile", operation_id="getMyAgentProfile", responses={200: "AgentProfile"},
      description="`name` is what customers and the team see: `display_name`, else the full name the admin "
      f"gave, else \"{profiles.TEAM_NAME}\". Never the login `username`.")
-@doc("PATCH", "Change the calling agent's display name", body="AgentProfileUpdate", responses={200: "AgentProfile"},
+@doc("PATCH", "Change the calling agent's display name", operation_id="updateMyAgentProfile", body="AgentProfileUpdate", responses={200: "AgentProfile"},
      errors=[InvalidDisplayName],
      description=f"`display_name`: up to {profiles.MAX_DISPLAY_NAME} characters after trimming (runs of spaces "
      "become one), printable text only (no control, formatting or line-separator characters); an empty string "

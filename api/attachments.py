@@ -38,18 +38,12 @@ DOWNLOAD_HEADERS = {
     "Vary": "Cookie, Authorization",
 }
 
-UPLOAD_BODY: dict[str, Any] = {
-    "type": "object",
-    "required": ["file"],
-    "properties": {"file": {"type": "string", "contentMediaType": "application/octet-stream",
-                            "description": "the file; its name is kept for display, its declared type is ignored"}},
-}
 DOWNLOAD_ERRORS = [(404, "not_found")]
 DOWNLOAD_SECURITY = ["customerToken", "customerCookie", "agentToken", "agentSession"]
 
 
 @api(["POST"], "any")
-@doc("POST", "Upload a file to send with a message", body=UPLOAD_BODY, body_media="multipart/form-data",
+@doc("POST", "Upload a file to send with a message", operation_id="uploadAttachment", body="AttachmentUpload", body_media="multipart/form-data",
      responses={201: "UploadedAttachment"},
      errors=[MissingFile, AttachmentTypeNotAllowed, AttachmentTooLarge, ImageTooLarge, RateLimited, (413, "body_too_large"),
              (400, "malformed_multipart"),
@@ -112,7 +106,7 @@ def _download_doc(media: list[str], description: str) -> dict[str, Any]:
 
 
 @api(["GET"], None)  # authenticated here: a caller who may not see the file gets 404, never 401 or 403
-@doc("GET", "Download an attachment", **_download_doc(
+@doc("GET", "Download an attachment", operation_id="downloadAttachment", **_download_doc(
     sorted(ALLOWED_TYPES),
     "The conversation's customer and the agents only; anyone else, signed in or not, gets 404. Images are "
     "served inline with their sniffed type, everything else as `Content-Disposition: attachment` (plain text "
@@ -123,7 +117,7 @@ def attachment_content(request: HttpRequest, attachment_id: str) -> FileResponse
 
 
 @api(["GET"], None)
-@doc("GET", "Download an image attachment's thumbnail", **_download_doc(
+@doc("GET", "Download an image attachment's thumbnail", operation_id="downloadAttachmentThumbnail", **_download_doc(
     ["image/jpeg", "image/png"],
     "At most 320×320 pixels, turned upright, without metadata (JPEG for JPEG images, PNG for the others); "
     "the `thumbnail_url` of a message's image attachment. Authorised like the attachment itself."))

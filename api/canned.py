@@ -52,9 +52,9 @@ def _draft(request: HttpRequest) -> canned.Draft:
 
 
 @api(["GET", "POST"], "agent")
-@doc("GET", "The team's saved replies", responses={200: "CannedResponseList"},
+@doc("GET", "The team's saved replies", operation_id="listCannedResponses", responses={200: "CannedResponseList"},
      description="Every saved reply, by shortcut: the composer offers them when an agent types `/`.")
-@doc("POST", "Save a reply for the team", body="CannedResponseCreate", responses={201: "CannedResponse"},
+@doc("POST", "Save a reply for the team", operation_id="createCannedResponse", body="CannedResponseCreate", responses={201: "CannedResponse"},
      errors=[*INVALID, ShortcutTaken], description="Every agent may use it; its author alone changes it. " + RULES)
 def canned_responses(request: HttpRequest, principal: Principal) -> JsonResponse:
     if request.method == "POST":
@@ -63,10 +63,10 @@ def canned_responses(request: HttpRequest, principal: Principal) -> JsonResponse
 
 
 @api(["PATCH", "DELETE"], "agent")
-@doc("PATCH", "Change a saved reply (its author only)", body="CannedResponseUpdate", path={"id": UUID_PATH},
+@doc("PATCH", "Change a saved reply (its author only)", operation_id="updateCannedResponse", body="CannedResponseUpdate", path={"id": UUID_PATH},
      responses={200: "CannedResponse"}, errors=[*INVALID, ShortcutTaken, NotAuthor, CannedResponseNotFound],
      description="Any of `shortcut`, `title` and `body`; the others stay. Another agent's is 403 `not_author`. " + RULES)
-@doc("DELETE", "Delete a saved reply (its author only)", path={"id": UUID_PATH}, responses={204: None},
+@doc("DELETE", "Delete a saved reply (its author only)", operation_id="deleteCannedResponse", path={"id": UUID_PATH}, responses={204: None},
      errors=[NotAuthor, CannedResponseNotFound])
 def canned_response(request: HttpRequest, principal: Principal, id: str) -> HttpResponse:
     canned_id = parse_uuid(id, "id")

@@ -17,7 +17,7 @@ from accounts.principals import Principal
 from accounts.sendbudget import charge_send
 from api.errors import ApiError
 from api.http import actor_of, api, doc, field_str, field_uuid, json_body, parse_uuid, query_int
-from api.schemas import CORRELATION_ID, UUID_PATH, integer, query
+from api.schemas import CORRELATION_ID, UUID_PATH, integer, query, ref
 from attachments.errors import AttachmentAlreadySent, UnknownAttachment
 from chat.commands import EditMessage, MarkMessageAsRead, SendMessage
 from chat.errors import (
@@ -137,8 +137,8 @@ async def _list_messages(request: HttpRequest, customer_id: uuid.UUID, *, with_n
 
 
 @api(["GET", "POST"], "customer")
-@doc("GET", "Sync the customer's conversation", **LIST)
-@doc("POST", "Send a message as the customer", **SEND)
+@doc("GET", "Sync the customer's conversation", operation_id="listMyMessages", **LIST)
+@doc("POST", "Send a message as the customer", operation_id="sendMessage", **SEND)
 async def messages(request: HttpRequest, principal: Principal) -> JsonResponse:
     """GET: sync the customer's conversation after a position. POST: send."""
     if request.method == "POST":
@@ -147,7 +147,7 @@ async def messages(request: HttpRequest, principal: Principal) -> JsonResponse:
 
 
 @api(["GET"], "customer")
-@doc("GET", "The customer's unread badge", params=[MIN_POSITION], responses={200: "Badge"},
+@doc("GET", "The customer's unread badge", operation_id="getBadge", params=[MIN_POSITION], responses={200: "Badge"},
      description="The number of agent messages the customer has not marked read, as of `position`.")
 async def badge(request: HttpRequest, principal: Principal) -> JsonResponse:
     await _min_position(request)
@@ -159,7 +159,7 @@ async def badge(request: HttpRequest, principal: Principal) -> JsonResponse:
 
 
 @api(["PATCH"], "any")
-@doc("PATCH", "Edit a message (its sender only)", body="EditMessage", params=[CORRELATION_ID],
+@doc("PATCH", "Edit a message (its sender only)", operation_id="editMessage", body="EditMessage", params=[CORRELATION_ID],
      path={"message_id": UUID_PATH}, responses={200: "Written"}, errors=[InvalidBody, NotSender, MessageNotFound],
      description="An edit to the same body appends nothing. Customers see only their own conversation.")
 def message_detail(request: HttpRequest, principal: Principal, message_id: str) -> JsonResponse:
@@ -171,7 +171,7 @@ def message_detail(request: HttpRequest, principal: Principal, message_id: str) 
 
 
 @api(["POST"], "any")
-@doc("POST", "Mark a message read (the receiving side only)", params=[CORRELATION_ID],
+@doc("POST", "Mark a message read (the receiving side only)", operation_id="markMessageRead", params=[CORRELATION_ID],
      path={"message_id": UUID_PATH}, responses={200: "ReadReceipt"}, errors=[NotReceiver, MessageNotFound],
      description="The customer marks agent messages, any agent customer messages; marking twice appends nothing.")
 def message_read(request: HttpRequest, principal: Principal, message_id: str) -> JsonResponse:
@@ -193,10 +193,10 @@ async def _known_customer(customer_id: str) -> uuid.UUID:
 
 
 @api(["GET", "POST"], "agent")
-@doc("GET", "Sync a customer's conversation, private notes included",
+@doc("GET", "Sync a customer's conversation, private notes included", operation_id="listConversationMessages",
      **{**LIST, "path": {"customer_id": UUID_PATH}, "errors": [CustomerNotFound], "responses": {200: "AgentMessagePage"},
         "description": LIST["description"] + " Private notes are items with `\"kind\": \"note\"`."})
-@doc("POST", "Send a message to a customer as an agent",
+@doc("POST", "Send a message to a customer as an agent", operation_id="sendAgentMessage",
      **{**SEND, "path": {"customer_id": UUID_PATH}, "errors": [*SEND["errors"], CustomerNotFound]})
 async def conversation_messages(request: HttpRequest, principal: Principal, customer_id: str) -> JsonResponse:
     cid = await _known_customer(customer_id)
@@ -205,15 +205,15 @@ async def conversation_messages(request: HttpRequest, principal: Principal, cust
     return await _list_messages(request, cid, with_notes=True)
 
 
-STATUS = query("status", {"enum": ["open", "pending", "snoozed", "resolved"]}, "Only conversations with this status.",
+STATUS = query("status", ref("ConversationStatus"), "Only conversations with this status.",
                [(400, "invalid_parameter")])
 ASSIGNEE = query("assignee", {"type": "string", "pattern": "^(me|none|[0-9]{1,20})$"},
                  "`me` (the caller's), `none` (unassigned) or an agent id.", [(400, "invalid_parameter")])
 LABEL = query("label", {"type": "string", "maxLength": MAX_LABEL_CHARS},
               "Only conversations with this label (any letter case).", [(400, "invalid_parameter")])
-AWAITING = query("awaiting_reply", {"enum": ["true"]}, "Only conversations whose customer spoke last.",
+AWAITING = query("awaiting_reply", {"type": "string", "const": "true"}, "Only conversations whose customer spoke last.",
                  [(400, "invalid_parameter")])
-UNREAD = query("unread", {"enum": ["true"]}, "Only conversations unread for the caller: a customer message no agent "
+UNREAD = query("unread", {"type": "string", "const": "true"}, "Only conversations unread for the caller: a customer message no agent "
                "has read, or marked unread by the caller.", [(400, "invalid_parameter")])
 BEFORE_ID = query("before_id", {"type": "string", "format": "uuid"},
                   "With `before`: the `customer_id` of the previous page's last conversation (so conversations with "
@@ -257,7 +257,7 @@ def _list_filters(request: HttpRequest, principal: Principal) -> selectors.ListF
 
 
 @api(["GET"], "agent")
-@doc("GET", "Conversations, newest activity first",
+@doc("GET", "Conversations, newest activity first", operation_id="listConversations",
      params=[CONVERSATION_LIMIT, BEFORE, BEFORE_ID, MIN_POSITION, *LIST_FILTERS], responses={200: "ConversationPage"},
      description="Every filter is answered by the server on every page: page on with `before` (and `before_id`) "
      "and the same filters. `marked_unread` says whether the caller marked the conversation unread.")
@@ -286,7 +286,7 @@ async def conversations(request: HttpRequest, principal: Principal) -> JsonRespo
 
 
 @api(["GET"], "agent")
-@doc("GET", "A conversation and the customer's contact details", path={"customer_id": UUID_PATH},
+@doc("GET", "A conversation and the customer's contact details", operation_id="getConversation", path={"customer_id": UUID_PATH},
      responses={200: "ConversationDetail"}, errors=[CustomerNotFound])
 async def conversation_detail(request: HttpRequest, principal: Principal, customer_id: str) -> JsonResponse:
     """The conversation row and the customer's contact details (read-only)."""

@@ -102,7 +102,7 @@ def _agent_id(data: dict[str, Any], name: str) -> str | None:
 
 
 @api(["POST"], "agent")
-@doc("POST", "Claim a conversation", **WRITE, errors=[AlreadyAssigned, ConversationNotFound],
+@doc("POST", "Claim a conversation", operation_id="claimConversation", **WRITE, errors=[AlreadyAssigned, ConversationNotFound],
      description="Assigns the conversation to the caller if nobody holds it (a claim of one's own conversation "
      "changes nothing); held by another agent, 409 `already_assigned`. Of agents claiming at once, exactly one wins.")
 def claim(request: HttpRequest, principal: Principal, customer_id: str) -> JsonResponse:
@@ -111,7 +111,7 @@ def claim(request: HttpRequest, principal: Principal, customer_id: str) -> JsonR
 
 
 @api(["POST"], "agent")
-@doc("POST", "Assign a conversation (compare-and-set)", **WRITE, body="AssignConversation",
+@doc("POST", "Assign a conversation (compare-and-set)", operation_id="assignConversation", **WRITE, body="AssignConversation",
      errors=[AssigneeChanged, AgentNotFound, ConversationNotFound],
      description="Assigns to `agent_id` (null: unassigns) if the current assignee is `expected_assignee`; "
      "otherwise 409 `assignee_changed` and nothing changes.")
@@ -124,7 +124,7 @@ def assign(request: HttpRequest, principal: Principal, customer_id: str) -> Json
 
 
 @api(["POST"], "agent")
-@doc("POST", "Set a conversation's status", **WRITE, body="ConversationStatus",
+@doc("POST", "Set a conversation's status", operation_id="setConversationStatus", **WRITE, body="ChangeConversationStatus",
      errors=[InvalidStatus, ConversationNotFound],
      description="`open`, `pending` or `resolved` (a snooze is `/snooze`). Resolving ends the waiting period. "
      "The same status again changes nothing.")
@@ -136,7 +136,7 @@ def status(request: HttpRequest, principal: Principal, customer_id: str) -> Json
 
 
 @api(["POST"], "agent")
-@doc("POST", "Snooze a conversation until a time", **WRITE, body="SnoozeConversation",
+@doc("POST", "Snooze a conversation until a time", operation_id="snoozeConversation", **WRITE, body="SnoozeConversation",
      errors=[InvalidSnooze, ConversationNotFound],
      description="The conversation is `snoozed` until `until` (in the future, within a year), then reopens, "
      "exactly once, also if no worker ran at that moment (then as soon as one runs). A customer message or "
@@ -155,7 +155,7 @@ def snooze(request: HttpRequest, principal: Principal, customer_id: str) -> Json
 
 
 @api(["POST"], "agent")
-@doc("POST", "Add a private note (agents only)", params=[CORRELATION_ID], path={"customer_id": UUID_PATH},
+@doc("POST", "Add a private note (agents only)", operation_id="addNote", params=[CORRELATION_ID], path={"customer_id": UUID_PATH},
      body="AddNote", responses={201: "NoteWritten", 200: "NoteWritten"},
      errors=[InvalidNote, NoteIdConflict, ConversationNotFound],
      description="A new `note_id` answers 201; the same id with the same body again 200 (nothing appended); "
@@ -185,7 +185,7 @@ def _labels(data: dict[str, Any], name: str) -> tuple[str, ...]:
 
 
 @api(["POST"], "agent")
-@doc("POST", "Add and remove a conversation's labels", **{**WRITE, "body": "ChangeLabels"},
+@doc("POST", "Add and remove a conversation's labels", operation_id="changeLabels", **{**WRITE, "body": "ChangeLabels"},
      errors=[InvalidLabel, TooManyLabels, ConversationNotFound, (400, "missing_field")],
      description="`add` and `remove` are lists of labels (either may be left out, not both). A label is 1 to "
      "32 letters, digits, `-` and `_`, starting with a letter or digit, kept in lower case (`VIP` is `vip`). "
@@ -201,10 +201,10 @@ def labels(request: HttpRequest, principal: Principal, customer_id: str) -> Json
 
 
 @api(["POST", "DELETE"], "agent")
-@doc("POST", "Mark a conversation unread for the caller", **WRITE, errors=[ConversationNotFound],
+@doc("POST", "Mark a conversation unread for the caller", operation_id="markConversationUnread", **WRITE, errors=[ConversationNotFound],
      description="The conversation counts as unread for the calling agent alone (`marked_unread` in their list, "
      "and in `?unread=true`), until they open it again (`DELETE`). Marking it twice changes nothing.")
-@doc("DELETE", "Clear the caller's unread mark (they opened the conversation)", **WRITE, errors=[ConversationNotFound],
+@doc("DELETE", "Clear the caller's unread mark (they opened the conversation)", operation_id="clearConversationUnread", **WRITE, errors=[ConversationNotFound],
      description="The dashboard sends it when the agent opens a conversation they marked unread. Without a mark, "
      "nothing changes.")
 def unread(request: HttpRequest, principal: Principal, customer_id: str) -> JsonResponse:
@@ -216,7 +216,7 @@ def unread(request: HttpRequest, principal: Principal, customer_id: str) -> Json
 
 
 @api(["GET"], "agent")
-@doc("GET", "Every label in use", responses={200: "LabelList"},
+@doc("GET", "Every label in use", operation_id="listLabels", responses={200: "LabelList"},
      description="Each label some conversation carries, with how many, sorted by label: the choices of the "
      "list's label filter.")
 def label_list(request: HttpRequest, principal: Principal) -> JsonResponse:

@@ -26,7 +26,7 @@ DETAILS_ERRORS = [(401, "invalid_integration_key"), (400, "invalid_name"), (400,
 
 
 @api(["POST"], None)
-@doc("POST", "Register a customer (or find them by external_id) and issue a customer token",
+@doc("POST", "Register a customer (or find them by external_id) and issue a customer token", operation_id="registerCustomer",
      body="CustomerRegistration", responses={201: "CustomerToken", 200: "CustomerToken"}, security=["integrationKey"],
      errors=[*DETAILS_ERRORS, (400, "invalid_external_id")],
      description="The same `external_id` again answers 200 with the same customer and a fresh token, and changes "
@@ -46,7 +46,7 @@ def customers(request: HttpRequest) -> JsonResponse:
 
 
 @api(["PATCH"], None)
-@doc("PATCH", "Change a customer's contact details", body="ContactDetailsUpdate", path={"customer_id": UUID_PATH},
+@doc("PATCH", "Change a customer's contact details", operation_id="updateCustomer", body="ContactDetailsUpdate", path={"customer_id": UUID_PATH},
      responses={200: "ContactDetails"}, security=["integrationKey"],
      errors=[*DETAILS_ERRORS, CustomerNotFound])
 def customer_detail(request: HttpRequest, customer_id: str) -> JsonResponse:

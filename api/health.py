@@ -90,7 +90,7 @@ def _consumers() -> dict[str, dict[str, Any]]:
 
 
 @api(["GET"], None)
-@doc("GET", "Whether this process can serve", responses={200: "Health", 503: "Health"}, security=[],
+@doc("GET", "Whether this process can serve", operation_id="getHealth", responses={200: "Health", 503: "Health"}, security=[],
      description="503 when the database or the channel layer does not answer, or events wait and no pipeline runs.")
 async def healthz(request: HttpRequest) -> JsonResponse:
     """200 when this process can serve; 503 when the database or the channel

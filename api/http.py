@@ -49,6 +49,8 @@ class Doc:
 
     method: str
     summary: str
+    # What generated clients call it: camelCase, a verb and its object (``claimConversation``). Required.
+    operation_id: str = ""
     description: str = ""
     body: Schema | None = None  # the request body (JSON, read with json_body, unless ``body_media`` says otherwise)
     body_media: str = "application/json"

@@ -47,7 +47,7 @@ def _read_body(request: HttpRequest) -> bytes:
 
 
 @api(["POST"], None)
-@doc("POST", "Deliver one customer message from an external channel", body="InboundMessage",
+@doc("POST", "Deliver one customer message from an external channel", operation_id="receiveInboundMessage", body="InboundMessage",
      responses={202: "InboundReceipt"}, security=["webhookSignature"],
      path={"source": {"schema": {"type": "string", "pattern": f"^[A-Za-z0-9_.-]{{1,{MAX_SOURCE_CHARS}}}$"},
                       "description": "a source configured in INBOUND_WEBHOOK_SECRETS"}},

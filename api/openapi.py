@@ -5,13 +5,17 @@ Nothing here is written by hand per endpoint: the paths are api.urls' routes,
 the methods and audiences those of each view's ``api`` decorator, and the
 rest the ``@doc`` next to each view (api.http.Doc) with the shapes of
 api.schemas. Every error an operation can answer is listed under its status
-with the codes it can carry: the endpoint's own (``Doc.errors``) and those
-that follow from how it is called (authentication, CSRF, a JSON body,
-query and path parameters), added here from the same facts ``api`` acts on.
+with the codes it can carry (``x-error-codes``; the schema is always the one
+``Error``): the endpoint's own (``Doc.errors``) and those that follow from
+how it is called (authentication, CSRF, a JSON body, query and path
+parameters), added here from the same facts ``api`` acts on. The
+``webhooks`` section comes from api.webhook_docs' table.
 
-A route, or a method of one, without ``@doc`` makes ``build`` raise, and
-tests/integration/test_openapi.py fails, so an endpoint cannot be added
-without its documentation.
+A route, or a method of one, without ``@doc`` (or a ``@doc`` without an
+``operation_id``) makes ``build`` raise, and tests/integration/test_openapi.py
+fails, so an endpoint cannot be added without its documentation. Generated
+clients are the measure of the document: every object and enum is a named
+component, so generators name each type once (docs/api.md, "Generated clients").
 """
 
 from __future__ import annotations
@@ -24,11 +28,14 @@ from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern
 
 from api.http import Doc, ErrorSpec, Schema, api, doc
-from api.schemas import AUDIENCE_SECURITY, COMPONENTS, SECURITY_SCHEMES, ref
+from api.schemas import AUDIENCE_SECURITY, COMPONENTS, SECURITY_SCHEMES, TIME, UUID, closed, ref
+from api.webhook_docs import WEBHOOKS, event_schema_name
+from api.webhook_docs import operation_id as webhook_operation_id
 
 OPENAPI_VERSION = "3.1.0"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -42,6 +49,7 @@ BODY_ERRORS = [
     (413, "body_too_large"), (415, "unsupported_media_type"),
 ]
 MISSING_FIELD = (400, "missing_field")
+BINARY = {"type": "string", "format": "binary", "description": "the file's bytes"}
 
 DESCRIPTION = """\
 Parley's HTTP API: customers (a customer token), agents (an agent token or
@@ -58,6 +66,7 @@ position it is current to; hand a read's position back as `after`, a
 write's as `min_position`. Never compute with positions.
 """
 
+OPERATION_ID = re.compile(r"[a-z][A-Za-z0-9]*")
 _ROUTE_PARAMETER = re.compile(r"<(?:(?P<converter>[^>:]+):)?(?P<name>\w+)>")
 
 
@@ -90,10 +99,13 @@ def _status_code(spec: ErrorSpec) -> tuple[int, str]:
 
 
 def _error_response(codes: list[str]) -> dict[str, Any]:
-    only = {"properties": {"error": {"properties": {"code": {"enum": codes}}}}}
+    """Every refusal has the one ``Error`` schema (so a generated client has one
+    error type); the codes this status can carry are listed beside it, not as an
+    enum of their own per operation."""
     return {
         "description": ", ".join(f"`{c}`" for c in codes),
-        "content": {"application/json": {"schema": {"allOf": [ref("Error"), only]}}},
+        "content": {"application/json": {"schema": ref("Error")}},
+        "x-error-codes": codes,
     }
 
 
@@ -135,8 +147,11 @@ def operation(view: Callable[..., Any], d: Doc, path_names: list[str]) -> dict[s
                    param_errors)
         for name in path_names
     ] + [_parameter(p, param_errors) for p in d.params]
+    if not OPERATION_ID.fullmatch(d.operation_id):
+        raise Undocumented(f"{view.__module__}.{view.__name__}: @doc({d.method!r}) needs an operation_id in camelCase "
+                           f"(a verb and its object, as claimConversation), not {d.operation_id!r}")
     op: dict[str, Any] = {
-        "operationId": f"{tag}_{view.__name__}_{d.method.lower()}",
+        "operationId": d.operation_id,
         "summary": d.summary,
         "tags": [tag],
     }
@@ -151,8 +166,8 @@ def operation(view: Callable[..., Any], d: Doc, path_names: list[str]) -> dict[s
         responses[str(status)] = {"description": HTTPStatus(status).phrase}
         if schema is not None:
             responses[str(status)]["content"] = _json(schema)
-        elif status in d.media:  # bytes of these types (a media type object without a schema: any content)
-            responses[str(status)]["content"] = {media: {} for media in d.media[status]}
+        elif status in d.media:  # bytes of these types (a file: generators hand it over as bytes)
+            responses[str(status)]["content"] = {media: {"schema": BINARY} for media in d.media[status]}
     by_status: dict[int, list[str]] = {}
     for status, code in _errors(view, d, param_errors):
         by_status.setdefault(status, []).append(code)
@@ -200,12 +215,61 @@ def build(patterns: Iterable[Any] | None = None) -> dict[str, Any]:
     ids = [op["operationId"] for item in paths.values() for op in item.values()]
     if len(ids) != len(set(ids)):
         raise Undocumented(f"operationIds are not unique: {sorted(ids)}")
+    schemas = copy.deepcopy(COMPONENTS)
+    webhooks = _webhooks(schemas)
     return {
         "openapi": OPENAPI_VERSION,
         "info": {"title": "Parley HTTP API", "version": "1", "description": DESCRIPTION},
+        "servers": [{"url": settings.PARLEY_PUBLIC_URL, "description": "this deployment (`PARLEY_PUBLIC_URL`)"}],
         "paths": paths,
-        "components": {"schemas": copy.deepcopy(COMPONENTS), "securitySchemes": copy.deepcopy(SECURITY_SCHEMES)},
+        "webhooks": webhooks,
+        "components": {"schemas": schemas, "securitySchemes": copy.deepcopy(SECURITY_SCHEMES)},
     }
+
+
+WEBHOOK_HEADERS = [
+    {"name": "webhook-id", "in": "header", "required": True, "schema": UUID,
+     "description": "The event's id (the body's `id`): the same on every retry, so a receiver can drop repeats."},
+    {"name": "webhook-timestamp", "in": "header", "required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"},
+     "description": "Unix seconds of this attempt; refuse one far from now (replays)."},
+    {"name": "webhook-signature", "in": "header", "required": True, "schema": {"type": "string"},
+     "description": "`v1,<base64 HMAC-SHA256>` of `<webhook-id>.<webhook-timestamp>.<raw body>` with the endpoint's "
+                    "secret (Standard Webhooks; several, space-separated, while a rotated secret overlaps)."},
+]
+
+WEBHOOK_RESPONSES = {
+    "200": {"description": "Any 2xx: delivered. Anything else, or no answer within 10 s, is retried with "
+                           "exponential backoff for up to 24 hours, with the same `webhook-id`."},
+    "410": {"description": "Gone: Parley disables the endpoint and sends it nothing more."},
+}
+
+
+def _webhooks(schemas: dict[str, Any]) -> dict[str, Any]:
+    """The ``webhooks`` section from api.webhook_docs' table, adding each type's
+    envelope schema (``MessageCreatedEvent``) to ``schemas``."""
+    webhooks: dict[str, Any] = {}
+    for name, hook in sorted(WEBHOOKS.items()):
+        if hook.data not in schemas:
+            raise KeyError(f"webhook {name!r}: no component schema {hook.data!r} in api.schemas")
+        envelope = event_schema_name(name)
+        schemas[envelope] = {
+            **closed(["id", "type", "timestamp", "data"], id=UUID, type={"type": "string", "const": name},
+                     timestamp=TIME, data=ref(hook.data)),
+            "description": f"The body of a `{name}` delivery.",
+        }
+        webhooks[name] = {"post": {
+            "operationId": webhook_operation_id(name),
+            "summary": hook.summary,
+            "description": hook.description + " POSTed to each endpoint subscribed to `" + name + "` "
+            "(`POST /api/v1/webhook-endpoints`), signed as Standard Webhooks says; events about one customer arrive "
+            "in log order.",
+            "tags": ["webhooks"],
+            "parameters": copy.deepcopy(WEBHOOK_HEADERS),
+            "requestBody": {"required": True, "content": {"application/json": {"schema": ref(envelope)}}},
+            "responses": copy.deepcopy(WEBHOOK_RESPONSES),
+            "security": [],
+        }}
+    return webhooks
 
 
 @functools.cache
@@ -220,6 +284,6 @@ def _document_json() -> bytes:
 
 
 @api(["GET"], None)
-@doc("GET", "This document (OpenAPI 3.1)", responses={200: "OpenApiDocument"}, security=[])
+@doc("GET", "This document (OpenAPI 3.1)", operation_id="getOpenApiDocument", responses={200: "OpenApiDocument"}, security=[])
 def openapi_json(request: HttpRequest) -> HttpResponse:
     return HttpResponse(_document_json(), content_type="application/json")

@@ -40,14 +40,14 @@ NOT_CONFIGURED = (404, "push_not_configured")
 
 
 @api(["GET"], None)
-@doc("GET", "The VAPID public key (applicationServerKey)", responses={200: "PushPublicKey"}, errors=[NOT_CONFIGURED])
+@doc("GET", "The VAPID public key (applicationServerKey)", operation_id="getPushPublicKey", responses={200: "PushPublicKey"}, errors=[NOT_CONFIGURED])
 def public_key(request: HttpRequest) -> JsonResponse:
     """The applicationServerKey for ``PushManager.subscribe()``."""
     return JsonResponse({"public_key": _public_key()})
 
 
 @api(["POST"], "customer")
-@doc("POST", "Register this device for push", body="PushSubscription",
+@doc("POST", "Register this device for push", operation_id="subscribePush", body="PushSubscription",
      responses={201: "PushSubscriptionId", 200: "PushSubscriptionId"},
      errors=[NOT_CONFIGURED, (400, "push_endpoint_not_allowed"), (400, "invalid_push_keys")],
      description="The same endpoint again answers 200 (and moves the device to this customer).")
@@ -69,7 +69,7 @@ def subscriptions(request: HttpRequest, principal: Principal) -> JsonResponse:
 
 
 @api(["DELETE"], "customer")
-@doc("DELETE", "Forget one of this customer's devices", responses={204: None},
+@doc("DELETE", "Forget one of this customer's devices", operation_id="unsubscribePush", responses={204: None},
      path={"subscription_id": {"schema": {"type": "string"}, "description": "not a UUID: 404"}},
      errors=[(404, "subscription_not_found")])
 def subscription_detail(request: HttpRequest, principal: Principal, subscription_id: str) -> HttpResponse:

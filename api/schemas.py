@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from api.webhook_docs import WEBHOOKS
 from chat.commands import MAX_ATTACHMENTS, MAX_BODY_CHARS
 
 
@@ -47,33 +48,34 @@ def optional_text(max_length: int, description: str = "") -> dict[str, Any]:
 #: What an attachment can be (attachments.sniff).
 ATTACHMENT_TYPES = ["application/pdf", "image/gif", "image/jpeg", "image/png", "image/webp", "text/plain"]
 
-#: The webhook event types an endpoint may subscribe to (outbound.types).
-WEBHOOK_TYPES = [
-    "conversation.sla_breached", "conversation.updated", "customer.updated", "message.created", "message.edited",
-    "message.read", "note.created",
-]
+#: The webhook event types an endpoint may subscribe to (outbound.types; a test keeps the two equal).
+WEBHOOK_TYPES = sorted(WEBHOOKS)
 
 COMPONENTS: dict[str, dict[str, Any]] = {
     "Error": {
-        **closed(["error"], error=closed(["code", "detail"], code={"type": "string"}, detail={"type": "string"})),
-        "description": "Every refusal: a stable `code` and a sentence for a person.",
+        **closed(["error"], error=ref("ErrorDetail")),
+        "description": "Every refusal (each 4xx of every operation): a stable `code` and a sentence for a person.",
     },
+    "ErrorDetail": closed(
+        ["code", "detail"],
+        code={"type": "string", "description": "snake_case and stable: each operation's responses list the codes "
+              "it can answer under each status (in the response's description and `x-error-codes`)"},
+        detail={"type": "string", "description": "a sentence for a person; it may change"},
+    ),
     # -- identity
     "AgentCredentials": {
         "type": "object",
         "required": ["username", "password"],
         "properties": {"username": text(150), "password": text(4096, format="password")},
     },
-    "AgentList": closed(
-        ["agents"],
-        agents={"type": "array", "items": closed(
-            ["id", "name", "online", "username"],
-            id={"type": "string", "description": "the agent's id (`agent_id` in assign)"},
-            name={"type": "string", "description": "what customers see (the profile's name)"},
-            online={"type": "boolean", "description": "has the dashboard open now"},
-            username={"type": "string", "description": "the login, for agents' eyes only"},
-        )},
+    "Agent": closed(
+        ["id", "name", "online", "username"],
+        id={"type": "string", "description": "the agent's id (`agent_id` in assign)"},
+        name={"type": "string", "description": "what customers see (the profile's name)"},
+        online={"type": "boolean", "description": "has the dashboard open now"},
+        username={"type": "string", "description": "the login, for agents' eyes only"},
     ),
+    "AgentList": closed(["agents"], agents={"type": "array", "items": ref("Agent")}),
     "AgentProfile": closed(
         ["id", "username", "display_name", "name"],
         id={"type": "string"},
@@ -111,28 +113,36 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         customer_id=UUID, name={"type": "string"}, email={"type": "string"}, phone={"type": "string"},
     ),
     # -- messages
+    "SenderKind": {"type": "string", "enum": ["customer", "agent"]},
     "Sender": closed(
         ["kind", "id", "name"],
-        kind={"enum": ["customer", "agent"]},
+        kind=ref("SenderKind"),
         id={"type": "string", "description": "the customer's UUID, or the agent's user id"},
         name={"type": "string", "description": "a customer's current name in the directory; an agent's current "
               "name (their profile's display name, never their login)"},
     ),
+    "AttachmentContentType": {"type": "string", "enum": ATTACHMENT_TYPES, "description": "read from the bytes at upload"},
     "Attachment": closed(
         ["attachment_id", "name", "content_type", "size", "url", "thumbnail_url"],
         attachment_id=UUID,
         name={"type": "string", "description": "the uploader's file name (show it as text)"},
-        content_type={"enum": ATTACHMENT_TYPES, "description": "read from the bytes at upload"},
+        content_type=ref("AttachmentContentType"),
         size={"type": "integer", "minimum": 1, "description": "bytes"},
         url={"type": "string", "description": "where the conversation's customer and agents download it "
              "(relative to this server; a cookie or bearer token authenticates)"},
         thumbnail_url={**nullable({"type": "string"}), "description": "an image's thumbnail (at most 320×320); "
                        "null for other files"},
     ),
+    "AttachmentUpload": {
+        "type": "object",
+        "required": ["file"],
+        "properties": {"file": {"type": "string", "format": "binary",
+                                "description": "the file; its name is kept for display, its declared type is ignored"}},
+    },
     "UploadedAttachment": closed(
         ["attachment_id", "name", "content_type", "size"],
         attachment_id={**UUID, "description": "name it in a send's `attachments` within 24 hours"},
-        name={"type": "string"}, content_type={"enum": ATTACHMENT_TYPES}, size={"type": "integer", "minimum": 1},
+        name={"type": "string"}, content_type=ref("AttachmentContentType"), size={"type": "integer", "minimum": 1},
     ),
     "Message": closed(
         ["message_id", "customer_id", "sender", "body", "sent_at", "edited_at", "read_at", "attachments", "position"],
@@ -174,6 +184,8 @@ COMPONENTS: dict[str, dict[str, Any]] = {
     ),
     "Assignee": closed(["id", "name"], id={"type": "string", "description": "the agent's user id"},
                        name={"type": "string"}),
+    "ConversationStatus": {"type": "string", "enum": ["open", "pending", "snoozed", "resolved"],
+                           "description": "`snoozed` only through `/snooze`; a customer message reopens any but `open`"},
     "Conversation": closed(
         ["customer_id", "customer_name", "last_message", "unread_for_agents", "awaiting_reply", "last_activity_at",
          "status", "assignee", "snoozed_until", "first_response_due_at", "sla_breached", "labels", "position"],
@@ -183,7 +195,7 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         unread_for_agents={"type": "integer", "minimum": 0},
         awaiting_reply={"type": "boolean", "description": "the customer spoke last"},
         last_activity_at=TIME,
-        status={"enum": ["open", "pending", "snoozed", "resolved"]},
+        status=ref("ConversationStatus"),
         assignee=nullable(ref("Assignee")),
         snoozed_until={**nullable(TIME), "description": "while snoozed: when it reopens"},
         first_response_due_at={**nullable(TIME),
@@ -208,8 +220,9 @@ COMPONENTS: dict[str, dict[str, Any]] = {
                                   "description": "the assignee the caller saw; null: unassigned"},
         },
     },
-    "ConversationStatus": {"type": "object", "required": ["status"],
-                           "properties": {"status": {"enum": ["open", "pending", "resolved"]}}},
+    "SettableConversationStatus": {"type": "string", "enum": ["open", "pending", "resolved"]},
+    "ChangeConversationStatus": {"type": "object", "required": ["status"],
+                                 "properties": {"status": ref("SettableConversationStatus")}},
     "SnoozeConversation": {"type": "object", "required": ["until"],
                            "properties": {"until": {"type": "string", "format": "date-time", "maxLength": 64}}},
     "ChangeLabels": {
@@ -238,8 +251,9 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         "type": "object",
         "properties": {"shortcut": text(200), "title": text(200), "body": text(20_000)},
     },
-    "LabelList": closed(["labels"], labels={"type": "array", "items": closed(
-        ["label", "conversations"], label={"type": "string"}, conversations={"type": "integer", "minimum": 1})}),
+    "LabelCount": closed(["label", "conversations"], label={"type": "string"},
+                         conversations={"type": "integer", "minimum": 1}),
+    "LabelList": closed(["labels"], labels={"type": "array", "items": ref("LabelCount")}),
     "AddNote": {
         "type": "object",
         "required": ["note_id", "body"],
@@ -264,15 +278,14 @@ COMPONENTS: dict[str, dict[str, Any]] = {
     "ConversationPage": closed(
         ["conversations", "position"], conversations={"type": "array", "items": ref("Conversation")}, position=POSITION,
     ),
+    "CustomerOrigin": {"type": "string", "enum": ["form", "api", "webhook"],
+                       "description": "how the customer came: the visitor form, POST /api/v1/customers, an inbound "
+                       "webhook"},
     "CustomerProfile": closed(
         ["customer_id", "name", "email", "phone", "external_id", "origin"],
         customer_id=UUID, name={"type": "string"}, email={"type": "string"}, phone={"type": "string"},
         external_id={"type": ["string", "null"]},
-        origin={
-            "type": ["string", "null"], "enum": ["form", "api", "webhook", None],
-            "description": "how the customer came: the visitor form, POST /api/v1/customers, an inbound webhook; "
-            "null when not known",
-        },
+        origin={**nullable(ref("CustomerOrigin")), "description": "null when not known"},
     ),
     "ConversationDetail": closed(
         ["conversation", "customer"],
@@ -280,10 +293,11 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         customer={**nullable(ref("CustomerProfile")), "description": "null until the directory has the customer"},
     ),
     # -- search
+    "SearchResultKind": {"type": "string", "enum": ["message", "customer"],
+                         "description": "what matched: a message's text, or a customer's name or email"},
     "SearchResult": closed(
         ["kind", "message", "customer_id", "customer_name", "highlight"],
-        kind={"enum": ["message", "customer"], "description": "what matched: a message's text, or a customer's name "
-              "or email"},
+        kind=ref("SearchResultKind"),
         message={**nullable(ref("Message")), "description": "the message that matched; null for a customer"},
         customer_id=UUID,
         customer_name={"type": "string"},
@@ -302,12 +316,13 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         "description": "`PushSubscription.toJSON()`",
         "properties": {
             "endpoint": text(4096, "an https URL of a known push service", format="uri"),
-            "keys": {
-                "type": "object",
-                "required": ["p256dh", "auth"],
-                "properties": {"p256dh": text(200), "auth": text(100)},
-            },
+            "keys": ref("PushSubscriptionKeys"),
         },
+    },
+    "PushSubscriptionKeys": {
+        "type": "object",
+        "required": ["p256dh", "auth"],
+        "properties": {"p256dh": text(200), "auth": text(100)},
     },
     "PushSubscriptionId": closed(["subscription_id"], subscription_id=UUID),
     # -- outbound webhooks
@@ -316,9 +331,11 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         "required": ["url", "events"],
         "properties": {
             "url": text(2048, "https; must not resolve to loopback, private or link-local addresses"),
-            "events": {"type": "array", "minItems": 1, "items": {"type": "string", "enum": WEBHOOK_TYPES}},
+            "events": {"type": "array", "minItems": 1, "items": ref("WebhookEventType")},
         },
     },
+    "WebhookEventType": {"type": "string", "enum": WEBHOOK_TYPES,
+                         "description": "what an endpoint subscribes to (the document's `webhooks` describe each)"},
     "WebhookEndpointSecret": closed(
         ["endpoint_id", "secret"], endpoint_id=UUID,
         secret={"type": "string", "description": "`whsec_<base64>`, shown once"},
@@ -330,6 +347,11 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         disabled={"type": "boolean", "description": "the receiver answered 410 Gone"},
         disabled_reason={"type": "string"},
     ),
+    "WebhookCustomer": closed(
+        ["customer_id", "name", "email", "phone", "external_id"],
+        customer_id=UUID, name={"type": "string"}, email={"type": "string"}, phone={"type": "string"},
+        external_id={"type": ["string", "null"], "description": "the host application's id, if it gave one"},
+    ),
     "WebhookEndpointList": closed(["endpoints"], endpoints={"type": "array", "items": ref("WebhookEndpoint")}),
     # -- inbound webhooks
     "InboundMessage": {
@@ -337,15 +359,16 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         "required": ["customer", "text"],
         "properties": {
             "event_id": optional_text(200, "the delivery's id, the same on every retry"),
-            "customer": {
-                "type": "object",
-                "required": ["external_id"],
-                "properties": {"external_id": text(160), "name": optional_text(200)},
-            },
+            "customer": ref("InboundCustomer"),
             "text": {"type": "string", "description": f"1 to {MAX_BODY_CHARS} characters after trimming"},
             "sent_at": {"type": ["string", "null"], "format": "date-time", "maxLength": 64,
                         "description": "RFC 3339 with an offset; default: when Parley stores it"},
         },
+    },
+    "InboundCustomer": {
+        "type": "object",
+        "required": ["external_id"],
+        "properties": {"external_id": text(160), "name": optional_text(200)},
     },
     "InboundReceipt": closed(
         ["message_id", "duplicate"],
@@ -380,21 +403,20 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         "properties": {
             "database": {"type": "string", "description": "`ok`, or `error: ...`"},
             "channel_layer": {"type": "string", "description": "`ok`, or `error: ...`"},
-            "realtime": {"type": "object", "required": ["source"], "properties": {"source": {"type": "string"}}},
-            "consumers": {
-                "type": "object",
-                "additionalProperties": {
-                    "type": "object",
-                    "required": ["position", "lag", "running"],
-                    "properties": {
-                        "position": POSITION,
-                        "lag": {"type": "integer", "minimum": 0},
-                        "owner": {"type": "string"},
-                        "lease_until": nullable({"type": "string"}),
-                        "running": {"type": "boolean"},
-                    },
-                },
-            },
+            "realtime": ref("RealtimeHealth"),
+            "consumers": {"type": "object", "additionalProperties": ref("ConsumerHealth")},
+        },
+    },
+    "RealtimeHealth": {"type": "object", "required": ["source"], "properties": {"source": {"type": "string"}}},
+    "ConsumerHealth": {
+        "type": "object",
+        "required": ["position", "lag", "running"],
+        "properties": {
+            "position": POSITION,
+            "lag": {"type": "integer", "minimum": 0},
+            "owner": {"type": "string"},
+            "lease_until": nullable({"type": "string"}),
+            "running": {"type": "boolean"},
         },
     },
     "OpenApiDocument": {"type": "object", "required": ["openapi", "info", "paths"], "description": "This document."},

@@ -61,7 +61,7 @@ async def _search(request: HttpRequest, customer_id: uuid.UUID | None) -> JsonRe
 
 
 @api(["GET"], "agent")
-@doc("GET", "Search messages and customers", params=[Q, LIMIT, MIN_POSITION], responses={200: "SearchResults"},
+@doc("GET", "Search messages and customers", operation_id="search", params=[Q, LIMIT, MIN_POSITION], responses={200: "SearchResults"},
      description="Messages (their current text) of every conversation, and customers by name and email. "
      + DESCRIPTION + " A customer found by name or email is a result of `kind` `customer` with `message` null. "
      "Private notes are not searched.")
@@ -70,7 +70,7 @@ async def search(request: HttpRequest, principal: Principal) -> JsonResponse:
 
 
 @api(["GET"], "customer")
-@doc("GET", "Search the customer's own conversation", params=[Q, LIMIT, MIN_POSITION],
+@doc("GET", "Search the customer's own conversation", operation_id="searchMyMessages", params=[Q, LIMIT, MIN_POSITION],
      responses={200: "SearchResults"},
      description="The messages (their current text) of the caller's own conversation, both sides. " + DESCRIPTION)
 async def messages_search(request: HttpRequest, principal: Principal) -> JsonResponse:

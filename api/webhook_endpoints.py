@@ -30,11 +30,11 @@ ENDPOINT_PATH = {"endpoint_id": {"schema": {"type": "string"}, "description": "n
 
 
 @api(["GET", "POST"], None)
-@doc("POST", "Register a webhook endpoint", body="WebhookEndpointRegistration", security=["integrationKey"],
+@doc("POST", "Register a webhook endpoint", operation_id="registerWebhookEndpoint", body="WebhookEndpointRegistration", security=["integrationKey"],
      responses={201: "WebhookEndpointSecret"},
      errors=[KEY, WebhookUrlNotAllowed, UnsupportedEventType, TooManyEndpoints, (400, "missing_field")],
      description="The secret is shown once. The URL must be https and resolve to public addresses only.")
-@doc("GET", "List the webhook endpoints (without secrets)", security=["integrationKey"],
+@doc("GET", "List the webhook endpoints (without secrets)", operation_id="listWebhookEndpoints", security=["integrationKey"],
      responses={200: "WebhookEndpointList"}, errors=[KEY])
 def endpoints(request: HttpRequest) -> JsonResponse:
     _require_integration_key(request)
@@ -52,7 +52,7 @@ def endpoints(request: HttpRequest) -> JsonResponse:
 
 
 @api(["DELETE"], None)
-@doc("DELETE", "Delete a webhook endpoint and its deliveries", security=["integrationKey"], path=ENDPOINT_PATH,
+@doc("DELETE", "Delete a webhook endpoint and its deliveries", operation_id="deleteWebhookEndpoint", security=["integrationKey"], path=ENDPOINT_PATH,
      responses={204: None}, errors=[KEY, EndpointNotFound])
 def endpoint_detail(request: HttpRequest, endpoint_id: str) -> HttpResponse:
     _require_integration_key(request)
@@ -61,7 +61,7 @@ def endpoint_detail(request: HttpRequest, endpoint_id: str) -> HttpResponse:
 
 
 @api(["POST"], None)
-@doc("POST", "Rotate an endpoint's secret", security=["integrationKey"], path=ENDPOINT_PATH,
+@doc("POST", "Rotate an endpoint's secret", operation_id="rotateWebhookSecret", security=["integrationKey"], path=ENDPOINT_PATH,
      responses={200: "WebhookEndpointSecret"}, errors=[KEY, EndpointNotFound],
      description="The new secret is shown once; for 24 hours deliveries carry a signature with each secret.")
 def rotate_secret(request: HttpRequest, endpoint_id: str) -> JsonResponse:

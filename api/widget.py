@@ -45,7 +45,7 @@ def widget_settings_body() -> dict[str, object]:
 
 
 @api(["GET"], None)
-@doc("GET", "The website widget's settings", responses={200: "WidgetSettings"}, security=[],
+@doc("GET", "The website widget's settings", operation_id="getWidgetSettings", responses={200: "WidgetSettings"}, security=[],
      description="No authentication, readable from any origin (CORS `*`, no credentials): the widget script on a "
      "host page reads it to draw the launcher and to say in the console when the page's origin is not one of "
      "`origins` (`PARLEY_WIDGET_ORIGINS`). `online` is true while an agent has the dashboard open.")
@@ -59,7 +59,7 @@ def widget(request: HttpRequest) -> JsonResponse:
 
 
 @api(["POST"], None)
-@doc("POST", "Start a conversation as a visitor (the widget's pre-chat form)", body="VisitorSignup",
+@doc("POST", "Start a conversation as a visitor (the widget's pre-chat form)", operation_id="signUpVisitor", body="VisitorSignup",
      responses={201: "CustomerToken"}, security=[],
      errors=[SIGNUP_DISABLED, (400, "invalid_name"), (400, "invalid_email"), RateLimited],
      description="The website widget's form for visitors the host site did not sign in: a name and an email "
@@ -95,7 +95,7 @@ def visitors(request: HttpRequest) -> JsonResponse:
 
 
 @api(["GET"], "customer")
-@doc("GET", "The customer a token speaks for (the widget's identity check)", responses={200: "WidgetIdentity"},
+@doc("GET", "The customer a token speaks for (the widget's identity check)", operation_id="getWidgetIdentity", responses={200: "WidgetIdentity"},
      errors=[CustomerNotFound],
      description="The widget asks it first with the token it was handed: 200 names the customer (the chat shows "
      "their name); 401 `invalid_token` or `token_expired` makes it ask the visitor to reload or sign in again.")

@@ -74,7 +74,7 @@ def parse(url: str) -> Target:
     except ValueError as exc:
         raise WebhookUrlNotAllowed(f"the URL cannot be parsed: {exc}") from None
     if parts.scheme not in ("https", "http"):
-        raise WebhookUrlNotAllowed("the URL must be https")
+        raise WebhookUrlNotAllowed("the URL must be https")  # no hint: no setting allows another scheme
     if "@" in parts.netloc:
         raise WebhookUrlNotAllowed("the URL must not carry user information")
     if parts.fragment or url.endswith("#"):
@@ -85,9 +85,15 @@ def parse(url: str) -> Target:
     port = port or (443 if parts.scheme == "https" else 80)
     insecure = f"{host}:{port}" in _insecure_hosts()
     if parts.scheme != "https" and not insecure:
-        raise WebhookUrlNotAllowed("the URL must be https")
+        raise WebhookUrlNotAllowed("the URL must be https" + local_hint(host, port))
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return Target(url, parts.scheme, host, port, path, insecure)
+
+
+def local_hint(host: str, port: int) -> str:
+    """How a developer allows a receiver on their own machine (the refusal is right in production)."""
+    return (f" (for a receiver in local development, add {host}:{port} to WEBHOOK_INSECURE_HOSTS in .env "
+            "and restart)")
 
 
 def _insecure_hosts() -> set[str]:
@@ -125,7 +131,8 @@ def addresses(target: Target, resolve: Resolver | None = None) -> list[str]:
     for address in found:
         why = forbidden(address)
         if why is not None:
-            raise WebhookUrlNotAllowed(f"the host {target.host!r} resolves to {why}")
+            raise WebhookUrlNotAllowed(f"the host {target.host!r} resolves to a forbidden address: {why}"
+                                       + local_hint(target.host, target.port))
     return found
 
 

@@ -16,10 +16,16 @@ body Twisted cannot parse is answered with an empty 400 that Parley never
 sees, not the API's error shape. ``leave_bodies_to_django`` turns that
 parsing off (Twisted's ``parsePOSTFormSubmission``), so Django alone
 parses bodies, with its limits and its errors.
+
+Reason phrases: Daphne passes only the status to Twisted, whose table of
+phrases stops at 1999's codes, so a 429 went out as ``429 Unknown Status``.
+``name_every_status`` adds the phrase of every status Python's
+``http.HTTPStatus`` knows (the ones Django uses) that Twisted's table lacks.
 """
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
 
@@ -55,3 +61,12 @@ def leave_bodies_to_django() -> None:
 
     WebRequest.__init__ = __init__  # type: ignore[method-assign]
     WebRequest._parley_raw_bodies = True  # type: ignore[attr-defined]
+
+
+def name_every_status() -> None:
+    try:
+        from twisted.web import http
+    except ImportError:  # not running under Daphne
+        return
+    for status in HTTPStatus:
+        http.RESPONSES.setdefault(status.value, status.phrase.encode("ascii"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -138,8 +139,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     # A file, not :memory:, so that threads in tests share one database; one
-    # per test process, so that runs side by side do not clobber each other.
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / f".test-{os.getpid()}.sqlite3")}
+    # per test process, so that runs side by side do not clobber each other;
+    # in the temporary folder, so that no run leaves a file (its WAL and
+    # shared-memory files beside it) in the checkout.
+    DATABASES["default"]["TEST"] = {"NAME": str(Path(tempfile.gettempdir()) / f"parley-test-{os.getpid()}.sqlite3")}
 else:
     DATABASES["default"]["TEST"] = {"NAME": f"{DATABASES['default']['NAME']}_parley_{os.getpid()}"}
     # One pool per process (psycopg_pool through Django): a request or a
@@ -492,6 +495,9 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
+        # Django's own default gives "django" a handler of its own (in debug mode), so
+        # each 4xx would be written twice: once there, once by the root's. Only the root's.
+        "django": {"handlers": [], "level": "INFO"},
         "django.db.backends": {"level": "WARNING"},
         # Its receive task logs a traceback a second while Redis is down; the
         # dispatcher and the fan-out log the outage once, and its end.

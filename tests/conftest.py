@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
@@ -38,6 +39,22 @@ def pytest_configure(config: pytest.Config) -> None:
         problems.append(f"Redis unreachable at {redis}")
     if problems:
         raise pytest.UsageError("PARLEY_REQUIRE_SERVICES=1 but " + "; ".join(problems))
+
+
+@pytest.hookimpl(trylast=True)  # after the session's fixtures (pytest-django's database) are torn down
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """pytest-django deletes the SQLite test database's file but not the WAL and
+    shared-memory files beside it (journal_mode=WAL): delete them too, so a run
+    leaves nothing in the checkout."""
+    from django.conf import settings
+
+    if not settings.configured or settings.DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+        return
+    name = settings.DATABASES["default"].get("TEST", {}).get("NAME")
+    if not name:
+        return
+    for suffix in ("-wal", "-shm", "-journal"):
+        Path(name + suffix).unlink(missing_ok=True)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,8 +27,23 @@ from api.http import api, doc
 from api.openapi import Undocumented, build, document, openapi_path
 from inbound import signatures
 from notifications.vapid import b64url_encode, generate_vapid_keys
+from outbound import types as outbound_types
+from outbound.models import WebhookDelivery
+from project.bootstrap import workflow
 from tests.conftest import new_id
+from tests.integration.webhook_support import (
+    deliver_until,
+    edits,
+    integration,
+    reads,
+    receiver,  # noqa: F401  (fixture)
+    register,
+    run_pipeline,
+    says,
+    worker,
+)
 from tests.support import files
+from workers import timers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -93,8 +109,8 @@ def test_every_operation_documents_a_success_and_its_errors_with_the_error_schem
             for status, response in op["responses"].items():
                 if int(status) >= 400 and int(status) != 503:
                     schema = response["content"]["application/json"]["schema"]
-                    assert schema["allOf"][0] == {"$ref": "#/components/schemas/Error"}, where
-                    assert schema["allOf"][1]["properties"]["error"]["properties"]["code"]["enum"], where
+                    assert schema == {"$ref": "#/components/schemas/Error"}, where
+                    assert response["x-error-codes"], where
             if op["security"]:  # authenticated: a refusal of the credentials is documented
                 # (downloads tell a caller who may not see the file only 404, whoever they are)
                 refusal = "404" if template.startswith("/api/v1/attachments/{attachment_id}/") else "401"
@@ -118,10 +134,74 @@ def test_a_route_or_method_without_documentation_fails_the_build():
         build([*urls.urlpatterns, path("api/v1/new/<str:thing_id>", api(["GET"], "any")(plain))])
 
 
+def test_an_operation_without_an_operation_id_a_person_chose_fails_the_build():
+    def view(request, principal):
+        return JsonResponse({})
+
+    unnamed = api(["GET"], "agent")(doc("GET", "Something")(view))
+    with pytest.raises(Undocumented, match="needs an operation_id"):
+        build([path("api/v1/thing", unnamed)])
+    snake = api(["GET"], "agent")(doc("GET", "Something", operation_id="get_thing")(view))
+    with pytest.raises(Undocumented, match="needs an operation_id"):
+        build([path("api/v1/thing", snake)])
+
+
+def test_operation_ids_are_unique_camel_case_verbs():
+    spec = build()
+    ids = [op["operationId"] for item in [*spec["paths"].values(), *spec["webhooks"].values()] for op in item.values()]
+    assert len(ids) == len(set(ids))
+    assert all(re.fullmatch(r"[a-z]+[A-Z][A-Za-z0-9]*|search", i) for i in ids), ids
+    ops = {(m, p): op["operationId"] for p, item in spec["paths"].items() for m, op in item.items()}
+    assert ops["post", "/api/v1/customers"] == "registerCustomer"
+    assert ops["post", "/api/v1/conversations/{customer_id}/claim"] == "claimConversation"
+    assert ops["get", "/api/v1/badge"] == "getBadge"
+
+
+def test_the_servers_are_the_public_url(settings):
+    settings.PARLEY_PUBLIC_URL = "https://support.example.com"
+    assert [s["url"] for s in build()["servers"]] == ["https://support.example.com"]
+
+
+def _walk(node: Any, where: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], dict[str, Any]]]:
+    """Every JSON object of the document, with the keys that lead to it."""
+    if isinstance(node, dict):
+        yield where, node
+        for key, value in node.items():
+            yield from _walk(value, (*where, str(key)))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _walk(value, (*where, str(i)))
+
+
+def test_every_enum_and_object_is_a_named_component_schema():
+    """So a generator names each after its component (one ConversationStatus, not
+    one per place it is used), and no two generated types collide."""
+    spec = build()
+    for where, node in _walk(spec):
+        top_level_schema = len(where) == 3 and where[:2] == ("components", "schemas")
+        if "enum" in node:
+            assert top_level_schema, f"an inline enum at {'/'.join(where)}: make it a component schema"
+        if "properties" in node and where[-1] != "properties":  # a schema with properties (not a property named so)
+            assert top_level_schema, f"an inline object at {'/'.join(where)}: make it a component schema"
+    enums = [tuple(s["enum"]) for s in spec["components"]["schemas"].values() if "enum" in s]
+    assert len(enums) == len(set(enums)), "two enum components with the same values"
+
+
+def test_every_outbound_webhook_type_has_an_entry_in_the_webhooks_section():
+    """A new type in outbound.types without a row in api/webhook_docs.py fails here."""
+    spec = build()
+    assert set(spec["webhooks"]) == set(outbound_types.TYPES)
+    assert spec["components"]["schemas"]["WebhookEventType"]["enum"] == sorted(outbound_types.TYPES)
+    for name, item in spec["webhooks"].items():
+        envelope = item["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+        schema = spec["components"]["schemas"][envelope]
+        assert schema["properties"]["type"] == {"type": "string", "const": name}
+        assert {p["name"] for p in item["post"]["parameters"]} == {"webhook-id", "webhook-timestamp", "webhook-signature"}
+
+
 def test_the_errors_that_follow_from_authentication_and_the_body_are_added_to_each_operation():
     responses = build()["paths"]["/api/v1/messages"]["post"]["responses"]
-    codes = {s: r["content"]["application/json"]["schema"]["allOf"][1]["properties"]["error"]["properties"]["code"]["enum"]
-             for s, r in responses.items() if int(s) >= 400}
+    codes = {s: r["x-error-codes"] for s, r in responses.items() if int(s) >= 400}
     assert set(codes["401"]) == {"not_authenticated", "invalid_token", "token_expired"}
     assert set(codes["403"]) == {"forbidden", "csrf_failed"}
     assert {"malformed_json", "invalid_json", "missing_field", "invalid_field", "invalid_body"} <= set(codes["400"])
@@ -143,10 +223,15 @@ class Conformance:
         self.seen: set[tuple[str, str, int]] = set()
 
     def validator(self, template: str, method: str, status: int) -> jsonschema.Draft202012Validator:
+        """The response's schema; for a refusal, also only the codes it lists (``x-error-codes``)."""
         pointer = "/".join(part.replace("~", "~0").replace("/", "~1") for part in
                            ["paths", template, method, "responses", str(status), "content", "application/json", "schema"])
+        schema: dict[str, Any] = {"$ref": f"urn:parley-openapi#/{pointer}"}
+        codes = self.spec["paths"][template][method]["responses"][str(status)].get("x-error-codes")
+        if codes:
+            schema = {"allOf": [schema, {"properties": {"error": {"properties": {"code": {"enum": codes}}}}}]}
         return jsonschema.Draft202012Validator(
-            {"$ref": f"urn:parley-openapi#/{pointer}"}, registry=self.registry,
+            schema, registry=self.registry,
             format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER,
         )
 
@@ -448,3 +533,39 @@ def test_real_answers_of_every_operation_conform_to_the_document(conformance, ma
     every = {(p, m) for p, item in c.spec["paths"].items() for m in item}
     answered = {(p, m) for p, m, status in c.seen if status < 300}
     assert every - answered == set(), "operations this test never saw succeed: add them above"
+
+
+# -- outbound webhooks against the document's ``webhooks`` -------------------------------------
+
+
+def test_real_deliveries_of_every_webhook_type_conform_to_the_webhooks_section(receiver, client, customer, agent,
+                                                                                settings):
+    settings.PARLEY_FIRST_RESPONSE_SECONDS = 60
+    register(client, receiver, sorted(outbound_types.TYPES))
+    asked = says(customer, "Where is my order?")
+    edits(customer, asked, "Where is my order #42?")
+    answer = says(customer, "On its way", agent=agent)
+    reads(customer, answer)
+    assert integration(client, "patch", f"/api/v1/customers/{customer.id}", {"name": "Ada King"}).status_code == 200
+    base = f"/api/v1/conversations/{customer.id}"
+    assert agent.post(f"{base}/notes", {"note_id": new_id(), "body": "VIP"}).status_code == 201
+    says(customer, "Hello??")  # a new waiting period: its first-response timer breaches below
+    assert agent.post(f"{base}/status", {"status": "pending"}).status_code == 200
+    run_pipeline()
+    workflow().catch_up()
+    assert timers.fire_due(now=datetime.now(timezone.utc) + timedelta(hours=1)) == 1
+    run_pipeline()
+    sent = WebhookDelivery.objects.count()
+    assert sent >= len(outbound_types.TYPES)
+    deliver_until(worker(), receiver, sent)
+
+    spec = build()
+    registry = Registry().with_resource("urn:parley-openapi", Resource.from_contents(spec, default_specification=DRAFT202012))
+    bodies = [r.body for r in receiver.accepted()]
+    assert {b["type"] for b in bodies} == set(outbound_types.TYPES)
+    for body in bodies:
+        schema = spec["webhooks"][body["type"]]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        validator = jsonschema.Draft202012Validator(
+            {"$ref": "urn:parley-openapi#" + schema["$ref"].removeprefix("#")}, registry=registry,
+            format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+        validator.validate(body)

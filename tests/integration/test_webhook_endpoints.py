@@ -44,6 +44,20 @@ def test_urls_that_could_reach_inside_are_refused_and_nothing_is_stored(client, 
     assert WebhookEndpoint.objects.count() == 0
 
 
+def test_a_local_receiver_is_refused_with_the_setting_that_allows_it_in_development(client, settings):
+    r = integration(client, "post", EPS, {"url": "http://127.0.0.1:9000/hooks", "events": ["message.created"]})
+    assert r.status_code == 400, r.content
+    assert r.json()["error"]["detail"] == ("the URL must be https (for a receiver in local development, add "
+                                           "127.0.0.1:9000 to WEBHOOK_INSECURE_HOSTS in .env and restart)")
+    r = integration(client, "post", EPS, {"url": "https://127.0.0.1:9443/hooks", "events": ["message.created"]})
+    assert r.json()["error"]["detail"] == (
+        "the host '127.0.0.1' resolves to a forbidden address: 127.0.0.1 is a loopback address (for a receiver in "
+        "local development, add 127.0.0.1:9443 to WEBHOOK_INSECURE_HOSTS in .env and restart)")
+    settings.WEBHOOK_INSECURE_HOSTS = ["127.0.0.1:9000"]
+    r = integration(client, "post", EPS, {"url": "http://127.0.0.1:9000/hooks", "events": ["message.created"]})
+    assert r.status_code == 201, r.content
+
+
 def test_a_name_resolving_to_any_private_address_is_refused():
     def resolve(host, port):
         return ["93.184.215.14", "10.0.0.7"]

@@ -16,7 +16,7 @@ from project.bootstrap import pipeline
 from realtime.dispatcher import stop_dispatchers
 from tests.conftest import new_id
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
+pytestmark = pytest.mark.django_db(transaction=True)  # async tests: asyncio_mode = "auto" (pyproject.toml)
 
 
 @pytest.fixture(autouse=True)
