@@ -49,7 +49,7 @@ ATTACHMENT_TYPES = ["application/pdf", "image/gif", "image/jpeg", "image/png", "
 
 #: The webhook event types an endpoint may subscribe to (outbound.types).
 WEBHOOK_TYPES = [
-    "conversation.sla_breached", "conversation.updated", "customer.updated", "message.created", "message.edited",
+    "conversation.rated", "conversation.sla_breached", "conversation.updated", "customer.updated", "message.created", "message.edited",
     "message.read", "note.created",
 ]
 
@@ -176,7 +176,8 @@ COMPONENTS: dict[str, dict[str, Any]] = {
                        name={"type": "string"}),
     "Conversation": closed(
         ["customer_id", "customer_name", "last_message", "unread_for_agents", "awaiting_reply", "last_activity_at",
-         "status", "assignee", "snoozed_until", "first_response_due_at", "sla_breached", "labels", "position"],
+         "status", "assignee", "snoozed_until", "first_response_due_at", "sla_breached", "labels", "rating",
+         "position"],
         customer_id=UUID,
         customer_name={"type": "string"},
         last_message={**nullable(ref("LastMessage")), "description": "null while no message was written"},
@@ -190,9 +191,29 @@ COMPONENTS: dict[str, dict[str, Any]] = {
                                "description": "while the customer waits for a first reply (with a target configured)"},
         sla_breached={"type": "boolean", "description": "the current waiting period passed its first-response target"},
         labels={"type": "array", "items": {"type": "string"}, "description": "sorted, lower case"},
+        rating={**nullable(ref("Rating")), "description": "the customer's last rating; null if never rated"},
         marked_unread={"type": "boolean", "description": "the calling agent marked it unread (HTTP answers to "
                        "agents only: frames and webhooks, which every agent or the host application shares, leave "
                        "it out; `conversation.unread` frames announce it)"},
+        position=POSITION,
+    ),
+    "Rating": closed(
+        ["score", "comment", "rated_at"], score={"type": "integer", "minimum": 1, "maximum": 5},
+        comment={"type": "string", "maxLength": 2000, "description": "plain text; empty when none was given"},
+        rated_at=TIME,
+    ),
+    "RateConversation": {
+        "type": "object", "required": ["score"],
+        "properties": {
+            "score": {"type": "integer", "minimum": 1, "maximum": 5},
+            "comment": text(2000, "optional; at most 2000 characters after stripping"),
+            "customer_id": {**UUID, "description": "optional: the conversation meant (it must be the caller's own)"},
+        },
+    },
+    "RatingPrompt": closed(
+        ["asked", "rating", "position"],
+        asked={"type": "boolean", "description": "the conversation is resolved: the customer may rate it"},
+        rating={**nullable(ref("Rating")), "description": "the rating of the current resolved period, if any"},
         position=POSITION,
     ),
     "ConversationWritten": closed(

@@ -32,6 +32,7 @@ from conversations.events import (
     ConversationLabelsChanged,
     ConversationMarkedRead,
     ConversationMarkedUnread,
+    ConversationRated,
     ConversationReopened,
     ConversationSnoozed,
     ConversationStatusChanged,
@@ -188,6 +189,7 @@ def badge(row: Row | None, customer_id: uuid.UUID, delta: int, r: RecordedEvent)
 WORKFLOW_DEFAULTS: dict[str, Any] = {
     "status": "open", "assignee_id": None, "assignee_name": "", "snoozed_until": None,
     "first_response_due_at": None, "sla_breached": False, "labels": [],
+    "rating": None,
 }
 
 
@@ -257,7 +259,14 @@ def workflow(conv: Row | None, r: RecordedEvent) -> Row:
         return {**conv, "sla_breached": True}
     if isinstance(e, ConversationLabelsChanged):
         return {**conv, "labels": sorted(e.labels)}
+    if isinstance(e, ConversationRated):
+        return {**conv, "rating": rating(e)}
     raise TypeError(f"not a workflow event: {e!r}")
+
+
+def rating(e: ConversationRated) -> dict[str, Any]:
+    """A rating as a conversation carries it (the last one counts)."""
+    return {"score": e.score, "comment": e.comment, "rated_at": e.at.isoformat()}
 
 
 # -- labels and per-agent marks ----------------------------------------------------------

@@ -67,6 +67,8 @@ class Conversation(models.Model):
     sla_breached = models.BooleanField(default=False)
     #: The conversation's labels, sorted (ConversationLabel holds them again, to filter by).
     labels = models.JSONField(default=list)
+    #: The customer's last rating: {"score", "comment", "rated_at"}, or None.
+    rating = models.JSONField(null=True, default=None)
     tx = models.BigIntegerField()
     position = models.BigIntegerField()
 
