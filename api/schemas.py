@@ -113,7 +113,7 @@ COMPONENTS: dict[str, dict[str, Any]] = {
     # -- messages
     "Sender": closed(
         ["kind", "id", "name"],
-        kind={"enum": ["customer", "agent"]},
+        kind={"enum": ["customer", "agent", "system"], "description": "system: Parley itself (the away reply)"},
         id={"type": "string", "description": "the customer's UUID, or the agent's user id"},
         name={"type": "string", "description": "a customer's current name in the directory; an agent's current "
               "name (their profile's display name, never their login)"},
@@ -380,11 +380,20 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         greeting={"type": "string", "description": "`PARLEY_WIDGET_GREETING`: the first words a customer reads"},
         color={"type": "string", "pattern": "^#[0-9a-f]{6}$", "description": "`PARLEY_WIDGET_COLOR`"},
         online={"type": "boolean", "description": "an agent has the dashboard open now"},
-        business_hours={"type": "null", "description": "opening hours: always null until Parley knows them"},
+        business_hours={**nullable(ref("BusinessHoursNow")),
+                        "description": "null when no business hours are configured (`PARLEY_BUSINESS_HOURS`)"},
         reply_time=nullable({"type": "string", "description": "`PARLEY_WIDGET_REPLY_TIME`, for a person"}),
         visitor_signup={"type": "boolean", "description": "visitors the host did not sign in may start a chat"},
         origins={"type": "array", "items": {"type": "string"},
                  "description": "`PARLEY_WIDGET_ORIGINS`: the host sites that may embed the widget"},
+    ),
+    "BusinessHoursNow": closed(
+        ["open", "next_opening", "next_opening_text"],
+        open={"type": "boolean", "description": "the team is within its business hours now"},
+        next_opening={**nullable(TIME), "description": "now when open; else when the team opens next (null: "
+                      "no opening within 400 days)"},
+        next_opening_text=nullable({"type": "string", "description": "while closed: the next opening for a person, "
+                                    "in the team's time zone (`tomorrow at 09:00 CET`)"}),
     ),
     "VisitorSignup": {
         "type": "object",

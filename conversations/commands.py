@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass
 
 from conversations.errors import InvalidComment, InvalidLabel, InvalidNote, InvalidScore
+from conversations.hours import BusinessHours
 from kernel.text import is_storable_text
 
 MAX_NOTE_CHARS = 4000
@@ -117,6 +118,8 @@ class RecordCustomerMessage:
     first_response: dt.timedelta | None
     #: The message's position in the log.
     position: int = 0
+    #: The team's opening hours: the first response is due after ``first_response`` of them (None: always open).
+    hours: BusinessHours | None = None
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,8 @@ class RecordAgentReply:
     customer_id: uuid.UUID
     message_id: uuid.UUID
     sent_at: dt.datetime
+    #: The team's opening hours: the wait is counted in them (None: always open).
+    hours: BusinessHours | None = None
 
 
 @dataclass(frozen=True)

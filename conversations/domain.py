@@ -61,6 +61,7 @@ from conversations.events import (
     ReopenedBecause,
     Status,
 )
+from conversations.hours import business_seconds
 from eventstore.events import DomainEvent
 
 #: The statuses an agent sets directly (snoozed comes with a time: Snooze).
@@ -248,14 +249,20 @@ class Conversation:
                 previous_status=self.status.value, cause_id=cmd.message_id, at=now,
             ))
         if self.period_id is None:
-            due = cmd.sent_at + cmd.first_response if cmd.first_response is not None else None
+            due = None
+            if cmd.first_response is not None:
+                due = cmd.hours.add(cmd.sent_at, cmd.first_response) if cmd.hours else cmd.sent_at + cmd.first_response
             out.append(FirstResponseClockStarted(
                 customer_id=self.customer_id, message_id=cmd.message_id, since=cmd.sent_at, due_at=due,
             ))
         return out
 
     def record_agent_reply(self, cmd: RecordAgentReply, now: dt.datetime) -> list[DomainEvent]:
-        return self._stop_clock(cmd.message_id, now)
+        if self.period_id is None or self.waiting_since is None:
+            return []
+        waited = business_seconds(cmd.hours, self.waiting_since, now)
+        return [FirstResponseClockStopped(customer_id=self.customer_id, period_id=self.period_id,
+                                          message_id=cmd.message_id, at=now, business_seconds=waited)]
 
     def assign_on_reply(self, cmd: AssignOnReply, now: dt.datetime) -> list[DomainEvent]:
         """The replying agent takes a conversation nobody holds, whatever its

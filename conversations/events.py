@@ -112,6 +112,10 @@ class FirstResponseClockStopped(DomainEvent):
     #: The agent's reply, or None when the conversation was resolved.
     message_id: uuid.UUID | None
     at: dt.datetime
+    #: For a reply: how long the customer waited, counted in business hours
+    #: (all of the time when none are configured). None for a resolution, and
+    #: in events written before business hours existed.
+    business_seconds: float | None = None
 
 
 @event("FirstResponseSlaBreached", partitioned_by="customer_id")

@@ -7,6 +7,7 @@ after the first paint comes from the public API and the websocket.
 
 from __future__ import annotations
 
+import datetime as dt
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from accounts import ratelimit
 from accounts.principals import agent_display_name
 from accounts.tokens import InvalidCustomerToken, verify_link_token
+from conversations.away import away_status, business_hours
 from customers.services import CustomerError, CustomerNotFound, customer_get, customer_register
 from web.forms import StartChatForm
 from web.identity import cookie_customer_id, forget_customer, remember_customer, remember_new_customer
@@ -81,7 +83,9 @@ def chat(request: HttpRequest) -> HttpResponse:
         "socketPath": "/ws/v1/",
         "pushModule": static("notifications/push.js"),
     }
-    return render(request, "web/chat.html", {"customer": customer, "config": config})
+    away = away_status(business_hours(), dt.datetime.now(dt.timezone.utc))
+    return render(request, "web/chat.html", {"customer": customer, "config": config,
+                                             "away": away if away and not away["open"] else None})
 
 
 def _cross_site(request: HttpRequest) -> bool:

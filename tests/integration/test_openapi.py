@@ -348,6 +348,14 @@ def test_real_answers_of_every_operation_conform_to_the_document(conformance, ma
     labelled = check(agent.post(f"{base}/labels", {"add": ["VIP", "billing"]}, content_type="application/json"),
                      wf + "labels", "post", 200)
     assert labelled["conversation"]["labels"] == ["billing", "vip"]
+    rate = "/api/v1/rating"
+    check(customer.post(rate, {"score": 5}, content_type="application/json"), rate, "post", 400)  # not resolved
+    check(agent.post(f"{base}/status", {"status": "resolved"}, content_type="application/json"), wf + "status", "post", 200)
+    check(customer.post(rate, {"score": 5, "comment": "Thanks"}, content_type="application/json"), rate, "post", 201)
+    check(customer.post(rate, {"score": 5, "comment": "Thanks"}, content_type="application/json"), rate, "post", 200)
+    check(customer.post(rate, {"score": 9}, content_type="application/json"), rate, "post", 400)
+    assert check(customer.get(rate), rate, "get", 200)["rating"]["score"] == 5
+    check(agent.post(rate, {"score": 5}, content_type="application/json"), rate, "post", 403)
     check(agent.post(f"{base}/labels", {"add": ["no spaces"]}, content_type="application/json"), wf + "labels", "post", 400)
     check(agent.post(f"{base}/labels", {}, content_type="application/json"), wf + "labels", "post", 400)
     check(agent.post(f"{convs}/{new_id()}/labels", {"add": ["vip"]}, content_type="application/json"),
