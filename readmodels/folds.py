@@ -219,9 +219,11 @@ def conversation(conv: Row | None, r: RecordedEvent, *, message: Row | None, age
         assert message is not None
         if conv is None:
             conv = {**WORKFLOW_DEFAULTS, "customer_id": e.customer_id, "unread_for_agents": 0}
+        # Parley's own away reply answers nobody: the customer still waits for the team.
+        awaiting = conv["awaiting_reply"] if e.sender_kind == SenderKind.SYSTEM else e.sender_kind == SenderKind.CUSTOMER
         conv = {
             **conv, "last_message": last_message_summary(message), "last_activity_at": e.sent_at,
-            "awaiting_reply": e.sender_kind == SenderKind.CUSTOMER,
+            "awaiting_reply": awaiting,
         }
     elif conv is None:
         return None
