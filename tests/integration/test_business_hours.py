@@ -17,7 +17,6 @@ from django.core.management import call_command
 from django.test import Client
 
 from accounts.tokens import issue_chat_link_token
-
 from conversations.away import away_message_id
 from eventstore.events import Cursor
 from eventstore.store import EventStore
