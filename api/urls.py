@@ -14,6 +14,7 @@ from api import (
     openapi,
     push,
     ratings,
+    reports,
     search,
     webhook_endpoints,
     widget,
@@ -54,6 +55,9 @@ urlpatterns = [
     path("api/v1/rating", ratings.rating),
     path("api/v1/canned-responses", canned.canned_responses),
     path("api/v1/canned-responses/<str:id>", canned.canned_response),
+    # reports
+    path("api/v1/reports/summary", reports.summary),
+    path("api/v1/reports/daily", reports.daily),
     # search
     path("api/v1/search", search.search),
     # push

@@ -41,6 +41,7 @@ from conversations.events import (
     FirstResponseSlaBreached,
     NoteAdded,
 )
+from conversations.hours import BusinessHours, business_seconds
 from customers.events import ContactDetailsChanged, CustomerRegistered, EmailUnsubscribed
 from eventstore.events import RecordedEvent
 
@@ -340,3 +341,80 @@ def search(r: RecordedEvent) -> Row | None:
         return {"key": customer_entry_key(e.customer_id), "kind": "customer", "customer_id": e.customer_id,
                 "message_id": None, "text": customer_text(e.name, e.email), "tx": r.tx, "position": r.position}
     return None
+
+
+# -- reports: the facts a report adds up --------------------------------------------------
+
+#: The event types the reports fold reads.
+REPORT_EVENT_TYPES = frozenset({
+    "MessageSent", "ConversationAssigned", "ConversationStatusChanged", "FirstResponseClockStarted",
+    "FirstResponseClockStopped", "FirstResponseSlaBreached", "ConversationRated",
+})
+#: Facts counted (value 1, one per event) and facts measured (keyed by what they measure).
+COUNTED = ("started", "resolved", "customer_message", "agent_message", "sla_breach")
+MEASURED = ("first_response", "resolution", "rating")
+
+
+@dataclass(frozen=True)
+class ReportClock:
+    """How reports read time: days in the team's time zone, durations in its business hours."""
+
+    zone: dt.tzinfo
+    hours: BusinessHours | None = None
+
+    def day(self, at: dt.datetime) -> dt.date:
+        return at.astimezone(self.zone).date()
+
+
+def report(state: Row | None, r: RecordedEvent, clock: ReportClock, *, replier: str | None = None
+           ) -> tuple[Row, list[Row]]:
+    """One conversation's report state after ``r``, and the facts ``r`` adds (or replaces).
+
+    ``replier``: for an agent's first response, who wrote the reply (its
+    timeline row's sender). Facts are attributed to the agent who wrote (a
+    message, a first response) or resolved, and otherwise to the
+    conversation's assignee at the time (a customer's message, a start, a
+    rating, a breach).
+    """
+    e: Any = r.event
+    cid = e.customer_id
+    s: Row = dict(state) if state is not None else {
+        "customer_id": cid, "open_since": None, "waiting_since": None, "assignee_id": "", "resolutions": 0}
+    s.update(tx=r.tx, position=r.position)
+    facts: list[Row] = []
+
+    def fact(kind: str, at: dt.datetime, agent: str, value: float = 1.0, key: str | None = None) -> None:
+        facts.append({"key": key or f"{kind}:{r.position}", "customer_id": cid, "kind": kind, "day": clock.day(at),
+                      "agent_id": agent or "", "value": value, "tx": r.tx, "position": r.position})
+
+    if isinstance(e, MessageSent):
+        if e.sender_kind == SenderKind.CUSTOMER:
+            if s["open_since"] is None:
+                s["open_since"] = e.sent_at
+                fact("started", e.sent_at, s["assignee_id"])
+            fact("customer_message", e.sent_at, s["assignee_id"])
+        elif e.sender_kind == SenderKind.AGENT:
+            fact("agent_message", e.sent_at, e.sender_id)
+    elif isinstance(e, ConversationAssigned):
+        s["assignee_id"] = e.assignee_id or ""
+    elif isinstance(e, FirstResponseClockStarted):
+        s["waiting_since"] = e.since
+    elif isinstance(e, FirstResponseClockStopped):
+        if e.message_id is not None and s["waiting_since"] is not None:
+            waited = e.business_seconds if e.business_seconds is not None else business_seconds(
+                clock.hours, s["waiting_since"], e.at)
+            fact("first_response", e.at, replier or "", waited, key=f"first_response:{cid}:{e.period_id}")
+        s["waiting_since"] = None
+    elif isinstance(e, FirstResponseSlaBreached):
+        fact("sla_breach", e.at, s["assignee_id"])
+    elif isinstance(e, ConversationStatusChanged) and e.status == "resolved":
+        s["resolutions"] += 1
+        resolver = e.actor.removeprefix("agent:") if e.actor.startswith("agent:") else s["assignee_id"]
+        fact("resolved", e.at, resolver)
+        if s["open_since"] is not None:
+            fact("resolution", e.at, resolver, business_seconds(clock.hours, s["open_since"], e.at),
+                 key=f"resolution:{cid}:{s['resolutions']}")
+        s["open_since"] = None
+    elif isinstance(e, ConversationRated):
+        fact("rating", e.at, s["assignee_id"], float(e.score), key=f"rating:{cid}:{e.resolution}")
+    return s, facts

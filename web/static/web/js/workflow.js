@@ -13,16 +13,15 @@ import { icon } from "./icons.js";
 
 export const STATUS_LABELS = { open: "Open", pending: "Pending", snoozed: "Snoozed", resolved: "Resolved" };
 
-// A conversation's last rating as a tag: "★ 4/5", its comment as the tooltip (text only).
+// A conversation's last rating as a tag: "Rated 4/5", its comment as the tooltip (text only).
 export function ratingTag(conv, big = false) {
   const rating = conv.rating;
   if (!rating) return null;
   return h(
     "span",
     { class: `tag tag--rating${big ? "" : " tag--small"}`, title: rating.comment || null, dataset: { score: rating.score } },
-    h("span", { "aria-hidden": "true" }, "\u2605 "),
-    `${rating.score}/5`,
-    h("span", { class: "visually-hidden" }, ` rated by the customer${rating.comment ? `: ${rating.comment}` : ""}`),
+    `Rated ${rating.score}/5`,
+    h("span", { class: "visually-hidden" }, ` by the customer${rating.comment ? `: ${rating.comment}` : ""}`),
   );
 }
 
