@@ -273,6 +273,9 @@ class ReportsProjection(Projection):
 
     def want(self, events: Sequence[RecordedEvent], unit: Unit) -> None:
         unit.want(ReportConversation, (_customer(r) for r in events))
+        # The reply that ended a waiting period names who answered; it may be in an earlier batch.
+        unit.want(TimelineMessage, (r.event.message_id for r in events  # type: ignore[attr-defined]
+                                    if r.event_type == "FirstResponseClockStopped" and r.event.message_id is not None))  # type: ignore[attr-defined]
         self._clock = report_clock()  # read once a batch: the settings of a running process do not change
 
     def apply(self, r: RecordedEvent, unit: Unit, facts: Facts) -> None:
