@@ -53,6 +53,27 @@ WEBHOOK_TYPES = [
     "message.read", "note.created",
 ]
 
+SPREAD = closed(["count", "p50", "p90"], count={"type": "integer", "minimum": 0},
+                p50=nullable({"type": "number"}), p90=nullable({"type": "number"}))
+#: The figures of a report, of the team, an agent or a day (readmodels.reports).
+REPORT_FIGURES: dict[str, Any] = {
+    "conversations": {"type": "integer", "minimum": 0,
+                      "description": "conversations started: a customer's message to a conversation not open already"},
+    "resolved": {"type": "integer", "minimum": 0},
+    "messages": closed(["customer", "agent"], customer={"type": "integer"}, agent={"type": "integer"}),
+    "first_response_seconds": {**SPREAD, "description": "an agent's first reply, in business seconds"},
+    "resolution_seconds": {**SPREAD, "description": "from the start to the resolution, in business seconds"},
+    "rating": closed(["count", "average", "distribution"], count={"type": "integer"},
+                     average=nullable({"type": "number"}),
+                     distribution={"type": "object", "additionalProperties": {"type": "integer"},
+                                   "description": "ratings per score, \"1\" to \"5\""}),
+    "sla_breaches": {"type": "integer", "minimum": 0},
+}
+REPORT_RANGE: dict[str, Any] = {
+    "from": {"type": "string", "format": "date"}, "to": {"type": "string", "format": "date"},
+    "agent": nullable({"type": "string", "description": "the agent the report is limited to"}),
+}
+
 COMPONENTS: dict[str, dict[str, Any]] = {
     "Error": {
         **closed(["error"], error=closed(["code", "detail"], code={"type": "string"}, detail={"type": "string"})),
@@ -216,32 +237,15 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         rating={**nullable(ref("Rating")), "description": "the rating of the current resolved period, if any"},
         position=POSITION,
     ),
-    "Spread": closed(["count", "p50", "p90"], count={"type": "integer", "minimum": 0},
-                     p50=nullable({"type": "number"}), p90=nullable({"type": "number"})),
-    "ReportFigures": closed(
-        ["conversations", "resolved", "messages", "first_response_seconds", "resolution_seconds", "rating",
-         "sla_breaches"],
-        conversations={"type": "integer", "minimum": 0, "description": "conversations started (a customer's "
-                       "message to a conversation not open already)"},
-        resolved={"type": "integer", "minimum": 0},
-        messages=closed(["customer", "agent"], customer={"type": "integer"}, agent={"type": "integer"}),
-        first_response_seconds={**ref("Spread"), "description": "an agent's first reply, in business seconds"},
-        resolution_seconds={**ref("Spread"), "description": "from the start to the resolution, in business seconds"},
-        rating=closed(["count", "average", "distribution"], count={"type": "integer"},
-                      average=nullable({"type": "number"}),
-                      distribution={"type": "object", "additionalProperties": {"type": "integer"},
-                                    "description": "ratings per score, \"1\" to \"5\""}),
-        sla_breaches={"type": "integer", "minimum": 0},
+    "ReportSummary": closed(
+        ["from", "to", "agent", *REPORT_FIGURES, "by_agent"], **REPORT_RANGE, **REPORT_FIGURES,
+        by_agent={"type": "array", "items": closed(
+            ["agent", *REPORT_FIGURES], agent=ref("Assignee"), **REPORT_FIGURES)},
     ),
-    "ReportSummary": {"allOf": [ref("ReportFigures")], "type": "object", "required": ["from", "to", "agent", "by_agent"],
-                      "properties": {"from": {"type": "string", "format": "date"},
-                                     "to": {"type": "string", "format": "date"}, "agent": nullable({"type": "string"}),
-                                     "by_agent": {"type": "array", "items": {"allOf": [ref("ReportFigures")],
-                                                                             "type": "object", "required": ["agent"]}}}},
     "ReportDaily": closed(
-        ["from", "to", "agent", "days"], **{"from": {"type": "string", "format": "date"}},
-        to={"type": "string", "format": "date"}, agent=nullable({"type": "string"}),
-        days={"type": "array", "items": {"allOf": [ref("ReportFigures")], "type": "object", "required": ["day"]}},
+        ["from", "to", "agent", "days"], **REPORT_RANGE,
+        days={"type": "array", "items": closed(["day", *REPORT_FIGURES], day={"type": "string", "format": "date"},
+                                               **REPORT_FIGURES)},
     ),
     "ConversationWritten": closed(
         ["conversation", "position"], conversation=ref("Conversation"),

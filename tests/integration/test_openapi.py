@@ -356,6 +356,9 @@ def test_real_answers_of_every_operation_conform_to_the_document(conformance, ma
     check(customer.post(rate, {"score": 9}, content_type="application/json"), rate, "post", 400)
     assert check(customer.get(rate), rate, "get", 200)["rating"]["score"] == 5
     check(agent.post(rate, {"score": 5}, content_type="application/json"), rate, "post", 403)
+    for report in ("/api/v1/reports/summary", "/api/v1/reports/daily"):
+        check(agent.get(report), report, "get", 200)
+        check(agent.get(report, {"from": "2026-02-01", "to": "2026-01-01"}), report, "get", 400)
     check(agent.post(f"{base}/labels", {"add": ["no spaces"]}, content_type="application/json"), wf + "labels", "post", 400)
     check(agent.post(f"{base}/labels", {}, content_type="application/json"), wf + "labels", "post", 400)
     check(agent.post(f"{convs}/{new_id()}/labels", {"add": ["vip"]}, content_type="application/json"),
