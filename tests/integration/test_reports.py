@@ -100,3 +100,21 @@ def test_bad_ranges_and_unknown_agents_are_refused_clearly(agent, params, code):
 
 def test_reports_are_for_agents_only(customer):
     assert customer.get("/api/v1/reports/summary").status_code == 403
+
+
+def test_the_reports_page_draws_its_charts_and_tables_and_refuses_a_reversed_range_plainly(seeded, client):
+    from django.contrib.auth import get_user_model
+
+    client.force_login(get_user_model().objects.get(username="grace"))
+    page = client.get("/agent/reports/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert html.count("<svg class=\"chart__svg\"") == 3 and 'id="tile-conversations">2<' in html
+    assert "4.5 of 5 (2)" in html and "Grace" in html and "Linus" in html
+    reversed_range = client.get("/agent/reports/", {"from": "2026-02-01", "to": "2026-01-01"})
+    assert reversed_range.status_code == 400 and "comes after the last one" in reversed_range.content.decode()
+    assert client.get("/agent/reports/", {"from": "soon"}).status_code == 400
+
+
+def test_the_reports_page_is_for_agents_only(client):
+    assert client.get("/agent/reports/").status_code == 302  # to the sign-in page
