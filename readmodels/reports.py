@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,67 +33,124 @@ def percentile(values: list[float], p: float) -> float | None:
     return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
 
 
+@dataclass(frozen=True)
+class Measured:
+    """The measured values of one kind in one group: how many, their sum, two percentiles, the ratings' spread."""
+
+    count: int = 0
+    total: float = 0.0
+    p50: float | None = None
+    p90: float | None = None
+    scores: tuple[int, int, int, int, int] = (0, 0, 0, 0, 0)
+
+    @classmethod
+    def of(cls, values: list[float]) -> Measured:
+        counts = tuple(sum(1 for v in values if v == score) for score in range(1, 6))
+        return cls(len(values), sum(values), percentile(values, 50), percentile(values, 90), counts)  # type: ignore[arg-type]
+
+
 @dataclass
 class Figures:
     """What a report says of one group of facts (the team, an agent, a day)."""
 
     counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    values: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    measured: dict[str, Measured] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
-        ratings = self.values["rating"]
+        rating = self.measured.get("rating", Measured())
         return {
             "conversations": self.counts["started"],
             "resolved": self.counts["resolved"],
             "messages": {"customer": self.counts["customer_message"], "agent": self.counts["agent_message"]},
-            "first_response_seconds": _spread(self.values["first_response"]),
-            "resolution_seconds": _spread(self.values["resolution"]),
+            "first_response_seconds": _spread(self.measured.get("first_response", Measured())),
+            "resolution_seconds": _spread(self.measured.get("resolution", Measured())),
             "rating": {
-                "count": len(ratings),
-                "average": round(sum(ratings) / len(ratings), 2) if ratings else None,
-                "distribution": {str(score): sum(1 for v in ratings if v == score) for score in range(1, 6)},
+                "count": rating.count,
+                "average": round(rating.total / rating.count, 2) if rating.count else None,
+                "distribution": {str(score): rating.scores[score - 1] for score in range(1, 6)},
             },
             "sla_breaches": self.counts["sla_breach"],
         }
 
 
-def _spread(values: list[float]) -> dict[str, Any]:
+def _spread(m: Measured) -> dict[str, Any]:
     def rounded(v: float | None) -> float | None:
         return round(v, 1) if v is not None else None
 
-    return {"count": len(values), "p50": rounded(percentile(values, 50)), "p90": rounded(percentile(values, 90))}
+    return {"count": m.count, "p50": rounded(m.p50), "p90": rounded(m.p90)}
 
 
-def _rows(first: dt.date, last: dt.date, agent: str | None) -> Iterable[tuple[Any, ...]]:
-    """(day, kind, agent id, count, None) per group of counted facts, then (day, kind, agent id, None, value) per measured one."""
-    table = ReportFact._meta.db_table
+def _where(first: dt.date, last: dt.date, agent: str | None) -> tuple[str, list[Any]]:
     where, params = "day >= %s AND day <= %s", [first.isoformat(), last.isoformat()]
     if agent is not None:
         where, params = where + " AND agent_id = %s", [*params, agent]
+    return where, params
+
+
+def _counts(group: str, where: str, params: list[Any]) -> list[tuple[Any, ...]]:
+    """(*group, kind, count) of the counted facts."""
     marks = ", ".join(["%s"] * len(MEASURED))
     with connection.cursor() as c:
-        c.execute(f'SELECT day, kind, agent_id, count(*) FROM "{table}" WHERE {where} AND kind NOT IN ({marks}) '
-                  f"GROUP BY day, kind, agent_id", [*params, *MEASURED])
-        counted = [(d, k, a, n, None) for d, k, a, n in c.fetchall()]
-        c.execute(f'SELECT day, kind, agent_id, value FROM "{table}" WHERE {where} AND kind IN ({marks})',
+        c.execute(f'SELECT {group}, kind, count(*) FROM "{TABLE}" WHERE {where} AND kind NOT IN ({marks}) '
+                  f"GROUP BY {group}, kind", [*params, *MEASURED])
+        return c.fetchall()
+
+
+#: The group of a measured figure that is the whole range's (``_measured`` with ``overall``).
+OVERALL = object()
+
+
+def _measured(group: str, where: str, params: list[Any], *, overall: bool = False
+              ) -> list[tuple[Any, str, Measured]]:
+    """(group's value, kind, Measured) of the measured facts, grouped by ``group``, exact percentiles;
+    with ``overall``, also each kind's over the whole range (group ``OVERALL``), from the same scan.
+
+    PostgreSQL computes them (``percentile_disc`` is the nearest rank);
+    elsewhere the values are read and ranked here.
+    """
+    marks = ", ".join(["%s"] * len(MEASURED))
+    with connection.cursor() as c:
+        if connection.vendor == "postgresql":
+            scores = ", ".join(f"count(*) FILTER (WHERE value = {n})" for n in range(1, 6))
+            sets = f"GROUPING SETS (({group}, kind), (kind))" if overall else f"{group}, kind"
+            c.execute(f"SELECT {group}, kind, GROUPING({group}), count(*), sum(value), "
+                      "percentile_disc(0.5) WITHIN GROUP (ORDER BY value), "
+                      f"percentile_disc(0.9) WITHIN GROUP (ORDER BY value), {scores} "
+                      f'FROM "{TABLE}" WHERE {where} AND kind IN ({marks}) GROUP BY {sets}',
+                      [*params, *MEASURED])
+            return [(OVERALL if whole else g, k, Measured(n, total, p50, p90, tuple(rest)))  # type: ignore[arg-type]
+                    for g, k, whole, n, total, p50, p90, *rest in c.fetchall()]
+        c.execute(f'SELECT {group}, kind, value FROM "{TABLE}" WHERE {where} AND kind IN ({marks})',
                   [*params, *MEASURED])
-        measured = [(d, k, a, None, v) for d, k, a, v in c.fetchall()]
-    return counted + measured
+        values: dict[tuple[Any, str], list[float]] = defaultdict(list)
+        for g, k, v in c.fetchall():
+            values[(g, k)].append(v)
+            if overall:
+                values[(OVERALL, k)].append(v)
+    return [(g, k, Measured.of(vs)) for (g, k), vs in values.items()]
 
 
 def _day(value: Any) -> dt.date:
     return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
 
 
+TABLE = ReportFact._meta.db_table
+
+
 def summary(first: dt.date, last: dt.date, agent: str | None = None) -> dict[str, Any]:
     """The figures of the days ``first`` to ``last`` (inclusive), in all and by agent."""
+    where, params = _where(first, last, agent)
     team, by_agent = Figures(), defaultdict[str, Figures](Figures)
-    for _, kind, agent_id, n, value in _rows(first, last, agent):
-        for figures in (team, by_agent[agent_id]) if agent_id else (team,):
-            if value is None:
-                figures.counts[kind] += n
-            else:
-                figures.values[kind].append(value)
+    for agent_id, kind, n in _counts("agent_id", where, params):
+        team.counts[kind] += n
+        if agent_id:
+            by_agent[agent_id].counts[kind] += n
+    # The team's percentiles are over all of its values, not of the agents' percentiles.
+    for agent_id, kind, m in _measured("agent_id", where, params, overall=True):
+        if agent_id is OVERALL:
+            team.measured[kind] = m
+        elif agent_id:
+            by_agent[agent_id].measured[kind] = m
     shown = names.agents_of(by_agent)
     return {
         "from": first.isoformat(), "to": last.isoformat(), "agent": agent,
@@ -106,14 +162,13 @@ def summary(first: dt.date, last: dt.date, agent: str | None = None) -> dict[str
 
 def daily(first: dt.date, last: dt.date, agent: str | None = None) -> dict[str, Any]:
     """The figures of each day from ``first`` to ``last`` (every day, also those with nothing)."""
+    where, params = _where(first, last, agent)
     days: dict[dt.date, Figures] = defaultdict(Figures)
-    for day, kind, _, n, value in _rows(first, last, agent):
-        if value is None:
-            days[_day(day)].counts[kind] += n
-        else:
-            days[_day(day)].values[kind].append(value)
-    count = (last - first).days + 1
-    every = [first + dt.timedelta(days=i) for i in range(count)]
+    for day, kind, n in _counts("day", where, params):
+        days[_day(day)].counts[kind] += n
+    for day, kind, m in _measured("day", where, params):
+        days[_day(day)].measured[kind] = m
+    every = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
     return {"from": first.isoformat(), "to": last.isoformat(), "agent": agent,
             "days": [{"day": d.isoformat(), **days[d].as_json()} for d in every]}
 
