@@ -350,9 +350,31 @@ REPORT_EVENT_TYPES = frozenset({
     "MessageSent", "ConversationAssigned", "ConversationStatusChanged", "FirstResponseClockStarted",
     "FirstResponseClockStopped", "FirstResponseSlaBreached", "ConversationRated",
 })
-#: Facts counted (value 1, one per event) and facts measured (keyed by what they measure).
-COUNTED = ("started", "resolved", "customer_message", "agent_message", "sla_breach")
+#: Facts counted per conversation and day (ReportCount), counted one per event (ReportFact, value 1),
+#: and measured (ReportFact, keyed by what they measure).
+TALLIED = ("started", "resolved", "customer_message", "agent_message")
+COUNTED = ("sla_breach",)
 MEASURED = ("first_response", "resolution", "rating")
+
+
+def tally_key(kind: str, customer_id: uuid.UUID, day: dt.date, agent_id: str) -> str:
+    return f"{kind}:{customer_id}:{day.isoformat()}:{agent_id}"
+
+
+def tallies_of(r: RecordedEvent, clock: ReportClock) -> list[tuple[str, dt.date, str]]:
+    """The (kind, day, agent) tallies ``r`` may add one to: known from the event alone, so a batch
+    reads exactly the rows it may change. A conversation's start and a customer's message count
+    for the team (agent ""); an agent's message for its writer; a resolution for who resolved."""
+    e: Any = r.event
+    if isinstance(e, MessageSent):
+        day = clock.day(e.sent_at)
+        if e.sender_kind == SenderKind.CUSTOMER:
+            return [("started", day, ""), ("customer_message", day, "")]
+        if e.sender_kind == SenderKind.AGENT:
+            return [("agent_message", day, e.sender_id)]
+    elif isinstance(e, ConversationStatusChanged) and e.status == "resolved":
+        return [("resolved", clock.day(e.at), e.actor.removeprefix("agent:") if e.actor.startswith("agent:") else "")]
+    return []
 
 
 @dataclass(frozen=True)
@@ -367,14 +389,15 @@ class ReportClock:
 
 
 def report(state: Row | None, r: RecordedEvent, clock: ReportClock, *, replier: str | None = None
-           ) -> tuple[Row, list[Row]]:
-    """One conversation's report state after ``r``, and the facts ``r`` adds (or replaces).
+           ) -> tuple[Row, list[Row], list[tuple[str, dt.date, str]]]:
+    """One conversation's report state after ``r``, the facts ``r`` adds (or replaces), and the
+    tallies it adds one to (``tallies_of``'s, those that apply).
 
     ``replier``: for an agent's first response, who wrote the reply (its
     timeline row's sender). Facts are attributed to the agent who wrote (a
-    message, a first response) or resolved, and otherwise to the
-    conversation's assignee at the time (a customer's message, a start, a
-    rating, a breach).
+    message, a first response) or resolved, to the conversation's assignee
+    at the time (a rating, a breach), and a conversation's start and a
+    customer's message to the team (no agent).
     """
     e: Any = r.event
     cid = e.customer_id
@@ -382,19 +405,21 @@ def report(state: Row | None, r: RecordedEvent, clock: ReportClock, *, replier: 
         "customer_id": cid, "open_since": None, "waiting_since": None, "assignee_id": "", "resolutions": 0}
     s.update(tx=r.tx, position=r.position)
     facts: list[Row] = []
+    tallies: list[tuple[str, dt.date, str]] = []
 
     def fact(kind: str, at: dt.datetime, agent: str, value: float = 1.0, key: str | None = None) -> None:
         facts.append({"key": key or f"{kind}:{r.position}", "customer_id": cid, "kind": kind, "day": clock.day(at),
                       "agent_id": agent or "", "value": value, "tx": r.tx, "position": r.position})
 
     if isinstance(e, MessageSent):
-        if e.sender_kind == SenderKind.CUSTOMER:
+        started, message = tallies_of(r, clock) if e.sender_kind == SenderKind.CUSTOMER else (None, None)
+        if started is not None and message is not None:
             if s["open_since"] is None:
                 s["open_since"] = e.sent_at
-                fact("started", e.sent_at, s["assignee_id"])
-            fact("customer_message", e.sent_at, s["assignee_id"])
-        elif e.sender_kind == SenderKind.AGENT:
-            fact("agent_message", e.sent_at, e.sender_id)
+                tallies.append(started)
+            tallies.append(message)
+        else:
+            tallies += tallies_of(r, clock)
     elif isinstance(e, ConversationAssigned):
         s["assignee_id"] = e.assignee_id or ""
     elif isinstance(e, FirstResponseClockStarted):
@@ -409,12 +434,12 @@ def report(state: Row | None, r: RecordedEvent, clock: ReportClock, *, replier: 
         fact("sla_breach", e.at, s["assignee_id"])
     elif isinstance(e, ConversationStatusChanged) and e.status == "resolved":
         s["resolutions"] += 1
-        resolver = e.actor.removeprefix("agent:") if e.actor.startswith("agent:") else s["assignee_id"]
-        fact("resolved", e.at, resolver)
+        tallies += tallies_of(r, clock)
+        resolver = e.actor.removeprefix("agent:") if e.actor.startswith("agent:") else ""
         if s["open_since"] is not None:
             fact("resolution", e.at, resolver, business_seconds(clock.hours, s["open_since"], e.at),
                  key=f"resolution:{cid}:{s['resolutions']}")
         s["open_since"] = None
     elif isinstance(e, ConversationRated):
         fact("rating", e.at, s["assignee_id"], float(e.score), key=f"rating:{cid}:{e.resolution}")
-    return s, facts
+    return s, facts, tallies

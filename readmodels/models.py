@@ -252,6 +252,25 @@ class ReportFact(models.Model):
             models.Index(fields=["agent_id", "day"], name="report_facts_by_agent"),
         ]
 
+class ReportCount(models.Model):
+    """How many of one kind of fact one customer's conversation had on one day, for one agent
+    (projection: reports): the frequent facts (messages, starts, resolutions), counted where they
+    happen so that a report adds up a row per conversation and day rather than one per message."""
+
+    #: "<kind>:<customer id>:<day>:<agent id>"
+    key = models.CharField(primary_key=True, max_length=140)
+    customer_id = models.UUIDField()
+    kind = models.CharField(max_length=20)
+    day = models.DateField()
+    agent_id = models.CharField(max_length=64, blank=True, default="")
+    count = models.PositiveIntegerField(default=0)
+    tx = models.BigIntegerField()
+    position = models.BigIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["day", "kind", "agent_id", "count"], name="report_counts_by_day")]
+
+
 class ReportConversation(models.Model):
     """What the reports fold remembers of one conversation between events (projection: reports)."""
 

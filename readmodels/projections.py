@@ -49,6 +49,7 @@ from readmodels.models import (
     ConversationLabel,
     DirectoryEntry,
     ReportConversation,
+    ReportCount,
     ReportFact,
     SearchEntry,
     TimelineMessage,
@@ -267,16 +268,18 @@ class ReportsProjection(Projection):
 
     name = "reports"
     event_types = folds.REPORT_EVENT_TYPES
-    tables = (ReportFact, ReportConversation)
+    tables = (ReportFact, ReportCount, ReportConversation)
     needs = ("timeline",)
     _clock: folds.ReportClock | None = None
 
     def want(self, events: Sequence[RecordedEvent], unit: Unit) -> None:
+        self._clock = clock = report_clock()  # read once a batch: the settings of a running process do not change
         unit.want(ReportConversation, (_customer(r) for r in events))
+        unit.want(ReportCount, (folds.tally_key(kind, _customer(r), day, agent)
+                                for r in events for kind, day, agent in folds.tallies_of(r, clock)))
         # The reply that ended a waiting period names who answered; it may be in an earlier batch.
         unit.want(TimelineMessage, (r.event.message_id for r in events  # type: ignore[attr-defined]
                                     if r.event_type == "FirstResponseClockStopped" and r.event.message_id is not None))  # type: ignore[attr-defined]
-        self._clock = report_clock()  # read once a batch: the settings of a running process do not change
 
     def apply(self, r: RecordedEvent, unit: Unit, facts: Facts) -> None:
         e: Any = r.event
@@ -285,10 +288,16 @@ class ReportsProjection(Projection):
             reply = unit.get(TimelineMessage, e.message_id)
             replier = reply["sender_id"] if reply is not None else None
         clock = self._clock or report_clock()
-        state, found = folds.report(unit.get(ReportConversation, e.customer_id), r, clock, replier=replier)
+        state, found, tallies = folds.report(unit.get(ReportConversation, e.customer_id), r, clock, replier=replier)
         unit.save(ReportConversation, state)
         for row in found:
             unit.save(ReportFact, row)
+        for kind, day, agent in tallies:
+            key = folds.tally_key(kind, e.customer_id, day, agent)
+            before = unit.get(ReportCount, key)
+            unit.save(ReportCount, {"key": key, "customer_id": e.customer_id, "kind": kind, "day": day,
+                                    "agent_id": agent, "count": (before["count"] if before else 0) + 1,
+                                    "tx": r.tx, "position": r.position})
 
 
 def report_clock() -> folds.ReportClock:

@@ -18,8 +18,8 @@ from typing import Any
 from django.db import connection
 
 from readmodels import names
-from readmodels.folds import MEASURED
-from readmodels.models import ReportFact
+from readmodels.folds import COUNTED, MEASURED
+from readmodels.models import ReportCount, ReportFact
 
 #: A report covers at most this many days.
 MAX_DAYS = 366
@@ -88,12 +88,13 @@ def _where(first: dt.date, last: dt.date, agent: str | None) -> tuple[str, list[
 
 
 def _counts(group: str, where: str, params: list[Any]) -> list[tuple[Any, ...]]:
-    """(*group, kind, count) of the counted facts."""
-    marks = ", ".join(["%s"] * len(MEASURED))
+    """(group's value, kind, count) of the tallied and the counted facts."""
+    marks = ", ".join(["%s"] * len(COUNTED))
     with connection.cursor() as c:
-        c.execute(f'SELECT {group}, kind, count(*) FROM "{TABLE}" WHERE {where} AND kind NOT IN ({marks}) '
-                  f"GROUP BY {group}, kind", [*params, *MEASURED])
-        return c.fetchall()
+        c.execute(f'SELECT {group}, kind, sum("count") FROM "{COUNTS}" WHERE {where} GROUP BY {group}, kind '
+                  f'UNION ALL SELECT {group}, kind, count(*) FROM "{TABLE}" WHERE {where} AND kind IN ({marks}) '
+                  f"GROUP BY {group}, kind", [*params, *params, *COUNTED])
+        return [(g, k, int(n)) for g, k, n in c.fetchall()]
 
 
 #: The group of a measured figure that is the whole range's (``_measured`` with ``overall``).
@@ -135,6 +136,7 @@ def _day(value: Any) -> dt.date:
 
 
 TABLE = ReportFact._meta.db_table
+COUNTS = ReportCount._meta.db_table
 
 
 def summary(first: dt.date, last: dt.date, agent: str | None = None) -> dict[str, Any]:
