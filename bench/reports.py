@@ -124,11 +124,14 @@ def main() -> int:
         with connection.cursor() as cur:
             cur.execute("SELECT count(*) FROM readmodels_reportfact")
             facts = cur.fetchone()[0]
+            cur.execute("SELECT count(*) FROM readmodels_reportcount")
+            tallies = cur.fetchone()[0]
         # Settle the tables as a deployment's have been (autovacuum): visibility map set, statistics current.
         with psycopg.connect(**conninfo(dbname), autocommit=True) as conn:
             conn.execute("VACUUM (ANALYZE) readmodels_reportfact")
+            conn.execute("VACUUM (ANALYZE) readmodels_reportcount")
             conn.execute("VACUUM (ANALYZE) readmodels_timelinemessage")
-        log(f"  reports folded: {facts:,} facts in {fold_s:.1f}s")
+        log(f"  reports folded: {facts:,} facts and {tallies:,} tallies in {fold_s:.1f}s")
 
         first, last = dt.date(2026, 1, 1), dt.date(2026, 1, 31)
         summary = reports.summary(first, last)
@@ -159,10 +162,12 @@ def main() -> int:
         f"The log of bench/replay.py (**{total:,} events** with the conversations' workflow woven in: "
         f"{', '.join(f'{k} {v:,}' for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))}), built in "
         f"{build_s:.1f} s; the reports projection folded from it by `rebuild` in {fold_s:.1f} s "
-        f"({facts:,} facts). **summary** is `readmodels.reports.summary` for the month of January 2026 (all of the "
-        "log), as `GET /api/v1/reports/summary` runs it: the counts by agent in one `GROUP BY` (an index-only scan "
-        "of the days), the measured values' counts, sums and exact percentiles (`percentile_disc`) by agent and for "
-        "the team in two more, tables vacuumed and analysed as autovacuum leaves them. The **baseline** is a plain SQL aggregate "
+        f"({tallies:,} tallies of messages, starts and resolutions per conversation, day and agent; {facts:,} measured "
+        "facts: waits, resolution times, ratings). **summary** is `readmodels.reports.summary` for the month of "
+        "January 2026 (all of the log), as `GET /api/v1/reports/summary` runs it: the counts by agent in one "
+        "statement (index-only scans of the days), then the measured values' counts, sums and exact percentiles "
+        "(`percentile_disc`) by agent and for the team in one more (grouping sets); tables vacuumed and analysed "
+        "as autovacuum leaves them. The **baseline** is a plain SQL aggregate "
         "over the timeline table for the same month (messages by side, one `GROUP BY`), which the summary's "
         f"message counts equal. Milliseconds over {RUNS} runs each, one connection, after one untimed run; "
         "the target for the summary is 50 ms."
