@@ -14,7 +14,6 @@ from api.errors import ApiError
 from api.http import api, doc
 from api.schemas import query
 from readmodels import reports, selectors
-from readmodels.names import FORMER_AGENT
 
 DATE = {"type": "string", "format": "date"}
 FROM = query("from", DATE, "The first day (a date in the team's time zone, PARLEY_TIME_ZONE); default: 29 days "
@@ -59,7 +58,7 @@ def _agent(request: HttpRequest) -> str | None:
     raw = request.GET.get("agent") or None
     if raw is None:
         return None
-    if not raw.isdigit() or len(raw) > 20 or selectors.agent_names({raw}).get(raw, FORMER_AGENT) == FORMER_AGENT:
+    if not raw.isdigit() or len(raw) > 20 or raw not in selectors.known_agents({raw}):
         raise ApiError(400, "unknown_agent", f"no agent {raw!r}")
     return raw
 

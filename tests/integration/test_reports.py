@@ -98,6 +98,12 @@ def test_bad_ranges_and_unknown_agents_are_refused_clearly(agent, params, code):
         assert (r.status_code, r.json()["error"]["code"]) == (400, code), r.content
 
 
+def test_an_agent_called_support_is_an_agent_like_any_other(make_agent):
+    support = make_agent("support")  # shown as "Support", like an id no user answers to
+    r = support.get("/api/v1/reports/summary", agent=support.id)
+    assert r.status_code == 200, r.content
+
+
 def test_reports_are_for_agents_only(customer):
     assert customer.get("/api/v1/reports/summary").status_code == 403
 
