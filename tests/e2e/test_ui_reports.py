@@ -100,3 +100,29 @@ def test_the_reports_page_charts_a_seeded_month_and_its_range_picker_narrows_it(
     agent.get_by_role("button", name="Show").click()
     expect(agent.locator("#by-day tbody tr")).to_have_count(7)
     assert agent.locator("svg.chart__svg").first.locator("rect").count() == 7
+
+
+def test_outside_business_hours_the_page_says_when_we_are_back_and_the_away_reply_shows_as_automatic(
+        browser, pages, tmp_path):  # noqa: F811
+    import datetime as dt
+
+    from tests.e2e.conftest import start_stack, stop_stack
+
+    today = dt.datetime.now(dt.timezone.utc).date()
+    closed = " ".join(str(today + dt.timedelta(days=d)) for d in (-1, 0, 1))
+    stack, drop = start_stack(tmp_path, extra_env={
+        "PARLEY_BUSINESS_HOURS": "Mon-Sun 00:00-24:00", "PARLEY_TIME_ZONE": "UTC", "PARLEY_HOLIDAYS": closed})
+    try:
+        ada = stack.register_customer("Ada Lovelace", "ada@example.com")
+        customer = open_customer(browser, pages, stack, ada["token"])
+        expect(customer.locator("#away")).to_contain_text("We're away, we reply by")
+        customer_send(stack, ada["token"], "Hello, anyone?")
+        customer_send(stack, ada["token"], "Still there?")
+        automatic = customer.locator('.msg[data-sender="system"]')
+        expect(automatic).to_have_count(1)
+        expect(automatic.locator(".msg__automatic")).to_have_text("Automatic reply")
+        expect(automatic).to_contain_text("we reply by")
+        save_screenshot(customer, "away-reply.png")
+    finally:
+        stop_stack(stack)
+        drop()
