@@ -51,6 +51,32 @@ ATTACHMENT_TYPES = ["application/pdf", "image/gif", "image/jpeg", "image/png", "
 #: The webhook event types an endpoint may subscribe to (outbound.types; a test keeps the two equal).
 WEBHOOK_TYPES = sorted(WEBHOOKS)
 
+#: The figures of a report, of the team, an agent or a day (readmodels.reports).
+REPORT_FIGURES: dict[str, Any] = {
+    "conversations": {"type": "integer", "minimum": 0,
+                      "description": "conversations started: a customer's message to a conversation not open already"},
+    "resolved": {"type": "integer", "minimum": 0},
+    "messages": ref("ReportMessages"),
+    "first_response_seconds": {**ref("ReportSpread"), "description": "an agent's first reply, in business seconds"},
+    "resolution_seconds": {**ref("ReportSpread"), "description": "from the start to the resolution, in business seconds"},
+    "rating": ref("ReportRatings"),
+    "sla_breaches": {"type": "integer", "minimum": 0},
+}
+#: The named parts of a report's figures.
+REPORT_PARTS: dict[str, dict[str, Any]] = {
+    "ReportMessages": closed(["customer", "agent"], customer={"type": "integer"}, agent={"type": "integer"}),
+    "ReportSpread": closed(["count", "p50", "p90"], count={"type": "integer", "minimum": 0},
+                           p50=nullable({"type": "number"}), p90=nullable({"type": "number"})),
+    "ReportRatings": closed(["count", "average", "distribution"], count={"type": "integer"},
+                            average=nullable({"type": "number"}), distribution=ref("ReportRatingDistribution")),
+    "ReportRatingDistribution": {"type": "object", "additionalProperties": {"type": "integer"},
+                                 "description": "ratings per score, \"1\" to \"5\""},
+}
+REPORT_RANGE: dict[str, Any] = {
+    "from": {"type": "string", "format": "date"}, "to": {"type": "string", "format": "date"},
+    "agent": nullable({"type": "string", "description": "the agent the report is limited to"}),
+}
+
 COMPONENTS: dict[str, dict[str, Any]] = {
     "Error": {
         **closed(["error"], error=ref("ErrorDetail")),
@@ -113,7 +139,9 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         customer_id=UUID, name={"type": "string"}, email={"type": "string"}, phone={"type": "string"},
     ),
     # -- messages
-    "SenderKind": {"type": "string", "enum": ["customer", "agent"]},
+    "ReportFormat": {"type": "string", "enum": ["json", "csv"], "description": "a report as JSON or as a CSV file"},
+    "SenderKind": {"type": "string", "enum": ["customer", "agent", "system"],
+                   "description": "system: Parley itself (the away reply)"},
     "Sender": closed(
         ["kind", "id", "name"],
         kind=ref("SenderKind"),
@@ -188,7 +216,8 @@ COMPONENTS: dict[str, dict[str, Any]] = {
                            "description": "`snoozed` only through `/snooze`; a customer message reopens any but `open`"},
     "Conversation": closed(
         ["customer_id", "customer_name", "last_message", "unread_for_agents", "awaiting_reply", "last_activity_at",
-         "status", "assignee", "snoozed_until", "first_response_due_at", "sla_breached", "labels", "position"],
+         "status", "assignee", "snoozed_until", "first_response_due_at", "sla_breached", "labels", "rating",
+         "position"],
         customer_id=UUID,
         customer_name={"type": "string"},
         last_message={**nullable(ref("LastMessage")), "description": "null while no message was written"},
@@ -202,11 +231,41 @@ COMPONENTS: dict[str, dict[str, Any]] = {
                                "description": "while the customer waits for a first reply (with a target configured)"},
         sla_breached={"type": "boolean", "description": "the current waiting period passed its first-response target"},
         labels={"type": "array", "items": {"type": "string"}, "description": "sorted, lower case"},
+        rating={**nullable(ref("Rating")), "description": "the customer's last rating; null if never rated"},
         marked_unread={"type": "boolean", "description": "the calling agent marked it unread (HTTP answers to "
                        "agents only: frames and webhooks, which every agent or the host application shares, leave "
                        "it out; `conversation.unread` frames announce it)"},
         position=POSITION,
     ),
+    "Rating": closed(
+        ["score", "comment", "rated_at"], score={"type": "integer", "minimum": 1, "maximum": 5},
+        comment={"type": "string", "maxLength": 2000, "description": "plain text; empty when none was given"},
+        rated_at=TIME,
+    ),
+    "RateConversation": {
+        "type": "object", "required": ["score"],
+        "properties": {
+            "score": {"type": "integer", "minimum": 1, "maximum": 5},
+            "comment": text(2000, "optional; at most 2000 characters after stripping"),
+            "customer_id": {**UUID, "description": "optional: the conversation meant (it must be the caller's own)"},
+        },
+    },
+    "RatingPrompt": closed(
+        ["asked", "rating", "position"],
+        asked={"type": "boolean", "description": "the conversation is resolved: the customer may rate it"},
+        rating={**nullable(ref("Rating")), "description": "the rating of the current resolved period, if any"},
+        position=POSITION,
+    ),
+    **REPORT_PARTS,
+    "ReportSummary": closed(
+        ["from", "to", "agent", *REPORT_FIGURES, "by_agent"], **REPORT_RANGE, **REPORT_FIGURES,
+        by_agent={"type": "array", "items": ref("ReportAgentFigures")},
+    ),
+    "ReportAgentFigures": closed(["agent", *REPORT_FIGURES], agent=ref("Assignee"), **REPORT_FIGURES),
+    "ReportDaily": closed(
+        ["from", "to", "agent", "days"], **REPORT_RANGE, days={"type": "array", "items": ref("ReportDay")},
+    ),
+    "ReportDay": closed(["day", *REPORT_FIGURES], day={"type": "string", "format": "date"}, **REPORT_FIGURES),
     "ConversationWritten": closed(
         ["conversation", "position"], conversation=ref("Conversation"),
         position={**POSITION, "description": "of the write: use it as `min_position`, never as `after`"},
@@ -382,11 +441,20 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         greeting={"type": "string", "description": "`PARLEY_WIDGET_GREETING`: the first words a customer reads"},
         color={"type": "string", "pattern": "^#[0-9a-f]{6}$", "description": "`PARLEY_WIDGET_COLOR`"},
         online={"type": "boolean", "description": "an agent has the dashboard open now"},
-        business_hours={"type": "null", "description": "opening hours: always null until Parley knows them"},
+        business_hours={**nullable(ref("BusinessHoursNow")),
+                        "description": "null when no business hours are configured (`PARLEY_BUSINESS_HOURS`)"},
         reply_time=nullable({"type": "string", "description": "`PARLEY_WIDGET_REPLY_TIME`, for a person"}),
         visitor_signup={"type": "boolean", "description": "visitors the host did not sign in may start a chat"},
         origins={"type": "array", "items": {"type": "string"},
                  "description": "`PARLEY_WIDGET_ORIGINS`: the host sites that may embed the widget"},
+    ),
+    "BusinessHoursNow": closed(
+        ["open", "next_opening", "next_opening_text"],
+        open={"type": "boolean", "description": "the team is within its business hours now"},
+        next_opening={**nullable(TIME), "description": "now when open; else when the team opens next (null: "
+                      "no opening within 400 days)"},
+        next_opening_text=nullable({"type": "string", "description": "while closed: the next opening for a person, "
+                                    "in the team's time zone (`tomorrow at 09:00 CET`)"}),
     ),
     "VisitorSignup": {
         "type": "object",

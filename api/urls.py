@@ -13,6 +13,8 @@ from api import (
     inbound,
     openapi,
     push,
+    ratings,
+    reports,
     search,
     webhook_endpoints,
     widget,
@@ -50,8 +52,12 @@ urlpatterns = [
     path("api/v1/conversations/<str:customer_id>/labels", conversations.labels),
     path("api/v1/conversations/<str:customer_id>/unread", conversations.unread),
     path("api/v1/labels", conversations.label_list),
+    path("api/v1/rating", ratings.rating),
     path("api/v1/canned-responses", canned.canned_responses),
     path("api/v1/canned-responses/<str:id>", canned.canned_response),
+    # reports
+    path("api/v1/reports/summary", reports.summary),
+    path("api/v1/reports/daily", reports.daily),
     # search
     path("api/v1/search", search.search),
     # push

@@ -35,6 +35,11 @@ WEBHOOKS: dict[str, WebhookDoc] = {
         "Conversation", "A customer waited longer than the first-response target",
         "Once per waiting period, with `PARLEY_FIRST_RESPONSE_SECONDS` set; `data.sla_breached` is true.",
     ),
+    "conversation.rated": WebhookDoc(
+        "Conversation", "A customer rated a resolved conversation",
+        "Once per resolved period; a new rating of the same period replaces the score. `data.rating` holds "
+        "`score` (1-5), `comment` and `rated_at`.",
+    ),
     "note.created": WebhookDoc("Note", "An agent added a private note", "Notes never reach customers."),
     "customer.updated": WebhookDoc(
         "WebhookCustomer", "A customer's contact details changed",

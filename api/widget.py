@@ -11,6 +11,8 @@ from the host page (``Parley("boot", {token})``: the host's server asked
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -22,9 +24,14 @@ from accounts.principals import Principal
 from accounts.tokens import issue_customer_token
 from api.errors import ApiError
 from api.http import api, doc, field_str, json_body
+from conversations.away import away_status, business_hours
 from customers.services import CustomerNotFound, customer_get, customer_register
 
 SIGNUP_DISABLED = (404, "visitor_signup_disabled")
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
 
 
 def widget_settings_body() -> dict[str, object]:
@@ -34,10 +41,7 @@ def widget_settings_body() -> dict[str, object]:
         "greeting": settings.PARLEY_WIDGET_GREETING,
         "color": settings.PARLEY_WIDGET_COLOR,
         "online": bool(presence.online_agents()),
-        # Opening hours are not a notion of Parley's yet (their own issue adds
-        # them): the field is in the contract from the start, always null until
-        # then, so that clients already handle it.
-        "business_hours": None,
+        "business_hours": away_status(business_hours(), _now()),
         "reply_time": settings.PARLEY_WIDGET_REPLY_TIME or None,
         "visitor_signup": bool(settings.PARLEY_VISITOR_SIGNUP),
         "origins": list(settings.PARLEY_WIDGET_ORIGINS),

@@ -159,15 +159,15 @@ def generate(target: int) -> Iterator[tuple[Any, str, int, Any, Any]]:
         emitted += 1
 
 
-def build_log(conn: Any, target: int) -> dict[str, int]:
-    """COPY the generated log into parley_events; returns counts per event type."""
+def build_log(conn: Any, target: int, log_rows: Iterator[tuple[Any, str, int, Any, Any]] | None = None) -> dict[str, int]:
+    """COPY the generated log (or ``log_rows``, in generate's shape) into parley_events; returns counts per event type."""
     import json
     import uuid
 
     from eventstore.events import encode, shard_of_event
 
     counts: dict[str, int] = {}
-    rows = generate(target)
+    rows = log_rows if log_rows is not None else generate(target)
     done = False
     while not done:
         with conn.transaction():

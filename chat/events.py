@@ -23,6 +23,9 @@ MESSAGE_EVENT_TYPES = frozenset({"MessageSent", "MessageEdited", "MessageMarkedA
 class SenderKind(enum.StrEnum):
     CUSTOMER = "customer"
     AGENT = "agent"
+    #: Parley itself, for the team (the away reply outside business hours):
+    #: from the support side, never an agent's reply.
+    SYSTEM = "system"
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-from conversations.errors import InvalidLabel, InvalidNote
+from conversations.errors import InvalidComment, InvalidLabel, InvalidNote, InvalidScore
+from conversations.hours import BusinessHours
 from kernel.text import is_storable_text
 
 MAX_NOTE_CHARS = 4000
@@ -15,6 +16,9 @@ MAX_SNOOZE = dt.timedelta(days=366)
 #: Labels a conversation carries at most, and characters a label has at most.
 MAX_LABELS = 20
 MAX_LABEL_CHARS = 32
+#: A rating's score is 1 to MAX_SCORE; its comment at most MAX_COMMENT_CHARS characters.
+MAX_SCORE = 5
+MAX_COMMENT_CHARS = 2000
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,15 @@ class MarkRead:
     agent: Agent
 
 
+@dataclass(frozen=True)
+class Rate:
+    """The customer rates their resolved conversation (``score`` and ``comment`` already cleaned)."""
+
+    customer_id: uuid.UUID
+    score: int
+    comment: str
+
+
 # -- issued by the workflow process manager and the scheduled commands
 
 
@@ -105,6 +118,8 @@ class RecordCustomerMessage:
     first_response: dt.timedelta | None
     #: The message's position in the log.
     position: int = 0
+    #: The team's opening hours: the first response is due after ``first_response`` of them (None: always open).
+    hours: BusinessHours | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +127,8 @@ class RecordAgentReply:
     customer_id: uuid.UUID
     message_id: uuid.UUID
     sent_at: dt.datetime
+    #: The team's opening hours: the wait is counted in them (None: always open).
+    hours: BusinessHours | None = None
 
 
 @dataclass(frozen=True)
@@ -167,3 +184,20 @@ def clean_label(value: str) -> str:
     if not label[0].isalnum() or not all(ch.isalnum() or ch in "-_" for ch in label):
         raise InvalidLabel(f"the label {label!r} may hold only letters, digits, '-' and '_', and starts with a letter or digit")
     return label
+
+
+def clean_score(value: object) -> int:
+    """A rating's score: a whole number from 1 to MAX_SCORE."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_SCORE:
+        raise InvalidScore(f"'score' must be a whole number from 1 to {MAX_SCORE}")
+    return value
+
+
+def clean_comment(value: str) -> str:
+    """A rating's comment as stored: stripped, at most MAX_COMMENT_CHARS characters of text (may be empty)."""
+    if not is_storable_text(value):
+        raise InvalidComment("the comment contains characters that are not text (NUL or lone surrogates)")
+    cleaned = value.strip()
+    if len(cleaned) > MAX_COMMENT_CHARS:
+        raise InvalidComment(f"the comment is longer than {MAX_COMMENT_CHARS} characters")
+    return cleaned

@@ -27,6 +27,7 @@ from conversations.commands import (
     EndSnooze,
     MarkRead,
     MarkUnread,
+    Rate,
     RecordAgentReply,
     RecordCustomerMessage,
     SetStatus,
@@ -40,6 +41,7 @@ from conversations.errors import (
     InvalidSnooze,
     InvalidStatus,
     NoteIdConflict,
+    NotResolved,
     TooManyLabels,
 )
 from conversations.events import (
@@ -48,6 +50,7 @@ from conversations.events import (
     ConversationLabelsChanged,
     ConversationMarkedRead,
     ConversationMarkedUnread,
+    ConversationRated,
     ConversationReopened,
     ConversationSnoozed,
     ConversationStatusChanged,
@@ -58,6 +61,7 @@ from conversations.events import (
     ReopenedBecause,
     Status,
 )
+from conversations.hours import business_seconds
 from eventstore.events import DomainEvent
 
 #: The statuses an agent sets directly (snoozed comes with a time: Snooze).
@@ -86,6 +90,10 @@ class Conversation:
     #: The log position of the last status change: a customer message
     #: before it (the process manager reacts later) does not undo it.
     status_position: int = 0
+    #: How many times it was resolved: the current (or last) resolved period's number.
+    resolutions: int = 0
+    #: The last rating, and the period it rated.
+    rating: ConversationRated | None = None
     version: int = 0
 
     # -- replay
@@ -98,7 +106,8 @@ class Conversation:
             agent = Agent(evt.assignee_id, evt.assignee_name) if evt.assignee_id is not None else None
             return replace(s, assignee=agent)
         if isinstance(evt, ConversationStatusChanged):
-            return replace(s, status=Status(evt.status), snooze_id=None, snoozed_until=None)
+            resolutions = s.resolutions + (evt.status == Status.RESOLVED.value)
+            return replace(s, status=Status(evt.status), snooze_id=None, snoozed_until=None, resolutions=resolutions)
         if isinstance(evt, ConversationSnoozed):
             return replace(s, status=Status.SNOOZED, snooze_id=evt.snooze_id, snoozed_until=evt.until)
         if isinstance(evt, ConversationReopened):
@@ -118,6 +127,8 @@ class Conversation:
             return replace(s, unread_for=self.unread_for | {evt.agent_id})
         if isinstance(evt, ConversationMarkedRead):
             return replace(s, unread_for=self.unread_for - {evt.agent_id})
+        if isinstance(evt, ConversationRated):
+            return replace(s, rating=evt)
         raise TypeError(f"not a conversation event: {evt!r}")
 
     @classmethod
@@ -210,6 +221,19 @@ class Conversation:
             return []
         return [ConversationMarkedRead(customer_id=self.customer_id, agent_id=cmd.agent.id, at=now)]
 
+    # -- decisions of the customer
+
+    def rate(self, cmd: Rate, now: dt.datetime) -> list[DomainEvent]:
+        """Rate the resolved period: one rating per period, a new one replaces it, the same one changes nothing."""
+        if self.status is not Status.RESOLVED:
+            raise NotResolved("only a resolved conversation can be rated")
+        last = self.rating
+        if last is not None and last.resolution == self.resolutions and (last.score, last.comment) == (
+                cmd.score, cmd.comment):
+            return []
+        return [ConversationRated(customer_id=self.customer_id, resolution=self.resolutions, score=cmd.score,
+                                  comment=cmd.comment, at=now)]
+
     # -- decisions of the process manager and the timers
 
     def record_customer_message(self, cmd: RecordCustomerMessage, now: dt.datetime) -> list[DomainEvent]:
@@ -225,14 +249,20 @@ class Conversation:
                 previous_status=self.status.value, cause_id=cmd.message_id, at=now,
             ))
         if self.period_id is None:
-            due = cmd.sent_at + cmd.first_response if cmd.first_response is not None else None
+            due = None
+            if cmd.first_response is not None:
+                due = cmd.hours.add(cmd.sent_at, cmd.first_response) if cmd.hours else cmd.sent_at + cmd.first_response
             out.append(FirstResponseClockStarted(
                 customer_id=self.customer_id, message_id=cmd.message_id, since=cmd.sent_at, due_at=due,
             ))
         return out
 
     def record_agent_reply(self, cmd: RecordAgentReply, now: dt.datetime) -> list[DomainEvent]:
-        return self._stop_clock(cmd.message_id, now)
+        if self.period_id is None or self.waiting_since is None:
+            return []
+        waited = business_seconds(cmd.hours, self.waiting_since, now)
+        return [FirstResponseClockStopped(customer_id=self.customer_id, period_id=self.period_id,
+                                          message_id=cmd.message_id, at=now, business_seconds=waited)]
 
     def assign_on_reply(self, cmd: AssignOnReply, now: dt.datetime) -> list[DomainEvent]:
         """The replying agent takes a conversation nobody holds, whatever its

@@ -85,3 +85,23 @@ class ConversationNotFound(ConversationError):
 
     code = "customer_not_found"
     status = 404
+
+
+class NotResolved(ConversationError):
+    """A rating of a conversation that is not resolved (open, pending, snoozed, or never started)."""
+
+    code = "conversation_not_resolved"
+
+
+class NotYourConversation(ConversationError):
+    """A customer naming another customer's conversation."""
+
+    code = "not_your_conversation"
+
+
+class InvalidScore(ConversationError):
+    code = "invalid_score"
+
+
+class InvalidComment(ConversationError):
+    code = "invalid_comment"

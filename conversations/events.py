@@ -112,6 +112,10 @@ class FirstResponseClockStopped(DomainEvent):
     #: The agent's reply, or None when the conversation was resolved.
     message_id: uuid.UUID | None
     at: dt.datetime
+    #: For a reply: how long the customer waited, counted in business hours
+    #: (all of the time when none are configured). None for a resolution, and
+    #: in events written before business hours existed.
+    business_seconds: float | None = None
 
 
 @event("FirstResponseSlaBreached", partitioned_by="customer_id")
@@ -169,11 +173,29 @@ class ConversationMarkedRead(DomainEvent):
     at: dt.datetime
 
 
+@event("ConversationRated", partitioned_by="customer_id")
+@dataclass(frozen=True)
+class ConversationRated(DomainEvent):
+    """The customer rated a resolved conversation (1 to 5, with an optional comment).
+
+    One rating per resolved period: ``resolution`` counts the times the
+    conversation was resolved, so a rating names the period it is about; a
+    second rating in the same period replaces the first (the last counts).
+    ``comment`` is the customer's own words: personal data.
+    """
+
+    customer_id: uuid.UUID
+    resolution: int
+    score: int
+    comment: str
+    at: dt.datetime
+
+
 #: Every event type of a conversation's stream.
 CONVERSATION_EVENT_TYPES = frozenset({
     "ConversationAssigned", "ConversationStatusChanged", "ConversationSnoozed", "ConversationReopened",
     "FirstResponseClockStarted", "FirstResponseClockStopped", "FirstResponseSlaBreached", "NoteAdded",
-    "ConversationLabelsChanged", "ConversationMarkedUnread", "ConversationMarkedRead",
+    "ConversationLabelsChanged", "ConversationMarkedUnread", "ConversationMarkedRead", "ConversationRated",
 })
 
 #: What one agent marked for themselves: no other agent's list, no customer, no webhook sees it.

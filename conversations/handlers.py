@@ -32,6 +32,7 @@ from conversations.commands import (
     EndSnooze,
     MarkRead,
     MarkUnread,
+    Rate,
     RecordAgentReply,
     RecordCustomerMessage,
     SetStatus,
@@ -206,6 +207,21 @@ def mark_read(cmd: MarkRead, *, metadata: Metadata | None = None, adapter: str =
     _known(cmd.customer_id)
     return execute(cmd.customer_id, lambda s, now: s.mark_read(cmd, now), command="MarkRead",
                    actor=cmd.agent.label, metadata=metadata, adapter=adapter)
+
+
+# -- the customer's command
+
+
+def current(customer_id: uuid.UUID, *, store: EventStore | None = None) -> Outcome:
+    """The conversation as its stream says now (nothing appended)."""
+    history = (store or EventStore()).read_stream(stream_id(customer_id))
+    state = Conversation.replay(customer_id, [(r.event, r.position) for r in history])
+    return Outcome(state, history[-1].position if history else 0, appended=False)
+
+
+def rate(cmd: Rate, *, metadata: Metadata | None = None, adapter: str = "other") -> Outcome:
+    return execute(cmd.customer_id, lambda s, now: s.rate(cmd, now), command="Rate",
+                   actor=f"customer:{cmd.customer_id}", metadata=metadata, adapter=adapter)
 
 
 # -- the process manager's and the timers' commands (each with its cause)

@@ -28,13 +28,28 @@ class CustomerDirectory(Protocol):
         """Whether this customer exists."""
 
 
+class SystemMessages(Protocol):
+    def send(self, customer_id: uuid.UUID, message_id: uuid.UUID, body: str) -> bool:
+        """Send ``body`` to the customer as a message of kind ``system`` named ``message_id``;
+        True if this call wrote it, False if a message of that id was there already."""
+
+
 _agents: AgentDirectory | None = None
 _customers: CustomerDirectory | None = None
+_system: SystemMessages | None = None
 
 
-def install(agents: AgentDirectory, customers: CustomerDirectory) -> None:
-    global _agents, _customers
+def install(agents: AgentDirectory, customers: CustomerDirectory, system: SystemMessages | None = None) -> None:
+    global _agents, _customers, _system
     _agents, _customers = agents, customers
+    if system is not None:
+        _system = system
+
+
+def system_messages() -> SystemMessages:
+    if _system is None:
+        raise RuntimeError("no system messages installed: project.apps installs them when Django starts")
+    return _system
 
 
 def agent_directory() -> AgentDirectory:

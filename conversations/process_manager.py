@@ -12,9 +12,13 @@ cause, so the batch redone appends nothing twice.
   conversation, starts the waiting period (with its first-response timer),
   and, with ``PARLEY_AUTO_ASSIGN=round_robin``, assigns an unassigned
   conversation to the online agent whose turn it is, below their capacity.
+  Outside business hours (conversations.away), the message that starts
+  a waiting period gets the one automatic away reply of that period.
 * An agent's message: ends the waiting period (its timer is cancelled)
   and, with ``PARLEY_ASSIGN_ON_REPLY`` (on by default), assigns a
-  conversation nobody holds to that agent, as their claim would.
+  conversation nobody holds to that agent, as their claim would. A
+  message of kind ``system`` (the away reply) is neither: it ends no
+  waiting period and assigns nobody.
 * A snooze schedules the timer that ends it; any other status change
   cancels it. A snooze that runs out reopens the conversation, which is
   then auto-assigned like a new one.
@@ -31,6 +35,7 @@ from django.db import connection
 
 from chat.events import MessageSent, SenderKind
 from conversations import handlers
+from conversations.away import business_hours, reply_if_away
 from conversations.commands import Agent, AssignOnReply, AutoAssign, RecordAgentReply, RecordCustomerMessage
 from conversations.events import (
     ConversationAssigned,
@@ -107,18 +112,21 @@ class WorkflowProcessManager:
         e = r.event
         if isinstance(e, MessageSent):
             history = histories.pop(stream_id(e.customer_id), None)
+            hours = business_hours()
             if e.sender_kind == SenderKind.CUSTOMER:
                 outcome = handlers.record_customer_message(RecordCustomerMessage(
-                    e.customer_id, e.message_id, e.sent_at, first_response(), r.position), history=history)
+                    e.customer_id, e.message_id, e.sent_at, first_response(), r.position, hours), history=history)
                 conv = outcome.conversation
+                if conv.period_id == e.message_id:  # this message started the waiting period
+                    reply_if_away(e.customer_id, e.message_id, e.sent_at, hours)
                 # The aggregate's own state, ahead of the events this consumer has yet to read.
                 routes.set(e.customer_id, assignee_id=conv.assignee.id if conv.assignee else None,
                        resolved=conv.status is Status.RESOLVED)
                 if conv.assignee is None and conv.status is Status.OPEN:
                     self._auto_assign(e.customer_id, f"message:{e.message_id}", r, routes)
-            else:
+            elif e.sender_kind == SenderKind.AGENT:
                 outcome = handlers.record_agent_reply(
-                    RecordAgentReply(e.customer_id, e.message_id, e.sent_at), history=history)
+                    RecordAgentReply(e.customer_id, e.message_id, e.sent_at, hours), history=history)
                 if assign_on_reply_enabled() and outcome.conversation.assignee is None:
                     self._assign_on_reply(e, r, routes)
         elif isinstance(e, ConversationSnoozed):

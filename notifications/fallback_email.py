@@ -68,6 +68,8 @@ def compose(key: str, customer_id: uuid.UUID, now: dt.datetime) -> dict[str, Any
         "count": len(messages),
         "chat_url": public_url(links.chat(customer_id, at=now)),
         "unsubscribe_url": unsubscribe,
+        # Resolved meanwhile: the chat the link opens asks for a rating (docs/reports.md).
+        "ask_rating": (selectors.conversation(customer_id) or {}).get("status") == "resolved",
     }
     subject = " ".join(render_to_string("notifications/email/fallback_subject.txt", context).split())
     return {

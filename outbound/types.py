@@ -47,7 +47,7 @@ class WebhookType:
 
 
 #: Every (log event type -> webhook type) pairing; ``conversation.updated``
-#: comes from every workflow event but the breach, which has a type of its own.
+#: comes from every workflow event but the breach and the rating, which have types of their own.
 ALL: tuple[WebhookType, ...] = (
     WebhookType("message.created", "MessageSent", message_data),
     WebhookType("message.edited", "MessageEdited", message_data),
@@ -55,8 +55,9 @@ ALL: tuple[WebhookType, ...] = (
     WebhookType("customer.updated", "ContactDetailsChanged", customer_data),
     WebhookType("note.created", "NoteAdded", note_data),
     WebhookType("conversation.sla_breached", "FirstResponseSlaBreached", conversation_data),
+    WebhookType("conversation.rated", "ConversationRated", conversation_data),
     *(WebhookType("conversation.updated", source, conversation_data)
-      for source in sorted(WORKFLOW_EVENT_TYPES - {"FirstResponseSlaBreached"})),
+      for source in sorted(WORKFLOW_EVENT_TYPES - {"FirstResponseSlaBreached", "ConversationRated"})),
 )
 
 #: The types an endpoint may subscribe to, by name.

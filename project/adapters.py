@@ -12,10 +12,13 @@ from django.urls import reverse
 from accounts import presence, profiles
 from accounts.tokens import issue_chat_link_token
 from attachments.services import attachments_claim
-from chat.commands import Actor
-from chat.events import AttachmentRef
+from chat.commands import Actor, SendMessage
+from chat.errors import MessageIdConflict
+from chat.events import AttachmentRef, SenderKind
+from chat.handlers import send_message
 from conversations.commands import Agent
 from customers.directory import KnownCustomers
+from eventstore.events import Metadata
 
 
 class AgentsFromIdentity:
@@ -45,6 +48,23 @@ class CustomersFromDirectory:
 
     def is_known(self, customer_id: uuid.UUID) -> bool:
         return self._known.is_known(customer_id)
+
+
+class SystemMessagesToChat:
+    """The conversations context's SystemMessages: a chat message of kind ``system``.
+
+    The message's id is the caller's (derived from the waiting period it
+    answers), and chat appends a message at version 0 of its own stream: of
+    two writers at once, exactly one writes it and the other finds it there.
+    """
+
+    def send(self, customer_id: uuid.UUID, message_id: uuid.UUID, body: str) -> bool:
+        cmd = SendMessage(message_id, customer_id, Actor(SenderKind.SYSTEM, "system", "Support"), body)
+        try:
+            written = send_message(cmd, metadata=Metadata(actor="system"), adapter="workflow")
+        except MessageIdConflict:
+            return False  # written before with another text (the setting changed meanwhile): once is enough
+        return written.appended
 
 
 class EmailLinksToWeb:

@@ -21,6 +21,7 @@ class ProjectConfig(AppConfig):
             AttachmentsFromCatalog,
             CustomersFromDirectory,
             EmailLinksToWeb,
+            SystemMessagesToChat,
         )
         from project.bootstrap import declare_groups
         from readmodels import ports as readmodel_ports
@@ -28,7 +29,7 @@ class ProjectConfig(AppConfig):
         ports.install(KnownCustomers())
         ports.install_attachments(AttachmentsFromCatalog())
         expiry.register()
-        conversation_ports.install(AgentsFromIdentity(), CustomersFromDirectory())
+        conversation_ports.install(AgentsFromIdentity(), CustomersFromDirectory(), SystemMessagesToChat())
         scheduled.register()
         readmodel_ports.install(AgentNamesFromProfiles())
         notification_ports.install(EmailLinksToWeb())

@@ -530,8 +530,33 @@ PARLEY_AUTO_ASSIGN = os.environ.get("PARLEY_AUTO_ASSIGN", "").strip().lower()
 PARLEY_ASSIGN_ON_REPLY = env_bool("PARLEY_ASSIGN_ON_REPLY", True)
 #: Unresolved conversations auto-assignment gives one agent at most.
 PARLEY_AGENT_CAPACITY = int(os.environ.get("PARLEY_AGENT_CAPACITY", "10"))
-#: Seconds a customer may wait for an agent's first reply (0: no target).
+#: Seconds a customer may wait for an agent's first reply (0: no target), counted in business hours.
 PARLEY_FIRST_RESPONSE_SECONDS = float(os.environ.get("PARLEY_FIRST_RESPONSE_SECONDS", "0") or 0)
+
+# -- business hours (docs/hours.md)
+#: When the team is open, in PARLEY_TIME_ZONE: "Mon-Fri 09:00-17:00; Sat 10:00-14:00" (empty: always open).
+PARLEY_BUSINESS_HOURS = os.environ.get("PARLEY_BUSINESS_HOURS", "").strip()
+#: The time zone the hours and holidays are written in (an IANA name: "Europe/Berlin").
+PARLEY_TIME_ZONE = os.environ.get("PARLEY_TIME_ZONE", "UTC").strip() or "UTC"
+#: Whole days closed, in that time zone: "2026-12-25, 2027-01-01".
+PARLEY_HOLIDAYS = os.environ.get("PARLEY_HOLIDAYS", "").strip()
+#: The automatic reply to a customer's first message of a waiting period outside business hours;
+#: "{next_opening}" is replaced by when the team opens next, in the team's time zone.
+PARLEY_AWAY_MESSAGE = os.environ.get(
+    "PARLEY_AWAY_MESSAGE", "Thanks for your message! We're away right now, and we reply by {next_opening}.",
+).strip()
+
+
+def _check_business_hours() -> None:
+    from conversations.hours import BusinessHours, InvalidBusinessHours
+
+    try:
+        BusinessHours.parse(PARLEY_BUSINESS_HOURS, PARLEY_TIME_ZONE, PARLEY_HOLIDAYS)
+    except InvalidBusinessHours as err:
+        raise ImproperlyConfigured(f"business hours: {err}") from None
+
+
+_check_business_hours()
 
 # -- search (docs/search.md)
 #: The PostgreSQL text search configuration messages and customers are indexed

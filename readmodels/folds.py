@@ -32,6 +32,7 @@ from conversations.events import (
     ConversationLabelsChanged,
     ConversationMarkedRead,
     ConversationMarkedUnread,
+    ConversationRated,
     ConversationReopened,
     ConversationSnoozed,
     ConversationStatusChanged,
@@ -40,6 +41,7 @@ from conversations.events import (
     FirstResponseSlaBreached,
     NoteAdded,
 )
+from conversations.hours import BusinessHours, business_seconds
 from customers.events import ContactDetailsChanged, CustomerRegistered, EmailUnsubscribed
 from eventstore.events import RecordedEvent
 
@@ -188,6 +190,7 @@ def badge(row: Row | None, customer_id: uuid.UUID, delta: int, r: RecordedEvent)
 WORKFLOW_DEFAULTS: dict[str, Any] = {
     "status": "open", "assignee_id": None, "assignee_name": "", "snoozed_until": None,
     "first_response_due_at": None, "sla_breached": False, "labels": [],
+    "rating": None,
 }
 
 
@@ -217,9 +220,11 @@ def conversation(conv: Row | None, r: RecordedEvent, *, message: Row | None, age
         assert message is not None
         if conv is None:
             conv = {**WORKFLOW_DEFAULTS, "customer_id": e.customer_id, "unread_for_agents": 0}
+        # Parley's own away reply answers nobody: the customer still waits for the team.
+        awaiting = conv["awaiting_reply"] if e.sender_kind == SenderKind.SYSTEM else e.sender_kind == SenderKind.CUSTOMER
         conv = {
             **conv, "last_message": last_message_summary(message), "last_activity_at": e.sent_at,
-            "awaiting_reply": e.sender_kind == SenderKind.CUSTOMER,
+            "awaiting_reply": awaiting,
         }
     elif conv is None:
         return None
@@ -257,7 +262,14 @@ def workflow(conv: Row | None, r: RecordedEvent) -> Row:
         return {**conv, "sla_breached": True}
     if isinstance(e, ConversationLabelsChanged):
         return {**conv, "labels": sorted(e.labels)}
+    if isinstance(e, ConversationRated):
+        return {**conv, "rating": rating(e)}
     raise TypeError(f"not a workflow event: {e!r}")
+
+
+def rating(e: ConversationRated) -> dict[str, Any]:
+    """A rating as a conversation carries it (the last one counts)."""
+    return {"score": e.score, "comment": e.comment, "rated_at": e.at.isoformat()}
 
 
 # -- labels and per-agent marks ----------------------------------------------------------
@@ -329,3 +341,105 @@ def search(r: RecordedEvent) -> Row | None:
         return {"key": customer_entry_key(e.customer_id), "kind": "customer", "customer_id": e.customer_id,
                 "message_id": None, "text": customer_text(e.name, e.email), "tx": r.tx, "position": r.position}
     return None
+
+
+# -- reports: the facts a report adds up --------------------------------------------------
+
+#: The event types the reports fold reads.
+REPORT_EVENT_TYPES = frozenset({
+    "MessageSent", "ConversationAssigned", "ConversationStatusChanged", "FirstResponseClockStarted",
+    "FirstResponseClockStopped", "FirstResponseSlaBreached", "ConversationRated",
+})
+#: Facts counted per conversation and day (ReportCount), counted one per event (ReportFact, value 1),
+#: and measured (ReportFact, keyed by what they measure).
+TALLIED = ("started", "resolved", "customer_message", "agent_message")
+COUNTED = ("sla_breach",)
+MEASURED = ("first_response", "resolution", "rating")
+
+
+def tally_key(kind: str, customer_id: uuid.UUID, day: dt.date, agent_id: str) -> str:
+    return f"{kind}:{customer_id}:{day.isoformat()}:{agent_id}"
+
+
+def tallies_of(r: RecordedEvent, clock: ReportClock) -> list[tuple[str, dt.date, str]]:
+    """The (kind, day, agent) tallies ``r`` may add one to: known from the event alone, so a batch
+    reads exactly the rows it may change. A conversation's start and a customer's message count
+    for the team (agent ""); an agent's message for its writer; a resolution for who resolved."""
+    e: Any = r.event
+    if isinstance(e, MessageSent):
+        day = clock.day(e.sent_at)
+        if e.sender_kind == SenderKind.CUSTOMER:
+            return [("started", day, ""), ("customer_message", day, "")]
+        if e.sender_kind == SenderKind.AGENT:
+            return [("agent_message", day, e.sender_id)]
+    elif isinstance(e, ConversationStatusChanged) and e.status == "resolved":
+        return [("resolved", clock.day(e.at), e.actor.removeprefix("agent:") if e.actor.startswith("agent:") else "")]
+    return []
+
+
+@dataclass(frozen=True)
+class ReportClock:
+    """How reports read time: days in the team's time zone, durations in its business hours."""
+
+    zone: dt.tzinfo
+    hours: BusinessHours | None = None
+
+    def day(self, at: dt.datetime) -> dt.date:
+        return at.astimezone(self.zone).date()
+
+
+def report(state: Row | None, r: RecordedEvent, clock: ReportClock, *, replier: str | None = None
+           ) -> tuple[Row, list[Row], list[tuple[str, dt.date, str]]]:
+    """One conversation's report state after ``r``, the facts ``r`` adds (or replaces), and the
+    tallies it adds one to (``tallies_of``'s, those that apply).
+
+    ``replier``: for an agent's first response, who wrote the reply (its
+    timeline row's sender). Facts are attributed to the agent who wrote (a
+    message, a first response) or resolved, to the conversation's assignee
+    at the time (a rating, a breach), and a conversation's start and a
+    customer's message to the team (no agent).
+    """
+    e: Any = r.event
+    cid = e.customer_id
+    s: Row = dict(state) if state is not None else {
+        "customer_id": cid, "open_since": None, "waiting_since": None, "assignee_id": "", "resolutions": 0}
+    s.update(tx=r.tx, position=r.position)
+    facts: list[Row] = []
+    tallies: list[tuple[str, dt.date, str]] = []
+
+    def fact(kind: str, at: dt.datetime, agent: str, value: float = 1.0, key: str | None = None) -> None:
+        facts.append({"key": key or f"{kind}:{r.position}", "customer_id": cid, "kind": kind, "day": clock.day(at),
+                      "agent_id": agent or "", "value": value, "tx": r.tx, "position": r.position})
+
+    if isinstance(e, MessageSent):
+        started, message = tallies_of(r, clock) if e.sender_kind == SenderKind.CUSTOMER else (None, None)
+        if started is not None and message is not None:
+            if s["open_since"] is None:
+                s["open_since"] = e.sent_at
+                tallies.append(started)
+            tallies.append(message)
+        else:
+            tallies += tallies_of(r, clock)
+    elif isinstance(e, ConversationAssigned):
+        s["assignee_id"] = e.assignee_id or ""
+    elif isinstance(e, FirstResponseClockStarted):
+        s["waiting_since"] = e.since
+    elif isinstance(e, FirstResponseClockStopped):
+        if e.message_id is not None and s["waiting_since"] is not None:
+            waited = e.business_seconds if e.business_seconds is not None else business_seconds(
+                clock.hours, s["waiting_since"], e.at)
+            fact("first_response", e.at, replier or "", waited, key=f"first_response:{cid}:{e.period_id}")
+        s["waiting_since"] = None
+    elif isinstance(e, FirstResponseSlaBreached):
+        fact("sla_breach", e.at, s["assignee_id"])
+    elif isinstance(e, ConversationStatusChanged) and e.status == "resolved":
+        s["resolutions"] += 1
+        tallies += tallies_of(r, clock)
+        resolver = e.actor.removeprefix("agent:") if e.actor.startswith("agent:") else ""
+        if s["open_since"] is not None:
+            fact("resolution", e.at, resolver, business_seconds(clock.hours, s["open_since"], e.at),
+                 key=f"resolution:{cid}:{s['resolutions']}")
+        s["open_since"] = None
+    elif isinstance(e, ConversationRated):
+        fact("rating", e.at, s["assignee_id"], float(e.score), key=f"rating:{cid}:{e.resolution}")
+    return s, facts, tallies

@@ -67,6 +67,8 @@ class Conversation(models.Model):
     sla_breached = models.BooleanField(default=False)
     #: The conversation's labels, sorted (ConversationLabel holds them again, to filter by).
     labels = models.JSONField(default=list)
+    #: The customer's last rating: {"score", "comment", "rated_at"}, or None.
+    rating = models.JSONField(null=True, default=None)
     tx = models.BigIntegerField()
     position = models.BigIntegerField()
 
@@ -218,3 +220,67 @@ class EventRows(models.Model):
             models.Index(fields=["tx", "position"], name="event_rows_order"),
             models.Index(fields=["customer_id"], name="event_rows_customer"),
         ]
+
+
+class ReportFact(models.Model):
+    """One fact a report counts or measures (projection: reports).
+
+    Counted facts (a conversation started or resolved, a customer's or an
+    agent's message, a first response past its target) are one row per
+    event, keyed by its position, with ``value`` 1. Measured ones (a first
+    response's wait, a resolution's time, in business seconds; a rating's
+    score) are keyed by what they measure, so a later fact of the same thing
+    (a rating replaced within its resolved period) replaces the row. A
+    report adds up a range of days (readmodels.reports). Every row belongs
+    to one customer; ``day`` is the local date in PARLEY_TIME_ZONE;
+    ``agent_id`` "" is nobody.
+    """
+
+    key = models.CharField(primary_key=True, max_length=120)
+    customer_id = models.UUIDField()
+    kind = models.CharField(max_length=20)
+    day = models.DateField()
+    agent_id = models.CharField(max_length=64, blank=True, default="")
+    value = models.FloatField(default=1.0)
+    tx = models.BigIntegerField()
+    position = models.BigIntegerField()
+
+    class Meta:
+        indexes = [
+            # Covers the reports' counts: an index-only scan of a range of days.
+            models.Index(fields=["day", "kind", "agent_id"], name="report_facts_by_day"),
+            models.Index(fields=["agent_id", "day"], name="report_facts_by_agent"),
+        ]
+
+class ReportCount(models.Model):
+    """How many of one kind of fact one customer's conversation had on one day, for one agent
+    (projection: reports): the frequent facts (messages, starts, resolutions), counted where they
+    happen so that a report adds up a row per conversation and day rather than one per message."""
+
+    #: "<kind>:<customer id>:<day>:<agent id>"
+    key = models.CharField(primary_key=True, max_length=140)
+    customer_id = models.UUIDField()
+    kind = models.CharField(max_length=20)
+    day = models.DateField()
+    agent_id = models.CharField(max_length=64, blank=True, default="")
+    count = models.PositiveIntegerField(default=0)
+    tx = models.BigIntegerField()
+    position = models.BigIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["day", "kind", "agent_id", "count"], name="report_counts_by_day")]
+
+
+class ReportConversation(models.Model):
+    """What the reports fold remembers of one conversation between events (projection: reports)."""
+
+    customer_id = models.UUIDField(primary_key=True)
+    #: When the current unresolved stretch started (a customer's message), or None.
+    open_since = models.DateTimeField(null=True, blank=True)
+    #: When the current waiting period started, or None.
+    waiting_since = models.DateTimeField(null=True, blank=True)
+    assignee_id = models.CharField(max_length=64, blank=True, default="")
+    #: How many times it was resolved (a rating names its resolved period by this number).
+    resolutions = models.PositiveIntegerField(default=0)
+    tx = models.BigIntegerField()
+    position = models.BigIntegerField()

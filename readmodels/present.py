@@ -116,8 +116,17 @@ def present_conversation(row: Mapping[str, Any], names: Mapping[str, str]) -> di
         "first_response_due_at": rfc3339(row["first_response_due_at"]),
         "sla_breached": row["sla_breached"],
         "labels": list(row.get("labels") or []),
+        "rating": present_rating(row.get("rating")),
         "position": row["position"],
     }
+
+
+def present_rating(rating: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A conversation's last rating as the API shows it: ``{"score", "comment", "rated_at"}`` or None."""
+    if not rating:
+        return None
+    return {"score": rating["score"], "comment": rating["comment"],
+            "rated_at": rfc3339(dt.datetime.fromisoformat(rating["rated_at"]))}
 
 
 def present_profile(row: Mapping[str, Any]) -> dict[str, Any]:

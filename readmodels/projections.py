@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.db import models
 
 from chat.events import MessageMarkedAsRead, MessageSent
@@ -47,6 +48,9 @@ from readmodels.models import (
     Conversation,
     ConversationLabel,
     DirectoryEntry,
+    ReportConversation,
+    ReportCount,
+    ReportFact,
     SearchEntry,
     TimelineMessage,
     TimelineNote,
@@ -254,11 +258,62 @@ class SearchProjection(Projection):
             unit.save(SearchEntry, {**row, "text": indexable(row["text"])})
 
 
+class ReportsProjection(Projection):
+    """The facts reports add up (readmodels.reports), and what each conversation's fold remembers.
+
+    Days are read in PARLEY_TIME_ZONE and durations in business hours, as
+    configured when the fact is folded: after changing them, rebuild
+    (``rebuild_readmodels --only reports``) for history to be read the same way.
+    """
+
+    name = "reports"
+    event_types = folds.REPORT_EVENT_TYPES
+    tables = (ReportFact, ReportCount, ReportConversation)
+    needs = ("timeline",)
+    _clock: folds.ReportClock | None = None
+
+    def want(self, events: Sequence[RecordedEvent], unit: Unit) -> None:
+        self._clock = clock = report_clock()  # read once a batch: the settings of a running process do not change
+        unit.want(ReportConversation, (_customer(r) for r in events))
+        unit.want(ReportCount, (folds.tally_key(kind, _customer(r), day, agent)
+                                for r in events for kind, day, agent in folds.tallies_of(r, clock)))
+        # The reply that ended a waiting period names who answered; it may be in an earlier batch.
+        unit.want(TimelineMessage, (r.event.message_id for r in events  # type: ignore[attr-defined]
+                                    if r.event_type == "FirstResponseClockStopped" and r.event.message_id is not None))  # type: ignore[attr-defined]
+
+    def apply(self, r: RecordedEvent, unit: Unit, facts: Facts) -> None:
+        e: Any = r.event
+        replier = None
+        if r.event_type == "FirstResponseClockStopped" and e.message_id is not None:
+            reply = unit.get(TimelineMessage, e.message_id)
+            replier = reply["sender_id"] if reply is not None else None
+        clock = self._clock or report_clock()
+        state, found, tallies = folds.report(unit.get(ReportConversation, e.customer_id), r, clock, replier=replier)
+        unit.save(ReportConversation, state)
+        for row in found:
+            unit.save(ReportFact, row)
+        for kind, day, agent in tallies:
+            key = folds.tally_key(kind, e.customer_id, day, agent)
+            before = unit.get(ReportCount, key)
+            unit.save(ReportCount, {"key": key, "customer_id": e.customer_id, "kind": kind, "day": day,
+                                    "agent_id": agent, "count": (before["count"] if before else 0) + 1,
+                                    "tx": r.tx, "position": r.position})
+
+
+def report_clock() -> folds.ReportClock:
+    """Days in PARLEY_TIME_ZONE, durations in the configured business hours."""
+    from zoneinfo import ZoneInfo
+
+    from conversations.away import business_hours
+
+    return folds.ReportClock(ZoneInfo(getattr(settings, "PARLEY_TIME_ZONE", "UTC") or "UTC"), business_hours())
+
+
 def read_models() -> list[Projection]:
     """Every rebuildable read model, in an order where each comes after the ones it needs."""
     return [
         DirectoryProjection(), TimelineProjection(), UnreadProjection(), BadgeProjection(), ConversationsProjection(),
-        LabelsProjection(), AgentUnreadProjection(), NotesProjection(), SearchProjection(),
+        LabelsProjection(), AgentUnreadProjection(), NotesProjection(), SearchProjection(), ReportsProjection(),
     ]
 
 

@@ -40,6 +40,7 @@ from readmodels.models import (
     TimelineNote,
     Unread,
 )
+from readmodels.ports import agent_names as agent_names_port
 from readmodels.present import (
     present_conversation,
     present_note_row,
@@ -100,6 +101,11 @@ def customer_names(ids: set[str] | set[uuid.UUID]) -> dict[str, str]:
 def agent_names(ids: set[str]) -> dict[str, str]:
     """The name each of these agents is shown by now (readmodels.names)."""
     return names.agents_of(ids)
+
+
+def known_agents(ids: set[str]) -> set[str]:
+    """Those of these ids that name a user (an agent, or a former one whose facts stay in reports)."""
+    return set(agent_names_port().names(ids))
 
 
 @dataclass(frozen=True)

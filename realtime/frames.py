@@ -23,11 +23,16 @@ from conversations.events import (
     CONVERSATION_EVENT_TYPES,
     PER_AGENT_EVENT_TYPES,
     ConversationMarkedUnread,
+    ConversationRated,
+    ConversationReopened,
+    ConversationSnoozed,
+    ConversationStatusChanged,
     NoteAdded,
+    Status,
 )
 from customers.events import ContactDetailsChanged
 from eventstore.events import Cursor, RecordedEvent, Undecodable
-from readmodels import asof, present
+from readmodels import asof, folds, present
 from readmodels.folds import moves_badge
 
 #: Event types that produce frames.
@@ -85,6 +90,24 @@ def presence(agent_id: str, agent_name: str, status: str) -> dict[str, Any]:
 
 def badge(unread: int, position: int) -> dict[str, Any]:
     return {"type": "badge", "unread": unread, "position": position}
+
+
+def rating_prompt(asked: bool, rating: dict[str, Any] | None, position: int) -> dict[str, Any]:
+    """Whether the customer is asked to rate their conversation (it is resolved), and their rating of this period."""
+    return {"type": "conversation.rating", "asked": asked, "rating": rating, "position": position}
+
+
+def _rating_prompt(e: Any, position: int) -> dict[str, Any] | None:
+    """What a status change or a rating tells the customer's devices about the rating prompt (else None)."""
+    if isinstance(e, ConversationRated):
+        return rating_prompt(True, present.present_rating(folds.rating(e)), position)
+    if isinstance(e, ConversationStatusChanged):
+        if Status.RESOLVED.value not in (e.status, e.previous_status):
+            return None
+        return rating_prompt(e.status == Status.RESOLVED.value, None, position)
+    if isinstance(e, ConversationSnoozed | ConversationReopened) and e.previous_status == Status.RESOLVED.value:
+        return rating_prompt(False, None, position)
+    return None
 
 
 # -- frames of logged events -----------------------------------------------------------
@@ -153,6 +176,9 @@ def envelopes(
                               "agent_id": e.agent_id, "unread": isinstance(e, ConversationMarkedUnread),
                               "position": p})
             conv = None
+        prompt = _rating_prompt(e, p)
+        if prompt is not None:
+            to_customer.append(prompt)
         if moves_badge(r):
             to_customer.append(badge((rows.get("badge") or {}).get("unread", 0), p))
         if conv is not None:

@@ -13,6 +13,7 @@ urlpatterns = [
     path("chat/switch/", views.chat_switch, name="chat_switch"),
     path("chat/leave/", views.chat_leave, name="chat_leave"),
     path("agent/", views.agent, name="agent"),
+    path("agent/reports/", views.reports_page, name="reports"),
     path("email/unsubscribe/<str:token>/", unsubscribe.email_unsubscribe, name="email_unsubscribe"),
     path("widget.js", widget.widget_js, name="widget_js"),
     path("widget/frame/", widget.widget_frame, name="widget_frame"),

@@ -7,6 +7,7 @@ after the first paint comes from the public API and the websocket.
 
 from __future__ import annotations
 
+import datetime as dt
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,11 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from accounts import ratelimit
 from accounts.principals import agent_display_name
 from accounts.tokens import InvalidCustomerToken, verify_link_token
+from conversations.away import away_status, business_hours
 from customers.services import CustomerError, CustomerNotFound, customer_get, customer_register
+from readmodels import reports
+from readmodels.projections import report_clock
+from web import charts as charts_module
 from web.forms import StartChatForm
 from web.identity import cookie_customer_id, forget_customer, remember_customer, remember_new_customer
 from web.security import page_headers
@@ -81,7 +86,9 @@ def chat(request: HttpRequest) -> HttpResponse:
         "socketPath": "/ws/v1/",
         "pushModule": static("notifications/push.js"),
     }
-    return render(request, "web/chat.html", {"customer": customer, "config": config})
+    away = away_status(business_hours(), dt.datetime.now(dt.timezone.utc))
+    return render(request, "web/chat.html", {"customer": customer, "config": config,
+                                             "away": away if away and not away["open"] else None})
 
 
 def _cross_site(request: HttpRequest) -> bool:
@@ -251,3 +258,44 @@ def service_worker(request: HttpRequest) -> HttpResponse:
     # Browsers check for a new worker on navigation; let them always see the latest.
     response["Cache-Control"] = "no-cache"
     return response
+
+
+@require_safe
+@never_cache
+@page_headers
+@user_passes_test(is_agent)
+def reports_page(request: HttpRequest) -> HttpResponse:
+    """The team's figures over a range of days: charts and tables, printable (docs/reports.md)."""
+    zone = report_clock().zone
+    today = dt.datetime.now(zone).date()
+    problem, status = "", 200
+    try:
+        last = dt.date.fromisoformat(request.GET.get("to") or today.isoformat())
+        first = dt.date.fromisoformat(request.GET.get("from") or (last - dt.timedelta(days=29)).isoformat())
+    except ValueError:
+        first, last, problem = today - dt.timedelta(days=29), today, "Choose the days as dates."
+    if not problem and first > last:
+        problem = "The first day comes after the last one: choose them the other way round."
+    elif not problem and (last - first).days + 1 > reports.MAX_DAYS:
+        problem = f"A report covers at most {reports.MAX_DAYS} days."
+    if problem:
+        first, last, status = today - dt.timedelta(days=29), today, 400
+    summary, days = reports.summary(first, last), reports.daily(first, last)["days"]
+    every = max(1, len(days) // 10)
+    label = "%d %b"
+    charts = [
+        charts_module.bars("Conversations started per day",
+                           [(dt.date.fromisoformat(d["day"]).strftime(label), d["conversations"]) for d in days],
+                           every=every),
+        charts_module.bars("First response per day (median, business minutes)",
+                           [(dt.date.fromisoformat(d["day"]).strftime(label),
+                             None if d["first_response_seconds"]["p50"] is None
+                             else d["first_response_seconds"]["p50"] / 60) for d in days],
+                           unit=" min", every=every),
+        charts_module.bars("Ratings by score", [(f"{score} of 5", summary["rating"]["distribution"][str(score)])
+                                                for score in range(1, 6)]),
+    ]
+    return render(request, "web/reports.html", {
+        "first": first.isoformat(), "last": last.isoformat(), "summary": summary, "days": days, "charts": charts,
+        "problem": problem, "query": f"from={first.isoformat()}&to={last.isoformat()}",
+    }, status=status)

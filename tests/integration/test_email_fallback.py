@@ -189,3 +189,21 @@ def test_a_streak_that_ends_and_a_new_one_in_one_batch_keep_only_the_new_timer(c
     assert work(later()) == 1
     text = parts(mailoutbox[0])["text/plain"]
     assert "Fresh news" in text and "Old news" not in text
+
+
+def test_a_conversation_resolved_before_the_email_asks_for_a_rating_in_it(customer, agent, mailoutbox):
+    agent_says(agent, customer, "Your refund is on its way")
+    r = agent.post(f"/api/v1/conversations/{customer.id}/status", {"status": "resolved"})
+    assert r.status_code == 200, r.content
+    assert work(later()) == 1
+    [email] = mailoutbox
+    body = parts(email)
+    assert "How did we do? Rate us from 1 to 5 in the conversation:" in body["text/plain"]
+    assert "Rate us from 1 to 5</a>" in body["text/html"]
+
+
+def test_an_open_conversations_email_does_not_ask_for_a_rating(customer, agent, mailoutbox):
+    agent_says(agent, customer, "Which order?")
+    assert work(later()) == 1
+    [email] = mailoutbox
+    assert "How did we do" not in parts(email)["text/plain"]

@@ -433,6 +433,17 @@ def test_real_answers_of_every_operation_conform_to_the_document(conformance, ma
     labelled = check(agent.post(f"{base}/labels", {"add": ["VIP", "billing"]}, content_type="application/json"),
                      wf + "labels", "post", 200)
     assert labelled["conversation"]["labels"] == ["billing", "vip"]
+    rate = "/api/v1/rating"
+    check(customer.post(rate, {"score": 5}, content_type="application/json"), rate, "post", 400)  # not resolved
+    check(agent.post(f"{base}/status", {"status": "resolved"}, content_type="application/json"), wf + "status", "post", 200)
+    check(customer.post(rate, {"score": 5, "comment": "Thanks"}, content_type="application/json"), rate, "post", 201)
+    check(customer.post(rate, {"score": 5, "comment": "Thanks"}, content_type="application/json"), rate, "post", 200)
+    check(customer.post(rate, {"score": 9}, content_type="application/json"), rate, "post", 400)
+    assert check(customer.get(rate), rate, "get", 200)["rating"]["score"] == 5
+    check(agent.post(rate, {"score": 5}, content_type="application/json"), rate, "post", 403)
+    for report in ("/api/v1/reports/summary", "/api/v1/reports/daily"):
+        check(agent.get(report), report, "get", 200)
+        check(agent.get(report, {"from": "2026-02-01", "to": "2026-01-01"}), report, "get", 400)
     check(agent.post(f"{base}/labels", {"add": ["no spaces"]}, content_type="application/json"), wf + "labels", "post", 400)
     check(agent.post(f"{base}/labels", {}, content_type="application/json"), wf + "labels", "post", 400)
     check(agent.post(f"{convs}/{new_id()}/labels", {"add": ["vip"]}, content_type="application/json"),
@@ -554,6 +565,11 @@ def test_real_deliveries_of_every_webhook_type_conform_to_the_webhooks_section(r
     run_pipeline()
     workflow().catch_up()
     assert timers.fire_due(now=datetime.now(timezone.utc) + timedelta(hours=1)) == 1
+    run_pipeline()
+    assert agent.post(f"{base}/status", {"status": "resolved"}).status_code == 200
+    run_pipeline()
+    rating = customer.post("/api/v1/rating", {"score": 5, "comment": "Quick"}, content_type="application/json")
+    assert rating.status_code == 201, rating.content
     run_pipeline()
     sent = WebhookDelivery.objects.count()
     assert sent >= len(outbound_types.TYPES)

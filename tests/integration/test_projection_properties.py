@@ -25,7 +25,19 @@ from chat.errors import ChatError
 from chat.events import SenderKind
 from chat.handlers import edit_message, mark_message_as_read, send_message
 from conversations import handlers as workflow_handlers
-from conversations.commands import AddNote, Agent, ChangeLabels, Claim, MarkRead, MarkUnread, SetStatus, Snooze
+from conversations.commands import (
+    AddNote,
+    Agent,
+    ChangeLabels,
+    Claim,
+    MarkRead,
+    MarkUnread,
+    Rate,
+    SetStatus,
+    Snooze,
+    clean_comment,
+    clean_score,
+)
 from conversations.errors import ConversationError
 from conversations.models import AgentTurn, Routing
 from customers.models import Customer
@@ -46,6 +58,9 @@ from readmodels.models import (
     ConversationLabel,
     DirectoryEntry,
     EventRows,
+    ReportConversation,
+    ReportCount,
+    ReportFact,
     SearchEntry,
     TimelineMessage,
     TimelineNote,
@@ -87,6 +102,7 @@ op = st.one_of(
               st.sets(st.sampled_from(["vip", "billing", "urgent"]), max_size=2)),
     st.tuples(st.just("mark"), st.integers(0, 1), st.integers(0, CUSTOMERS - 1), st.booleans()),
     st.just(("workflow",)),
+    st.tuples(st.just("rate"), st.integers(0, CUSTOMERS - 1), st.integers(0, 6), st.sampled_from(["", "great"])),
     st.tuples(st.just("crash"), st.integers(1, 7), st.integers(0, 3)),
 )
 
@@ -116,7 +132,7 @@ def pipeline_projections() -> list[Projection]:
 def wipe() -> None:
     for model in (StoredEvent, Checkpoint, Customer, DirectoryEntry, TimelineMessage, Conversation, Unread, Badge,
                   TimelineNote, SearchEntry, EventRows, Routing, AgentTurn, Timer, Attachment, ConversationLabel,
-                  AgentUnread):
+                  AgentUnread, ReportFact, ReportCount, ReportConversation):
         model.objects.all().delete()
 
 
@@ -128,7 +144,11 @@ def snapshot() -> dict[str, Any]:
         "directory": rows(DirectoryEntry, "customer_id", "name", "email", "phone", "tx", "position"),
         "timeline": rows(TimelineMessage, "message_id", "customer_id", "sender_kind", "sender_id", "body", "sent_at", "edited_at", "read_at", "tx", "position", "attachments"),
         "conversations": rows(Conversation, "customer_id", "last_message", "unread_for_agents", "awaiting_reply", "last_activity_at", "tx", "position",
-                              "status", "assignee_id", "snoozed_until", "first_response_due_at", "sla_breached", "labels"),
+                              "status", "assignee_id", "snoozed_until", "first_response_due_at", "sla_breached", "labels", "rating"),
+        "report_facts": rows(ReportFact, "key", "customer_id", "kind", "day", "agent_id", "value", "tx", "position"),
+        "report_counts": rows(ReportCount, "key", "customer_id", "kind", "day", "agent_id", "count", "tx", "position"),
+        "report_state": rows(ReportConversation, "customer_id", "open_since", "waiting_since", "assignee_id", "resolutions",
+                             "tx", "position"),
         "labels": rows(ConversationLabel, "key", "customer_id", "label", "tx", "position"),
         "agent_marks": rows(AgentUnread, "key", "agent_id", "customer_id", "marked_at", "tx", "position"),
         "notes": rows(TimelineNote, "note_id", "customer_id", "author_id", "body", "created_at", "tx", "position"),
@@ -151,8 +171,14 @@ def brute_force(events: list[RecordedEvent]) -> dict[str, Any]:
     notes: dict[uuid.UUID, str] = {}
     labels: dict[uuid.UUID, set[str]] = {}
     marks: set[tuple[str, uuid.UUID]] = set()
+    resolutions: dict[uuid.UUID, int] = {}
+    ratings: dict[tuple[uuid.UUID, int], int] = {}
     for r in events:
         e: Any = r.event
+        if r.event_type == "ConversationStatusChanged" and e.status == "resolved":
+            resolutions[e.customer_id] = resolutions.get(e.customer_id, 0) + 1
+        if r.event_type == "ConversationRated":
+            ratings[(e.customer_id, e.resolution)] = e.score
         if r.event_type == "ConversationLabelsChanged":
             labels[e.customer_id] = (labels.get(e.customer_id, set()) | set(e.added)) - set(e.removed)
         elif r.event_type == "ConversationMarkedUnread":
@@ -183,6 +209,9 @@ def brute_force(events: list[RecordedEvent]) -> dict[str, Any]:
     for mid, m in messages.items():  # insertion order is log order of MessageSent
         last[m["customer"]] = (mid, m["kind"])
     return {
+        "ratings": ratings,
+        "resolved": sum(resolutions.values()),
+        "messages_by_side": {side: sum(1 for m in messages.values() if m["kind"] == side) for side in ("customer", "agent")},
         "last_message": {c: str(mid) for c, (mid, _) in last.items()},
         "awaiting_reply": {c: kind == "customer" for c, (_, kind) in last.items()},
         "agent_unread": {mid for mid, m in messages.items() if m["kind"] == "customer" and not m["read"]},
@@ -299,6 +328,9 @@ def test_live_projections_equal_a_replay_and_a_brute_force_fold(ops, partition_c
                     workflow_handlers.mark_unread(MarkUnread(customers[c].id, agent))
                 else:
                     workflow_handlers.mark_read(MarkRead(customers[c].id, agent))
+            elif o[0] == "rate":
+                _, c, score, comment = o
+                workflow_handlers.rate(Rate(customers[c].id, clean_score(score), clean_comment(comment)))
             elif o[0] == "workflow":
                 for part in partitions.all_partitions():
                     workflow(partition=part).catch_up()
@@ -357,6 +389,12 @@ def test_live_projections_equal_a_replay_and_a_brute_force_fold(ops, partition_c
     assert {(r[1], r[2]) for r in live["agent_marks"]} == expected["marks"]
     assert {r[0] for r in live["agent_unread"]} == expected["agent_unread"]
     assert {r[0] for r in live["badge_unread"]} == expected["badge_unread"]
+    # The reports' facts: every message counted once by side, each resolution, the last rating of each period.
+    tallied = {kind: sum(r[5] for r in live["report_counts"] if r[2] == kind)
+               for kind in ("customer_message", "agent_message", "resolved")}
+    assert {side: tallied[f"{side}_message"] for side in ("customer", "agent")} == expected["messages_by_side"]
+    assert tallied["resolved"] == expected["resolved"]
+    assert {(r[1], int(r[0].rsplit(":", 1)[1])): int(r[5]) for r in live["report_facts"] if r[2] == "rating"} == expected["ratings"]
     assert badges_as_of_each_event(log) == {
         p: rows["badge"]["unread"] for p, rows in EventRows.objects.values_list("position", "rows") if "badge" in rows}
 

@@ -15,7 +15,7 @@ import { ParleySocket } from "./socket.js";
 import { ConnectionStatus, TypingLine, editMessage, problemBanner } from "./status.js";
 import { Thread } from "./thread.js";
 import { ComposerMode, NoteSender } from "./notes.js";
-import { STATUS_LABELS, WorkflowBar, drawSla } from "./workflow.js";
+import { STATUS_LABELS, WorkflowBar, drawSla, ratingTag } from "./workflow.js";
 
 const PAGE = 30;
 const FINE_POINTER = window.matchMedia("(hover: hover) and (pointer: fine)").matches;
@@ -348,6 +348,7 @@ function workflowLine(conv) {
     h("span", { class: `conv__assignee${conv.assignee ? "" : " conv__assignee--none"}${mine ? " conv__assignee--me" : ""}` }, conv.assignee ? (mine ? "You" : conv.assignee.name) : "Unassigned"),
     status !== "open" ? h("span", { class: `tag tag--status`, dataset: { status } }, STATUS_LABELS[status] || status) : null,
     sla,
+    ratingTag(conv),
     labels.length ? h("span", { class: "conv__labels" }, labels.map((l) => h("span", { class: "label label--small" }, l))) : null,
   );
 }

@@ -15,6 +15,7 @@ import { Composer } from "./composer.js";
 import { $, announce, formatAgo, formatFull, h, uuid4 } from "./dom.js";
 import { Messenger } from "./messenger.js";
 import { Outbox } from "./outbox.js";
+import { RatingPrompt } from "./rating.js";
 import { SearchBox, snippet } from "./search.js";
 import { ParleySocket } from "./socket.js";
 import { Thread } from "./thread.js";
@@ -38,6 +39,7 @@ export function customerChat({
   const empty = $("#empty");
   const unreadPill = $("#unread");
   const showProblem = problemBanner($("#problem"));
+  const rating = new RatingPrompt();
   const reported = new Set(); // messages onMessage has been told of (or that were there at the first load)
   let loaded = false;
 
@@ -180,6 +182,9 @@ export function customerChat({
       case "badge":
         setBadge(frame.unread);
         break;
+      case "conversation.rating":
+        rating.show(frame);
+        break;
       case "typing":
         if (frame.sender && frame.sender.kind === "agent") typing.start(frame.sender.id, `${frame.sender.name || "Support"} is typing…`);
         break;
@@ -230,6 +235,7 @@ export function customerChat({
     // The badge projection can trail the timeline: read it as of the same position.
     const badge = await api("GET", `/api/v1/badge?min_position=${position}`);
     setBadge(badge.unread);
+    await rating.load();
     return position;
   }
 

@@ -372,6 +372,7 @@ export class Thread {
     meta.append(
       h("time", { datetime: msg.sent_at, title: formatFull(sentAt) }, entry.local === "sending" || entry.local === "waiting" ? "" : formatTime(sentAt)),
     );
+    if (!note && msg.sender.kind === "system") meta.append(h("span", { class: "msg__automatic" }, "Automatic reply"));
     if (msg.edited_at) meta.append(h("span", { class: "msg__edited", title: `Edited ${formatFull(new Date(msg.edited_at))}` }, "Edited"));
     if (mine) meta.append(h("span", { class: "msg__status" }, statusText(state)));
     if (note) meta.append(h("span", { class: "msg__private" }, entry.local === "sending" ? "Saving…" : entry.local === "failed" ? "Not saved" : "Only agents see this"));

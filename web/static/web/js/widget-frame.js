@@ -379,9 +379,13 @@ async function loadSettings() {
   $("#w-greeting").textContent = settings.greeting || "Hi! How can we help?";
   $("#w-signup-greeting").textContent = settings.greeting || "";
   $("#w-presence").dataset.online = String(settings.online);
-  $("#w-availability").textContent = settings.online
-    ? settings.reply_time || "We're online"
-    : `Away now. ${settings.reply_time || "We'll answer here as soon as we can."}`;
+  const hours = settings.business_hours;
+  $("#w-availability").textContent =
+    hours && !hours.open
+      ? `We're away, we reply by ${hours.next_opening_text || "the next working day"}.`
+      : settings.online
+        ? settings.reply_time || "We're online"
+        : `Away now. ${settings.reply_time || "We'll answer here as soon as we can."}`;
   paint(settings.color);
   if (readySent) post("settings", { settings });
 }

@@ -13,6 +13,18 @@ import { icon } from "./icons.js";
 
 export const STATUS_LABELS = { open: "Open", pending: "Pending", snoozed: "Snoozed", resolved: "Resolved" };
 
+// A conversation's last rating as a tag: "Rated 4/5", its comment as the tooltip (text only).
+export function ratingTag(conv, big = false) {
+  const rating = conv.rating;
+  if (!rating) return null;
+  return h(
+    "span",
+    { class: `tag tag--rating${big ? "" : " tag--small"}`, title: rating.comment || null, dataset: { score: rating.score } },
+    `Rated ${rating.score}/5`,
+    h("span", { class: "visually-hidden" }, ` by the customer${rating.comment ? `: ${rating.comment}` : ""}`),
+  );
+}
+
 // A conversation's labels as chips (text only).
 export function labelChips(labels) {
   return (labels || []).map((label) => h("li", { class: "label" }, label));
@@ -89,6 +101,7 @@ export class WorkflowBar {
       snoozeMenu: $("#wf-snooze-menu"),
       snoozeAt: $("#wf-snooze-at"),
       labels: $("#wf-labels"),
+      rating: $("#wf-rating"),
       labelList: $("#wf-label-list"),
       labelForm: $("#wf-label-form"),
       labelInput: $("#wf-label-input"),
@@ -172,6 +185,9 @@ export class WorkflowBar {
     el.assignTo.replaceChildren(...options);
     el.assignTo.value = picked;
     for (const b of [el.claim, el.assign, el.resolve]) b.disabled = this.busy;
+    const rated = ratingTag(conv, true);
+    el.rating.replaceChildren(...(rated ? [rated] : []));
+    el.rating.hidden = !rated;
     const labels = conv.labels || [];
     el.labels.replaceChildren(...labelChips(labels));
     el.labels.hidden = labels.length === 0;

@@ -1,0 +1,126 @@
+"""Reports through the API (docs/reports.md): the figures of a range of days, by
+agent and day by day, as JSON and CSV; clear refusals; a rebuild answers the same."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+
+from tests.integration.test_agent_tools import agent_says, customer_says, settle
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def resolve(agent: Any, customer_id: str) -> None:
+    assert agent.post(f"/api/v1/conversations/{customer_id}/status", {"status": "resolved"}).status_code == 200
+
+
+@pytest.fixture
+def seeded(make_customer: Any, make_agent: Any) -> dict[str, Any]:
+    grace, linus = make_agent("grace"), make_agent("linus")
+    ada, bob = make_customer("Ada"), make_customer("Bob", "bob@example.com")
+    customer_says(ada.id, "Where is my parcel?")
+    customer_says(ada.id, "It is late")
+    customer_says(bob.id, "Refund please")
+    settle()
+    agent_says(grace, ada.id, "Checking")
+    agent_says(linus, bob.id, "Done")
+    settle()
+    resolve(grace, ada.id)
+    resolve(linus, bob.id)
+    assert ada.post("/api/v1/rating", {"score": 4}).status_code == 201
+    assert bob.post("/api/v1/rating", {"score": 2}).status_code == 201
+    assert bob.post("/api/v1/rating", {"score": 5, "comment": "fixed"}).status_code == 201  # replaces the 2
+    settle()
+    return {"grace": grace, "linus": linus, "today": dt.datetime.now(dt.timezone.utc).date().isoformat()}
+
+
+def test_the_summary_adds_up_the_days_facts_for_the_team_and_each_agent(seeded):
+    grace, today = seeded["grace"], seeded["today"]
+    r = grace.get("/api/v1/reports/summary", **{"from": today, "to": today})
+    assert r.status_code == 200, r.content
+    s = r.json()
+    assert (s["conversations"], s["resolved"], s["messages"], s["sla_breaches"]) == (
+        2, 2, {"customer": 3, "agent": 2}, 0)
+    assert s["first_response_seconds"]["count"] == 2 and s["first_response_seconds"]["p50"] >= 0
+    assert s["resolution_seconds"]["count"] == 2
+    assert s["rating"] == {"count": 2, "average": 4.5, "distribution": {"1": 0, "2": 0, "3": 0, "4": 1, "5": 1}}
+    by = {a["agent"]["name"]: a for a in s["by_agent"]}
+    assert set(by) == {"Grace", "Linus"}
+    assert (by["Grace"]["resolved"], by["Grace"]["messages"]["agent"], by["Grace"]["rating"]["average"]) == (1, 1, 4.0)
+    assert (by["Linus"]["resolved"], by["Linus"]["rating"]["average"]) == (1, 5.0)
+
+    only = grace.get("/api/v1/reports/summary", **{"from": today, "to": today, "agent": grace.id}).json()
+    assert (only["agent"], only["resolved"], only["rating"]["count"]) == (grace.id, 1, 1)
+
+
+def test_daily_has_every_day_of_the_range_and_csv_says_the_same(seeded):
+    grace, today = seeded["grace"], dt.datetime.now(dt.timezone.utc).date()
+    days = grace.get("/api/v1/reports/daily", to=today.isoformat()).json()["days"]
+    assert len(days) == 30 and days[-1]["day"] == today.isoformat() and days[0]["conversations"] == 0
+    assert (days[-1]["conversations"], days[-1]["rating"]["count"]) == (2, 2)
+
+    r = grace.get("/api/v1/reports/daily", to=today.isoformat(), format="csv")
+    assert r.status_code == 200 and r["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(r.content.decode())))
+    assert len(rows) == 30 and rows[-1]["day"] == today.isoformat()
+    assert (rows[-1]["conversations"], rows[-1]["ratings"], rows[-1]["rating_average"]) == ("2", "2", "4.5")
+
+    summary = list(csv.reader(io.StringIO(grace.get("/api/v1/reports/summary", format="csv").content.decode())))
+    assert summary[0][:3] == ["agent_id", "agent_name", "conversations"]
+    assert [row[1] for row in summary[1:]] == ["All", "Grace", "Linus"]
+
+
+def test_a_rebuild_of_the_reports_gives_the_same_answers(seeded):
+    grace = seeded["grace"]
+    before = grace.get("/api/v1/reports/summary").json()
+    call_command("rebuild_readmodels", verbosity=0)
+    assert grace.get("/api/v1/reports/summary").json() == before
+
+
+@pytest.mark.parametrize(("params", "code"), [
+    ({"from": "2026-02-01", "to": "2026-01-01"}, "invalid_range"),
+    ({"from": "2025-01-01", "to": "2026-12-31"}, "invalid_range"),
+    ({"from": "yesterday"}, "invalid_parameter"),
+    ({"to": "2026-02-30"}, "invalid_parameter"),
+    ({"agent": "999999"}, "unknown_agent"),
+    ({"agent": "grace"}, "unknown_agent"),
+    ({"format": "xml"}, "invalid_parameter"),
+])
+def test_bad_ranges_and_unknown_agents_are_refused_clearly(agent, params, code):
+    for path in ("/api/v1/reports/summary", "/api/v1/reports/daily"):
+        r = agent.get(path, **params)
+        assert (r.status_code, r.json()["error"]["code"]) == (400, code), r.content
+
+
+def test_an_agent_called_support_is_an_agent_like_any_other(make_agent):
+    support = make_agent("support")  # shown as "Support", like an id no user answers to
+    r = support.get("/api/v1/reports/summary", agent=support.id)
+    assert r.status_code == 200, r.content
+
+
+def test_reports_are_for_agents_only(customer):
+    assert customer.get("/api/v1/reports/summary").status_code == 403
+
+
+def test_the_reports_page_draws_its_charts_and_tables_and_refuses_a_reversed_range_plainly(seeded, client):
+    from django.contrib.auth import get_user_model
+
+    client.force_login(get_user_model().objects.get(username="grace"))
+    page = client.get("/agent/reports/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert html.count("<svg class=\"chart__svg\"") == 3 and 'id="tile-conversations">2<' in html
+    assert "4.5 of 5 (2)" in html and "Grace" in html and "Linus" in html
+    reversed_range = client.get("/agent/reports/", {"from": "2026-02-01", "to": "2026-01-01"})
+    assert reversed_range.status_code == 400 and "comes after the last one" in reversed_range.content.decode()
+    assert client.get("/agent/reports/", {"from": "soon"}).status_code == 400
+
+
+def test_the_reports_page_is_for_agents_only(client):
+    assert client.get("/agent/reports/").status_code == 302  # to the sign-in page
