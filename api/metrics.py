@@ -44,6 +44,13 @@ def _refused(code: str, detail: str) -> HttpResponse:
     return response
 
 
+def holds_metrics_key(request: HttpRequest) -> bool:
+    """Whether the request carries ``Authorization: Bearer <PARLEY_METRICS_KEY>`` (never when no key is set)."""
+    key = settings.PARLEY_METRICS_KEY
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return bool(key) and scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), key.encode())
+
+
 def metrics(request: HttpRequest) -> HttpResponse:
     key = settings.PARLEY_METRICS_KEY
     if not key:

@@ -25,11 +25,12 @@ from django.conf import settings  # noqa: E402
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware  # noqa: E402
 
 from api.uploadcap import UploadSizeCap  # noqa: E402
-from project.daphne import close_bad_frames_cleanly, leave_bodies_to_django  # noqa: E402
+from project.daphne import close_bad_frames_cleanly, leave_bodies_to_django, redact_access_log  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 
 close_bad_frames_cleanly()
 leave_bodies_to_django()
+redact_access_log()
 
 router = ProtocolTypeRouter(
     {

@@ -16,11 +16,43 @@ body Twisted cannot parse is answered with an empty 400 that Parley never
 sees, not the API's error shape. ``leave_bodies_to_django`` turns that
 parsing off (Twisted's ``parsePOSTFormSubmission``), so Django alone
 parses bodies, with its limits and its errors.
+
+Access log: Daphne writes each request line, query string included, to its
+access log (on by default), and ``/chat/?token=``, ``/chat/email/?token=``
+and the socket's ``?token=`` carry credentials. ``redact_access_log``
+replaces every query value with ``…`` before the line is written, so no
+token or signed link reaches a log file.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+#: A query parameter's value: from ``=`` to the next ``&``, ``#``, space or quote.
+_QUERY_VALUE = re.compile(r"=[^&#\s\"]*")
+
+
+def redact(request_line: str) -> str:
+    """The request line with every query value replaced (``GET /chat/?token=…``)."""
+    path, mark, query = request_line.partition("?")
+    return path + mark + _QUERY_VALUE.sub("=…", query) if mark else request_line
+
+
+def redact_access_log() -> None:
+    try:
+        from daphne.access import AccessLogGenerator
+    except ImportError:  # not running under Daphne
+        return
+    if getattr(AccessLogGenerator, "_parley_redacted", False):
+        return
+    original = AccessLogGenerator.write_entry
+
+    def write_entry(self: Any, host: Any, date: Any, request: str, *args: Any, **kwargs: Any) -> None:
+        original(self, host, date, redact(request), *args, **kwargs)
+
+    AccessLogGenerator.write_entry = write_entry  # type: ignore[method-assign]
+    AccessLogGenerator._parley_redacted = True  # type: ignore[attr-defined]
 
 
 def close_bad_frames_cleanly() -> None:
