@@ -11,7 +11,6 @@ request: a Redis outage must not turn logins into server errors.
 from __future__ import annotations
 
 import ipaddress
-
 import logging
 import time
 from dataclasses import dataclass
