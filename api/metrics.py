@@ -61,7 +61,9 @@ def metrics(request: HttpRequest) -> HttpResponse:
     if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), key.encode()):
         return _refused("invalid_token", "the metrics key is wrong")
     if request.method not in ("GET", "HEAD"):
-        return error_response(405, "method_not_allowed", f"{request.method} is not allowed here")
+        refused = error_response(405, "method_not_allowed", f"{request.method} is not allowed here")
+        refused["Allow"] = "GET, HEAD"
+        return refused
     body, content_type = exposition.render(registry(), request.headers.get("Accept", ""))
     response = HttpResponse(body, content_type=content_type)
     response["Cache-Control"] = "no-store"
