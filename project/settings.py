@@ -411,6 +411,12 @@ PARLEY_WIDGET_REPLY_TIME = os.environ.get("PARLEY_WIDGET_REPLY_TIME", "We usuall
 # together (accounts.sendbudget); past it: 429 rate_limited with a retry hint.
 PARLEY_CUSTOMER_SENDS_PER_MINUTE = int(os.environ.get("PARLEY_CUSTOMER_SENDS_PER_MINUTE", "30"))
 PARLEY_AGENT_SENDS_PER_MINUTE = int(os.environ.get("PARLEY_AGENT_SENDS_PER_MINUTE", "120"))
+# Edits per minute, HTTP and websocket together (accounts.sendbudget.charge_edit).
+PARLEY_CUSTOMER_EDITS_PER_MINUTE = int(os.environ.get("PARLEY_CUSTOMER_EDITS_PER_MINUTE", "30"))
+PARLEY_AGENT_EDITS_PER_MINUTE = int(os.environ.get("PARLEY_AGENT_EDITS_PER_MINUTE", "120"))
+# Searches per minute (accounts.sendbudget.charge_search).
+PARLEY_CUSTOMER_SEARCHES_PER_MINUTE = int(os.environ.get("PARLEY_CUSTOMER_SEARCHES_PER_MINUTE", "30"))
+PARLEY_AGENT_SEARCHES_PER_MINUTE = int(os.environ.get("PARLEY_AGENT_SEARCHES_PER_MINUTE", "120"))
 # Uploads per minute (accounts/sendbudget.charge_upload): files are stored before they are sent.
 PARLEY_CUSTOMER_UPLOADS_PER_MINUTE = int(os.environ.get("PARLEY_CUSTOMER_UPLOADS_PER_MINUTE", "20"))
 PARLEY_AGENT_UPLOADS_PER_MINUTE = int(os.environ.get("PARLEY_AGENT_UPLOADS_PER_MINUTE", "60"))

@@ -28,7 +28,7 @@ from django.conf import settings
 from accounts import presence, ratelimit
 from accounts.errors import RateLimited
 from accounts.principals import AuthenticationFailed, Principal, principal_from_cookies, principal_from_token
-from accounts.sendbudget import charge_send
+from accounts.sendbudget import charge_edit, charge_send
 from chat.commands import Actor, EditMessage, MarkMessageAsRead, SendMessage
 from chat.handlers import Written, edit_message, mark_message_as_read, send_message
 from eventstore import partitions
@@ -304,7 +304,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         assert self.principal is not None
         message_id = _uuid(frame, "message_id")
         cmd = EditMessage(message_id, self._actor(), _str(frame, "body"))
-        written = await db(edit_message)(cmd, metadata=self._metadata(), adapter="websocket")
+        principal, metadata = self.principal, self._metadata()
+
+        def charge_and_edit() -> Written:
+            charge_edit(principal.kind, principal.id)  # the budget the sender's HTTP requests share
+            return edit_message(cmd, metadata=metadata, adapter="websocket")
+
+        written = await db(charge_and_edit)()
         await self._ack(message_id, written)
 
     async def on_read(self, frame: dict[str, Any]) -> None:

@@ -195,6 +195,10 @@ def start_stack(tmp: Path, *, web: int = 1, separate_workers: bool = False, extr
         # budget has tests of its own (tests/integration/test_hardening.py).
         PARLEY_CUSTOMER_SENDS_PER_MINUTE="1000000",
         PARLEY_AGENT_SENDS_PER_MINUTE="1000000",
+        PARLEY_CUSTOMER_EDITS_PER_MINUTE="1000000",
+        PARLEY_AGENT_EDITS_PER_MINUTE="1000000",
+        PARLEY_CUSTOMER_SEARCHES_PER_MINUTE="1000000",
+        PARLEY_AGENT_SEARCHES_PER_MINUTE="1000000",
         PARLEY_CUSTOMER_UPLOADS_PER_MINUTE="1000000",
         PARLEY_AGENT_UPLOADS_PER_MINUTE="1000000",
         # Attachments in the stack's own folder, never the checkout's media/.
