@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from web import unsubscribe, views, widget
+from web import unsubscribe, verify, views, widget
 
 app_name = "web"
 
@@ -14,6 +14,7 @@ urlpatterns = [
     path("chat/leave/", views.chat_leave, name="chat_leave"),
     path("agent/", views.agent, name="agent"),
     path("email/unsubscribe/<str:token>/", unsubscribe.email_unsubscribe, name="email_unsubscribe"),
+    path("email/verify/<str:token>/", verify.email_verify, name="email_verify"),
     path("widget.js", widget.widget_js, name="widget_js"),
     path("widget/frame/", widget.widget_frame, name="widget_frame"),
     path("widget/open/", widget.widget_open, name="widget_open"),
