@@ -94,6 +94,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Closest to the views: a database outage is 503 unavailable, not a 500 page.
+    "api.unavailable.DatabaseOutageMiddleware",
 ]
 
 ROOT_URLCONF = "project.urls"
@@ -147,11 +149,27 @@ else:
     # connecting (several milliseconds, a PostgreSQL process fork) each time.
     # Long-lived worker threads hold theirs. Connections per process stay
     # within PARLEY_DB_POOL_SIZE; see docs/operations.md for the sum.
-    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+    options = DATABASES["default"].setdefault("OPTIONS", {})
+    # A database that does not answer is an outage, told at once: a connect
+    # gives up after PARLEY_DB_CONNECT_TIMEOUT seconds, and a request waits
+    # as long at most for a pooled connection, then answers 503 unavailable
+    # (api.unavailable) instead of hanging.
+    options.setdefault("connect_timeout", int(os.environ.get("PARLEY_DB_CONNECT_TIMEOUT", "2")))
+    # Off by default (0): a statement that runs longer than this many milliseconds is cancelled.
+    if int(os.environ.get("PARLEY_DB_STATEMENT_TIMEOUT_MS", "0")) > 0:
+        options["options"] = f"-c statement_timeout={int(os.environ['PARLEY_DB_STATEMENT_TIMEOUT_MS'])}"
+    options["pool"] = {
         "min_size": 1,
         # Two more per partition a runworkers may hold (the pipeline's, and one its followers share).
         "max_size": int(os.environ.get("PARLEY_DB_POOL_SIZE", str(16 + 2 * int(os.environ.get("PARLEY_PIPELINE_PARTITIONS", "1"))))),
-        "timeout": 10,
+        "timeout": float(os.environ.get("PARLEY_DB_POOL_TIMEOUT", os.environ.get("PARLEY_DB_CONNECT_TIMEOUT", "2"))),
+        # (CONN_HEALTH_CHECKS above makes the pool check each connection it hands out, so
+        # one the server closed, a restart, is replaced rather than used.)
+        # While the database is down the pool retries its connects with a doubling delay;
+        # left at psycopg_pool's default (300 s) that delay grows to minutes, and requests keep
+        # failing that long after the database is back. Giving an attempt up after a few
+        # seconds lets the next request start a fresh one at once.
+        "reconnect_timeout": float(os.environ.get("PARLEY_DB_RECONNECT_TIMEOUT", "5")),
     }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

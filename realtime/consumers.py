@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import uuid
 from typing import Any
@@ -43,6 +44,7 @@ from realtime import frames
 from realtime.delivery import Delivery
 from realtime.dispatcher import db, get_dispatcher
 from realtime.frames import AGENTS, FRAME_EVENT_TYPES, Envelope
+from workers.outage import is_outage
 
 MAX_FRAME_BYTES = 16 * 1024
 REPLAY_BATCH = 500
@@ -56,6 +58,8 @@ RESUME_GRACE = 1.0
 CLOSE_RESUME = 4000  # reconnect and resume
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN_ORIGIN = 4403
+
+log = logging.getLogger(__name__)
 
 
 class FrameError(DomainError):
@@ -125,6 +129,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except AuthenticationFailed as err:
             await self._refuse(err.code, err.detail, CLOSE_UNAUTHENTICATED)
             return
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            await self._refuse("unavailable", "the database cannot be reached right now; reconnect", CLOSE_RESUME)
+            return
         if principal is None:
             await self._refuse("not_authenticated", "log in or pass ?token=", CLOSE_UNAUTHENTICATED)
             return
@@ -151,7 +160,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self._grace = loop.call_later(RESUME_GRACE, lambda: loop.create_task(self._go_live()))
         if principal.kind == "agent":
             # Online for auto-assignment (every process sees it), then for the other dashboards.
-            await db(presence.agent_connected)(self.listener_id, principal.id)
+            try:
+                await db(presence.agent_connected)(self.listener_id, principal.id)
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                await self.close(code=CLOSE_RESUME)  # the database went away meanwhile: reconnect
+                return
             await dispatcher.ephemeral(AGENTS, self._presence("online"), sender=self.listener_id, who=True)
 
     async def _accept(self) -> None:
@@ -242,6 +257,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.principal is None:
             return
         ref = None
+        kind: object = None
         try:
             if text_data is None:
                 raise FrameError("binary_frame", "frames are JSON text; binary frames are not accepted")
@@ -275,6 +291,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.send_frame(error)
         except UnknownPosition as err:
             await self.send_frame(frames.error("unknown_position", f"position {err.args[0]} names no event", ref))
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            # The database is down: nothing was done for this frame. Reconnect and resume (4000).
+            log.warning("database unavailable: a %r frame closed its socket with 4000", kind, exc_info=exc)
+            await self.send_frame(frames.error("unavailable", "the database cannot be reached right now; "
+                                               "reconnect and resume", ref))
+            await self.close(code=CLOSE_RESUME)
 
     async def on_ping(self, frame: dict[str, Any]) -> None:
         await self.send_frame(frames.pong())
