@@ -507,6 +507,12 @@ PARLEY_CROSS_PROCESS_WAKEUP = env_bool("PARLEY_CROSS_PROCESS_WAKEUP", True)
 PARLEY_LEASE_SECONDS = float(os.environ.get("PARLEY_LEASE_SECONDS", "10"))
 # Threads (each with its database connection) that serve a web process's
 # websockets: commands, resumes, and the dispatcher's reads of the log.
+# Bytes a websocket may have queued that its client has not read; past it the socket is closed
+# with 4000 (reconnect and resume), so a client that never reads cannot grow the process (project.daphne).
+PARLEY_SOCKET_SEND_BUFFER_BYTES = int(os.environ.get("PARLEY_SOCKET_SEND_BUFFER_BYTES", str(4 * 1024 * 1024)))
+# Open websockets one identity (a customer, an agent) may hold in one web process; the next is
+# refused with close 4429 (too_many_sockets).
+PARLEY_SOCKETS_PER_IDENTITY = int(os.environ.get("PARLEY_SOCKETS_PER_IDENTITY", "20"))
 PARLEY_REALTIME_DB_THREADS = int(os.environ.get("PARLEY_REALTIME_DB_THREADS", "6"))
 
 LOGGING = {

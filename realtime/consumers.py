@@ -58,6 +58,9 @@ RESUME_GRACE = 1.0
 CLOSE_RESUME = 4000  # reconnect and resume
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN_ORIGIN = 4403
+CLOSE_TOO_MANY_SOCKETS = 4429  # this identity holds PARLEY_SOCKETS_PER_IDENTITY sockets here already
+#: Seconds a resume waits for a client that does not read what it was sent before closing (4000).
+DRAIN_WITHIN = 30.0
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +152,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.principal = None
             await self._refuse("unavailable", "the server cannot serve live updates right now; reconnect", CLOSE_RESUME)
             return
+        if self._sockets_of_this_identity(dispatcher) > settings.PARLEY_SOCKETS_PER_IDENTITY:
+            # Counted after registering, so sockets opened at once cannot all slip under the cap.
+            dispatcher.unregister(self)
+            self.principal = None
+            await self._refuse("too_many_sockets", f"at most {settings.PARLEY_SOCKETS_PER_IDENTITY} open sockets "
+                               "per identity; close another one first", CLOSE_TOO_MANY_SOCKETS)
+            return
         # Set before the next suspension point: the dispatcher offers nothing in between.
         self.delivery = Delivery(self.send_text, registered_at)
         # Open until disconnect() takes the delivery away again (once, whichever way it closes).
@@ -168,6 +178,27 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await self.close(code=CLOSE_RESUME)  # the database went away meanwhile: reconnect
                 return
             await dispatcher.ephemeral(AGENTS, self._presence("online"), sender=self.listener_id, who=True)
+
+    def _sockets_of_this_identity(self, dispatcher: Any) -> int:
+        """This identity's sockets registered in this process (this one included)."""
+        me = self.principal
+        assert me is not None
+        return sum(1 for other in dispatcher.audiences.get(self.audience, ())
+                   if other.principal is not None and (other.principal.kind, other.principal.id) == (me.kind, me.id))
+
+    async def _drain(self) -> bool:
+        """Wait while the client has more than half its send buffer unread (a resume replaying the log
+        must not outrun a slow reader); False, and the socket closed with 4000, if it does not read."""
+        buffer = self.scope.get("extensions", {}).get("parley.send_buffer")
+        if not buffer or buffer["unsent"]() <= buffer["limit"] // 2:
+            return True
+        deadline = time.monotonic() + DRAIN_WITHIN
+        while buffer["unsent"]() > buffer["limit"] // 2:
+            if time.monotonic() > deadline or self.delivery is None:
+                await self.close(code=CLOSE_RESUME)
+                return False
+            await asyncio.sleep(0.05)
+        return True
 
     async def _accept(self) -> None:
         if not self._accepted:
@@ -412,6 +443,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 end, envs = await db(self._replay_batch)(cursor, until)
                 for env in envs:
                     await delivery.replay(env.cursor, env.frames_for(self.audience))
+                    if not await self._drain():
+                        return
                 delivery.advance(end)
                 cursor = end
             delivery.advance(start)
