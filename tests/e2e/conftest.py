@@ -199,6 +199,8 @@ def start_stack(tmp: Path, *, web: int = 1, separate_workers: bool = False, extr
         PARLEY_AGENT_EDITS_PER_MINUTE="1000000",
         PARLEY_CUSTOMER_SEARCHES_PER_MINUTE="1000000",
         PARLEY_AGENT_SEARCHES_PER_MINUTE="1000000",
+        # Load tests open many sockets of one agent; the cap has a test of its own (test_websocket.py).
+        PARLEY_SOCKETS_PER_IDENTITY="1000000",
         PARLEY_CUSTOMER_UPLOADS_PER_MINUTE="1000000",
         PARLEY_AGENT_UPLOADS_PER_MINUTE="1000000",
         # Attachments in the stack's own folder, never the checkout's media/.
