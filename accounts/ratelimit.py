@@ -10,6 +10,7 @@ request: a Redis outage must not turn logins into server errors.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import time
 from dataclasses import dataclass
@@ -112,6 +113,25 @@ def hit(scope: str, key: str, *, limit: int, window: int) -> Verdict:
     if count > limit:
         return Verdict(False, start + window - now)
     return Verdict(True, 0)
+
+
+def address_bucket(address: str) -> str:
+    """What a per-address limit counts: the address, or for IPv6 its /64 (one host's usual
+    share: a client that owns a /64 could otherwise take a fresh address per attempt)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
+def client_bucket(request: HttpRequest) -> str:
+    """The client's address as per-address limits count it (address_bucket)."""
+    return address_bucket(client_ip(request))
 
 
 def client_ip(request: HttpRequest) -> str:

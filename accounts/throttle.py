@@ -32,8 +32,9 @@ the price of any per-address limit.)
 
 Races: every attempt counts as a failure before its password is checked
 (``begin``) and is taken back if it was not one, so a burst of simultaneous
-requests gets no more checks than the budget; past the budget, only one
-attempt at a time is checked (a short-lived turn, ``cache.add``).
+requests gets no more checks than the budget; past the budget, an attempt
+is checked only once a failure has recorded a wait and it is over, and only
+one at a time (a short-lived turn, ``cache.add``).
 
 Counters live in Django's cache (accounts.ratelimit.cache: Redis when
 REDIS_URL is set, shared by every process, with per-process memory while
@@ -44,7 +45,6 @@ which tests replace; the cache's own expiry only collects garbage.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import logging
 import math
 import time
@@ -76,15 +76,7 @@ def delay_after(excess: int) -> int:
 
 def address_of(address: str) -> str:
     """The budget an address counts in: itself, or for IPv6 its /64 (one host's usual share)."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return address
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.IPv6Network((ip, 64), strict=False))
-    return str(ip)
+    return ratelimit.address_bucket(address)
 
 
 def account_of(username: str) -> str:
@@ -141,6 +133,12 @@ class _Budget:
         count = _count_up(self.key)
         if count <= self.free:
             return count, False
+        if _cache.get(self.wait_key) is None:
+            # Past the allowance with no wait recorded yet: the allowance's own attempts are still
+            # in flight (none has failed so far). Nothing past the allowance is checked before they
+            # end, or a simultaneous burst would get one check more than the allowance.
+            _count_down(self.key)
+            raise TooManyAttempts(1)
         # Over budget: one attempt at a time, and only once the wait is over.
         if not _cache.add(self.turn_key, 1, timeout=TURN):
             _count_down(self.key)

@@ -20,7 +20,7 @@ from api.errors import ApiError
 from api.http import api, authenticate, doc
 from api.schemas import UUID
 from attachments.errors import AttachmentTooLarge, AttachmentTypeNotAllowed, ImageTooLarge, MissingFile
-from attachments.services import attachment_for, attachment_upload, open_file, thumbnail_type
+from attachments.services import attachment_for, attachment_upload, name_for_type, open_file, thumbnail_type
 from attachments.sniff import ALLOWED_TYPES, IMAGE_TYPES, TEXT
 from kernel import ids
 from kernel.errors import DomainError
@@ -92,7 +92,7 @@ def _download(request: HttpRequest, attachment_id: str, *, thumbnail: bool) -> F
                             content_type="text/plain; charset=utf-8" if content_type == TEXT else content_type)
     # Images are shown (only with their sniffed image type); everything else is saved, never rendered.
     response["Content-Disposition"] = content_disposition(
-        "inline" if content_type in IMAGE_TYPES else "attachment", row.name)
+        "inline" if content_type in IMAGE_TYPES else "attachment", name_for_type(row.name, content_type))
     for header, value in DOWNLOAD_HEADERS.items():
         response[header] = value
     return response

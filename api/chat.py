@@ -14,7 +14,7 @@ from django.http import HttpRequest, JsonResponse
 
 from accounts.errors import RateLimited
 from accounts.principals import Principal
-from accounts.sendbudget import charge_send
+from accounts.sendbudget import charge_edit, charge_send
 from api.errors import ApiError
 from api.http import actor_of, api, doc, field_str, field_uuid, json_body, parse_uuid, query_int
 from api.schemas import CORRELATION_ID, UUID_PATH, integer, query, ref
@@ -160,12 +160,17 @@ async def badge(request: HttpRequest, principal: Principal) -> JsonResponse:
 
 @api(["PATCH"], "any")
 @doc("PATCH", "Edit a message (its sender only)", operation_id="editMessage", body="EditMessage", params=[CORRELATION_ID],
-     path={"message_id": UUID_PATH}, responses={200: "Written"}, errors=[InvalidBody, NotSender, MessageNotFound],
-     description="An edit to the same body appends nothing. Customers see only their own conversation.")
+     path={"message_id": UUID_PATH}, responses={200: "Written"},
+     errors=[InvalidBody, NotSender, MessageNotFound, RateLimited],
+     description="An edit to the same body appends nothing. Customers see only their own conversation. Each "
+     "customer may edit `PARLEY_CUSTOMER_EDITS_PER_MINUTE` (30) times a minute, each agent "
+     "`PARLEY_AGENT_EDITS_PER_MINUTE` (120), HTTP and websocket together; past it 429 `rate_limited` with "
+     "`Retry-After`, nothing stored.")
 def message_detail(request: HttpRequest, principal: Principal, message_id: str) -> JsonResponse:
     """Edit: only the sender."""
     data = json_body(request)
     cmd = EditMessage(parse_uuid(message_id, "message_id"), actor_of(principal), field_str(data, "body") or "")
+    charge_edit(principal.kind, principal.id)  # the budget the sender's sockets share
     outcome = edit_message(cmd, metadata=_metadata(request, principal), adapter="http")
     return _write_response(outcome, created_status=200)
 

@@ -9,6 +9,8 @@ answers 500.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import HttpRequest, JsonResponse
 from django.http.multipartparser import MultiPartParserError
@@ -24,6 +26,14 @@ class ApiError(DomainError):
 
     def __init__(self, status: int, code: str, detail: str) -> None:
         super().__init__(detail, code=code, status=status)
+
+
+class MethodNotAllowed(ApiError):
+    """405, with the methods the endpoint does answer (RFC 9110 requires ``Allow``)."""
+
+    def __init__(self, method: str, allowed: Collection[str]) -> None:
+        super().__init__(405, "method_not_allowed", f"{method} is not allowed here")
+        self.allow = ", ".join(sorted(allowed))
 
 
 def error_response(status: int, code: str, detail: str) -> JsonResponse:
@@ -53,6 +63,9 @@ def response_for(exc: Exception) -> JsonResponse | None:
     retry_after = getattr(refusal, "retry_after", None)
     if retry_after:  # a rate limit says when to come back
         response["Retry-After"] = str(retry_after)
+    allow = getattr(refusal, "allow", None)
+    if allow is not None:
+        response["Allow"] = allow
     return response
 
 

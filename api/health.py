@@ -13,6 +13,7 @@ from django.db import connection
 from django.http import HttpRequest, JsonResponse
 
 from api.http import api, doc
+from api.metrics import holds_metrics_key
 from eventstore import groups
 from readmodels.projections import PIPELINE
 from realtime.dispatcher import get_dispatcher
@@ -89,9 +90,19 @@ def _consumers() -> dict[str, dict[str, Any]]:
     return {name: groups.status(name) for name in groups.names()}
 
 
+#: What only an operator sees: a lease holder's owner string names its host and process id.
+_OPERATOR_ONLY = ("owner",)
+
+
+def _public(consumers: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {name: {k: v for k, v in status.items() if k not in _OPERATOR_ONLY} for name, status in consumers.items()}
+
+
 @api(["GET"], None)
 @doc("GET", "Whether this process can serve", operation_id="getHealth", responses={200: "Health", 503: "Health"}, security=[],
-     description="503 when the database or the channel layer does not answer, or events wait and no pipeline runs.")
+     description="503 when the database or the channel layer does not answer, or events wait and no pipeline runs. "
+                 "Each consumer group's `owner` (the lease holder's host and process id) is shown only to a caller "
+                 "with `Authorization: Bearer <PARLEY_METRICS_KEY>`.")
 async def healthz(request: HttpRequest) -> JsonResponse:
     """200 when this process can serve; 503 when the database or the channel
     layer is down, or when events wait and no pipeline runs to process them."""
@@ -101,7 +112,7 @@ async def healthz(request: HttpRequest) -> JsonResponse:
     healthy = database == "ok" and layer == "ok"
     if database == "ok":
         consumers = await sync_to_async(_consumers)()
-        body["consumers"] = consumers
+        body["consumers"] = consumers if holds_metrics_key(request) else _public(consumers)
         # The live path needs every partition of the pipeline (one, unpartitioned).
         for name, status in consumers.items():
             if groups.group_of(name) == PIPELINE and status["lag"] and not status["running"]:

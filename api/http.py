@@ -20,7 +20,7 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts.principals import Principal, principal_from_cookies, principal_from_token
-from api.errors import ApiError, response_for
+from api.errors import ApiError, MethodNotAllowed, response_for
 from chat.commands import Actor
 from kernel import ids
 from kernel.errors import DomainError
@@ -163,7 +163,7 @@ def _csrf_failure(request: HttpRequest) -> HttpResponse | None:
 
 def _prepare(request: HttpRequest, methods: Collection[str], audience: Audience | None) -> Principal | None:
     if request.method not in methods:
-        raise ApiError(405, "method_not_allowed", f"{request.method} is not allowed here")
+        raise MethodNotAllowed(str(request.method), methods)
     if audience is None:
         return None
     principal = authenticate(request)

@@ -44,6 +44,13 @@ def _refused(code: str, detail: str) -> HttpResponse:
     return response
 
 
+def holds_metrics_key(request: HttpRequest) -> bool:
+    """Whether the request carries ``Authorization: Bearer <PARLEY_METRICS_KEY>`` (never when no key is set)."""
+    key = settings.PARLEY_METRICS_KEY
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return bool(key) and scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), key.encode())
+
+
 def metrics(request: HttpRequest) -> HttpResponse:
     key = settings.PARLEY_METRICS_KEY
     if not key:
@@ -54,7 +61,9 @@ def metrics(request: HttpRequest) -> HttpResponse:
     if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), key.encode()):
         return _refused("invalid_token", "the metrics key is wrong")
     if request.method not in ("GET", "HEAD"):
-        return error_response(405, "method_not_allowed", f"{request.method} is not allowed here")
+        refused = error_response(405, "method_not_allowed", f"{request.method} is not allowed here")
+        refused["Allow"] = "GET, HEAD"
+        return refused
     body, content_type = exposition.render(registry(), request.headers.get("Accept", ""))
     response = HttpResponse(body, content_type=content_type)
     response["Cache-Control"] = "no-store"

@@ -482,7 +482,8 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         "properties": {
             "position": POSITION,
             "lag": {"type": "integer", "minimum": 0},
-            "owner": {"type": "string"},
+            "owner": {"type": "string", "description": "the lease holder, `<host>:<pid>:<random>`; "
+                      "only with `Authorization: Bearer <PARLEY_METRICS_KEY>`"},
             "lease_until": nullable({"type": "string"}),
             "running": {"type": "boolean"},
         },

@@ -88,7 +88,7 @@ def visitors(request: HttpRequest) -> JsonResponse:
     except ValidationError:
         raise ApiError(400, "invalid_email", "give an email address we can answer at") from None
     verdict = ratelimit.hit(
-        "signup", ratelimit.client_ip(request), limit=settings.PARLEY_VISITOR_SIGNUPS_PER_HOUR, window=3600
+        "signup", ratelimit.client_bucket(request), limit=settings.PARLEY_VISITOR_SIGNUPS_PER_HOUR, window=3600
     )
     if not verdict.allowed:
         raise RateLimited("too many new conversations from this address; try again later",

@@ -41,6 +41,27 @@ def clean_name(raw: str) -> str:
     return name
 
 
+#: The extensions a file of each accepted type may keep; the first is the one it gets otherwise.
+EXTENSIONS: dict[str, tuple[str, ...]] = {
+    "image/png": ("png",), "image/jpeg": ("jpg", "jpeg"), "image/gif": ("gif",), "image/webp": ("webp",),
+    "application/pdf": ("pdf",), "text/plain": ("txt", "text", "log"),
+}
+
+
+def name_for_type(name: str, content_type: str) -> str:
+    """The name with an extension that matches the sniffed type: ``invoice.html`` sent as
+    text is saved as ``invoice.txt``, so a browser never stores it under a name that runs
+    when opened from disk (the client's name is shown, never trusted for the type)."""
+    allowed = EXTENSIONS.get(content_type)
+    if not allowed:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    if dot and ext.lower() in allowed:
+        return name
+    stem = stem if dot and stem else name
+    return stem[: MAX_NAME_CHARS - len(allowed[0]) - 1] + "." + allowed[0]
+
+
 def attachment_upload(
     *, uploader_kind: str, uploader_id: str, file: IO[bytes], name: str, size: int, now: dt.datetime | None = None,
 ) -> Attachment:
@@ -68,7 +89,7 @@ def attachment_upload(
     try:
         with transaction.atomic():
             row = Attachment.objects.create(
-                id=attachment_id, uploader_kind=uploader_kind, uploader_id=uploader_id, name=clean_name(name),
+                id=attachment_id, uploader_kind=uploader_kind, uploader_id=uploader_id, name=name_for_type(clean_name(name), content_type),
                 content_type=content_type, size=len(data), blob=stored[0],
                 thumbnail=stored[1] if thumbnail is not None else "", uploaded_at=now or _now(),
             )

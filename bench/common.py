@@ -50,6 +50,10 @@ os.environ.setdefault("PARLEY_HTTPS", "0")
 # Benchmarks send far faster than a person: no per-sender budget in the way.
 os.environ.setdefault("PARLEY_CUSTOMER_SENDS_PER_MINUTE", "1000000000")
 os.environ.setdefault("PARLEY_AGENT_SENDS_PER_MINUTE", "1000000000")
+for _budget in ("CUSTOMER_EDITS", "AGENT_EDITS", "CUSTOMER_SEARCHES", "AGENT_SEARCHES"):
+    os.environ.setdefault(f"PARLEY_{_budget}_PER_MINUTE", "1000000000")
+# Many sockets of one agent (one identity) per process: no cap in the way.
+os.environ.setdefault("PARLEY_SOCKETS_PER_IDENTITY", "1000000")
 os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-secret-key-not-used-for-anything-real-0123456789")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 os.environ.setdefault("LOG_LEVEL", "WARNING")

@@ -45,3 +45,17 @@ class EmailUnsubscribed(DomainEvent):
 
     customer_id: uuid.UUID
     email: str
+
+
+@event("EmailVerified", partitioned_by="customer_id")
+@dataclass(frozen=True)
+class EmailVerified(DomainEvent):
+    """The person who started this customer's conversation proved they hold ``email``: they opened
+    the confirmation email's link in the browser that holds the conversation.
+
+    Only an address a visitor typed needs it (one the host application gave is trusted as given);
+    until then no conversation email goes to it.
+    """
+
+    customer_id: uuid.UUID
+    email: str

@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 
-from customers.events import ContactDetailsChanged, CustomerRegistered, EmailUnsubscribed, stream_id
+from customers.events import ContactDetailsChanged, CustomerRegistered, EmailUnsubscribed, EmailVerified, stream_id
 from customers.models import Customer
 from eventstore.events import Metadata
 from eventstore.store import EventStore
@@ -155,6 +155,38 @@ def customer_unsubscribe_email(*, customer_id: uuid.UUID, email: str, actor: str
         store.append(
             stream,
             [EmailUnsubscribed(customer.id, email)],
+            expected_version=store.stream_version(stream),
+            metadata=Metadata(actor=actor),
+        )
+    return True
+
+
+class EmailChanged(CustomerError):
+    code = "email_changed"
+    status = 409
+
+
+def customer_verify_email(*, customer_id: uuid.UUID, email: str, actor: str = "customer") -> bool:
+    """Record that ``email``, the customer's current address, is proved theirs; False if it was already.
+
+    An address that is no longer the customer's (changed since the confirmation
+    email was sent) is refused: proving an old address proves nothing now.
+    """
+    email = email.strip()
+    with transaction.atomic():
+        customer = Customer.objects.select_for_update().filter(id=customer_id).first()
+        if customer is None:
+            raise CustomerNotFound(customer_id)
+        if customer.email.strip().lower() != email.lower():
+            raise EmailChanged("this address is no longer the one of this conversation")
+        store = EventStore()
+        stream = stream_id(customer.id)
+        if any(isinstance(r.event, EmailVerified) and r.event.email.lower() == email.lower()
+               for r in store.read_stream(stream)):
+            return False
+        store.append(
+            stream,
+            [EmailVerified(customer.id, email)],
             expected_version=store.stream_version(stream),
             metadata=Metadata(actor=actor),
         )

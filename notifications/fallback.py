@@ -29,9 +29,11 @@ from typing import Any
 from django.conf import settings
 
 from chat.events import MessageSent
+from customers.events import CustomerRegistered
 from eventstore.reading import Batch
+from notifications import verification
 from readmodels import asof
-from readmodels.folds import moves_badge
+from readmodels.folds import UNTRUSTED_ADDRESS_ACTORS, moves_badge
 from workers import timers
 
 log = logging.getLogger(__name__)
@@ -63,7 +65,7 @@ class EmailFallbackProcessManager:
     """Consumer ``email-fallback`` (see the module docstring)."""
 
     name = EMAIL_FALLBACK
-    event_types = frozenset({"MessageSent", "MessageMarkedAsRead"})
+    event_types = frozenset({"MessageSent", "MessageMarkedAsRead", "CustomerRegistered"})
 
     def __init__(self, clock: Callable[[], dt.datetime] = _now) -> None:
         self.clock = clock
@@ -76,7 +78,11 @@ class EmailFallbackProcessManager:
 
     def handle(self, batch: Batch) -> None:
         """Start a streak's timer when an agent's message raises the badge from
-        0, cancel it when a read brings the badge back to 0, in log order."""
+        0, cancel it when a read brings the badge back to 0, in log order;
+        queue the confirmation email of an address a visitor typed."""
+        for r in batch.events:
+            if isinstance(r.event, CustomerRegistered) and r.metadata.actor in UNTRUSTED_ADDRESS_ACTORS:
+                self._confirm_address(r.event, r.recorded_at)
         relevant = [r for r in batch.events if moves_badge(r)]
         if not relevant:
             return
@@ -95,6 +101,15 @@ class EmailFallbackProcessManager:
                     self._start_streak(e)
             elif badge["unread"] == 0:  # the streak ended in time: no email (in order: a new one may follow)
                 timers.cancel(kind=EMAIL_FALLBACK_TIMER, subject=str(e.customer_id))  # type: ignore[attr-defined]
+
+    def _confirm_address(self, e: CustomerRegistered, at: dt.datetime) -> None:
+        """No conversation email goes to an address a visitor typed until the visitor proves it:
+        this queues the one confirmation email (with the group's checkpoint; keyed, so once)."""
+        if not e.email.strip() or fallback_delay() is None:
+            return
+        if at < self.clock() - STALE_AFTER:
+            return  # old history: nobody is waiting for this confirmation now
+        verification.queue_confirmation(e.customer_id, e.email.strip(), self.clock())
 
     def _start_streak(self, e: MessageSent) -> None:
         delay = fallback_delay()

@@ -32,7 +32,7 @@ from workers import timers
 
 
 class NothingToEmail(DomainError):
-    """The streak's email is moot: nothing unread, no address, or the address unsubscribed."""
+    """The streak's email is moot: nothing unread, no address, an address not proved, or unsubscribed."""
 
     code = "nothing_to_email"
 
@@ -54,6 +54,9 @@ def compose(key: str, customer_id: uuid.UUID, now: dt.datetime) -> dict[str, Any
         raise NothingToEmail("the customer has no email address", code="no_email_address")
     if recipient.unsubscribed:
         raise NothingToEmail("the customer's address unsubscribed", code="unsubscribed")
+    if not recipient.verified:
+        # A visitor typed it and has not proved it theirs (notifications.verification).
+        raise NothingToEmail("the customer's address is not confirmed", code="email_unverified")
     messages = selectors.unread_agent_messages(customer_id)
     if not messages:
         raise NothingToEmail("every message was read", code="nothing_unread")
@@ -61,8 +64,8 @@ def compose(key: str, customer_id: uuid.UUID, now: dt.datetime) -> dict[str, Any
     senders = selectors.agent_names({m.sender_id for m in messages})
     links = email_links()
     unsubscribe = public_url(links.unsubscribe(issue_unsubscribe_token(customer_id, recipient.email)))
+    # No salutation by name: nothing a visitor chose (a name can say anything) goes into an email.
     context = {
-        "name": recipient.name,
         "messages": [{"sender": senders.get(m.sender_id) or "Support", "body": preview(m.body, m.attachments),
                       "sent_at": m.sent_at} for m in messages],
         "count": len(messages),

@@ -21,6 +21,9 @@ class EmailLinks(Protocol):
     def unsubscribe(self, token: str) -> str:
         """The path of the unsubscribe page for an unsubscribe token (notifications.unsubscribe)."""
 
+    def verify(self, token: str) -> str:
+        """The path of the page that proves an address, for a confirmation token (notifications.verification)."""
+
 
 _links: EmailLinks | None = None
 

@@ -104,15 +104,56 @@ def _insecure_hosts() -> set[str]:
     return out
 
 
+#: Every block the IANA special-purpose registries (RFC 6890 and successors) do not call globally
+#: reachable, written out rather than left to ``ipaddress.is_global``, which differs between Python
+#: versions and calls some of them global (``192.0.0.0/24``, ``fec0::/10``, ``2002::/16`` in 3.11).
+NON_GLOBAL = tuple(ipaddress.ip_network(block) for block in (
+    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+    "192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16", "198.18.0.0/15",
+    "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4", "255.255.255.255/32",
+    "::/96", "::ffff:0:0/96", "64:ff9b:1::/48", "100::/64", "2001::/23", "2001:db8::/32", "3fff::/20",
+    "5f00::/16", "fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8",
+))
+#: Prefixes that carry an IPv4 address inside an IPv6 one: the embedded address is checked too.
+SIX_TO_FOUR = ipaddress.ip_network("2002::/16")
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _embedded(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address leads to: mapped, 6to4, Teredo (server and client), NAT64."""
+    out: list[ipaddress.IPv4Address] = []
+    if ip.ipv4_mapped is not None:
+        out.append(ip.ipv4_mapped)
+    if ip in SIX_TO_FOUR and ip.sixtofour is not None:
+        out.append(ip.sixtofour)
+    if ip.teredo is not None:
+        out.extend(ip.teredo)
+    if ip in NAT64:
+        out.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return out
+
+
 def forbidden(address: str) -> str | None:
-    """Why Parley must not connect to this address (None: it may)."""
+    """Why Parley must not connect to this address (None: it may).
+
+    Refused: every special-purpose block that is not globally reachable
+    (NON_GLOBAL), whatever Python's ``is_global`` says, and any IPv6 address
+    whose embedded IPv4 address (mapped, 6to4, Teredo, NAT64) would be.
+    """
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        for inner in _embedded(ip):
+            why = forbidden(str(inner))
+            if why is not None:
+                return f"{address} leads to {inner}: {why}"
+        if ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
     for kind in ("loopback", "private", "link_local", "multicast", "unspecified", "reserved"):
         if getattr(ip, f"is_{kind}"):
             return f"{address} is a {kind.replace('_', '-')} address"
-    if not ip.is_global:
+    if isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local:
+        return f"{address} is a site-local address"
+    if any(ip in block for block in NON_GLOBAL if block.version == ip.version) or not ip.is_global:
         return f"{address} is not a public address"
     return None
 

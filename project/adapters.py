@@ -76,6 +76,9 @@ class EmailLinksToWeb:
     def unsubscribe(self, token: str) -> str:
         return reverse("web:email_unsubscribe", args=[token])
 
+    def verify(self, token: str) -> str:
+        return reverse("web:email_verify", args=[token])
+
 
 class AttachmentsFromCatalog:
     """Chat's AttachmentCatalog, answered by the attachments context."""

@@ -25,12 +25,20 @@ from django.conf import settings  # noqa: E402
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware  # noqa: E402
 
 from api.uploadcap import UploadSizeCap  # noqa: E402
-from project.daphne import close_bad_frames_cleanly, leave_bodies_to_django, name_every_status  # noqa: E402
+from project.daphne import (  # noqa: E402
+    bound_send_buffers,
+    close_bad_frames_cleanly,
+    leave_bodies_to_django,
+    name_every_status,
+    redact_access_log,
+)
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 
 close_bad_frames_cleanly()
 leave_bodies_to_django()
 name_every_status()
+redact_access_log()
+bound_send_buffers(settings.PARLEY_SOCKET_SEND_BUFFER_BYTES)
 
 router = ProtocolTypeRouter(
     {

@@ -95,6 +95,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Closest to the views: a database outage is 503 unavailable, not a 500 page.
+    "api.unavailable.DatabaseOutageMiddleware",
 ]
 
 ROOT_URLCONF = "project.urls"
@@ -150,11 +152,27 @@ else:
     # connecting (several milliseconds, a PostgreSQL process fork) each time.
     # Long-lived worker threads hold theirs. Connections per process stay
     # within PARLEY_DB_POOL_SIZE; see docs/operations.md for the sum.
-    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+    options = DATABASES["default"].setdefault("OPTIONS", {})
+    # A database that does not answer is an outage, told at once: a connect
+    # gives up after PARLEY_DB_CONNECT_TIMEOUT seconds, and a request waits
+    # as long at most for a pooled connection, then answers 503 unavailable
+    # (api.unavailable) instead of hanging.
+    options.setdefault("connect_timeout", int(os.environ.get("PARLEY_DB_CONNECT_TIMEOUT", "2")))
+    # Off by default (0): a statement that runs longer than this many milliseconds is cancelled.
+    if int(os.environ.get("PARLEY_DB_STATEMENT_TIMEOUT_MS", "0")) > 0:
+        options["options"] = f"-c statement_timeout={int(os.environ['PARLEY_DB_STATEMENT_TIMEOUT_MS'])}"
+    options["pool"] = {
         "min_size": 1,
         # Two more per partition a runworkers may hold (the pipeline's, and one its followers share).
         "max_size": int(os.environ.get("PARLEY_DB_POOL_SIZE", str(16 + 2 * int(os.environ.get("PARLEY_PIPELINE_PARTITIONS", "1"))))),
-        "timeout": 10,
+        "timeout": float(os.environ.get("PARLEY_DB_POOL_TIMEOUT", os.environ.get("PARLEY_DB_CONNECT_TIMEOUT", "2"))),
+        # (CONN_HEALTH_CHECKS above makes the pool check each connection it hands out, so
+        # one the server closed, a restart, is replaced rather than used.)
+        # While the database is down the pool retries its connects with a doubling delay;
+        # left at psycopg_pool's default (300 s) that delay grows to minutes, and requests keep
+        # failing that long after the database is back. Giving an attempt up after a few
+        # seconds lets the next request start a fresh one at once.
+        "reconnect_timeout": float(os.environ.get("PARLEY_DB_RECONNECT_TIMEOUT", "5")),
     }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -414,6 +432,12 @@ PARLEY_WIDGET_REPLY_TIME = os.environ.get("PARLEY_WIDGET_REPLY_TIME", "We usuall
 # together (accounts.sendbudget); past it: 429 rate_limited with a retry hint.
 PARLEY_CUSTOMER_SENDS_PER_MINUTE = int(os.environ.get("PARLEY_CUSTOMER_SENDS_PER_MINUTE", "30"))
 PARLEY_AGENT_SENDS_PER_MINUTE = int(os.environ.get("PARLEY_AGENT_SENDS_PER_MINUTE", "120"))
+# Edits per minute, HTTP and websocket together (accounts.sendbudget.charge_edit).
+PARLEY_CUSTOMER_EDITS_PER_MINUTE = int(os.environ.get("PARLEY_CUSTOMER_EDITS_PER_MINUTE", "30"))
+PARLEY_AGENT_EDITS_PER_MINUTE = int(os.environ.get("PARLEY_AGENT_EDITS_PER_MINUTE", "120"))
+# Searches per minute (accounts.sendbudget.charge_search).
+PARLEY_CUSTOMER_SEARCHES_PER_MINUTE = int(os.environ.get("PARLEY_CUSTOMER_SEARCHES_PER_MINUTE", "30"))
+PARLEY_AGENT_SEARCHES_PER_MINUTE = int(os.environ.get("PARLEY_AGENT_SEARCHES_PER_MINUTE", "120"))
 # Uploads per minute (accounts/sendbudget.charge_upload): files are stored before they are sent.
 PARLEY_CUSTOMER_UPLOADS_PER_MINUTE = int(os.environ.get("PARLEY_CUSTOMER_UPLOADS_PER_MINUTE", "20"))
 PARLEY_AGENT_UPLOADS_PER_MINUTE = int(os.environ.get("PARLEY_AGENT_UPLOADS_PER_MINUTE", "60"))
@@ -486,6 +510,12 @@ PARLEY_CROSS_PROCESS_WAKEUP = env_bool("PARLEY_CROSS_PROCESS_WAKEUP", True)
 PARLEY_LEASE_SECONDS = float(os.environ.get("PARLEY_LEASE_SECONDS", "10"))
 # Threads (each with its database connection) that serve a web process's
 # websockets: commands, resumes, and the dispatcher's reads of the log.
+# Bytes a websocket may have queued that its client has not read; past it the socket is closed
+# with 4000 (reconnect and resume), so a client that never reads cannot grow the process (project.daphne).
+PARLEY_SOCKET_SEND_BUFFER_BYTES = int(os.environ.get("PARLEY_SOCKET_SEND_BUFFER_BYTES", str(4 * 1024 * 1024)))
+# Open websockets one identity (a customer, an agent) may hold in one web process; the next is
+# refused with close 4429 (too_many_sockets).
+PARLEY_SOCKETS_PER_IDENTITY = int(os.environ.get("PARLEY_SOCKETS_PER_IDENTITY", "20"))
 PARLEY_REALTIME_DB_THREADS = int(os.environ.get("PARLEY_REALTIME_DB_THREADS", "6"))
 
 LOGGING = {

@@ -42,7 +42,7 @@ from conversations.events import (
     NoteAdded,
 )
 from conversations.hours import BusinessHours, business_seconds
-from customers.events import ContactDetailsChanged, CustomerRegistered, EmailUnsubscribed
+from customers.events import ContactDetailsChanged, CustomerRegistered, EmailUnsubscribed, EmailVerified
 from eventstore.events import RecordedEvent
 
 Row = dict[str, Any]
@@ -117,23 +117,38 @@ def registration_origin(actor: str) -> str:
     return ""
 
 
+#: Actors whose word about an email address is not enough: a visitor types any address.
+UNTRUSTED_ADDRESS_ACTORS = frozenset({"visitor"})
+
+
+def _with(addresses: str, email: str) -> str:
+    return "\n".join(sorted(set(addresses.split()) | {email.strip().lower()}))
+
+
 def directory(row: Row | None, r: RecordedEvent) -> Row | None:
     """A customer's contact details after ``r``; ``unsubscribed`` holds the
-    addresses that used an email's unsubscribe link (lower case, one per line)."""
+    addresses that used an email's unsubscribe link, ``verified`` those Parley
+    may email (given by the host application, or typed by a visitor and then
+    proved: EmailVerified), each lower case, one per line."""
     e = r.event
+    trusted = r.metadata.actor not in UNTRUSTED_ADDRESS_ACTORS
     if isinstance(e, CustomerRegistered):
         return {
             "customer_id": e.customer_id, "name": e.name, "email": e.email, "phone": e.phone,
             "external_id": e.external_id, "origin": registration_origin(r.metadata.actor), "unsubscribed": "",
+            "verified": e.email.strip().lower() if e.email.strip() and trusted else "",
             "tx": r.tx, "position": r.position,
         }
     if row is None:
         return None
     if isinstance(e, ContactDetailsChanged):
-        return {**row, "name": e.name, "email": e.email, "phone": e.phone, "tx": r.tx, "position": r.position}
+        verified = _with(row["verified"], e.email) if e.email.strip() and trusted else row["verified"]
+        return {**row, "name": e.name, "email": e.email, "phone": e.phone, "verified": verified,
+                "tx": r.tx, "position": r.position}
     if isinstance(e, EmailUnsubscribed):
-        addresses = set(row["unsubscribed"].split()) | {e.email.lower()}
-        return {**row, "unsubscribed": "\n".join(sorted(addresses)), "tx": r.tx, "position": r.position}
+        return {**row, "unsubscribed": _with(row["unsubscribed"], e.email), "tx": r.tx, "position": r.position}
+    if isinstance(e, EmailVerified):
+        return {**row, "verified": _with(row["verified"], e.email), "tx": r.tx, "position": r.position}
     return row
 
 

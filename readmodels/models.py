@@ -21,6 +21,9 @@ class DirectoryEntry(models.Model):
     origin = models.CharField(max_length=16, blank=True, default="")
     #: Addresses that used an email's unsubscribe link (lower case, one per line).
     unsubscribed = models.TextField(blank=True, default="")
+    #: Addresses Parley may send conversation emails to (lower case, one per line): one the host
+    #: application gave, or one a visitor typed and then proved (EmailVerified).
+    verified = models.TextField(blank=True, default="")
     tx = models.BigIntegerField()
     position = models.BigIntegerField()
 

@@ -106,7 +106,7 @@ class Projection(ABC):
 
 class DirectoryProjection(Projection):
     name = "directory"
-    event_types = frozenset({"CustomerRegistered", "ContactDetailsChanged", "EmailUnsubscribed"})
+    event_types = frozenset({"CustomerRegistered", "ContactDetailsChanged", "EmailUnsubscribed", "EmailVerified"})
     tables = (DirectoryEntry,)
 
     def want(self, events: Sequence[RecordedEvent], unit: Unit) -> None:

@@ -249,13 +249,19 @@ class Recipient:
     name: str
     email: str
     unsubscribed: bool
+    #: Whether Parley may send conversation emails there (host-given, or proved by the visitor).
+    verified: bool = False
+    #: How the customer came (readmodels.folds.registration_origin): "form" is a visitor.
+    origin: str = ""
 
 
 def email_recipient(customer_id: uuid.UUID) -> Recipient | None:
     row = DirectoryEntry.objects.filter(customer_id=customer_id).first()
     if row is None:
         return None
-    return Recipient(row.name, row.email, row.email.strip().lower() in set(row.unsubscribed.split()))
+    address = row.email.strip().lower()
+    return Recipient(row.name, row.email, address in set(row.unsubscribed.split()),
+                     verified=address in set(row.verified.split()), origin=row.origin)
 
 
 def unread_agent_messages(customer_id: uuid.UUID) -> list[TimelineMessage]:

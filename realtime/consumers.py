@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import uuid
 from typing import Any
@@ -28,7 +29,7 @@ from django.conf import settings
 from accounts import presence, ratelimit
 from accounts.errors import RateLimited
 from accounts.principals import AuthenticationFailed, Principal, principal_from_cookies, principal_from_token
-from accounts.sendbudget import charge_send
+from accounts.sendbudget import charge_edit, charge_send
 from chat.commands import Actor, EditMessage, MarkMessageAsRead, SendMessage
 from chat.handlers import Written, edit_message, mark_message_as_read, send_message
 from eventstore import partitions
@@ -43,6 +44,7 @@ from realtime import frames
 from realtime.delivery import Delivery
 from realtime.dispatcher import db, get_dispatcher
 from realtime.frames import AGENTS, FRAME_EVENT_TYPES, Envelope
+from workers.outage import is_outage
 
 MAX_FRAME_BYTES = 16 * 1024
 REPLAY_BATCH = 500
@@ -56,6 +58,11 @@ RESUME_GRACE = 1.0
 CLOSE_RESUME = 4000  # reconnect and resume
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN_ORIGIN = 4403
+CLOSE_TOO_MANY_SOCKETS = 4429  # this identity holds PARLEY_SOCKETS_PER_IDENTITY sockets here already
+#: Seconds a resume waits for a client that does not read what it was sent before closing (4000).
+DRAIN_WITHIN = 30.0
+
+log = logging.getLogger(__name__)
 
 
 class FrameError(DomainError):
@@ -125,6 +132,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except AuthenticationFailed as err:
             await self._refuse(err.code, err.detail, CLOSE_UNAUTHENTICATED)
             return
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            await self._refuse("unavailable", "the database cannot be reached right now; reconnect", CLOSE_RESUME)
+            return
         if principal is None:
             await self._refuse("not_authenticated", "log in or pass ?token=", CLOSE_UNAUTHENTICATED)
             return
@@ -140,6 +152,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.principal = None
             await self._refuse("unavailable", "the server cannot serve live updates right now; reconnect", CLOSE_RESUME)
             return
+        if self._sockets_of_this_identity(dispatcher) > settings.PARLEY_SOCKETS_PER_IDENTITY:
+            # Counted after registering, so sockets opened at once cannot all slip under the cap.
+            dispatcher.unregister(self)
+            self.principal = None
+            await self._refuse("too_many_sockets", f"at most {settings.PARLEY_SOCKETS_PER_IDENTITY} open sockets "
+                               "per identity; close another one first", CLOSE_TOO_MANY_SOCKETS)
+            return
         # Set before the next suspension point: the dispatcher offers nothing in between.
         self.delivery = Delivery(self.send_text, registered_at)
         # Open until disconnect() takes the delivery away again (once, whichever way it closes).
@@ -151,8 +170,35 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self._grace = loop.call_later(RESUME_GRACE, lambda: loop.create_task(self._go_live()))
         if principal.kind == "agent":
             # Online for auto-assignment (every process sees it), then for the other dashboards.
-            await db(presence.agent_connected)(self.listener_id, principal.id)
+            try:
+                await db(presence.agent_connected)(self.listener_id, principal.id)
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                await self.close(code=CLOSE_RESUME)  # the database went away meanwhile: reconnect
+                return
             await dispatcher.ephemeral(AGENTS, self._presence("online"), sender=self.listener_id, who=True)
+
+    def _sockets_of_this_identity(self, dispatcher: Any) -> int:
+        """This identity's sockets registered in this process (this one included)."""
+        me = self.principal
+        assert me is not None
+        return sum(1 for other in dispatcher.audiences.get(self.audience, ())
+                   if other.principal is not None and (other.principal.kind, other.principal.id) == (me.kind, me.id))
+
+    async def _drain(self) -> bool:
+        """Wait while the client has more than half its send buffer unread (a resume replaying the log
+        must not outrun a slow reader); False, and the socket closed with 4000, if it does not read."""
+        buffer = self.scope.get("extensions", {}).get("parley.send_buffer")
+        if not buffer or buffer["unsent"]() <= buffer["limit"] // 2:
+            return True
+        deadline = time.monotonic() + DRAIN_WITHIN
+        while buffer["unsent"]() > buffer["limit"] // 2:
+            if time.monotonic() > deadline or self.delivery is None:
+                await self.close(code=CLOSE_RESUME)
+                return False
+            await asyncio.sleep(0.05)
+        return True
 
     async def _accept(self) -> None:
         if not self._accepted:
@@ -242,6 +288,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.principal is None:
             return
         ref = None
+        kind: object = None
         try:
             if text_data is None:
                 raise FrameError("binary_frame", "frames are JSON text; binary frames are not accepted")
@@ -275,6 +322,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.send_frame(error)
         except UnknownPosition as err:
             await self.send_frame(frames.error("unknown_position", f"position {err.args[0]} names no event", ref))
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            # The database is down: nothing was done for this frame. Reconnect and resume (4000).
+            log.warning("database unavailable: a %r frame closed its socket with 4000", kind, exc_info=exc)
+            await self.send_frame(frames.error("unavailable", "the database cannot be reached right now; "
+                                               "reconnect and resume", ref))
+            await self.close(code=CLOSE_RESUME)
 
     async def on_ping(self, frame: dict[str, Any]) -> None:
         await self.send_frame(frames.pong())
@@ -304,7 +359,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         assert self.principal is not None
         message_id = _uuid(frame, "message_id")
         cmd = EditMessage(message_id, self._actor(), _str(frame, "body"))
-        written = await db(edit_message)(cmd, metadata=self._metadata(), adapter="websocket")
+        principal, metadata = self.principal, self._metadata()
+
+        def charge_and_edit() -> Written:
+            charge_edit(principal.kind, principal.id)  # the budget the sender's HTTP requests share
+            return edit_message(cmd, metadata=metadata, adapter="websocket")
+
+        written = await db(charge_and_edit)()
         await self._ack(message_id, written)
 
     async def on_read(self, frame: dict[str, Any]) -> None:
@@ -382,6 +443,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 end, envs = await db(self._replay_batch)(cursor, until)
                 for env in envs:
                     await delivery.replay(env.cursor, env.frames_for(self.audience))
+                    if not await self._drain():
+                        return
                 delivery.advance(end)
                 cursor = end
             delivery.advance(start)

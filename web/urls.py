@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from web import unsubscribe, views, widget
+from web import unsubscribe, verify, views, widget
 
 app_name = "web"
 
@@ -15,6 +15,7 @@ urlpatterns = [
     path("agent/", views.agent, name="agent"),
     path("agent/reports/", views.reports_page, name="reports"),
     path("email/unsubscribe/<str:token>/", unsubscribe.email_unsubscribe, name="email_unsubscribe"),
+    path("email/verify/<str:token>/", verify.email_verify, name="email_verify"),
     path("widget.js", widget.widget_js, name="widget_js"),
     path("widget/frame/", widget.widget_frame, name="widget_frame"),
     path("widget/open/", widget.widget_open, name="widget_open"),

@@ -168,7 +168,7 @@ def chat_start(request: HttpRequest) -> HttpResponse:
         return redirect("web:chat")
     form = StartChatForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        verdict = ratelimit.hit("signup", ratelimit.client_ip(request), limit=signups_per_hour(), window=3600)
+        verdict = ratelimit.hit("signup", ratelimit.client_bucket(request), limit=signups_per_hour(), window=3600)
         if not verdict.allowed:
             response = render(request, "web/chat_start.html", {"form": form, "rate_limited": True}, status=429)
             response.headers["Retry-After"] = str(verdict.retry_after)

@@ -5,7 +5,8 @@ calls to threads. Connecting for each call costs milliseconds, and handing a
 pooled connection out and back costs a health-check round trip (one more
 PostgreSQL transaction) each time. These threads keep their connection
 between calls instead; after an error it is closed, so the next call starts
-on a fresh one. The number of threads bounds the connections they hold.
+on a fresh one, and one the server closed while it was idle (a database
+restart) is noticed before use, without a round trip (workers.outage). The number of threads bounds the connections they hold.
 
 (channels' database_sync_to_async closes the connection after each call,
 which is what the per-call cost is; and, under asgiref 3.13, it can miss the
@@ -24,10 +25,14 @@ from typing import Any, TypeVar
 
 from django.db import connection
 
+from workers.outage import drop_dead_connection
+
 T = TypeVar("T")
 
 
 def _keeping_connection(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    # One the server closed meanwhile (a restart) is replaced before use, not after a failure.
+    drop_dead_connection()
     try:
         return fn(*args, **kwargs)
     except BaseException:

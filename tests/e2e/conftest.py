@@ -103,6 +103,10 @@ class Stack:
         assert status == 201, body
         return str(body["token"])
 
+    @property
+    def metrics_key(self) -> str:
+        return self.env["PARLEY_METRICS_KEY"]
+
     def dump_logs(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.read_text()[-4000:]}" for p in sorted(self.logs.glob("*.log")))
 
@@ -179,6 +183,8 @@ def start_stack(tmp: Path, *, web: int = 1, separate_workers: bool = False, extr
         DJANGO_SETTINGS_MODULE="project.settings",
         DJANGO_SECRET_KEY=secrets.token_urlsafe(40),
         PARLEY_INTEGRATION_KEY=secrets.token_urlsafe(24),
+        # /healthz shows lease holders (host, pid) only with it.
+        PARLEY_METRICS_KEY=secrets.token_urlsafe(24),
         # Long polls: live delivery must come from wake-ups (NOTIFY across processes).
         PARLEY_POLL_INTERVAL="30",
         PARLEY_CACHE_KEY_PREFIX=f"e2e-{secrets.token_hex(4)}",
@@ -189,6 +195,12 @@ def start_stack(tmp: Path, *, web: int = 1, separate_workers: bool = False, extr
         # budget has tests of its own (tests/integration/test_hardening.py).
         PARLEY_CUSTOMER_SENDS_PER_MINUTE="1000000",
         PARLEY_AGENT_SENDS_PER_MINUTE="1000000",
+        PARLEY_CUSTOMER_EDITS_PER_MINUTE="1000000",
+        PARLEY_AGENT_EDITS_PER_MINUTE="1000000",
+        PARLEY_CUSTOMER_SEARCHES_PER_MINUTE="1000000",
+        PARLEY_AGENT_SEARCHES_PER_MINUTE="1000000",
+        # Load tests open many sockets of one agent; the cap has a test of its own (test_websocket.py).
+        PARLEY_SOCKETS_PER_IDENTITY="1000000",
         PARLEY_CUSTOMER_UPLOADS_PER_MINUTE="1000000",
         PARLEY_AGENT_UPLOADS_PER_MINUTE="1000000",
         # Attachments in the stack's own folder, never the checkout's media/.

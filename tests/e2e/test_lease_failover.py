@@ -102,7 +102,7 @@ def _log(stack: Stack, name: str) -> str:
 
 def _pipeline(stack: Stack) -> dict[str, Any]:
     """The pipeline's position, lag, owner, lease_until and running, as /healthz reports them."""
-    status, body = http("GET", f"{stack.url}/healthz")
+    status, body = http("GET", f"{stack.url}/healthz", token=stack.metrics_key)  # the owner is for operators
     assert body is not None and "consumers" in body, (status, body)
     return dict(body["consumers"]["pipeline"])
 

@@ -17,6 +17,7 @@ from PIL import Image
 
 from attachments import expiry
 from attachments.models import Attachment
+from attachments.services import EXTENSIONS
 from eventstore.events import Cursor
 from eventstore.models import StoredEvent
 from eventstore.store import EventStore
@@ -76,7 +77,8 @@ def test_each_accepted_type_is_sniffed_from_the_bytes_whatever_the_client_declar
     r = upload(customer, "innocent.exe", data, declared="application/x-msdownload")
     assert r.status_code == 201, r.content
     body = r.json()
-    assert body == {"attachment_id": body["attachment_id"], "name": "innocent.exe", "content_type": expected,
+    extension = EXTENSIONS[expected][0]  # the name follows the type read from the bytes
+    assert body == {"attachment_id": body["attachment_id"], "name": f"innocent.{extension}", "content_type": expected,
                     "size": len(data)}
     assert Attachment.objects.get(id=body["attachment_id"]).content_type == expected
 
@@ -157,7 +159,16 @@ def test_a_decompression_bomb_is_refused(customer, _private_media):
 
 def test_the_name_shown_is_the_last_path_segment_without_control_characters(customer):
     r = upload(customer, "..\\..\\evil\u202egnp.exe", files.TEXT)
-    assert r.json()["name"] == "evilgnp.exe"
+    assert r.json()["name"] == "evilgnp.txt"  # and its extension follows the sniffed type
+
+
+def test_a_text_file_named_html_is_named_and_saved_as_txt(customer):
+    r = upload(customer, "invoice.html", files.TEXT)
+    assert (r.status_code, r.json()["name"], r.json()["content_type"]) == (201, "invoice.txt", "text/plain")
+    shown = send(customer, attachments=[r.json()["attachment_id"]]).json()["message"]["attachments"][0]
+    assert shown["name"] == "invoice.txt"
+    download = get(customer, shown["url"])
+    assert download["Content-Disposition"] == "attachment; filename=\"invoice.txt\"; filename*=UTF-8''invoice.txt"
 
 
 def test_an_exif_rotated_jpeg_gets_an_upright_thumbnail_without_exif(customer, agent):

@@ -110,6 +110,66 @@ async def test_the_socket_and_http_share_one_budget(customer, settings):
         await stop_dispatchers()
 
 
+# -- an edit budget (HTTP and websocket together) and a search budget ---------------------------
+
+
+@pytest.mark.django_db
+def test_a_loop_of_edits_to_one_message_is_refused_past_the_edit_budget_and_stores_nothing(customer, settings):
+    settings.PARLEY_CUSTOMER_EDITS_PER_MINUTE = 5
+    message_id = new_id()
+    assert customer.post("/api/v1/messages", {"message_id": message_id, "body": "v0"}).status_code == 201
+    answers = [customer.patch(f"/api/v1/messages/{message_id}", {"body": f"v{i} " + "x" * 3990})
+               for i in range(1, 9)]
+    assert [a.status_code for a in answers] == [200] * 5 + [429] * 3
+    assert answers[-1].json()["error"]["code"] == "rate_limited" and 1 <= int(answers[-1]["Retry-After"]) <= 60
+    assert StoredEvent.objects.filter(event_type="MessageEdited").count() == 5
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.asyncio
+async def test_edits_on_the_socket_and_over_http_share_one_budget(customer, settings):
+    settings.PARLEY_CUSTOMER_EDITS_PER_MINUTE = 3
+    message_id = new_id()
+    r = await sync_to_async(customer.post)("/api/v1/messages", {"message_id": message_id, "body": "v0"})
+    assert r.status_code == 201
+    try:
+        ws = WebsocketCommunicator(application, f"/ws/v1/?token={customer.token}")
+        assert (await ws.connect())[0]
+        for i in range(2):
+            await ws.send_json_to({"type": "message.edit", "message_id": message_id, "body": f"ws {i}"})
+            while (frame := json.loads(await ws.receive_from(timeout=5)))["type"] != "ack":
+                pass
+        r = await sync_to_async(customer.patch)(f"/api/v1/messages/{message_id}", {"body": "http"})
+        assert r.status_code == 200
+        await ws.send_json_to({"type": "message.edit", "message_id": message_id, "body": "one too many"})
+        while (frame := json.loads(await ws.receive_from(timeout=5)))["type"] != "error":
+            pass
+        assert (frame["code"], frame["ref"]) == ("rate_limited", message_id)
+        r = await sync_to_async(customer.patch)(f"/api/v1/messages/{message_id}", {"body": "and over http"})
+        assert r.status_code == 429
+        assert await sync_to_async(StoredEvent.objects.filter(event_type="MessageEdited").count)() == 3
+        await ws.disconnect()
+    finally:
+        await stop_dispatchers()
+
+
+@pytest.mark.django_db
+def test_searches_past_the_search_budget_are_refused(customer, agent, settings):
+    settings.PARLEY_CUSTOMER_SEARCHES_PER_MINUTE = 3
+    settings.PARLEY_AGENT_SEARCHES_PER_MINUTE = 4
+    codes = [customer.get("/api/v1/messages/search", q=f"word{i}").status_code for i in range(5)]
+    assert codes == [200] * 3 + [429] * 2
+    refused = customer.get("/api/v1/messages/search", q="again")
+    assert refused.json()["error"]["code"] == "rate_limited" and int(refused["Retry-After"]) >= 1
+    assert [agent.get("/api/v1/search", q="x").status_code for _ in range(5)] == [200] * 4 + [429]
+
+
+@pytest.mark.django_db
+def test_a_query_of_too_many_words_is_refused_before_it_reaches_the_index(customer):
+    r = customer.get("/api/v1/messages/search", q=" ".join(f"w{i}" for i in range(40)))
+    assert (r.status_code, r.json()["error"]["code"]) == (400, "invalid_parameter")
+
+
 # -- a chat link from another site does not switch a signed-in customer silently ---------------
 
 

@@ -270,12 +270,50 @@ def test_a_burst_of_simultaneous_attempts_gets_no_more_checks_than_the_budget():
             started.append(throttle.begin(ATTACKER, "grace"))
         except TooManyAttempts:
             refusals += 1
-    assert len(started) == throttle.PAIR_FREE + 1  # the free budget, then one at a time
+    assert len(started) == throttle.PAIR_FREE  # exactly the allowance: nothing past it until a failure sets a wait
     assert refusals == 50 - len(started)
     for attempt in started:
         attempt.failed()
     with pytest.raises(TooManyAttempts):
         throttle.begin(ATTACKER, "grace")
+
+
+def test_thirty_wrong_passwords_at_once_from_real_threads_get_exactly_the_allowance_of_checks(clock):
+    """30 threads released together; each that may go ahead holds its attempt open until
+    every thread has asked, so all of them are in flight at once, then fails it."""
+    import threading
+
+    threads_n = 30
+    asked, lock, all_asked = [0], threading.Lock(), threading.Event()
+    gate = threading.Barrier(threads_n)
+    checks: list[int] = []
+    refused: list[int] = []
+
+    def one(i: int) -> None:
+        gate.wait()
+        try:
+            attempt = throttle.begin(ATTACKER, "grace")
+        except TooManyAttempts:
+            attempt = None
+        with lock:
+            asked[0] += 1
+            (checks if attempt is not None else refused).append(i)
+            if asked[0] == threads_n:
+                all_asked.set()
+        if attempt is not None:
+            all_asked.wait(30)
+            attempt.failed()  # a wrong password
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(threads_n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert (len(checks), len(refused)) == (throttle.PAIR_FREE, threads_n - throttle.PAIR_FREE)
+    with pytest.raises(TooManyAttempts):  # and the next one waits
+        throttle.begin(ATTACKER, "grace")
+    clock.advance(throttle.FIRST_DELAY + 1)
+    throttle.begin(ATTACKER, "grace").failed()  # after the wait: one more check, one at a time
 
 
 def test_an_abandoned_attempt_gives_its_place_back():

@@ -85,11 +85,13 @@ def test_unknown_api_paths_answer_404_in_the_error_shape(client, method, path):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("method,path", [
-    ("DELETE", "/api/v1/messages"), ("PUT", "/api/v1/badge"), ("POST", "/api/v1/openapi.json"),
-    ("GET", "/api/v1/auth/agent"), ("PATCH", "/webhooks/v1/inbound/sms"), ("POST", "/healthz"),
+@pytest.mark.parametrize("method,path,allow", [
+    ("DELETE", "/api/v1/messages", "GET, POST"), ("PUT", "/api/v1/badge", "GET"),
+    ("POST", "/api/v1/openapi.json", "GET"), ("GET", "/api/v1/auth/agent", "POST"),
+    ("PATCH", "/webhooks/v1/inbound/sms", "POST"), ("POST", "/healthz", "GET"),
 ])
-def test_a_method_a_route_does_not_take_answers_405_in_the_error_shape(client, method, path):
+def test_a_method_a_route_does_not_take_answers_405_in_the_error_shape_with_allow(client, method, path, allow):
     r = client.generic(method, path)
     assert r.status_code == 405
     assert r.json()["error"]["code"] == "method_not_allowed"
+    assert r["Allow"] == allow

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import io
 import threading
 
@@ -88,6 +89,21 @@ def test_status_and_healthz_report_the_pipelines_position_and_lag(customer, proj
     assert body["database"] == "ok" and body["channel_layer"] == "ok"
     assert body["consumers"]["pipeline"]["position"] == position
     assert body["consumers"]["pipeline"]["lag"] == 0
+
+
+def test_healthz_names_lease_holders_host_and_pid_only_to_the_metrics_key(settings, project):
+    from eventstore.models import Checkpoint
+    settings.PARLEY_METRICS_KEY = "operator-key"
+    project()
+    Checkpoint.objects.filter(name="pipeline").update(
+        owner="web-7.internal:4242:abc", lease_until=dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=5))
+    anyone = Client().get("/healthz").json()["consumers"]["pipeline"]
+    assert "owner" not in anyone and anyone["running"] is True
+    assert "web-7" not in Client().get("/healthz").content.decode()
+    wrong = Client().get("/healthz", HTTP_AUTHORIZATION="Bearer wrong").json()["consumers"]["pipeline"]
+    assert "owner" not in wrong
+    operator = Client().get("/healthz", HTTP_AUTHORIZATION="Bearer operator-key").json()["consumers"]["pipeline"]
+    assert operator["owner"] == "web-7.internal:4242:abc"
 
 
 def test_healthz_answers_503_when_the_channel_layer_is_down(settings):

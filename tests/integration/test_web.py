@@ -124,6 +124,19 @@ def test_visitor_sign_ups_are_rate_limited_per_client_address(settings):
     assert elsewhere.post("/chat/start/", {"name": "Other", "email": "other@example.com"}).status_code == 302
 
 
+def test_visitor_sign_ups_from_one_ipv6_slash_64_share_one_budget(settings):
+    settings.PARLEY_VISITOR_SIGNUPS_PER_HOUR = 3
+    statuses = [
+        Client(REMOTE_ADDR=f"2001:db8:1:2::{i:x}").post(
+            "/chat/start/", {"name": f"Visitor {i}", "email": f"v{i}@example.com"}).status_code
+        for i in range(1, 16)
+    ]
+    assert statuses == [302] * 3 + [429] * 12
+    assert Customer.objects.count() == 3
+    other_network = Client(REMOTE_ADDR="2001:db8:1:3::1")
+    assert other_network.post("/chat/start/", {"name": "Other", "email": "other@example.com"}).status_code == 302
+
+
 def test_leaving_the_chat_forgets_the_customer(client: Client, ada: Customer):
     client.get("/chat/", {"token": issue_customer_token(ada.id)})
     r = client.post("/chat/leave/")

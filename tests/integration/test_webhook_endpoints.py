@@ -31,6 +31,15 @@ def _key(settings):
     "https://[::ffff:127.0.0.1]/hook",  # loopback spelled as IPv4-mapped IPv6
     "https://224.0.0.1/hook",
     "https://0.0.0.0/hook",
+    "https://[fec0::1]/hook",  # IPv6 site-local (deprecated, still routed inside some networks)
+    "https://[2002:7f00:1::]/hook",  # 6to4 of 127.0.0.1
+    "https://[2002:a00:1::1]/hook",  # 6to4 of 10.0.0.1
+    "https://[2001:0:4136:e378:8000:63bf:f5ff:fffe]/hook",  # Teredo whose client is 10.0.0.1
+    "https://[64:ff9b::a9fe:a9fe]/hook",  # NAT64 of the metadata service
+    "https://192.0.0.8/hook",  # IANA special-purpose (IETF protocol assignments)
+    "https://192.88.99.1/hook",  # the old 6to4 relay anycast
+    "https://100.64.0.1/hook",  # carrier-grade NAT
+    "https://198.18.0.1/hook",  # benchmarking
     "https://localhost/hook",
     "https://user@example.com/hook",
     "https://example.com/hook#fragment",
@@ -65,6 +74,11 @@ def test_a_name_resolving_to_any_private_address_is_refused():
     with pytest.raises(guard.WebhookUrlNotAllowed, match="private"):
         endpoint_register(url="https://hooks.example.com/x", events=["message.created"], resolve=resolve)
     assert WebhookEndpoint.objects.count() == 0
+
+
+@pytest.mark.parametrize("address", ["93.184.215.14", "2606:4700::1111", "2002:5db8:d70e::1", "::ffff:93.184.215.14"])
+def test_public_addresses_pass_the_guard(address):
+    assert guard.forbidden(address) is None
 
 
 def test_a_public_name_is_accepted():

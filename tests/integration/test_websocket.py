@@ -410,3 +410,22 @@ def test_events_of_one_conversation_in_one_batch_send_one_conversation_update(cu
     assert frame["conversation"]["last_message"]["preview"] == "three"
     sent = [json.loads(f)["message"]["body"] for env in built for f in env.to_agents if json.loads(f)["type"] == "message.sent"]
     assert sent == ["one", "two", "three"]  # every message still goes out
+
+
+async def test_an_identity_past_its_socket_cap_is_refused_with_4429_and_others_are_not(make_customer, settings):
+    settings.PARLEY_SOCKETS_PER_IDENTITY = 2
+    ada = await sync_to_async(make_customer)(name="Ada")
+    bob = await sync_to_async(make_customer)(name="Bob", email="bob@example.com")
+    first, second = await connect(ada.token), await connect(ada.token)
+    third = WebsocketCommunicator(application, f"/ws/v1/?token={ada.token}")
+    await third.connect()
+    refused = json.loads(await third.receive_from())
+    assert (refused["type"], refused["code"]) == ("error", "too_many_sockets")
+    assert (await third.receive_output())["code"] == 4429
+    other = await connect(bob.token)  # another identity is not counted with Ada's
+    await first.disconnect()
+    again = await connect(ada.token)  # a closed socket frees its place
+    await second.send_json_to({"type": "resume", "after": 0})
+    assert (await frames_until(second, "resumed"))[-1]["type"] == "resumed"
+    for ws in (second, other, again):
+        await ws.disconnect()
