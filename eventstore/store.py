@@ -24,7 +24,8 @@ from typing import Any
 
 from django.db import IntegrityError, connections, transaction
 
-from eventstore.events import DomainEvent, Metadata, NewEvent, RecordedEvent, encode, shard_of_event
+from eventstore import keys
+from eventstore.events import DomainEvent, Metadata, NewEvent, RecordedEvent, encode, personal_of, shard_of_event
 from eventstore.reading import TABLE, LogReader, _as_uuid
 
 #: application_name of a transaction that promises never to append events
@@ -155,6 +156,22 @@ class EventStore(LogReader):
     def _uuid_param(self, value: uuid.UUID) -> Any:
         return value if self._is_postgres else value.hex
 
+    def _payloads(self, events: list[DomainEvent]) -> list[str]:
+        """The stored payloads: each event's fields, its personal ones sealed with its subject's key
+        (eventstore.keys; SubjectErased if that subject was erased)."""
+        encoded = [encode(e) for e in events]
+        declared = [personal_of(e.event_type) for e in events]
+        subjects = {str(payload[d.subject]) for payload, d in zip(encoded, declared, strict=True) if d is not None}
+        ring = keys.for_appending(subjects, self.using) if subjects else None
+        out = []
+        for e, payload, d in zip(events, encoded, declared, strict=True):
+            if d is not None and d.fields:
+                assert ring is not None
+                fields = {name: payload.pop(name) for name in d.fields}
+                payload[keys.SEALED] = ring.seal(e.event_type, str(payload[d.subject]), json.dumps(fields).encode())
+            out.append(json.dumps(payload, separators=(",", ":")))
+        return out
+
     def _insert(
         self,
         stream_id: str,
@@ -165,6 +182,7 @@ class EventStore(LogReader):
     ) -> list[tuple[int, int]]:
         conn = self._conn
         meta_json = json.dumps(metadata.as_json(), separators=(",", ":"))
+        payloads = self._payloads([p.event for p in pending])
         at = now if self._is_postgres else now.replace(tzinfo=None).isoformat(" ")
         tx = "pg_current_xact_id()::text::bigint" if self._is_postgres else "0"
         params: list[Any] = []
@@ -175,7 +193,7 @@ class EventStore(LogReader):
                 expected_version + i + 1,
                 p.event.event_type,
                 p.event.schema_version,
-                json.dumps(encode(p.event), separators=(",", ":")),
+                payloads[i],
                 meta_json,
                 at,
                 shard_of_event(p.event),
