@@ -110,6 +110,24 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         ["customer_id", "name", "email", "phone"],
         customer_id=UUID, name={"type": "string"}, email={"type": "string"}, phone={"type": "string"},
     ),
+    "Erasure": closed(
+        ["customer_id", "erased"],
+        customer_id=UUID,
+        erased={"type": "boolean", "description": "true if this request erased them, false if they were erased before"},
+    ),
+    "CustomerExport": {
+        "type": "object",
+        "required": ["customer_id", "exported_at", "contact", "messages", "notes", "ratings"],
+        "description": "Everything Parley holds about the customer (docs/privacy.md)",
+        "properties": {
+            "customer_id": UUID,
+            "exported_at": {"type": "string", "format": "date-time"},
+            "contact": {"type": "object"},
+            "messages": {"type": "array", "items": {"type": "object"}},
+            "notes": {"type": "array", "items": {"type": "object"}},
+            "ratings": {"type": "array", "items": {"type": "object"}},
+        },
+    },
     # -- messages
     "Sender": closed(
         ["kind", "id", "name"],

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -30,7 +31,9 @@ from django.conf import settings
 
 from chat.events import MessageSent
 from eventstore.reading import Batch
+from notifications.models import EmailOutbox
 from readmodels import asof
+from readmodels.asof import forgotten
 from readmodels.folds import moves_badge
 from workers import timers
 
@@ -63,7 +66,7 @@ class EmailFallbackProcessManager:
     """Consumer ``email-fallback`` (see the module docstring)."""
 
     name = EMAIL_FALLBACK
-    event_types = frozenset({"MessageSent", "MessageMarkedAsRead"})
+    event_types = frozenset({"MessageSent", "MessageMarkedAsRead", "CustomerErased"})
 
     def __init__(self, clock: Callable[[], dt.datetime] = _now) -> None:
         self.clock = clock
@@ -77,6 +80,9 @@ class EmailFallbackProcessManager:
     def handle(self, batch: Batch) -> None:
         """Start a streak's timer when an agent's message raises the badge from
         0, cancel it when a read brings the badge back to 0, in log order."""
+        for r in batch.events:
+            if r.event_type == "CustomerErased":
+                self._forget(r.event.customer_id)  # type: ignore[attr-defined]
         relevant = [r for r in batch.events if moves_badge(r)]
         if not relevant:
             return
@@ -84,6 +90,8 @@ class EmailFallbackProcessManager:
         rows_of = asof.in_unit(batch.unit)
         for r in relevant:
             rows = rows_of(r)
+            if rows is None and forgotten(r):
+                continue  # erased meanwhile: no email about them
             if rows is None or "badge" not in rows:
                 raise LookupError(f"no read-model rows as of event {r.event_id} at position {r.position}")
             badge = rows["badge"]
@@ -95,6 +103,12 @@ class EmailFallbackProcessManager:
                     self._start_streak(e)
             elif badge["unread"] == 0:  # the streak ended in time: no email (in order: a new one may follow)
                 timers.cancel(kind=EMAIL_FALLBACK_TIMER, subject=str(e.customer_id))  # type: ignore[attr-defined]
+
+    @staticmethod
+    def _forget(customer_id: uuid.UUID) -> None:
+        """An erased customer's streak timer and queued emails go (no email names them again)."""
+        timers.cancel(kind=EMAIL_FALLBACK_TIMER, subject=str(customer_id))
+        EmailOutbox.objects.filter(customer_id=customer_id).delete()
 
     def _start_streak(self, e: MessageSent) -> None:
         delay = fallback_delay()
