@@ -28,11 +28,11 @@ from django.conf import settings
 from chat.events import MessageSent
 from eventstore.events import RecordedEvent
 from eventstore.reading import Batch
+from eventstore.unit import Unit
 from notifications.config import push_ttl
 from notifications.models import PushDelivery, PushSubscription
 from notifications.outbox import wake_delivery
 from notifications.payload import PREVIEW_CHARS
-from eventstore.unit import Unit
 from readmodels import asof
 from readmodels.asof import forgotten
 from readmodels.folds import moves_badge, preview

@@ -276,7 +276,8 @@ class ErasureProjection(Projection):
     def apply(self, r: RecordedEvent, unit: Unit, facts: Facts) -> None:
         from readmodels.models import EventRows
 
-        for model in (*self.forgets, EventRows):
+        tables: tuple[type[models.Model], ...] = (*self.forgets, EventRows)
+        for model in tables:
             where, params = unit.table(model).among("customer_id", [_customer(r)])
             unit.then(f'DELETE FROM "{model._meta.db_table}" WHERE {where}', params)
 
