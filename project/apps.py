@@ -22,6 +22,7 @@ class ProjectConfig(AppConfig):
             CustomersFromDirectory,
             EmailLinksToWeb,
         )
+        from project import privacy
         from project.bootstrap import declare_groups
         from readmodels import ports as readmodel_ports
 
@@ -33,4 +34,5 @@ class ProjectConfig(AppConfig):
         readmodel_ports.install(AgentNamesFromProfiles())
         notification_ports.install(EmailLinksToWeb())
         fallback_email.register()
+        privacy.register()
         declare_groups()

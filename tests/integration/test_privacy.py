@@ -7,6 +7,8 @@ keeps its events, which read back as Erased; a rebuild brings nothing back.
 
 from __future__ import annotations
 
+import datetime as dt
+import io
 import subprocess
 import threading
 import uuid
@@ -256,3 +258,33 @@ def test_erase_racing_the_customers_own_sends_leaves_nothing_of_theirs(make_cust
     project()
     assert secrets_in(dump()) == []
     assert erase(client, customer.id).json()["erased"] is False
+
+
+def test_retention_erases_conversations_inactive_for_the_period_and_the_dry_run_only_lists(
+    conversation, make_customer, project, settings,
+):
+    from django.core.management import call_command
+
+    from project.privacy import RETENTION_TIMER, schedule_retention
+    from readmodels.models import Conversation
+    from workers import timers
+
+    recent = make_customer(name="Recent Person", email="recent@example.com")
+    assert recent.post("/api/v1/messages", {"message_id": new_id(), "body": "fresh words"}).status_code == 201
+    project()
+    now = dt.datetime.now(dt.timezone.utc)
+    Conversation.objects.filter(customer_id=conversation.id).update(last_activity_at=now - dt.timedelta(days=40))
+    settings.PARLEY_RETENTION_DAYS = 30
+
+    out = io.StringIO()
+    call_command("erase_inactive", "--dry-run", stdout=out)
+    assert f"would erase {conversation.id}" in out.getvalue() and recent.id not in out.getvalue()
+    assert not keys.is_erased(conversation.id)
+
+    schedule_retention(now, soon=True)
+    assert timers.fire_due(now + dt.timedelta(seconds=1)) == 1
+    project()
+    assert keys.is_erased(conversation.id) and not keys.is_erased(recent.id)
+    assert secrets_in(dump()) == []
+    assert "fresh words" in dump()
+    assert [t.kind for t in timers.pending(RETENTION_TIMER)] == [RETENTION_TIMER]  # the next run
