@@ -15,6 +15,7 @@ class ProjectConfig(AppConfig):
         from customers.directory import KnownCustomers
         from notifications import fallback_email
         from notifications import ports as notification_ports
+        from project import privacy
         from project.adapters import (
             AgentNamesFromProfiles,
             AgentsFromIdentity,
@@ -22,7 +23,6 @@ class ProjectConfig(AppConfig):
             CustomersFromDirectory,
             EmailLinksToWeb,
         )
-        from project import privacy
         from project.bootstrap import declare_groups
         from readmodels import ports as readmodel_ports
 
