@@ -51,6 +51,8 @@ os.environ.setdefault("PARLEY_HTTPS", "0")
 os.environ.setdefault("PARLEY_CUSTOMER_SENDS_PER_MINUTE", "1000000000")
 os.environ.setdefault("PARLEY_AGENT_SENDS_PER_MINUTE", "1000000000")
 os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-secret-key-not-used-for-anything-real-0123456789")
+# A master key for the scratch databases' customer keys (eventstore.keys); bench-only, like the secret key.
+os.environ.setdefault("PARLEY_KEYS", "bench:" + "QmVuY2gtb25seS1tYXN0ZXIta2V5LW5vdC1yZWFsLSE")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 

@@ -64,6 +64,22 @@ def _violated_constraint(err: IntegrityError) -> str:
 append_listeners: list[Callable[[str], None]] = []
 
 
+def subject_of(e: DomainEvent) -> str | None:
+    """The id of the person an event is about (None: nobody's: eventstore.events.personal_of)."""
+    declared = personal_of(e.event_type)
+    return None if declared is None else str(getattr(e, declared.subject))
+
+
+def stored_payload(e: DomainEvent, ring: keys.Keyring) -> str:
+    """An event's payload as the log stores it: its personal fields sealed with its subject's key from ``ring``."""
+    payload = encode(e)
+    declared = personal_of(e.event_type)
+    if declared is not None and declared.fields:
+        fields = {name: payload.pop(name) for name in declared.fields}
+        payload[keys.SEALED] = ring.seal(e.event_type, str(payload[declared.subject]), json.dumps(fields).encode())
+    return json.dumps(payload, separators=(",", ":"))
+
+
 class ConcurrencyConflict(Exception):
     """The stream was not at the expected version when appending."""
 
@@ -159,18 +175,9 @@ class EventStore(LogReader):
     def _payloads(self, events: list[DomainEvent]) -> list[str]:
         """The stored payloads: each event's fields, its personal ones sealed with its subject's key
         (eventstore.keys; SubjectErased if that subject was erased)."""
-        encoded = [encode(e) for e in events]
-        declared = [personal_of(e.event_type) for e in events]
-        subjects = {str(payload[d.subject]) for payload, d in zip(encoded, declared, strict=True) if d is not None}
-        ring = keys.for_appending(subjects, self.using) if subjects else None
-        out = []
-        for e, payload, d in zip(events, encoded, declared, strict=True):
-            if d is not None and d.fields:
-                assert ring is not None
-                fields = {name: payload.pop(name) for name in d.fields}
-                payload[keys.SEALED] = ring.seal(e.event_type, str(payload[d.subject]), json.dumps(fields).encode())
-            out.append(json.dumps(payload, separators=(",", ":")))
-        return out
+        subjects = {subject_of(e) for e in events} - {None}
+        ring = keys.for_appending(subjects, self.using) if subjects else keys.Keyring({})  # type: ignore[arg-type]
+        return [stored_payload(e, ring) for e in events]
 
     def _insert(
         self,
