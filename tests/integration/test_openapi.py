@@ -439,6 +439,17 @@ def test_real_answers_of_every_operation_conform_to_the_document(conformance, ma
     check(client.get(me), me, "get", 401)
     check(agent.get(me), me, "get", 403)
 
+    # privacy: the export of a customer, then their erasure (twice: the second changes nothing)
+    export, erase = "/api/v1/customers/{customer_id}/export", "/api/v1/customers/{customer_id}/erase"
+    check(client.get(f"{url}/export", HTTP_AUTHORIZATION=f"Bearer {INTEGRATION_KEY}"), export, "get", 200)
+    check(client.get(f"{url}/export"), export, "get", 401)
+    check(client.get(f"/api/v1/customers/{new_id()}/export", HTTP_AUTHORIZATION=f"Bearer {INTEGRATION_KEY}"),
+          export, "get", 404)
+    check(_integration(client, "post", f"{url}/erase", None), erase, "post", 202)
+    check(_integration(client, "post", f"{url}/erase", None), erase, "post", 202)
+    check(_integration(client, "post", f"/api/v1/customers/{new_id()}/erase", None), erase, "post", 404)
+    check(client.get(f"{url}/export", HTTP_AUTHORIZATION=f"Bearer {INTEGRATION_KEY}"), export, "get", 404)
+
     # and the agent's token goes
     revoke = "/api/v1/auth/agent/token"
     check(agent.delete(revoke), revoke, "delete", 204)
