@@ -87,7 +87,8 @@ class MasterKeys:
             if not sep or not key_id or len(key_id) > 32:
                 raise BadMasterKeys("PARLEY_KEYS must be a comma-separated list of id:key (an id of 1 to 32 characters)")
             try:
-                raw = base64.urlsafe_b64decode(encoded.strip() + "=" * (-len(encoded.strip()) % 4))
+                text = encoded.strip()
+                raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
             except (binascii.Error, ValueError):
                 raise BadMasterKeys(f"PARLEY_KEYS: the key {key_id!r} is not base64url") from None
             if len(raw) != 32:
