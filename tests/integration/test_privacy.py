@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 import subprocess
 import threading
 import uuid
@@ -288,3 +289,15 @@ def test_retention_erases_conversations_inactive_for_the_period_and_the_dry_run_
     assert secrets_in(dump()) == []
     assert "fresh words" in dump()
     assert [t.kind for t in timers.pending(RETENTION_TIMER)] == [RETENTION_TIMER]  # the next run
+
+
+def test_the_erasure_frame_tells_every_page_to_forget_the_customer(conversation, client, project):
+    from realtime.frames import envelopes
+
+    project()
+    assert erase(client, conversation.id).status_code == 202
+    (erased,) = [r for r in EventStore().read_all(Cursor.start(), limit=1000) if r.event_type == "CustomerErased"]
+    (envelope,) = envelopes([erased])
+    frame = {"type": "customer.erased", "customer_id": conversation.id, "position": erased.position}
+    assert [json.loads(f) for f in envelope.to_agents] == [frame]
+    assert [json.loads(f) for f in envelope.to_customer] == [frame]

@@ -180,6 +180,12 @@ export function customerChat({
       case "badge":
         setBadge(frame.unread);
         break;
+      case "customer.erased":
+        // This person's data was erased: nothing of it stays on the screen.
+        thread.clear();
+        setBadge(0);
+        refreshEmpty();
+        break;
       case "typing":
         if (frame.sender && frame.sender.kind === "agent") typing.start(frame.sender.id, `${frame.sender.name || "Support"} is typing…`);
         break;
