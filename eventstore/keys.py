@@ -315,3 +315,62 @@ def counts(using: str = "default") -> dict[str, int]:
     with connections[using].cursor() as cursor:
         cursor.execute(f"SELECT master, count(*) FROM {TABLE} GROUP BY master")
         return {str(m): int(n) for m, n in cursor.fetchall()}
+
+
+def seal_stored(using: str = "default", *, batch: int = 1000) -> int:
+    """Seal the personal fields of events stored in clear (written before sealing existed); returns how many.
+
+    The one rewrite of stored rows the log allows, run once on upgrade
+    (migration project 0002, or ``python manage.py seal_events``): each
+    row keeps its id, position, type and order; only its payload's personal
+    fields move into ``sealed``. The fields of a subject erased meanwhile are
+    dropped, as unreadable as sealed ones. Safe to run again.
+    """
+    import json
+
+    import orjson
+
+    from eventstore.events import _personal
+
+    types = sorted(t for t, declared in _personal.items() if declared.fields)
+    if not types:
+        return 0
+    conn = connections[using]
+    marks = ", ".join(["%s"] * len(types))
+    last, done = 0, 0
+    while True:
+        with conn.cursor() as cursor:
+            cursor.execute(
+                f"SELECT position, event_type, data FROM parley_events WHERE position > %s AND event_type IN ({marks}) "
+                "ORDER BY position LIMIT %s",
+                [last, *types, batch],
+            )
+            rows = cursor.fetchall()
+        if not rows:
+            return done
+        last = int(rows[-1][0])
+        plain: list[tuple[int, str, dict[str, Any]]] = []
+        for position, event_type, data in rows:
+            payload = orjson.loads(data)
+            declared = _personal[event_type]
+            if SEALED not in payload and any(f in payload for f in declared.fields):
+                plain.append((int(position), event_type, payload))
+        if not plain:
+            continue
+        subjects = {str(p[_personal[t].subject]) for _, t, p in plain}
+        known = {r[0] for r in _select(using, list(subjects))}
+        missing = sorted(subjects - known)
+        if missing:
+            _create(using, missing)
+        ring = _ring(_select(using, list(subjects)))
+        updates = []
+        for position, event_type, payload in plain:
+            declared = _personal[event_type]
+            subject = str(payload[declared.subject])
+            fields = {f: payload.pop(f) for f in declared.fields if f in payload}
+            if not ring.erased(subject):
+                payload[SEALED] = ring.seal(event_type, subject, json.dumps(fields).encode())
+            updates.append((json.dumps(payload, separators=(",", ":")), position))
+        with conn.cursor() as cursor:
+            cursor.executemany("UPDATE parley_events SET data = %s WHERE position = %s", updates)
+        done += len(updates)

@@ -301,3 +301,25 @@ def test_the_erasure_frame_tells_every_page_to_forget_the_customer(conversation,
     frame = {"type": "customer.erased", "customer_id": conversation.id, "position": erased.position}
     assert [json.loads(f) for f in envelope.to_agents] == [frame]
     assert [json.loads(f) for f in envelope.to_customer] == [frame]
+
+
+def test_events_written_before_sealing_are_sealed_on_upgrade_and_erasure_reaches_them(make_customer, client, settings):
+    from django.core.management import call_command
+
+    from eventstore.events import encode
+
+    settings.PARLEY_INTEGRATION_KEY = KEY
+    customer = make_customer(name=NAME, email=EMAIL)
+    assert customer.post("/api/v1/messages", {"message_id": new_id(), "body": SECRET}).status_code == 201
+    for r in EventStore().read_all(Cursor.start()):  # as an older release stored them: in clear
+        StoredEvent.objects.filter(position=r.position).update(data=json.dumps(encode(r.event)))
+    assert SECRET in "".join(StoredEvent.objects.values_list("data", flat=True))
+
+    out = io.StringIO()
+    call_command("seal_events", stdout=out)
+    assert "sealed 2 event(s)" in out.getvalue()
+    assert secrets_in("".join(StoredEvent.objects.values_list("data", flat=True))) == []
+    assert SECRET in [r.event.body for r in EventStore().read_all(Cursor.start()) if r.event_type == "MessageSent"]
+    call_command("seal_events", stdout=io.StringIO())  # again: nothing changes
+    assert erase(client, customer.id).status_code == 202
+    assert not [r for r in EventStore().read_all(Cursor.start()) if r.event_type == "MessageSent"]
