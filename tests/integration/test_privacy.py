@@ -323,3 +323,40 @@ def test_events_written_before_sealing_are_sealed_on_upgrade_and_erasure_reaches
     call_command("seal_events", stdout=io.StringIO())  # again: nothing changes
     assert erase(client, customer.id).status_code == 202
     assert not [r for r in EventStore().read_all(Cursor.start()) if r.event_type == "MessageSent"]
+
+
+def test_erasure_during_a_webhook_retry_backlog_sends_nothing_more_about_the_customer(
+    receiver, client, make_customer,  # noqa: F811
+):
+    from tests.integration.webhook_support import says, worker
+    from tests.integration.webhook_support import run_pipeline as run_webhooks
+
+    customer = make_customer(name=NAME, email=EMAIL)
+    other = make_customer(name="Other Person", email="other@example.com")
+    receiver.fail_first = 1_000  # the receiver is down: every delivery waits for a retry
+    register(client, receiver, ["message.created", "customer.erased"])
+    for i in range(3):
+        says(customer, f"{SECRET} {i}")
+    says(other, "the other customer's words")
+    run_webhooks()
+    w = worker()
+    for _ in range(5):
+        w.run_once()
+    assert WebhookDelivery.objects.filter(customer_id=customer.id, state="pending").count() == 3
+    assert any(SECRET in str(req.body) for req in receiver.requests)  # tried, refused
+
+    assert erase(client, customer.id).status_code == 202
+    run_webhooks()
+    receiver.fail_first = 0  # back up: the backlog drains
+    tried = len(receiver.requests)
+    for _ in range(50):
+        if not w.run_once().attempts and len(receiver.accepted()) >= 2:
+            break
+    later = receiver.requests[tried:]
+    assert secrets_in(str([req.body for req in later])) == []
+    accepted = [req.body for req in receiver.accepted()]
+    assert {"type": "customer.erased", "customer_id": customer.id} in [
+        {"type": b["type"], "customer_id": b["data"].get("customer_id")} for b in accepted if b["type"] == "customer.erased"
+    ]
+    assert any("the other customer's words" in str(b) for b in accepted)  # the other customer's backlog goes on
+    assert secrets_in(dump()) == []
