@@ -328,7 +328,7 @@ def test_events_written_before_sealing_are_sealed_on_upgrade_and_erasure_reaches
 def test_erasure_during_a_webhook_retry_backlog_sends_nothing_more_about_the_customer(
     receiver, client, make_customer,  # noqa: F811
 ):
-    from tests.integration.webhook_support import says, worker
+    from tests.integration.webhook_support import deliver_until, says, worker
     from tests.integration.webhook_support import run_pipeline as run_webhooks
 
     customer = make_customer(name=NAME, email=EMAIL)
@@ -343,15 +343,13 @@ def test_erasure_during_a_webhook_retry_backlog_sends_nothing_more_about_the_cus
     for _ in range(5):
         w.run_once()
     assert WebhookDelivery.objects.filter(customer_id=customer.id, state="pending").count() == 3
-    assert any(SECRET in str(req.body) for req in receiver.requests)  # tried, refused
+    assert receiver.requests and not receiver.accepted()  # tried, refused
 
     assert erase(client, customer.id).status_code == 202
     run_webhooks()
     receiver.fail_first = 0  # back up: the backlog drains
     tried = len(receiver.requests)
-    for _ in range(50):
-        if not w.run_once().attempts and len(receiver.accepted()) >= 2:
-            break
+    deliver_until(w, receiver, 2)  # the other customer's message, and the erasure
     later = receiver.requests[tried:]
     assert secrets_in(str([req.body for req in later])) == []
     accepted = [req.body for req in receiver.accepted()]
