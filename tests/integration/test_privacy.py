@@ -358,3 +358,17 @@ def test_erasure_during_a_webhook_retry_backlog_sends_nothing_more_about_the_cus
     ]
     assert any("the other customer's words" in str(b) for b in accepted)  # the other customer's backlog goes on
     assert secrets_in(dump()) == []
+
+
+def test_an_erased_customers_conversation_is_no_agents_load_any_more(customer, agent, client, settings):
+    from conversations.models import Routing
+    from project.bootstrap import catch_up
+
+    settings.PARLEY_INTEGRATION_KEY = KEY
+    assert customer.post("/api/v1/messages", {"message_id": new_id(), "body": "hello"}).status_code == 201
+    assert agent.post(f"/api/v1/conversations/{customer.id}/claim").status_code == 200
+    catch_up("pipeline", "workflow")
+    assert Routing.objects.filter(customer_id=customer.id).exists()
+    assert erase(client, customer.id).status_code == 202
+    catch_up("pipeline", "workflow")
+    assert not Routing.objects.filter(customer_id=customer.id).exists()
