@@ -224,6 +224,8 @@ def test_real_answers_of_every_operation_conform_to_the_document(conformance, ma
     check(_integration(client, "patch", url, {"name": "Ada Lovelace", "phone": "+44 20 7946 0000"}), detail, "patch", 200)
     check(_integration(client, "patch", f"/api/v1/customers/{new_id()}", {}), detail, "patch", 404)
     check(_integration(client, "patch", "/api/v1/customers/nope", {}), detail, "patch", 400)
+    check(client.get(url, HTTP_AUTHORIZATION=f"Bearer {INTEGRATION_KEY}"), detail, "get", 200)
+    check(client.get(f"/api/v1/customers/{new_id()}", HTTP_AUTHORIZATION=f"Bearer {INTEGRATION_KEY}"), detail, "get", 404)
     customer = Client(HTTP_AUTHORIZATION=f"Bearer {created['token']}")
     agent_caller = make_agent("grace")
     login = "/api/v1/auth/agent"

@@ -142,6 +142,7 @@ def test_after_erasure_every_read_forgets_the_customer(conversation, agent, clie
         found = agent.get("/api/v1/search", q=words)
         assert found.status_code == 200 and secrets_in(str(found.json())) == [], found.json()
     assert integration(client, "get", f"/api/v1/customers/{conversation.id}/export").status_code == 404
+    assert integration(client, "get", f"/api/v1/customers/{conversation.id}").status_code == 404
     # the customer's own token: nothing to read, nothing to write
     assert secrets_in(str(conversation.get("/api/v1/messages").content)) == []
     r = conversation.post("/api/v1/messages", {"message_id": new_id(), "body": "still here?"})
@@ -199,6 +200,7 @@ def test_a_staff_agent_may_erase(customer, agent, project):
 
 def test_export_holds_contact_messages_edits_reads_notes_and_attachments(conversation, client, project):
     project()
+    assert integration(client, "get", f"/api/v1/customers/{conversation.id}").json()["name"] == NAME
     r = integration(client, "get", f"/api/v1/customers/{conversation.id}/export")
     assert r.status_code == 200, r.content
     data = r.json()
