@@ -374,3 +374,16 @@ def test_an_erased_customers_conversation_is_no_agents_load_any_more(customer, a
     assert erase(client, customer.id).status_code == 202
     catch_up("pipeline", "workflow")
     assert not Routing.objects.filter(customer_id=customer.id).exists()
+
+
+def test_an_erased_customers_upload_is_refused_and_nothing_is_stored(customer, client, settings, _private_media):
+    from attachments.models import Attachment
+
+    settings.PARLEY_INTEGRATION_KEY = KEY
+    assert erase(client, customer.id).status_code == 202
+    picture = files.png((9, 9))
+    r = customer.client.post("/api/v1/attachments", {"file": SimpleUploadedFile("id-card.png", picture)},
+                             HTTP_AUTHORIZATION=f"Bearer {customer.token}")
+    assert r.status_code == 410 and r.json()["error"]["code"] == "erased"
+    assert not Attachment.objects.exists()
+    assert picture not in media_bytes(_private_media)
