@@ -29,6 +29,7 @@ import binascii
 import datetime as dt
 import functools
 import os
+import time
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -212,25 +213,49 @@ def for_reading(subjects: Collection[str], using: str = "default") -> Keyring:
     return _ring(_select(using, list(subjects)))
 
 
+#: Data keys appends sealed with lately, by (database, subject), and when they were read:
+#: a command needs no extra query for a customer it has seen. Kept only for a
+#: minute: an erasure elsewhere is enforced by the append's own statement
+#: (eventstore.store), and this process's memory forgets the key soon after.
+_for_appending: dict[tuple[str, str], tuple[float, AESGCM]] = {}
+APPEND_KEYS_SECONDS = 60.0
+
+
 def for_appending(subjects: Collection[str], using: str = "default") -> Keyring:
     """The keys of ``subjects``, made for those that have none yet.
 
-    Raises SubjectErased if one of them has been erased: nothing about an
-    erased person is written again.
+    Raises SubjectErased if one of them is known to be erased. The append's
+    statement refuses the rows of an erased subject in any case (an
+    erasure may commit after the keys were read), so keys read a moment ago
+    are used from memory.
     """
     if not subjects:
         return Keyring({})
-    wanted = list(subjects)
-    rows = _select(using, wanted)
-    missing = sorted(set(wanted) - {r[0] for r in rows})
-    if missing:
-        _create(using, missing)
+    now = time.monotonic()
+    ciphers: dict[str, AESGCM | None] = {}
+    wanted = []
+    for subject in subjects:
+        found = _for_appending.get((using, subject))
+        if found is not None and now - found[0] < APPEND_KEYS_SECONDS:
+            ciphers[subject] = found[1]
+        else:
+            wanted.append(subject)
+    if wanted:
         rows = _select(using, wanted)
-    ring = _ring(rows)
-    for subject in wanted:
-        if ring.ciphers.get(subject) is None:
-            raise SubjectErased(subject)
-    return ring
+        missing = sorted(set(wanted) - {r[0] for r in rows})
+        if missing:
+            _create(using, missing)
+            rows = _select(using, wanted)
+        ring = _ring(rows)
+        for subject in wanted:
+            cipher = ring.ciphers.get(subject)
+            if cipher is None:
+                raise SubjectErased(subject)
+            if len(_for_appending) >= _CIPHERS_KEPT:
+                _for_appending.clear()
+            _for_appending[(using, subject)] = (now, cipher)
+            ciphers[subject] = cipher
+    return Keyring(ciphers)
 
 
 def _now_param(using: str) -> Any:
@@ -261,6 +286,7 @@ def erase(subject: str, using: str = "default") -> bool:
     that never had a key gets an erased row all the same, so that no key
     is ever made for them again.
     """
+    _for_appending.pop((using, subject), None)
     now = _now_param(using)
     with connections[using].cursor() as cursor:
         cursor.execute(

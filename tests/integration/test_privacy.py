@@ -387,3 +387,15 @@ def test_an_erased_customers_upload_is_refused_and_nothing_is_stored(customer, c
     assert r.status_code == 410 and r.json()["error"]["code"] == "erased"
     assert not Attachment.objects.exists()
     assert picture not in media_bytes(_private_media)
+
+
+def test_a_process_that_still_remembers_the_key_cannot_write_after_the_erasure(customer, client, settings):
+    settings.PARLEY_INTEGRATION_KEY = KEY
+    assert customer.post("/api/v1/messages", {"message_id": new_id(), "body": "first"}).status_code == 201
+    remembered = dict(keys._for_appending)  # as another process's memory still holds it
+    assert erase(client, customer.id).status_code == 202
+    keys._for_appending.update(remembered)
+    count = StoredEvent.objects.count()
+    r = customer.post("/api/v1/messages", {"message_id": new_id(), "body": SECRET})
+    assert r.status_code == 410 and r.json()["error"]["code"] == "erased"
+    assert StoredEvent.objects.count() == count
