@@ -10,8 +10,9 @@ emptied in that process only), so nothing is sealed and no key is read:
   sealed and plain cells in alternating order (as bench/commands.py);
 * **rebuild**: ``rebuild(read_models())`` of a log of BENCH_PRIVACY_EVENTS
   events (default 100,000; bench/replay.py's mix), once written sealed (keys
-  made for each customer, payloads sealed as ``EventStore`` seals them), once
-  plain, each rebuilt ``ROUNDS`` times.
+  made for each customer, payloads sealed as ``EventStore`` seals them) and
+  plain, side by side in the scratch database, rebuilt ``ROUNDS`` times each
+  in alternating order.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/test .venv/bin/python bench/privacy.py
 """
@@ -124,23 +125,40 @@ def main() -> int:
                 commands[key].append(res)
                 log(f"  round {round_no + 1} commands {key:6s}: {fmt_rate(res.rate)}/s")
 
+        # Two logs of the same events, one sealed, one plain, side by side in the
+        # database (the one not in use renamed aside), rebuilt in alternating
+        # order so that the machine's moods fall on both alike.
         declared = dict(events._personal)
-        for key in ("sealed", "plain"):
-            with connection.cursor() as cur:
-                cur.execute("TRUNCATE parley_events, parley_checkpoints, parley_subject_keys")
+        current = {"key": "sealed"}
+
+        def use(key: str) -> None:
             events._personal.clear()
-            events._personal.update(declared)
-            if key == "plain":
-                plain()
-            with psycopg.connect(**conninfo(dbname)) as conn:
-                total = build(conn, TARGET_EVENTS, seal=key == "sealed")
+            if key == "sealed":
+                events._personal.update(declared)
+            if current["key"] != key:
+                with connection.cursor() as cur:
+                    cur.execute(f"ALTER TABLE parley_events RENAME TO parley_events_{current['key']}")
+                    cur.execute(f"ALTER TABLE parley_events_{key} RENAME TO parley_events")
+                current["key"] = key
             head = EventStore().head()
-            readable = EventStore().count_after(Cursor.start())
-            assert readable == total, (readable, total)
             with connection.cursor() as cur:
+                cur.execute("DELETE FROM parley_checkpoints")
                 cur.execute("INSERT INTO parley_checkpoints (name, tx, position, owner, updated_at) "
                             "VALUES (%s, %s, %s, '', now())", [PIPELINE, head.tx, head.position])
-            for round_no in range(ROUNDS):
+
+        total = 0
+        with connection.cursor() as cur:
+            cur.execute("TRUNCATE parley_events, parley_checkpoints, parley_subject_keys")
+            cur.execute("CREATE TABLE parley_events_plain (LIKE parley_events INCLUDING ALL)")
+        for key in ("sealed", "plain"):
+            use(key)
+            with psycopg.connect(**conninfo(dbname)) as conn:
+                total = build(conn, TARGET_EVENTS, seal=key == "sealed")
+            readable = EventStore().count_after(Cursor.start())
+            assert readable == total, (readable, total)
+        for round_no in range(ROUNDS):
+            for key in ("sealed", "plain") if round_no % 2 == 0 else ("plain", "sealed"):
+                use(key)
                 rate = rebuild_rate(total)
                 rebuilds[key].append(rate)
                 log(f"  round {round_no + 1} rebuild {key:6s}: {fmt_rate(rate)} events/s ({total:,} events)")
@@ -152,7 +170,7 @@ def main() -> int:
     c_sealed, c_plain = mean_rate(commands["sealed"]), mean_rate(commands["plain"])
     r_sealed = sum(rebuilds["sealed"]) / len(rebuilds["sealed"])
     r_plain = sum(rebuilds["plain"]) / len(rebuilds["plain"])
-    rows = [
+    rows: list[list[object]] = [
         ["`send_message`, 1 process (commands/s)", fmt_rate(c_sealed), fmt_rate(c_plain),
          f"{(1 - c_sealed / c_plain) * 100:+.1f}%"],
         [f"`rebuild(read_models())` of {TARGET_EVENTS:,} events (events/s)", fmt_rate(r_sealed), fmt_rate(r_plain),

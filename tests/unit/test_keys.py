@@ -53,3 +53,13 @@ def test_sealed_fields_open_only_for_their_event_type_and_subject():
     assert ring.open("MessageEdited", "ada", sealed) is None
     assert ring.erased("gone") and not ring.erased("ada") and not ring.erased("never-seen")
     assert ring.open("MessageSent", "gone", sealed) is None
+
+
+def test_no_two_seals_share_a_nonce():
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    ring = Keyring({"ada": AESGCM(AESGCM.generate_key(bit_length=256))})
+    import base64
+
+    nonces = {base64.b64decode(ring.seal("MessageSent", "ada", b"{}"))[:12] for _ in range(10_000)}
+    assert len(nonces) == 10_000
