@@ -12,7 +12,7 @@ from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 
 from api.customers import _require_integration_key
-from api.http import _prepare, api, doc, parse_uuid
+from api.http import api, authenticated, doc, parse_uuid
 from api.schemas import UUID_PATH
 from attachments.services import attachments_erase
 from chat.ports import customer_directory
@@ -27,9 +27,7 @@ def _integration_or_agent(request: HttpRequest) -> str:
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     if expected and scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected.encode()):
         return "integration"
-    principal = _prepare(request, ["POST"], "agent")
-    assert principal is not None
-    return f"agent:{principal.id}"
+    return f"agent:{authenticated(request, 'agent').id}"
 
 
 @api(["POST"], None)
