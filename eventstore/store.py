@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
+import psycopg
 from django.db import IntegrityError, connections, transaction
 
 from eventstore import keys
@@ -233,9 +234,16 @@ class EventStore(LogReader):
             params += subjects
             if expected_version > 0:
                 params += [stream_id, expected_version]
-        with conn.cursor() as cursor:
-            cursor.execute(sql, params)
-            rows = [(int(r[0]), int(r[1])) for r in cursor.fetchall()]
+        if self._is_postgres:
+            # Planned once per connection (its shape depends only on the number of events).
+            conn.ensure_connection()
+            with conn.wrap_database_errors, psycopg.Cursor(conn.connection) as cursor:
+                cursor.execute(sql, params, prepare=True)
+                rows = [(int(r[0]), int(r[1])) for r in cursor.fetchall()]
+        else:
+            with conn.cursor() as cursor:
+                cursor.execute(sql, params)
+                rows = [(int(r[0]), int(r[1])) for r in cursor.fetchall()]
         if not rows and subjects:
             for subject in subjects:
                 if keys.is_erased(subject, self.using):
