@@ -40,6 +40,8 @@ run: $(STAMP)
 	grep -q '^INBOUND_WEBHOOK_SECRETS=' .env || $(BIN)/python scripts/make_env.py --inbound-webhook >> .env
 	@# And one from before the website widget gets the example host site's origin (docs/widget.md).
 	grep -q '^PARLEY_WIDGET_ORIGINS=' .env || $(BIN)/python scripts/make_env.py --widget-origins >> .env
+	@# And one from before per-customer keys gets a master key (docs/privacy.md).
+	grep -q '^PARLEY_KEYS=.' .env || $(BIN)/python scripts/make_env.py --master-keys >> .env
 	@# The development mode (debug pages, plain-http cookies, static files read
 	@# from the apps' folders) is on for `make run` only; .env may say otherwise.
 	set -a && . ./.env && set +a && export PARLEY_DEBUG=$${PARLEY_DEBUG:-1} && \

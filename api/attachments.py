@@ -22,6 +22,7 @@ from api.schemas import UUID
 from attachments.errors import AttachmentTooLarge, AttachmentTypeNotAllowed, ImageTooLarge, MissingFile
 from attachments.services import attachment_for, attachment_upload, name_for_type, open_file, thumbnail_type
 from attachments.sniff import ALLOWED_TYPES, IMAGE_TYPES, TEXT
+from eventstore.keys import SubjectErased
 from kernel import ids
 from kernel.errors import DomainError
 
@@ -45,7 +46,7 @@ DOWNLOAD_SECURITY = ["customerToken", "customerCookie", "agentToken", "agentSess
 @api(["POST"], "any")
 @doc("POST", "Upload a file to send with a message", operation_id="uploadAttachment", body="AttachmentUpload", body_media="multipart/form-data",
      responses={201: "UploadedAttachment"},
-     errors=[MissingFile, AttachmentTypeNotAllowed, AttachmentTooLarge, ImageTooLarge, RateLimited, (413, "body_too_large"),
+     errors=[SubjectErased, MissingFile, AttachmentTypeNotAllowed, AttachmentTooLarge, ImageTooLarge, RateLimited, (413, "body_too_large"),
              (400, "malformed_multipart"),
              (415, "unsupported_media_type")],
      description="Multipart form data with the file in the field `file`. The type is read from the bytes: PNG, "

@@ -35,6 +35,7 @@ from chat.ports import customer_directory
 from conversations.commands import MAX_LABEL_CHARS, clean_label
 from conversations.errors import InvalidLabel
 from eventstore.events import Metadata
+from eventstore.keys import SubjectErased
 from kernel import ids
 from readmodels import freshness, present, selectors
 
@@ -55,7 +56,7 @@ BEFORE = query("before", {"type": "string", "format": "date-time"},
 SEND: dict[str, Any] = {
     "body": "SendMessage", "params": [CORRELATION_ID], "responses": {201: "Written", 200: "Written"},
     "errors": [InvalidBody, MessageIdConflict, RateLimited, TooManyAttachments, DuplicateAttachment,
-               UnknownAttachment, AttachmentAlreadySent],
+               UnknownAttachment, AttachmentAlreadySent, SubjectErased],
     "description": "A new `message_id` answers 201; the same id with the same body again 200 (nothing appended); "
     "with another body (or other attachments) 409. `attachments` names up to 10 uploads of the sender's "
     "(`POST /api/v1/attachments`), each sendable once: one sent with another message is 409 "
@@ -161,7 +162,7 @@ async def badge(request: HttpRequest, principal: Principal) -> JsonResponse:
 @api(["PATCH"], "any")
 @doc("PATCH", "Edit a message (its sender only)", operation_id="editMessage", body="EditMessage", params=[CORRELATION_ID],
      path={"message_id": UUID_PATH}, responses={200: "Written"},
-     errors=[InvalidBody, NotSender, MessageNotFound, RateLimited],
+     errors=[InvalidBody, NotSender, MessageNotFound, RateLimited, SubjectErased],
      description="An edit to the same body appends nothing. Customers see only their own conversation. Each "
      "customer may edit `PARLEY_CUSTOMER_EDITS_PER_MINUTE` (30) times a minute, each agent "
      "`PARLEY_AGENT_EDITS_PER_MINUTE` (120), HTTP and websocket together; past it 429 `rate_limited` with "
@@ -177,7 +178,7 @@ def message_detail(request: HttpRequest, principal: Principal, message_id: str) 
 
 @api(["POST"], "any")
 @doc("POST", "Mark a message read (the receiving side only)", operation_id="markMessageRead", params=[CORRELATION_ID],
-     path={"message_id": UUID_PATH}, responses={200: "ReadReceipt"}, errors=[NotReceiver, MessageNotFound],
+     path={"message_id": UUID_PATH}, responses={200: "ReadReceipt"}, errors=[NotReceiver, MessageNotFound, SubjectErased],
      description="The customer marks agent messages, any agent customer messages; marking twice appends nothing.")
 def message_read(request: HttpRequest, principal: Principal, message_id: str) -> JsonResponse:
     """Mark read: only the receiving side; a second mark appends nothing."""

@@ -11,7 +11,7 @@ from accounts.tokens import issue_customer_token
 from api.errors import ApiError
 from api.http import api, doc, field_str, json_body, parse_uuid
 from api.schemas import UUID_PATH
-from customers.services import CustomerNotFound, customer_register, customer_update
+from customers.services import CustomerNotFound, customer_get, customer_register, customer_update
 
 
 def _require_integration_key(request: HttpRequest) -> None:
@@ -45,12 +45,20 @@ def customers(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"customer_id": str(reg.customer.id), "token": token}, status=201 if reg.created else 200)
 
 
-@api(["PATCH"], None)
+@api(["GET", "PATCH"], None)
+@doc("GET", "A customer's contact details", operation_id="getCustomer", path={"customer_id": UUID_PATH}, responses={200: "ContactDetails"},
+     security=["integrationKey"], errors=[(401, "invalid_integration_key"), CustomerNotFound],
+     description="An erased customer (docs/privacy.md) answers 404, like one that never was.")
 @doc("PATCH", "Change a customer's contact details", operation_id="updateCustomer", body="ContactDetailsUpdate", path={"customer_id": UUID_PATH},
      responses={200: "ContactDetails"}, security=["integrationKey"],
      errors=[*DETAILS_ERRORS, CustomerNotFound])
 def customer_detail(request: HttpRequest, customer_id: str) -> JsonResponse:
     _require_integration_key(request)
+    if request.method == "GET":
+        customer = customer_get(customer_id=parse_uuid(customer_id, "customer_id"))
+        return JsonResponse(
+            {"customer_id": str(customer.id), "name": customer.name, "email": customer.email, "phone": customer.phone}
+        )
     data = json_body(request)
     customer = customer_update(
         customer_id=parse_uuid(customer_id, "customer_id"),

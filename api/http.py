@@ -176,6 +176,14 @@ def _prepare(request: HttpRequest, methods: Collection[str], audience: Audience 
     return principal
 
 
+def authenticated(request: HttpRequest, audience: Audience) -> Principal:
+    """The caller, who must be of ``audience``, checked as ``api`` checks it (CSRF for a cookie's writes):
+    for a view that accepts another credential first (``api(..., None)``), such as the integration key."""
+    principal = _prepare(request, [request.method or "GET"], audience)
+    assert principal is not None
+    return principal
+
+
 def api(methods: Collection[str], audience: Audience | None) -> Callable[..., Any]:
     """Wrap a view: method check, authentication, CSRF, and errors as JSON.
 

@@ -12,6 +12,7 @@ from api import (
     health,
     inbound,
     openapi,
+    privacy,
     push,
     ratings,
     reports,
@@ -30,6 +31,8 @@ urlpatterns = [
     path("api/v1/agents/me", accounts.agent_me),
     path("api/v1/customers", customers.customers),
     path("api/v1/customers/<str:customer_id>", customers.customer_detail),
+    path("api/v1/customers/<str:customer_id>/erase", privacy.erase),
+    path("api/v1/customers/<str:customer_id>/export", privacy.export),
     # messages
     path("api/v1/messages", chat.messages),
     # before messages/<message_id>, which would take "search" for an id

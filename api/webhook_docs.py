@@ -41,6 +41,11 @@ WEBHOOKS: dict[str, WebhookDoc] = {
         "`score` (1-5), `comment` and `rated_at`.",
     ),
     "note.created": WebhookDoc("Note", "An agent added a private note", "Notes never reach customers."),
+    "customer.erased": WebhookDoc(
+        "ErasedCustomer", "A customer was erased (on request or by retention)",
+        "Delete your copies of what Parley sent about them. Every delivery about them still queued is deleted; "
+        "this one is the last.",
+    ),
     "customer.updated": WebhookDoc(
         "WebhookCustomer", "A customer's contact details changed",
         "`data` is the customer's contact details as of the change.",

@@ -13,12 +13,14 @@ from collections.abc import Sequence
 from typing import IO
 
 from django.db import transaction
+from django.db.models import Q
 
 from attachments import expiry, images, storage
 from attachments.errors import AttachmentAlreadySent, AttachmentTooLarge, AttachmentTypeNotAllowed, UnknownAttachment
 from attachments.models import Attachment
 from attachments.sniff import IMAGE_TYPES, sniff
 from attachments.uploads import max_bytes, too_large
+from eventstore import keys
 
 MAX_NAME_CHARS = 200
 
@@ -94,6 +96,8 @@ def attachment_upload(
                 thumbnail=stored[1] if thumbnail is not None else "", uploaded_at=now or _now(),
             )
             expiry.schedule(row)
+            if uploader_kind == "customer" and keys.is_erased(uploader_id):
+                raise keys.SubjectErased(uploader_id)  # nothing of an erased customer is stored again
     except BaseException:
         storage.delete(stored)
         raise
@@ -130,6 +134,19 @@ def attachments_claim(
         for attachment_id in new:
             rows[attachment_id].message_id, rows[attachment_id].customer_id = message_id, customer_id
     return [rows[attachment_id] for attachment_id in attachment_ids]
+
+
+def attachments_erase(*, customer_id: uuid.UUID) -> int:
+    """Delete every file of an erased customer's conversation (both sides' messages) and their
+    unsent uploads; returns how many. The files go once the rows' deletion commits."""
+    with transaction.atomic():
+        rows = list(Attachment.objects.select_for_update().filter(
+            Q(customer_id=customer_id) | Q(uploader_kind="customer", uploader_id=str(customer_id))))
+        names = [name for row in rows for name in (row.blob, row.thumbnail)]
+        Attachment.objects.filter(id__in=[row.id for row in rows]).delete()
+        expiry.cancel([row.id for row in rows])
+        transaction.on_commit(lambda: storage.delete(names))
+    return len(rows)
 
 
 def attachment_for(attachment_id: uuid.UUID, *, viewer_kind: str, viewer_id: str) -> Attachment | None:

@@ -55,6 +55,8 @@ for _budget in ("CUSTOMER_EDITS", "AGENT_EDITS", "CUSTOMER_SEARCHES", "AGENT_SEA
 # Many sockets of one agent (one identity) per process: no cap in the way.
 os.environ.setdefault("PARLEY_SOCKETS_PER_IDENTITY", "1000000")
 os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-secret-key-not-used-for-anything-real-0123456789")
+# A master key for the scratch databases' customer keys (eventstore.keys); bench-only, like the secret key.
+os.environ.setdefault("PARLEY_KEYS", "bench:" + "QmVuY2gtb25seS1tYXN0ZXIta2V5LW5vdC1yZWFsLSE")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 

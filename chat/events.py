@@ -41,7 +41,8 @@ class AttachmentRef:
     has_thumbnail: bool
 
 
-@event("MessageSent", version=2, partitioned_by="customer_id")
+@event("MessageSent", version=2, partitioned_by="customer_id", subject="customer_id",
+       personal=("sender_name", "body", "attachments"))
 @dataclass(frozen=True)
 class MessageSent(DomainEvent):
     message_id: uuid.UUID
@@ -71,7 +72,7 @@ def _message_sent_v1(payload: Payload) -> Payload:
     return payload
 
 
-@event("MessageEdited", partitioned_by="customer_id")
+@event("MessageEdited", partitioned_by="customer_id", subject="customer_id", personal=("body",))
 @dataclass(frozen=True)
 class MessageEdited(DomainEvent):
     message_id: uuid.UUID
@@ -80,7 +81,7 @@ class MessageEdited(DomainEvent):
     edited_at: dt.datetime
 
 
-@event("MessageMarkedAsRead", partitioned_by="customer_id")
+@event("MessageMarkedAsRead", partitioned_by="customer_id", subject="customer_id")
 @dataclass(frozen=True)
 class MessageMarkedAsRead(DomainEvent):
     message_id: uuid.UUID

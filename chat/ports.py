@@ -21,7 +21,10 @@ from chat.events import AttachmentRef
 
 class CustomerDirectory(Protocol):
     def is_known(self, customer_id: uuid.UUID) -> bool:
-        """Whether this customer exists (registered, now or earlier)."""
+        """Whether this customer exists (registered, and not erased since)."""
+
+    def forget(self, customer_id: uuid.UUID) -> None:
+        """The customer was erased: stop answering from memory (other processes notice within seconds)."""
 
 
 _directory: CustomerDirectory | None = None

@@ -38,7 +38,7 @@ class ReopenedBecause(enum.StrEnum):
     SNOOZE_EXPIRED = "snooze_expired"
 
 
-@event("ConversationAssigned", partitioned_by="customer_id")
+@event("ConversationAssigned", partitioned_by="customer_id", subject="customer_id")
 @dataclass(frozen=True)
 class ConversationAssigned(DomainEvent):
     customer_id: uuid.UUID
@@ -51,7 +51,7 @@ class ConversationAssigned(DomainEvent):
     at: dt.datetime
 
 
-@event("ConversationStatusChanged", partitioned_by="customer_id")
+@event("ConversationStatusChanged", partitioned_by="customer_id", subject="customer_id")
 @dataclass(frozen=True)
 class ConversationStatusChanged(DomainEvent):
     """An agent set the status to open, pending or resolved."""
@@ -63,7 +63,7 @@ class ConversationStatusChanged(DomainEvent):
     at: dt.datetime
 
 
-@event("ConversationSnoozed", partitioned_by="customer_id")
+@event("ConversationSnoozed", partitioned_by="customer_id", subject="customer_id")
 @dataclass(frozen=True)
 class ConversationSnoozed(DomainEvent):
     customer_id: uuid.UUID
@@ -76,7 +76,7 @@ class ConversationSnoozed(DomainEvent):
     at: dt.datetime
 
 
-@event("ConversationReopened", partitioned_by="customer_id")
+@event("ConversationReopened", partitioned_by="customer_id", subject="customer_id")
 @dataclass(frozen=True)
 class ConversationReopened(DomainEvent):
     """Back to open by itself: the customer wrote, or a snooze ran out."""
@@ -89,7 +89,7 @@ class ConversationReopened(DomainEvent):
     at: dt.datetime
 
 
-@event("FirstResponseClockStarted", partitioned_by="customer_id")
+@event("FirstResponseClockStarted", partitioned_by="customer_id", subject="customer_id")
 @dataclass(frozen=True)
 class FirstResponseClockStarted(DomainEvent):
     """A customer message starts a waiting period (none was running)."""
@@ -102,7 +102,7 @@ class FirstResponseClockStarted(DomainEvent):
     due_at: dt.datetime | None
 
 
-@event("FirstResponseClockStopped", partitioned_by="customer_id")
+@event("FirstResponseClockStopped", partitioned_by="customer_id", subject="customer_id")
 @dataclass(frozen=True)
 class FirstResponseClockStopped(DomainEvent):
     """An agent replied (or resolved the conversation): the waiting period ends."""
@@ -118,7 +118,7 @@ class FirstResponseClockStopped(DomainEvent):
     business_seconds: float | None = None
 
 
-@event("FirstResponseSlaBreached", partitioned_by="customer_id")
+@event("FirstResponseSlaBreached", partitioned_by="customer_id", subject="customer_id")
 @dataclass(frozen=True)
 class FirstResponseSlaBreached(DomainEvent):
     customer_id: uuid.UUID
@@ -127,7 +127,7 @@ class FirstResponseSlaBreached(DomainEvent):
     at: dt.datetime
 
 
-@event("NoteAdded", partitioned_by="customer_id")
+@event("NoteAdded", partitioned_by="customer_id", subject="customer_id", personal=("body",))
 @dataclass(frozen=True)
 class NoteAdded(DomainEvent):
     """A private note: for agents only, never for the customer."""
@@ -140,7 +140,7 @@ class NoteAdded(DomainEvent):
     added_at: dt.datetime
 
 
-@event("ConversationLabelsChanged", partitioned_by="customer_id")
+@event("ConversationLabelsChanged", partitioned_by="customer_id", subject="customer_id")
 @dataclass(frozen=True)
 class ConversationLabelsChanged(DomainEvent):
     """An agent added or removed labels; ``labels`` is the whole set after it, sorted."""
@@ -153,7 +153,7 @@ class ConversationLabelsChanged(DomainEvent):
     at: dt.datetime
 
 
-@event("ConversationMarkedUnread", partitioned_by="customer_id")
+@event("ConversationMarkedUnread", partitioned_by="customer_id", subject="customer_id")
 @dataclass(frozen=True)
 class ConversationMarkedUnread(DomainEvent):
     """One agent wants to come back to this conversation: it counts as unread for them alone."""
@@ -163,7 +163,7 @@ class ConversationMarkedUnread(DomainEvent):
     at: dt.datetime
 
 
-@event("ConversationMarkedRead", partitioned_by="customer_id")
+@event("ConversationMarkedRead", partitioned_by="customer_id", subject="customer_id")
 @dataclass(frozen=True)
 class ConversationMarkedRead(DomainEvent):
     """The agent who marked the conversation unread opened it again."""
@@ -173,7 +173,7 @@ class ConversationMarkedRead(DomainEvent):
     at: dt.datetime
 
 
-@event("ConversationRated", partitioned_by="customer_id")
+@event("ConversationRated", partitioned_by="customer_id", subject="customer_id", personal=("comment",))
 @dataclass(frozen=True)
 class ConversationRated(DomainEvent):
     """The customer rated a resolved conversation (1 to 5, with an optional comment).

@@ -51,6 +51,7 @@ from conversations.events import (
 from conversations.models import AgentTurn, Routing
 from conversations.ports import agent_directory
 from eventstore.events import RecordedEvent
+from eventstore.keys import SubjectErased
 from eventstore.reading import Batch
 from eventstore.store import EventStore
 from workers import timers
@@ -90,7 +91,7 @@ class WorkflowProcessManager:
     name = WORKFLOW
     event_types = frozenset({
         "MessageSent", "ConversationAssigned", "ConversationStatusChanged", "ConversationSnoozed",
-        "ConversationReopened", "FirstResponseClockStarted", "FirstResponseClockStopped",
+        "ConversationReopened", "FirstResponseClockStarted", "FirstResponseClockStopped", "CustomerErased",
     })
 
     def handle(self, batch: Batch) -> None:
@@ -99,12 +100,25 @@ class WorkflowProcessManager:
         # query; each is used by the first command on it (the next ones
         # read again: the first may have appended).
         streams = {stream_id(r.event.customer_id) for r in batch.events if isinstance(r.event, MessageSent)}
-        histories = EventStore().read_streams(streams) if streams else {}
+        try:
+            histories = EventStore().read_streams(streams) if streams else {}
+        except SubjectErased:  # a customer of the batch was erased meanwhile: each command reads its own
+            histories = {}
         ended: list[str] = []  # first-response timers of the periods that ended, cancelled at once at the end
+        erased = []
         for r in batch.events:
-            self._handle(r, routes, histories, ended)
+            if r.event_type == "CustomerErased":
+                erased.append(r.event.customer_id)  # type: ignore[attr-defined]
+                continue
+            try:
+                self._handle(r, routes, histories, ended)
+            except SubjectErased:
+                continue  # erased since this batch was read: nothing is decided about them any more
         routes.save()
         timers.cancel_keys(ended)
+        if erased:
+            # An erased customer's conversation is no agent's load any more.
+            Routing.objects.filter(customer_id__in=erased).delete()
 
     def _handle(
         self, r: RecordedEvent, routes: Routes, histories: dict[str, list[RecordedEvent]], ended: list[str],

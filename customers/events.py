@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from dataclasses import dataclass
 
 from eventstore.events import DomainEvent, event
 
 
-@event("CustomerRegistered", partitioned_by="customer_id")
+@event("CustomerRegistered", partitioned_by="customer_id", subject="customer_id",
+       personal=("name", "email", "phone", "external_id"))
 @dataclass(frozen=True)
 class CustomerRegistered(DomainEvent):
     customer_id: uuid.UUID
@@ -18,7 +20,8 @@ class CustomerRegistered(DomainEvent):
     external_id: str | None
 
 
-@event("ContactDetailsChanged", partitioned_by="customer_id")
+@event("ContactDetailsChanged", partitioned_by="customer_id", subject="customer_id",
+       personal=("name", "email", "phone"))
 @dataclass(frozen=True)
 class ContactDetailsChanged(DomainEvent):
     """The full contact details after the change (not a diff)."""
@@ -33,7 +36,7 @@ def stream_id(customer_id: uuid.UUID) -> str:
     return f"customer-{customer_id}"
 
 
-@event("EmailUnsubscribed", partitioned_by="customer_id")
+@event("EmailUnsubscribed", partitioned_by="customer_id", subject="customer_id", personal=("email",))
 @dataclass(frozen=True)
 class EmailUnsubscribed(DomainEvent):
     """The customer asked, through an email's unsubscribe link, for no more emails at ``email``.
@@ -47,7 +50,7 @@ class EmailUnsubscribed(DomainEvent):
     email: str
 
 
-@event("EmailVerified", partitioned_by="customer_id")
+@event("EmailVerified", partitioned_by="customer_id", subject="customer_id", personal=("email",))
 @dataclass(frozen=True)
 class EmailVerified(DomainEvent):
     """The person who started this customer's conversation proved they hold ``email``: they opened
@@ -59,3 +62,19 @@ class EmailVerified(DomainEvent):
 
     customer_id: uuid.UUID
     email: str
+
+
+@event("CustomerErased", partitioned_by="customer_id")
+@dataclass(frozen=True)
+class CustomerErased(DomainEvent):
+    """The customer was erased: their data key is destroyed, so every earlier
+    event about them reads back as ``eventstore.events.Erased``, and every read
+    model and process manager forgets them when it reaches this event.
+
+    Not itself about the customer (no subject): it must stay readable, or
+    nobody would learn to forget. ``reason``: "request" (the API) or "retention".
+    """
+
+    customer_id: uuid.UUID
+    reason: str
+    erased_at: dt.datetime

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import uuid
 from dataclasses import dataclass
@@ -10,11 +11,20 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 
-from customers.events import ContactDetailsChanged, CustomerRegistered, EmailUnsubscribed, EmailVerified, stream_id
+from customers.events import (
+    ContactDetailsChanged,
+    CustomerErased,
+    CustomerRegistered,
+    EmailUnsubscribed,
+    EmailVerified,
+    stream_id,
+)
 from customers.models import Customer
+from eventstore import keys
 from eventstore.events import Metadata
 from eventstore.store import EventStore
 from kernel.errors import DomainError
+from workers import timers
 
 _PHONE = re.compile(r"^\+?[0-9][0-9 ()./-]{2,30}$")
 
@@ -198,3 +208,37 @@ def customer_get(*, customer_id: uuid.UUID) -> Customer:
     if customer is None:
         raise CustomerNotFound(customer_id)
     return customer
+
+
+def customer_erase(*, customer_id: uuid.UUID, reason: str = "request", actor: str = "system") -> bool:
+    """Erase a customer: destroy their data key, delete their contact record, publish CustomerErased.
+
+    Every event about them reads back as ``Erased`` from the moment this
+    commits; the read models and process managers forget them when they
+    reach CustomerErased (docs/privacy.md). True if this erased them, False
+    if they were erased already (nothing changes); CustomerNotFound if no
+    such customer ever existed.
+    """
+    subject = str(customer_id)
+    with transaction.atomic():
+        customer = Customer.objects.select_for_update().filter(id=customer_id).first()
+        if customer is None and not keys.for_reading([subject]).ciphers:
+            raise CustomerNotFound(customer_id)  # neither a contact record nor a key: never existed
+        if not keys.erase(subject):
+            return False
+        if customer is not None:
+            customer.delete()
+        timers.cancel_subject(subject)  # snoozes, first-response clocks, email streaks: moot
+        store = EventStore()
+        stream = stream_id(customer_id)
+        store.append(
+            stream,
+            [CustomerErased(customer_id, reason, dt.datetime.now(dt.timezone.utc))],
+            expected_version=store.stream_version(stream),
+            metadata=Metadata(actor=actor),
+        )
+    return True
+
+
+def customer_is_erased(*, customer_id: uuid.UUID) -> bool:
+    return keys.is_erased(str(customer_id))

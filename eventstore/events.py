@@ -49,13 +49,43 @@ SHARDS = 1024
 _partition_keys: dict[str, str] = {}
 
 
-def event(name: str, version: int = 1, *, partitioned_by: str | None = None) -> Callable[[E], E]:
+@dataclass(frozen=True)
+class Personal:
+    """Whose personal data an event type carries, and in which fields.
+
+    ``subject`` names the field holding the person's id (kept in clear);
+    ``fields`` are sealed in the log with that person's key, so that
+    destroying the key erases them (eventstore.keys).
+    """
+
+    subject: str
+    fields: tuple[str, ...]
+
+
+_personal: dict[str, Personal] = {}
+
+
+def event(
+    name: str,
+    version: int = 1,
+    *,
+    partitioned_by: str | None = None,
+    subject: str | None = None,
+    personal: tuple[str, ...] = (),
+) -> Callable[[E], E]:
     """Register a frozen dataclass as the event type ``name`` at ``version``.
 
     ``partitioned_by`` names the field whose value keeps events together:
     every event with the same value lands in the same shard, so a partitioned
     consumer group sees them in log order (the contexts give the customer id).
+
+    ``subject`` names the field holding the id of the person the event is
+    about, and ``personal`` the fields that are that person's data: the log
+    stores them encrypted with the person's key, and once the person is
+    erased every event with their id as subject reads back as ``Erased``.
     """
+    if personal and subject is None:
+        raise TypeError(f"event {name!r} declares personal fields but no subject")
 
     def register(cls: E) -> E:
         if not dataclasses.is_dataclass(cls) or not cls.__dataclass_params__.frozen:  # type: ignore[attr-defined]
@@ -70,6 +100,14 @@ def event(name: str, version: int = 1, *, partitioned_by: str | None = None) -> 
             if partitioned_by not in {f.name for f in dataclasses.fields(cls)}:
                 raise TypeError(f"{cls.__name__} has no field {partitioned_by!r} to be partitioned by")
             _partition_keys[name] = partitioned_by
+        if subject is not None:
+            names = {f.name for f in dataclasses.fields(cls)}
+            unknown = [f for f in (subject, *personal) if f not in names]
+            if unknown:
+                raise TypeError(f"{cls.__name__} has no field {unknown[0]!r} to be personal data of")
+            if subject in personal:
+                raise TypeError(f"{cls.__name__}: the subject {subject!r} is an id, kept in clear")
+            _personal[name] = Personal(subject, tuple(personal))
         return cls
 
     return register
@@ -83,6 +121,11 @@ def partition_keys() -> dict[str, str]:
 def partition_key_field(event_type: str) -> str | None:
     """The field an event type is partitioned by (None: it goes to shard 0)."""
     return _partition_keys.get(event_type)
+
+
+def personal_of(event_type: str) -> Personal | None:
+    """Whose data an event type carries and in which fields (None: nobody's)."""
+    return _personal.get(event_type)
 
 
 def shard_of(value: object) -> int:
@@ -276,6 +319,17 @@ class Undecodable(DomainEvent):
 
     event_type: str  # type: ignore[misc]  # the stored type, for this one event
     error: str
+
+
+@dataclass(frozen=True)
+class Erased(DomainEvent):
+    """An event about a person who was erased: their key is gone, so what it
+    said about them can no longer be read by anyone. It keeps its stored type
+    and its subject; readers of the log skip it (eventstore.reading), so no
+    consumer group and no rebuild ever sees the person again."""
+
+    event_type: str  # type: ignore[misc]  # the stored type, for this one event
+    subject: str
 
 
 @dataclass(frozen=True)

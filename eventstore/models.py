@@ -110,3 +110,25 @@ class ConsumerProcess(models.Model):
 
     class Meta:
         db_table = "parley_consumer_processes"
+
+
+class SubjectKey(models.Model):
+    """The data key of one person (a subject of events: eventstore.keys).
+
+    ``wrapped`` is the key encrypted with the master key ``master`` (one of
+    PARLEY_KEYS): the table alone, or a backup of it, opens nothing. Erasing
+    the person empties ``wrapped`` and sets ``erased_at``; the row stays, so
+    that the log knows the events of that subject are gone for good.
+    """
+
+    subject = models.CharField(max_length=64, primary_key=True)
+    master = models.CharField(max_length=32, blank=True, default="")
+    wrapped = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField()
+    erased_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "parley_subject_keys"
+
+    def __str__(self) -> str:
+        return f"{self.subject} ({'erased' if self.erased_at else self.master})"

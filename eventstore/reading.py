@@ -26,7 +26,8 @@ import orjson
 import psycopg
 from django.db import connections
 
-from eventstore.events import Cursor, DomainEvent, Metadata, RecordedEvent, Undecodable, decode
+from eventstore import keys
+from eventstore.events import Cursor, DomainEvent, Erased, Metadata, RecordedEvent, Undecodable, decode, personal_of
 from eventstore.partitions import Partition
 from eventstore.unit import Unit
 
@@ -119,7 +120,7 @@ class LogReader:
     def read_stream(self, stream_id: str) -> list[RecordedEvent]:
         """Every event of one stream in version order (own writes included)."""
         rows = self._fetch(f"SELECT {_COLUMNS} FROM {TABLE} WHERE stream_id = %s ORDER BY version", [stream_id], prepare=True)
-        return [_record(r, strict=True) for r in rows]
+        return self._records(rows, strict=True)
 
     def read_streams(self, stream_ids: Collection[str]) -> dict[str, list[RecordedEvent]]:
         """Every event of several streams, each in version order, in one query."""
@@ -133,8 +134,8 @@ class LogReader:
             where, params = f"stream_id IN ({', '.join(['%s'] * len(ids))})", list(ids)
         rows = self._fetch(f"SELECT {_COLUMNS} FROM {TABLE} WHERE {where} ORDER BY stream_id, version", params, prepare=True)
         out: dict[str, list[RecordedEvent]] = {s: [] for s in ids}
-        for row in rows:
-            out[row[3]].append(_record(row, strict=True))
+        for row, record in zip(rows, self._records(rows, strict=True), strict=True):
+            out[row[3]].append(record)
         return out
 
     def read_events(self, event_ids: Collection[uuid.UUID]) -> list[RecordedEvent]:
@@ -148,7 +149,7 @@ class LogReader:
         else:
             where, params = f"event_id IN ({', '.join(['%s'] * len(ids))})", [i.hex for i in ids]
         rows = self._fetch(f"SELECT {_COLUMNS} FROM {TABLE} WHERE {where} ORDER BY tx, position", params)
-        return [_record(r) for r in rows]
+        return [r for r in self._records(rows) if not isinstance(r.event, Erased)]
 
     def read_all(self, after: Cursor, limit: int = 1000) -> list[RecordedEvent]:
         """Committed events after ``after`` in reading order, never skipping one."""
@@ -211,7 +212,27 @@ class LogReader:
             return Batch([], after, after, blocked)
         wanted = [r for r in rows if r[-2] and (types is None or r[5] in types)]
         end = Cursor(int(rows[-1][1]), int(rows[-1][0]))
-        return Batch([_record(r) for r in wanted], after, end, blocked, scanned=len(rows))
+        # The events of erased people are skipped like the types nobody wants.
+        events = [r for r in self._records(wanted) if not isinstance(r.event, Erased)]
+        return Batch(events, after, end, blocked, scanned=len(rows))
+
+    def _records(self, rows: Sequence[Sequence[Any]], *, strict: bool = False) -> list[RecordedEvent]:
+        """Rows as recorded events, their personal fields opened with one read of their subjects' keys."""
+        payloads: list[Any] = []
+        subjects: set[str] = set()
+        for row in rows:
+            try:
+                payload = orjson.loads(row[7])
+            except Exception as exc:
+                if strict:
+                    raise
+                payload = exc
+            payloads.append(payload)
+            declared = personal_of(row[5])
+            if declared is not None and isinstance(payload, dict):
+                subjects.add(str(payload.get(declared.subject)))
+        ring = keys.for_reading(subjects, self.using)
+        return [_record(row, payload, ring, strict=strict) for row, payload in zip(rows, payloads, strict=True)]
 
     def _fetch(self, sql: str, params: list[Any], *, prepare: bool = False) -> list[tuple[Any, ...]]:
         """Run a query and fetch its rows.
@@ -280,13 +301,47 @@ def _as_datetime(value: Any) -> dt.datetime:
     return dt.datetime.fromisoformat(value).replace(tzinfo=dt.timezone.utc)  # SQLite stores naive UTC text
 
 
-def _record(row: Sequence[Any], *, strict: bool = False) -> RecordedEvent:
-    """A row as a recorded event. A payload that cannot be decoded raises when
-    ``strict`` (a stream loaded to decide a command must be whole), else comes
-    back as ``Undecodable``, named, for the consumers that want its type."""
+def _open(event_type: str, payload: dict[str, Any], ring: keys.Keyring) -> str | None:
+    """Put an event's sealed personal fields back into ``payload``; the subject
+    if they cannot be read any more (the subject was erased), else None."""
+    declared = personal_of(event_type)
+    if declared is None:
+        return None
+    subject = str(payload.get(declared.subject))
+    if ring.erased(subject):
+        return subject
+    sealed = payload.pop(keys.SEALED, None)
+    if sealed is None:
+        return None  # nothing personal in it, or written before sealing existed
+    opened = ring.open(event_type, subject, sealed)
+    if opened is None:
+        return subject
+    payload.update(orjson.loads(opened))
+    return None
+
+
+def _record(row: Sequence[Any], payload: Any, ring: keys.Keyring, *, strict: bool = False) -> RecordedEvent:
+    """A row (its payload parsed, or the parse's error) as a recorded event.
+
+    An event about an erased person comes back as ``Erased`` (raising
+    SubjectErased when ``strict``: nothing is decided about them again). A
+    payload that cannot be decoded raises when ``strict`` (a stream loaded to
+    decide a command must be whole), else comes back as ``Undecodable``,
+    named, for the consumers that want its type."""
     position, tx, event_id, stream_id, version, event_type, schema_version, data, meta, at, shard = row[:11]
+    event: DomainEvent
     try:
-        event: DomainEvent = decode(event_type, int(schema_version), orjson.loads(data))
+        if isinstance(payload, Exception):
+            raise payload
+        erased = _open(event_type, payload, ring)
+        if erased is not None:
+            if strict:
+                raise keys.SubjectErased(erased)
+            event = Erased(event_type, erased)
+        else:
+            event = decode(event_type, int(schema_version), payload)
+    except keys.SubjectErased:
+        raise
     except Exception as exc:
         if strict:
             raise

@@ -22,9 +22,11 @@ import uuid
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
+import psycopg
 from django.db import IntegrityError, connections, transaction
 
-from eventstore.events import DomainEvent, Metadata, NewEvent, RecordedEvent, encode, shard_of_event
+from eventstore import keys
+from eventstore.events import DomainEvent, Metadata, NewEvent, RecordedEvent, encode, personal_of, shard_of_event
 from eventstore.reading import TABLE, LogReader, _as_uuid
 
 #: application_name of a transaction that promises never to append events
@@ -61,6 +63,22 @@ def _violated_constraint(err: IntegrityError) -> str:
 #: the worker plumbing hangs its wake-ups here (workers.apps). A hint only:
 #: readers poll as well, so nothing depends on it.
 append_listeners: list[Callable[[str], None]] = []
+
+
+def subject_of(e: DomainEvent) -> str | None:
+    """The id of the person an event is about (None: nobody's: eventstore.events.personal_of)."""
+    declared = personal_of(e.event_type)
+    return None if declared is None else str(getattr(e, declared.subject))
+
+
+def stored_payload(e: DomainEvent, ring: keys.Keyring) -> str:
+    """An event's payload as the log stores it: its personal fields sealed with its subject's key from ``ring``."""
+    payload = encode(e)
+    declared = personal_of(e.event_type)
+    if declared is not None and declared.fields:
+        fields = {name: payload.pop(name) for name in declared.fields}
+        payload[keys.SEALED] = ring.seal(e.event_type, str(payload[declared.subject]), json.dumps(fields).encode())
+    return json.dumps(payload, separators=(",", ":"))
 
 
 class ConcurrencyConflict(Exception):
@@ -155,6 +173,12 @@ class EventStore(LogReader):
     def _uuid_param(self, value: uuid.UUID) -> Any:
         return value if self._is_postgres else value.hex
 
+    def _payloads(self, events: list[DomainEvent], subjects: list[str]) -> list[str]:
+        """The stored payloads: each event's fields, its personal ones sealed with its subject's key
+        (eventstore.keys; SubjectErased if that subject is known to be erased)."""
+        ring = keys.for_appending(subjects, self.using) if subjects else keys.Keyring({})
+        return [stored_payload(e, ring) for e in events]
+
     def _insert(
         self,
         stream_id: str,
@@ -165,6 +189,8 @@ class EventStore(LogReader):
     ) -> list[tuple[int, int]]:
         conn = self._conn
         meta_json = json.dumps(metadata.as_json(), separators=(",", ":"))
+        subjects = sorted({s for s in (subject_of(p.event) for p in pending) if s is not None})
+        payloads = self._payloads([p.event for p in pending], subjects)
         at = now if self._is_postgres else now.replace(tzinfo=None).isoformat(" ")
         tx = "pg_current_xact_id()::text::bigint" if self._is_postgres else "0"
         params: list[Any] = []
@@ -175,31 +201,52 @@ class EventStore(LogReader):
                 expected_version + i + 1,
                 p.event.event_type,
                 p.event.schema_version,
-                json.dumps(encode(p.event), separators=(",", ":")),
+                payloads[i],
                 meta_json,
                 at,
                 shard_of_event(p.event),
             ]
-        if expected_version == 0:
+        # Nothing about an erased person is written again: the statement itself
+        # checks (an erasure committed a moment ago included), so the keys an
+        # append seals with may come from the process's memory (eventstore.keys).
+        conditions: list[str] = []
+        if subjects:
+            marks = ", ".join(["%s"] * len(subjects))
+            conditions.append(f"NOT EXISTS (SELECT 1 FROM {keys.TABLE} WHERE subject IN ({marks}) AND erased_at IS NOT NULL)")
+        if expected_version > 0:
+            # Only if the stream has reached expected_version (a higher one
+            # already taken fails on the unique constraint), in the same statement.
+            conditions.append(f"EXISTS (SELECT 1 FROM {TABLE} WHERE stream_id = %s AND version = %s)")
+        if not conditions:
             # A new stream: the unique (stream, version) constraint is the whole check.
             values = ", ".join([f"(%s, %s, %s, %s, %s, %s, %s, %s, %s, {tx})"] * len(pending))
             sql = f"INSERT INTO {TABLE} ({_INSERT_COLUMNS}) VALUES {values} RETURNING position, tx"
         else:
-            # Only if the stream has reached expected_version (a higher one
-            # already taken fails on the unique constraint), in the same statement.
             row = "(%s, %s, %s, %s, %s, %s, %s, %s, %s)"
             if self._is_postgres:
                 row = "(%s::uuid, %s, %s::int, %s, %s::smallint, %s, %s, %s::timestamptz, %s::smallint)"
             values = ", ".join([row] * len(pending))
             sql = (
                 f"INSERT INTO {TABLE} ({_INSERT_COLUMNS}) "
-                f"SELECT v.*, {tx} FROM (VALUES {values}) AS v "
-                f"WHERE EXISTS (SELECT 1 FROM {TABLE} WHERE stream_id = %s AND version = %s) "
+                f"SELECT v.*, {tx} FROM (VALUES {values}) AS v WHERE {' AND '.join(conditions)} "
                 "RETURNING position, tx"
             )
-            params += [stream_id, expected_version]
-        with conn.cursor() as cursor:
-            cursor.execute(sql, params)
-            rows = [(int(r[0]), int(r[1])) for r in cursor.fetchall()]
+            params += subjects
+            if expected_version > 0:
+                params += [stream_id, expected_version]
+        if self._is_postgres:
+            # Planned once per connection (its shape depends only on the number of events).
+            conn.ensure_connection()
+            with conn.wrap_database_errors, psycopg.Cursor(conn.connection) as cursor:
+                cursor.execute(sql, params, prepare=True)
+                rows = [(int(r[0]), int(r[1])) for r in cursor.fetchall()]
+        else:
+            with conn.cursor() as cursor:
+                cursor.execute(sql, params)
+                rows = [(int(r[0]), int(r[1])) for r in cursor.fetchall()]
+        if not rows and subjects:
+            for subject in subjects:
+                if keys.is_erased(subject, self.using):
+                    raise keys.SubjectErased(subject)
         rows.sort()
         return rows

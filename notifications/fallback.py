@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -32,7 +33,9 @@ from chat.events import MessageSent
 from customers.events import CustomerRegistered
 from eventstore.reading import Batch
 from notifications import verification
+from notifications.models import EmailOutbox
 from readmodels import asof
+from readmodels.asof import forgotten
 from readmodels.folds import UNTRUSTED_ADDRESS_ACTORS, moves_badge
 from workers import timers
 
@@ -65,7 +68,7 @@ class EmailFallbackProcessManager:
     """Consumer ``email-fallback`` (see the module docstring)."""
 
     name = EMAIL_FALLBACK
-    event_types = frozenset({"MessageSent", "MessageMarkedAsRead", "CustomerRegistered"})
+    event_types = frozenset({"MessageSent", "MessageMarkedAsRead", "CustomerRegistered", "CustomerErased"})
 
     def __init__(self, clock: Callable[[], dt.datetime] = _now) -> None:
         self.clock = clock
@@ -79,8 +82,11 @@ class EmailFallbackProcessManager:
     def handle(self, batch: Batch) -> None:
         """Start a streak's timer when an agent's message raises the badge from
         0, cancel it when a read brings the badge back to 0, in log order;
-        queue the confirmation email of an address a visitor typed."""
+        queue the confirmation email of an address a visitor typed; forget an erased customer."""
         for r in batch.events:
+            if r.event_type == "CustomerErased":
+                self._forget(r.event.customer_id)  # type: ignore[attr-defined]
+                continue
             if isinstance(r.event, CustomerRegistered) and r.metadata.actor in UNTRUSTED_ADDRESS_ACTORS:
                 self._confirm_address(r.event, r.recorded_at)
         relevant = [r for r in batch.events if moves_badge(r)]
@@ -90,6 +96,8 @@ class EmailFallbackProcessManager:
         rows_of = asof.in_unit(batch.unit)
         for r in relevant:
             rows = rows_of(r)
+            if rows is None and forgotten(r):
+                continue  # erased meanwhile: no email about them
             if rows is None or "badge" not in rows:
                 raise LookupError(f"no read-model rows as of event {r.event_id} at position {r.position}")
             badge = rows["badge"]
@@ -110,6 +118,12 @@ class EmailFallbackProcessManager:
         if at < self.clock() - STALE_AFTER:
             return  # old history: nobody is waiting for this confirmation now
         verification.queue_confirmation(e.customer_id, e.email.strip(), self.clock())
+
+    @staticmethod
+    def _forget(customer_id: uuid.UUID) -> None:
+        """An erased customer's streak timer and queued emails go (no email names them again)."""
+        timers.cancel(kind=EMAIL_FALLBACK_TIMER, subject=str(customer_id))
+        EmailOutbox.objects.filter(customer_id=customer_id).delete()
 
     def _start_streak(self, e: MessageSent) -> None:
         delay = fallback_delay()

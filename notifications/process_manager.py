@@ -20,6 +20,7 @@ push alone: badges, lists, frames and webhooks go on.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any
 
 from django.conf import settings
@@ -27,11 +28,13 @@ from django.conf import settings
 from chat.events import MessageSent
 from eventstore.events import RecordedEvent
 from eventstore.reading import Batch
+from eventstore.unit import Unit
 from notifications.config import push_ttl
 from notifications.models import PushDelivery, PushSubscription
 from notifications.outbox import wake_delivery
 from notifications.payload import PREVIEW_CHARS
 from readmodels import asof
+from readmodels.asof import forgotten
 from readmodels.folds import moves_badge, preview
 
 #: The consumer group (and checkpoint) of the push process manager.
@@ -53,11 +56,18 @@ def push_preview(message: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def forget_customer(unit: Unit, customer_id: uuid.UUID) -> None:
+    """An erased customer's devices and pushes go, after the batch's other writes."""
+    for model in (PushDelivery, PushSubscription):
+        where, params = unit.table(model).among("customer_id", [customer_id])
+        unit.then(f'DELETE FROM "{model._meta.db_table}" WHERE {where}', params)
+
+
 class PushProcessManager:
     """Consumer group ``push``: records one outbox row per (event, subscription)."""
 
     name = PUSH
-    event_types = frozenset({"MessageSent", "MessageMarkedAsRead"})
+    event_types = frozenset({"MessageSent", "MessageMarkedAsRead", "CustomerErased"})
 
     def prepare(self, batch: Batch) -> None:
         relevant = [r for r in batch.events if moves_badge(r)]
@@ -68,10 +78,13 @@ class PushProcessManager:
 
     def handle(self, batch: Batch) -> int:
         relevant = [r for r in batch.events if moves_badge(r)]
-        if not relevant:
-            return 0
         unit = batch.unit
         assert unit is not None
+        for r in batch.events:
+            if r.event_type == "CustomerErased":
+                forget_customer(unit, r.event.customer_id)  # type: ignore[attr-defined]
+        if not relevant:
+            return 0
         rows_of = asof.in_unit(unit)
         now = _now()
         ttl = dt.timedelta(seconds=push_ttl())
@@ -86,6 +99,8 @@ class PushProcessManager:
             if not subscriptions or expires_at <= now:
                 continue
             rows = rows_of(r)
+            if rows is None and forgotten(r):
+                continue  # erased meanwhile: nothing is sent about them
             if rows is None or "badge" not in rows:
                 raise LookupError(f"no read-model rows as of event {r.event_id} at position {r.position}")
             message = push_preview(rows["message"]) if isinstance(e, MessageSent) else None

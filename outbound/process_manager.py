@@ -31,6 +31,7 @@ from outbound.models import WebhookDelivery, WebhookEndpoint
 from outbound.outbox import wake_delivery
 from outbound.types import BY_SOURCE
 from readmodels import asof
+from readmodels.asof import forgotten
 from readmodels.present import rfc3339
 
 #: The consumer group (and checkpoint) of the webhook process manager.
@@ -66,10 +67,18 @@ class WebhookProcessManager:
             asof.for_events(batch.unit, batch.events)
 
     def handle(self, batch: Batch) -> int:
+        unit = batch.unit
+        for r in batch.events:
+            if r.event_type == "CustomerErased":
+                assert unit is not None
+                # What was queued about them holds their data: it goes (after
+                # the batch's writes); the announcement of the erasure stays.
+                table = unit.table(WebhookDelivery)
+                where, params = table.among("customer_id", [r.event.customer_id])  # type: ignore[attr-defined]
+                unit.then(f'DELETE FROM "{table.name}" WHERE {where} AND event_type <> %s', [*params, "customer.erased"])
         endpoints = self._endpoints
         if not endpoints or not batch.events:
             return 0
-        unit = batch.unit
         assert unit is not None
         rows_of = asof.in_unit(unit)
         now = _now()
@@ -77,10 +86,13 @@ class WebhookProcessManager:
         queued = 0
         for r in batch.events:
             kind = BY_SOURCE[r.event_type]
+            erased = r.event_type == "CustomerErased"
             wanted = [ep for ep in endpoints if kind.name in ep["events"] and ep["created_at"] <= r.recorded_at]
             if not wanted:
                 continue
-            rows = rows_of(r)
+            rows: Any = {} if erased else rows_of(r)
+            if rows is None and forgotten(r):
+                continue  # erased meanwhile: nothing is announced about them
             if rows is None:
                 raise LookupError(f"no read-model rows as of event {r.event_id} at position {r.position}")
             data = kind.build(r.event, rows)

@@ -35,6 +35,11 @@ def conversation_data(event: Any, rows: Rows) -> dict[str, Any] | None:
     return rows.get("conversation")
 
 
+def erased_data(event: Any, rows: Rows) -> dict[str, Any] | None:
+    """Only the id: everything else about the customer is gone."""
+    return {"customer_id": str(event.customer_id), "reason": event.reason}
+
+
 def note_data(event: Any, rows: Rows) -> dict[str, Any] | None:
     return rows.get("note")
 
@@ -53,6 +58,7 @@ ALL: tuple[WebhookType, ...] = (
     WebhookType("message.edited", "MessageEdited", message_data),
     WebhookType("message.read", "MessageMarkedAsRead", message_data),
     WebhookType("customer.updated", "ContactDetailsChanged", customer_data),
+    WebhookType("customer.erased", "CustomerErased", erased_data),
     WebhookType("note.created", "NoteAdded", note_data),
     WebhookType("conversation.sla_breached", "FirstResponseSlaBreached", conversation_data),
     WebhookType("conversation.rated", "ConversationRated", conversation_data),

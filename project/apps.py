@@ -15,6 +15,7 @@ class ProjectConfig(AppConfig):
         from customers.directory import KnownCustomers
         from notifications import fallback_email
         from notifications import ports as notification_ports
+        from project import privacy
         from project.adapters import (
             AgentNamesFromProfiles,
             AgentsFromIdentity,
@@ -34,4 +35,5 @@ class ProjectConfig(AppConfig):
         readmodel_ports.install(AgentNamesFromProfiles())
         notification_ports.install(EmailLinksToWeb())
         fallback_email.register()
+        privacy.register()
         declare_groups()

@@ -8,6 +8,7 @@ loop of their own beside separate Daphne processes (Redis channel layer).
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 from collections.abc import Callable
 
@@ -201,6 +202,10 @@ async def run_workers(stop: asyncio.Event, *, delivery: bool = True) -> None:
     from workers import timers
 
     await sync_to_async(EventStore().check_transaction_ids)()
+    from project.privacy import schedule_retention
+
+    # PARLEY_RETENTION_DAYS: the first run (each run schedules the next).
+    await sync_to_async(schedule_retention)(dt.datetime.now(dt.timezone.utc))
     for name in GROUPS:
         await sync_to_async(partitions.check_layout)(name)
     count = partitions.count()

@@ -353,6 +353,29 @@ FILE_UPLOAD_HANDLERS = [
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
 PARLEY_INTEGRATION_KEY = os.environ.get("PARLEY_INTEGRATION_KEY", "")
+
+# The master keys that wrap each customer's data key (eventstore.keys,
+# docs/privacy.md): "id:key,..." with 32-byte base64url keys; the first wraps
+# new keys. Losing them loses every message in the log: back them up apart
+# from the database.
+PARLEY_KEYS = os.environ.get("PARLEY_KEYS", "").strip()
+if not PARLEY_KEYS:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "PARLEY_KEYS must be set when PARLEY_DEBUG is off (docs/privacy.md: "
+            "python3 -c 'import base64, os; print(\"k1:\" + base64.urlsafe_b64encode(os.urandom(32)).decode())')"
+        )
+    # Development only (`make run` writes PARLEY_KEYS into .env): a master key
+    # derived from this process's secret key, so the log reads back for as
+    # long as the secret key stays the same.
+    import base64 as _base64
+    import hashlib as _hashlib
+
+    PARLEY_KEYS = "dev:" + _base64.urlsafe_b64encode(
+        _hashlib.sha256(b"parley master key\x00" + SECRET_KEY.encode()).digest()
+    ).decode().rstrip("=")
+# Conversations with no activity for this many days are erased (docs/privacy.md); 0: kept for ever.
+PARLEY_RETENTION_DAYS = float(os.environ.get("PARLEY_RETENTION_DAYS", "0") or 0)
 # Key that signs customer tokens (default SECRET_KEY); rotating it revokes them all.
 CUSTOMER_TOKEN_KEY = os.environ.get("CUSTOMER_TOKEN_KEY", "")
 CUSTOMER_TOKEN_MAX_AGE = int(os.environ.get("CUSTOMER_TOKEN_MAX_AGE", str(30 * 24 * 3600)))

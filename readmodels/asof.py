@@ -38,6 +38,7 @@ from django.db import connection
 
 from chat.events import MessageSent
 from conversations.events import WORKFLOW_EVENT_TYPES
+from eventstore import keys
 from eventstore.events import RecordedEvent
 from eventstore.partitions import Partition
 from eventstore.unit import Unit
@@ -158,6 +159,13 @@ def prune_statement(
 
 
 # -- reading them ------------------------------------------------------------------------
+
+
+def forgotten(r: RecordedEvent) -> bool:
+    """Whether ``r``'s customer was erased since it was read: the pipeline has
+    forgotten their rows (readmodels.projections.ErasureProjection), so a
+    group that follows it finds none, and must do nothing for it."""
+    return keys.is_erased(str(r.event.customer_id))  # type: ignore[attr-defined]
 
 
 def in_unit(unit: Unit) -> Callable[[RecordedEvent], Rows | None]:

@@ -309,11 +309,43 @@ def report_clock() -> folds.ReportClock:
     return folds.ReportClock(ZoneInfo(getattr(settings, "PARLEY_TIME_ZONE", "UTC") or "UTC"), business_hours())
 
 
+class ErasureProjection(Projection):
+    """Forgets an erased customer: every read-model row of theirs goes (docs/privacy.md).
+
+    Their earlier events already read back as ``Erased`` and are skipped by
+    every reader, so a rebuild makes none of these rows again; this removes
+    what live projection made before the erasure. The deletes run after the
+    batch's other writes, in its transaction, so rows the same batch made
+    for them go too. It comes last but one: the rows as of each event
+    (readmodels.asof) are forgotten by the same deletes.
+    """
+
+    name = "erasure"
+    event_types = frozenset({"CustomerErased"})
+    #: Every table whose rows belong to a customer (by ``customer_id``).
+    forgets: tuple[type[models.Model], ...] = (
+        DirectoryEntry, TimelineMessage, Unread, Badge, Conversation, ConversationLabel, AgentUnread, TimelineNote,
+        SearchEntry, ReportFact, ReportCount, ReportConversation,
+    )
+
+    def apply(self, r: RecordedEvent, unit: Unit, facts: Facts) -> None:
+        from readmodels.models import EventRows
+
+        tables: tuple[type[models.Model], ...] = (*self.forgets, EventRows)
+        for model in tables:
+            where, params = unit.table(model).among("customer_id", [_customer(r)])
+            unit.then(f'DELETE FROM "{model._meta.db_table}" WHERE {where}', params)
+
+    def reset(self) -> None:
+        """Its tables are the other projections'."""
+
+
 def read_models() -> list[Projection]:
     """Every rebuildable read model, in an order where each comes after the ones it needs."""
     return [
         DirectoryProjection(), TimelineProjection(), UnreadProjection(), BadgeProjection(), ConversationsProjection(),
         LabelsProjection(), AgentUnreadProjection(), NotesProjection(), SearchProjection(), ReportsProjection(),
+        ErasureProjection(),
     ]
 
 

@@ -36,7 +36,7 @@ from readmodels import asof, folds, present
 from readmodels.folds import moves_badge
 
 #: Event types that produce frames.
-FRAME_EVENT_TYPES = frozenset({"MessageSent", "MessageEdited", "MessageMarkedAsRead", "ContactDetailsChanged"}) | (
+FRAME_EVENT_TYPES = frozenset({"MessageSent", "MessageEdited", "MessageMarkedAsRead", "ContactDetailsChanged", "CustomerErased"}) | (
     CONVERSATION_EVENT_TYPES
 )
 
@@ -166,6 +166,12 @@ def envelopes(
             to_agents.append(to_customer[0])
         elif isinstance(e, ContactDetailsChanged) and conv is None:
             continue
+        elif r.event_type == "CustomerErased":
+            # The customer was erased: every page forgets them (nothing else about them is left to show).
+            erased = {"type": "customer.erased", "customer_id": str(e.customer_id), "position": p}
+            to_customer.append(erased)
+            to_agents.append(erased)
+            conv = None
         elif isinstance(e, NoteAdded):
             # A private note: to agents only. Nothing is ever added for the customer.
             to_agents.append({"type": "note.created", "note": rows.get("note"), "position": p})

@@ -116,6 +116,11 @@ def cancel(*, kind: str, subject: str, keep: str | None = None) -> int:
     return pending.update(state=Timer.CANCELLED, done_at=_now())
 
 
+def cancel_subject(subject: str) -> int:
+    """Cancel every pending timer of ``subject``, whatever its kind (an erased customer's)."""
+    return Timer.objects.filter(subject=subject, state=Timer.PENDING).update(state=Timer.CANCELLED, done_at=_now())
+
+
 def cancel_keys(keys: Collection[str]) -> int:
     """Cancel the pending timers named by ``keys`` (in the caller's transaction), in one statement."""
     if not keys:

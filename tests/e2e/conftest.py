@@ -15,6 +15,7 @@ nginx in front).
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -182,6 +183,7 @@ def start_stack(tmp: Path, *, web: int = 1, separate_workers: bool = False, extr
         DATABASE_URL=db_url,
         DJANGO_SETTINGS_MODULE="project.settings",
         DJANGO_SECRET_KEY=secrets.token_urlsafe(40),
+        PARLEY_KEYS="e2e:" + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
         PARLEY_INTEGRATION_KEY=secrets.token_urlsafe(24),
         # /healthz shows lease holders (host, pid) only with it.
         PARLEY_METRICS_KEY=secrets.token_urlsafe(24),

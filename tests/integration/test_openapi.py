@@ -309,6 +309,8 @@ def test_real_answers_of_every_operation_conform_to_the_document(conformance, ma
     check(_integration(client, "patch", url, {"name": "Ada Lovelace", "phone": "+44 20 7946 0000"}), detail, "patch", 200)
     check(_integration(client, "patch", f"/api/v1/customers/{new_id()}", {}), detail, "patch", 404)
     check(_integration(client, "patch", "/api/v1/customers/nope", {}), detail, "patch", 400)
+    check(client.get(url, HTTP_AUTHORIZATION=f"Bearer {INTEGRATION_KEY}"), detail, "get", 200)
+    check(client.get(f"/api/v1/customers/{new_id()}", HTTP_AUTHORIZATION=f"Bearer {INTEGRATION_KEY}"), detail, "get", 404)
     customer = Client(HTTP_AUTHORIZATION=f"Bearer {created['token']}")
     agent_caller = make_agent("grace")
     login = "/api/v1/auth/agent"
@@ -535,6 +537,17 @@ def test_real_answers_of_every_operation_conform_to_the_document(conformance, ma
     check(client.get(me), me, "get", 401)
     check(agent.get(me), me, "get", 403)
 
+    # privacy: the export of a customer, then their erasure (twice: the second changes nothing)
+    export, erase = "/api/v1/customers/{customer_id}/export", "/api/v1/customers/{customer_id}/erase"
+    check(client.get(f"{url}/export", HTTP_AUTHORIZATION=f"Bearer {INTEGRATION_KEY}"), export, "get", 200)
+    check(client.get(f"{url}/export"), export, "get", 401)
+    check(client.get(f"/api/v1/customers/{new_id()}/export", HTTP_AUTHORIZATION=f"Bearer {INTEGRATION_KEY}"),
+          export, "get", 404)
+    check(_integration(client, "post", f"{url}/erase", None), erase, "post", 202)
+    check(_integration(client, "post", f"{url}/erase", None), erase, "post", 202)
+    check(_integration(client, "post", f"/api/v1/customers/{new_id()}/erase", None), erase, "post", 404)
+    check(client.get(f"{url}/export", HTTP_AUTHORIZATION=f"Bearer {INTEGRATION_KEY}"), export, "get", 404)
+
     # and the agent's token goes
     revoke = "/api/v1/auth/agent/token"
     check(agent.delete(revoke), revoke, "delete", 204)
@@ -574,6 +587,10 @@ def test_real_deliveries_of_every_webhook_type_conform_to_the_webhooks_section(r
     sent = WebhookDelivery.objects.count()
     assert sent >= len(outbound_types.TYPES)
     deliver_until(worker(), receiver, sent)
+    # And the last word about a customer: erased, every other delivery about them is gone.
+    assert integration(client, "post", f"/api/v1/customers/{customer.id}/erase").status_code == 202
+    run_pipeline()
+    deliver_until(worker(), receiver, sent + 1)
 
     spec = build()
     registry = Registry().with_resource("urn:parley-openapi", Resource.from_contents(spec, default_specification=DRAFT202012))

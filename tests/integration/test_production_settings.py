@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+from eventstore.keys import new_master_key
 from notifications.vapid import generate_vapid_keys
 from tests.e2e.conftest import ROOT
 
@@ -32,7 +33,8 @@ def documented_env() -> dict[str, str]:
     """docs/deploy/parley.env, its CHANGE_ME values made as docs/deploy.md says."""
     keys = generate_vapid_keys()
     made = {"DJANGO_SECRET_KEY": secrets.token_urlsafe(50), "PARLEY_INTEGRATION_KEY": "integration-" + "k" * 30,
-            "VAPID_PRIVATE_KEY": keys.private_key, "VAPID_PUBLIC_KEY": keys.public_key}
+            "VAPID_PRIVATE_KEY": keys.private_key, "VAPID_PUBLIC_KEY": keys.public_key,
+            "PARLEY_KEYS": f"k1:{new_master_key()}"}
     values = {}
     for line in DOCUMENTED.read_text().splitlines():
         if line.strip() and not line.startswith("#"):
@@ -45,9 +47,15 @@ def documented_env() -> dict[str, str]:
 def test_without_a_setting_debug_is_off():
     done = run(["-c", "import django; django.setup(); from django.conf import settings; "
                       "print(settings.DEBUG, settings.SESSION_COOKIE_SECURE, settings.SECURE_SSL_REDIRECT)"],
-               clean_env(DJANGO_SECRET_KEY="k" * 50))
+               clean_env(DJANGO_SECRET_KEY="k" * 50, PARLEY_KEYS=f"k1:{new_master_key()}"))
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "True", "True"]
+
+
+def test_processes_refuse_to_start_without_the_master_keys():
+    done = run(["manage.py", "check"], clean_env(DJANGO_SECRET_KEY="k" * 50))
+    assert done.returncode != 0
+    assert "PARLEY_KEYS must be set when PARLEY_DEBUG is off" in done.stderr
 
 
 @pytest.mark.parametrize("command", [["manage.py", "check"], ["manage.py", "runworkers"],

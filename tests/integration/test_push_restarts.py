@@ -64,6 +64,7 @@ def start_worker(vapid_keys, tmp_path: Path, name: str) -> subprocess.Popen[byte
         **{k: v for k, v in os.environ.items() if not k.startswith("PYTEST")},
         "DJANGO_SETTINGS_MODULE": "project.settings",
         "DJANGO_SECRET_KEY": settings.SECRET_KEY,
+        "PARLEY_KEYS": settings.PARLEY_KEYS,
         "DATABASE_URL": database_url(),
         "VAPID_PRIVATE_KEY": vapid_keys.private_key,
         "VAPID_PUBLIC_KEY": vapid_keys.public_key,

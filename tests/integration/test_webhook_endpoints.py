@@ -99,7 +99,7 @@ def test_unknown_or_malformed_event_types_are_refused_with_the_supported_list(cl
     assert r.status_code == 400, r.content
     assert r.json()["error"]["code"] == code
     if code == "unsupported_event_type":
-        assert ("conversation.sla_breached, conversation.updated, customer.updated, message.created, message.edited, "
+        assert ("conversation.sla_breached, conversation.updated, customer.erased, customer.updated, message.created, message.edited, "
                 "message.read, note.created") in r.json()["error"]["detail"]
     assert WebhookEndpoint.objects.count() == 0
 

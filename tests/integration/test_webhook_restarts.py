@@ -40,6 +40,7 @@ def start_worker(receiver, tmp_path: Path) -> subprocess.Popen[bytes]:
         **{k: v for k, v in os.environ.items() if not k.startswith("PYTEST")},
         "DJANGO_SETTINGS_MODULE": "project.settings",
         "DJANGO_SECRET_KEY": settings.SECRET_KEY,
+        "PARLEY_KEYS": settings.PARLEY_KEYS,
         "DATABASE_URL": database_url(),
         "WEBHOOK_INSECURE_HOSTS": receiver.host_port,
         "WEBHOOK_LEASE_SECONDS": str(LEASE_SECONDS),

@@ -45,3 +45,41 @@ def test_naive_datetimes_are_refused():
 def test_cursors_order_by_transaction_then_position():
     assert Cursor(5, 10) < Cursor(6, 9) < Cursor(6, 11)
     assert Cursor.start() < Cursor(0, 1)
+
+
+def test_personal_fields_need_a_subject_and_must_be_fields_of_the_event():
+    with pytest.raises(TypeError, match="no subject"):
+
+        @event("test.NoSubject", personal=("body",))
+        @dataclass(frozen=True)
+        class NoSubject(DomainEvent):
+            body: str
+
+    with pytest.raises(TypeError, match="no field 'bdoy'"):
+
+        @event("test.Misspelt", subject="person_id", personal=("bdoy",))
+        @dataclass(frozen=True)
+        class Misspelt(DomainEvent):
+            person_id: uuid.UUID
+            body: str
+
+    with pytest.raises(TypeError, match="kept in clear"):
+
+        @event("test.SubjectSealed", subject="person_id", personal=("person_id",))
+        @dataclass(frozen=True)
+        class SubjectSealed(DomainEvent):
+            person_id: uuid.UUID
+
+
+def test_the_published_events_declare_whose_data_they_carry():
+    import chat.events  # noqa: F401
+    import conversations.events  # noqa: F401
+    import customers.events  # noqa: F401
+    from eventstore.events import personal_of
+
+    assert personal_of("MessageSent").fields == ("sender_name", "body", "attachments")  # type: ignore[union-attr]
+    assert personal_of("CustomerRegistered").fields == ("name", "email", "phone", "external_id")  # type: ignore[union-attr]
+    assert personal_of("NoteAdded").fields == ("body",)  # type: ignore[union-attr]
+    assert personal_of("ConversationAssigned").fields == ()  # type: ignore[union-attr]
+    # CustomerErased must stay readable once the key is gone
+    assert personal_of("CustomerErased") is None

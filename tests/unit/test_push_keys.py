@@ -101,7 +101,7 @@ def test_make_env_prints_the_webhook_line_alone_for_an_older_env():
 
 def test_generate_vapid_keys_command_prints_env_lines():
     # As a deployment runs it: production settings, its secret key already in the environment.
-    env = {**os.environ, "PARLEY_DEBUG": "0", "DJANGO_SECRET_KEY": "k" * 50}
+    env = {**os.environ, "PARLEY_DEBUG": "0", "DJANGO_SECRET_KEY": "k" * 50, "PARLEY_KEYS": "k1:" + "A" * 43}
     out = subprocess.run(
         [sys.executable, "manage.py", "generate_vapid_keys"], cwd=ROOT, capture_output=True, text=True, check=True,
         env=env,

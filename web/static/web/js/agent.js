@@ -822,6 +822,18 @@ socket.addEventListener("frame", (event) => {
     case "note.created":
       if (frame.note.customer_id === openId) thread.upsert(frame.note);
       break;
+    case "customer.erased": {
+      // Everything about this customer is gone: their row, their thread, a draft to them.
+      const id = frame.customer_id;
+      if (id === openId) closeConversation();
+      conversations.delete(id);
+      listed.delete(id);
+      rows.delete(id);
+      drafts.delete(id);
+      draftModes.delete(id);
+      renderList();
+      break;
+    }
     case "conversation.unread":
       // Every agent's mark is heard; only one's own counts.
       if (frame.agent_id === me.id) {

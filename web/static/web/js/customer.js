@@ -185,6 +185,12 @@ export function customerChat({
       case "conversation.rating":
         rating.show(frame);
         break;
+      case "customer.erased":
+        // This person's data was erased: nothing of it stays on the screen.
+        thread.clear();
+        setBadge(0);
+        refreshEmpty();
+        break;
       case "typing":
         if (frame.sender && frame.sender.kind === "agent") typing.start(frame.sender.id, `${frame.sender.name || "Support"} is typing…`);
         break;

@@ -1,0 +1,401 @@
+"""The Privacy section of the contract: erasure by crypto-shredding, export.
+
+An erased customer's words, name, email and files are in no read model, no
+queue, no dump of the database and no file of the media folder; the log
+keeps its events, which read back as Erased; a rebuild brings nothing back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import subprocess
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection, connections
+
+from eventstore import keys
+from eventstore.events import Cursor, Erased
+from eventstore.models import StoredEvent, SubjectKey
+from eventstore.store import EventStore
+from notifications.models import PushSubscription
+from outbound.models import WebhookDelivery
+from readmodels import rebuild
+from readmodels.projections import read_models
+from tests.conftest import new_id
+from tests.integration.test_push_support import push, subscribe, vapid_keys  # noqa: F401
+from tests.integration.webhook_support import KEY, integration, receiver, register  # noqa: F401
+from tests.support import files
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+#: Words only the erased customer's conversation holds.
+SECRET = "zanzibar-octopus"
+AGENT_SECRET = "quetzalcoatl-refund"
+NOTE_SECRET = "aubergine-passport"
+NAME, EMAIL = "Hortensia Vandermeer", "hortensia@secret.example"
+
+
+def dump() -> str:
+    """Every row of the database, as a dump of it would hold them."""
+    if connection.vendor == "postgresql":
+        s = connection.settings_dict
+        env = {"PGPASSWORD": s.get("PASSWORD") or ""}
+        done = subprocess.run(
+            ["pg_dump", "-h", s.get("HOST") or "127.0.0.1", "-p", str(s.get("PORT") or 5432), "-U", s["USER"],
+             "--data-only", s["NAME"]],
+            capture_output=True, text=True, check=True, env={**env, "PATH": "/usr/bin:/bin"},
+        )
+        return done.stdout
+    return "\n".join(connection.connection.iterdump())
+
+
+def media_bytes(root: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in root.rglob("*") if p.is_file())
+
+
+def upload(caller: Any, name: str, data: bytes) -> str:
+    r = caller.client.post("/api/v1/attachments", {"file": SimpleUploadedFile(name, data)},
+                           HTTP_AUTHORIZATION=f"Bearer {caller.token}")
+    assert r.status_code == 201, r.content
+    return str(r.json()["attachment_id"])
+
+
+def erase(client: Any, customer_id: str) -> Any:
+    return integration(client, "post", f"/api/v1/customers/{customer_id}/erase")
+
+
+@pytest.fixture
+def conversation(make_customer: Any, agent: Any, settings: Any) -> Any:
+    """A customer with everything Parley can hold about them: messages both ways, an edit,
+    a read, a file, a note, a push device and webhooks queued about them."""
+    settings.PARLEY_INTEGRATION_KEY = KEY
+    customer = make_customer(name=NAME, email=EMAIL)
+    picture = files.png((7, 5))
+    attachment = upload(customer, "passport-scan.png", picture)
+    first = new_id()
+    assert customer.post("/api/v1/messages", {"message_id": first, "body": f"my code is {SECRET}",
+                                              "attachments": [attachment]}).status_code == 201
+    assert customer.client.patch(f"/api/v1/messages/{first}", f'{{"body": "my code is {SECRET}, sorry"}}',
+                                 content_type="application/json",
+                                 HTTP_AUTHORIZATION=f"Bearer {customer.token}").status_code == 200
+    reply = new_id()
+    assert agent.post(f"/api/v1/conversations/{customer.id}/messages",
+                      {"message_id": reply, "body": f"your {AGENT_SECRET} is on its way"}).status_code == 201
+    assert customer.post(f"/api/v1/messages/{reply}/read").status_code in (200, 204)
+    assert agent.post(f"/api/v1/conversations/{customer.id}/notes",
+                      {"note_id": new_id(), "body": f"VIP: {NOTE_SECRET}"}).status_code == 201
+    customer.picture = picture
+    return customer
+
+
+def secrets_in(text: str) -> list[str]:
+    return [s for s in (SECRET, AGENT_SECRET, NOTE_SECRET, NAME, EMAIL, "passport-scan") if s in text]
+
+
+def test_the_log_holds_no_personal_data_in_clear(conversation, project):
+    project()
+    stored = "\n".join(StoredEvent.objects.values_list("data", flat=True))
+    assert secrets_in(stored) == []
+    # ...and yet everything reads back plain
+    bodies = [r.event.body for r in EventStore().read_all(Cursor.start()) if r.event_type == "MessageSent"]
+    assert f"my code is {SECRET}" in bodies
+
+
+def test_after_erasure_no_dump_and_no_file_holds_anything_of_the_customer(
+    conversation, agent, client, project, _private_media, receiver, vapid_keys, push,  # noqa: F811
+):
+    register(client, receiver, ["message.created", "message.edited", "customer.updated", "customer.erased"])
+    subscribe(push, conversation, vapid_keys)
+    assert conversation.post("/api/v1/messages", {"message_id": new_id(), "body": f"again {SECRET}"}).status_code == 201
+    project()
+    assert secrets_in(dump()) != []  # the read models hold it in clear before
+    assert conversation.picture in media_bytes(_private_media)
+
+    r = erase(client, conversation.id)
+    assert r.status_code == 202, r.content
+    assert r.json() == {"customer_id": conversation.id, "erased": True}
+    project()
+
+    assert secrets_in(dump()) == []
+    assert conversation.picture not in media_bytes(_private_media)
+    assert not PushSubscription.objects.filter(customer_id=conversation.id).exists()
+    left = list(WebhookDelivery.objects.filter(customer_id=conversation.id).values_list("event_type", flat=True))
+    assert left == ["customer.erased"]
+    assert StoredEvent.objects.filter(event_type="MessageSent").count() == 3  # the log keeps its events
+
+
+def test_after_erasure_every_read_forgets_the_customer(conversation, agent, client, project):
+    project()
+    assert erase(client, conversation.id).status_code == 202
+    project()
+    assert agent.get(f"/api/v1/conversations/{conversation.id}").status_code == 404
+    listed = agent.get("/api/v1/conversations").json()
+    assert conversation.id not in str(listed)
+    for words in (SECRET, AGENT_SECRET, "Hortensia"):
+        found = agent.get("/api/v1/search", q=words)
+        assert found.status_code == 200 and secrets_in(str(found.json())) == [], found.json()
+    assert integration(client, "get", f"/api/v1/customers/{conversation.id}/export").status_code == 404
+    assert integration(client, "get", f"/api/v1/customers/{conversation.id}").status_code == 404
+    # the customer's own token: nothing to read, nothing to write
+    assert secrets_in(str(conversation.get("/api/v1/messages").content)) == []
+    r = conversation.post("/api/v1/messages", {"message_id": new_id(), "body": "still here?"})
+    assert r.status_code == 410 and r.json()["error"]["code"] == "erased"
+
+
+def test_a_rebuild_after_erasure_brings_nothing_back(conversation, client, project):
+    project()
+    assert erase(client, conversation.id).status_code == 202
+    project()
+    rebuild.rebuild(read_models())
+    assert secrets_in(dump()) == []
+    events = [r for r in EventStore()._records(EventStore()._fetch(
+        "SELECT position, tx, event_id, stream_id, version, event_type, schema_version, data, metadata, recorded_at, "
+        "COALESCE(shard, 0) FROM parley_events ORDER BY position", []))]
+    mine = [r for r in events if isinstance(r.event, Erased)]
+    assert mine and {r.event.subject for r in mine} == {conversation.id}
+
+
+def test_a_second_erase_changes_nothing(conversation, client, project):
+    assert erase(client, conversation.id).status_code == 202
+    project()
+    count = StoredEvent.objects.count()
+    r = erase(client, conversation.id)
+    assert r.status_code == 202 and r.json()["erased"] is False
+    assert StoredEvent.objects.count() == count
+
+
+def test_other_customers_are_untouched(conversation, make_customer, agent, client, project):
+    other = make_customer(name="Other Person", email="other@example.com")
+    assert other.post("/api/v1/messages", {"message_id": new_id(), "body": "other words stay"}).status_code == 201
+    project()
+    assert erase(client, conversation.id).status_code == 202
+    project()
+    rebuild.rebuild(read_models())
+    shown = agent.get(f"/api/v1/conversations/{other.id}/messages").json()
+    assert "other words stay" in str(shown)
+    assert "Other Person" in dump()
+    assert other.post("/api/v1/messages", {"message_id": new_id(), "body": "and more"}).status_code == 201
+
+
+def test_erasing_nobody_is_not_found_and_bad_ids_are_refused(client, settings, agent, customer):
+    settings.PARLEY_INTEGRATION_KEY = KEY
+    assert erase(client, str(uuid.uuid4())).status_code == 404
+    assert erase(client, "not-a-uuid").status_code == 400
+    assert client.post(f"/api/v1/customers/{customer.id}/erase").status_code == 401
+    assert customer.post(f"/api/v1/customers/{customer.id}/erase").status_code == 403
+    assert not SubjectKey.objects.filter(erased_at__isnull=False).exists()
+
+
+def test_a_staff_agent_may_erase(customer, agent, project):
+    r = agent.post(f"/api/v1/customers/{customer.id}/erase")
+    assert r.status_code == 202 and r.json()["erased"] is True
+
+
+def test_export_holds_contact_messages_edits_reads_notes_and_attachments(conversation, client, project):
+    project()
+    assert integration(client, "get", f"/api/v1/customers/{conversation.id}").json()["name"] == NAME
+    r = integration(client, "get", f"/api/v1/customers/{conversation.id}/export")
+    assert r.status_code == 200, r.content
+    data = r.json()
+    assert data["contact"]["name"] == NAME and data["contact"]["email"] == EMAIL
+    first, reply = data["messages"]
+    assert first["body"] == f"my code is {SECRET}, sorry"
+    assert [e["body"] for e in first["edits"]] == [f"my code is {SECRET}, sorry"]
+    assert first["attachments"][0]["name"] == "passport-scan.png"
+    assert first["attachments"][0]["url"].startswith("/api/v1/attachments/")
+    assert reply["reads"] and reply["reads"][0]["reader_kind"] == "customer"
+    assert NOTE_SECRET in data["notes"][0]["body"]
+    assert data["ratings"] == []
+    assert client.get(f"/api/v1/customers/{conversation.id}/export").status_code == 401
+
+
+def test_master_key_rotation_keeps_every_event_readable(conversation, settings):
+    old = settings.PARLEY_KEYS
+    settings.PARLEY_KEYS = f"k9:{keys.new_master_key()},{old}"
+    assert keys.rotate() >= 1
+    settings.PARLEY_KEYS = settings.PARLEY_KEYS.split(",")[0]  # the old master key is gone
+    keys._ciphers.clear()
+    bodies = [r.event.body for r in EventStore().read_all(Cursor.start()) if r.event_type == "MessageSent"]
+    assert f"my code is {SECRET}" in bodies
+    assert keys.counts() == {"k9": SubjectKey.objects.count()}
+
+
+@pytest.mark.postgres
+def test_erase_racing_the_customers_own_sends_leaves_nothing_of_theirs(make_customer, client, settings, project):
+    settings.PARLEY_INTEGRATION_KEY = KEY
+    settings.PARLEY_CUSTOMER_SENDS_PER_MINUTE = 10_000
+    customer = make_customer(name=NAME, email=EMAIL)
+    statuses: list[int] = []
+    start = threading.Barrier(5)
+
+    def sender(n: int) -> None:
+        from django.test import Client
+
+        c = Client()
+        try:
+            start.wait()
+            for i in range(15):
+                r = c.post("/api/v1/messages", {"message_id": new_id(), "body": f"{SECRET} {n}.{i}"},
+                           content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {customer.token}")
+                statuses.append(r.status_code)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=sender, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    start.wait()
+    r = erase(client, customer.id)
+    for t in threads:
+        t.join()
+    assert r.status_code == 202
+    assert set(statuses) <= {201, 410}, statuses
+    assert 410 in statuses  # some sends came after the erasure...
+    project()
+    assert secrets_in(dump()) == []
+    assert erase(client, customer.id).json()["erased"] is False
+
+
+def test_retention_erases_conversations_inactive_for_the_period_and_the_dry_run_only_lists(
+    conversation, make_customer, project, settings,
+):
+    from django.core.management import call_command
+
+    from project.privacy import RETENTION_TIMER, schedule_retention
+    from readmodels.models import Conversation
+    from workers import timers
+
+    recent = make_customer(name="Recent Person", email="recent@example.com")
+    assert recent.post("/api/v1/messages", {"message_id": new_id(), "body": "fresh words"}).status_code == 201
+    project()
+    now = dt.datetime.now(dt.timezone.utc)
+    Conversation.objects.filter(customer_id=conversation.id).update(last_activity_at=now - dt.timedelta(days=40))
+    settings.PARLEY_RETENTION_DAYS = 30
+
+    out = io.StringIO()
+    call_command("erase_inactive", "--dry-run", stdout=out)
+    assert f"would erase {conversation.id}" in out.getvalue() and recent.id not in out.getvalue()
+    assert not keys.is_erased(conversation.id)
+
+    schedule_retention(now, soon=True)
+    assert timers.fire_due(now + dt.timedelta(seconds=1)) == 1
+    project()
+    assert keys.is_erased(conversation.id) and not keys.is_erased(recent.id)
+    assert secrets_in(dump()) == []
+    assert "fresh words" in dump()
+    assert [t.kind for t in timers.pending(RETENTION_TIMER)] == [RETENTION_TIMER]  # the next run
+
+
+def test_the_erasure_frame_tells_every_page_to_forget_the_customer(conversation, client, project):
+    from realtime.frames import envelopes
+
+    project()
+    assert erase(client, conversation.id).status_code == 202
+    (erased,) = [r for r in EventStore().read_all(Cursor.start(), limit=1000) if r.event_type == "CustomerErased"]
+    (envelope,) = envelopes([erased])
+    frame = {"type": "customer.erased", "customer_id": conversation.id, "position": erased.position}
+    assert [json.loads(f) for f in envelope.to_agents] == [frame]
+    assert [json.loads(f) for f in envelope.to_customer] == [frame]
+
+
+def test_events_written_before_sealing_are_sealed_on_upgrade_and_erasure_reaches_them(make_customer, client, settings):
+    from django.core.management import call_command
+
+    from eventstore.events import encode
+
+    settings.PARLEY_INTEGRATION_KEY = KEY
+    customer = make_customer(name=NAME, email=EMAIL)
+    assert customer.post("/api/v1/messages", {"message_id": new_id(), "body": SECRET}).status_code == 201
+    for r in EventStore().read_all(Cursor.start()):  # as an older release stored them: in clear
+        StoredEvent.objects.filter(position=r.position).update(data=json.dumps(encode(r.event)))
+    assert SECRET in "".join(StoredEvent.objects.values_list("data", flat=True))
+
+    out = io.StringIO()
+    call_command("seal_events", stdout=out)
+    assert "sealed 2 event(s)" in out.getvalue()
+    assert secrets_in("".join(StoredEvent.objects.values_list("data", flat=True))) == []
+    assert SECRET in [r.event.body for r in EventStore().read_all(Cursor.start()) if r.event_type == "MessageSent"]
+    call_command("seal_events", stdout=io.StringIO())  # again: nothing changes
+    assert erase(client, customer.id).status_code == 202
+    assert not [r for r in EventStore().read_all(Cursor.start()) if r.event_type == "MessageSent"]
+
+
+def test_erasure_during_a_webhook_retry_backlog_sends_nothing_more_about_the_customer(
+    receiver, client, make_customer,  # noqa: F811
+):
+    from tests.integration.webhook_support import deliver_until, says, worker
+    from tests.integration.webhook_support import run_pipeline as run_webhooks
+
+    customer = make_customer(name=NAME, email=EMAIL)
+    other = make_customer(name="Other Person", email="other@example.com")
+    receiver.fail_first = 1_000  # the receiver is down: every delivery waits for a retry
+    register(client, receiver, ["message.created", "customer.erased"])
+    for i in range(3):
+        says(customer, f"{SECRET} {i}")
+    says(other, "the other customer's words")
+    run_webhooks()
+    w = worker()
+    for _ in range(5):
+        w.run_once()
+    assert WebhookDelivery.objects.filter(customer_id=customer.id, state="pending").count() == 3
+    assert receiver.requests and not receiver.accepted()  # tried, refused
+
+    assert erase(client, customer.id).status_code == 202
+    run_webhooks()
+    receiver.fail_first = 0  # back up: the backlog drains
+    tried = len(receiver.requests)
+    deliver_until(w, receiver, 2)  # the other customer's message, and the erasure
+    later = receiver.requests[tried:]
+    assert secrets_in(str([req.body for req in later])) == []
+    accepted = [req.body for req in receiver.accepted()]
+    assert {"type": "customer.erased", "customer_id": customer.id} in [
+        {"type": b["type"], "customer_id": b["data"].get("customer_id")} for b in accepted if b["type"] == "customer.erased"
+    ]
+    assert any("the other customer's words" in str(b) for b in accepted)  # the other customer's backlog goes on
+    assert secrets_in(dump()) == []
+
+
+def test_an_erased_customers_conversation_is_no_agents_load_any_more(customer, agent, client, settings):
+    from conversations.models import Routing
+    from project.bootstrap import catch_up
+
+    settings.PARLEY_INTEGRATION_KEY = KEY
+    assert customer.post("/api/v1/messages", {"message_id": new_id(), "body": "hello"}).status_code == 201
+    assert agent.post(f"/api/v1/conversations/{customer.id}/claim").status_code == 200
+    catch_up("pipeline", "workflow")
+    assert Routing.objects.filter(customer_id=customer.id).exists()
+    assert erase(client, customer.id).status_code == 202
+    catch_up("pipeline", "workflow")
+    assert not Routing.objects.filter(customer_id=customer.id).exists()
+
+
+def test_an_erased_customers_upload_is_refused_and_nothing_is_stored(customer, client, settings, _private_media):
+    from attachments.models import Attachment
+
+    settings.PARLEY_INTEGRATION_KEY = KEY
+    assert erase(client, customer.id).status_code == 202
+    picture = files.png((9, 9))
+    r = customer.client.post("/api/v1/attachments", {"file": SimpleUploadedFile("id-card.png", picture)},
+                             HTTP_AUTHORIZATION=f"Bearer {customer.token}")
+    assert r.status_code == 410 and r.json()["error"]["code"] == "erased"
+    assert not Attachment.objects.exists()
+    assert picture not in media_bytes(_private_media)
+
+
+def test_a_process_that_still_remembers_the_key_cannot_write_after_the_erasure(customer, client, settings):
+    settings.PARLEY_INTEGRATION_KEY = KEY
+    assert customer.post("/api/v1/messages", {"message_id": new_id(), "body": "first"}).status_code == 201
+    remembered = dict(keys._for_appending)  # as another process's memory still holds it
+    assert erase(client, customer.id).status_code == 202
+    keys._for_appending.update(remembered)
+    count = StoredEvent.objects.count()
+    r = customer.post("/api/v1/messages", {"message_id": new_id(), "body": SECRET})
+    assert r.status_code == 410 and r.json()["error"]["code"] == "erased"
+    assert StoredEvent.objects.count() == count
