@@ -113,6 +113,10 @@ def test_forty_sockets_that_never_read_are_closed_and_memory_stays_bounded(bound
     closed = closed_by_server(sockets)
     print(f"after the sockets closed: VmRSS {rss_kib(pid)} KiB")
     assert closed == SOCKETS
-    assert after - before < offered_kib // 8, (before, after, offered_kib)
+    # Unbounded, the process kept ~85% of what was offered (+197 MB of 233). Bounded,
+    # the sockets' buffers hold at most 40 x 256 KiB = 10 MiB; the rest of the growth
+    # is the process's own work on 1,500 edits (this is `serve`: the pipeline runs in
+    # it), measured at +8 to +29 MB depending on what else the machine does.
+    assert after - before < offered_kib // 4, (before, after, offered_kib)
     # And the customer's own well-behaved socket still works.
     assert http("GET", f"{stack.url}/api/v1/messages?after=0", token=token)[0] == 200
