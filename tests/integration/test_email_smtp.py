@@ -9,53 +9,16 @@ from __future__ import annotations
 
 import email
 import email.policy
-import socket
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from notifications.models import EmailOutbox
-from tests.support.mailflow import DELAY, agent_says, later, work
+from tests.support.mailflow import agent_says, later, work
+from tests.support.smtp import free_port, smtp  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
-class Inbox:
-    """aiosmtpd's handler: keeps what it was given."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.received: list[tuple[str, list[str], bytes]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.received.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
-        return "250 Message accepted for delivery"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def smtp(settings) -> Iterator[Inbox]:
-    inbox = Inbox(free_port())
-    controller = Controller(inbox, hostname="127.0.0.1", port=inbox.port)
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = controller.hostname, controller.port
-    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
-    settings.EMAIL_USE_TLS = False
-    settings.DEFAULT_FROM_EMAIL = "Parley support <support@example.com>"
-    settings.PARLEY_EMAIL_FALLBACK_SECONDS = DELAY.total_seconds()
-    settings.PARLEY_PUBLIC_URL = "https://support.example.com"
-    try:
-        yield inbox
-    finally:
-        controller.stop()
 
 
 def test_an_unread_streak_arrives_as_one_multipart_email_over_smtp(smtp, customer, agent):

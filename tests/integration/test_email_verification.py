@@ -13,23 +13,19 @@ only in the browser that started the conversation. A real SMTP server
 from __future__ import annotations
 
 import datetime as dt
-import email
-import email.policy
 import re
-import socket
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from django.test import Client
 
 from customers.models import Customer
 from eventstore.models import StoredEvent
 from notifications.models import EmailOutbox
 from tests.conftest import Caller
-from tests.support.mailflow import DELAY, agent_says, customer_reads, later, now, work
+from tests.support.mailflow import agent_says, customer_reads, later, now, work
+from tests.support.smtp import Inbox, smtp  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -37,41 +33,6 @@ PHISHING_NAME = "Parley Billing (verify your card in this chat)"
 STRANGER = "stranger@example.com"
 
 
-class Inbox:
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.received: list[tuple[list[str], bytes]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.received.append((list(envelope.rcpt_tos), envelope.content))
-        return "250 Message accepted for delivery"
-
-    def messages(self) -> list[Any]:
-        return [email.message_from_bytes(raw, policy=email.policy.default) for _, raw in self.received]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def smtp(settings: Any) -> Iterator[Inbox]:
-    inbox = Inbox(free_port())
-    controller = Controller(inbox, hostname="127.0.0.1", port=inbox.port)
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = controller.hostname, controller.port
-    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
-    settings.EMAIL_USE_TLS = False
-    settings.DEFAULT_FROM_EMAIL = "Parley support <support@example.com>"
-    settings.PARLEY_EMAIL_FALLBACK_SECONDS = DELAY.total_seconds()
-    settings.PARLEY_PUBLIC_URL = "https://support.example.com"
-    try:
-        yield inbox
-    finally:
-        controller.stop()
 
 
 def visitor_signs_up(name: str, address: str) -> tuple[Client, Caller]:
