@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +26,8 @@ assert c.get("/api/v1/no-such-endpoint").status_code == 404
 def test_each_4xx_is_logged_once(debug, tmp_path):
     env = {"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "project.settings", "PARLEY_DEBUG": debug,
            "DJANGO_SECRET_KEY": "x" * 50, "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-           "ALLOWED_HOSTS": "testserver", "PARLEY_HTTPS": "0"}
+           "ALLOWED_HOSTS": "testserver", "PARLEY_HTTPS": "0",
+           "PARLEY_KEYS": "k1:" + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()}
     done = subprocess.run([sys.executable, "-c", REQUEST], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     log = done.stderr.splitlines()
