@@ -45,6 +45,8 @@ PAGE = 500
 READ_MODEL_TABLES = [
     "readmodels_directoryentry", "readmodels_timelinemessage", "readmodels_conversation", "readmodels_unread",
     "readmodels_badge", "readmodels_timelinenote", "readmodels_searchentry", "readmodels_eventrows",
+    "readmodels_conversationlabel", "readmodels_agentunread", "readmodels_reportfact", "readmodels_reportcount",
+    "readmodels_reportconversation",
 ]
 
 
