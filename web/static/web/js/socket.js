@@ -37,7 +37,7 @@ export class ParleySocket extends EventTarget {
     this.stopped = false;
     this.nextDelay = 0;
     window.addEventListener("online", () => this.reconnectNow());
-    window.addEventListener("offline", () => this.ws && this.ws.close());
+    window.addEventListener("offline", () => this.abandon(4000, "offline"));
     document.addEventListener("visibilitychange", () => {
       if (document.visibilityState === "visible") this.reconnectNow();
     });
@@ -61,7 +61,23 @@ export class ParleySocket extends EventTarget {
   // Close the current connection as a network failure would (tests and the
   // "reconnect" button use it); the usual backoff brings it back.
   drop() {
-    if (this.ws) this.ws.close(4000, "dropped by the page");
+    this.abandon(4000, "dropped by the page");
+  }
+
+  // Leave the current connection now, without waiting for its closing
+  // handshake: when the network is gone the server's close frame may never
+  // come, and the page would say "live" until the browser gave up on it.
+  abandon(code, reason) {
+    const ws = this.ws;
+    if (!ws) return;
+    this.ws = null; // its own close event, whenever it comes, is ignored
+    this.stopKeepAlive();
+    try {
+      ws.close(code, reason);
+    } catch {
+      // already closing
+    }
+    this.scheduleRetry();
   }
 
   send(frame) {
@@ -171,7 +187,7 @@ export class ParleySocket extends EventTarget {
       clearTimeout(this.pongTimer);
       // No answer at all: the connection is dead though nobody closed it
       // (a laptop woke up, a proxy forgot us). Start over.
-      this.pongTimer = setTimeout(() => this.ws && this.ws.close(4000, "no pong"), PONG_WITHIN);
+      this.pongTimer = setTimeout(() => this.abandon(4000, "no pong"), PONG_WITHIN);
     }, PING_EVERY);
   }
 
