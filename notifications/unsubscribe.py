@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from django.core import signing
+from notifications.signed_address import read_address, sign_address
 
 _SALT = "parley.email.unsubscribe"
 
@@ -27,12 +27,11 @@ class InvalidUnsubscribeToken(Exception):
 
 
 def issue_unsubscribe_token(customer_id: uuid.UUID, email: str) -> str:
-    return signing.dumps({"c": str(customer_id), "e": email}, salt=_SALT)
+    return sign_address(_SALT, customer_id, email)
 
 
 def verify_unsubscribe_token(token: str) -> Unsubscription:
     try:
-        data = signing.loads(token, salt=_SALT)
-        return Unsubscription(uuid.UUID(data["c"]), str(data["e"]))
-    except (signing.BadSignature, KeyError, TypeError, ValueError):
+        return Unsubscription(*read_address(_SALT, token))
+    except ValueError:
         raise InvalidUnsubscribeToken("not a valid unsubscribe link") from None

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.core import signing
 from django.template.loader import render_to_string
 
 from notifications.ports import email_links
+from notifications.signed_address import read_address, sign_address
 from notifications.unsubscribe import issue_unsubscribe_token
 
 _SALT = "parley.email.verify"
@@ -44,14 +44,13 @@ class InvalidVerifyToken(Exception):
 
 
 def issue_verify_token(customer_id: uuid.UUID, email: str) -> str:
-    return signing.dumps({"c": str(customer_id), "e": email}, salt=_SALT)
+    return sign_address(_SALT, customer_id, email)
 
 
 def verify_verify_token(token: str) -> AddressToProve:
     try:
-        data = signing.loads(token, salt=_SALT, max_age=settings.PARLEY_EMAIL_LINK_MAX_AGE)
-        return AddressToProve(uuid.UUID(data["c"]), str(data["e"]))
-    except (signing.BadSignature, KeyError, TypeError, ValueError):
+        return AddressToProve(*read_address(_SALT, token, settings.PARLEY_EMAIL_LINK_MAX_AGE))
+    except ValueError:
         raise InvalidVerifyToken("not a valid confirmation link") from None
 
 
