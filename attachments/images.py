@@ -21,12 +21,24 @@ turned, resized: 460 MB each, 4.7 GB for twelve at once). So:
 
 So a burst of large images costs at most DECODE_SLOTS × twice the largest
 decoded size (about 260 MB with the defaults), whatever the burst's size.
+
+That bound also needs the memory of a finished decode to go back to the
+operating system. Pillow keeps pixels in blocks of 16 MB from ``malloc``;
+glibc maps such a block on its own, but after the first one is freed it
+raises its threshold (the "dynamic mmap threshold") and serves the next
+ones from the arena of the thread asking, where a freed block stays
+resident for that thread. Each request thread then kept one image's worth:
+six uploads on six threads peaked at six decodes' worth although only two
+ran at once. ``_map_large_blocks_alone`` fixes the threshold at 1 MB on
+glibc, so every block is mapped alone and unmapped when freed.
 """
 
 from __future__ import annotations
 
+import ctypes
 import io
 import os
+import platform
 import threading
 import warnings
 from dataclasses import dataclass
@@ -47,8 +59,29 @@ _slots = threading.BoundedSemaphore(DECODE_SLOTS)
 THUMBNAIL_BOX = (320, 320)
 
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+#: glibc's ``mallopt`` parameter for the size from which an allocation is mapped alone.
+M_MMAP_THRESHOLD = -3
+#: Allocations of this size and more are mapped alone (and so returned to the system when freed).
+MMAP_THRESHOLD_BYTES = 1024 * 1024
 #: The EXIF tag that says how to turn the image to show it.
 ORIENTATION = 0x0112
+
+
+def _map_large_blocks_alone() -> bool:
+    """Fix glibc's mmap threshold, so a freed image block leaves the process at once (see above).
+
+    Setting the threshold also turns off its dynamic raising; allocations
+    under 1 MB are served from the arenas as before. Other C libraries
+    (musl, macOS) do not raise their threshold like this and are left as
+    they are. True if the threshold was set.
+    """
+    if platform.libc_ver()[0] != "glibc":
+        return False
+    libc = ctypes.CDLL(None)
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
+
+
+_map_large_blocks_alone()
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,14 @@ megapixels), and a burst of six PNGs just under that cap (4000 x 4000
 RGBA, 64 MB each when decoded) is decoded two at a time
 (``PARLEY_IMAGE_DECODE_SLOTS``), each with one full-size copy: the
 process's peak resident memory (``VmHWM`` in /proc/<pid>/status, reset
-before the burst) grows by less than three decodes' worth, where six
-decodes at once took three copies each.
+before the burst) grows by about four decodes' worth (two at a time, two
+copies each), where six decodes at once took three copies each.
+
+And the memory goes back: before glibc's mmap threshold was fixed
+(attachments/images.py), each request thread kept the blocks of the last
+image it decoded, so the process stayed about two decodes above where it
+started, and the peak grew with the number of threads that had decoded
+(251 to 371 MiB over six runs of this test).
 """
 
 from __future__ import annotations
@@ -98,5 +104,8 @@ def test_a_burst_of_large_images_peaks_under_the_decode_bound_and_the_probe_png_
     peak_mib = (status_kib(pid, "VmHWM") - baseline) // 1024
     print(f"{BURST} uploads of {SIDE}x{SIDE} RGBA ({len(data) // 1024} KiB each, {DECODED_MIB} MiB decoded): "
           f"peak +{peak_mib} MiB over {baseline // 1024} MiB; after: {status_kib(pid, 'VmRSS') // 1024} MiB")
-    # Two decodes at a time, each about twice the decoded size at its peak: well under six at once.
-    assert peak_mib < 6 * DECODED_MIB, peak_mib
+    # Two decodes at a time, each about twice the decoded size at its peak: four, with room for the rest.
+    assert peak_mib < 5 * DECODED_MIB, peak_mib
+    # Once the burst is over, its pixels have left the process: not even half a decode is kept.
+    kept_mib = (status_kib(pid, "VmRSS") - baseline) // 1024
+    assert kept_mib < DECODED_MIB // 2, kept_mib
