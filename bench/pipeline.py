@@ -124,39 +124,37 @@ def _apply(conn: Any, page: list[Any], folds: Any, directory: dict[Any, Any], ti
                                   agents_unread=moved.get(folds.AGENTS, 0))
         if conv is not None:
             conversations[e.customer_id] = changed["c"][e.customer_id] = conv
-    import json
+    from readmodels import models
 
     with conn.cursor() as c:
-        c.executemany(
-            "INSERT INTO readmodels_directoryentry (customer_id, name, email, phone, external_id, origin, unsubscribed, "
-            "tx, position) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (customer_id) DO UPDATE SET "
-            "name = excluded.name, email = excluded.email, phone = excluded.phone, tx = excluded.tx, "
-            "position = excluded.position",
-            [(d["customer_id"], d["name"], d["email"], d["phone"], d["external_id"], d["origin"], d["unsubscribed"],
-              d["tx"], d["position"]) for d in changed["d"].values()])
-        c.executemany(
-            "INSERT INTO readmodels_timelinemessage (message_id, customer_id, sender_kind, sender_id, sender_name, body, "
-            "sent_at, edited_at, read_at, attachments, tx, position) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
-            "%s, %s) ON CONFLICT (message_id) DO UPDATE SET body = excluded.body, edited_at = excluded.edited_at, "
-            "read_at = excluded.read_at, tx = excluded.tx, position = excluded.position",
-            [(m["message_id"], m["customer_id"], m["sender_kind"], m["sender_id"], m["sender_name"], m["body"],
-              m["sent_at"], m["edited_at"], m["read_at"], json.dumps(m["attachments"]), m["tx"], m["position"])
-             for m in changed["t"].values()])
-        c.executemany(
-            "INSERT INTO readmodels_conversation (customer_id, last_message, unread_for_agents, awaiting_reply, "
-            "last_activity_at, status, assignee_id, assignee_name, snoozed_until, first_response_due_at, sla_breached, "
-            "tx, position) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (customer_id) DO "
-            "UPDATE SET last_message = excluded.last_message, unread_for_agents = excluded.unread_for_agents, "
-            "awaiting_reply = excluded.awaiting_reply, last_activity_at = excluded.last_activity_at, tx = excluded.tx, "
-            "position = excluded.position",
-            [(v["customer_id"], json.dumps(v["last_message"]), v["unread_for_agents"], v["awaiting_reply"],
-              v["last_activity_at"], v["status"], v["assignee_id"], v["assignee_name"], v["snoozed_until"],
-              v["first_response_due_at"], v["sla_breached"], v["tx"], v["position"]) for v in changed["c"].values()])
+        for model, rows in ((models.DirectoryEntry, changed["d"].values()),
+                            (models.TimelineMessage, changed["t"].values()),
+                            (models.Conversation, changed["c"].values())):
+            _upsert(c, model, list(rows))
         c.executemany(
             "INSERT INTO readmodels_badge (customer_id, unread, tx, position) VALUES (%s, %s, 0, 0) "
             "ON CONFLICT (customer_id) DO UPDATE SET unread = excluded.unread",
             list(changed["b"].items()))
     return len(page)
+
+
+def _upsert(cursor: Any, model: Any, rows: list[dict[str, Any]]) -> None:
+    """One raw ``INSERT ... ON CONFLICT DO UPDATE`` of these fold rows, over every column of the model's table
+    (taken from the model, so a column a later read model adds is written here too)."""
+    import json
+
+    from django.db.models import JSONField
+
+    if not rows:
+        return
+    fields = model._meta.concrete_fields
+    key = model._meta.pk.column
+    columns = [f.column for f in fields]
+    sql = (f"INSERT INTO {model._meta.db_table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "
+           f"ON CONFLICT ({key}) DO UPDATE SET "
+           + ", ".join(f"{c} = excluded.{c}" for c in columns if c != key))
+    cursor.executemany(sql, [[json.dumps(row[f.attname]) if isinstance(f, JSONField) else row[f.attname]
+                              for f in fields] for row in rows])
 
 
 # -- the pipeline in children ------------------------------------------------------------------

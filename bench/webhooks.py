@@ -62,9 +62,10 @@ def new_customers(count: int) -> list[uuid.UUID]:
 
 
 def catch_up() -> None:
-    from project.bootstrap import pipeline
+    """The read models, then the webhook process manager's group that follows them (it queues the deliveries)."""
+    from project import bootstrap
 
-    pipeline().catch_up()
+    bootstrap.catch_up("pipeline", "webhooks")
 
 
 def bare_loop(receiver: Any, secret: str, bodies: list[tuple[str, str]]) -> float:
@@ -133,7 +134,7 @@ def through_worker(receiver: Any, threads: int) -> float:
 
 def latencies(receiver: Any, samples: int) -> list[float]:
     from outbound.worker import run_webhook_workers
-    from project.bootstrap import pipeline
+    from project.bootstrap import pipeline, webhooks
     from workers.worker import Worker
 
     customers = new_customers(10)
@@ -143,7 +144,8 @@ def latencies(receiver: Any, samples: int) -> list[float]:
     def serve() -> None:
         async def main() -> None:
             stop = asyncio.Event()
-            tasks = [asyncio.create_task(Worker(pipeline()).run(stop)),
+            tasks = [asyncio.create_task(Worker(pipeline(), announce=True).run(stop)),
+                     asyncio.create_task(Worker(webhooks()).run(stop)),
                      asyncio.create_task(run_webhook_workers(stop, lanes=2))]
             ready.set()
             while not stop_flag.is_set():
@@ -228,8 +230,9 @@ connection, with no database.
 {table(["sender", "webhooks/s", "vs bare loop"], rows)}
 
 End-to-end latency, `MessageSent` appended → request verified by the
-receiver, through the pipeline (the webhook process manager writes the row
-with the checkpoint) and two delivery threads on one asyncio loop, {len(lat)}
+receiver, through the read models' group, the webhook process manager's
+group that follows it (it writes the row with its checkpoint, woken when
+the read models move) and two delivery threads, on one asyncio loop, {len(lat)}
 messages one at a time: p50 {percentile(lat, 0.5):.1f} ms, p99
 {percentile(lat, 0.99):.1f} ms, max {max(lat):.1f} ms.
 
