@@ -54,44 +54,19 @@ def plain_sender(index: int):  # type: ignore[no-untyped-def]
 
 def build(conn: Any, target: int, *, seal: bool) -> int:
     """COPY bench/replay.py's generated log into parley_events, sealed or plain; returns the events written."""
-    import uuid
-
-    from bench.replay import CHUNK, generate
+    from bench.replay import build_log
     from eventstore import keys
-    from eventstore.events import shard_of_event
     from eventstore.store import stored_payload, subject_of
 
     ring = keys.Keyring({})
-    n_total = 0
-    rows = generate(target)
-    done = False
-    while not done:
-        with conn.transaction():
-            tx = conn.execute("SELECT pg_current_xact_id()::text::bigint").fetchone()[0]
-            with conn.cursor().copy(
-                "COPY parley_events (event_id, stream_id, version, event_type, schema_version, "
-                "data, metadata, recorded_at, shard, tx) FROM STDIN"
-            ) as copy:
-                n = 0
-                for evt, stream, version, meta, at in rows:
-                    subject = subject_of(evt) if seal else None
-                    if subject is not None and subject not in ring.ciphers:
-                        ring.ciphers.update(keys.for_appending([subject]).ciphers)
-                    import json
 
-                    copy.write_row((uuid.uuid4(), stream, version, evt.event_type, evt.schema_version,
-                                    stored_payload(evt, ring), json.dumps(meta.as_json()), at, shard_of_event(evt), tx))
-                    n += 1
-                    n_total += 1
-                    if n == CHUNK:
-                        break
-                else:
-                    done = True
-    ac = conn.autocommit
-    conn.autocommit = True
-    conn.execute("VACUUM (ANALYZE) parley_events")
-    conn.autocommit = ac
-    return n_total
+    def sealed(evt: Any) -> str:
+        subject = subject_of(evt) if seal else None
+        if subject is not None and subject not in ring.ciphers:
+            ring.ciphers.update(keys.for_appending([subject]).ciphers)
+        return stored_payload(evt, ring)
+
+    return sum(build_log(conn, target, payload=sealed).values())
 
 
 def rebuild_rate(total: int) -> float:

@@ -33,7 +33,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -159,12 +159,22 @@ def generate(target: int) -> Iterator[tuple[Any, str, int, Any, Any]]:
         emitted += 1
 
 
-def build_log(conn: Any, target: int, log_rows: Iterator[tuple[Any, str, int, Any, Any]] | None = None) -> dict[str, int]:
-    """COPY the generated log (or ``log_rows``, in generate's shape) into parley_events; returns counts per event type."""
+def build_log(
+    conn: Any, target: int, log_rows: Iterator[tuple[Any, str, int, Any, Any]] | None = None,
+    payload: Callable[[Any], str] | None = None,
+) -> dict[str, int]:
+    """COPY the generated log (or ``log_rows``, in generate's shape) into parley_events; returns counts per event type.
+
+    ``payload`` gives the stored ``data`` of an event (default: its plain JSON;
+    bench/privacy.py seals it as the store does)."""
     import json
     import uuid
 
     from eventstore.events import encode, shard_of_event
+
+    if payload is None:
+        def payload(evt: Any) -> str:
+            return json.dumps(encode(evt), separators=(",", ":"))
 
     counts: dict[str, int] = {}
     rows = log_rows if log_rows is not None else generate(target)
@@ -185,7 +195,7 @@ def build_log(conn: Any, target: int, log_rows: Iterator[tuple[Any, str, int, An
                             version,
                             evt.event_type,
                             evt.schema_version,
-                            json.dumps(encode(evt), separators=(",", ":")),
+                            payload(evt),
                             json.dumps(meta.as_json()),
                             at,
                             shard_of_event(evt),
