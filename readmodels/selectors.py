@@ -108,6 +108,11 @@ def known_agents(ids: set[str]) -> set[str]:
     return set(agent_names_port().names(ids))
 
 
+def agent_name(agent_id: str) -> str | None:
+    """The name this user is shown by (an agent, or a former one), or None if the id names nobody."""
+    return agent_names_port().names({agent_id}).get(agent_id)
+
+
 @dataclass(frozen=True)
 class Page:
     items: list[dict[str, Any]]

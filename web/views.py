@@ -28,7 +28,7 @@ from accounts.principals import agent_display_name
 from accounts.tokens import InvalidCustomerToken, verify_link_token
 from conversations.away import away_status, business_hours
 from customers.services import CustomerError, CustomerNotFound, customer_get, customer_register
-from readmodels import reports
+from readmodels import reports, selectors
 from readmodels.projections import report_clock
 from web import charts as charts_module
 from web.forms import StartChatForm
@@ -280,13 +280,32 @@ def reports_page(request: HttpRequest) -> HttpResponse:
         problem = f"A report covers at most {reports.MAX_DAYS} days."
     if problem:
         first, last, status = today - dt.timedelta(days=29), today, 400
-    summary, days = reports.summary(first, last), reports.daily(first, last)["days"]
+    team = reports.summary(first, last)
+    agent = request.GET.get("agent") or None
+    agent_name = selectors.agent_name(agent) if agent is not None and agent.isdigit() and len(agent) <= 20 else None
+    if agent is not None and agent_name is None:
+        problem, agent, status = (problem or "There is no such agent: showing the whole team."), None, 400
+    summary = team if agent is None else reports.summary(first, last, agent)
+    days = reports.daily(first, last, agent)["days"]
     every = max(1, len(days) // 10)
     label = "%d %b"
-    charts = [
+    # For one agent, conversations started count for the team only (docs/reports.md): chart their replies instead.
+    first_chart = (
         charts_module.bars("Conversations started per day",
                            [(dt.date.fromisoformat(d["day"]).strftime(label), d["conversations"]) for d in days],
-                           every=every),
+                           every=every)
+        if agent is None else
+        charts_module.bars("Replies per day",
+                           [(dt.date.fromisoformat(d["day"]).strftime(label), d["messages"]["agent"]) for d in days],
+                           every=every)
+    )
+    # The picker offers the agents with facts in the range (and the one shown, if they have none).
+    agents = [(a["agent"]["id"], a["agent"]["name"]) for a in team["by_agent"]]
+    if agent is not None and agent not in {a for a, _ in agents}:
+        agents.append((agent, agent_name or ""))
+    query = f"from={first.isoformat()}&to={last.isoformat()}" + (f"&agent={agent}" if agent else "")
+    charts = [
+        first_chart,
         charts_module.bars("First response per day (median, business minutes)",
                            [(dt.date.fromisoformat(d["day"]).strftime(label),
                              None if d["first_response_seconds"]["p50"] is None
@@ -297,5 +316,5 @@ def reports_page(request: HttpRequest) -> HttpResponse:
     ]
     return render(request, "web/reports.html", {
         "first": first.isoformat(), "last": last.isoformat(), "summary": summary, "days": days, "charts": charts,
-        "problem": problem, "query": f"from={first.isoformat()}&to={last.isoformat()}",
+        "problem": problem, "query": query, "agents": agents, "agent": agent, "agent_name": agent_name if agent else "",
     }, status=status)

@@ -101,6 +101,16 @@ def test_the_reports_page_charts_a_seeded_month_and_its_range_picker_narrows_it(
     expect(agent.locator("#by-day tbody tr")).to_have_count(7)
     assert agent.locator("svg.chart__svg").first.locator("rect").count() == 7
 
+    # One agent: the one who answered the month (the seed's). The choice stays in the address.
+    picker = agent.locator("#report-agent")
+    expect(picker.locator("option")).to_have_count(2)  # the whole team, and them
+    picker.select_option(index=1)
+    agent.get_by_role("button", name="Show").click()
+    expect(agent).to_have_url(re.compile(r"[?&]agent=\d+"))
+    expect(agent.get_by_role("img", name=re.compile("Replies per day"))).to_be_visible()
+    expect(agent.locator("#tile-conversations")).to_have_text("0")  # conversations started count for the team
+    expect(agent.locator("#by-day tbody tr")).to_have_count(7)
+
 
 def test_outside_business_hours_the_page_says_when_we_are_back_and_the_away_reply_shows_as_automatic(
         browser, pages, tmp_path):  # noqa: F811

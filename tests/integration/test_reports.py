@@ -122,5 +122,30 @@ def test_the_reports_page_draws_its_charts_and_tables_and_refuses_a_reversed_ran
     assert client.get("/agent/reports/", {"from": "soon"}).status_code == 400
 
 
+def test_the_reports_page_shows_one_agent_picked_from_those_with_facts_and_refuses_an_unknown_one(seeded, client):
+    from django.contrib.auth import get_user_model
+
+    client.force_login(get_user_model().objects.get(username="grace"))
+    grace, linus = seeded["grace"], seeded["linus"]
+    html = client.get("/agent/reports/").content.decode()
+    # The picker offers the whole team and every agent with facts in the range.
+    assert '<option value="">Whole team</option>' in html
+    assert f'<option value="{grace.id}">Grace</option>' in html and f'<option value="{linus.id}">Linus</option>' in html
+
+    page = client.get("/agent/reports/", {"agent": linus.id})
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert f'<option value="{linus.id}" selected>Linus</option>' in html
+    # Linus's own figures: his one resolution, his rating (the 5 that replaced the 2), his replies charted.
+    assert "5.0 of 5 (1)" in html and "Replies per day" in html and "Conversations started per day" not in html
+    assert f"agent={linus.id}&amp;format=csv" in html  # the downloads are his too
+    by_agent = html.split('id="by-agent"')[1].split("</table>")[0]
+    assert "Linus" in by_agent and "Grace" not in by_agent
+
+    for unknown in ("999999", "not-an-id", "1" * 30):
+        refused = client.get("/agent/reports/", {"agent": unknown})
+        assert refused.status_code == 400 and "no such agent" in refused.content.decode()
+
+
 def test_the_reports_page_is_for_agents_only(client):
     assert client.get("/agent/reports/").status_code == 302  # to the sign-in page
