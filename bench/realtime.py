@@ -50,7 +50,8 @@ BENCH_RT_DRAIN (seconds to wait for late deliveries, 15), BENCH_RT_SHAPES
 (echo,serve,pubsub; core too on request), BENCH_RT_SETTINGS (the servers' settings module,
 to try a change), BENCH_RT_DRY=1 (print, leave
 docs/benchmarks.md alone), BENCH_RT_KEEP_LOGS=1, BENCH_RT_DEBUG=1 (list
-every message not delivered). Without REDIS_URL only (a) and the echo run.
+the slowest messages of each phase, with when they were sent, and every
+message not delivered). Without REDIS_URL only (a) and the echo run.
 """
 
 from __future__ import annotations
@@ -671,6 +672,10 @@ class ChatLoad:
         # Lost: the fan-out had sent it, yet it never arrived. Queued: still behind in the pipeline.
         passed = [t for t in mine if t.position is not None and t.position in fanned_out]
         if DEBUG:
+            slowest = sorted((t for t in mine if t.t_recv is not None), key=lambda t: t.t_send - t.t_recv)[:8]
+            for t in slowest:
+                log(f"    slow {t.kind} {1000 * (t.t_recv - t.t_send):.1f} ms sent@{t.t_send - phase.w0:.2f}s "
+                    f"to={t.receiver.kind}{t.receiver.index}@{t.receiver.proc} position={t.position}")
             for t in mine:
                 if t.t_recv is None or t.frames < self.copies:
                     log(f"    missing {t.kind} cust={t.customer_id[:8]} to={t.receiver.kind}{t.receiver.index}@{t.receiver.proc} "

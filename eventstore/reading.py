@@ -37,9 +37,12 @@ TABLE = "parley_events"
 # event, computed by the function parley_read_barrier() (migration
 # eventstore 0002; a plpgsql function so that its plan is made once per
 # connection). pg_current_snapshot()'s in-progress list is cluster-wide, so
-# transactions of other databases (and replays of our own, marked by
-# eventstore.store's mark_replay_transaction) are dropped from it, or one
-# long transaction anywhere in the cluster would stall every reader. An xid
+# transactions of other databases (and those of our own that promised to
+# append nothing: replays, and the batches of the groups that only derive
+# rows, marked by eventstore.store's mark_replay_transaction) are dropped
+# from it, or one long transaction anywhere in the cluster would stall
+# every reader, and every batch of a group that follows the read models
+# would hold back the read models themselves (migration eventstore 0009). An xid
 # whose backend cannot be seen (finished meanwhile, or hidden from this
 # role) is kept: that may delay a read, never make it skip. The reader's
 # own xid is kept too, so a reader never passes its own uncommitted

@@ -46,6 +46,7 @@ import datetime as dt
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
@@ -60,7 +61,7 @@ from eventstore.events import Cursor, RecordedEvent, Undecodable
 from eventstore.models import Checkpoint, Parked
 from eventstore.partitions import Partition
 from eventstore.reading import Batch
-from eventstore.store import EventStore, mark_replay_transaction, replaying
+from eventstore.store import EventStore, mark_replay_transaction, no_appends_statement, replaying
 from eventstore.unit import Unit
 
 log = logging.getLogger(__name__)
@@ -167,11 +168,17 @@ class ConsumerRunner:
         derived_only: bool = False,
         follows: str | None = None,
         partition: Partition | None = None,
+        appends: bool = True,
     ) -> None:
         self.consumers: list[Consumer] = list(consumers) if isinstance(consumers, Sequence) else [consumers]
         #: The group writes nothing the log cannot give again: its commits need
         #: not wait for the disk (see process_batch).
         self.derived_only = derived_only
+        #: Whether the group's members may append events. A group that does not
+        #: marks its batch transactions so (eventstore.store.mark_replay_transaction),
+        #: and readers of the log, the read models among them, do not wait for
+        #: them; ``append`` refuses during its batches.
+        self.appends = appends
         if not self.consumers:
             raise ValueError("a runner needs at least one consumer")
         #: The part of the log this runner reads (None: all of it); its checkpoint
@@ -329,8 +336,12 @@ class ConsumerRunner:
                     if prepare is not None:
                         prepare(view)
                 member = None
-                (locked,) = unit.load(before=[self._lock_sql()])
+                # A group that appends nothing says so before its lock gives its transaction an id.
+                mark = None if self.appends else no_appends_statement()
+                *_, locked = unit.load(before=[mark, self._lock_sql()] if mark else [self._lock_sql()])
                 self._check_lock(locked, start)
+                if not self.appends:
+                    replaying.active = True
                 effects = []
                 for member, view in views:
                     effects.append((member, member.handle(view)))
@@ -363,6 +374,9 @@ class ConsumerRunner:
             except Exception:
                 pass
             raise
+        finally:
+            if not self.appends:
+                replaying.active = False
         self._erring = False
         if self.isolating is not None and batch.end >= self.isolating:
             self.isolating = None
@@ -380,8 +394,16 @@ class ConsumerRunner:
         if not rows or rows[0][2] != self.owner or Cursor(int(rows[0][0]), int(rows[0][1])) != start:
             raise LostLease(self.name)
 
+    #: Seconds catch_up waits at most for committed events held behind a transaction still open.
+    BLOCKED_PATIENCE = 5.0
+
     def catch_up(self, max_batches: int = 1_000_000) -> int:
         """Process until the log is exhausted (synchronously); returns events handled.
+
+        Committed events that wait behind another transaction still open
+        (the read barrier) are part of the log as it is now: catch_up waits
+        for that transaction, up to BLOCKED_PATIENCE seconds, rather than
+        stop short of them.
 
         Effects are performed on a private event loop: meant for tests,
         commands and rebuilds, not for the server's loop.
@@ -389,11 +411,18 @@ class ConsumerRunner:
         if not self.acquire_lease():
             raise LostLease(self.name)
         total = 0
+        deadline = None
         try:
             for _ in range(max_batches):
                 progress = self.process_batch()
                 if not progress.moved:
+                    if progress.blocked:
+                        deadline = deadline or time.monotonic() + self.BLOCKED_PATIENCE
+                        if time.monotonic() < deadline:
+                            time.sleep(0.005)
+                            continue
                     break
+                deadline = None
                 total += progress.handled
                 if progress.effects:
                     asyncio.run(after_commit(progress.effects, self.name, progress.span))
@@ -409,10 +438,17 @@ class ConsumerRunner:
             raise LostLease(self.name)
         total = 0
         try:
+            deadline = None
             while True:
                 progress = await sync_to_async(self.process_batch, thread_sensitive=True)()
                 if not progress.moved:
+                    if progress.blocked:  # as in catch_up
+                        deadline = deadline or time.monotonic() + self.BLOCKED_PATIENCE
+                        if time.monotonic() < deadline:
+                            await asyncio.sleep(0.005)
+                            continue
                     return total
+                deadline = None
                 total += progress.handled
                 await after_commit(progress.effects, self.name, progress.span)
         finally:

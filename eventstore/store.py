@@ -32,6 +32,11 @@ from eventstore.reading import TABLE, LogReader, _as_uuid
 #: application_name of a transaction that promises never to append events
 #: (a read-model rebuild): readers need not wait for it.
 REPLAY_APPLICATION_NAME = "parley:replay"
+#: The same promise from a live consumer group that only derives rows from the
+#: log (the read models, the process managers that queue pushes, webhooks and
+#: emails): its batch transaction takes a transaction id when it locks its
+#: checkpoint, and readers of the log need not wait for that id either.
+DERIVING_APPLICATION_NAME = "parley:derived"
 
 _INSERT_COLUMNS = "event_id, stream_id, version, event_type, schema_version, data, metadata, recorded_at, shard, tx"
 
@@ -44,12 +49,26 @@ class _Replaying(threading.local):
 replaying = _Replaying()
 
 
-def mark_replay_transaction(using: str = "default") -> None:
-    """Declare the current transaction a replay: it will append no events."""
+def mark_replay_transaction(using: str = "default", name: str = REPLAY_APPLICATION_NAME) -> None:
+    """Declare the current transaction one that will append no events (a replay,
+    or with ``name`` DERIVING_APPLICATION_NAME a live group's batch), so that
+    readers of the log do not wait for it (eventstore.reading, the read
+    barrier). Call it before the transaction writes anything, so that its
+    transaction id is never seen without the mark; ``replaying`` makes
+    ``append`` refuse meanwhile, so the promise holds."""
     conn = connections[using]
     if conn.vendor == "postgresql":
         with conn.cursor() as cursor:
-            cursor.execute("SET LOCAL application_name = %s", [REPLAY_APPLICATION_NAME])
+            cursor.execute("SET LOCAL application_name = %s", [name])
+
+
+def no_appends_statement(using: str = "default", name: str = DERIVING_APPLICATION_NAME) -> tuple[str, list[Any]] | None:
+    """The statement that marks the current transaction as mark_replay_transaction does,
+    to send in one round trip with others (before any of them writes); None where
+    there is no read barrier (SQLite)."""
+    if connections[using].vendor != "postgresql":
+        return None
+    return "SELECT set_config('application_name', %s, true)", [name]
 
 
 def _violated_constraint(err: IntegrityError) -> str:
@@ -126,7 +145,8 @@ class EventStore(LogReader):
         if not events:
             return []
         if replaying.active:
-            raise RuntimeError("a replay transaction must not append events (readers do not wait for it)")
+            raise RuntimeError("a replay, or a consumer group that appends nothing, must not append events "
+                               "(readers do not wait for its transaction)")
         metadata = metadata or Metadata()
         pending = [e if isinstance(e, NewEvent) else NewEvent(e) for e in events]
         now = dt.datetime.now(dt.timezone.utc)

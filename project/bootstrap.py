@@ -52,7 +52,8 @@ def pipeline(*, owner: str | None = None, partition: Partition | None = None) ->
     """
     from readmodels.projections import PIPELINE
 
-    return ConsumerRunner(consumers(partition), name=PIPELINE, owner=owner, derived_only=True, partition=partition)
+    return ConsumerRunner(consumers(partition), name=PIPELINE, owner=owner, derived_only=True, partition=partition,
+                          appends=False)
 
 
 def workflow(*, owner: str | None = None, partition: Partition | None = None) -> ConsumerRunner:
@@ -69,7 +70,8 @@ def push(*, owner: str | None = None, partition: Partition | None = None) -> Con
     from notifications.process_manager import PUSH, PushProcessManager
     from readmodels.projections import PIPELINE
 
-    return ConsumerRunner([PushProcessManager()], name=PUSH, owner=owner, follows=PIPELINE, partition=partition)
+    return ConsumerRunner([PushProcessManager()], name=PUSH, owner=owner, follows=PIPELINE, partition=partition,
+                          appends=False)
 
 
 def webhooks(*, owner: str | None = None, partition: Partition | None = None) -> ConsumerRunner:
@@ -78,7 +80,7 @@ def webhooks(*, owner: str | None = None, partition: Partition | None = None) ->
     from readmodels.projections import PIPELINE
 
     return ConsumerRunner([WebhookProcessManager()], name=WEBHOOKS, owner=owner, follows=PIPELINE,
-                          partition=partition)
+                          partition=partition, appends=False)
 
 
 def email_fallback(*, owner: str | None = None, partition: Partition | None = None) -> ConsumerRunner:
@@ -89,7 +91,7 @@ def email_fallback(*, owner: str | None = None, partition: Partition | None = No
     from readmodels.projections import PIPELINE
 
     return ConsumerRunner([EmailFallbackProcessManager()], name=EMAIL_FALLBACK, owner=owner, follows=PIPELINE,
-                          partition=partition)
+                          partition=partition, appends=False)
 
 
 #: Every consumer group of a deployment, by name: what each runs.

@@ -99,6 +99,42 @@ def test_a_reader_waits_for_an_uncommitted_append_instead_of_skipping_it():
     assert [e.stream_id for e in got] == ["slow", "fast"]
 
 
+def test_catch_up_waits_for_committed_events_held_behind_an_open_transaction():
+    """``catch_up`` (commands, tests) takes the log as it is now: an event committed
+    behind a transaction still open is waited for, not left for later."""
+    from eventstore.runner import ConsumerRunner
+
+    store = EventStore()
+    seen: list[str] = []
+
+    class Recorder:
+        name = "recorder"
+        event_types = None
+
+        def handle(self, batch):
+            seen.extend(r.stream_id for r in batch.events)
+
+        async def after_commit(self, effects):
+            return None
+
+    appended, release = threading.Event(), threading.Event()
+
+    def slow_writer() -> None:
+        with transaction.atomic():
+            store.append("slow", [noted()], 0)
+            appended.set()
+            release.wait(10)
+
+    t = threading.Thread(target=_in_thread, args=(slow_writer,))
+    t.start()
+    assert appended.wait(10)
+    store.append("fast", [noted()], 0)  # committed, but behind the slow one
+    threading.Timer(0.3, release.set).start()
+    handled = ConsumerRunner(Recorder()).catch_up()
+    t.join()
+    assert (handled, seen) == (2, ["slow", "fast"])
+
+
 def test_appends_to_different_streams_do_not_wait_for_each_other():
     """The barrier holds readers back, never writers: a second writer commits
     while the first still holds its transaction open."""
@@ -170,6 +206,88 @@ def test_a_rebuild_in_progress_does_not_hold_live_readers_back():
     t.join()
     assert seen_by_reader == ["before", "during-rebuild"]
     assert late.position > 0
+
+
+def _batch_in_progress_then_read(*, appends: bool) -> tuple[list[str], list[str]]:
+    """A group's batch holds its transaction open (checkpoint locked: it has an id) while
+    another writer appends and commits; what a reader of the log sees meanwhile, and after."""
+    from eventstore.runner import ConsumerRunner
+
+    store = EventStore()
+    store.append("before", [noted()], 0)
+    inside, release = threading.Event(), threading.Event()
+
+    class SlowMember:
+        name = "slow-member"
+        event_types = None
+
+        def handle(self, batch):
+            inside.set()
+            release.wait(10)
+
+        async def after_commit(self, effects):
+            return None
+
+    runner = ConsumerRunner(SlowMember(), name="slow-group", appends=appends)
+    assert runner.acquire_lease()
+    t = threading.Thread(target=_in_thread, args=(runner.process_batch,))
+    t.start()
+    try:
+        assert inside.wait(10)
+        store.append("during-batch", [noted()], 0)
+        during = [e.stream_id for e in store.read_all(Cursor.start())]
+    finally:
+        release.set()
+        t.join()
+    return during, [e.stream_id for e in store.read_all(Cursor.start())]
+
+
+def test_a_batch_of_a_group_that_appends_nothing_does_not_hold_readers_back():
+    """The read models' batch, and those of the groups that follow them, lock their
+    checkpoint (a transaction id) but never append: the log is read past them."""
+    during, after = _batch_in_progress_then_read(appends=False)
+    assert during == ["before", "during-batch"]
+    assert after == ["before", "during-batch"]
+
+
+def test_a_batch_of_a_group_that_may_append_holds_readers_back_until_it_ends():
+    """The workflow's batch may append events with its transaction id, so readers wait for it."""
+    during, after = _batch_in_progress_then_read(appends=True)
+    assert during == ["before"]
+    assert after == ["before", "during-batch"]
+
+
+def test_a_group_that_appends_nothing_cannot_append_in_its_batch():
+    from eventstore.runner import ConsumerRunner
+    from eventstore.store import replaying
+
+    store = EventStore()
+    store.append("before", [noted()], 0)
+
+    class Appender:
+        name = "appender"
+        event_types = None
+
+        def handle(self, batch):
+            store.append("sneaked-in", [noted()], 0)
+
+        async def after_commit(self, effects):
+            return None
+
+    runner = ConsumerRunner(Appender(), name="appender", appends=False)
+    assert runner.acquire_lease()
+    with pytest.raises(RuntimeError, match="must not append"):
+        runner.process_batch()
+    assert replaying.active is False  # the thread's next transaction may append again
+    assert [e.stream_id for e in store.read_all(Cursor.start())] == ["before"]
+
+
+def test_the_groups_that_only_derive_rows_are_declared_so_and_the_workflow_is_not():
+    from project import bootstrap
+
+    appends = {name: bootstrap.group(name).appends for name in bootstrap.GROUPS}
+    assert appends == {"pipeline": False, "workflow": True, "push": False, "webhooks": False,
+                       "email-fallback": False}
 
 
 def test_a_replay_transaction_cannot_append():
