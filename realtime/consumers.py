@@ -10,6 +10,12 @@ here: frames become commands (chat.handlers) and answers become frames
 Each registered socket counts in the open-connections gauge until it
 disconnects; replies and ``resync`` frames count as they go out
 (observability.metrics).
+
+An erased customer's sockets close (docs/privacy.md): each one, in whichever
+process holds it, closes itself with 4410 right after it has sent the
+``customer.erased`` frame of its own customer, live or replayed; a new socket
+with their token (which still verifies: it is signed, not stored) is
+refused with 4410.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from accounts.principals import AuthenticationFailed, Principal, principal_from_
 from accounts.sendbudget import charge_edit, charge_send
 from chat.commands import Actor, EditMessage, MarkMessageAsRead, SendMessage
 from chat.handlers import Written, edit_message, mark_message_as_read, send_message
+from chat.ports import customer_directory
 from eventstore import partitions
 from eventstore.events import Cursor, Metadata
 from eventstore.reading import UnknownPosition
@@ -58,6 +65,7 @@ RESUME_GRACE = 1.0
 CLOSE_RESUME = 4000  # reconnect and resume
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN_ORIGIN = 4403
+CLOSE_ERASED = 4410  # the customer was erased: final, never reconnect (HTTP answers their writes 410 too)
 CLOSE_TOO_MANY_SOCKETS = 4429  # this identity holds PARLEY_SOCKETS_PER_IDENTITY sockets here already
 #: Seconds a resume waits for a client that does not read what it was sent before closing (4000).
 DRAIN_WITHIN = 30.0
@@ -80,6 +88,22 @@ def _authenticate(scope: dict[str, Any]) -> Principal | None:
     return principal_from_cookies(
         scope.get("cookies", {}), scope.get("user"), session_key=getattr(session, "session_key", None)
     )
+
+
+def _identify(scope: dict[str, Any]) -> tuple[Principal | None, bool]:
+    """Who the socket speaks for, and whether that is a customer who no longer exists.
+
+    A customer token is signed, not stored: an erased customer's still
+    verifies, and so does the chat page's cookie holding it. The customers
+    context knows whether the customer exists (chat's ``CustomerDirectory``
+    port: mostly from the process's memory, else one query), asked on the
+    same database thread as the authentication, so the handshake makes one
+    hop for both. Memory can be stale for a few seconds after an erasure
+    in other processes; the dispatcher covers that (``Dispatcher.erased``).
+    """
+    principal = _authenticate(scope)
+    gone = principal is not None and principal.kind == "customer" and not customer_directory().is_known(principal.customer_id)
+    return principal, gone
 
 
 def _origin_allowed(scope: dict[str, Any]) -> bool:
@@ -105,6 +129,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     principal: Principal | None = None
     delivery: Delivery | None = None
+    #: Set by ``close``: nothing is sent after the close frame (autobahn refuses a send on a closing socket).
+    closing = False
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Channels' dispatch without its ``close_old_connections`` before every
@@ -128,7 +154,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # Accepted only once registered with the dispatcher (or to say why not):
         # a client whose handshake completed is already counted in its audience.
         try:
-            principal = await db(_authenticate)(self.scope)
+            principal, gone = await db(_identify)(self.scope)
         except AuthenticationFailed as err:
             await self._refuse(err.code, err.detail, CLOSE_UNAUTHENTICATED)
             return
@@ -142,6 +168,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         if principal.via_cookie and not _origin_allowed(self.scope):
             await self._refuse("forbidden_origin", "this origin may not use the session cookie", CLOSE_FORBIDDEN_ORIGIN)
+            return
+        if gone:
+            await self._refuse_erased()
             return
         self.audience = AGENTS if principal.kind == "agent" else frames.customer_audience(principal.id)
         self.principal = principal
@@ -158,6 +187,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.principal = None
             await self._refuse("too_many_sockets", f"at most {settings.PARLEY_SOCKETS_PER_IDENTITY} open sockets "
                                "per identity; close another one first", CLOSE_TOO_MANY_SOCKETS)
+            return
+        if principal.kind == "customer" and dispatcher.erased(principal.id):
+            # Known above from a stale memory, but the erasure went by before this socket registered.
+            dispatcher.unregister(self)
+            self.principal = None
+            await self._refuse_erased()
             return
         # Set before the next suspension point: the dispatcher offers nothing in between.
         self.delivery = Delivery(self.send_text, registered_at)
@@ -211,6 +246,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send_frame(frames.error(code, detail))
         await self.close(code=close_code)
 
+    async def _refuse_erased(self) -> None:
+        await self._refuse("erased", "this customer was erased: their conversation is gone; do not reconnect", CLOSE_ERASED)
+
+    async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
+        """Close, and send nothing more: a close can come in the middle of sending (a replay
+        that reaches an erasure, an ``ack`` on its way), and autobahn raises on a send after it."""
+        self.closing = True
+        await super().close(code=code, reason=reason)
+
     async def disconnect(self, code: int) -> None:
         if self._resync_timer is not None:
             self._resync_timer.cancel()
@@ -233,11 +277,31 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.delivery.offer(cursor, texts)
 
     async def send_text(self, text: str) -> None:
+        if self.closing:
+            return
         await self.send(text_data=text)
+        if self.audience != AGENTS and frames.is_erasure(text):
+            await self._erased()
 
     async def send_frame(self, frame: dict[str, Any]) -> None:
+        if self.closing:
+            return
         await self.send(text_data=frames.encode(frame))
         FRAMES_REPLY.inc()
+
+    async def _erased(self) -> None:
+        """This customer was erased, and this socket has just told them (``customer.erased``): close (4410).
+
+        Every process hears of the erasure (the frame comes through the
+        dispatcher, live, or from the log when a resume replays it), so each
+        socket closes itself, whichever process it is on. Unregistered first:
+        nothing more is offered to it, nothing it sends is acted on, and
+        whatever was on its way out (the rest of a replay, ``resumed``, an
+        ``ack``) is not sent after the close.
+        """
+        await self.disconnect(CLOSE_ERASED)
+        self.principal = None
+        await self.close(code=CLOSE_ERASED)
 
     async def _go_live(self) -> None:
         """The client sends no resume: live frames from where it connected."""
@@ -443,8 +507,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 end, envs = await db(self._replay_batch)(cursor, until)
                 for env in envs:
                     await delivery.replay(env.cursor, env.frames_for(self.audience))
-                    if not await self._drain():
-                        return
+                    if self.closing or not await self._drain():
+                        return  # closed meanwhile (the replay reached the customer's erasure), or the client does not read
                 delivery.advance(end)
                 cursor = end
             delivery.advance(start)

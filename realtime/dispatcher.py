@@ -95,6 +95,7 @@ class Dispatcher(LogTail):
         self.partition_count = partitions.count()
         self.received: dict[int, Cursor] = {}
         self.held: list[Envelope] = []
+        self.erasures: dict[str, float] = {}
         self._mismatch_logged = False
         self.process_id = uuid.uuid4().hex
         self.stats = Stats()

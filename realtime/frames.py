@@ -53,6 +53,18 @@ def encode(frame: dict[str, Any]) -> str:
     return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
 
 
+#: How the text of every ``customer.erased`` frame begins (``type`` comes first in
+#: every frame built here, and ``encode`` keeps the order).
+_ERASURE_PREFIX = encode({"type": "customer.erased"})[:-1]
+
+
+def is_erasure(text: str) -> bool:
+    """Whether an encoded frame is ``customer.erased``: told from its first bytes,
+    without decoding it, as it is asked of every frame a customer's socket sends
+    and of every event the dispatcher hands on (realtime.consumers, realtime.logtail)."""
+    return text.startswith(_ERASURE_PREFIX)
+
+
 # -- the frames ------------------------------------------------------------------------
 
 

@@ -20,6 +20,7 @@ realtime.dispatcher).
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -41,6 +42,11 @@ log = logging.getLogger(__name__)
 FILL_BATCH = 500
 #: The dispatcher's name as a consumer of the log, in its log records.
 DISPATCHER = "realtime-dispatcher"
+#: Seconds an erasure the dispatcher handed on is surely remembered (longer ones are
+#: dropped as later erasures come in). Far longer than a process answers "this
+#: customer exists" from memory (customers.directory: 5 s), which is what a
+#: socket of an erased customer that registers after the erasure slips through.
+ERASURES_REMEMBERED = 60.0
 
 
 class Listener(Protocol):
@@ -97,6 +103,8 @@ class LogTail:
     partition_count: int
     received: dict[int, Cursor]
     held: list[Envelope]
+    #: Customers whose ``customer.erased`` this dispatcher handed on, and when (time.monotonic()).
+    erasures: dict[str, float]
 
     def _start_at(self, cursor: Cursor) -> None:
         self.cursor = cursor
@@ -152,15 +160,43 @@ class LogTail:
         events = batch.events
         if AGENTS not in self.audiences:
             wanted = set(self.audiences)
-            events = [r for r in events if frames.customer_audience(r.event.customer_id) in wanted]  # type: ignore[attr-defined]
+            # An erasure is kept though none of the customer's sockets is here: see ``erased``.
+            events = [r for r in events if r.event_type == "CustomerErased"
+                      or frames.customer_audience(r.event.customer_id) in wanted]  # type: ignore[attr-defined]
         return batch, frames.envelopes(events)
 
     async def _hand_on(self, envelope: Envelope) -> None:
+        if envelope.to_customer and frames.is_erasure(envelope.to_customer[0]):
+            self._remember_erasure(envelope.customer_id)
         for listener in list(self.audiences.get(frames.customer_audience(envelope.customer_id), ())):
             await self._offer(listener, envelope.cursor, envelope.to_customer)
         if envelope.to_agents:
             for listener in list(self.audiences.get(AGENTS, ())):
                 await self._offer(listener, envelope.cursor, envelope.to_agents)
+
+    def erased(self, customer_id: str) -> bool:
+        """Whether this dispatcher has handed on the customer's erasure (within
+        ``ERASURES_REMEMBERED`` at least).
+
+        A customer's socket asks right after registering, before any
+        suspension point. Registered before the erasure went by, it is
+        offered ``customer.erased`` like any event of its view, and closes on
+        it; registered after, it would never hear of it. Such a socket got
+        past the check that the customer exists only because its process
+        still remembered them (for up to five seconds after the erasure), and
+        is refused here instead.
+        """
+        return customer_id in self.erasures
+
+    def _remember_erasure(self, customer_id: str) -> None:
+        now = time.monotonic()
+        # Oldest first (insertion order): drop those past the period, so a mass erasure costs a minute's worth.
+        while self.erasures:
+            oldest, at = next(iter(self.erasures.items()))
+            if now - at < ERASURES_REMEMBERED:
+                break
+            del self.erasures[oldest]
+        self.erasures[customer_id] = now
 
     async def _offer(self, listener: Listener, cursor: Cursor, texts: tuple[str, ...]) -> None:
         try:

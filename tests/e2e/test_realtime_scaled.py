@@ -125,3 +125,49 @@ def test_a_customer_who_reconnects_gets_everything_sent_while_away_exactly_once(
             assert badge["unread"] == 4
 
     asyncio.run(scenario())
+
+
+async def closed_with(ws: Any, timeout: float = 15) -> int | None:
+    """The close code, once the server closed the socket (after whatever frames were still to come)."""
+    async def wait() -> int | None:
+        try:
+            while True:
+                await ws.recv()
+        except websockets.ConnectionClosed:
+            return ws.close_code
+
+    return await asyncio.wait_for(wait(), timeout)
+
+
+def test_erasing_a_customer_closes_their_sockets_on_every_process_and_refuses_new_ones(scaled_stack: Stack):
+    ada = scaled_stack.register_customer("Ada Erased", "erased@example.com")
+    bob = scaled_stack.register_customer("Bob Stays", "stays@example.com")
+    agent = scaled_stack.agent_token()
+
+    async def scenario() -> None:
+        async with websockets.connect(scaled_stack.ws_url(ada["token"], 0)) as first, websockets.connect(
+            scaled_stack.ws_url(ada["token"], 1)
+        ) as second, websockets.connect(scaled_stack.ws_url(bob["token"], 1)) as other:
+            for ws in (first, second, other):
+                await ws.send(json.dumps({"type": "resume", "after": 0}))
+                await next_of(ws, "resumed")
+            status, body = http("POST", f"{scaled_stack.url}/api/v1/customers/{ada['customer_id']}/erase", token=agent)
+            assert status == 202 and body["erased"] is True
+            # Each process closes its own socket of hers, right after the frame.
+            for ws in (first, second):
+                assert (await next_of(ws, "customer.erased"))["customer_id"] == ada["customer_id"]
+                assert await closed_with(ws) == 4410
+            # Bob's socket on the same process as one of hers stays, and live.
+            mid = str(uuid.uuid4())
+            status, _ = http("POST", f"{scaled_stack.urls[0]}/api/v1/conversations/{bob['customer_id']}/messages",
+                             {"message_id": mid, "body": "still here for you"}, token=agent)
+            assert status == 201
+            assert (await next_of(other, "message.sent", message_id=mid))["message"]["body"] == "still here for you"
+        # Her token is refused on either process, at once (process 1 may still remember her: it saw her seconds ago).
+        for index in (0, 1):
+            async with websockets.connect(scaled_stack.ws_url(ada["token"], index)) as again:
+                refused = json.loads(await asyncio.wait_for(again.recv(), 15))
+                assert (refused["type"], refused["code"]) == ("error", "erased")
+                assert await closed_with(again) == 4410
+
+    asyncio.run(scenario())

@@ -742,3 +742,60 @@ def test_a_send_past_the_send_budget_says_it_waits_and_goes_out_by_itself(browse
     expect(third.locator(".msg__wait")).to_have_count(0)
     status, page = http("GET", f"{tight_stack.url}/api/v1/messages?after=0", token=ada["token"])
     assert status == 200 and [m["body"] for m in page["messages"]] == ["First", "Second", "Third, too fast"]
+
+
+def test_an_erased_customers_pages_drop_the_conversation_say_so_and_never_reconnect(browser, pages, stack):
+    ada = stack.register_customer("Ada Erased", "ada.erased@example.com")
+    agent_token = stack.agent_token()
+    agent_send(stack, agent_token, ada["customer_id"], "Your passport number is on file")
+    live = open_customer(browser, pages, stack, ada["token"])
+    away = open_customer(browser, pages, stack, ada["token"])
+    for page in (live, away):
+        expect(page.locator(".msg", has_text="passport number")).to_have_count(1)
+    live.locator("#composer-input").fill("A draft about my passport")
+    # The second page loses its network with a message still to send (kept in the browser meanwhile).
+    away.context.set_offline(True)
+    away.evaluate("window.parley.socket.drop()")
+    expect(away.locator("#connection")).to_have_attribute("data-state", "offline")
+    send(away, "Unsent words about my passport")
+    outbox = f"parley.outbox.customer.{ada['customer_id']}"
+    assert away.evaluate(f"localStorage.getItem({outbox!r})") is not None
+    opened: dict[str, list[str]] = {"live": [], "away": []}
+    live.on("websocket", lambda ws: opened["live"].append(ws.url))
+    away.on("websocket", lambda ws: opened["away"].append(ws.url))
+
+    status, body = http("POST", f"{stack.url}/api/v1/customers/{ada['customer_id']}/erase", token=agent_token)
+    assert status == 202 and body["erased"] is True
+    # The open page gets the frame, then the close (4410).
+    expect(live.locator("#erased")).to_be_visible()
+    # The page that was away reconnects when the network is back, and is refused (4410).
+    away.context.set_offline(False)
+    expect(away.locator("#erased")).to_be_visible()
+    for page in (live, away):
+        expect(page.locator("#erased")).to_contain_text("This conversation was deleted")
+        expect(page.locator(".msg")).to_have_count(0)
+        expect(page.locator("#empty")).to_be_hidden()
+        expect(page.locator("#connection")).to_have_attribute("data-state", "closed")
+        expect(page.locator("#composer-input")).to_be_disabled()
+        expect(page.locator("#composer-input")).to_have_value("")
+        expect(page.locator("#ended")).to_be_hidden()
+        expect(page.locator("#problem")).to_be_hidden()
+        assert page.evaluate(f"localStorage.getItem({outbox!r})") is None
+        text = page.locator("body").inner_text()
+        assert "passport" not in text and "Ada Erased" not in text and "ada.erased@" not in text, text
+
+    # Final: no reconnect, not after a backoff, not when the tab or the network comes back.
+    for attempts in opened.values():
+        attempts.clear()
+    for page in (live, away):
+        page.evaluate(HIDE_TAB)
+        page.evaluate(SHOW_TAB)
+    away.context.set_offline(True)
+    away.context.set_offline(False)
+    live.wait_for_timeout(3000)
+    assert opened == {"live": [], "away": []}, opened
+    for page in (live, away):
+        expect(page.locator("#connection")).to_have_attribute("data-state", "closed")
+    # The unsent message never went out (it would be refused: 410).
+    status, listed = http("GET", f"{stack.url}/api/v1/messages?after=0", token=ada["token"])
+    assert status == 200 and listed["messages"] == [], listed

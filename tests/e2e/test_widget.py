@@ -449,6 +449,38 @@ def test_a_visitor_signs_up_keeps_the_chat_across_reloads_and_logout_brings_back
     assert host.frame_eval("Object.keys(localStorage).filter((k) => k.startsWith('parley.'))") == []
 
 
+def test_an_erased_visitor_sees_the_conversation_deleted_and_the_host_page_hears_of_it(browser, hosts, stack, host_site):
+    agent_token = stack.agent_token()
+    host = open_host(browser, hosts, host_site.url())
+    host.wait_ready()
+    host.launcher.click()
+    frame = host.frame
+    frame.get_by_label("Your name").fill("Erin Erased")
+    frame.get_by_label("Email").fill("erin.widget@example.com")
+    frame.get_by_role("button", name="Start chatting").click()
+    frame.locator("#composer-input").fill("Please delete my data")
+    frame.locator("#composer-input").press("Enter")
+    expect(frame.locator(".msg--mine", has_text="delete my data")).to_have_attribute("data-state", "sent")
+    customer_id = host.frame_eval("window.parley.thread.me.id")
+
+    status, body = http("POST", f"{stack.url}/api/v1/customers/{customer_id}/erase", token=agent_token)
+    assert status == 202 and body["erased"] is True
+    # The frame, then the close (4410): the chat says so, keeps nothing, and stops.
+    expect(frame.get_by_role("heading", name="This conversation was deleted")).to_be_visible()
+    expect(frame.locator(".msg")).to_have_count(0)
+    assert [e["code"] for e in host.log()["errors"]] == ["erased"]
+    expect(host.count).to_be_hidden()
+    assert host.frame_eval("window.parley.socket.state") == "closed"
+    assert host.frame_eval("Object.keys(localStorage).filter((k) => k.startsWith('parley.'))") == []
+
+    # The host page loads again: a new visitor's pre-chat form, nothing of Erin's.
+    host.page.reload()
+    host.wait_ready()
+    host.launcher.click()
+    expect(frame.get_by_label("Your name")).to_be_visible()
+    expect(frame.locator(".msg")).to_have_count(0)
+
+
 def test_a_single_page_app_identifies_after_its_login_and_logs_out_on_sign_out(browser, hosts, stack, host_site):
     ada = stack.register_customer("Ada Spa", "ada.spa@example.com")
     agent_token = stack.agent_token()

@@ -429,3 +429,113 @@ async def test_an_identity_past_its_socket_cap_is_refused_with_4429_and_others_a
     assert (await frames_until(second, "resumed"))[-1]["type"] == "resumed"
     for ws in (second, other, again):
         await ws.disconnect()
+
+
+# -- erasure (docs/privacy.md): the customer's sockets close with 4410, for good -----------------
+
+
+async def erase(agent, customer_id: str) -> None:
+    r = await sync_to_async(agent.post)(f"/api/v1/customers/{customer_id}/erase")
+    assert r.status_code == 202 and r.json()["erased"] is True
+
+
+async def resumed(ws: WebsocketCommunicator) -> list[dict]:
+    await ws.send_json_to({"type": "resume", "after": 0})
+    return await frames_until(ws, "resumed")
+
+
+async def assert_refused_as_erased(ws: WebsocketCommunicator) -> None:
+    connected, _ = await ws.connect()
+    assert connected  # accepted, so that the reason can be read
+    refused = json.loads(await ws.receive_from())
+    assert (refused["type"], refused["code"]) == ("error", "erased")
+    assert (await ws.receive_output())["code"] == 4410
+
+
+def chat_page_socket(token: str) -> WebsocketCommunicator:
+    """A socket as the chat page opens it: with the page's cookie, from our own origin."""
+    from accounts.principals import CUSTOMER_COOKIE, customer_cookie_value
+
+    headers = [(b"cookie", f"{CUSTOMER_COOKIE}={customer_cookie_value(token)}".encode()),
+               (b"host", b"parley.example:8000"), (b"origin", b"http://parley.example:8000")]
+    return WebsocketCommunicator(application, "/ws/v1/", headers=headers)
+
+
+async def test_erasure_closes_each_socket_of_the_customer_with_4410_after_the_frame_and_no_one_elses(make_customer, agent):
+    from realtime.dispatcher import get_dispatcher
+
+    ada = await sync_to_async(make_customer)(name="Ada")
+    bob = await sync_to_async(make_customer)(name="Bob", email="bob@example.com")
+    await sync_to_async(agent.post)(f"/api/v1/conversations/{ada.id}/messages", {"message_id": new_id(), "body": "hello Ada"})
+    await pump()
+    page = chat_page_socket(ada.token)  # the chat page (cookie)
+    assert (await page.connect())[0]
+    widget = await connect(ada.token)  # the website widget's frame (?token=)
+    other, desk = await connect(bob.token), await connect(agent.token)
+    for ws in (page, widget, other, desk):
+        await resumed(ws)
+    sent_before = await count("MessageSent")
+
+    await erase(agent, ada.id)
+    await pump()
+    for ws in (page, widget):
+        frames = await frames_until(ws, "customer.erased")
+        assert frames[-1]["customer_id"] == ada.id
+        # The frame, then the close: nothing in between, nothing after.
+        assert await ws.receive_output(timeout=3) == {"type": "websocket.close", "code": 4410}
+        # Whatever it still sends is not acted on.
+        await ws.send_json_to({"type": "message.send", "message_id": new_id(), "body": "still here?"})
+        assert await ws.receive_nothing(timeout=0.3)
+    assert await count("MessageSent") == sent_before
+    assert f"customer.{ada.id}" not in get_dispatcher().audiences  # unregistered in this process
+
+    # The agent hears of the erasure and stays connected.
+    assert (await frames_until(desk, "customer.erased"))[-1]["customer_id"] == ada.id
+    await desk.send_json_to({"type": "ping"})
+    assert (await frames_until(desk, "pong"))[-1] == {"type": "pong"}
+
+    # Another customer's socket stays open and still gets its frames.
+    mid = new_id()
+    await sync_to_async(agent.post)(f"/api/v1/conversations/{bob.id}/messages", {"message_id": mid, "body": "hello Bob"})
+    await pump()
+    frames = await frames_until(other, "message.sent")
+    assert frames[-1]["message"]["message_id"] == mid
+    assert "customer.erased" not in [f["type"] for f in frames]
+
+    # Reconnecting with the old token or cookie is refused with the same code.
+    await assert_refused_as_erased(WebsocketCommunicator(application, f"/ws/v1/?token={ada.token}"))
+    await assert_refused_as_erased(chat_page_socket(ada.token))
+    for ws in (page, widget, other, desk):
+        await ws.disconnect()
+
+
+async def test_a_resume_that_replays_the_erasure_closes_the_socket_with_4410_after_the_frame(customer, agent, monkeypatch):
+    from realtime import consumers
+
+    monkeypatch.setattr(consumers, "RESUME_GRACE", 30.0)  # live frames wait for the client's resume
+    await sync_to_async(agent.post)(f"/api/v1/conversations/{customer.id}/messages", {"message_id": new_id(), "body": "hi"})
+    await pump()
+    ws = await connect(customer.token)  # connected before the erasure, resuming after it
+    await erase(agent, customer.id)
+    await pump()
+    await ws.send_json_to({"type": "resume", "after": 0})
+    # Their events read back as erased: the replay has nothing of them but the erasure.
+    frames = await frames_until(ws, "customer.erased")
+    assert [f["type"] for f in frames] == ["customer.erased"]
+    assert await ws.receive_output(timeout=3) == {"type": "websocket.close", "code": 4410}
+    assert await ws.receive_nothing(timeout=0.3)  # neither the held live frame nor `resumed` after the close
+    await ws.disconnect()
+
+
+async def test_a_process_still_remembering_an_erased_customer_refuses_their_new_socket_all_the_same(customer, agent, monkeypatch):
+    from chat.ports import customer_directory
+
+    desk = await connect(agent.token)  # this process's dispatcher runs, and hands the erasure on
+    await resumed(desk)
+    await erase(agent, customer.id)
+    await pump()
+    await frames_until(desk, "customer.erased")
+    # As in a process that saw the customer a moment before the erasure (it remembers them for seconds).
+    monkeypatch.setattr(customer_directory(), "is_known", lambda customer_id: True)
+    await assert_refused_as_erased(WebsocketCommunicator(application, f"/ws/v1/?token={customer.token}"))
+    await desk.disconnect()

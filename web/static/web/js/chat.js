@@ -1,7 +1,7 @@
 // The customer's chat page: one conversation with the support team
 // (customer.js), with what only a page of its own has: the unread count in
 // the tab title and on the app icon, the notifications offer, and the
-// "session ended" overlay.
+// "session ended" and "conversation deleted" overlays.
 
 import { customerChat } from "./customer.js";
 import { $, readConfig } from "./dom.js";
@@ -30,6 +30,9 @@ const chat = customerChat({
   onBadge: showBadge,
   onEnded: () => {
     $("#ended").hidden = false;
+  },
+  onErased: () => {
+    $("#erased").hidden = false;
   },
 });
 

@@ -6,8 +6,8 @@
 //
 // What differs between the two is passed in: who may read (the widget
 // reads only while it is open), where the badge and new messages go
-// besides the header, what "the session ended" looks like, and how files
-// load (the page with its cookie, the widget with its token).
+// besides the header, what "the session ended" and "erased" look like, and
+// how files load (the page with its cookie, the widget with its token).
 
 import { api, syncMessages } from "./api.js";
 import { AttachmentTray } from "./attachments.js";
@@ -28,6 +28,7 @@ export function customerChat({
   onBadge = () => {}, // (unread) on every change of the exact badge
   onMessage = () => {}, // (message) once for each message that arrives after the first load
   onEnded = () => {}, // the server no longer accepts who we are
+  onErased = onEnded, // the customer was erased: the server closed for good (4410)
   files = null, // Thread's `files` (how attachments load without a cookie)
   autofocus = true, // focus the message box after the first load (fine pointers only)
 }) {
@@ -68,7 +69,7 @@ export function customerChat({
   // Search: a result shows who wrote the match and when; choosing it closes
   // the search and brings that message into view.
   const searchPanel = $("#chat-search");
-  new SearchBox({
+  const search = new SearchBox({
     form: $("#search"),
     input: $("#search-input"),
     list: $("#search-results"),
@@ -186,10 +187,7 @@ export function customerChat({
         rating.show(frame);
         break;
       case "customer.erased":
-        // This person's data was erased: nothing of it stays on the screen.
-        thread.clear();
-        setBadge(0);
-        refreshEmpty();
+        forget(); // the close (4410) follows
         break;
       case "typing":
         if (frame.sender && frame.sender.kind === "agent") typing.start(frame.sender.id, `${frame.sender.name || "Support"} is typing…`);
@@ -217,12 +215,39 @@ export function customerChat({
     announce(`You are sending faster than we can take messages. Your message goes out by itself in ${event.detail.seconds} seconds.`);
   });
   messenger.addEventListener("problem", (event) => {
-    if (event.detail.code !== "unknown_position") showProblem(event.detail.detail);
+    // unknown_position: the page reloads the conversation; erased: the close that follows says it all.
+    if (event.detail.code !== "unknown_position" && event.detail.code !== "erased") showProblem(event.detail.detail);
   });
 
   socket.addEventListener("unauthorized", () => {
     composer.setEnabled(false);
     onEnded();
+  });
+
+  // -- erasure ------------------------------------------------------------------
+
+  // This person was erased (docs/privacy.md): nothing of their conversation
+  // stays on the screen or in this browser, and nothing more can be written.
+  // The `customer.erased` frame says so, then the server closes the socket
+  // with 4410; a page that reconnects after the erasure gets only the close.
+  function forget() {
+    composer.setEnabled(false);
+    composer.draft = "";
+    tray.clear();
+    outbox.clear(); // unsent messages, kept in localStorage
+    thread.clear();
+    setBadge(0);
+    empty.hidden = true; // the greeting of an empty conversation names them, and asks them to write
+    for (const el of document.querySelectorAll("[data-personal]")) el.replaceChildren(); // their name, their email
+    rating.show({ asked: false });
+    search.clear();
+    searchPanel.open = false;
+    typing.clear();
+  }
+
+  socket.addEventListener("erased", () => {
+    forget();
+    onErased();
   });
 
   // -- loading ----------------------------------------------------------------

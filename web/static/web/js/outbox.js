@@ -34,6 +34,11 @@ export class Outbox {
     this.save(items);
   }
 
+  // Drop every kept message (the customer was erased: nothing of theirs stays here).
+  clear() {
+    this.save([]);
+  }
+
   remove(messageId) {
     const items = this.all();
     const kept = items.filter((x) => x.message_id !== messageId);

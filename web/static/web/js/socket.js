@@ -14,9 +14,14 @@
 //
 // Events (EventTarget): "frame" (detail: the frame), "state" (detail:
 // "connecting" | "resuming" | "live" | "offline" | "closed"), "live" (after
-// each completed resume), "unauthorized" (the server refused who we are).
+// each completed resume), "unauthorized" (the server refused who we are),
+// "erased" (the customer was erased: the server closed with 4410, after its
+// `customer.erased` frame or in place of the handshake, and refuses every
+// reconnect with the same code, so this socket stops for good).
 
 const POSITIONED = new Set(["message.sent", "message.edited", "message.read", "badge", "conversation.updated"]);
+// Close codes after which reconnecting cannot help (docs/protocol.md): the page is told, and stops.
+const FINAL = new Map([[4401, "unauthorized"], [4403, "unauthorized"], [4410, "erased"]]);
 const BASE_DELAY = 500;
 const MAX_DELAY = 30000;
 const PING_EVERY = 25000;
@@ -138,10 +143,10 @@ export class ParleySocket extends EventTarget {
       if (this.ws !== ws) return;
       this.ws = null;
       this.stopKeepAlive();
-      if (event.code === 4401 || event.code === 4403) {
+      if (FINAL.has(event.code)) {
         this.stopped = true;
         this.setState("closed");
-        this.dispatchEvent(new CustomEvent("unauthorized", { detail: event.code }));
+        this.dispatchEvent(new CustomEvent(FINAL.get(event.code), { detail: event.code }));
         return;
       }
       this.scheduleRetry();

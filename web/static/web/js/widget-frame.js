@@ -28,7 +28,7 @@ const VISITOR_KEY = "parley.widget.visitor";
 const SETTINGS_EVERY = 60_000;
 
 const app = $("#app");
-const VIEWS = ["loading", "signup", "ended", "closed", "standalone", "chat"];
+const VIEWS = ["loading", "signup", "ended", "erased", "closed", "standalone", "chat"];
 
 let hostOrigin = null;
 let booted = false;
@@ -204,6 +204,7 @@ async function begin(token, from) {
     onBadge: (count) => post("unread", { count }),
     onMessage: (message) => post("message", { message: forHost(message) }),
     onEnded: () => ended("invalid_token", "the customer token is no longer accepted"),
+    onErased: erased,
     files,
     autofocus: false,
   });
@@ -259,6 +260,20 @@ function ended(code, detail) {
   if (chat) chat.socket.stop();
   show("ended");
   post("error", { code, detail: detail || "" });
+  post("unread", { count: 0 });
+  ready();
+}
+
+// The customer was erased (docs/privacy.md): the chat has dropped their
+// conversation and its socket has stopped for good. This browser forgets
+// them too (a visitor's token, unsent messages), so the next load starts
+// afresh, and the host page hears of it.
+function erased() {
+  if (current) storage.forget(current);
+  current = null;
+  useBearer(null);
+  show("erased");
+  post("error", { code: "erased", detail: "the customer was erased" });
   post("unread", { count: 0 });
   ready();
 }
