@@ -1,12 +1,14 @@
 """The team workflow on the dashboard, in Chromium, with two agents in two
 browser contexts: tabs and status filters, claim and assign (and their
 refusals), private notes, resolve, reopen, snooze and the first-response
-clock, all live for both agents and never a note on the customer's page."""
+clock, all live for both agents and never a note on the customer's page;
+and the saved replies offered in the reply box when they come late."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -220,3 +222,40 @@ def test_a_note_keeps_its_id_through_a_retry_and_is_stored_once(browser, pages, 
                         token=token_for(stack, "hopper", grace_pw))
     assert status == 200
     assert [m["note_id"] for m in page["messages"] if m.get("kind") == "note"] == [note_id]
+
+
+def test_saved_replies_that_arrive_late_are_offered_after_the_box_got_its_focus_back(browser, pages, stack):
+    """The reply box loses its focus for a moment (its own Reply button, a
+    menu closed with Escape) and the agent types "/" at once, while the
+    saved replies are still on their way: they are offered when they come
+    (a blur used to close the list 150 ms later even with the focus back
+    in the box, and the list that came then was never shown)."""
+    password = create_agent(stack, "turing", "Turing")
+    status, body = http("POST", f"{stack.url}/api/v1/canned-responses", {
+        "shortcut": "slowparcel", "title": "Where the parcel is",
+        "body": "Hello {{customer.first_name}}, your parcel left today."}, token_for(stack, "turing", password))
+    assert status == 201, body
+    mia = stack.register_customer("Mia Example", "mia@example.com")
+    customer_send(stack, mia["token"], "Where is my parcel?")
+    a = log_in_agent(browser, pages, stack, "turing", password)
+    conversation_row(a, mia["customer_id"]).click()
+    expect(a.locator("#conversation-title")).to_have_text("Mia Example")
+
+    held: list[Any] = []
+    a.route("**/api/v1/canned-responses", lambda route: held.append(route))
+    box = a.locator("#composer-input")
+    box.click()
+    a.locator("#mode-reply").click()  # the box loses the focus, and the button gives it back
+    expect(box).to_be_focused()
+    a.keyboard.type("/")
+    expect(a.locator("#canned-status")).to_have_text("Loading saved replies…")
+    a.wait_for_timeout(400)  # longer than a blur takes to close the list
+    assert len(held) == 1
+    held[0].continue_()
+    options = a.locator("#canned-list [role=option]")
+    expect(options).to_have_count(1)
+    expect(options).to_contain_text("/slowparcel")
+    a.keyboard.type("slow")
+    a.keyboard.press("Enter")
+    expect(box).to_have_value("Hello Mia, your parcel left today.")
+    a.unroute("**/api/v1/canned-responses")

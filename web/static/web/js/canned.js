@@ -55,6 +55,7 @@ export class SavedReplies extends EventTarget {
   constructor() {
     super();
     this.items = [];
+    this.ready = false; // read at least once
     this.loaded = null;
   }
 
@@ -63,6 +64,7 @@ export class SavedReplies extends EventTarget {
       this.loaded = api("GET", "/api/v1/canned-responses").then(
         (data) => {
           this.items = data.canned_responses;
+          this.ready = true;
           this.dispatchEvent(new Event("change"));
         },
         (err) => {
@@ -110,12 +112,21 @@ export class CannedMenu {
     this.shown = [];
     this.active = 0;
     this.token = null;
+    this.blurred = null; // the timer that closes the list after a blur
     this.prefix = `canned-${uuid4().slice(0, 8)}`;
     input.setAttribute("aria-autocomplete", "list");
     input.setAttribute("aria-controls", list.id);
     input.addEventListener("input", () => this.update());
     input.addEventListener("click", () => this.update());
-    input.addEventListener("blur", () => setTimeout(() => this.close(), 150));
+    // A click elsewhere closes the list, a moment later. The focus may come
+    // back first (the Reply button, a menu closed with Escape and a click
+    // in the box): then the list stays, and so does the "/" being typed,
+    // which must still show the saved replies when they arrive ("change").
+    input.addEventListener("blur", () => {
+      clearTimeout(this.blurred);
+      this.blurred = setTimeout(() => this.close(), 150);
+    });
+    input.addEventListener("focus", () => clearTimeout(this.blurred));
     replies.addEventListener("change", () => this.open && this.update());
   }
 
@@ -140,9 +151,11 @@ export class CannedMenu {
     this.status.hidden = false;
     this.status.textContent = this.shown.length
       ? `${this.shown.length} saved ${this.shown.length === 1 ? "reply" : "replies"}: Up and Down to choose, Enter to insert, Escape to close.`
-      : this.replies.items.length
-        ? `No saved reply starts with /${this.token.query}.`
-        : "No saved replies yet: add them from your account menu, under Saved replies.";
+      : !this.replies.ready
+        ? "Loading saved replies…"
+        : this.replies.items.length
+          ? `No saved reply starts with /${this.token.query}.`
+          : "No saved replies yet: add them from your account menu, under Saved replies.";
     this.list.replaceChildren(
       ...this.shown.map((c, i) =>
         h(
