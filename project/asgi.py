@@ -32,6 +32,7 @@ from project.daphne import (  # noqa: E402
     name_every_status,
     redact_access_log,
 )
+from project.gcfreeze import freeze_startup_objects  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 
 close_bad_frames_cleanly()
@@ -53,3 +54,7 @@ application = (
     if settings.PARLEY_TRUSTED_PROXIES
     else router
 )
+
+# What the process loaded to get here lives as long as it does: out of the
+# collector's full passes, which otherwise pause every socket (project/gcfreeze.py).
+freeze_startup_objects()

@@ -200,6 +200,7 @@ async def run_workers(stop: asyncio.Event, *, delivery: bool = True) -> None:
     from notifications import mailer
     from notifications.outbox import PUSH
     from outbound.outbox import WEBHOOKS
+    from project.gcfreeze import AFTER_START_SECONDS, freeze_startup_objects
     from readmodels.projections import PIPELINE
     from workers import timers
 
@@ -221,6 +222,8 @@ async def run_workers(stop: asyncio.Event, *, delivery: bool = True) -> None:
             group=PIPELINE, count=count, owner=owner, stop=stop, start=start_partition,
             make_leader=lambda p: group(PIPELINE, owner=f"{owner}:{p.index}", partition=p),
         ), name="partitions")]
+    # Once the groups have built what they build lazily, out of the collector's full passes (project/gcfreeze.py).
+    asyncio.get_running_loop().call_later(AFTER_START_SECONDS, freeze_startup_objects)
     tasks += [
         asyncio.create_task(timers.run(stop, relay=False), name="timers"),
         asyncio.create_task(mailer.run(stop, relay=False), name="email"),
