@@ -58,7 +58,7 @@ def _agent(request: HttpRequest) -> str | None:
     raw = request.GET.get("agent") or None
     if raw is None:
         return None
-    if not raw.isdigit() or len(raw) > 20 or raw not in selectors.known_agents({raw}):
+    if selectors.agent_name(raw) is None:
         raise ApiError(400, "unknown_agent", f"no agent {raw!r}")
     return raw
 

@@ -397,6 +397,14 @@ class ConsumerRunner:
     #: Seconds catch_up waits at most for committed events held behind a transaction still open.
     BLOCKED_PATIENCE = 5.0
 
+    def _keep_waiting(self, progress: Progress, deadline: float | None) -> float | None:
+        """After a batch that did not move: the time until which to keep waiting for
+        committed events held behind an open transaction, or None to stop here."""
+        if not progress.blocked:
+            return None
+        deadline = deadline or time.monotonic() + self.BLOCKED_PATIENCE
+        return deadline if time.monotonic() < deadline else None
+
     def catch_up(self, max_batches: int = 1_000_000) -> int:
         """Process until the log is exhausted (synchronously); returns events handled.
 
@@ -411,17 +419,16 @@ class ConsumerRunner:
         if not self.acquire_lease():
             raise LostLease(self.name)
         total = 0
-        deadline = None
+        deadline: float | None = None
         try:
             for _ in range(max_batches):
                 progress = self.process_batch()
                 if not progress.moved:
-                    if progress.blocked:
-                        deadline = deadline or time.monotonic() + self.BLOCKED_PATIENCE
-                        if time.monotonic() < deadline:
-                            time.sleep(0.005)
-                            continue
-                    break
+                    deadline = self._keep_waiting(progress, deadline)
+                    if deadline is None:
+                        break
+                    time.sleep(0.005)
+                    continue
                 deadline = None
                 total += progress.handled
                 if progress.effects:
@@ -438,16 +445,15 @@ class ConsumerRunner:
             raise LostLease(self.name)
         total = 0
         try:
-            deadline = None
+            deadline: float | None = None
             while True:
                 progress = await sync_to_async(self.process_batch, thread_sensitive=True)()
                 if not progress.moved:
-                    if progress.blocked:  # as in catch_up
-                        deadline = deadline or time.monotonic() + self.BLOCKED_PATIENCE
-                        if time.monotonic() < deadline:
-                            await asyncio.sleep(0.005)
-                            continue
-                    return total
+                    deadline = self._keep_waiting(progress, deadline)
+                    if deadline is None:
+                        return total
+                    await asyncio.sleep(0.005)
+                    continue
                 deadline = None
                 total += progress.handled
                 await after_commit(progress.effects, self.name, progress.span)

@@ -103,13 +103,11 @@ def agent_names(ids: set[str]) -> dict[str, str]:
     return names.agents_of(ids)
 
 
-def known_agents(ids: set[str]) -> set[str]:
-    """Those of these ids that name a user (an agent, or a former one whose facts stay in reports)."""
-    return set(agent_names_port().names(ids))
-
-
 def agent_name(agent_id: str) -> str | None:
-    """The name this user is shown by (an agent, or a former one), or None if the id names nobody."""
+    """The name this user is shown by (an agent, or a former one), or None if the id
+    names nobody (or is not an id at all: a string of up to 20 digits)."""
+    if not (agent_id.isdigit() and len(agent_id) <= 20):
+        return None
     return agent_names_port().names({agent_id}).get(agent_id)
 
 

@@ -282,7 +282,7 @@ def reports_page(request: HttpRequest) -> HttpResponse:
         first, last, status = today - dt.timedelta(days=29), today, 400
     team = reports.summary(first, last)
     agent = request.GET.get("agent") or None
-    agent_name = selectors.agent_name(agent) if agent is not None and agent.isdigit() and len(agent) <= 20 else None
+    agent_name = selectors.agent_name(agent) if agent is not None else None
     if agent is not None and agent_name is None:
         problem, agent, status = (problem or "There is no such agent: showing the whole team."), None, 400
     summary = team if agent is None else reports.summary(first, last, agent)
