@@ -13,11 +13,13 @@ and the names the read side shows (readmodels.ports.AgentNames).
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import QuerySet
 
 from accounts.errors import InvalidDisplayName
 from accounts.models import AgentProfile
@@ -82,11 +84,15 @@ def set_display_name(user: AbstractBaseUser, value: str) -> Profile:
     return profile_of(user)
 
 
-def _rows(ids: Collection[int] | None) -> list[tuple[int, str, str, str | None]]:
+def _users(ids: Collection[int] | None) -> QuerySet[Any, tuple[int, str, str, str | None]]:
     users = get_user_model().objects.all()
     if ids is not None:
         users = users.filter(pk__in=ids)
-    return list(users.values_list("pk", "first_name", "last_name", "agent_profile__display_name"))
+    return users.values_list("pk", "first_name", "last_name", "agent_profile__display_name")
+
+
+def _by_id(rows: Iterable[Sequence[Any]]) -> dict[str, str]:
+    return {str(pk): _name(chosen or "", first, last) for pk, first, last, chosen in rows}
 
 
 def public_names(agent_ids: Collection[str]) -> dict[str, str]:
@@ -94,9 +100,12 @@ def public_names(agent_ids: Collection[str]) -> dict[str, str]:
     ids = {int(i) for i in agent_ids if i.isdigit() and int(i) <= 2**31 - 1}
     if not ids:
         return {}
-    return {str(pk): _name(chosen or "", first, last) for pk, first, last, chosen in _rows(ids)}
+    return _by_id(_users(ids))
 
 
-def every_public_name() -> dict[str, str]:
-    """The public name of every user there is (agents, and former agents whose messages stay)."""
-    return {str(pk): _name(chosen or "", first, last) for pk, first, last, chosen in _rows(None)}
+def every_public_name_query() -> tuple[str, list[Any], Callable[[Iterable[Sequence[Any]]], dict[str, str]]]:
+    """The public name of every user there is (agents, and former agents whose messages
+    stay), as a statement, its parameters and what turns its rows into names by id: for
+    a caller that sends it in one round trip with other reads (readmodels.asof)."""
+    sql, params = _users(None).query.sql_with_params()
+    return sql, list(params), _by_id

@@ -18,8 +18,9 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from conversations.commands import (
     AddNote,
@@ -54,6 +55,18 @@ CAUSE_NAMESPACE = uuid.UUID("6f1d3c8e-2f4a-4b7e-9c55-1a0e9d7b3f21")
 Decide = Callable[[Conversation, dt.datetime], list[DomainEvent]]
 
 
+class Streams(Protocol):
+    """What a command needs of the log: an ``EventStore``, or the workflow's
+    ``DeferredAppends``, which writes a batch's appends at its end."""
+
+    def read_stream(self, stream_id: str) -> list[RecordedEvent]: ...
+
+    def append(
+        self, stream_id: str, events: Sequence[DomainEvent | NewEvent], expected_version: int,
+        metadata: Metadata | None = None,
+    ) -> list[RecordedEvent]: ...
+
+
 @dataclass(frozen=True)
 class Outcome:
     """The conversation after a command, the position reflecting it, and whether it appended."""
@@ -77,7 +90,7 @@ def execute(
     *,
     command: str,
     actor: str,
-    store: EventStore | None = None,
+    store: Streams | None = None,
     metadata: Metadata | None = None,
     cause: str | None = None,
     now: dt.datetime | None = None,
@@ -106,7 +119,7 @@ def execute(
 
 
 def _execute(
-    customer_id: uuid.UUID, decide: Decide, store: EventStore, metadata: Metadata, cause: str | None,
+    customer_id: uuid.UUID, decide: Decide, store: Streams, metadata: Metadata, cause: str | None,
     now: dt.datetime | None, conflict_if_elsewhere: bool, known: list[RecordedEvent] | None,
 ) -> Outcome:
     stream = stream_id(customer_id)
@@ -212,7 +225,7 @@ def mark_read(cmd: MarkRead, *, metadata: Metadata | None = None, adapter: str =
 # -- the customer's command
 
 
-def current(customer_id: uuid.UUID, *, store: EventStore | None = None) -> Outcome:
+def current(customer_id: uuid.UUID, *, store: Streams | None = None) -> Outcome:
     """The conversation as its stream says now (nothing appended)."""
     history = (store or EventStore()).read_stream(stream_id(customer_id))
     state = Conversation.replay(customer_id, [(r.event, r.position) for r in history])
@@ -228,7 +241,7 @@ def rate(cmd: Rate, *, metadata: Metadata | None = None, adapter: str = "other")
 
 
 def record_customer_message(
-    cmd: RecordCustomerMessage, *, store: EventStore | None = None, history: list[RecordedEvent] | None = None,
+    cmd: RecordCustomerMessage, *, store: Streams | None = None, history: list[RecordedEvent] | None = None,
 ) -> Outcome:
     return execute(cmd.customer_id, lambda s, now: s.record_customer_message(cmd, now), command="RecordCustomerMessage",
                    actor="system", store=store, cause=f"customer-message:{cmd.message_id}", now=cmd.sent_at,
@@ -236,20 +249,20 @@ def record_customer_message(
 
 
 def record_agent_reply(
-    cmd: RecordAgentReply, *, store: EventStore | None = None, history: list[RecordedEvent] | None = None,
+    cmd: RecordAgentReply, *, store: Streams | None = None, history: list[RecordedEvent] | None = None,
 ) -> Outcome:
     return execute(cmd.customer_id, lambda s, now: s.record_agent_reply(cmd, now), command="RecordAgentReply",
                    actor="system", store=store, cause=f"agent-reply:{cmd.message_id}", now=cmd.sent_at,
                    adapter="workflow", history=history)
 
 
-def assign_on_reply(cmd: AssignOnReply, *, now: dt.datetime, store: EventStore | None = None) -> Outcome:
+def assign_on_reply(cmd: AssignOnReply, *, now: dt.datetime, store: Streams | None = None) -> Outcome:
     return execute(cmd.customer_id, lambda s, at: s.assign_on_reply(cmd, at), command="AssignOnReply",
                    actor=cmd.agent.label, store=store, cause=f"reply-assign:{cmd.message_id}", now=now,
                    adapter="workflow")
 
 
-def auto_assign(cmd: AutoAssign, *, cause: str, now: dt.datetime, store: EventStore | None = None) -> Outcome:
+def auto_assign(cmd: AutoAssign, *, cause: str, now: dt.datetime, store: Streams | None = None) -> Outcome:
     return execute(cmd.customer_id, lambda s, at: s.auto_assign(cmd, at), command="AutoAssign", actor="system",
                    store=store, cause=f"auto-assign:{cause}", now=now, adapter="workflow")
 

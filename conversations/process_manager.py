@@ -27,11 +27,12 @@ cause, so the batch redone appends nothing twice.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 
 from chat.events import MessageSent, SenderKind
 from conversations import handlers
@@ -50,11 +51,14 @@ from conversations.events import (
 )
 from conversations.models import AgentTurn, Routing
 from conversations.ports import agent_directory
+from eventstore.deferred import DeferredAppends
 from eventstore.events import RecordedEvent
 from eventstore.keys import SubjectErased
 from eventstore.reading import Batch
-from eventstore.store import EventStore
+from eventstore.store import ConcurrencyConflict, DuplicateEvent, EventStore
 from workers import timers
+
+log = logging.getLogger(__name__)
 
 #: The consumer group (and checkpoint) of the workflow process manager.
 WORKFLOW = "workflow"
@@ -95,6 +99,23 @@ class WorkflowProcessManager:
     })
 
     def handle(self, batch: Batch) -> None:
+        """Decide on every event of the batch, then write, so that the batch's
+        transaction has an id (which readers of the log wait behind) only for
+        its last round trips (eventstore.deferred). If a conversation changed
+        under a decision meanwhile (an agent's claim a moment ago), everything
+        the deferred pass did is rolled back to a savepoint and the batch is
+        decided again the plain way, each command appending as it goes and
+        deciding again on a conflict."""
+        if connection.vendor == "postgresql":  # SQLite has one writer and no read barrier
+            try:
+                with transaction.atomic():
+                    self._handle_batch(batch, DeferredAppends())
+                return
+            except (ConcurrencyConflict, DuplicateEvent) as exc:
+                log.info("workflow: a conversation of the batch changed meanwhile (%s): deciding again", exc)
+        self._handle_batch(batch, EventStore())
+
+    def _handle_batch(self, batch: Batch, store: handlers.Streams) -> None:
         routes = Routes.of(batch)
         # Every conversation a message of the batch concerns, read in one
         # query; each is used by the first command on it (the next ones
@@ -111,9 +132,11 @@ class WorkflowProcessManager:
                 erased.append(r.event.customer_id)  # type: ignore[attr-defined]
                 continue
             try:
-                self._handle(r, routes, histories, ended)
+                self._handle(r, routes, histories, ended, store)
             except SubjectErased:
                 continue  # erased since this batch was read: nothing is decided about them any more
+        if isinstance(store, DeferredAppends):
+            store.flush()
         routes.save()
         timers.cancel_keys(ended)
         if erased:
@@ -122,6 +145,7 @@ class WorkflowProcessManager:
 
     def _handle(
         self, r: RecordedEvent, routes: Routes, histories: dict[str, list[RecordedEvent]], ended: list[str],
+        store: handlers.Streams,
     ) -> None:
         e = r.event
         if isinstance(e, MessageSent):
@@ -129,7 +153,8 @@ class WorkflowProcessManager:
             hours = business_hours()
             if e.sender_kind == SenderKind.CUSTOMER:
                 outcome = handlers.record_customer_message(RecordCustomerMessage(
-                    e.customer_id, e.message_id, e.sent_at, first_response(), r.position, hours), history=history)
+                    e.customer_id, e.message_id, e.sent_at, first_response(), r.position, hours),
+                    store=store, history=history)
                 conv = outcome.conversation
                 if conv.period_id == e.message_id:  # this message started the waiting period
                     reply_if_away(e.customer_id, e.message_id, e.sent_at, hours)
@@ -137,12 +162,12 @@ class WorkflowProcessManager:
                 routes.set(e.customer_id, assignee_id=conv.assignee.id if conv.assignee else None,
                        resolved=conv.status is Status.RESOLVED)
                 if conv.assignee is None and conv.status is Status.OPEN:
-                    self._auto_assign(e.customer_id, f"message:{e.message_id}", r, routes)
+                    self._auto_assign(e.customer_id, f"message:{e.message_id}", r, routes, store)
             elif e.sender_kind == SenderKind.AGENT:
                 outcome = handlers.record_agent_reply(
-                    RecordAgentReply(e.customer_id, e.message_id, e.sent_at, hours), history=history)
+                    RecordAgentReply(e.customer_id, e.message_id, e.sent_at, hours), store=store, history=history)
                 if assign_on_reply_enabled() and outcome.conversation.assignee is None:
-                    self._assign_on_reply(e, r, routes)
+                    self._assign_on_reply(e, r, routes, store)
         elif isinstance(e, ConversationSnoozed):
             key = f"snooze:{e.snooze_id}"
             timers.cancel(kind=SNOOZE_TIMER, subject=str(e.customer_id), keep=key)
@@ -153,7 +178,7 @@ class WorkflowProcessManager:
             timers.cancel(kind=SNOOZE_TIMER, subject=str(e.customer_id))
             routes.set(e.customer_id, resolved=isinstance(e, ConversationStatusChanged) and e.status == Status.RESOLVED)
             if isinstance(e, ConversationReopened) and e.reason == ReopenedBecause.SNOOZE_EXPIRED:
-                self._auto_assign(e.customer_id, f"reopened:{r.event_id}", r, routes)
+                self._auto_assign(e.customer_id, f"reopened:{r.event_id}", r, routes, store)
         elif isinstance(e, FirstResponseClockStarted):
             if e.due_at is not None:
                 timers.schedule(
@@ -167,16 +192,21 @@ class WorkflowProcessManager:
         elif isinstance(e, ConversationAssigned):
             routes.set(e.customer_id, assignee_id=e.assignee_id)
 
-    def _assign_on_reply(self, e: MessageSent, r: RecordedEvent, routes: Routes) -> None:
+    def _assign_on_reply(
+        self, e: MessageSent, r: RecordedEvent, routes: Routes, store: handlers.Streams,
+    ) -> None:
         """The replying agent takes the conversation (the aggregate decides
         against its latest state: a claim that got there first stands). The
         event's id comes from the reply, so a batch redone appends it once."""
         outcome = handlers.assign_on_reply(
-            AssignOnReply(e.customer_id, Agent(e.sender_id, e.sender_name), e.message_id), now=r.recorded_at)
+            AssignOnReply(e.customer_id, Agent(e.sender_id, e.sender_name), e.message_id), now=r.recorded_at,
+            store=store)
         conv = outcome.conversation
         routes.set(e.customer_id, assignee_id=conv.assignee.id if conv.assignee else None)
 
-    def _auto_assign(self, customer_id: uuid.UUID, cause: str, r: RecordedEvent, routes: Routes) -> None:
+    def _auto_assign(
+        self, customer_id: uuid.UUID, cause: str, r: RecordedEvent, routes: Routes, store: handlers.Streams,
+    ) -> None:
         if not auto_assign_enabled():
             return
         routes.save()  # the loads next_agent counts include this batch's changes so far
@@ -186,7 +216,7 @@ class WorkflowProcessManager:
         agent = next_agent()
         if agent is None:
             return  # nobody online with room: it waits in Unassigned
-        outcome = handlers.auto_assign(AutoAssign(customer_id, agent), cause=cause, now=r.recorded_at)
+        outcome = handlers.auto_assign(AutoAssign(customer_id, agent), cause=cause, now=r.recorded_at, store=store)
         if outcome.appended:
             # Counted now, not when the event comes back: the next decision of this batch sees it.
             routes.set(customer_id, assignee_id=agent.id)

@@ -249,7 +249,9 @@ class LogReader:
         conn = self._conn
         if self._is_postgres:
             conn.ensure_connection()
-            with psycopg.Cursor(conn.connection) as cursor:
+            # In pipeline mode: the BEGIN of a transaction this query opens goes
+            # in the same round trip (a batch's first statement is its read).
+            with conn.connection.pipeline(), psycopg.Cursor(conn.connection) as cursor:
                 cursor.execute(sql, params, prepare=prepare, binary=True)
                 return cursor.fetchall()
         with conn.cursor() as cursor:

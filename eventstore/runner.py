@@ -169,6 +169,7 @@ class ConsumerRunner:
         follows: str | None = None,
         partition: Partition | None = None,
         appends: bool = True,
+        paced: bool | None = None,
     ) -> None:
         self.consumers: list[Consumer] = list(consumers) if isinstance(consumers, Sequence) else [consumers]
         #: The group writes nothing the log cannot give again: its commits need
@@ -179,6 +180,10 @@ class ConsumerRunner:
         #: and readers of the log, the read models among them, do not wait for
         #: them; ``append`` refuses during its batches.
         self.appends = appends
+        #: The group takes a batch at most every ``PARLEY_FOLLOWER_INTERVAL`` seconds
+        #: (workers.worker), so that under load one transaction handles many events
+        #: (default: the groups that follow another).
+        self.paced = paced if paced is not None else follows is not None
         if not self.consumers:
             raise ValueError("a runner needs at least one consumer")
         #: The part of the log this runner reads (None: all of it); its checkpoint
@@ -350,12 +355,18 @@ class ConsumerRunner:
                     ", error_event_id = NULL, error_position = NULL, error_member = '', error_detail = '', error_at = NULL"
                     if self._erring else ""
                 )
+                # A group that appends checks its checkpoint again as it moves it
+                # (see _lock_sql): still this instance's, still where the batch began.
                 unit.then(
                     f"UPDATE parley_checkpoints SET tx = %s, position = %s, lease_until = %s, updated_at = %s{clear} "
-                    "WHERE name = %s AND owner = %s",
-                    [batch.end.tx, batch.end.position, _ts(until), _ts(now), self.name, self.owner],
+                    "WHERE name = %s AND owner = %s AND tx = %s AND position = %s RETURNING 1",
+                    [batch.end.tx, batch.end.position, _ts(until), _ts(now), self.name, self.owner,
+                     start.tx, start.position],
+                    returning=True,
                 )
-                unit.flush()
+                (moved,) = unit.flush()
+                if not moved:
+                    raise LostLease(self.name)
         except LostLease:
             log.warning("consumer %s: lease lost by %s (another instance took over)", self.name, self.owner,
                         extra={"consumer": self.name, "owner": self.owner})
@@ -386,7 +397,22 @@ class ConsumerRunner:
         )
 
     def _lock_sql(self) -> tuple[str, list[Any]]:
-        lock = " FOR UPDATE" if connection.vendor == "postgresql" else ""
+        """The checkpoint as the batch begins, locked until commit on PostgreSQL, except
+        for a group that appends.
+
+        A row lock gives the transaction an id, and every reader of the log
+        waits behind a transaction id that may still append (the read
+        barrier, eventstore.reading): a group that appends would hold back the
+        read models, and so every live frame, for the whole of each of its
+        batches. Its batch reads the checkpoint unlocked instead and moves it
+        with a compare-and-set (process_batch: the same owner and cursor, or
+        LostLease and nothing of the batch stays), so its transaction has an id
+        only from its first write, and most of its batches write nothing
+        before their last round trip. The groups that append nothing are not
+        waited for (no_appends_statement): they keep the lock, which a rebuild
+        takes too to hold them off (readmodels.rebuild).
+        """
+        lock = " FOR UPDATE" if connection.vendor == "postgresql" and not self.appends else ""
         return f"SELECT tx, position, owner FROM parley_checkpoints WHERE name = %s{lock}", [self.name]
 
     def _check_lock(self, rows: list[tuple[Any, ...]], start: Cursor) -> None:

@@ -20,6 +20,7 @@ import json
 import threading
 import uuid
 from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -98,6 +99,16 @@ def stored_payload(e: DomainEvent, ring: keys.Keyring) -> str:
         fields = {name: payload.pop(name) for name in declared.fields}
         payload[keys.SEALED] = ring.seal(e.event_type, str(payload[declared.subject]), json.dumps(fields).encode())
     return json.dumps(payload, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class Append:
+    """One append of ``EventStore.append_all``."""
+
+    stream_id: str
+    events: list[NewEvent]
+    expected_version: int
+    metadata: Metadata
 
 
 class ConcurrencyConflict(Exception):
@@ -180,6 +191,46 @@ class EventStore(LogReader):
             for i, (p, (position, tx)) in enumerate(zip(pending, rows, strict=True))
         ]
 
+    def append_all(self, appends: Sequence[Append]) -> None:
+        """Several appends, each to its stream at its expected version, in one round trip
+        (PostgreSQL's pipeline mode), inside the caller's transaction: all of them, or
+        ConcurrencyConflict (a stream was not at its expected version, or an event id was
+        taken) and the transaction must be rolled back to a savepoint the caller holds.
+
+        For a consumer that decides first and appends at the end of its batch
+        (eventstore.deferred), so that its transaction has an id, which every
+        reader of the log waits behind, only for its last round trips.
+        """
+        if not appends:
+            return
+        if replaying.active:
+            raise RuntimeError("a replay, or a consumer group that appends nothing, must not append events")
+        if not self._is_postgres or not self._conn.in_atomic_block:
+            raise RuntimeError("append_all runs inside a transaction on PostgreSQL (elsewhere: append)")
+        now = dt.datetime.now(dt.timezone.utc)
+        statements = [self._insert_statement(a.stream_id, a.events, a.expected_version, a.metadata, now) for a in appends]
+        conn = self._conn
+        conn.ensure_connection()
+        try:
+            with conn.wrap_database_errors, conn.connection.pipeline():
+                cursors = []
+                for sql, params, _ in statements:
+                    cursor = psycopg.Cursor(conn.connection)
+                    cursor.execute(sql, params, prepare=True)
+                    cursors.append(cursor)
+                answered = [cursor.fetchall() for cursor in cursors]
+        except IntegrityError as err:
+            if _violated_constraint(err) == "event_id":
+                raise DuplicateEvent({e.event_id for a in appends for e in a.events}) from None
+            raise ConcurrencyConflict(", ".join(sorted({a.stream_id for a in appends})), -1, None) from None
+        for a, rows, (_, _, subjects) in zip(appends, answered, statements, strict=True):
+            if len(rows) != len(a.events):
+                for subject in subjects:
+                    if keys.is_erased(subject, self.using):
+                        raise keys.SubjectErased(subject)
+                raise ConcurrencyConflict(a.stream_id, a.expected_version, None)
+        transaction.on_commit(self._wake, using=self.using)
+
     def _wake(self) -> None:
         for listener in append_listeners:
             listener(self.using)
@@ -208,6 +259,34 @@ class EventStore(LogReader):
         now: dt.datetime,
     ) -> list[tuple[int, int]]:
         conn = self._conn
+        sql, params, subjects = self._insert_statement(stream_id, pending, expected_version, metadata, now)
+        if self._is_postgres:
+            # Planned once per connection (its shape depends only on the number of events).
+            conn.ensure_connection()
+            with conn.wrap_database_errors, psycopg.Cursor(conn.connection) as cursor:
+                cursor.execute(sql, params, prepare=True)
+                rows = [(int(r[0]), int(r[1])) for r in cursor.fetchall()]
+        else:
+            with conn.cursor() as cursor:
+                cursor.execute(sql, params)
+                rows = [(int(r[0]), int(r[1])) for r in cursor.fetchall()]
+        if not rows and subjects:
+            for subject in subjects:
+                if keys.is_erased(subject, self.using):
+                    raise keys.SubjectErased(subject)
+        rows.sort()
+        return rows
+
+    def _insert_statement(
+        self,
+        stream_id: str,
+        pending: list[NewEvent],
+        expected_version: int,
+        metadata: Metadata,
+        now: dt.datetime,
+    ) -> tuple[str, list[Any], list[str]]:
+        """The INSERT of one append, its parameters, and the subjects whose keys sealed it.
+        It answers no row if the stream is not at ``expected_version`` (or a subject is erased)."""
         meta_json = json.dumps(metadata.as_json(), separators=(",", ":"))
         subjects = sorted({s for s in (subject_of(p.event) for p in pending) if s is not None})
         payloads = self._payloads([p.event for p in pending], subjects)
@@ -254,19 +333,4 @@ class EventStore(LogReader):
             params += subjects
             if expected_version > 0:
                 params += [stream_id, expected_version]
-        if self._is_postgres:
-            # Planned once per connection (its shape depends only on the number of events).
-            conn.ensure_connection()
-            with conn.wrap_database_errors, psycopg.Cursor(conn.connection) as cursor:
-                cursor.execute(sql, params, prepare=True)
-                rows = [(int(r[0]), int(r[1])) for r in cursor.fetchall()]
-        else:
-            with conn.cursor() as cursor:
-                cursor.execute(sql, params)
-                rows = [(int(r[0]), int(r[1])) for r in cursor.fetchall()]
-        if not rows and subjects:
-            for subject in subjects:
-                if keys.is_erased(subject, self.using):
-                    raise keys.SubjectErased(subject)
-        rows.sort()
-        return rows
+        return sql, params, subjects

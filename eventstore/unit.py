@@ -18,7 +18,7 @@ per-statement cost was most of a batch's time (docs/benchmarks.md).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 import psycopg
@@ -50,6 +50,8 @@ class Unit:
         self._added_unique: dict[str, dict[tuple[Any, ...], Row]] = defaultdict(dict)
         self._unique_on: dict[str, tuple[str, ...]] = {}
         self._after: list[tuple[str, list[Any]]] = []
+        self._returning: set[int] = set()
+        self._reads: list[tuple[str, list[Any], Callable[[list[tuple[Any, ...]]], None]]] = []  # indexes in _after of the statements that answer rows
 
     def table(self, model: type[models.Model]) -> Table:
         name = model._meta.db_table
@@ -68,11 +70,18 @@ class Unit:
         """Rows of ``model`` whose ``attname`` is one of ``values`` (an indexed column)."""
         self._wanted_by[(self.table(model).name, attname)].update(values)
 
+    def read(self, sql: str, params: list[Any], keep: Callable[[list[tuple[Any, ...]]], None]) -> None:
+        """A query of some other table to send with ``load``'s round trip; ``keep`` gets its rows."""
+        self._reads.append((sql, params, keep))
+
     def load(self, before: Sequence[tuple[str, list[Any]]] = ()) -> list[list[tuple[Any, ...]]]:
-        """Read everything wanted (after running ``before``, whose rows it returns)."""
+        """Read everything wanted and asked for by ``read`` (after running ``before``,
+        whose rows it returns), in one round trip."""
         queries: list[tuple[str, list[Any], Callable[[list[tuple[Any, ...]]], None] | None]] = [
             (sql, params, None) for sql, params in before
         ]
+        queries += self._reads
+        self._reads = []
         for name, keys in self._wanted.items():
             table = self._tables[name]
             if name in self._complete:
@@ -194,11 +203,16 @@ class Unit:
         name = model._meta.db_table
         return self._added.get(name, []) + list(self._added_unique.get(name, {}).values())
 
-    def then(self, sql: str, params: list[Any]) -> None:
-        """A statement to run after the writes, in the same round (a checkpoint update)."""
+    def then(self, sql: str, params: list[Any], *, returning: bool = False) -> None:
+        """A statement to run after the writes, in the same round (a checkpoint update);
+        ``returning``: it answers rows (a ``RETURNING`` clause), which ``flush`` returns."""
+        if returning:
+            self._returning.add(len(self._after))
         self._after.append((sql, params))
 
-    def flush(self) -> None:
+    def flush(self) -> list[list[tuple[Any, ...]]]:
+        """Write every change, then the ``then`` statements, in one round; returns the
+        rows of each ``then`` statement marked ``returning``, in order."""
         statements: list[tuple[str, list[Any]]] = []
         copies: list[tuple[Table, list[Row]]] = []
         for name, keys in self._removed.items():
@@ -225,10 +239,11 @@ class Unit:
                 statements += self._insert(table, added)
         for name, by_key in self._added_unique.items():
             statements += self._insert(self._tables[name], list(by_key.values()), ignore=self._unique_on[name])
+        returning = {len(statements) + i for i in self._returning}
         statements += self._after
         for table, rows in copies:
             self._copy(table, rows)
-        self._run(statements, fetch=False)
+        results = self._run(statements, fetch=returning)
         if self.keep:
             for name, dirty in self._dirty.items():
                 self._rows[name].update(dirty)
@@ -240,6 +255,8 @@ class Unit:
         self._added.clear()
         self._added_unique.clear()
         self._after = []
+        self._returning = set()
+        return results
 
     def _copy(self, table: Table, rows: list[Row]) -> None:
         """Write new rows with COPY (binary): a rebuild's bulk of rows, three
@@ -294,17 +311,23 @@ class Unit:
 
     # -- running ----------------------------------------------------------------------------
 
-    def _run(self, statements: Sequence[tuple[str, list[Any]]], *, fetch: bool) -> list[list[tuple[Any, ...]]]:
+    def _run(
+        self, statements: Sequence[tuple[str, list[Any]]], *, fetch: bool | Collection[int],
+    ) -> list[list[tuple[Any, ...]]]:
+        """Run ``statements`` in one round trip (PostgreSQL's pipeline mode); the rows of
+        each (``fetch`` True), of those at the indexes ``fetch`` lists, or of none."""
         if not statements:
             return []
+        wanted = range(len(statements)) if fetch is True else (fetch or ())
         conn = connections[self.using]
         conn.ensure_connection()
         if conn.vendor != "postgresql":
             out = []
             with conn.cursor() as cursor:
-                for sql, params in statements:
+                for i, (sql, params) in enumerate(statements):
                     cursor.execute(sql, params)
-                    out.append(cursor.fetchall() if fetch else [])
+                    if i in wanted:
+                        out.append(cursor.fetchall())
             return out
         raw = conn.connection
         with raw.pipeline():
@@ -315,7 +338,7 @@ class Unit:
                 server = psycopg.Cursor(raw)
                 server.execute(sql, params, prepare=True)
                 bound.append(server)
-            return [c.fetchall() for c in bound] if fetch else []
+            return [c.fetchall() for i, c in enumerate(bound) if i in wanted]
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterable[list[Any]]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
+from typing import Any
 from urllib.parse import urlencode
 
 from django.urls import reverse
@@ -38,8 +39,8 @@ class AgentNamesFromProfiles:
     def names(self, agent_ids: Collection[str]) -> dict[str, str]:
         return profiles.public_names(agent_ids)
 
-    def everyone(self) -> dict[str, str]:
-        return profiles.every_public_name()
+    def everyone_query(self) -> tuple[str, list[Any], Callable[[Iterable[Sequence[Any]]], dict[str, str]]]:
+        return profiles.every_public_name_query()
 
 
 class CustomersFromDirectory:

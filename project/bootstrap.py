@@ -61,7 +61,7 @@ def workflow(*, owner: str | None = None, partition: Partition | None = None) ->
     schedules timers, so unlike the pipeline its commits are durable."""
     from conversations.process_manager import WORKFLOW, WorkflowProcessManager
 
-    return ConsumerRunner([WorkflowProcessManager()], name=WORKFLOW, owner=owner, partition=partition)
+    return ConsumerRunner([WorkflowProcessManager()], name=WORKFLOW, owner=owner, partition=partition, paced=True)
 
 
 def push(*, owner: str | None = None, partition: Partition | None = None) -> ConsumerRunner:

@@ -518,8 +518,8 @@ PARLEY_PIPELINE_PARTITIONS = int(os.environ.get("PARLEY_PIPELINE_PARTITIONS", "1
 if not 1 <= PARLEY_PIPELINE_PARTITIONS <= 64:
     raise ImproperlyConfigured("PARLEY_PIPELINE_PARTITIONS must be a whole number from 1 to 64")
 # The groups that follow the read models (push, webhooks, email fallback)
-# take a batch at most this often: under load one transaction handles many
-# events (workers.worker).
+# and the workflow take a batch at most this often: under load one
+# transaction handles many events (workers.worker).
 PARLEY_FOLLOWER_INTERVAL = float(os.environ.get("PARLEY_FOLLOWER_INTERVAL", "0.05"))
 # How long the read models' rows as of each event are kept once every group
 # that reads them is past them (readmodels.asof): web processes filling a

@@ -90,9 +90,11 @@ class EventRowsProjection(Projection):
 
     def want(self, events: Sequence[RecordedEvent], unit: Unit) -> None:
         # The agents' names as this batch shows them: one read of a small
-        # table, so that every row of the batch names agents as they are now
-        # called (readmodels.names), whichever agents its rows turn out to name.
-        self._agents = agent_names().everyone()
+        # table, in the round trip of the batch's rows, so that every row of
+        # the batch names agents as they are now called (readmodels.names),
+        # whichever agents its rows turn out to name.
+        sql, params, names = agent_names().everyone_query()
+        unit.read(sql, params, lambda rows: setattr(self, "_agents", names(rows)))
         customers = {r.event.customer_id for r in events}  # type: ignore[attr-defined]
         unit.want(DirectoryEntry, customers)
         unit.want(Conversation, customers)

@@ -11,16 +11,17 @@ owns, which the composition root (project.apps) fills at start-up.
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from typing import Protocol
+from collections.abc import Callable, Collection, Iterable, Sequence
+from typing import Any, Protocol
 
 
 class AgentNames(Protocol):
     def names(self, agent_ids: Collection[str]) -> dict[str, str]:
         """The name each of these agents is shown by (an id of no agent is left out)."""
 
-    def everyone(self) -> dict[str, str]:
-        """The name of every agent there is, by id."""
+    def everyone_query(self) -> tuple[str, list[Any], Callable[[Iterable[Sequence[Any]]], dict[str, str]]]:
+        """The name of every agent there is, by id, as a statement and what turns its
+        rows into names: the pipeline reads it in the round trip of its batch's rows."""
 
 
 _agents: AgentNames | None = None

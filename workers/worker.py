@@ -6,10 +6,12 @@ appends, falling back to a poll for a lost wake-up.
 
 A group that follows another (the process managers behind the read models)
 is woken when that group's checkpoint moves, not by appends, which it could
-not read yet; and it takes a batch at most every ``PARLEY_FOLLOWER_INTERVAL``
-seconds, so that under load one transaction handles many events: a push or
-a webhook a few hundredths of a second later costs nobody anything, a
-transaction per message costs the database.
+not read yet. It, and the workflow, take a batch at most every
+``PARLEY_FOLLOWER_INTERVAL`` seconds (``ConsumerRunner.paced``), so that
+under load one transaction handles many events: a push, a webhook or an
+assignment a few hundredths of a second later costs nobody anything, a
+transaction per message costs the database and, in one process, the
+interpreter the read models' batches wait for.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ class Worker:
         #: Tell the groups that follow this one when its checkpoint moves.
         self.announce = announce
         #: Seconds between two batches of a following group (0: none).
-        self.min_interval = float(settings.PARLEY_FOLLOWER_INTERVAL) if runner.follows else 0.0
+        self.min_interval = float(settings.PARLEY_FOLLOWER_INTERVAL) if runner.paced else 0.0
         self._owns_thread = thread is None
         self._thread = thread if thread is not None else DatabaseThreads(1, f"consumer-{runner.name}")
         self._blocked = 0

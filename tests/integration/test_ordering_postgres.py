@@ -208,9 +208,10 @@ def test_a_rebuild_in_progress_does_not_hold_live_readers_back():
     assert late.position > 0
 
 
-def _batch_in_progress_then_read(*, appends: bool) -> tuple[list[str], list[str]]:
-    """A group's batch holds its transaction open (checkpoint locked: it has an id) while
-    another writer appends and commits; what a reader of the log sees meanwhile, and after."""
+def _batch_in_progress_then_read(*, appends: bool, writes_first: bool = False) -> tuple[list[str], list[str]]:
+    """A group's batch holds its transaction open while another writer appends and
+    commits; what a reader of the log sees meanwhile, and after. ``writes_first``: the
+    member appends an event of its own before it waits (its transaction has an id)."""
     from eventstore.runner import ConsumerRunner
 
     store = EventStore()
@@ -222,6 +223,8 @@ def _batch_in_progress_then_read(*, appends: bool) -> tuple[list[str], list[str]
         event_types = None
 
         def handle(self, batch):
+            if writes_first:
+                store.append("written-by-the-batch", [noted()], 0)
             inside.set()
             release.wait(10)
 
@@ -250,11 +253,72 @@ def test_a_batch_of_a_group_that_appends_nothing_does_not_hold_readers_back():
     assert after == ["before", "during-batch"]
 
 
-def test_a_batch_of_a_group_that_may_append_holds_readers_back_until_it_ends():
-    """The workflow's batch may append events with its transaction id, so readers wait for it."""
-    during, after = _batch_in_progress_then_read(appends=True)
+def test_a_batch_of_a_group_that_appends_holds_readers_back_from_its_first_write_until_it_ends():
+    """The workflow's batch appends events with its transaction id, so readers wait for
+    it once it has written; what others commit meanwhile is read after it, in order."""
+    during, after = _batch_in_progress_then_read(appends=True, writes_first=True)
     assert during == ["before"]
+    assert after == ["before", "written-by-the-batch", "during-batch"]
+
+
+def test_a_batch_of_a_group_that_may_append_holds_nobody_back_before_it_writes():
+    """Its checkpoint is read unlocked (a lock would give the transaction an id at
+    once): until the batch writes, the log is read past it."""
+    during, after = _batch_in_progress_then_read(appends=True)
+    assert during == ["before", "during-batch"]
     assert after == ["before", "during-batch"]
+
+
+def test_a_batch_of_a_group_that_appends_whose_lease_was_taken_meanwhile_leaves_nothing():
+    """The unlocked checkpoint is moved with a compare-and-set: an instance that took
+    the lease while the batch ran wins, and the batch's appends go with its rollback."""
+    from django.db import connections
+
+    from eventstore.runner import ConsumerRunner, LostLease
+
+    store = EventStore()
+    store.append("before", [noted()], 0)
+    inside, release = threading.Event(), threading.Event()
+
+    class Appender:
+        name = "appender"
+        event_types = None
+
+        def handle(self, batch):
+            store.append("written-by-the-batch", [noted()], 0)
+            inside.set()
+            release.wait(10)
+
+        async def after_commit(self, effects):
+            return None
+
+    first = ConsumerRunner(Appender(), name="appender")
+    assert first.acquire_lease()
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            first.process_batch()
+        except BaseException as exc:  # noqa: BLE001 - the thread reports it
+            failed.append(exc)
+        finally:
+            connections.close_all()
+
+    t = threading.Thread(target=run)
+    t.start()
+    try:
+        assert inside.wait(10)
+        with connection.cursor() as c:  # the lease ran out and another instance took it
+            c.execute("UPDATE parley_checkpoints SET lease_until = now() - interval '1 second' WHERE name = 'appender'")
+        second = ConsumerRunner(Appender(), name="appender")
+        assert second.acquire_lease()
+    finally:
+        release.set()
+        t.join()
+    assert len(failed) == 1 and isinstance(failed[0], LostLease)
+    assert first.cursor is None
+    assert [e.stream_id for e in store.read_all(Cursor.start())] == ["before"]
+    assert second.cursor == Cursor.start()
 
 
 def test_a_group_that_appends_nothing_cannot_append_in_its_batch():
