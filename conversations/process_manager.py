@@ -111,7 +111,8 @@ class WorkflowProcessManager:
                 with transaction.atomic():
                     self._handle_batch(batch, DeferredAppends())
                 return
-            except (ConcurrencyConflict, DuplicateEvent) as exc:
+            except (ConcurrencyConflict, DuplicateEvent, SubjectErased) as exc:
+                # A conversation of the batch moved, or its customer was erased, since it was read.
                 log.info("workflow: a conversation of the batch changed meanwhile (%s): deciding again", exc)
         self._handle_batch(batch, EventStore())
 

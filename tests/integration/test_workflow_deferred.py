@@ -115,3 +115,25 @@ def test_a_claim_between_the_decisions_and_their_writing_is_kept_and_the_batch_d
     versions = [r.version for r in EventStore().read_stream(stream_id(uuid.UUID(customer.id)))]
     assert versions == list(range(1, len(versions) + 1))
     assert runner.cursor is not None  # the batch committed: its checkpoint moved
+
+
+def test_a_customer_erased_between_the_decisions_and_their_writing_stops_nothing(customer, make_customer, monkeypatch):
+    from project.privacy import erase_customer
+
+    other = make_customer()
+    customer_says(customer.id, "Hello?")
+    customer_says(other.id, "Anyone?")
+    pipeline().catch_up()
+    decided, go_on = _pause_before_writing(monkeypatch)
+    runner = workflow()
+    assert runner.acquire_lease()
+    t, failed = _in_thread(runner.process_batch)
+    try:
+        assert decided.wait(10)
+        assert erase_customer(uuid.UUID(customer.id), reason="request", actor="test")
+    finally:
+        go_on.set()
+        t.join()
+    assert not failed  # the batch went through: nothing more decided about the erased customer
+    assert runner.cursor is not None
+    assert _types(other.id).count("FirstResponseClockStarted") == 1
