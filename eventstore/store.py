@@ -225,9 +225,7 @@ class EventStore(LogReader):
             raise ConcurrencyConflict(", ".join(sorted({a.stream_id for a in appends})), -1, None) from None
         for a, rows, (_, _, subjects) in zip(appends, answered, statements, strict=True):
             if len(rows) != len(a.events):
-                for subject in subjects:
-                    if keys.is_erased(subject, self.using):
-                        raise keys.SubjectErased(subject)
+                self._refuse_if_erased(subjects)
                 raise ConcurrencyConflict(a.stream_id, a.expected_version, None)
         transaction.on_commit(self._wake, using=self.using)
 
@@ -270,12 +268,16 @@ class EventStore(LogReader):
             with conn.cursor() as cursor:
                 cursor.execute(sql, params)
                 rows = [(int(r[0]), int(r[1])) for r in cursor.fetchall()]
-        if not rows and subjects:
-            for subject in subjects:
-                if keys.is_erased(subject, self.using):
-                    raise keys.SubjectErased(subject)
+        if not rows:
+            self._refuse_if_erased(subjects)
         rows.sort()
         return rows
+
+    def _refuse_if_erased(self, subjects: list[str]) -> None:
+        """After an append that wrote nothing: SubjectErased if that was an erased subject."""
+        for subject in subjects:
+            if keys.is_erased(subject, self.using):
+                raise keys.SubjectErased(subject)
 
     def _insert_statement(
         self,
