@@ -303,6 +303,16 @@ def wait_until(check: Any, what: str, timeout: float = 15) -> None:
         time.sleep(0.1)
 
 
+def wait_for_console(page: Any, console: list[str], needle: str, what: str, timeout: float = 15) -> None:
+    """Wait for a console line holding ``needle``. Playwright's sync API hands over
+    events only while the test calls into it, so this waits in the page's time
+    (a plain sleep would never see a line logged after the last call)."""
+    deadline = time.monotonic() + timeout
+    while not any(needle in line for line in console):
+        assert time.monotonic() < deadline, f"{what}: {console}"
+        page.wait_for_timeout(100)
+
+
 # -- tests ------------------------------------------------------------------------------------
 
 
@@ -392,7 +402,7 @@ def test_an_origin_outside_the_allowed_ones_cannot_show_the_conversation(browser
         page.goto(stranger_site.url(token=ada["token"]))
         # The script sees it is not allowed here and says so; no launcher.
         page.wait_for_function("() => window.Parley && window.Parley.version === 1")
-        wait_until(lambda: any("not in PARLEY_WIDGET_ORIGINS" in line for line in console), f"no console error: {console}")
+        wait_for_console(page, console, "not in PARLEY_WIDGET_ORIGINS", "no console error")
         expect(page.locator("parley-widget")).to_be_hidden()
         # And whatever a page does, the browser refuses to render Parley's frame in it.
         page.evaluate(f"""() => {{
@@ -403,7 +413,7 @@ def test_an_origin_outside_the_allowed_ones_cannot_show_the_conversation(browser
         # between versions (an error page at chrome-error://, or the address
         # with an empty document), so the test asks what matters: no frame on
         # this page holds Parley's app.
-        wait_until(lambda: any("frame-ancestors" in line for line in console), f"the frame was not refused: {console}")
+        wait_for_console(page, console, "frame-ancestors", "the frame was not refused")
         forced = page.frame_locator("#forced")
         assert forced.locator("#app").count() == 0
         assert not any(_shows_parley(f) for f in page.frames if f is not page.main_frame)
