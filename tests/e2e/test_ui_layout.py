@@ -172,6 +172,52 @@ def test_the_dashboard_holds_together(browser, pages, stack, viewport):
         save_screenshot(page, "agent-long-names.png")
 
 
+#: The page scrolls: its controls are checked in the first screen, the rest for width.
+REPORTS_REGIONS = [".reports__header", ".reports__range"]
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_the_reports_page_holds_together(browser, pages, stack, viewport):
+    """The header, the range and agent picker (an agent with a 40-character name
+    in it), the tiles and the downloads: laid out at every size, the picker too."""
+    username = f"rep{viewport['width']}"
+    password = create_agent(stack, username, "Rep")
+    token = token_for(stack, username, password)
+    assert http("PATCH", f"{stack.url}/api/v1/agents/me", {"display_name": LONG_AGENT}, token)[0] == 200
+    # The picker lists the agents the reports know: this one answers a customer.
+    ada = stack.register_customer(LONG_CUSTOMER, f"reports{viewport['width']}@example.com")
+    customer_send(stack, ada["token"], "Where is my parcel?")
+    agent_send(stack, token, ada["customer_id"], "On its way.")
+    page = new_page(browser, pages, viewport)
+    page.goto(f"{stack.url}/agent/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    page.goto(f"{stack.url}/agent/reports/")
+    mine = page.locator("#report-agent option", has_text=LONG_AGENT)
+    for _ in range(60):  # the workers fold the reply into the reports: reload until they have
+        if mine.count():
+            break
+        page.wait_for_timeout(500)
+        page.reload()
+    expect(mine.first).to_be_attached()  # (the agents of the other sizes' runs share the stack and the name)
+    what = f"the reports page at {viewport['width']}x{viewport['height']}"
+    assert boxes(page, REPORTS_REGIONS) >= 6
+    assert_laid_out(page, REPORTS_REGIONS, what)
+    # Tiles, charts and tables fit the width (the page scrolls down, never sideways).
+    assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"], what
+    page.locator("#report-agent").select_option(label=LONG_AGENT)
+    if viewport == DESKTOP:
+        assert_laid_out(page, REPORTS_REGIONS, f"{what}, one agent chosen")
+    # On a phone a closed picker cannot hold a 40-character name (the open one
+    # lists it whole): the report names the agent in full under it.
+    page.get_by_role("button", name="Show").click()
+    expect(page.locator(".reports > p.muted").first).to_contain_text(f"{LONG_AGENT}, ")
+    if viewport == SMALL_PHONE:
+        save_screenshot(page, "reports-phone-320.png")
+
+
 def test_the_layout_check_finds_an_overlap_a_cut_and_a_small_target(browser, pages, stack):
     """The check above can fail: an overlap, a cut select and a small button are each reported."""
     ada = stack.register_customer("Ada Check", "ada.check@example.com")
