@@ -68,6 +68,15 @@ def back_online(page: Any) -> None:
     expect(page.locator("#connection")).to_have_attribute("data-state", "live")
 
 
+def sign_in(page: Any, stack: Any, username: str, password: str) -> None:
+    """Sign in to the dashboard as an agent and wait for its socket."""
+    page.goto(f"{stack.url}/agent/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+
+
 def check_every_menu(page: Any, regions: list[str], what: str, menus: list[str]) -> None:
     for summary in menus:
         page.locator(summary).click()
@@ -132,11 +141,7 @@ def test_the_dashboard_holds_together(browser, pages, stack, viewport):
     assert status == 200
 
     page = new_page(browser, pages, viewport)
-    page.goto(f"{stack.url}/agent/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    sign_in(page, stack, username, password)
     row = conversation_row(page, ada["customer_id"])
     expect(row.locator(".count")).to_have_text("3")
     expect(page.locator("#total-unread")).to_be_visible()
@@ -189,11 +194,7 @@ def test_the_reports_page_holds_together(browser, pages, stack, viewport):
     customer_send(stack, ada["token"], "Where is my parcel?")
     agent_send(stack, token, ada["customer_id"], "On its way.")
     page = new_page(browser, pages, viewport)
-    page.goto(f"{stack.url}/agent/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    sign_in(page, stack, username, password)
     page.goto(f"{stack.url}/agent/reports/")
     mine = page.locator("#report-agent option", has_text=LONG_AGENT)
     for _ in range(60):  # the workers fold the reply into the reports: reload until they have
