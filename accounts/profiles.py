@@ -12,6 +12,7 @@ and the names the read side shows (readmodels.ports.AgentNames).
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -107,5 +108,11 @@ def every_public_name_query() -> tuple[str, list[Any], Callable[[Iterable[Sequen
     """The public name of every user there is (agents, and former agents whose messages
     stay), as a statement, its parameters and what turns its rows into names by id: for
     a caller that sends it in one round trip with other reads (readmodels.asof)."""
-    sql, params = _users(None).query.sql_with_params()
+    sql, params = _every_user_sql()
     return sql, list(params), _by_id
+
+
+@functools.cache
+def _every_user_sql() -> tuple[str, tuple[Any, ...]]:
+    # The same text for every pipeline batch: compiled once per process, not per batch.
+    return _users(None).query.sql_with_params()

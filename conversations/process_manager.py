@@ -137,7 +137,7 @@ class WorkflowProcessManager:
             except SubjectErased:
                 continue  # erased since this batch was read: nothing is decided about them any more
         if isinstance(store, DeferredAppends):
-            store.flush()
+            store.flush()  # first of the batch's writes: its transaction has an id from here on
         routes.save()
         timers.cancel_keys(ended)
         if erased:

@@ -22,6 +22,7 @@ inside a savepoint it took (conversations.process_manager).
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Sequence
 
 from eventstore.events import DomainEvent, Metadata, NewEvent, RecordedEvent, shard_of_event
@@ -39,6 +40,7 @@ class DeferredAppends:
         self.store = store or EventStore()
         self._decided: dict[str, list[RecordedEvent]] = {}
         self._appends: list[Append] = []
+        self._provisional = itertools.count(PROVISIONAL)
 
     def read_stream(self, stream_id: str) -> list[RecordedEvent]:
         return self.store.read_stream(stream_id) + self._decided.get(stream_id, [])
@@ -60,7 +62,7 @@ class DeferredAppends:
         now = dt.datetime.now(dt.timezone.utc)
         recorded = [
             RecordedEvent(
-                position=PROVISIONAL + len(self._appends) * 1000 + i, tx=0, stream_id=stream_id,
+                position=next(self._provisional), tx=0, stream_id=stream_id,
                 version=expected_version + i + 1, event_id=p.event_id, event=p.event, metadata=metadata,
                 recorded_at=now, shard=shard_of_event(p.event),
             )

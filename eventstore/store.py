@@ -29,6 +29,7 @@ from django.db import IntegrityError, connections, transaction
 from eventstore import keys
 from eventstore.events import DomainEvent, Metadata, NewEvent, RecordedEvent, encode, personal_of, shard_of_event
 from eventstore.reading import TABLE, LogReader, _as_uuid
+from eventstore.unit import run_pipelined
 
 #: application_name of a transaction that promises never to append events
 #: (a read-model rebuild): readers need not wait for it.
@@ -212,13 +213,9 @@ class EventStore(LogReader):
         conn = self._conn
         conn.ensure_connection()
         try:
-            with conn.wrap_database_errors, conn.connection.pipeline():
-                cursors = []
-                for sql, params, _ in statements:
-                    cursor = psycopg.Cursor(conn.connection)
-                    cursor.execute(sql, params, prepare=True)
-                    cursors.append(cursor)
-                answered = [cursor.fetchall() for cursor in cursors]
+            with conn.wrap_database_errors:
+                answered = run_pipelined(conn.connection, [(sql, params) for sql, params, _ in statements],
+                                         range(len(statements)))
         except IntegrityError as err:
             if _violated_constraint(err) == "event_id":
                 raise DuplicateEvent({e.event_id for a in appends for e in a.events}) from None

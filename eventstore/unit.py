@@ -50,8 +50,8 @@ class Unit:
         self._added_unique: dict[str, dict[tuple[Any, ...], Row]] = defaultdict(dict)
         self._unique_on: dict[str, tuple[str, ...]] = {}
         self._after: list[tuple[str, list[Any]]] = []
-        self._returning: set[int] = set()
-        self._reads: list[tuple[str, list[Any], Callable[[list[tuple[Any, ...]]], None]]] = []  # indexes in _after of the statements that answer rows
+        self._returning: set[int] = set()  # indexes in _after of the statements that answer rows
+        self._reads: list[tuple[str, list[Any], Callable[[list[tuple[Any, ...]]], None]]] = []
 
     def table(self, model: type[models.Model]) -> Table:
         name = model._meta.db_table
@@ -329,16 +329,22 @@ class Unit:
                     if i in wanted:
                         out.append(cursor.fetchall())
             return out
-        raw = conn.connection
-        with raw.pipeline():
-            bound: list[psycopg.Cursor[Any]] = []
-            for sql, params in statements:
-                # Server-side binding (Django's cursors bind on the client) and
-                # prepared: the texts are few and the same for every batch.
-                server = psycopg.Cursor(raw)
-                server.execute(sql, params, prepare=True)
-                bound.append(server)
-            return [c.fetchall() for i, c in enumerate(bound) if i in wanted]
+        return run_pipelined(conn.connection, statements, wanted)
+
+
+def run_pipelined(
+    raw: psycopg.Connection[Any], statements: Sequence[tuple[str, list[Any]]], wanted: Collection[int],
+) -> list[list[tuple[Any, ...]]]:
+    """Run ``statements`` on a PostgreSQL connection in one round trip (pipeline mode);
+    the rows of those at the indexes ``wanted``. Server-side binding (Django's cursors
+    bind on the client) and prepared: the texts are few and the same for every batch."""
+    with raw.pipeline():
+        bound: list[psycopg.Cursor[Any]] = []
+        for sql, params in statements:
+            server = psycopg.Cursor(raw)
+            server.execute(sql, params, prepare=True)
+            bound.append(server)
+        return [c.fetchall() for i, c in enumerate(bound) if i in wanted]
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterable[list[Any]]:
