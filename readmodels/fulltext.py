@@ -68,12 +68,14 @@ HEADLINE_OPTIONS = (
 _HIDDEN = {ord(MARK_START): " ", ord(MARK_END): " ", ord(STORED_LT): " ", ord(STORED_AT): " ",
            ord("<"): STORED_LT, ord("@"): STORED_AT}
 _WORD = re.compile(r"\w+")
+#: Any character ``indexable`` changes (most texts have none: one scan in C, no copy).
+_CHANGED = re.compile("[" + re.escape("".join(map(chr, _HIDDEN))) + "]")
 
 
 def indexable(text: str) -> str:
     """The form of ``text`` the index stores (and a query is parsed in): no
     marker characters; "<" and "@" hidden from PostgreSQL's parser."""
-    return text.translate(_HIDDEN)
+    return text.translate(_HIDDEN) if _CHANGED.search(text) else text
 
 
 def readable(fragment: str) -> str:

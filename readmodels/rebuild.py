@@ -7,11 +7,17 @@
    main ones for this connection). One pass over the log feeds every chosen
    projection up to the pipeline's checkpoint, through one unit of work that
    holds the rows in memory and writes them once (``HELD_ROWS`` bounds it).
-   The live pipeline goes on meanwhile, writing the live tables.
+   The indexes that enforce nothing are built after that write, over the
+   full tables, and the tables are written side by side over connections of
+   their own (``WRITERS``): PostgreSQL builds the search index of one while
+   the other's rows go in. The live pipeline goes on meanwhile, writing the
+   live tables.
 2. **The swap.** One transaction locks the pipeline's checkpoint row (the
    live pipeline starts every batch by locking it, so it waits here, between
-   two batches), replays the few events the pipeline processed since, and
-   puts the new tables in place of the old: on PostgreSQL by moving them
+   two batches), then the live tables (a reader holding one longer than
+   ``SWAP_LOCK_TIMEOUT_MS`` makes the attempt give up before it has applied
+   anything, and try again), replays the few events the pipeline processed
+   since, and puts the new tables in place of the old: on PostgreSQL by moving them
    between schemas, on SQLite by copying their rows over. Readers see the
    old tables until the commit and the new ones after it, never an empty or
    partial one; the checkpoint does not move, so the pipeline continues
@@ -29,14 +35,17 @@ import os
 import secrets
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import psycopg
 from django.db import OperationalError, connection, models, transaction
 
 from eventstore import partitions
 from eventstore.events import Cursor
-from eventstore.store import EventStore, mark_replay_transaction, replaying
-from eventstore.unit import Unit
+from eventstore.store import REPLAY_APPLICATION_NAME, EventStore, mark_replay_transaction, replaying
+from eventstore.tables import Row, Table
+from eventstore.unit import Unit, copy_rows
 from readmodels.projections import PIPELINE, Projection, ReadModels, with_needs
 
 log = logging.getLogger(__name__)
@@ -48,6 +57,9 @@ SWAP_ATTEMPTS = 20
 #: Rows held in memory at most (about a kilobyte each); past it they are
 #: written and dropped, and later batches read the ones they need back.
 HELD_ROWS = int(os.environ.get("PARLEY_REBUILD_HELD_ROWS", "400000"))
+#: Connections the rebuilt tables are written over at once (PostgreSQL): each
+#: table's rows with COPY, then its indexes, on one of them.
+WRITERS = int(os.environ.get("PARLEY_REBUILD_WRITERS", "2"))
 
 
 @dataclass(frozen=True)
@@ -95,13 +107,18 @@ def rebuild(projections: Sequence[Projection], *, batch_size: int = 5000) -> lis
         with transaction.atomic():  # the bulk written before the swap, which holds up the pipeline
             mark_replay_transaction()
             shadow.use()
-            unit.flush()
+            unit.flush(copy_with=shadow.write_apart)
         for attempt in range(SWAP_ATTEMPTS):
+            applying = False
             try:
                 with transaction.atomic():
                     shadow.use()
                     shadow.limit_lock_waits()
                     locked = _lock_pipeline()
+                    # Every lock the swap needs before anything is applied: an attempt
+                    # given up for a reader leaves the unit and the cursors as they were.
+                    shadow.lock_live()
+                    applying = True
                     for part, until in locked.items():
                         while cursors[part] < until:
                             cursors[part] = _replay(engine, unit, cursors[part], until, batch_size, counts, part)
@@ -109,15 +126,18 @@ def rebuild(projections: Sequence[Projection], *, batch_size: int = 5000) -> lis
                     shadow.swap()
                 break
             except OperationalError:
-                if attempt == SWAP_ATTEMPTS - 1:
+                if applying or attempt == SWAP_ATTEMPTS - 1:
                     raise
                 log.info("rebuild: a reader held a table; trying the swap again")
                 time.sleep(0.2)
     finally:
         replaying.active = False
+        shadow.drop()
+        # The rows go now, freed by reference counting: left to the cyclic
+        # collector, its first run would walk every one of them (half a second).
+        del unit
         if collecting:
             gc.enable()
-        shadow.drop()
     return [Rebuilt(p.name, counts[p.name]) for p in engine.projections]
 
 
@@ -163,6 +183,8 @@ class _Shadow:
         self.old_schema = f"parley_replaced_{suffix}"
         self.created = False
         self.home = "public"
+        #: Per table: the CREATE INDEX statements left for write_apart.
+        self.indexes: dict[str, list[str]] = {}
 
     def _names(self) -> list[str]:
         return [t._meta.db_table for t in self.tables]
@@ -179,6 +201,14 @@ class _Shadow:
                     with connection.schema_editor() as editor:
                         for table in self.tables:
                             editor.create_model(table)
+                        # Indexes that enforce nothing wait for the rows (write_apart): one
+                        # built over a full table sorts once instead of growing row by row.
+                        # Keys and unique constraints stay (upserts and reads need them).
+                        later = [sql for sql in map(str, editor.deferred_sql) if sql.startswith("CREATE INDEX ")]
+                        editor.deferred_sql = [s for s in editor.deferred_sql if str(s) not in later]
+                        for name in self._names():
+                            self.indexes[name] = [sql for sql in later if f' ON "{name}" ' in sql]
+                        assert sum(map(len, self.indexes.values())) == len(later), later
                 return
             self.created = True
             for name in self._names():
@@ -191,6 +221,45 @@ class _Shadow:
         if self.postgres:
             with connection.cursor() as c:
                 c.execute(f'SET LOCAL search_path TO "{self.schema}", "{self.home}"')
+
+    def write_apart(self, copies: list[tuple[Table, list[Row]]]) -> None:
+        """Write the rebuilt tables' new rows and build their waiting indexes, the
+        tables spread over ``WRITERS`` connections of their own, biggest first.
+
+        Each table is one transaction of its own connection, marked as one
+        that appends no events (readers of the log do not wait for it), and
+        committed before this returns; the tables are this rebuild's alone
+        until the swap, and dropped with the schema if the rebuild fails.
+        """
+        if not self.postgres:
+            return  # SQLite's copies have no indexes and no COPY: the unit wrote the rows
+        rows_of = {table.name: (table, rows) for table, rows in copies}
+        jobs = [(name, *rows_of.get(name, (None, [])), self.indexes.pop(name, [])) for name in self._names()]
+        jobs.sort(key=lambda job: -len(job[2]))
+        params = connection.get_connection_params()
+
+        def write(job: tuple[str, Table | None, list[Row], list[str]]) -> None:
+            _, table, rows, indexes = job
+            if not rows and not indexes:
+                return
+            with psycopg.connect(**params) as conn:  # commits on leaving the block
+                conn.execute("SELECT set_config('application_name', %s, true)", [REPLAY_APPLICATION_NAME])
+                conn.execute(f'SET LOCAL search_path TO "{self.schema}", "{self.home}"')
+                if table is not None:
+                    copy_rows(conn, table, rows)
+                for sql in indexes:
+                    conn.execute(sql)
+
+        with ThreadPoolExecutor(max(1, WRITERS), thread_name_prefix="rebuild-writer") as pool:
+            for _ in pool.map(write, jobs):  # re-raises the first failure
+                pass
+
+    def lock_live(self) -> None:
+        """Lock the live tables the swap replaces (waiting at most ``SWAP_LOCK_TIMEOUT_MS``)."""
+        if self.postgres:
+            names = ", ".join(f'"{self.home}"."{name}"' for name in self._names())
+            with connection.cursor() as c:
+                c.execute(f"LOCK TABLE {names} IN ACCESS EXCLUSIVE MODE")
 
     def limit_lock_waits(self) -> None:
         if self.postgres:
