@@ -256,7 +256,7 @@ class _Shadow:
 
     def lock_live(self) -> None:
         """Lock the live tables the swap replaces (waiting at most ``SWAP_LOCK_TIMEOUT_MS``)."""
-        if self.postgres:
+        if self.postgres and self.tables:
             names = ", ".join(f'"{self.home}"."{name}"' for name in self._names())
             with connection.cursor() as c:
                 c.execute(f"LOCK TABLE {names} IN ACCESS EXCLUSIVE MODE")

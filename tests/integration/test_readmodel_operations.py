@@ -85,6 +85,9 @@ def test_a_rebuild_leaves_every_index_the_migrations_made(customer, project):
     assert any("USING gin" in d for d in before) and len(before) > 20
     call_command("rebuild_readmodels", stdout=io.StringIO())
     assert _index_definitions() == before
+    for name in ("search", "erasure"):  # one read model alone; one with no table of its own
+        call_command("rebuild_readmodels", only=[name], stdout=io.StringIO())
+    assert _index_definitions() == before
     with connection.cursor() as c:  # and nothing of the rebuild is left behind
         c.execute("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'parley_re%%'")
         assert c.fetchone()[0] == 0
