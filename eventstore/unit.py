@@ -41,6 +41,7 @@ class Unit:
         self.keep = keep
         self._complete: set[str] = set()
         self._tables: dict[str, Table] = {}
+        self._of_model: dict[type[models.Model], Table] = {}  # the same, by model: save() is a replay's hottest call
         self._wanted: dict[str, set[Any]] = defaultdict(set)
         self._wanted_by: dict[tuple[str, str], set[Any]] = defaultdict(set)
         self._rows: dict[str, dict[Any, Row]] = defaultdict(dict)
@@ -55,10 +56,13 @@ class Unit:
         self._reads: list[tuple[str, list[Any], Callable[[list[tuple[Any, ...]]], None]]] = []
 
     def table(self, model: type[models.Model]) -> Table:
-        name = model._meta.db_table
-        found = self._tables.get(name)
+        found = self._of_model.get(model)
         if found is None:
-            found = self._tables[name] = Table(model, self.using)
+            name = model._meta.db_table
+            found = self._tables.get(name)
+            if found is None:
+                found = self._tables[name] = Table(model, self.using)
+            self._of_model[model] = found
         return found
 
     # -- reading --------------------------------------------------------------------------
@@ -176,11 +180,12 @@ class Unit:
 
     def save(self, model: type[models.Model], row: Row) -> None:
         """Insert or update this row (by primary key) at ``flush``."""
-        table = self.table(model)
+        table = self._of_model.get(model) or self.table(model)
         key = row[table.pk]
-        removed = self._removed.get(table.name)
-        if removed:
-            removed.discard(key)
+        if self._removed:
+            removed = self._removed.get(table.name)
+            if removed:
+                removed.discard(key)
         self._dirty[table.name][key] = row
 
     def remove(self, model: type[models.Model], key: Any) -> None:

@@ -231,27 +231,25 @@ def conversation(conv: Row | None, r: RecordedEvent, *, message: Row | None, age
     e: Any = r.event
     if r.event_type in WORKFLOW_EVENT_TYPES:
         return {**workflow(conv, r), "tx": r.tx, "position": r.position}
+    changes: Row = {}  # the row is copied once, with every change (a replay folds this for every message event)
     if isinstance(e, MessageSent):
         assert message is not None
         if conv is None:
             conv = {**WORKFLOW_DEFAULTS, "customer_id": e.customer_id, "unread_for_agents": 0}
         # Parley's own away reply answers nobody: the customer still waits for the team.
         awaiting = conv["awaiting_reply"] if e.sender_kind == SenderKind.SYSTEM else e.sender_kind == SenderKind.CUSTOMER
-        conv = {
-            **conv, "last_message": last_message_summary(message), "last_activity_at": e.sent_at,
-            "awaiting_reply": awaiting,
-        }
+        changes = {"last_message": last_message_summary(message), "last_activity_at": e.sent_at, "awaiting_reply": awaiting}
     elif conv is None:
         return None
     elif isinstance(e, MessageEdited):
         last = conv["last_message"] or {}
         if message is not None and last.get("message_id") == str(e.message_id):
-            conv = {**conv, "last_message": last_message_summary(message, edited=True)}
+            changes = {"last_message": last_message_summary(message, edited=True)}
     elif not isinstance(e, MessageMarkedAsRead):
         return conv
     if agents_unread:
-        conv = {**conv, "unread_for_agents": max(0, conv["unread_for_agents"] + agents_unread)}
-    return {**conv, "tx": r.tx, "position": r.position}
+        changes["unread_for_agents"] = max(0, conv["unread_for_agents"] + agents_unread)
+    return {**conv, **changes, "tx": r.tx, "position": r.position}
 
 
 def workflow(conv: Row | None, r: RecordedEvent) -> Row:
