@@ -218,6 +218,14 @@ def _select(using: str, subjects: list[str]) -> list[tuple[Any, ...]]:
     conn = connections[using]
     rows: list[tuple[Any, ...]] = []
     with conn.cursor() as cursor:
+        if conn.vendor == "postgresql" and not any("," in s for s in subjects):
+            # One text parameter, split by the server: a list parameter is quoted item
+            # by item in Python, three times the cost for a rebuild's thousands of subjects.
+            cursor.execute(
+                f"SELECT subject, master, wrapped, erased_at FROM {TABLE} WHERE subject = ANY(string_to_array(%s, ','))",
+                [",".join(subjects)],
+            )
+            return list(cursor.fetchall())
         for chunk in _chunks(subjects):
             if conn.vendor == "postgresql":
                 cursor.execute(f"SELECT subject, master, wrapped, erased_at FROM {TABLE} WHERE subject = ANY(%s)", [chunk])

@@ -399,3 +399,19 @@ def test_a_process_that_still_remembers_the_key_cannot_write_after_the_erasure(c
     r = customer.post("/api/v1/messages", {"message_id": new_id(), "body": SECRET})
     assert r.status_code == 410 and r.json()["error"]["code"] == "erased"
     assert StoredEvent.objects.count() == count
+
+
+def test_keys_are_found_for_many_subjects_at_once_and_for_any_subject_text():
+    # On PostgreSQL the subjects go as one comma-separated text; a subject with
+    # a comma in it (never a customer's id, but the store does not assume) goes
+    # as a list instead. Either way every key is found, and an erased one is known.
+    subjects = [str(uuid.uuid4()) for _ in range(1200)]
+    odd = "not, a uuid"
+    keys.for_appending([*subjects, odd])
+    erased = subjects[7]
+    SubjectKey.objects.filter(subject=erased).update(wrapped="", erased_at=dt.datetime.now(dt.timezone.utc))
+    ring = keys.for_reading(subjects)
+    assert ring.erased(erased) and not any(ring.erased(s) for s in subjects if s != erased)
+    assert ring.ciphers.keys() == set(subjects)
+    mixed = keys.for_reading([subjects[0], odd])
+    assert mixed.ciphers.keys() == {subjects[0], odd} and not mixed.erased(odd)
