@@ -372,8 +372,9 @@ def main() -> int:
         f"whole log). Reads in pages of {BATCH} (the pipeline's batch). Rebuilds run as "
         "`rebuild_readmodels` does: fresh tables beside the live ones, read in batches of "
         f"{REBUILD_BATCH:,} events applied through one unit of work kept over the whole pass "
-        "(rows held in memory, never read back, written once with COPY), then one transaction "
-        "that swaps the new tables in. The last row feeds all four projections from one pass "
+        "(rows held in memory, never read back, written once with COPY over two connections of their own, "
+        "the indexes that enforce nothing built after the rows), then one transaction "
+        "that swaps the new tables in. The last row feeds every read model from one pass "
         "of the log; the target is 20,000 log events/s."
         "\n\n"
         + table(["pass", "seconds", "log events/s", "vs bare read", "events applied"], rows)
