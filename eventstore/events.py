@@ -236,10 +236,14 @@ def _assemblable(cls: type) -> bool:
     """Whether ``assemble`` may make instances of ``cls``: a dataclass whose
     ``__init__`` only stores its fields (every field in it, no ``__post_init__``,
     no slots)."""
+    init = getattr(cls, "__init__", None)
     return (
         dataclasses.is_dataclass(cls)
+        # The __init__ dataclasses wrote (not one of the class's own); where a
+        # Python version names it otherwise, classes are built by their constructor.
+        and getattr(getattr(init, "__code__", None), "co_qualname", "").endswith("__create_fn__.<locals>.__init__")
         and not hasattr(cls, "__post_init__")
-        and "__slots__" not in cls.__dict__
+        and not any("__slots__" in k.__dict__ for k in cls.__mro__[:-1])
         and all(f.init for f in dataclasses.fields(cls))
     )
 

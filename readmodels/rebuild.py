@@ -10,7 +10,8 @@
    The indexes that enforce nothing are built after that write, over the
    full tables, and the tables are written side by side over connections of
    their own (``WRITERS``): PostgreSQL builds the search index of one while
-   the other's rows go in. The live pipeline goes on meanwhile, writing the
+   the other's rows go in. A second pass then replays what the pipeline
+   did during that write. The live pipeline goes on meanwhile, writing the
    live tables.
 2. **The swap.** One transaction locks the pipeline's checkpoint row (the
    live pipeline starts every batch by locking it, so it waits here, between
@@ -92,22 +93,36 @@ def rebuild(projections: Sequence[Projection], *, batch_size: int = 5000) -> lis
         # Each partition up to its own checkpoint (one, unpartitioned): a
         # partition's rows are its customers', so partitions never meet.
         cursors = dict.fromkeys(partitions.all_partitions(), Cursor.start())
-        for part in cursors:
-            while True:  # up to where the live pipeline is, a batch per transaction
-                until = partitions.checkpoints(PIPELINE)[part]
-                if cursors[part] >= until:
-                    break
-                with transaction.atomic():
-                    mark_replay_transaction()
-                    shadow.use()
-                    cursors[part] = _replay(engine, unit, cursors[part], until, batch_size, counts, part)
-                    if unit.held() >= HELD_ROWS:
-                        unit.flush()
-                        unit.forget()
-        with transaction.atomic():  # the bulk written before the swap, which holds up the pipeline
+
+        def catch_up(unit: Unit) -> None:
+            """Up to where the live pipeline is now, a batch per transaction."""
+            for part in cursors:
+                while True:
+                    until = partitions.checkpoints(PIPELINE)[part]
+                    if cursors[part] >= until:
+                        break
+                    with transaction.atomic():
+                        mark_replay_transaction()
+                        shadow.use()
+                        cursors[part] = _replay(engine, unit, cursors[part], until, batch_size, counts, part)
+                        if unit.held() >= HELD_ROWS:
+                            # Written with their indexes (the first time), which the
+                            # later batches' reads and deletes by customer need.
+                            unit.flush(copy_with=shadow.write_apart)
+                            unit.forget()
+
+        catch_up(unit)
+        with transaction.atomic():  # the bulk, written before the swap
             mark_replay_transaction()
             shadow.use()
             unit.flush(copy_with=shadow.write_apart)
+        # What the pipeline did meanwhile, still without holding anything up, so
+        # that the swap, which holds the pipeline and the readers, has little left.
+        catch_up(unit)
+        with transaction.atomic():
+            mark_replay_transaction()
+            shadow.use()
+            unit.flush()
         for attempt in range(SWAP_ATTEMPTS):
             applying = False
             try:
@@ -132,12 +147,14 @@ def rebuild(projections: Sequence[Projection], *, batch_size: int = 5000) -> lis
                 time.sleep(0.2)
     finally:
         replaying.active = False
-        shadow.drop()
-        # The rows go now, freed by reference counting: left to the cyclic
-        # collector, its first run would walk every one of them (half a second).
-        del unit
-        if collecting:
-            gc.enable()
+        try:
+            shadow.drop()
+        finally:
+            # The rows go now, freed by reference counting: left to the cyclic
+            # collector, its first run would walk every one of them (half a second).
+            del unit
+            if collecting:
+                gc.enable()
     return [Rebuilt(p.name, counts[p.name]) for p in engine.projections]
 
 
@@ -233,7 +250,10 @@ class _Shadow:
         """
         if not self.postgres:
             return  # SQLite's copies have no indexes and no COPY: the unit wrote the rows
-        rows_of = {table.name: (table, rows) for table, rows in copies}
+        rows_of: dict[str, tuple[Table, list[Row]]] = {}
+        for table, rows in copies:
+            assert table.name in self.indexes or table.name in self._names(), f"{table.name} is not rebuilt here"
+            rows_of[table.name] = (table, rows_of[table.name][1] + rows if table.name in rows_of else rows)
         jobs = [(name, *rows_of.get(name, (None, [])), self.indexes.pop(name, [])) for name in self._names()]
         jobs.sort(key=lambda job: -len(job[2]))
         params = connection.get_connection_params()
@@ -245,6 +265,9 @@ class _Shadow:
             with psycopg.connect(**params) as conn:  # commits on leaving the block
                 conn.execute("SELECT set_config('application_name', %s, true)", [REPLAY_APPLICATION_NAME])
                 conn.execute(f'SET LOCAL search_path TO "{self.schema}", "{self.home}"')
+                # One statement writes or indexes a whole table: no per-statement limit
+                # meant for requests (PARLEY_DB_STATEMENT_TIMEOUT_MS) applies.
+                conn.execute("SET LOCAL statement_timeout = 0")
                 if table is not None:
                     copy_rows(conn, table, rows)
                 for sql in indexes:

@@ -135,3 +135,15 @@ def test_assemble_makes_what_the_constructor_makes():
     made, assembled = RecordedEvent(**fields), assemble(RecordedEvent, dict(fields))
     assert assembled == made and hash(assembled) == hash(made) and repr(assembled) == repr(made)
     assert assembled.event_type == "test.Defaulted" and assembled.cursor == Cursor(3, 7)
+
+
+def test_a_class_with_its_own_init_is_never_assembled():
+    @event("test.Handmade")
+    @dataclass(frozen=True)
+    class Handmade(DomainEvent):
+        n: int
+
+        def __init__(self, n: int) -> None:
+            object.__setattr__(self, "n", n * 2)
+
+    assert decode("test.Handmade", 1, {"n": 2}).n == 4  # its __init__ ran
