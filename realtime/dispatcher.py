@@ -37,6 +37,7 @@ revocation sweep, ephemeral frames) and the process's dispatchers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -152,10 +153,12 @@ class Dispatcher(LogTail):
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):
-                pass
+            # A task that swallowed its cancellation (a library's wait in it) is told again.
+            while not task.done():
+                await asyncio.wait({task}, timeout=0.1)
+                task.cancel()
+            if not task.cancelled() and task.exception() is not None:
+                log.debug("dispatcher task %s ended with an error", task.get_name(), exc_info=task.exception())
         self._tasks = []
         layer = get_channel_layer()
         if layer is not None and self.channel is not None:
@@ -213,10 +216,13 @@ class Dispatcher(LogTail):
 
     async def _run(self) -> None:
         while True:
-            try:
-                message: dict[str, Any] | None = await asyncio.wait_for(self._inbox.get(), timeout=TAIL_INTERVAL)
-            except TimeoutError:
-                message = None
+            message: dict[str, Any] | None = None
+            # asyncio.timeout, not wait_for: under Python 3.11, wait_for drops a
+            # cancellation that comes as the inbox hands over a message, and the
+            # dispatcher would then outlive stop() (measured: a test's teardown waited 5 s).
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(TAIL_INTERVAL):
+                    message = await self._inbox.get()
             try:
                 if message is None:
                     if not self.following:

@@ -44,23 +44,35 @@ class DatabaseThreads:
     def __init__(self, threads: int, name: str) -> None:
         self.threads = threads
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
+        #: The threads started so far: the executor starts them one by one, as calls come.
+        self._started: set[int] = set()
 
     def __call__(self, fn: Callable[..., T]) -> Callable[..., Awaitable[T]]:
         """``await threads(fn)(*args)`` runs ``fn(*args)`` on one of the threads."""
 
         async def call(*args: Any, **kwargs: Any) -> T:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, functools.partial(_keeping_connection, fn, *args, **kwargs))
+            return await loop.run_in_executor(self._executor, functools.partial(self._run, fn, *args, **kwargs))
 
         return call
+
+    def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        self._started.add(threading.get_ident())  # this thread may hold a connection from now on
+        return _keeping_connection(fn, *args, **kwargs)
 
     def close_connections(self) -> None:
         """Close every thread's connection (tests, shutdown). Blocks until done.
 
         A connection can only be closed by its own thread: one call per
-        thread, held at a barrier until every thread has one.
+        thread started so far, held at a barrier until every such thread has
+        one. (The executor starts threads only as calls need them, so
+        waiting for ``threads`` of them would wait out the timeout whenever
+        fewer had ever been needed.)
         """
-        barrier = threading.Barrier(self.threads)
+        parties = len(self._started)
+        if not parties:
+            return
+        barrier = threading.Barrier(parties)
 
         def close(_: int) -> None:
             try:
@@ -69,7 +81,7 @@ class DatabaseThreads:
                 pass  # a thread was busy: its connection closes after its next error, or at exit
             connection.close()
 
-        list(self._executor.map(close, range(self.threads)))
+        list(self._executor.map(close, range(parties)))
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False)

@@ -214,6 +214,9 @@ async def test_typing_and_live_frames_name_the_agent_by_their_display_name(custo
         frame = json.loads(await cws.receive_from(timeout=10))
         assert frame["sender"] == {"kind": "agent", "id": ada.id, "name": "Ada L."}
         await aws.send_json_to({"type": "message.send", "customer_id": customer.id, "message_id": new_id(), "body": "hi"})
+        # The pipeline runs once the send is committed (its ack), not while the socket still handles it.
+        while json.loads(await aws.receive_from(timeout=10))["type"] != "ack":
+            pass
         await pipeline().catch_up_async()
         seen = []
         while not any(f["type"] == "message.sent" for f in seen):
