@@ -254,12 +254,12 @@ class _Shadow:
         for table, rows in copies:
             assert table.name in self._names(), f"{table.name} is not rebuilt here"
             rows_of[table.name] = (table, rows_of[table.name][1] + rows if table.name in rows_of else rows)
-        jobs = [(name, *rows_of.get(name, (None, [])), self.indexes.pop(name, [])) for name in self._names()]
-        jobs.sort(key=lambda job: -len(job[2]))
+        jobs = [(*rows_of.get(name, (None, [])), self.indexes.pop(name, [])) for name in self._names()]
+        jobs.sort(key=lambda job: -len(job[1]))  # the most rows first
         params = connection.get_connection_params()
 
-        def write(job: tuple[str, Table | None, list[Row], list[str]]) -> None:
-            _, table, rows, indexes = job
+        def write(job: tuple[Table | None, list[Row], list[str]]) -> None:
+            table, rows, indexes = job
             if not rows and not indexes:
                 return
             with psycopg.connect(**params) as conn:  # commits on leaving the block

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -41,11 +42,15 @@ def _keeping_connection(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 
 class DatabaseThreads:
+    #: Seconds closing waits at most for a thread that is busy.
+    CLOSE_PATIENCE = 5.0
+
     def __init__(self, threads: int, name: str) -> None:
         self.threads = threads
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
-        #: The threads started so far: the executor starts them one by one, as calls come.
+        #: The threads that ran a call (and may hold a connection) since their last close.
         self._started: set[int] = set()
+        self._lock = threading.Lock()
 
     def __call__(self, fn: Callable[..., T]) -> Callable[..., Awaitable[T]]:
         """``await threads(fn)(*args)`` runs ``fn(*args)`` on one of the threads."""
@@ -57,31 +62,48 @@ class DatabaseThreads:
         return call
 
     def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        self._started.add(threading.get_ident())  # this thread may hold a connection from now on
+        me = threading.get_ident()
+        if me not in self._started:
+            with self._lock:
+                self._started.add(me)  # this thread may hold a connection from now on
         return _keeping_connection(fn, *args, **kwargs)
 
     def close_connections(self) -> None:
-        """Close every thread's connection (tests, shutdown). Blocks until done.
+        """Close every thread's connection (tests, shutdown). Blocks until done,
+        or for ``CLOSE_PATIENCE`` seconds at most if a thread is busy.
 
-        A connection can only be closed by its own thread: one call per
-        thread started so far, held at a barrier until every such thread has
-        one. (The executor starts threads only as calls need them, so
-        waiting for ``threads`` of them would wait out the timeout whenever
-        fewer had ever been needed.)
+        A connection can only be closed by its own thread, and the executor
+        cannot be told which thread runs a call. So one call per possible
+        thread goes in, each held until every thread that ever ran something
+        has closed its connection: while held, a thread takes no other call,
+        so the next one goes to another thread. (Waiting instead for one call
+        on each of ``threads`` threads waited out the timeout whenever the
+        executor, thinking one of its threads idle, queued the calls behind
+        it rather than starting the threads; measured, five seconds at a test's
+        teardown about one run in three.)
         """
-        parties = len(self._started)
-        if not parties:
+        with self._lock:
+            pending = set(self._started)
+        if not pending:
             return
-        barrier = threading.Barrier(parties)
+        closed = threading.Event()
+        deadline = time.monotonic() + self.CLOSE_PATIENCE
 
         def close(_: int) -> None:
-            try:
-                barrier.wait(timeout=5)
-            except threading.BrokenBarrierError:
-                pass  # a thread was busy: its connection closes after its next error, or at exit
-            connection.close()
+            me = threading.get_ident()
+            with self._lock:
+                mine = me in pending
+            if mine:
+                connection.close()
+                with self._lock:
+                    pending.discard(me)
+                    self._started.discard(me)
+                    if not pending:
+                        closed.set()
+            # Held: a busy thread's connection closes after its next error, or at exit.
+            closed.wait(timeout=max(0.0, deadline - time.monotonic()))
 
-        list(self._executor.map(close, range(parties)))
+        list(self._executor.map(close, range(self.threads)))
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False)

@@ -40,19 +40,78 @@ def test_a_thread_keeps_its_connection_between_calls_and_closing_closes_it():
         threads.shutdown()
 
 
-def test_closing_waits_only_for_the_threads_that_were_started():
-    # The executor starts threads as calls need them: one call, one thread.
-    # Closing used to hand one call to each of ``threads`` threads, held at a
-    # barrier for all of them: the executor started the missing ones, or the
-    # barrier waited out its five seconds when the idle thread took two calls.
+def test_closing_does_not_wait_for_threads_that_were_never_needed():
+    # Ten calls one after the other: one thread ran them all, and the executor
+    # counts it idle ten times over, so it starts no thread for the calls that
+    # close. Closing used to wait at a barrier for one call on each of the
+    # four threads: the other three calls sat in the queue until it timed out.
     threads = DatabaseThreads(4, "closing-few")
+    threads.CLOSE_PATIENCE = 60.0  # a wait for threads that never come would be a minute
+
+    async def ten() -> None:
+        for _ in range(10):
+            await threads(connection.ensure_connection)()
+
     try:
-        asyncio.run(threads(connection.ensure_connection)())
+        asyncio.run(ten())
         assert len(_threads("closing-few")) == 1
-        threads.close_connections()
-        assert len(_threads("closing-few")) == 1, "closing started threads that never held a connection"
+        closing = threading.Thread(target=threads.close_connections)
+        closing.start()
+        closing.join(timeout=20)
+        assert not closing.is_alive(), "closing waited for threads that never held a connection"
+
+        def closed() -> bool:
+            return connection.connection is None
+
+        assert asyncio.run(threads(closed)())
     finally:
         threads.shutdown()
+
+
+def test_a_busy_thread_is_waited_for_and_then_closed_too():
+    threads = DatabaseThreads(2, "closing-busy")
+    release = threading.Event()
+    busy_started = threading.Event()
+
+    def busy() -> None:
+        connection.ensure_connection()
+        busy_started.set()
+        release.wait(10)
+
+    async def both() -> None:
+        await asyncio.gather(threads(connection.ensure_connection)(), threads(busy)(), return_exceptions=False)
+
+    runner = threading.Thread(target=asyncio.run, args=(both(),))
+    try:
+        runner.start()
+        assert busy_started.wait(10)
+        closing = threading.Thread(target=threads.close_connections)
+        closing.start()
+        closing.join(timeout=0.5)
+        assert closing.is_alive()  # it waits for the busy thread to take its call
+        release.set()
+        closing.join(timeout=20)
+        assert not closing.is_alive()
+        runner.join(timeout=10)
+        # Both threads' connections are closed: every call now finds none open.
+        flags = asyncio.run(_closed_on_each(threads, 2))
+        assert flags == [True, True]
+    finally:
+        release.set()
+        threads.shutdown()
+
+
+async def _closed_on_each(threads: DatabaseThreads, n: int) -> list[bool]:
+    """Whether each of ``n`` threads found its connection closed (the calls held
+    together, so that each runs on a thread of its own)."""
+    gate = threading.Barrier(n)
+
+    def check() -> bool:
+        is_closed = connection.connection is None
+        gate.wait(timeout=10)
+        return is_closed
+
+    return list(await asyncio.gather(*(threads(check)() for _ in range(n))))
 
 
 def test_closing_threads_that_never_ran_anything_does_nothing():
