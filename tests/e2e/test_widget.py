@@ -790,9 +790,18 @@ def test_files_and_search_work_in_the_widget_with_its_token_alone(browser, hosts
 
     # Search: the message found, the match marked.
     frame.locator("#chat-search summary").click()
+    host.frame_eval("window.__beforeSearch = true")  # gone if the frame's document is replaced
     frame.get_by_role("searchbox", name="Search this conversation").fill("zeppelin")
     # (the status line first: when it is not "1 result", it says what the server answered)
-    expect(frame.locator("#search-status")).to_have_text("1 result")
+    try:
+        expect(frame.locator("#search-status")).to_have_text("1 result")
+    except AssertionError as failure:
+        # Once in CI the box was empty here, with no search made: say which way it went wrong.
+        state = host.frame_eval(
+            "({same_document: window.__beforeSearch === true, box: document.querySelector('#search-input').value,"
+            " open: document.querySelector('#chat-search').open, status: document.querySelector('#search-status').textContent})"
+        )
+        raise AssertionError(f"{failure}\nthe frame at the failure: {state}") from failure
     result = frame.locator("#search-results .search-result")
     expect(result).to_have_count(1)
     expect(result.locator("mark")).to_have_text(["zeppelin"])
