@@ -87,6 +87,9 @@ REJOIN_EVERY = 600.0
 REVOCATION_INTERVAL = 2.0
 #: Seconds a publication to the channel layer may take before it is given up.
 PUBLISH_TIMEOUT = 1.0
+#: Seconds a cancelled task of the dispatcher has to end, and how many times it is cancelled.
+STOP_GRACE = 1.0
+STOP_TRIES = 5
 
 
 class Dispatcher(LogTail):
@@ -153,10 +156,16 @@ class Dispatcher(LogTail):
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            # A task that swallowed its cancellation (a library's wait in it) is told again.
-            while not task.done():
-                await asyncio.wait({task}, timeout=0.1)
+            # A task gets time to clean up (the pub/sub layer unsubscribes as its receive
+            # is cancelled); one that swallowed its cancellation is told again.
+            for _ in range(STOP_TRIES):
+                await asyncio.wait({task}, timeout=STOP_GRACE)
+                if task.done():
+                    break
                 task.cancel()
+            else:
+                log.warning("dispatcher task %s did not stop when cancelled; left running", task.get_name())
+                continue
             if not task.cancelled() and task.exception() is not None:
                 log.debug("dispatcher task %s ended with an error", task.get_name(), exc_info=task.exception())
         self._tasks = []

@@ -69,17 +69,19 @@ class DatabaseThreads:
         return _keeping_connection(fn, *args, **kwargs)
 
     def close_connections(self) -> None:
-        """Close every thread's connection (tests, shutdown). Blocks until done,
-        or for ``CLOSE_PATIENCE`` seconds at most if a thread is busy.
+        """Close every thread's connection (tests, shutdown). Blocks until done.
 
         A connection can only be closed by its own thread, and the executor
         cannot be told which thread runs a call. So one call per possible
         thread goes in, each held until every thread that ever ran something
         has closed its connection: while held, a thread takes no other call,
-        so the next one goes to another thread. (Waiting instead for one call
-        on each of ``threads`` threads waited out the timeout whenever the
-        executor, thinking one of its threads idle, queued the calls behind
-        it rather than starting the threads; measured, five seconds at a test's
+        so the next one goes to another thread. A thread busy with a call of
+        its own is waited for up to ``CLOSE_PATIENCE`` seconds once a closing
+        call is running; after that it keeps its connection until its next
+        error, or the next close. (Waiting instead for one call on each of
+        ``threads`` threads waited out the timeout whenever the executor,
+        counting one of its threads idle more than once, queued the calls
+        behind it rather than starting the threads: five seconds at a test's
         teardown about one run in three.)
         """
         with self._lock:
@@ -91,16 +93,15 @@ class DatabaseThreads:
 
         def close(_: int) -> None:
             me = threading.get_ident()
-            with self._lock:
-                mine = me in pending
-            if mine:
-                connection.close()
-                with self._lock:
-                    pending.discard(me)
-                    self._started.discard(me)
-                    if not pending:
-                        closed.set()
-            # Held: a busy thread's connection closes after its next error, or at exit.
+            if me in pending:
+                try:
+                    connection.close()
+                finally:
+                    with self._lock:
+                        pending.discard(me)
+                        self._started.discard(me)
+                        if not pending:
+                            closed.set()
             closed.wait(timeout=max(0.0, deadline - time.monotonic()))
 
         list(self._executor.map(close, range(self.threads)))
