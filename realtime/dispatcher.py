@@ -163,10 +163,9 @@ class Dispatcher(LogTail):
                 if task.done():
                     break
                 task.cancel()
-            else:
+            if not task.done():
                 log.warning("dispatcher task %s did not stop when cancelled; left running", task.get_name())
-                continue
-            if not task.cancelled() and task.exception() is not None:
+            elif not task.cancelled() and task.exception() is not None:
                 log.debug("dispatcher task %s ended with an error", task.get_name(), exc_info=task.exception())
         self._tasks = []
         layer = get_channel_layer()

@@ -79,10 +79,10 @@ class DatabaseThreads:
         its own is waited for up to ``CLOSE_PATIENCE`` seconds once a closing
         call is running; after that it keeps its connection until its next
         error, or the next close. (Waiting instead for one call on each of
-        ``threads`` threads waited out the timeout whenever the executor,
-        counting one of its threads idle more than once, queued the calls
-        behind it rather than starting the threads: five seconds at a test's
-        teardown about one run in three.)
+        ``threads`` threads waited out a five-second timeout whenever the
+        executor counted more threads idle than were: it does after calls
+        queued while every thread was busy, and then queues the closing calls
+        behind the idle ones instead of starting the missing threads.)
         """
         with self._lock:
             pending = set(self._started)

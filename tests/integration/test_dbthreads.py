@@ -41,11 +41,12 @@ def test_closing_closes_the_connection_of_the_thread_that_held_it():
 
 
 def test_closing_does_not_wait_for_threads_the_executor_never_starts():
-    # The executor starts a thread for a call only when it counts none idle.
-    # Its count goes above the threads that are idle in a moment like this one
-    # (set up directly here): closing used to wait at a barrier for one call on
-    # each of four threads, while the executor queued three of the calls behind
-    # the one thread it had, until the barrier gave up after five seconds.
+    # The executor starts a thread for a call only when it counts none idle,
+    # and its count runs above the idle threads after calls queued while every
+    # thread was busy (a loaded web process). That state is set up directly
+    # here: closing used to wait at a barrier for one call on each of four
+    # threads, while the executor queued three of the calls behind the one
+    # thread it had, until the barrier gave up after five seconds.
     threads = DatabaseThreads(4, "closing-few")
     threads.CLOSE_PATIENCE = 60.0  # waiting for threads that never come would take a minute
     try:
