@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -67,6 +69,24 @@ APPENDS_CHANNEL = "parley_events"
 register = appended.register
 unregister = appended.unregister
 notify = appended.notify
+
+
+_origin: tuple[int, str] = (0, "")
+
+
+def origin() -> str:
+    """This process's token, sent with each cross-process wake-up so its own relay can skip the echo.
+
+    A process hears its own Redis publishes and NOTIFYs like anyone else's;
+    its waiters were already woken in-process, so the echo would only make
+    every follower run one more empty batch. Keyed by pid, so a forked child
+    gets a token of its own.
+    """
+    global _origin
+    pid = os.getpid()
+    if _origin[0] != pid:
+        _origin = (pid, f"{pid}-{uuid.uuid4().hex[:12]}")
+    return _origin[1]
 
 
 def postgres_params(alias: str = "default") -> dict[str, Any] | None:
@@ -133,13 +153,14 @@ class CrossProcessNotifier:
 
             client = redis.Redis.from_url(redis_url, socket_connect_timeout=0.5, socket_timeout=0.5)
         notify = _Notify(self.channel, self._params)
+        token = origin()
         failing = False
         while True:
             self._pending.wait()
             self._pending.clear()
             if client is not None:
                 try:
-                    client.publish(_redis_channel(self.channel), b"")
+                    client.publish(_redis_channel(self.channel), token)
                     if failing:
                         log.info("wake-ups go through Redis again")
                     failing = False
@@ -148,7 +169,7 @@ class CrossProcessNotifier:
                     if not failing:
                         log.warning("Redis unreachable: wake-ups go through PostgreSQL NOTIFY meanwhile", exc_info=True)
                     failing = True
-            notify.send()
+            notify.send(token)
 
 
 class _Notify:
@@ -158,7 +179,7 @@ class _Notify:
         self.channel, self.params = channel, params
         self.conn: Any = None
 
-    def send(self) -> None:
+    def send(self, token: str) -> None:
         if self.params is None:
             return
         import psycopg
@@ -166,7 +187,7 @@ class _Notify:
         try:
             if self.conn is None or self.conn.closed:
                 self.conn = psycopg.connect(autocommit=True, **self.params)
-            self.conn.execute(f"NOTIFY {self.channel}")
+            self.conn.execute("SELECT pg_notify(%s, %s)", (self.channel, token))
         except Exception:
             log.warning("NOTIFY %s failed; other processes fall back to polling", self.channel, exc_info=True)
             self.conn = None
@@ -196,6 +217,7 @@ async def _relay_redis(stop: asyncio.Event, channels: Mapping[str, Signal], url:
     import redis.asyncio as aioredis
 
     by_name = {_redis_channel(c).encode(): signal for c, signal in channels.items()}
+    own = origin().encode()
     failing = False
     while not stop.is_set():
         client = aioredis.Redis.from_url(url, socket_connect_timeout=2)
@@ -208,7 +230,7 @@ async def _relay_redis(stop: asyncio.Event, channels: Mapping[str, Signal], url:
             failing = False
             while not stop.is_set():
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                if message is not None:
+                if message is not None and message["data"] != own:
                     signal = by_name.get(message["channel"])
                     if signal is not None:
                         signal.notify()
@@ -231,6 +253,7 @@ async def _relay_postgres(stop: asyncio.Event, channels: Mapping[str, Signal]) -
         return
     import psycopg
 
+    own = origin()
     while not stop.is_set():
         try:
             aconn = await psycopg.AsyncConnection.connect(autocommit=True, **params)
@@ -242,6 +265,8 @@ async def _relay_postgres(stop: asyncio.Event, channels: Mapping[str, Signal]) -
                 while not stop.is_set():
                     # The generator ends after the timeout, so stop is checked each second.
                     async for notice in aconn.notifies(timeout=1.0):
+                        if notice.payload == own:
+                            continue
                         signal = channels.get(notice.channel)
                         if signal is not None:
                             signal.notify()

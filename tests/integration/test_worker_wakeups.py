@@ -162,3 +162,93 @@ def test_one_listener_carries_every_queues_wakeups_from_other_processes(settings
             await task
 
     assert asyncio.run(scenario()) == (True, False)
+
+
+class _CountingSignal:
+    """A Signal stand-in that counts notify() calls (the relay's only use of it)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def notify(self) -> None:
+        self.count += 1
+
+
+async def _until_count(signal: _CountingSignal, count: int) -> None:
+    deadline = asyncio.get_running_loop().time() + PATIENCE
+    while signal.count < count:
+        assert asyncio.get_running_loop().time() < deadline, f"{signal.count} wake-ups, waited for {count}"
+        await asyncio.sleep(0.01)
+
+
+def _echo_scenario(relay, send: Callable[[str], None]) -> int:  # type: ignore[no-untyped-def]
+    """Start ``relay``; once it listens, send this process's token, then another's; count the wake-ups."""
+    from workers import wakeup
+
+    signal = _CountingSignal()
+
+    async def scenario() -> int:
+        stop = asyncio.Event()
+        task = asyncio.create_task(relay(stop, {"parley_test_echo": signal}))
+        try:
+            await _until_count(signal, 1)  # listening: the look it takes on connecting
+            await asyncio.to_thread(send, wakeup.origin())
+            await asyncio.to_thread(send, "another-process")
+            await _until_count(signal, 2)  # the other process's; ours came first, in order
+            await asyncio.sleep(0.2)
+            return signal.count
+        finally:
+            stop.set()
+            await task
+
+    return asyncio.run(scenario())
+
+
+@pytest.mark.postgres
+def test_a_process_does_not_wake_itself_again_with_its_own_notify():
+    """Its waiters were woken in-process already; the echo would cost each follower an empty batch."""
+    import psycopg
+
+    from workers import wakeup
+
+    params = wakeup.postgres_params()
+    assert params is not None
+
+    def send(token: str) -> None:
+        with psycopg.connect(autocommit=True, **params) as conn:
+            conn.execute("SELECT pg_notify('parley_test_echo', %s)", (token,))
+
+    assert _echo_scenario(wakeup._relay_postgres, send) == 2  # the first look, and the other process's
+
+
+@pytest.mark.redis
+def test_a_process_does_not_wake_itself_again_with_its_own_redis_publish(settings):
+    import redis
+
+    from workers import wakeup
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+
+    def send(token: str) -> None:
+        client.publish(wakeup._redis_channel("parley_test_echo"), token)
+
+    def relay(stop, channels):  # type: ignore[no-untyped-def]
+        return wakeup._relay_redis(stop, channels, settings.REDIS_URL)
+
+    try:
+        assert _echo_scenario(relay, send) == 2
+    finally:
+        client.close()
+
+
+def test_each_process_has_a_token_of_its_own():
+    """A forked child must not take its parent's wake-ups for its own echo."""
+    import multiprocessing
+
+    from workers import wakeup
+
+    parent = wakeup.origin()
+    assert wakeup.origin() == parent
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        child = pool.apply(wakeup.origin)
+    assert child != parent
