@@ -180,7 +180,8 @@ async def start_partition(
             shared.shutdown()
 
     return [
-        asyncio.create_task(Worker(leader, announce=True).run(stop), name=leader.name),
+        asyncio.create_task(Worker(leader, announce=True, followers=[
+            r for r in runners.values() if r.follows == leader.name]).run(stop), name=leader.name),
         asyncio.create_task(run_sharing(), name="groups" + suffix),
         asyncio.create_task(fanout.heartbeat(stop, lambda: leader.cursor), name="heartbeat" + suffix),
     ]

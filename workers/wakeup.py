@@ -307,8 +307,10 @@ def advanced(group: str) -> Signal:
     return _advance(group)[0]
 
 
-def announce_advance(group: str) -> None:
-    """Wake the groups that follow ``group``, here and in other processes (after its batch committed)."""
+def announce_advance(group: str, *, elsewhere: bool = True) -> None:
+    """Wake the groups that follow ``group`` here, and unless ``elsewhere`` is
+    false in other processes too (after its batch committed)."""
     signal, notifier = _advance(group)
     signal.notify()
-    notifier.request()
+    if elsewhere:
+        notifier.request()

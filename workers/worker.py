@@ -17,8 +17,10 @@ interpreter the read models' batches wait for.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import time
+from collections.abc import Sequence
 
 from django.conf import settings
 
@@ -44,15 +46,24 @@ class Worker:
 
     def __init__(
         self, runner: ConsumerRunner, *, poll_interval: float | None = None, announce: bool = False,
-        thread: DatabaseThreads | None = None,
+        thread: DatabaseThreads | None = None, followers: Sequence[ConsumerRunner] | None = None,
     ) -> None:
         """``thread``: a database thread shared with other workers (the groups that follow
         a partition's pipeline share one, so a process holds two connections per
-        partition, not one per group); by default the worker has one of its own."""
+        partition, not one per group); by default the worker has one of its own.
+
+        ``followers``: every group that follows this one, when all of them run
+        in this process (project.bootstrap.start_partition). While each holds
+        its lease here, the in-process signal wakes them all and the
+        announcement to other processes is left out (a Redis publish per batch,
+        and a message for every listening process to read and drop). Standbys
+        elsewhere need no wake-up: they look for the lease on their own
+        schedule, and once one takes a lease it is no longer held here."""
         self.runner = runner
         self.poll_interval = poll_interval if poll_interval is not None else settings.PARLEY_POLL_INTERVAL
         #: Tell the groups that follow this one when its checkpoint moves.
         self.announce = announce
+        self.followers = followers
         #: Seconds between two batches of a following group (0: none).
         self.min_interval = float(settings.PARLEY_FOLLOWER_INTERVAL) if runner.paced else 0.0
         self._owns_thread = thread is None
@@ -78,7 +89,7 @@ class Worker:
         if progress.moved:
             self._last_batch = time.monotonic()
             if self.announce:
-                wakeup.announce_advance(runner.name)
+                wakeup.announce_advance(runner.name, elsewhere=not self._followers_held_here())
         await after_commit(progress.effects, runner.name, progress.span)
         if progress.full:
             self._blocked = 0
@@ -92,6 +103,13 @@ class Worker:
         # Caught up: a wake-up (one may have come in meanwhile) brings the
         # next events; the lease needs renewing at half time.
         return min(self.poll_interval, settings.PARLEY_LEASE_SECONDS / 2)
+
+    def _followers_held_here(self) -> bool:
+        """Whether every group that follows this one holds its lease in this process (see __init__)."""
+        if not self.followers:
+            return False
+        now = dt.datetime.now(dt.timezone.utc)
+        return all(f.cursor is not None and f.lease_until is not None and f.lease_until > now for f in self.followers)
 
     async def run(self, stop: asyncio.Event) -> None:
         signal = wakeup.advanced(self.runner.follows) if self.runner.follows else wakeup.appended

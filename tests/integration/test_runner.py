@@ -162,3 +162,42 @@ def _append_in_thread(n: int) -> None:
             store.append(f"late-{i}", [noted()], 0)
     finally:
         connection.close()
+
+
+def test_a_leader_tells_other_processes_only_while_a_follower_is_not_held_here(applied_table, monkeypatch):
+    """Followers holding their leases in the leader's process are woken in-process; the
+    cross-process announcement goes out as soon as one is elsewhere, or its lease ran out."""
+    import datetime as dt
+
+    from workers import wakeup
+
+    told: list[bool] = []
+    monkeypatch.setattr(wakeup, "announce_advance", lambda group, *, elsewhere=True: told.append(elsewhere))
+    leader = ConsumerRunner(Recorder(owner="a"), name="lead", owner="a")
+    here = ConsumerRunner(Recorder(name="one"), name="follower-one", owner="a", follows="lead")
+    there = ConsumerRunner(Recorder(name="two"), name="follower-two", owner="a", follows="lead")
+    assert here.acquire_lease() and there.acquire_lease()
+    worker = Worker(leader, announce=True, followers=[here, there])
+
+    def batch() -> None:
+        append_many(1)
+        asyncio.run(worker.step())
+
+    try:
+        batch()  # both followers are here
+        there.release_lease()
+        assert ConsumerRunner(Recorder(), name="follower-two", owner="b", follows="lead").acquire_lease()
+        batch()  # one is in another process now
+        assert there.acquire_lease() is False
+        other = ConsumerRunner(Recorder(), name="follower-two", owner="b", follows="lead")
+        other.acquire_lease()
+        other.release_lease()
+        assert there.acquire_lease()
+        batch()  # back here
+        here.lease_until = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)
+        batch()  # its lease ran out: another process may hold it by now
+    finally:
+        worker._thread.close_connections()
+        worker._thread.shutdown()
+    assert told == [False, True, False, True]
+    assert len(applied()) == 4
