@@ -58,7 +58,8 @@ class Worker:
         announcement to other processes is left out (a Redis publish per batch,
         and a message for every listening process to read and drop). Standbys
         elsewhere need no wake-up: they look for the lease on their own
-        schedule, and once one takes a lease it is no longer held here."""
+        schedule, and can take it only once it ran out, when it no longer
+        counts as held here."""
         self.runner = runner
         self.poll_interval = poll_interval if poll_interval is not None else settings.PARLEY_POLL_INTERVAL
         #: Tell the groups that follow this one when its checkpoint moves.
