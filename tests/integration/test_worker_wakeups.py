@@ -241,14 +241,18 @@ def test_a_process_does_not_wake_itself_again_with_its_own_redis_publish(setting
         client.close()
 
 
-def test_each_process_has_a_token_of_its_own():
-    """A forked child must not take its parent's wake-ups for its own echo."""
-    import multiprocessing
+def test_each_process_has_a_token_of_its_own(monkeypatch):
+    """A forked child (a process id of its own) must not take its parent's wake-ups for its own echo."""
+    import os
 
     from workers import wakeup
 
     parent = wakeup.origin()
     assert wakeup.origin() == parent
-    with multiprocessing.get_context("fork").Pool(1) as pool:
-        child = pool.apply(wakeup.origin)
+    pid = os.getpid()
+    monkeypatch.setattr(wakeup.os, "getpid", lambda: pid + 1)
+    child = wakeup.origin()
     assert child != parent
+    assert wakeup.origin() == child
+    monkeypatch.undo()
+    assert wakeup.origin() != child
