@@ -284,6 +284,12 @@ class ConsumerRunner:
         except Exception:  # the database may be what failed: the log has the error anyway
             log.warning("consumer %s: could not record its error on the checkpoint", self.name, exc_info=True)
 
+    def holds_lease(self) -> bool:
+        """Whether this instance holds the lease as far as it knows (no database
+        read): it took it, and it has not run out since. Another instance can
+        take it only once it has run out."""
+        return self.cursor is not None and self.lease_until is not None and self.lease_until > _now()
+
     def release_lease(self) -> None:
         Checkpoint.objects.filter(name=self.name, owner=self.owner).update(owner="", lease_until=None)
         self.cursor = self.lease_until = None

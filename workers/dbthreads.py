@@ -76,8 +76,8 @@ class DatabaseThreads:
         thread goes in, each held until every thread that ever ran something
         has closed its connection: while held, a thread takes no other call,
         so the next one goes to another thread. A thread busy with a call of
-        its own is waited for up to ``CLOSE_PATIENCE`` seconds once a closing
-        call is running; after that it keeps its connection until its next
+        its own is waited for up to ``CLOSE_PATIENCE`` seconds from the start
+        of the close; after that it keeps its connection until its next
         error, or the next close. (Waiting instead for one call on each of
         ``threads`` threads waited out a five-second timeout whenever the
         executor counted more threads idle than were: it does after calls

@@ -17,7 +17,6 @@ interpreter the read models' batches wait for.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 import time
 from collections.abc import Sequence
@@ -64,7 +63,7 @@ class Worker:
         self.poll_interval = poll_interval if poll_interval is not None else settings.PARLEY_POLL_INTERVAL
         #: Tell the groups that follow this one when its checkpoint moves.
         self.announce = announce
-        self.followers = followers
+        self.followers = tuple(followers or ())
         #: Seconds between two batches of a following group (0: none).
         self.min_interval = float(settings.PARLEY_FOLLOWER_INTERVAL) if runner.paced else 0.0
         self._owns_thread = thread is None
@@ -107,10 +106,7 @@ class Worker:
 
     def _followers_held_here(self) -> bool:
         """Whether every group that follows this one holds its lease in this process (see __init__)."""
-        if not self.followers:
-            return False
-        now = dt.datetime.now(dt.timezone.utc)
-        return all(f.cursor is not None and f.lease_until is not None and f.lease_until > now for f in self.followers)
+        return bool(self.followers) and all(f.holds_lease() for f in self.followers)
 
     async def run(self, stop: asyncio.Event) -> None:
         signal = wakeup.advanced(self.runner.follows) if self.runner.follows else wakeup.appended

@@ -17,7 +17,7 @@ def _threads(prefix: str) -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith(prefix)]
 
 
-def _raw() -> object:
+def _wrapper() -> object:
     """This thread's database connection: Django's wrapper of it (one per thread)."""
     wrapper = connections["default"]
     wrapper.ensure_connection()
@@ -32,10 +32,10 @@ def _is_closed(wrapper: object) -> bool:
 def test_closing_closes_the_connection_of_the_thread_that_held_it():
     threads = DatabaseThreads(4, "closing-one")
     try:
-        raw = asyncio.run(threads(_raw)())
-        assert not _is_closed(raw)
+        wrapper = asyncio.run(threads(_wrapper)())
+        assert not _is_closed(wrapper)
         threads.close_connections()
-        assert _is_closed(raw)
+        assert _is_closed(wrapper)
     finally:
         threads.shutdown()
 
@@ -50,7 +50,7 @@ def test_closing_does_not_wait_for_threads_the_executor_never_starts():
     threads = DatabaseThreads(4, "closing-few")
     threads.CLOSE_PATIENCE = 60.0  # waiting for threads that never come would take a minute
     try:
-        raw = asyncio.run(threads(_raw)())
+        wrapper = asyncio.run(threads(_wrapper)())
         for _ in range(3):
             threads._executor._idle_semaphore.release()  # type: ignore[attr-defined]
         closing = threading.Thread(target=threads.close_connections)
@@ -59,7 +59,7 @@ def test_closing_does_not_wait_for_threads_the_executor_never_starts():
         # old barrier gave up after five seconds, the patience here is sixty.
         closing.join(timeout=3)
         assert not closing.is_alive(), "closing waited for threads that were never started"
-        assert _is_closed(raw)
+        assert _is_closed(wrapper)
     finally:
         threads.shutdown()
 
@@ -71,13 +71,13 @@ def test_a_busy_thread_is_waited_for_and_then_closed_too():
     held: list[object] = []
 
     def busy() -> None:
-        held.append(_raw())
+        held.append(_wrapper())
         busy_started.set()
         release.wait(10)
 
     async def both() -> object:
-        idle_raw, _ = await asyncio.gather(threads(_raw)(), threads(busy)())
-        return idle_raw
+        idle_wrapper, _ = await asyncio.gather(threads(_wrapper)(), threads(busy)())
+        return idle_wrapper
 
     got: list[object] = []
     runner = threading.Thread(target=lambda: got.append(asyncio.run(both())))
