@@ -208,12 +208,14 @@ async function begin(token, from) {
     files,
     autofocus: false,
   });
+  // For people debugging a deployment, and for the browser tests: from the
+  // moment the chat can be used (it is shown, and can send, before start()
+  // has loaded the conversation), as on the full page.
+  window.parley = { socket: chat.socket, thread: chat.thread, messenger: chat.messenger, composer: chat.composer };
   show("chat");
   await chat.start();
   if (open) shown();
   ready();
-  // For people debugging a deployment, and for the browser tests.
-  window.parley = { socket: chat.socket, thread: chat.thread, messenger: chat.messenger, composer: chat.composer };
 }
 
 // What the host page learns of a message: who wrote what, when. Not the
