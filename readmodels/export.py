@@ -22,6 +22,7 @@ from customers.events import stream_id as customer_stream
 from eventstore.keys import SubjectErased
 from eventstore.store import EventStore
 from kernel.errors import DomainError
+from readmodels import names
 from readmodels.models import TimelineMessage
 from readmodels.present import attachment_rows, present_attachment, rfc3339
 
@@ -52,15 +53,24 @@ def customer_export(customer_id: uuid.UUID, *, now: dt.datetime | None = None) -
     contact = _contact(contact_events)
     if contact is None:
         raise NothingToExport(customer_id)
+    messages = [m for m in (_message(streams[message_stream(i)]) for i in message_ids) if m is not None]
+    added = [e for e in (r.event for r in notes) if isinstance(e, NoteAdded)]
+    # Agents by the name they are shown by now, as everywhere a customer looks: the
+    # name an old event was written with may be a login username (readmodels.names).
+    shown = names.agents_of({m["sender"]["id"] for m in messages if m["sender"]["kind"] == "agent"}
+                            | {e.author_id for e in added})
+    for m in messages:
+        if m["sender"]["kind"] == "agent":
+            m["sender"]["name"] = shown[m["sender"]["id"]]
     return {
         "customer_id": str(customer_id),
         "exported_at": rfc3339(now or dt.datetime.now(dt.timezone.utc)),
         "contact": contact,
-        "messages": [m for m in (_message(streams[message_stream(i)]) for i in message_ids) if m is not None],
+        "messages": messages,
         "notes": [
-            {"note_id": str(e.note_id), "author_id": e.author_id, "author_name": e.author_name, "body": e.body,
+            {"note_id": str(e.note_id), "author_id": e.author_id, "author_name": shown[e.author_id], "body": e.body,
              "added_at": rfc3339(e.added_at)}
-            for e in (r.event for r in notes) if isinstance(e, NoteAdded)
+            for e in added
         ],
         # Every rating the customer gave, replaced ones too (the log keeps them): period, score, comment.
         "ratings": [

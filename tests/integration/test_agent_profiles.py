@@ -29,7 +29,7 @@ from realtime import frames
 from realtime.dispatcher import stop_dispatchers
 from tests.conftest import Caller, new_id
 from tests.integration.test_push_support import push, run_pipeline, subscribe, vapid_keys  # noqa: F401
-from tests.integration.webhook_support import receiver, register  # noqa: F401
+from tests.integration.webhook_support import integration, receiver, register  # noqa: F401
 from tests.support.mailflow import later, work
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -157,6 +157,7 @@ def test_customers_see_the_display_name_on_every_message_old_ones_included(custo
     # A message from before profiles: its event names the agent by their login.
     send_message(SendMessage(uuid.uuid4(), uuid.UUID(customer.id), Actor(SenderKind.AGENT, ada.id, LOGIN), "Hello"))
     reply(ada, customer, "First answer")
+    assert ada.post(f"/api/v1/conversations/{customer.id}/notes", {"note_id": new_id(), "body": "VIP"}).status_code == 201
     assert ada.patch("/api/v1/agents/me", {"display_name": "Ada from Support"}).status_code == 200
     reply(ada, customer, "Second answer, about your parcel")
     from project.bootstrap import group
@@ -174,6 +175,12 @@ def test_customers_see_the_display_name_on_every_message_old_ones_included(custo
     bodies = [json.loads(b) for b in WebhookDelivery.objects.order_by("position").values_list("body", flat=True)]
     # Webhooks show the name as of their event: after the rename, the new one.
     assert bodies[-1]["data"]["sender"]["name"] == "Ada from Support"
+    # The export an access request hands the customer names the agent the same way.
+    export = integration(client, "get", f"/api/v1/customers/{customer.id}/export")
+    assert export.status_code == 200, export.content
+    assert [m["sender"]["name"] for m in export.json()["messages"]] == ["Ada from Support"] * 3
+    assert [n["author_name"] for n in export.json()["notes"]] == ["Ada from Support"]
+    assert LOGIN not in export.content.decode()
     assert LOGIN not in everything_a_customer_can_be_shown(customer)
 
 
