@@ -6,12 +6,19 @@ answer by email. A consumer of the log in a consumer group of its own
 read models: for each event it takes the customer's badge as of that event
 (readmodels.asof), never a count of its own, and:
 
-* on an agent's message that starts an **unread streak** (it raised the
-  badge from 0 to 1), schedules the timer ``email-fallback:<customer>:<message>``
-  due ``PARLEY_EMAIL_FALLBACK_SECONDS`` after the message was sent; later
-  messages of the streak schedule nothing;
-* on the customer's read that brings the badge back to 0, cancels it:
-  the streak ended in time, and the next agent message starts a new one.
+* on an agent's message that raises the badge while no **unread streak**
+  is running, starts one (an ``EmailStreak`` row) and schedules the timer
+  ``email-fallback:<customer>:<message>`` due ``PARLEY_EMAIL_FALLBACK_SECONDS``
+  after the message was sent; later messages of the streak schedule nothing;
+* on the customer's read that brings the badge back to 0, ends the streak
+  and cancels its timer: the next agent message starts a new one.
+
+Parley's own messages (the away reply outside business hours) raise the
+badge but start no streak: the email is for what the team wrote, and an
+automatic reply must not use up the streak's one email before an agent
+answers. So "the badge went from 0 to 1" is not the start of a streak; the
+process manager keeps the streaks it started (its own state, one row per
+customer, ids only).
 
 All of it is written in the group's transaction with its checkpoint, so a
 batch redone after a crash schedules nothing twice (the key is unique).
@@ -29,11 +36,11 @@ from typing import Any
 
 from django.conf import settings
 
-from chat.events import MessageSent
+from chat.events import MessageSent, SenderKind
 from customers.events import CustomerRegistered
 from eventstore.reading import Batch
 from notifications import verification
-from notifications.models import EmailOutbox
+from notifications.models import EmailOutbox, EmailStreak
 from readmodels import asof
 from readmodels.asof import forgotten
 from readmodels.folds import UNTRUSTED_ADDRESS_ACTORS, moves_badge
@@ -94,6 +101,8 @@ class EmailFallbackProcessManager:
             return
         assert batch.unit is not None
         rows_of = asof.in_unit(batch.unit)
+        customers = {r.event.customer_id for r in relevant}  # type: ignore[attr-defined]
+        streaks = set(EmailStreak.objects.filter(customer_id__in=customers).values_list("customer_id", flat=True))
         for r in relevant:
             rows = rows_of(r)
             if rows is None and forgotten(r):
@@ -105,10 +114,14 @@ class EmailFallbackProcessManager:
                 continue  # the count did not change
             e = r.event
             if isinstance(e, MessageSent):
-                if badge["unread"] == 1:
-                    self._start_streak(e)
+                if e.sender_kind != SenderKind.SYSTEM and e.customer_id not in streaks and self._start_streak(e):
+                    streaks.add(e.customer_id)
             elif badge["unread"] == 0:  # the streak ended in time: no email (in order: a new one may follow)
-                timers.cancel(kind=EMAIL_FALLBACK_TIMER, subject=str(e.customer_id))  # type: ignore[attr-defined]
+                customer_id = e.customer_id  # type: ignore[attr-defined]
+                timers.cancel(kind=EMAIL_FALLBACK_TIMER, subject=str(customer_id))
+                if customer_id in streaks:
+                    EmailStreak.objects.filter(customer_id=customer_id).delete()
+                    streaks.discard(customer_id)
 
     def _confirm_address(self, e: CustomerRegistered, at: dt.datetime) -> None:
         """No conversation email goes to an address a visitor typed until the visitor proves it:
@@ -124,19 +137,23 @@ class EmailFallbackProcessManager:
         """An erased customer's streak timer and queued emails go (no email names them again)."""
         timers.cancel(kind=EMAIL_FALLBACK_TIMER, subject=str(customer_id))
         EmailOutbox.objects.filter(customer_id=customer_id).delete()
+        EmailStreak.objects.filter(customer_id=customer_id).delete()
 
-    def _start_streak(self, e: MessageSent) -> None:
+    def _start_streak(self, e: MessageSent) -> bool:
+        """Start the streak ``e`` opens (its row and timer); False if the fallback is off or ``e`` is old news."""
         delay = fallback_delay()
         if delay is None:
-            return
+            return False
         due_at = e.sent_at + delay
         if due_at < self.clock() - STALE_AFTER:
             log.info("email fallback: streak of %s due at %s is too old to email", e.customer_id, due_at)
-            return
+            return False
+        EmailStreak.objects.create(customer_id=e.customer_id, message_id=e.message_id, started_at=e.sent_at)
         timers.schedule(
             key=timer_key(e.customer_id, e.message_id), kind=EMAIL_FALLBACK_TIMER, subject=str(e.customer_id),
             due_at=due_at, payload={"customer_id": str(e.customer_id)},
         )
+        return True
 
     def reset(self) -> None:
         """Its state is decisions already acted on, not a view: a rebuild does not redo them."""

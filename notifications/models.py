@@ -146,3 +146,21 @@ class EmailOutbox(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} to {self.to} ({self.state})"
+
+
+class EmailStreak(models.Model):
+    """A customer's unread streak that the email fallback has started a timer for
+    (notifications.fallback): from the first agent message they left unread to
+    the read that brought their badge back to 0. The process manager's own
+    state, written with its checkpoint; it holds ids only."""
+
+    customer_id = models.UUIDField(primary_key=True)
+    #: The agent message that started it (the timer's key names it too).
+    message_id = models.UUIDField()
+    started_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "parley_email_streaks"
+
+    def __str__(self) -> str:
+        return f"streak of {self.customer_id} from {self.message_id}"

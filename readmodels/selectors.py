@@ -24,6 +24,7 @@ from typing import Any
 
 from django.db.models import Count, Q
 
+from chat.events import SenderKind
 from eventstore import partitions
 from eventstore.events import Cursor
 from eventstore.runner import checkpoint_cursor
@@ -268,9 +269,11 @@ def email_recipient(customer_id: uuid.UUID) -> Recipient | None:
 
 
 def unread_agent_messages(customer_id: uuid.UUID) -> list[TimelineMessage]:
-    """The agent messages the customer has not marked read, oldest first (what their badge counts)."""
+    """The agents' messages the customer has not marked read, oldest first: what their badge
+    counts, less Parley's own automatic replies (the away reply), which no agent wrote."""
     ids = Unread.objects.filter(customer_id=customer_id, reader=CUSTOMER).values("message_id")
-    return list(TimelineMessage.objects.filter(message_id__in=ids).order_by("sent_at", "position"))
+    return list(TimelineMessage.objects.filter(message_id__in=ids).exclude(sender_kind=SenderKind.SYSTEM)
+                .order_by("sent_at", "position"))
 
 
 def search(query: str, limit: int, *, customer_id: uuid.UUID | None = None) -> Page:

@@ -35,6 +35,10 @@ def system_messages() -> list[Any]:
 
 @pytest.fixture
 def closed(settings: Any) -> dt.datetime:
+    return close_around_today(settings)
+
+
+def close_around_today(settings: Any) -> dt.datetime:
     """Open every hour of every day but yesterday, today and tomorrow (UTC); returns the next opening."""
     today = dt.datetime.now(dt.timezone.utc).date()
     settings.PARLEY_BUSINESS_HOURS = "Mon-Sun 00:00-24:00"

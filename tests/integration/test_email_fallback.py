@@ -207,3 +207,48 @@ def test_an_open_conversations_email_does_not_ask_for_a_rating(customer, agent, 
     assert work(later()) == 1
     [email] = mailoutbox
     assert "How did we do" not in parts(email)["text/plain"]
+
+
+def test_an_away_reply_starts_no_streak_and_the_agents_answer_is_emailed(customer, agent, mailoutbox, settings):
+    """The away reply raises the badge, but the streak's one email is for what the team
+    wrote: the agent's answer the next morning is emailed, the away reply is not."""
+    from tests.integration.test_agent_tools import customer_says, settle
+    from tests.integration.test_business_hours import close_around_today
+
+    close_around_today(settings)
+    customer_says(customer.id, "Is anyone there?")
+    settle()
+    assert customer.get("/api/v1/badge").json()["unread"] == 1  # the away reply, unread
+    assert work(later()) == 0
+    assert not Timer.objects.filter(kind=EMAIL_FALLBACK_TIMER).exists()
+    agent_says(agent, customer, "Good morning, here is your answer")
+    assert work(later()) == 1
+    [email] = mailoutbox
+    text = parts(email)["text/plain"]
+    assert "here is your answer" in text and "away" not in text
+    assert email.subject == "Support answered you"
+    agent_says(agent, customer, "And one more thing")  # the same streak: nothing more
+    assert work(later()) == 0
+
+
+def test_a_streak_in_progress_when_streaks_began_to_be_kept_is_kept(customer, agent, mailoutbox):
+    """The migration that keeps streaks finds the ones running: a timer whose message is still unread."""
+    import importlib
+
+    from django.apps import apps
+
+    from notifications.models import EmailStreak
+
+    read = agent_says(agent, customer, "Read in time")
+    work(now())
+    customer_reads(customer, read)
+    unread = agent_says(agent, customer, "Still unread")
+    work(now())
+    [streak] = EmailStreak.objects.all()
+    EmailStreak.objects.all().delete()  # as before the migration: timers only
+    migration = importlib.import_module("notifications.migrations.0005_email_streaks")
+    migration.streaks_in_progress(apps, None)
+    [kept] = EmailStreak.objects.all()
+    assert (str(kept.customer_id), str(kept.message_id)) == (customer.id, unread) == (customer.id, str(streak.message_id))
+    agent_says(agent, customer, "A third")
+    assert work(later()) == 1  # one email for the streak, not one more for the third message
