@@ -91,9 +91,24 @@ def parse(url: str) -> Target:
 
 
 def local_hint(host: str, port: int) -> str:
-    """How a developer allows a receiver on their own machine (the refusal is right in production)."""
+    """How a developer allows a receiver on their own machine (the refusal is right in production).
+
+    Only for a receiver on this machine (localhost, a loopback address): a
+    refusal of a private, link-local or metadata address suggests no way around it.
+    """
+    if not _on_this_machine(host):
+        return ""
     return (f" (for a receiver in local development, add {host}:{port} to WEBHOOK_INSECURE_HOSTS in .env "
             "and restart)")
+
+
+def _on_this_machine(host: str) -> bool:
+    if host.lower() == "localhost" or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _insecure_hosts() -> set[str]:

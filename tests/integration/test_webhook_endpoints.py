@@ -62,6 +62,11 @@ def test_a_local_receiver_is_refused_with_the_setting_that_allows_it_in_developm
     assert r.json()["error"]["detail"] == (
         "the host '127.0.0.1' resolves to a forbidden address: 127.0.0.1 is a loopback address (for a receiver in "
         "local development, add 127.0.0.1:9443 to WEBHOOK_INSECURE_HOSTS in .env and restart)")
+    # No way around the guard is suggested for an address that is not on this machine.
+    for url in ("http://10.0.0.7:9000/hooks", "https://169.254.169.254/latest", "https://[fd00::1]/hooks"):
+        r = integration(client, "post", EPS, {"url": url, "events": ["message.created"]})
+        assert r.status_code == 400, r.content
+        assert "WEBHOOK_INSECURE_HOSTS" not in r.json()["error"]["detail"], url
     settings.WEBHOOK_INSECURE_HOSTS = ["127.0.0.1:9000"]
     r = integration(client, "post", EPS, {"url": "http://127.0.0.1:9000/hooks", "events": ["message.created"]})
     assert r.status_code == 201, r.content

@@ -103,3 +103,20 @@ def test_a_unit_without_the_media_folder_would_be_refused():
     without = {k: v for k, v in options.items() if k != "ReadWritePaths"}
     assert not writable(without, env_file()["PARLEY_MEDIA_ROOT"] + "/a/b.png")
     assert writable(options, env_file()["PARLEY_MEDIA_ROOT"] + "/a/b.png")
+
+
+def test_the_metrics_folder_of_docs_metrics_is_shared_and_writable_under_the_units():
+    """PROMETHEUS_MULTIPROC_DIR as docs/metrics.md sets it up: one folder every process
+    of the host shares (not the unit's private /tmp), writable once its drop-in is added."""
+    guide = (ROOT / "docs" / "metrics.md").read_text()
+    folder = re.search(r"^echo 'PROMETHEUS_MULTIPROC_DIR=(\S+)'", guide, re.M)[1]  # type: ignore[index]
+    drop_in = re.search(r"printf '\[Service\]\\nReadWritePaths=(\S+)\\n'", guide)[1]  # type: ignore[index]
+    assert drop_in == folder
+    assert not any(PurePosixPath(folder).is_relative_to(t) for t in ("/tmp", "/var/tmp")), "private to each unit"
+    assert re.search(rf"install -d( -m \d+)? -o parley -g parley {re.escape(folder)}\n", guide)
+    for name in UNITS:
+        options = unit(name)
+        assert not writable(options, folder + "/counter_1.db")  # the shipped unit alone refuses it
+        options["ReadWritePaths"] = options.get("ReadWritePaths", []) + [drop_in]
+        assert writable(options, folder + "/counter_1.db")
+        assert writable(options, env_file()["PARLEY_MEDIA_ROOT"] + "/a.png")  # the drop-in adds, keeps media
