@@ -47,7 +47,10 @@ run: $(STAMP)
 	set -a && . ./.env && set +a && export PARLEY_DEBUG=$${PARLEY_DEBUG:-1} && \
 	$(BIN)/python manage.py migrate --noinput && \
 	$(BIN)/python manage.py ensure_demo_agent && \
-	$(BIN)/python manage.py serve --bind 127.0.0.1 --port 8000
+	{ $(BIN)/python -m http.server 8080 --bind 127.0.0.1 -d examples/widget >/dev/null 2>&1 & example=$$!; \
+	  trap 'kill $$example 2>/dev/null' EXIT INT TERM; \
+	  echo "The website widget's example host site: http://localhost:8080/ (docs/widget.md)"; \
+	  $(BIN)/python manage.py serve --bind 127.0.0.1 --port 8000; }
 
 ## The whole suite on SQLite; again on PostgreSQL and Redis when DATABASE_URL / REDIS_URL are set.
 test: $(STAMP)
