@@ -4,7 +4,8 @@ controls overlap, none is cut by the screen or inside its own box, and
 every control is at least 40 px each way. Measured from the boxes the
 browser laid out (tests/e2e/layout.py), in the states that used to break
 it: an unread count, the offline banner, 40-character names, the offer of
-notifications, every menu open, the list of saved replies."""
+notifications, every menu open, the list of saved replies. The keyboard's
+hint is not shown on a phone, and Send on an empty box looks disabled."""
 
 from __future__ import annotations
 
@@ -87,6 +88,34 @@ def check_every_menu(page: Any, regions: list[str], what: str, menus: list[str])
         expect(panel).to_be_hidden()
 
 
+def looks(button: Any) -> dict[str, str]:
+    """How a button is drawn: the computed styles that tell a live button from a dead one."""
+    return dict(button.evaluate("""el => { const s = getComputedStyle(el);
+        return {background: s.backgroundColor, color: s.color, opacity: s.opacity, cursor: s.cursor}; }"""))
+
+
+def check_the_composer_at_rest(page: Any, viewport: dict[str, int], what: str) -> None:
+    """The keyboard's hint shows only where there is a keyboard (never on a
+    phone's touch screen); Send on an empty box is disabled, and drawn so:
+    not as it is once there is something to send."""
+    hint = page.locator("#composer-hint")
+    if viewport == DESKTOP:
+        expect(hint).to_be_visible()
+    else:
+        expect(hint).to_be_hidden()
+    box, send = page.locator("#composer-input"), page.locator("#send")
+    expect(box).to_have_value("")
+    expect(send).to_be_disabled()
+    idle = looks(send)
+    box.fill("Something to send")
+    expect(send).to_be_enabled()
+    ready = looks(send)
+    box.fill("")
+    expect(send).to_be_disabled()
+    assert idle["background"] != ready["background"] or idle["opacity"] != ready["opacity"], (what, idle, ready)
+    assert idle["cursor"] == "not-allowed", (what, idle)
+
+
 @pytest.mark.parametrize("viewport", VIEWPORTS)
 def test_the_customer_page_holds_together(browser, pages, stack, viewport):
     ada = stack.register_customer(LONG_CUSTOMER, "maximiliana.wolfeschlegelsteinhausen@example.com")
@@ -110,6 +139,7 @@ def test_the_customer_page_holds_together(browser, pages, stack, viewport):
     expect(page.get_by_role("button", name="Enable notifications")).to_be_visible()
     assert boxes(page, CUSTOMER_REGIONS) >= 5
     what = f"the customer page at {viewport['width']}x{viewport['height']} with 12 unread and the offer of notifications"
+    check_the_composer_at_rest(page, viewport, what)
     assert_laid_out(page, CUSTOMER_REGIONS, what)
     check_every_menu(page, CUSTOMER_REGIONS, what, ["#chat-search > summary", ".chat-header__actions > details:not(#chat-search) > summary"])
 
@@ -154,6 +184,10 @@ def test_the_dashboard_holds_together(browser, pages, stack, viewport):
     expect(page.locator("#conversation-title")).to_have_text(LONG_CUSTOMER)
     expect(page.locator("#wf-labels .label")).to_have_count(3)
     assert_laid_out(page, AGENT_REGIONS, f"{what}, a conversation open")
+    check_the_composer_at_rest(page, viewport, f"{what}, a reply")
+    page.locator("#mode-note").click()
+    check_the_composer_at_rest(page, viewport, f"{what}, a note")
+    page.locator("#mode-reply").click()
     check_every_menu(page, AGENT_REGIONS, f"{what}, a conversation open",
                      ["#wf-labels-menu > summary", "#wf-snooze-menu > summary", "#account-menu > summary"]
                      if viewport == DESKTOP else ["#wf-labels-menu > summary", "#wf-snooze-menu > summary"])

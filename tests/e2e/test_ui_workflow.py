@@ -2,10 +2,13 @@
 browser contexts: tabs and status filters, claim and assign (and their
 refusals), private notes, resolve, reopen, snooze and the first-response
 clock, all live for both agents and never a note on the customer's page;
-and the saved replies offered in the reply box when they come late."""
+the saved replies offered in the reply box when they come late; and an
+agent's own unread mark, labels, display name and saved replies, each seen
+by whom it is for."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -259,3 +262,153 @@ def test_saved_replies_that_arrive_late_are_offered_after_the_box_got_its_focus_
     a.keyboard.press("Enter")
     expect(box).to_have_value("Hello Mia, your parcel left today.")
     a.unroute("**/api/v1/canned-responses")
+
+
+def test_an_agents_own_unread_mark_labels_display_name_and_saved_replies_each_reach_whom_they_should(browser, pages, stack):
+    """Mary marks a conversation unread: bold in her list and her Unread
+    filter (across a reload) until she opens it again, never in Dorothy's.
+    A label she adds shows on the row and header for both, live, and goes
+    when she removes it. She writes a saved reply, changes it, inserts it
+    with "/" (the customer's first name and her new name filled in) and
+    deletes it. The name she saves is on her avatar and, on the customer's
+    page, on every message of hers: never her login."""
+    mary_pw = create_agent(stack, "mjackson", "Mary")
+    dorothy_pw = create_agent(stack, "dvaughan", "Dorothy")
+    nora = stack.register_customer("Nora Example", "nora@example.com")
+    otto = stack.register_customer("Otto Example", "otto@example.com")
+    customer_send(stack, nora["token"], "My parcel never came.")
+    customer_send(stack, otto["token"], "Can I change my address?")
+    customer = open_customer(browser, pages, stack, nora["token"])
+    a = log_in_agent(browser, pages, stack, "mjackson", mary_pw)
+    b = log_in_agent(browser, pages, stack, "dvaughan", dorothy_pw)
+    nora_a, nora_b = conversation_row(a, nora["customer_id"]), conversation_row(b, nora["customer_id"])
+    otto_a, otto_b = conversation_row(a, otto["customer_id"]), conversation_row(b, otto["customer_id"])
+    marked = re.compile(r"\bconv--marked\b")
+
+    # Mary reads Nora's conversation (for everyone), then marks it unread for herself.
+    nora_a.click()
+    expect(a.locator("#conversation-title")).to_have_text("Nora Example")
+    expect(nora_b.locator(".count")).to_have_count(0)
+    a.locator("#mark-unread").click()
+    expect(a.locator("#open")).to_be_hidden()
+    expect(nora_a).to_have_class(marked)
+    expect(nora_a.locator(".dot")).to_have_attribute("title", "You marked it unread")
+    expect(nora_b).not_to_have_class(marked)
+    # Frames come in order: once Otto's next message is on Dorothy's page, so was Mary's mark, and it is not hers.
+    customer_send(stack, otto["token"], "The new one is 12 Main Street.")
+    expect(otto_b.locator(".count")).to_have_text("2")
+    expect(nora_b).not_to_have_class(marked)
+    b.locator("#filter").select_option("unread")
+    expect(otto_b).to_be_visible()
+    expect(nora_b).to_be_hidden()
+    b.locator("#filter").select_option("all")
+    expect(nora_b).to_be_visible()
+    expect(nora_b).not_to_have_class(marked)
+
+    # Mary's Unread filter keeps it, in the address too: a reload asks the server again.
+    a.locator("#filter").select_option("unread")
+    expect(a).to_have_url(re.compile(r"\?show=unread$"))
+    a.reload()
+    expect(a.locator("#connection")).to_have_attribute("data-state", "live")
+    expect(a.locator("#filter")).to_have_value("unread")
+    expect(otto_a).to_be_visible()
+    expect(nora_a).to_have_class(marked)
+    # Opened again, the mark has done its job: it leaves the Unread filter, for good.
+    nora_a.click()
+    expect(a.locator("#conversation-title")).to_have_text("Nora Example")
+    expect(nora_a).to_be_hidden()
+    a.reload()
+    expect(a.locator("#connection")).to_have_attribute("data-state", "live")
+    expect(otto_a).to_be_visible()
+    expect(nora_a).to_be_hidden()
+    a.locator("#filter").select_option("all")
+    expect(nora_a).to_be_visible()
+    expect(nora_a).not_to_have_class(marked)
+
+    # A label from the Labels menu: on both agents' rows and headers, live; removed, gone for both.
+    nora_b.click()
+    expect(b.locator("#conversation-title")).to_have_text("Nora Example")
+    a.locator("#wf-labels-menu summary").click()
+    expect(a.locator("#wf-label-list")).to_have_text("No labels yet.")
+    a.locator("#wf-label-input").fill("Refund")
+    a.locator("#wf-label-form").get_by_role("button", name="Add").click()
+    expect(a.locator("#wf-label-list .label")).to_have_text(["refund"])
+    expect(a.locator("#wf-label-input")).to_have_value("")
+    expect(a.locator("#wf-labels .label")).to_have_text(["refund"])
+    expect(nora_a.locator(".conv__labels .label")).to_have_text(["refund"])
+    expect(nora_b.locator(".conv__labels .label")).to_have_text(["refund"])
+    expect(b.locator("#wf-labels .label")).to_have_text(["refund"])
+    expect(otto_b.locator(".conv__labels")).to_have_count(0)
+    a.get_by_role("button", name="Remove the label refund").click()
+    expect(a.locator("#wf-label-list")).to_have_text("No labels yet.")
+    expect(a.locator("#wf-labels")).to_be_hidden()
+    expect(nora_a.locator(".conv__labels")).to_have_count(0)
+    expect(nora_b.locator(".conv__labels")).to_have_count(0)
+    expect(b.locator("#wf-labels")).to_be_hidden()
+    a.keyboard.press("Escape")
+
+    # Mary answers under the name she has now (her first name, not her login).
+    send(a, "Let me look into it.")
+    first = customer.locator(".msg--theirs", has_text="Let me look into it.")
+    expect(first.locator(".msg__author")).to_have_text("Mary")
+
+    # A saved reply: written, then changed, in the dialog from the account menu.
+    a.locator("#account-menu summary").click()
+    a.locator("#open-saved-replies").click()
+    dialog = a.locator("#saved-replies")
+    expect(dialog).to_be_visible()
+    a.locator("#saved-shortcut").fill("lookedup")
+    a.locator("#saved-title-input").fill("Parcel found")
+    a.locator("#saved-body").fill("Hi {{customer.first_name}}, I found it.")
+    a.locator("#saved-save").click()
+    saved = a.locator("#saved-list .saved__item", has_text="/lookedup")
+    expect(saved.locator(".saved__text")).to_have_text("Hi {{customer.first_name}}, I found it.")
+    expect(saved).to_contain_text("Yours")
+    expect(a.locator("#saved-shortcut")).to_have_value("")
+    a.get_by_role("button", name="Edit /lookedup").click()
+    expect(a.locator("#saved-form-title")).to_have_text("Change /lookedup")
+    expect(a.locator("#saved-body")).to_have_value("Hi {{customer.first_name}}, I found it.")
+    a.locator("#saved-body").fill("Hello {{customer.first_name}}, {{agent.name}} here: your parcel is on its way.")
+    a.locator("#saved-save").click()
+    expect(saved.locator(".saved__text")).to_have_text("Hello {{customer.first_name}}, {{agent.name}} here: your parcel is on its way.")
+    expect(a.locator("#saved-list .saved__item", has_text="/lookedup")).to_have_count(1)
+    expect(a.locator("#saved-form-title")).to_have_text("New saved reply")
+    a.locator("#saved-close").click()
+    expect(dialog).to_be_hidden()
+
+    # Her display name: on her avatar and name at once.
+    expect(a.locator("#me-avatar")).to_have_text("MA")
+    a.locator("#account-menu summary").click()
+    a.locator("#display-name").fill("Mary Winston Jackson")
+    a.get_by_role("button", name="Save name").click()
+    expect(a.locator("#me-name")).to_have_text("Mary Winston Jackson")
+    expect(a.locator("#me-avatar")).to_have_text("MJ")
+    expect(a.locator("#profile-error")).to_be_hidden()
+    a.keyboard.press("Escape")
+
+    # "/" inserts the changed reply, filled in with Nora's first name and Mary's new name.
+    box = a.locator("#composer-input")
+    box.click()
+    box.press_sequentially("/lookedup")
+    expect(a.locator("#canned-list [role=option]")).to_have_count(1)
+    box.press("Enter")
+    reply = "Hello Nora, Mary Winston Jackson here: your parcel is on its way."
+    expect(box).to_have_value(reply)
+    box.press("Enter")
+    expect(customer.locator(".msg--theirs", has_text=reply).locator(".msg__author")).to_have_text("Mary Winston Jackson")
+    # Read again, every message of hers carries the new name; her login shows nowhere.
+    customer.reload()
+    expect(customer.locator(".msg--theirs[data-sender=agent] .msg__author")).to_have_text(["Mary Winston Jackson"] * 2)
+    expect(customer.get_by_text("mjackson")).to_have_count(0)
+
+    # Deleted, it is offered no more.
+    a.locator("#account-menu summary").click()
+    a.locator("#open-saved-replies").click()
+    expect(saved).to_have_count(1)
+    a.get_by_role("button", name="Delete /lookedup").click()
+    expect(saved).to_have_count(0)
+    a.locator("#saved-close").click()
+    box.click()
+    box.press_sequentially("/lookedup")
+    expect(a.locator("#canned-status")).to_contain_text("No saved repl")
+    expect(a.locator("#canned-list [role=option]")).to_have_count(0)

@@ -55,7 +55,8 @@ def test_another_agents_reply_is_theirs_to_change(make_agent):
     assert CannedResponse.objects.get().title == REFUND["title"]
 
 
-@pytest.mark.parametrize(("body", "code"), [
+#: Fields that are not a saved reply's, and the code each is refused with (on a create and a change).
+INVALID = [
     ({**REFUND, "shortcut": "two words"}, "invalid_shortcut"),
     ({**REFUND, "shortcut": ""}, "invalid_shortcut"),
     ({**REFUND, "shortcut": "x" * 33}, "invalid_shortcut"),
@@ -68,12 +69,23 @@ def test_another_agents_reply_is_theirs_to_change(make_agent):
     ({**REFUND, "body": "Dear {{customer.email}}"}, "unknown_placeholder"),
     ({**REFUND, "body": "{{ order.id }} is late"}, "unknown_placeholder"),
     ({**REFUND, "title": 7}, "invalid_field"),
-    ({"shortcut": "x", "title": "x"}, "missing_field"),
-])
+]
+
+
+@pytest.mark.parametrize(("body", "code"), [*INVALID, ({"shortcut": "x", "title": "x"}, "missing_field")])
 def test_a_reply_that_is_not_one_is_refused_with_a_clear_code_and_nothing_is_saved(make_agent, body, code):
     r = create(make_agent("grace"), body)
     assert (r.status_code, r.json()["error"]["code"]) == (400, code), r.content
     assert CannedResponse.objects.count() == 0
+
+
+@pytest.mark.parametrize(("body", "code"), INVALID)
+def test_a_change_that_is_not_one_is_refused_with_the_same_code_and_the_reply_stays(make_agent, body, code):
+    grace = make_agent("grace")
+    saved = create(grace).json()
+    r = grace.patch(f"{PATH}/{saved['id']}", body)
+    assert (r.status_code, r.json()["error"]["code"]) == (400, code), r.content
+    assert grace.get(PATH).json()["canned_responses"] == [saved]
 
 
 def test_a_shortcut_is_one_reply_in_any_letter_case(make_agent):

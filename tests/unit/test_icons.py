@@ -10,9 +10,12 @@ import pytest
 
 from web import icons
 
-WEB = Path(__file__).resolve().parents[2] / "web"
-#: Where an icon could hide as a character: the templates, the stylesheets, the pages' scripts.
-SOURCES = [*WEB.glob("templates/web/*.html"), *WEB.glob("static/web/css/*.css"), *WEB.glob("static/web/js/*.js")]
+ROOT = Path(__file__).resolve().parents[2]
+WEB = ROOT / "web"
+#: Where an icon could hide as a character: the templates, the stylesheets, the pages' scripts, the
+#: embed script a customer's site loads, and the push scripts (the service worker draws notifications).
+SOURCES = [*WEB.glob("templates/web/*.html"), *WEB.glob("static/web/css/*.css"), *WEB.glob("static/web/js/*.js"),
+           *WEB.glob("static/web/embed/*.js"), *ROOT.glob("notifications/static/**/*.js")]
 #: The one such character allowed: the API's preview of a message of files, which icons.js turns into a drawing.
 ALLOWED = {"\\u{1F4CE}"}
 
@@ -31,6 +34,7 @@ def test_an_unknown_icon_is_an_error_not_an_empty_box():
 
 
 def test_no_page_draws_an_icon_with_a_symbol_or_emoji_character():
+    assert {"widget.js", "sw.js", "push.js"} <= {path.name for path in SOURCES}
     found = []
     for path in SOURCES:
         text = path.read_text(encoding="utf-8")
