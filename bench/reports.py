@@ -34,6 +34,28 @@ RUNS = 30
 SEED = 2027
 
 
+#: replay.generate spaces events 1-400 ms apart from 2026-01-01 08:00 (half a day for 200,000
+#: events); a month's report is over a month of days, so its times are stretched to about 30 days.
+MONTH_SECONDS = 30 * 86400
+MEAN_GAP_SECONDS = 0.2005
+
+
+def stretched(rows: Iterator[tuple[Any, str, int, Any, Any]], events: int) -> Iterator[tuple[Any, str, int, Any, Any]]:
+    """replay.generate's rows with every time in them (recorded and in the event) spread over a month."""
+    import dataclasses
+    import datetime as dt
+
+    start = dt.datetime(2026, 1, 1, 8, 0, tzinfo=dt.timezone.utc)
+    factor = MONTH_SECONDS / (events * MEAN_GAP_SECONDS)
+
+    def stretch(at: dt.datetime) -> dt.datetime:
+        return start + (at - start) * factor
+
+    for evt, stream, version, metadata, at in rows:
+        times = {f.name: stretch(v) for f in dataclasses.fields(evt) if isinstance(v := getattr(evt, f.name), dt.datetime)}
+        yield (dataclasses.replace(evt, **times) if times else evt), stream, version, metadata, stretch(at)
+
+
 def with_workflow(rows: Iterator[tuple[Any, str, int, Any, Any]]) -> Iterator[tuple[Any, str, int, Any, Any]]:
     """replay.generate's log with each conversation's workflow events after the messages that cause them."""
     import random
@@ -107,7 +129,8 @@ def main() -> int:
 
         t = time.perf_counter()
         with psycopg.connect(**conninfo(dbname)) as conn:
-            counts = replay.build_log(conn, TARGET_EVENTS, with_workflow(replay.generate(TARGET_EVENTS)))
+            counts = replay.build_log(conn, TARGET_EVENTS,
+                                      with_workflow(stretched(replay.generate(TARGET_EVENTS), TARGET_EVENTS)))
         build_s = time.perf_counter() - t
         total = sum(counts.values())
         log(f"  built a log of {total:,} events in {build_s:.1f}s: {counts}")
@@ -126,6 +149,8 @@ def main() -> int:
             facts = cur.fetchone()[0]
             cur.execute("SELECT count(*) FROM readmodels_reportcount")
             tallies = cur.fetchone()[0]
+            cur.execute("SELECT count(DISTINCT day) FROM readmodels_reportcount")
+            days = cur.fetchone()[0]
         # Settle the tables as a deployment's have been (autovacuum): visibility map set, statistics current.
         with psycopg.connect(**conninfo(dbname), autocommit=True) as conn:
             conn.execute("VACUUM (ANALYZE) readmodels_reportfact")
@@ -163,7 +188,8 @@ def main() -> int:
         f"{', '.join(f'{k} {v:,}' for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))}), built in "
         f"{build_s:.1f} s; the reports projection folded from it by `rebuild` in {fold_s:.1f} s "
         f"({tallies:,} tallies of messages, starts and resolutions per conversation, day and agent; {facts:,} measured "
-        "facts: waits, resolution times, ratings). **summary** is `readmodels.reports.summary` for the month of "
+        "facts: waits, resolution times, ratings), its times spread over the 30 days from 1 January 2026 "
+        f"({days} days with facts). **summary** is `readmodels.reports.summary` for the month of "
         "January 2026 (all of the log), as `GET /api/v1/reports/summary` runs it: the counts by agent in one "
         "statement (index-only scans of the days), then the measured values' counts, sums and exact percentiles "
         "(`percentile_disc`) by agent and for the team in one more (grouping sets); tables vacuumed and analysed "
