@@ -96,10 +96,19 @@ def test_unknown_api_paths_answer_404_in_the_error_shape(client, method, path):
 @pytest.mark.parametrize("method,path,allow", [
     ("DELETE", "/api/v1/messages", "GET, POST"), ("PUT", "/api/v1/badge", "GET"),
     ("POST", "/api/v1/openapi.json", "GET"), ("GET", "/api/v1/auth/agent", "POST"),
-    ("PATCH", "/webhooks/v1/inbound/sms", "POST"), ("POST", "/healthz", "GET"),
+    ("PATCH", "/webhooks/v1/inbound/sms", "POST"), ("POST", "/healthz", "GET")
 ])
 def test_a_method_a_route_does_not_take_answers_405_in_the_error_shape_with_allow(client, method, path, allow):
     r = client.generic(method, path)
     assert r.status_code == 405
     assert r.json()["error"]["code"] == "method_not_allowed"
     assert r["Allow"] == allow
+
+
+@pytest.mark.django_db
+def test_metrics_answers_another_method_405_with_allow_once_it_exists(client, settings):
+    settings.PARLEY_METRICS_KEY = "k" * 32
+    r = client.post("/metrics", HTTP_AUTHORIZATION="Bearer " + "k" * 32)
+    assert r.status_code == 405
+    assert r["Allow"] == "GET, HEAD"
+    assert r.json()["error"]["code"] == "method_not_allowed"

@@ -286,3 +286,19 @@ def test_open_refuses_a_bad_token_and_anything_but_a_post(client: Client, ada: C
     expired = client.post("/widget/open/", {"token": token}, HTTP_ORIGIN="http://testserver")
     assert expired.status_code == 403 and "expired" in expired.content.decode()
     assert client.get("/widget/open/").status_code == 405
+
+
+def test_widget_sign_ups_from_one_ipv6_slash_64_share_one_budget(settings):
+    """The widget's visitor form counts sign-ups by network as /chat/start/ does: an IPv6 client by its /64."""
+    settings.PARLEY_VISITOR_SIGNUPS_PER_HOUR = 3
+    statuses = [
+        Client(REMOTE_ADDR=f"2001:db8:5:6::{i:x}").post(
+            "/api/v1/widget/visitors", {"name": f"Visitor {i}", "email": f"v{i}@example.com"}, content_type=JSON,
+        ).status_code
+        for i in range(1, 9)
+    ]
+    assert statuses == [201] * 3 + [429] * 5
+    assert Customer.objects.count() == 3
+    other_network = Client(REMOTE_ADDR="2001:db8:5:7::1")
+    assert other_network.post("/api/v1/widget/visitors", {"name": "Other", "email": "o@example.com"},
+                              content_type=JSON).status_code == 201
