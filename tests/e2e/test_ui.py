@@ -753,6 +753,11 @@ def test_an_erased_customers_pages_drop_the_conversation_say_so_and_never_reconn
     for page in (live, away):
         expect(page.locator(".msg", has_text="passport number")).to_have_count(1)
     live.locator("#composer-input").fill("A draft about my passport")
+    # An agent has the conversation open, with a reply drafted.
+    desk = log_in_agent(browser, pages, stack, "erin", create_agent(stack, "erin", "Erin"))
+    conversation_row(desk, ada["customer_id"]).click()
+    expect(desk.locator("#thread .msg", has_text="passport number")).to_have_count(1)
+    desk.locator("#composer-input").fill("About your passport, Ada")
     # The second page loses its network with a message still to send (kept in the browser meanwhile).
     away.context.set_offline(True)
     away.evaluate("window.parley.socket.drop()")
@@ -768,6 +773,15 @@ def test_an_erased_customers_pages_drop_the_conversation_say_so_and_never_reconn
     assert status == 202 and body["erased"] is True
     # The open page gets the frame, then the close (4410).
     expect(live.locator("#erased")).to_be_visible()
+    # The dashboard forgets them at once: their row, the open thread, the draft to them.
+    expect(conversation_row(desk, ada["customer_id"])).to_have_count(0)
+    expect(desk.locator("#open")).to_be_hidden()
+    expect(desk.locator("#placeholder")).to_be_visible()
+    desk_text = desk.locator("body").inner_text()
+    assert "passport" not in desk_text and "Ada Erased" not in desk_text, desk_text
+    desk.reload()
+    expect(desk.locator("#connection")).to_have_attribute("data-state", "live")
+    expect(conversation_row(desk, ada["customer_id"])).to_have_count(0)
     # The page that was away reconnects when the network is back, and is refused (4410).
     away.context.set_offline(False)
     expect(away.locator("#erased")).to_be_visible()
