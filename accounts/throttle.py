@@ -33,8 +33,15 @@ the price of any per-address limit.)
 Races: every attempt counts as a failure before its password is checked
 (``begin``) and is taken back if it was not one, so a burst of simultaneous
 requests gets no more checks than the budget; past the budget, an attempt
-is checked only once a failure has recorded a wait and it is over, and only
-one at a time (a short-lived turn, ``cache.add``).
+is checked only one at a time (a short-lived turn, ``cache.add``), once
+the wait a failure recorded is over, and not while other attempts are in
+flight with no wait recorded yet: those are the allowance's own, and one
+of them failing sets the wait. Each budget counts its attempts in flight
+(a counter that lives ``TURN`` seconds after the last one began, so a
+process that dies mid-attempt holds nothing for long). Failures counted
+under a larger allowance (before the account came under attack) set no
+wait, and with nothing in flight the next attempt takes its turn: the
+right password gets through.
 
 Counters live in Django's cache (accounts.ratelimit.cache: Redis when
 REDIS_URL is set, shared by every process, with per-process memory while
@@ -119,6 +126,19 @@ class _Budget:
     def turn_key(self) -> str:
         return f"{self.key}:turn"
 
+    @property
+    def flight_key(self) -> str:
+        return f"{self.key}:flight"
+
+    def _take_off(self) -> int:
+        """Count this attempt in flight; the number in flight, this one included."""
+        flying = _cache.increment(self.flight_key, TURN)
+        _cache.touch(self.flight_key, TURN)
+        return flying
+
+    def _land(self) -> None:
+        _count_down(self.flight_key)
+
     def waiting(self, now: float) -> int:
         """Seconds still to wait before an attempt (0: none)."""
         until = float(_cache.get(self.wait_key) or 0)
@@ -130,18 +150,22 @@ class _Budget:
         wait = self.waiting(now)
         if wait:
             raise TooManyAttempts(wait)
+        # In flight before counted: an attempt past the allowance that sees a count before its own
+        # also sees that count's attempt in flight.
+        self._take_off()
         count = _count_up(self.key)
         if count <= self.free:
             return count, False
-        if _cache.get(self.wait_key) is None:
-            # Past the allowance with no wait recorded yet: the allowance's own attempts are still
-            # in flight (none has failed so far). Nothing past the allowance is checked before they
-            # end, or a simultaneous burst would get one check more than the allowance.
-            _count_down(self.key)
+        if _cache.get(self.wait_key) is None and int(_cache.get(self.flight_key) or 0) > 1:
+            # Past the allowance, no wait recorded yet, other attempts in flight: the allowance's own
+            # (none has failed so far). Nothing past the allowance is checked before they end, or a
+            # simultaneous burst would get one check more than the allowance. With none in flight
+            # (failures counted under a larger allowance, which set no wait) it takes its turn below.
+            self.release(count, False)
             raise TooManyAttempts(1)
-        # Over budget: one attempt at a time, and only once the wait is over.
+        # Over budget: one attempt at a time, and only once the wait, if any, is over.
         if not _cache.add(self.turn_key, 1, timeout=TURN):
-            _count_down(self.key)
+            self.release(count, False)
             raise TooManyAttempts(max(1, self.waiting(now)))
         wait = self.waiting(now)  # a failure may have set a wait since it was read
         if wait:
@@ -152,6 +176,7 @@ class _Budget:
     def release(self, count: int, turn: bool) -> None:
         """Take back a reserved attempt that was not a failure."""
         _count_down(self.key)
+        self._land()
         if turn:
             _cache.delete(self.turn_key)
 
@@ -165,11 +190,13 @@ class _Budget:
             _cache.set(self.wait_key, until, timeout=MEMORY + math.ceil(until - now))
             if count == self.free:
                 log.warning("sign-in throttled: %s budget %s spent; waits begin", self.name, self.key)
+        self._land()  # after the wait is set: an attempt that sees none in flight sees the wait
         if turn:
             _cache.delete(self.turn_key)
 
     def clear(self, turn: bool) -> None:
         _cache.delete_many([self.key, self.wait_key] + ([self.turn_key] if turn else []))
+        self._land()
 
 
 # -- the policy -------------------------------------------------------------------------

@@ -92,17 +92,29 @@ def _consumers() -> dict[str, dict[str, Any]]:
 
 #: What only an operator sees: a lease holder's owner string names its host and process id.
 _OPERATOR_ONLY = ("owner",)
+#: What anyone sees of the event a group is stuck on: that it is stuck, where and since when. Its
+#: detail is the exception's own text (which may quote data, hosts or queries); its member and event
+#: id are for the operator who fixes or parks it.
+_PUBLIC_ERROR = ("position", "since")
+
+
+def _public_status(status: dict[str, Any]) -> dict[str, Any]:
+    public = {k: v for k, v in status.items() if k not in _OPERATOR_ONLY}
+    if status.get("error"):
+        public["error"] = {k: status["error"][k] for k in _PUBLIC_ERROR}
+    return public
 
 
 def _public(consumers: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {name: {k: v for k, v in status.items() if k not in _OPERATOR_ONLY} for name, status in consumers.items()}
+    return {name: _public_status(status) for name, status in consumers.items()}
 
 
 @api(["GET"], None)
 @doc("GET", "Whether this process can serve", operation_id="getHealth", responses={200: "Health", 503: "Health"}, security=[],
      description="503 when the database or the channel layer does not answer, or events wait and no pipeline runs. "
-                 "Each consumer group's `owner` (the lease holder's host and process id) is shown only to a caller "
-                 "with `Authorization: Bearer <PARLEY_METRICS_KEY>`.")
+                 "Each consumer group's `owner` (the lease holder's host and process id) and, of the event a group "
+                 "is stuck on, its `event_id`, `member` and `detail` (the exception's text) are shown only to a "
+                 "caller with `Authorization: Bearer <PARLEY_METRICS_KEY>`; anyone sees its `position` and `since`.")
 async def healthz(request: HttpRequest) -> JsonResponse:
     """200 when this process can serve; 503 when the database or the channel
     layer is down, or when events wait and no pipeline runs to process them."""

@@ -543,6 +543,10 @@ COMPONENTS: dict[str, dict[str, Any]] = {
                       "only with `Authorization: Bearer <PARLEY_METRICS_KEY>`"},
             "lease_until": nullable({"type": "string"}),
             "running": {"type": "boolean"},
+            "error": nullable({"type": "object", "description": "the event the group is stuck on: `position`, "
+                               "`since`; `event_id`, `member` and `detail` only with "
+                               "`Authorization: Bearer <PARLEY_METRICS_KEY>`"}),
+            "parked": {"type": "integer", "minimum": 0},
         },
     },
     "OpenApiDocument": {"type": "object", "required": ["openapi", "info", "paths"], "description": "This document."},

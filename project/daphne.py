@@ -36,10 +36,12 @@ so a resume that replays the log waits for a slow reader instead of
 overflowing it.
 
 Access log: Daphne writes each request line, query string included, to its
-access log (on by default), and ``/chat/?token=``, ``/chat/email/?token=``
-and the socket's ``?token=`` carry credentials. ``redact_access_log``
-replaces every query value with ``…`` before the line is written, so no
-token or signed link reaches a log file.
+access log (on by default), and ``/chat/?token=``, the socket's ``?token=``
+and the signed token that is a path segment of an email's links
+(``/email/unsubscribe/<token>/``, ``/email/verify/<token>/``) are
+credentials. ``redact_access_log`` replaces every query value and those
+path segments with ``…`` before the line is written, so no token or signed
+link reaches a log file.
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ from typing import Any
 
 #: A query parameter's value: from ``=`` to the next ``&``, ``#``, space or quote.
 _QUERY_VALUE = re.compile(r"=[^&#\s\"]*")
+#: A path segment that is a credential: the signed token of an email's unsubscribe or verify link
+#: (web/urls.py; tests/unit/test_access_log_redaction.py fails for a new route with a token in its path).
+_PATH_TOKEN = re.compile(r"(/email/(?:unsubscribe|verify)/)[^/?#\s\"]+")
 
 
 #: The websocket close code for "reconnect and resume" (realtime.consumers.CLOSE_RESUME).
@@ -105,9 +110,11 @@ def bound_send_buffers(limit: int) -> None:
 
 
 def redact(request_line: str) -> str:
-    """The request line with every query value replaced (``GET /chat/?token=…``)."""
+    """The request line with every query value and every token in its path replaced
+    (``GET /chat/?token=…``, ``GET /email/unsubscribe/…/``)."""
     path, mark, query = request_line.partition("?")
-    return path + mark + _QUERY_VALUE.sub("=…", query) if mark else request_line
+    path = _PATH_TOKEN.sub(r"\1…", path)
+    return path + mark + _QUERY_VALUE.sub("=…", query) if mark else path
 
 
 def redact_access_log() -> None:

@@ -5,6 +5,17 @@ connection error. Those are not bugs: the HTTP layer answers them with
 ``503 unavailable`` and ``Retry-After`` (api.unavailable), a socket closes
 with 4000 so its client reconnects and resumes (realtime.consumers).
 
+Only connection-level failures count (``is_outage``): libpq's own errors
+(no SQLSTATE: refused, closed unexpectedly), a pool timeout, a closed
+connection, SQLSTATE class 08 (connection exception), the server shutting
+down, crashed, starting up or ending an idle session (57P01-57P03, 57P05),
+and too many clients (53300). The rest of the driver's OperationalError
+(a deadlock, a serialization failure, a statement or lock timeout) is the
+server answering a statement: a working connection, and an error that a
+503 or a close 4000 would hide. Django's wrapper of a driver error is
+judged by the driver error it wraps; without one (SQLite, or raised by
+Django itself) it counts as an outage, as before.
+
 After the database comes back, connections opened before it went away are
 dead, and nothing notices until one is used: the next request or socket
 on it would fail. A dead idle connection shows itself without a round
@@ -26,14 +37,30 @@ from django.db import InterfaceError, OperationalError, connection
 #: Seconds a client is told to wait (``Retry-After``) before trying again.
 RETRY_AFTER = 5
 
+#: The SQLSTATEs, besides class 08, of a connection the server ended or would not open.
+_CONNECTION_STATES = frozenset({"57P01", "57P02", "57P03", "57P05", "53300"})
+
 try:  # PostgreSQL's driver, when installed: its own errors (a pool timeout is one) reach some callers unwrapped
     import psycopg
 
-    _OUTAGE: tuple[type[BaseException], ...] = (
-        OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError,
-    )
+    _DRIVER: type[BaseException] | None = psycopg.Error
 except ImportError:  # pragma: no cover - SQLite-only installs
-    _OUTAGE = (OperationalError, InterfaceError)
+    psycopg = None  # type: ignore[assignment]
+    _DRIVER = None
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    if _DRIVER is not None and isinstance(exc, _DRIVER):
+        if isinstance(exc, psycopg.InterfaceError):
+            return True
+        if isinstance(exc, psycopg.OperationalError):
+            state = exc.sqlstate
+            return state is None or state.startswith("08") or state in _CONNECTION_STATES
+        return False
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        # Django's: the driver's error it wraps (its cause) decides; without one, it counts.
+        return not (_DRIVER is not None and isinstance(exc.__cause__, _DRIVER))
+    return False
 
 
 def is_outage(exc: BaseException) -> bool:
@@ -41,7 +68,7 @@ def is_outage(exc: BaseException) -> bool:
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
-        if isinstance(current, _OUTAGE):
+        if _connection_lost(current):
             return True
         seen.add(id(current))
         current = current.__cause__ or current.__context__

@@ -102,7 +102,7 @@ def self_signed(tmp: Path) -> tuple[Path, Path]:
     return cert, key
 
 
-def site_config(upstreams: list[int], http_port: int, https_port: int, cert: Path, key: Path) -> str:
+def site_config(upstreams: list[int], http_port: int, https_port: int, cert: Path, key: Path, access_log: Path) -> str:
     """docs/deploy/nginx.conf with the marked values made this test's."""
     text = CONFIG.read_text()
     replacements = [
@@ -114,6 +114,7 @@ def site_config(upstreams: list[int], http_port: int, https_port: int, cert: Pat
         ("/etc/letsencrypt/live/support.example.com/privkey.pem", str(key)),
         ("server_name support.example.com;", f"server_name {HOST};"),
         ("proxy_bind 127.0.0.1;", f"proxy_bind {PROXY_ADDRESS};"),
+        ("access_log /var/log/nginx/parley.access.log parley;", f"access_log {access_log} parley;"),
     ]
     for old, new in replacements:
         assert old in text, f"docs/deploy/nginx.conf no longer has {old!r}: update this test with it"
@@ -122,8 +123,8 @@ def site_config(upstreams: list[int], http_port: int, https_port: int, cert: Pat
 
 
 def main_config(tmp: Path, site: Path) -> str:
-    """What /etc/nginx/nginx.conf gives a site on Debian, confined to ``tmp``;
-    and an access log naming the upstream that answered each request."""
+    """What /etc/nginx/nginx.conf gives a site on Debian, confined to ``tmp``: its access log in
+    nginx's default format (the request line as sent), which the site's own replaces."""
     user = "user root;\n" if os.geteuid() == 0 else ""
     temp = "\n".join(f"    {kind}_temp_path {tmp / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
     return f"""{user}worker_processes 2;
@@ -133,8 +134,7 @@ error_log {tmp / 'error.log'} info;
 events {{ worker_connections 1024; }}
 http {{
     include /etc/nginx/mime.types;
-    log_format upstreams '$upstream_addr $status "$request"';
-    access_log {tmp / 'access.log'} upstreams;
+    access_log {tmp / 'access.log'};
 {temp}
     include {site};
 }}
@@ -159,14 +159,15 @@ def proxied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxied]:
         },
     )
     site = tmp / "parley.conf"
-    site.write_text(site_config([int(u.rsplit(":", 1)[1]) for u in stack.urls], http_port, https_port, cert, key))
+    site.write_text(site_config([int(u.rsplit(":", 1)[1]) for u in stack.urls], http_port, https_port, cert, key,
+                                tmp / "parley.access.log"))
     main = tmp / "nginx.conf"
     main.write_text(main_config(tmp, site))
     test = subprocess.run([nginx, "-t", "-c", str(main)], capture_output=True, text=True)
     assert test.returncode == 0, test.stderr
     proc = subprocess.Popen([nginx, "-c", str(main)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     tls = ssl.create_default_context(cafile=str(cert))
-    p = Proxied(stack, https_port, http_port, tls, tmp / "access.log")
+    p = Proxied(stack, https_port, http_port, tls, tmp / "parley.access.log")
     try:
         deadline = time.monotonic() + 20
         while True:
@@ -337,9 +338,43 @@ def test_websockets_and_requests_are_balanced_over_both_processes_without_sticki
 
     asyncio.run(scenario())
     # nginx spread the sockets and the requests over both Daphne processes.
-    answered_by = {line.split()[0] for line in proxied.access_log.read_text().splitlines() if line.startswith("127.")}
+    answered_by = set(re.findall(r"upstream=(127\.[\d.]+:\d+)", proxied.access_log.read_text()))
     ports = {u.rsplit(":", 1)[1] for u in proxied.stack.urls}
     assert {a.rsplit(":", 1)[1] for a in answered_by} >= ports, answered_by
+
+
+def test_nginx_logs_no_token_of_a_chat_link_a_socket_or_an_email_link(proxied: Proxied):
+    from django.test import override_settings
+
+    from notifications.unsubscribe import issue_unsubscribe_token
+
+    key = proxied.stack.env["PARLEY_INTEGRATION_KEY"]
+    r = proxied.api("POST", "/api/v1/customers", {"name": "Logged Lou", "external_id": str(uuid.uuid4())}, token=key)
+    assert r.status == 201, r.body
+    token, customer_id = r.json()["token"], r.json()["customer_id"]
+    with override_settings(SECRET_KEY=proxied.stack.env["DJANGO_SECRET_KEY"]):  # signed as the stack signs
+        unsubscribe = issue_unsubscribe_token(uuid.UUID(customer_id), "lou@example.com")
+
+    assert proxied.request("GET", f"/chat/?token={token}&from=email").status == 302
+    assert proxied.request("GET", f"/email/unsubscribe/{unsubscribe}/").status == 200  # a real link's page
+
+    async def socket() -> None:
+        async with websockets.connect(f"wss://{HOST}:{proxied.https_port}/ws/v1/?token={token}", ssl=proxied.tls) as ws:
+            await ws.send(json.dumps({"type": "ping"}))
+            while json.loads(await asyncio.wait_for(ws.recv(), 20))["type"] != "pong":
+                pass
+
+    asyncio.run(socket())
+    # nginx writes a socket's line when it has closed: wait for it, then read everything.
+    deadline = time.monotonic() + 30
+    while '"GET /ws/v1/ HTTP/1.1" 101' not in (log := proxied.access_log.read_text()):
+        assert time.monotonic() < deadline, log[-2000:]
+        time.sleep(0.1)
+    assert '"GET /chat/ HTTP/1.1" 302' in log and '"GET /email/unsubscribe/[token] HTTP/1.1" 200' in log, log[-2000:]
+    default_log = proxied.access_log.with_name("access.log")  # nginx's own, in its default format
+    for secret in (token, token.split(".")[-1], token.split(":")[-1], unsubscribe, unsubscribe.split(":")[-1]):
+        assert secret not in log
+        assert not default_log.exists() or secret not in default_log.read_text()
 
 
 def sign_up(proxied: Proxied, source: str, forwarded_for: str | None = None) -> int:

@@ -99,7 +99,7 @@ def status_text() -> str:
 
 
 def test_a_bug_in_the_webhooks_stalls_webhooks_alone_until_the_event_is_parked_then_replayed(
-    client, receiver, customer, agent, monkeypatch  # noqa: F811
+    client, receiver, customer, agent, monkeypatch, settings  # noqa: F811
 ):
     register(client, receiver, ["message.created"])
     subscribe(customer)
@@ -131,11 +131,12 @@ def test_a_bug_in_the_webhooks_stalls_webhooks_alone_until_the_event_is_parked_t
     text = status_text()
     assert f"STUCK on event {poison_event.event_id}" in text and f"park_event webhooks {poison_event.event_id}" in text
 
-    # /healthz names it and still answers 200 (the pipeline is fine, once it has also
-    # applied what the workflow appended after it: the agent's reply assigned the
+    # /healthz names it to the operator and still answers 200 (the pipeline is fine, once it
+    # has also applied what the workflow appended after it: the agent's reply assigned the
     # conversation); /metrics counts it.
     assert drive("pipeline") == []
-    health = client.get("/healthz")
+    settings.PARLEY_METRICS_KEY = "operator-key"
+    health = client.get("/healthz", HTTP_AUTHORIZATION="Bearer operator-key")
     assert health.status_code == 200
     assert health.json()["consumers"]["webhooks"]["error"]["event_id"] == str(poison_event.event_id)
     assert health.json()["consumers"]["push"]["error"] is None

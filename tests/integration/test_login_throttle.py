@@ -259,6 +259,26 @@ def test_an_account_attacked_from_many_addresses_slows_every_attacker_and_locks_
     assert signed_in(form_login("/accounts/login/", "grace", PASSWORD, AGENT_HOME))
 
 
+def test_an_agent_with_typos_from_before_the_attack_is_not_locked_out_when_the_account_comes_under_attack(
+        grace, clock):
+    """Five typos were within the allowance of 10 and set no wait; the attack cuts it to 3. The
+    agent's address is now past its allowance with no wait recorded and nothing in flight: its next
+    attempt is checked (one at a time), not refused until the typos are forgotten an hour later."""
+    for _ in range(5):
+        assert wrong(api_login("grace", "typo", AGENT_HOME))
+    for n in range(throttle.ACCOUNT_UNDER_ATTACK):  # an attacker fails on the username from elsewhere
+        assert wrong(api_login("grace", "nope", f"203.0.113.{n + 1}"))
+    assert throttle.under_attack("grace")
+
+    clock.advance(60)
+    assert signed_in(api_login("grace", PASSWORD, AGENT_HOME))
+
+    # Past the smaller allowance, a wrong password now records a wait, as any failure over budget does.
+    for _ in range(throttle.PAIR_FREE_UNDER_ATTACK):
+        assert wrong(api_login("grace", "typo", AGENT_HOME))
+    assert refused(r := api_login("grace", PASSWORD, AGENT_HOME)) and r["Retry-After"] == "30"
+
+
 # -- simultaneous attempts -------------------------------------------------------------
 
 

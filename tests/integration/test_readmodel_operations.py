@@ -168,19 +168,32 @@ def test_status_and_healthz_report_the_pipelines_position_and_lag(customer, proj
     assert body["consumers"]["pipeline"]["lag"] == 0
 
 
-def test_healthz_names_lease_holders_host_and_pid_only_to_the_metrics_key(settings, project):
+def test_healthz_names_lease_holders_and_shows_error_details_only_to_the_metrics_key(settings, project):
+    import uuid
+
     from eventstore.models import Checkpoint
     settings.PARLEY_METRICS_KEY = "operator-key"
     project()
+    now = dt.datetime.now(dt.timezone.utc)
+    stuck_on = uuid.uuid4()
     Checkpoint.objects.filter(name="pipeline").update(
-        owner="web-7.internal:4242:abc", lease_until=dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=5))
+        owner="web-7.internal:4242:abc", lease_until=now + dt.timedelta(minutes=5),
+        # What a runner records when a member raises: the exception's own text, which may quote data.
+        error_event_id=stuck_on, error_position=41, error_member="search",
+        error_detail='IntegrityError: duplicate key value (email)=(grace@example.com) at db-3.internal', error_at=now)
     anyone = Client().get("/healthz").json()["consumers"]["pipeline"]
     assert "owner" not in anyone and anyone["running"] is True
-    assert "web-7" not in Client().get("/healthz").content.decode()
+    # Anyone learns that the group is stuck, and where; not why.
+    assert anyone["error"] == {"position": 41, "since": now.isoformat()}
+    public = Client().get("/healthz").content.decode()
+    for hidden in ("web-7", "IntegrityError", "grace@example.com", "db-3", str(stuck_on)):
+        assert hidden not in public
     wrong = Client().get("/healthz", HTTP_AUTHORIZATION="Bearer wrong").json()["consumers"]["pipeline"]
-    assert "owner" not in wrong
+    assert "owner" not in wrong and "detail" not in wrong["error"]
     operator = Client().get("/healthz", HTTP_AUTHORIZATION="Bearer operator-key").json()["consumers"]["pipeline"]
     assert operator["owner"] == "web-7.internal:4242:abc"
+    assert operator["error"]["detail"].startswith("IntegrityError: duplicate key")
+    assert operator["error"]["event_id"] == str(stuck_on) and operator["error"]["member"] == "search"
 
 
 def test_healthz_answers_503_when_the_channel_layer_is_down(settings):

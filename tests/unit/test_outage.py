@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import socket
+from types import SimpleNamespace
 
+import psycopg
+import pytest
 from django.db import OperationalError
+from django.db.utils import DatabaseErrorWrapper
+from psycopg import errors
+from psycopg_pool import PoolTimeout
 
 from workers.outage import is_dead, is_outage
 
@@ -19,6 +25,49 @@ def test_a_connection_error_is_an_outage_also_when_it_caused_another_error():
     except RuntimeError as outer:
         assert is_outage(outer)
     assert not is_outage(ValueError("a bug"))
+
+
+def _as_django_raises(driver_error: BaseException) -> BaseException:
+    """What a view sees: the driver's error wrapped by Django (django.db.utils), the driver's as its cause."""
+    try:
+        with DatabaseErrorWrapper(SimpleNamespace(errors_occurred=False)):
+            raise driver_error
+    except Exception as wrapped:
+        return wrapped
+    raise AssertionError("not raised")
+
+
+@pytest.mark.parametrize("error", [
+    psycopg.OperationalError("connection failed: Connection refused"),  # libpq's own: no SQLSTATE
+    psycopg.OperationalError("consuming input failed: server closed the connection unexpectedly"),
+    psycopg.InterfaceError("the connection is closed"),
+    PoolTimeout("couldn't get a connection after 2.00 sec"),
+    errors.ConnectionFailure("connection failure"),  # 08006
+    errors.SqlclientUnableToEstablishSqlconnection("cannot establish"),  # 08001
+    errors.AdminShutdown("terminating connection due to administrator command"),  # 57P01
+    errors.CrashShutdown("terminating connection because of crash of another server process"),  # 57P02
+    errors.CannotConnectNow("the database system is starting up"),  # 57P03
+    errors.TooManyConnections("sorry, too many clients already"),  # 53300
+], ids=lambda e: type(e).__name__ + (f"-{e.sqlstate}" if e.sqlstate else ""))
+def test_a_lost_or_refused_connection_is_an_outage_raw_or_as_django_raises_it(error):
+    assert is_outage(error)
+    assert is_outage(_as_django_raises(error))
+
+
+@pytest.mark.parametrize("error", [
+    errors.DeadlockDetected("deadlock detected"),  # 40P01
+    errors.SerializationFailure("could not serialize access"),  # 40001
+    errors.QueryCanceled("canceling statement due to statement timeout"),  # 57014
+    errors.LockNotAvailable("canceling statement due to lock timeout"),  # 55P03
+], ids=lambda e: type(e).__name__)
+def test_a_deadlock_or_a_statement_timeout_is_an_error_of_the_statement_not_an_outage(error):
+    """The server answered: the connection works, and a 503 "unavailable" (or close 4000) would hide a bug."""
+    assert not is_outage(error)
+    assert not is_outage(_as_django_raises(error))
+    try:
+        raise RuntimeError("while handling a frame") from _as_django_raises(error)
+    except RuntimeError as outer:
+        assert not is_outage(outer)
 
 
 class _Raw:
