@@ -38,3 +38,31 @@ class AgentProfile(models.Model):
 
     def __str__(self) -> str:
         return f"profile of {self.user}"
+
+
+class PopOutSession(models.Model):
+    """A window the website widget signed in (``POST /widget/open/``): the chat
+    page's cookie it set names this row and stands only while the row exists,
+    so the widget's logout, in a frame of another site that cannot clear that
+    cookie, signs the window out here (accounts.popouts). Only the SHA-256 of
+    the cookie's key is stored."""
+
+    key_hash = models.CharField(max_length=64, primary_key=True)
+    customer_id = models.UUIDField(db_index=True)
+    created_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"pop-out of {self.customer_id} from {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class PopOutPushSubscription(models.Model):
+    """A push subscription registered from a pop-out window: deleted when its
+    window is signed out, so that browser stops showing the customer's news."""
+
+    session = models.ForeignKey(PopOutSession, on_delete=models.CASCADE, related_name="push_subscriptions")
+    subscription_id = models.UUIDField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["session", "subscription_id"], name="popout_push_subscription_once"),
+        ]

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from accounts.errors import AuthenticationFailed
 from accounts.models import AgentToken
+from accounts.popouts import popout_session, popout_sessions_live
 from accounts.profiles import public_name
 from accounts.tokens import PREFIX as CUSTOMER_TOKEN_PREFIX
 from accounts.tokens import InvalidCustomerToken, verify_customer_token
@@ -23,19 +24,22 @@ from accounts.tokens import InvalidCustomerToken, verify_customer_token
 AGENT_TOKEN_PREFIX = "pa_"
 CUSTOMER_COOKIE = "parley_customer"
 _COOKIE_SALT = "parley.accounts.customer-cookie"
+#: Between the token and a pop-out session's key in the cookie: in neither's alphabet.
+_POPOUT_SEP = "~"
 
 
 @dataclass(frozen=True)
 class Credential:
-    """What an agent proved who they are with: an API token or a session.
+    """What an agent proved who they are with (an API token or a session), or
+    the pop-out session a customer's cookie names (accounts.popouts).
 
     Kept by long-lived connections (websockets) so they can be closed when
     it stops standing (``revoked_among``).
     """
 
-    kind: Literal["token", "session"]
-    key: str  # the token's row id, or the session key
-    user_id: str
+    kind: Literal["token", "session", "popout"]
+    key: str  # the token's row id, the session key, or the pop-out session's id
+    user_id: str  # the agent's, or the customer's for a pop-out
 
 
 @dataclass(frozen=True)
@@ -98,9 +102,10 @@ def principal_from_token(token: str) -> Principal:
     raise AuthenticationFailed("unrecognised token")
 
 
-def customer_cookie_value(token: str) -> str:
-    """What the chat page stores in its cookie: the customer token, signed again."""
-    return signing.get_cookie_signer(salt=_COOKIE_SALT).sign(token)
+def customer_cookie_value(token: str, *, popout: str = "") -> str:
+    """What the chat page stores in its cookie: the customer token, signed again,
+    with the key of the pop-out session it stands by, if the widget opened it."""
+    return signing.get_cookie_signer(salt=_COOKIE_SALT).sign(f"{token}{_POPOUT_SEP}{popout}" if popout else token)
 
 
 def principal_from_cookies(
@@ -117,10 +122,19 @@ def principal_from_cookies(
     if not raw:
         return None
     try:
-        token = signing.get_cookie_signer(salt=_COOKIE_SALT).unsign(raw)
-        return Principal("customer", str(verify_customer_token(token)), "", via_cookie=True)
+        value = signing.get_cookie_signer(salt=_COOKIE_SALT).unsign(raw)
+        token, _, popout = value.partition(_POPOUT_SEP)
+        customer_id = verify_customer_token(token)
     except (signing.BadSignature, InvalidCustomerToken):
         return None
+    credential = None
+    if popout:
+        # A window the widget opened: signed in while its session stands.
+        session_id = popout_session(popout, customer_id)
+        if session_id is None:
+            return None
+        credential = Credential("popout", session_id, str(customer_id))
+    return Principal("customer", str(customer_id), "", via_cookie=True, credential=credential)
 
 
 def authenticate_agent(username: str, password: str) -> AbstractBaseUser | None:
@@ -136,21 +150,25 @@ def authenticate_agent(username: str, password: str) -> AbstractBaseUser | None:
 
 def revoked_among(credentials: Collection[Credential]) -> set[Credential]:
     """Those of ``credentials`` that no longer stand: the token was revoked,
-    the session ended (signed out, expired), or the user is no longer an
-    active staff member. One transaction, a query per kind."""
+    the session ended (signed out, expired), the user is no longer an
+    active staff member, or the widget signed the pop-out window out. One
+    transaction, a query per kind."""
     from django.contrib.auth import get_user_model
 
     if not credentials:
         return set()
     tokens = [c for c in credentials if c.kind == "token"]
     sessions = [c for c in credentials if c.kind == "session"]
+    popouts = [c for c in credentials if c.kind == "popout"]
     with transaction.atomic():
+        agent_ids = {c.user_id for c in credentials if c.kind != "popout"}
         agents = {
             str(pk)
             for pk in get_user_model()
-            .objects.filter(pk__in={c.user_id for c in credentials}, is_active=True, is_staff=True)
+            .objects.filter(pk__in=agent_ids, is_active=True, is_staff=True)
             .values_list("pk", flat=True)
-        }
+        } if agent_ids else set()
+        live_popouts = popout_sessions_live({c.key for c in popouts}) if popouts else set()
         live_tokens = {
             str(pk)
             for pk in AgentToken.objects.filter(pk__in=[int(c.key) for c in tokens], revoked_at__isnull=True).values_list(
@@ -158,10 +176,11 @@ def revoked_among(credentials: Collection[Credential]) -> set[Credential]:
             )
         } if tokens else set()
         live_sessions = _live_sessions({c.key for c in sessions}) if sessions else set()
+    live = {"token": live_tokens, "session": live_sessions, "popout": live_popouts}
     return {
         c
         for c in credentials
-        if c.user_id not in agents or c.key not in (live_tokens if c.kind == "token" else live_sessions)
+        if (c.kind != "popout" and c.user_id not in agents) or c.key not in live[c.kind]
     }
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from accounts.popouts import popout_subscribed
 from accounts.principals import Principal
 from api.errors import ApiError
 from api.http import api, doc, field_str, json_body
@@ -18,6 +19,7 @@ from notifications.subscriptions import (
     SubscriptionError,
     subscription_delete,
     subscription_register,
+    subscriptions_delete,
 )
 from notifications.vapid import InvalidKey, public_key_of
 
@@ -65,6 +67,12 @@ def subscriptions(request: HttpRequest, principal: Principal) -> JsonResponse:
         reg = subscription_register(customer_id=principal.customer_id, endpoint=endpoint, p256dh=p256dh, auth=auth)
     except SubscriptionError as exc:
         raise _as_api_error(exc) from None
+    credential = principal.credential
+    if credential is not None and credential.kind == "popout":
+        # From a window the widget opened: its logout deletes this device too (accounts.popouts).
+        if not popout_subscribed(session_id=credential.key, subscription_id=reg.subscription.pk):
+            subscriptions_delete(customer_id=principal.customer_id, subscription_ids=[reg.subscription.pk])
+            raise ApiError(401, "not_authenticated", "this window was signed out; sign in again")
     return JsonResponse({"subscription_id": str(reg.subscription.pk)}, status=201 if reg.created else 200)
 
 

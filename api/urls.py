@@ -75,6 +75,7 @@ urlpatterns = [
     path("api/v1/widget", widget.widget),
     path("api/v1/widget/visitors", widget.visitors),
     path("api/v1/widget/me", widget.me),
+    path("api/v1/widget/logout", widget.logout),
     # other channels
     path("webhooks/v1/inbound/<str:source>", inbound.receive, name="inbound-webhook"),
 ]

@@ -1,5 +1,5 @@
-"""The website widget's endpoints: its settings, a visitor's sign-up, and
-who a customer token speaks for.
+"""The website widget's endpoints: its settings, a visitor's sign-up, who a
+customer token speaks for, and signing out the windows the widget opened.
 
 The widget (docs/widget.md) is Parley's chat in an iframe on a host site.
 That frame holds no cookie: a browser that blocks third-party cookies would
@@ -16,16 +16,19 @@ import datetime as dt
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.http import HttpRequest, JsonResponse
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from accounts import presence, ratelimit
 from accounts.errors import RateLimited
+from accounts.popouts import popout_sign_out
 from accounts.principals import Principal
 from accounts.tokens import issue_customer_token
 from api.errors import ApiError
 from api.http import api, doc, field_str, json_body
 from conversations.away import away_status, business_hours
 from customers.services import CustomerNotFound, customer_get, customer_register
+from notifications.subscriptions import subscriptions_delete
 
 SIGNUP_DISABLED = (404, "visitor_signup_disabled")
 
@@ -106,3 +109,19 @@ def visitors(request: HttpRequest) -> JsonResponse:
 def me(request: HttpRequest, principal: Principal) -> JsonResponse:
     customer = customer_get(customer_id=principal.customer_id)
     return JsonResponse({"customer_id": str(customer.id), "name": customer.name, "email": customer.email})
+
+
+@api(["POST"], "customer")
+@doc("POST", "Sign out the windows the widget opened (the widget's logout)", operation_id="logOutWidget",
+     responses={204: None},
+     description="The widget's `logout` calls it with the customer's token before it forgets them. *Open in a new "
+     "window* and *Get notifications* sign a window of Parley's own in with the chat page's cookie, which the "
+     "widget's frame (on another site) cannot clear: this signs every such window of the customer out (its "
+     "cookie no longer stands: `/chat/` there shows the pre-chat form, its socket closes with 4401) and deletes "
+     "the push subscriptions registered from them. The customer's other devices and their `/chat/` pages "
+     "signed in by a link stay signed in. 204 also when there was nothing to sign out.")
+def logout(request: HttpRequest, principal: Principal) -> HttpResponse:
+    with transaction.atomic():
+        subscriptions = popout_sign_out(customer_id=principal.customer_id)
+        subscriptions_delete(customer_id=principal.customer_id, subscription_ids=subscriptions)
+    return HttpResponse(status=204)

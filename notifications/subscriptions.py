@@ -278,3 +278,11 @@ def subscription_delete(*, customer_id: uuid.UUID, subscription_id: uuid.UUID) -
     deleted, _ = PushSubscription.objects.filter(pk=subscription_id, customer_id=customer_id).delete()
     if not deleted:
         raise SubscriptionNotFound(subscription_id)
+
+
+def subscriptions_delete(*, customer_id: uuid.UUID, subscription_ids: Iterable[uuid.UUID]) -> None:
+    """Forget those of these devices that are still this customer's (a device
+    since registered by another customer is theirs now, and stays)."""
+    ids = list(subscription_ids)
+    if ids:
+        PushSubscription.objects.filter(pk__in=ids, customer_id=customer_id).delete()

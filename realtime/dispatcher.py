@@ -83,7 +83,7 @@ SILENCE = 3.0
 TAIL_INTERVAL = 0.5
 #: Seconds between renewals of the group membership (the core layer expires it).
 REJOIN_EVERY = 600.0
-#: Seconds between checks that agents' sockets still stand on valid credentials.
+#: Seconds between checks that sockets still stand on valid credentials (agents', pop-out windows').
 REVOCATION_INTERVAL = 2.0
 #: Seconds a publication to the channel layer may take before it is given up.
 PUBLISH_TIMEOUT = 1.0
@@ -308,8 +308,9 @@ class Dispatcher(LogTail):
 
     async def _sweep(self) -> None:
         """Close sockets whose credentials were revoked (token revoked, signed
-        out, agent deactivated): one query per kind every two seconds, and
-        only while agents are connected."""
+        out, agent deactivated, the widget's pop-out window signed out): one
+        query per kind every two seconds, and only while such sockets are
+        connected."""
         while True:
             await asyncio.sleep(REVOCATION_INTERVAL)
             holders: dict[Credential, list[Listener]] = defaultdict(list)

@@ -3,6 +3,8 @@
 A host application links to ``/chat/?token=<customer token>``; the page
 swaps the token for the signed, HttpOnly cookie that the API and the socket
 accept (accounts.principals), so the token leaves the address bar at once.
+A window the website widget opened (web.widget) gets a cookie that also
+names its pop-out session (accounts.popouts), and stands while that does.
 """
 
 from __future__ import annotations
@@ -16,15 +18,16 @@ from accounts.principals import CUSTOMER_COOKIE, customer_cookie_value, principa
 from accounts.tokens import issue_customer_token
 
 
-def remember_customer(response: HttpResponse, *, token: str) -> None:
-    """Store ``token`` (already verified) in the chat page's cookie.
+def remember_customer(response: HttpResponse, *, token: str, popout: str = "") -> None:
+    """Store ``token`` (already verified) in the chat page's cookie, bound to
+    the pop-out session of key ``popout`` if given.
 
     Secure exactly when the session cookie is (PARLEY_HTTPS, on unless
     PARLEY_DEBUG is), so a customer's identity never travels over plain http.
     """
     response.set_cookie(
         CUSTOMER_COOKIE,
-        customer_cookie_value(token),
+        customer_cookie_value(token, popout=popout),
         max_age=settings.CUSTOMER_TOKEN_MAX_AGE,
         httponly=True,
         samesite="Lax",

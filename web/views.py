@@ -24,7 +24,7 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from accounts import ratelimit
-from accounts.principals import agent_display_name
+from accounts.principals import CUSTOMER_COOKIE, agent_display_name
 from accounts.tokens import InvalidCustomerToken, verify_link_token
 from conversations.away import away_status, business_hours
 from customers.services import CustomerError, CustomerNotFound, customer_get, customer_register
@@ -67,9 +67,11 @@ def chat(request: HttpRequest) -> HttpResponse:
         return _exchange_token(request, token)
     customer_id = cookie_customer_id(request)
     if customer_id is None:
-        if visitor_signup_enabled():
-            return redirect("web:chat_start")
-        return render(request, "web/chat_closed.html", status=401)
+        response = (redirect("web:chat_start") if visitor_signup_enabled()
+                    else render(request, "web/chat_closed.html", status=401))
+        if request.COOKIES.get(CUSTOMER_COOKIE):
+            forget_customer(response)  # it no longer stands: expired, or the widget signed its window out
+        return response
     try:
         customer = customer_get(customer_id=customer_id)
     except CustomerNotFound:

@@ -16,7 +16,10 @@ chat page it frames, and the way from that frame to Parley's own chat page.
   A browser never lets a frame of another site ask for notification
   permission, so the frame posts its token here from a new window (in the
   body, never a URL) and this page signs that window in with the chat
-  page's cookie.
+  page's cookie. That cookie names a pop-out session (accounts.popouts) and
+  stands only while it does: the frame cannot clear a cookie of Parley's
+  own, so its logout signs such windows out on the server
+  (``POST /api/v1/widget/logout``).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST, require_safe
 
+from accounts.popouts import popout_open
 from accounts.tokens import InvalidCustomerToken, verify_customer_token
 from web.identity import remember_customer
 from web.security import content_security_policy, page_headers
@@ -139,7 +143,7 @@ def widget_open(request: HttpRequest) -> HttpResponse:
         return response
     token = request.POST.get("token", "")
     try:
-        verify_customer_token(token)
+        customer_id = verify_customer_token(token)
     except InvalidCustomerToken as err:
         response = render(request, "web/chat_link_invalid.html",
                           {"expired": err.code == "token_expired", "signup": visitor_signup_enabled()}, status=403)
@@ -150,5 +154,5 @@ def widget_open(request: HttpRequest) -> HttpResponse:
         target += "#notifications"
     response = HttpResponseRedirect(target)
     response.headers["Referrer-Policy"] = "no-referrer"
-    remember_customer(response, token=token)
+    remember_customer(response, token=token, popout=popout_open(customer_id=customer_id))
     return response

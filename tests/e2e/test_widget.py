@@ -6,7 +6,8 @@ Proves what issue 26 asks: the launcher appears; an agent's reply raises its
 count without opening; opening shows the conversation and lowers the count
 to 0 on the launcher and in the badge API; a message written in the widget
 reaches the agent; an origin outside PARLEY_WIDGET_ORIGINS cannot show the
-conversation; `logout` then a reload shows the pre-chat form; the host
+conversation; `logout` then a reload shows the pre-chat form, also in a
+window the widget opened; `shutdown` and `boot` again; the host
 page's own styles and globals are unchanged; all of it with third-party
 cookies (and so third-party storage) blocked as well as with partitioned
 storage; a phone gets the chat full-screen; keyboard and bad input."""
@@ -56,6 +57,7 @@ WIDGET_BUDGET_GZIP = 15 * 1024
 EXAMPLE = ROOT / "examples" / "widget"
 WIDGET_COLOR = ("#2f4f3a", "rgb(47, 79, 58)")  # the example shop's green, as set and as computed
 WIDGET_NAME = "Acme Outdoor help"
+WIDGET_GREETING = "Welcome to Acme Outdoor! Ask us about gear and orders."  # not the default: it must come from the setting
 
 HOST_CSS = """
 body { margin: 0; font-family: Georgia, serif; background: rgb(250, 240, 230); color: rgb(20, 20, 60); }
@@ -200,9 +202,10 @@ def stranger_site() -> Iterator[HostSite]:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, host_site: HostSite, stranger_site: HostSite) -> Iterator[Stack]:
-    """Parley with the host site (only) allowed to embed the widget, in the host's colour and name."""
+    """Parley with the host site (only) allowed to embed the widget, in the host's colour, name and greeting."""
     s, drop = start_stack(tmp_path_factory.mktemp("widget"), extra_env={
         "PARLEY_WIDGET_ORIGINS": host_site.origin, "PARLEY_WIDGET_COLOR": WIDGET_COLOR[0], "PARLEY_WIDGET_NAME": WIDGET_NAME,
+        "PARLEY_WIDGET_GREETING": WIDGET_GREETING,
     })
     for site in (host_site, stranger_site):
         site.parley = s.url
@@ -505,6 +508,13 @@ def test_a_single_page_app_identifies_after_its_login_and_logs_out_on_sign_out(b
     host.launcher.click()
     expect(host.frame.locator(".msg--theirs", has_text="refund is on its way")).to_be_visible()
     expect(host.count).to_be_hidden()
+    # A window of Parley's own, signed in by "Open in a new window" with a cookie of Parley's site.
+    with host.page.context.expect_page() as popup_info:
+        host.frame.locator("#w-menu summary").click()
+        host.frame.get_by_role("button", name="Open in a new window").click()
+    popup = popup_info.value
+    expect(popup.locator(".msg--theirs", has_text="refund is on its way")).to_be_visible()
+    expect(popup.locator("#connection")).to_have_attribute("data-state", "live")
 
     # Sign-out: logout. The conversation is gone from this browser, now and after a reload.
     host.page.evaluate("Parley('logout')")
@@ -514,6 +524,13 @@ def test_a_single_page_app_identifies_after_its_login_and_logs_out_on_sign_out(b
     host.wait_ready()
     host.launcher.click()
     expect(host.frame.get_by_label("Your name")).to_be_visible()
+    # Also from the window it opened: its connection is refused, and reloaded it is the pre-chat form.
+    expect(popup.locator("#composer-input")).to_be_disabled()
+    popup.reload()
+    expect(popup).to_have_url(f"{stack.url}/chat/start/")
+    expect(popup.get_by_label("Your name")).to_be_visible()
+    expect(popup.locator(".msg")).to_have_count(0)
+    popup.close()
 
 
 def test_the_host_pages_styles_and_globals_are_unchanged(browser, hosts, stack, host_site):
@@ -608,7 +625,7 @@ def test_the_keyboard_opens_and_closes_it_and_the_settings_show(browser, hosts, 
     expect(host.frame.locator(".widget-header")).to_have_css("background-color", WIDGET_COLOR[1])
     expect(host.launcher).to_have_css("background-color", WIDGET_COLOR[1])
     expect(host.frame.locator("#w-availability")).to_contain_text("We usually reply within a few minutes.")
-    expect(host.frame.locator("#empty")).to_contain_text("Hi! How can we help?")
+    expect(host.frame.locator("#empty")).to_contain_text(WIDGET_GREETING)
     host.page.keyboard.press("Escape")
     expect(host.panel).to_be_hidden()
     expect(host.launcher).to_be_focused()
@@ -617,6 +634,18 @@ def test_the_keyboard_opens_and_closes_it_and_the_settings_show(browser, hosts, 
     expect(host.panel).to_be_visible()
     host.page.evaluate("Parley('close')")
     expect(host.panel).to_be_hidden()
+
+    # shutdown takes the launcher and the chat's frame off the page; boot brings them back, ready again.
+    ready = host.log()["ready"]
+    host.page.evaluate("Parley('shutdown')")
+    expect(host.page.locator("parley-widget")).to_have_count(0)
+    expect(host.launcher).to_have_count(0)
+    assert not [f for f in host.page.frames if "/widget/frame/" in f.url]
+    host.page.evaluate(f"Parley('boot', {{token: {json.dumps(ada['token'])}}})")
+    expect(host.launcher).to_be_visible()
+    host.page.wait_for_function(f"() => window.hostLog.ready > {ready}")
+    host.launcher.click()
+    expect(host.frame.locator("#empty")).to_contain_text(WIDGET_GREETING)
 
 
 def test_bad_input_is_ignored_and_a_bad_token_asks_to_sign_in_again(browser, hosts, stack, host_site):

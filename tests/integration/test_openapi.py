@@ -519,7 +519,7 @@ def test_real_answers_of_every_operation_conform_to_the_document(conformance, ma
           hook, "post", 401)
     check(client.post("/webhooks/v1/inbound/fax", raw, content_type="application/json"), hook, "post", 404)
 
-    # the website widget: its settings, a visitor's sign-up, who a token speaks for
+    # the website widget: its settings, a visitor's sign-up, who a token speaks for, its logout
     w = "/api/v1/widget"
     assert check(client.get(w), w, "get", 200)["business_hours"] is None
     visitors, me = "/api/v1/widget/visitors", "/api/v1/widget/me"
@@ -536,6 +536,10 @@ def test_real_answers_of_every_operation_conform_to_the_document(conformance, ma
     assert check(Client(HTTP_AUTHORIZATION=f"Bearer {visitor['token']}").get(me), me, "get", 200)["name"] == "Vera"
     check(client.get(me), me, "get", 401)
     check(agent.get(me), me, "get", 403)
+    logout = "/api/v1/widget/logout"
+    check(Client(HTTP_AUTHORIZATION=f"Bearer {visitor['token']}").post(logout), logout, "post", 204)
+    check(client.post(logout), logout, "post", 401)
+    check(agent.post(logout), logout, "post", 403)
 
     # privacy: the export of a customer, then their erasure (twice: the second changes nothing)
     export, erase = "/api/v1/customers/{customer_id}/export", "/api/v1/customers/{customer_id}/erase"

@@ -2,7 +2,8 @@
 settings endpoint, the visitor sign-up that answers a token (and shares the
 page form's budget), the identity check, /widget.js and its caching, the
 frame page's framing headers (allowed origins only) against the pages'
-(nobody), and /widget/open/'s refusal of anything but Parley's own frame."""
+(nobody), /widget/open/'s refusal of anything but Parley's own frame, and
+the widget's logout signing out the windows it opened."""
 
 from __future__ import annotations
 
@@ -12,14 +13,23 @@ import re
 import uuid
 
 import pytest
+from django.core import signing
 from django.core.cache import cache
 from django.test import Client
 
 from accounts import presence
-from accounts.principals import CUSTOMER_COOKIE, principal_from_cookies, principal_from_token
+from accounts.principals import (
+    CUSTOMER_COOKIE,
+    customer_cookie_value,
+    principal_from_cookies,
+    principal_from_token,
+    revoked_among,
+)
 from accounts.tokens import issue_customer_token
 from customers.models import Customer
 from customers.services import customer_register
+from notifications.models import PushSubscription
+from tests.integration.test_push_support import push, vapid_keys  # noqa: F401  (fixtures)
 from web.widget import built_script
 
 pytestmark = pytest.mark.django_db
@@ -302,3 +312,89 @@ def test_widget_sign_ups_from_one_ipv6_slash_64_share_one_budget(settings):
     other_network = Client(REMOTE_ADDR="2001:db8:5:7::1")
     assert other_network.post("/api/v1/widget/visitors", {"name": "Other", "email": "o@example.com"},
                               content_type=JSON).status_code == 201
+# -- POST /api/v1/widget/logout: the windows the widget opened are signed out -----------------------
+
+
+def popped_out(customer: Customer) -> Client:
+    """A browser window that the widget's "Open in a new window" signed in as ``customer``."""
+    window = Client()
+    r = window.post("/widget/open/", {"token": issue_customer_token(customer.id)}, HTTP_ORIGIN="http://testserver")
+    assert r.status_code == 302 and window.get("/chat/").status_code == 200
+    return window
+
+
+def test_the_widgets_logout_signs_out_its_windows_and_only_that_customers(client: Client, ada: Customer, settings):
+    bob = customer_register(name="Bob", email="bob@example.com").customer
+    ada_window, ada_second_window, bob_window = popped_out(ada), popped_out(ada), popped_out(bob)
+    ada_linked = Client()  # ada's /chat/ reached by her host application's link: not the widget's to sign out
+    ada_linked.get("/chat/", {"token": issue_customer_token(ada.id)})
+
+    r = client.post("/api/v1/widget/logout", **bearer(issue_customer_token(ada.id)))
+    assert r.status_code == 204 and r.content == b""
+
+    assert ada_window.get("/api/v1/widget/me").json()["error"]["code"] == "not_authenticated"  # the API's no more
+    assert ada_second_window.get("/chat/start/").status_code == 200  # the form, not a redirect into her chat
+    for window in (ada_window, ada_second_window):
+        page = window.get("/chat/")
+        assert (page.status_code, page["Location"]) == (302, "/chat/start/")  # the pre-chat form, nobody's chat
+        assert page.cookies[CUSTOMER_COOKIE].value == ""  # and the stale cookie goes
+    settings.PARLEY_VISITOR_SIGNUP = False
+    closed = popped_out(ada)
+    client.post("/api/v1/widget/logout", **bearer(issue_customer_token(ada.id)))
+    assert closed.get("/chat/").status_code == 401  # without the form: the closed page
+    assert bob_window.get("/chat/").status_code == 200
+    assert ada_linked.get("/chat/").status_code == 200
+    # Again is fine: nothing left to sign out.
+    assert client.post("/api/v1/widget/logout", **bearer(issue_customer_token(ada.id))).status_code == 204
+
+
+def test_the_widgets_logout_refuses_a_forged_expired_or_missing_token(client: Client, ada: Customer, settings):
+    window = popped_out(ada)
+    token = issue_customer_token(ada.id)
+    for headers, code in [
+        (bearer(token[:-4] + "AAAA"), "invalid_token"),
+        (bearer("pc.forged:abc:def"), "invalid_token"),
+        ({}, "not_authenticated"),
+    ]:
+        r = client.post("/api/v1/widget/logout", **headers)
+        assert (r.status_code, r.json()["error"]["code"]) == (401, code)
+    settings.CUSTOMER_TOKEN_MAX_AGE = -1
+    expired = client.post("/api/v1/widget/logout", **bearer(token))
+    assert (expired.status_code, expired.json()["error"]["code"]) == (401, "token_expired")
+    settings.CUSTOMER_TOKEN_MAX_AGE = 3600
+    assert window.get("/chat/").status_code == 200  # none of them signed the window out
+    assert client.get("/api/v1/widget/logout", **bearer(token)).status_code == 405
+
+
+def test_a_forged_pop_out_cookie_signs_nobody_in(ada: Customer):
+    """The session's key is in the signed cookie: one made up does not stand, nor one of another customer."""
+    bob = customer_register(name="Bob", email="bob@example.com").customer
+    bob_window = popped_out(bob)
+    key = signing.get_cookie_signer(salt="parley.accounts.customer-cookie").unsign(
+        bob_window.cookies[CUSTOMER_COOKIE].value).partition("~")[2]
+    for popout in (key, "made-up"):
+        forged = customer_cookie_value(issue_customer_token(ada.id), popout=popout)
+        assert principal_from_cookies({CUSTOMER_COOKIE: forged}, None) is None
+
+
+def test_push_subscriptions_made_in_a_signed_out_window_go_with_it(ada: Customer, push, vapid_keys):
+    window = popped_out(ada)
+    window.get("/chat/")  # the page's CSRF cookie, which its script sends back
+    csrf = {"HTTP_X_CSRFTOKEN": window.cookies["csrftoken"].value}
+    in_window = window.post("/api/v1/push-subscriptions", push.new_subscription().to_json(),
+                            content_type=JSON, **csrf)
+    assert in_window.status_code == 201, in_window.content
+    phone = Client().post("/api/v1/push-subscriptions", push.new_subscription().to_json(), content_type=JSON,
+                          **bearer(issue_customer_token(ada.id)))
+    assert phone.status_code == 201
+    cookie = window.cookies[CUSTOMER_COOKIE].value
+    popout = principal_from_cookies({CUSTOMER_COOKIE: cookie}, None)
+    assert popout is not None and popout.credential is not None
+    assert revoked_among([popout.credential]) == set()
+
+    assert Client().post("/api/v1/widget/logout", **bearer(issue_customer_token(ada.id))).status_code == 204
+    assert list(PushSubscription.objects.values_list("id", flat=True)) == [uuid.UUID(phone.json()["subscription_id"])]
+    assert revoked_among([popout.credential]) == {popout.credential}  # its open sockets are closed (4401)
+    late = window.post("/api/v1/push-subscriptions", push.new_subscription().to_json(), content_type=JSON, **csrf)
+    assert late.status_code == 401
+    assert PushSubscription.objects.count() == 1

@@ -138,7 +138,13 @@ function boot(data) {
     return;
   }
   booted = true;
-  if (data.forget) storage.clear();
+  if (data.forget) {
+    // The host logged out before this frame was loaded: a visitor's token
+    // kept here can still sign out the windows it opened.
+    const saved = storage.get();
+    storage.clear();
+    if (saved) signOutWindows(saved);
+  }
   if (data.locale) setLocale(data.locale);
   loadSettings();
   setOpen(data.open);
@@ -251,11 +257,25 @@ async function identify(token) {
   location.reload();
 }
 
-function logout() {
+// Milliseconds the logout waits for the server before it forgets the customer here anyway.
+const SIGN_OUT_WITHIN = 5000;
+
+async function logout() {
+  const leaving = current;
   storage.clear();
   useBearer(null);
   post("unread", { count: 0 });
+  if (leaving) await signOutWindows(leaving.token);
   location.reload(); // the host's next boot carries no token: the pre-chat form
+}
+
+// The windows "Open in a new window" and "Get notifications" signed in hold
+// a cookie of Parley's own, which this frame (another site's) cannot clear:
+// the server signs them out. Whatever it answers, this browser forgets the
+// customer here.
+async function signOutWindows(token) {
+  const call = api("POST", "/api/v1/widget/logout", undefined, { token }).catch(() => {});
+  await Promise.race([call, new Promise((resolve) => setTimeout(resolve, SIGN_OUT_WITHIN))]);
 }
 
 function ended(code, detail) {
