@@ -6,7 +6,9 @@ outside any transaction, and recorded with every other round that finished
 meanwhile, in one commit. A process works on at most
 ``WEBHOOK_ENDPOINT_CONCURRENCY`` rounds of one endpoint at once (and never
 on all its threads for one endpoint), so a receiver that hangs holds only
-those threads: every other endpoint keeps its deliveries flowing.
+those threads. However many receivers hang, one thread is kept for
+endpoints with nothing in flight whose last round was quick (under half
+the request timeout): every other endpoint keeps its deliveries flowing.
 
 At least once: a row is marked ``delivered`` only after a 2xx answer. A
 worker that dies between the answer and the record leaves the row leased;
@@ -221,6 +223,9 @@ def per_endpoint(threads: int) -> int:
 
 
 def webhook_pool(config: WebhookConfig, *, threads: int, poll: float) -> Pool[WebhookWorker]:
+    """The delivery pool: per-endpoint caps, and (with two threads or more) one thread kept for
+    endpoints with nothing in flight whose last round took less than half the request timeout,
+    which hung or slow receivers, however many, never hold."""
     cap = per_endpoint(threads)
     return Pool(
         name="webhook delivery",
@@ -231,6 +236,8 @@ def webhook_pool(config: WebhookConfig, *, threads: int, poll: float) -> Pool[We
         poll=poll,
         per_group=cap,
         chores_every=PURGE_EVERY_SECONDS,
+        reserve=1 if threads > 1 else 0,
+        slow_after=config.timeout / 2,
     )
 
 

@@ -15,7 +15,10 @@ How a logged event reaches a socket:
   frames, and hands them on first.
 * While it hears nothing at all (Redis down, or no pipeline running), it
   reads the pipeline's checkpoint from the database twice a second and fills
-  from the log.
+  from the log. It starts at once when it sees the channel layer fail (the
+  core layer's receive raises; the pub/sub layer's subscription connection
+  drops), and after ``SILENCE`` seconds without a batch or heartbeat
+  otherwise (a hung Redis, a stopped pipeline).
 
 So the channel layer is a fast path and never the guarantee: every socket
 gets every event of its audience, in log order, exactly once, whatever
@@ -109,6 +112,7 @@ class Dispatcher(LogTail):
         self._tasks: list[asyncio.Task[None]] = []
         self._store = EventStore()
         self._tailing = False
+        self._layer_failed = False  # the core layer's receive raised, and has not received since
         self._background: set[asyncio.Task[bool]] = set()
 
     # -- sockets ---------------------------------------------------------------------
@@ -178,7 +182,10 @@ class Dispatcher(LogTail):
 
     @property
     def following(self) -> bool:
-        """Whether publications arrive (else the dispatcher reads the log itself)."""
+        """Whether publications arrive (else the dispatcher reads the log itself): heard
+        within ``SILENCE``, and the channel layer not seen failing."""
+        if self._layer_failed or not _subscribed(get_channel_layer()):
+            return False
         return time.monotonic() - self.stats.heard_at < SILENCE
 
     # -- the channel layer -------------------------------------------------------------
@@ -207,11 +214,13 @@ class Dispatcher(LogTail):
                     joined_at = time.monotonic()
                 self._inbox.put_nowait(await layer.receive(self.channel))
                 failures = 0
+                self._layer_failed = False
             except asyncio.CancelledError:
                 raise
             except Exception:
                 failures += 1
                 joined_at = None
+                self._layer_failed = True  # publications cannot come: read the log from the next tick
                 if failures == 1:
                     log.warning("the dispatcher cannot reach the channel layer; its sockets are served from the log", exc_info=True)
                 await asyncio.sleep(min(5.0, 0.2 * 2**failures))
@@ -236,7 +245,8 @@ class Dispatcher(LogTail):
                     if not self.following:
                         if not self._tailing:
                             self._tailing = True
-                            log.warning("no publications from the pipeline for %.0f s: reading the log directly", SILENCE)
+                            log.warning("no publications from the pipeline (the channel layer is down, or silent "
+                                        "for %.0f s): reading the log directly", SILENCE)
                         for part, until in (await db(partitions.checkpoints)(PIPELINE, self.partition_count)).items():
                             await self._fill(until, part.index)
                     continue
@@ -365,6 +375,24 @@ class Dispatcher(LogTail):
         task = asyncio.get_running_loop().create_task(self.publish(message))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+
+def _subscribed(layer: Any) -> bool:
+    """Whether the pub/sub layer's subscriptions are connected (True for other layers).
+
+    Its receive never raises: each Redis server's task reconnects by itself
+    while Redis is down, and messages simply stop coming. Its connection says
+    so at once (attributes of channels_redis 4 and redis-py; if they are not
+    there, the silence timeout still applies).
+    """
+    for shard in getattr(layer, "_shards", None) or ():
+        pubsub = getattr(shard, "_pubsub", None)
+        if pubsub is None or not getattr(pubsub, "subscribed", False):
+            continue  # nothing subscribed through this server
+        connection = getattr(pubsub, "connection", None)
+        if connection is None or not getattr(connection, "is_connected", True):
+            return False
+    return True
 
 
 async def publish(message: dict[str, Any]) -> bool:

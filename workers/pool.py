@@ -15,6 +15,11 @@ record what came of it. Here a process does that for one queue:
   a process works on at most ``per_group`` rounds of one group at once. A
   hung or slow receiver holds at most that many threads; the others keep
   serving every other group.
+* **kept threads** (``reserve``): however many groups hang, they never
+  hold every thread. The last ``reserve`` free threads go only to a group
+  with no round in flight whose last round was not slow (it took less than
+  ``slow_after`` seconds); every other round shares the rest. A group that
+  hangs takes a kept thread at most once, before it is known to be slow.
 
 A wake-up (rows queued in this process, or in another one through Redis
 or NOTIFY) or a finished round makes the loop claim at once; with nothing
@@ -31,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import math
 import threading
 import time
 from collections import Counter
@@ -114,6 +120,14 @@ class Pool(Generic[J]):
     poll: float
     per_group: int | None = None
     chores_every: float = 600.0
+    #: Threads kept for groups with no round in flight whose last round was not slow (needs ``per_group``).
+    reserve: int = 0
+    #: Seconds from which a round counts as slow: its group takes no kept thread until a round of it is quicker.
+    slow_after: float = math.inf
+
+    def __post_init__(self) -> None:
+        if self.reserve and (self.per_group is None or self.reserve >= self.threads):
+            raise ValueError("a pool keeps threads only with a cap per group, and never all of its threads")
 
 
 def run_round(job: Job[R, Out], *, rounds: int = 1) -> list[Out]:
@@ -151,12 +165,18 @@ async def run_pool(pool: Pool[Any], stop: asyncio.Event, *, relay: bool = True) 
     )
     job: Job[Any, Any] | None = None
     running: dict[asyncio.Future[Any], Any] = {}
+    started: dict[asyncio.Future[Any], float] = {}
     inflight: Counter[Hashable] = Counter()
+    slow: set[Hashable] = set()  # groups whose last round took slow_after or longer
     outcomes: list[Any] = []
     failed: list[tuple[Any, BaseException]] = []
 
     def finished(future: asyncio.Future[Any]) -> None:
         work = running.pop(future)
+        if time.monotonic() - started.pop(future) >= pool.slow_after:
+            slow.add(work.group)
+        else:
+            slow.discard(work.group)
         inflight[work.group] -= 1
         if inflight[work.group] <= 0:
             del inflight[work.group]
@@ -181,6 +201,14 @@ async def run_pool(pool: Pool[Any], stop: asyncio.Event, *, relay: bool = True) 
             await db(job.settle)(batch)
             del outcomes[: len(batch)]
 
+    def start(work: Any) -> None:
+        assert job is not None
+        future = loop.run_in_executor(workers, job.perform, work)
+        running[future] = work
+        started[future] = time.monotonic()
+        inflight[work.group] += 1
+        future.add_done_callback(finished)
+
     last_chores = time.monotonic()
 
     async def step() -> Delay:
@@ -196,12 +224,19 @@ async def run_pool(pool: Pool[Any], stop: asyncio.Event, *, relay: bool = True) 
         pause: float = pool.poll  # every thread busy: a finished round (or a wake-up) comes first
         free = pool.threads - len(running)
         if free > 0:
-            claimed = await db(job.claim)(free, dict(inflight))
+            claimed = await db(job.claim)(free - pool.reserve, dict(inflight)) if free > pool.reserve else []
             for work in claimed:
-                future = loop.run_in_executor(workers, job.perform, work)
-                running[future] = work
-                inflight[work.group] += 1
-                future.add_done_callback(finished)
+                start(work)
+            # The kept threads, once the rest are taken: one round at a time, of a group
+            # with nothing in flight that was not slow (the others count as full).
+            while len(claimed) < free and len(running) >= pool.threads - pool.reserve:
+                assert pool.per_group is not None
+                closed = dict.fromkeys({*inflight, *slow}, pool.per_group)
+                kept = await db(job.claim)(1, closed)
+                if not kept:
+                    break
+                claimed += kept
+                start(kept[0])
             if len(claimed) < free:
                 # Nothing more to claim now: sleep until something falls due, a
                 # round finishes or a wake-up rings.

@@ -1,4 +1,5 @@
-"""A receiver that hangs holds only its own endpoint's share of the delivery threads.
+"""A receiver that hangs holds only its own endpoint's share of the delivery threads,
+and however many hang, they never hold them all.
 
 Real threads and real receivers: the delivery pool (``run_webhook_workers``,
 as ``runworkers`` runs it) on an asyncio loop of its own, and two local
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -89,3 +90,51 @@ def test_a_hung_receiver_never_holds_back_another_endpoints_deliveries(client: A
 
 def states(receiver: WebhookReceiver) -> set[str]:
     return set(WebhookDelivery.objects.filter(endpoint__url=receiver.url).values_list("state", flat=True))
+
+
+def test_hung_receivers_filling_their_caps_leave_a_thread_for_a_healthy_endpoint(
+    client: Any, make_customer: Any, settings: Any,
+):
+    # The defaults: 8 threads, 4 of them at most for one endpoint. Two
+    # receivers that hang (they answer only when the test lets them) could
+    # hold all 8; the request timeout is far off, so nothing frees a thread.
+    settings.PARLEY_INTEGRATION_KEY = KEY
+    settings.WEBHOOK_TIMEOUT_SECONDS = 60.0
+    settings.WEBHOOK_LEASE_SECONDS = 180.0
+    settings.WEBHOOK_POLL_INTERVAL = 0.5
+    settings.WEBHOOK_ENDPOINT_CONCURRENCY = 4
+    settings.WEBHOOK_CLAIM_BATCH = 1  # a round per delivery: 24 rounds of each hung endpoint to fill its cap with
+    threads, late = 8, 4
+    hanging = threading.Event()
+    with WebhookReceiver() as hung, WebhookReceiver() as hung2, WebhookReceiver() as healthy:
+        settings.WEBHOOK_INSECURE_HOSTS = [hung.host_port, hung2.host_port, healthy.host_port]
+        hung.hold = hung2.hold = hanging
+        register(client, hung, ["message.created"])
+        register(client, hung2, ["message.created"])
+        for i in range(CUSTOMERS):
+            says(make_customer(f"Customer {i}", email=f"c{i}@example.com"), f"hello {i}")
+        run_pipeline()
+        try:
+            with delivery_pool(threads):
+                # The hung receivers take every thread they may: each its cap, together all but one.
+                wait_until(lambda: hung.at_once + hung2.at_once >= threads - 1)
+                register(client, healthy, ["message.created"])
+                for i in range(late):
+                    says(make_customer(f"Late {i}", email=f"l{i}@example.com"), f"late {i}")
+                run_pipeline()
+                # The healthy endpoint's deliveries all arrive while every hung request is still open.
+                healthy.wait_for_accepted(late, timeout=30)
+                assert hung.accepted() == [] and hung2.accepted() == []
+                assert sorted([hung.at_once, hung2.at_once]) == [3, 4]  # one at its cap, the other one short
+                hanging.set()
+        finally:
+            hanging.set()
+    assert states(healthy) == {WebhookState.DELIVERED}
+    assert hung.most_at_once + hung2.most_at_once == threads - 1  # never every thread
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        time.sleep(0.05)

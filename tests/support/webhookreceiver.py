@@ -3,9 +3,10 @@ request with the ``standardwebhooks`` library, as a receiver would.
 
 ``fail_first`` makes the first attempts of each webhook-id answer 500;
 ``status`` answers every request with that status instead; ``delay`` holds
-each request open. Every request is recorded (id, verified body or the
-verification error), in arrival order; ``most_at_once`` is the largest
-number of requests it held at the same time. It speaks HTTP/1.1 and keeps
+each request open, and ``hold`` (an event) until it is set. Every request
+is recorded (id, verified body or the verification error), in arrival
+order; ``at_once`` is the number of requests it holds now, ``most_at_once``
+the largest number it held at the same time. It speaks HTTP/1.1 and keeps
 connections open between requests.
 """
 
@@ -37,6 +38,7 @@ class WebhookReceiver:
         self.fail_first = fail_first
         self.status: int | None = None
         self.delay = 0.0
+        self.hold: threading.Event | None = None
         self.requests: list[Received] = []
         self.arrived = 0  # requests whose body was read, before any delay
         self.at_once = 0  # requests being answered now
@@ -61,6 +63,8 @@ class WebhookReceiver:
                 try:
                     if receiver.delay:
                         time.sleep(receiver.delay)
+                    if receiver.hold is not None:
+                        receiver.hold.wait()
                     status = receiver._answer(raw, headers)
                 finally:
                     with receiver._lock:
