@@ -152,15 +152,16 @@ def attachments_erase(*, customer_id: uuid.UUID) -> int:
 def attachment_for(attachment_id: uuid.UUID, *, viewer_kind: str, viewer_id: str) -> Attachment | None:
     """The attachment if this viewer may download it, else None (the API answers 404 either way).
 
-    A sent attachment: the conversation's customer and every agent. An
-    unsent one: its uploader only.
+    A sent attachment: the conversation's customer, every agent, and the
+    host application ("integration": the links of an export). An unsent
+    one: its uploader only.
     """
     row = Attachment.objects.filter(id=attachment_id).first()
     if row is None:
         return None
     if row.message_id is None:
         return row if (row.uploader_kind, row.uploader_id) == (viewer_kind, viewer_id) else None
-    if viewer_kind == "agent" or (viewer_kind == "customer" and str(row.customer_id) == viewer_id):
+    if viewer_kind in ("agent", "integration") or (viewer_kind == "customer" and str(row.customer_id) == viewer_id):
         return row
     return None
 
