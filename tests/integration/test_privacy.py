@@ -26,6 +26,7 @@ from eventstore.models import StoredEvent, SubjectKey
 from eventstore.store import EventStore
 from notifications.models import PushSubscription
 from outbound.models import WebhookDelivery
+from project.bootstrap import catch_up
 from readmodels import rebuild
 from readmodels.projections import read_models
 from tests.conftest import new_id
@@ -39,7 +40,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 SECRET = "zanzibar-octopus"
 AGENT_SECRET = "quetzalcoatl-refund"
 NOTE_SECRET = "aubergine-passport"
+RATING_SECRET = "marmalade-grievance"
 NAME, EMAIL = "Hortensia Vandermeer", "hortensia@secret.example"
+PHONE, EXTERNAL_ID = "+44 20 7946 0958", "crm-hortensia-77"
 
 
 def dump() -> str:
@@ -73,10 +76,14 @@ def erase(client: Any, customer_id: str) -> Any:
 
 @pytest.fixture
 def conversation(make_customer: Any, agent: Any, settings: Any) -> Any:
-    """A customer with everything Parley can hold about them: messages both ways, an edit,
-    a read, a file, a note, a push device and webhooks queued about them."""
+    """A customer with everything Parley can hold about them: contact details, messages both
+    ways, an edit, a read, a file, a note and a rating with a comment."""
+    from customers.services import customer_update
+    from tests.integration.test_agent_tools import settle
+
     settings.PARLEY_INTEGRATION_KEY = KEY
-    customer = make_customer(name=NAME, email=EMAIL)
+    customer = make_customer(name=NAME, email=EMAIL, external_id=EXTERNAL_ID)
+    customer_update(customer_id=uuid.UUID(customer.id), phone=PHONE)
     picture = files.png((7, 5))
     attachment = upload(customer, "passport-scan.png", picture)
     first = new_id()
@@ -91,12 +98,48 @@ def conversation(make_customer: Any, agent: Any, settings: Any) -> Any:
     assert customer.post(f"/api/v1/messages/{reply}/read").status_code in (200, 204)
     assert agent.post(f"/api/v1/conversations/{customer.id}/notes",
                       {"note_id": new_id(), "body": f"VIP: {NOTE_SECRET}"}).status_code == 201
-    customer.picture = picture
+    settle()
+    assert agent.post(f"/api/v1/conversations/{customer.id}/status", {"status": "resolved"}).status_code == 200
+    assert customer.post("/api/v1/rating", {"score": 2, "comment": f"slow, {RATING_SECRET}"}).status_code == 201
+    customer.picture, customer.attachment = picture, attachment
     return customer
 
 
 def secrets_in(text: str) -> list[str]:
-    return [s for s in (SECRET, AGENT_SECRET, NOTE_SECRET, NAME, EMAIL, "passport-scan") if s in text]
+    words = (SECRET, AGENT_SECRET, NOTE_SECRET, RATING_SECRET, NAME, EMAIL, PHONE, EXTERNAL_ID, "passport-scan")
+    return [s for s in words if s in text]
+
+
+def files_of(root: Path, attachment_id: str) -> list[str]:
+    """The files of the media folder named by an attachment: its bytes and its thumbnail."""
+    return sorted(p.name for p in root.rglob("*") if p.is_file() and attachment_id in p.name)
+
+
+def rows_naming(customer_id: str) -> dict[str, list[Any]]:
+    """Every row of a model with a ``customer_id`` column that names the customer, by table."""
+    from django.apps import apps
+
+    found: dict[str, list[Any]] = {}
+    for model in apps.get_models():
+        if "customer_id" in {f.attname for f in model._meta.concrete_fields}:
+            rows = list(model._default_manager.filter(customer_id=customer_id))
+            if rows:
+                found[model._meta.db_table] = rows
+    return found
+
+
+def kept_after_erasure(customer_id: str) -> None:
+    """Nothing names an erased customer any more but what docs/privacy.md keeps on purpose:
+    the ``customer.erased`` webhook that tells the host application; their timers, finished
+    (cancelled, or fired before the erasure); the log's events and their key's row, emptied.
+    None of these holds anything of theirs but their id."""
+    from workers.models import Timer
+
+    left = rows_naming(customer_id)
+    assert {table: [getattr(row, "event_type", None) for row in rows] for table, rows in left.items()} in (
+        {}, {"parley_webhook_deliveries": ["customer.erased"]}), left
+    assert not Timer.objects.filter(subject=customer_id, state=Timer.PENDING).exists()
+    assert SubjectKey.objects.get(subject=customer_id).wrapped == ""
 
 
 def test_the_log_holds_no_personal_data_in_clear(conversation, project):
@@ -109,26 +152,44 @@ def test_the_log_holds_no_personal_data_in_clear(conversation, project):
 
 
 def test_after_erasure_no_dump_and_no_file_holds_anything_of_the_customer(
-    conversation, agent, client, project, _private_media, receiver, vapid_keys, push,  # noqa: F811
+    conversation, agent, client, project, _private_media, receiver, vapid_keys, push, settings,  # noqa: F811
 ):
+    from notifications.models import EmailOutbox, PushDelivery
+    from tests.support.mailflow import later
+    from workers import timers
+
+    settings.PARLEY_EMAIL_FALLBACK_SECONDS = 600
     register(client, receiver, ["message.created", "message.edited", "customer.updated", "customer.erased"])
     subscribe(push, conversation, vapid_keys)
     assert conversation.post("/api/v1/messages", {"message_id": new_id(), "body": f"again {SECRET}"}).status_code == 201
+    assert agent.post(f"/api/v1/conversations/{conversation.id}/messages",
+                      {"message_id": new_id(), "body": f"{AGENT_SECRET} again"}).status_code == 201
     project()
-    assert secrets_in(dump()) != []  # the read models hold it in clear before
+    timers.fire_due(now=later())  # the unread streak's email is queued; no worker sends it
+    assert PushDelivery.objects.filter(customer_id=conversation.id, state="pending").exists()
+    assert EmailOutbox.objects.filter(customer_id=conversation.id, state=EmailOutbox.PENDING).exists()
+    assert set(secrets_in(dump())) == {SECRET, AGENT_SECRET, NOTE_SECRET, RATING_SECRET, NAME, EMAIL, PHONE,
+                                       EXTERNAL_ID, "passport-scan"}  # in clear before
     assert conversation.picture in media_bytes(_private_media)
+    assert files_of(_private_media, conversation.attachment) == [conversation.attachment,
+                                                                 f"{conversation.attachment}.thumb"]
 
     r = erase(client, conversation.id)
     assert r.status_code == 202, r.content
     assert r.json() == {"customer_id": conversation.id, "erased": True}
     project()
+    catch_up("workflow")  # which routes conversations to agents
 
     assert secrets_in(dump()) == []
     assert conversation.picture not in media_bytes(_private_media)
+    assert files_of(_private_media, conversation.attachment) == []
     assert not PushSubscription.objects.filter(customer_id=conversation.id).exists()
+    assert not PushDelivery.objects.filter(customer_id=conversation.id).exists()
+    assert not EmailOutbox.objects.filter(customer_id=conversation.id).exists()
     left = list(WebhookDelivery.objects.filter(customer_id=conversation.id).values_list("event_type", flat=True))
     assert left == ["customer.erased"]
-    assert StoredEvent.objects.filter(event_type="MessageSent").count() == 3  # the log keeps its events
+    kept_after_erasure(conversation.id)
+    assert StoredEvent.objects.filter(event_type="MessageSent").count() == 4  # the log keeps its events
 
 
 def test_after_erasure_every_read_forgets_the_customer(conversation, agent, client, project):
@@ -205,15 +266,37 @@ def test_export_holds_contact_messages_edits_reads_notes_and_attachments(convers
     assert r.status_code == 200, r.content
     data = r.json()
     assert data["contact"]["name"] == NAME and data["contact"]["email"] == EMAIL
+    assert (data["contact"]["phone"], data["contact"]["external_id"]) == (PHONE, EXTERNAL_ID)
     first, reply = data["messages"]
+    assert first["original_body"] == f"my code is {SECRET}"  # as first sent, before the edit
     assert first["body"] == f"my code is {SECRET}, sorry"
     assert [e["body"] for e in first["edits"]] == [f"my code is {SECRET}, sorry"]
+    assert reply["original_body"] == reply["body"] and reply["edits"] == []
     assert first["attachments"][0]["name"] == "passport-scan.png"
     assert first["attachments"][0]["url"].startswith("/api/v1/attachments/")
     assert reply["reads"] and reply["reads"][0]["reader_kind"] == "customer"
     assert NOTE_SECRET in data["notes"][0]["body"]
-    assert data["ratings"] == []
+    assert [(r["resolution"], r["score"], r["comment"]) for r in data["ratings"]] == [(1, 2, f"slow, {RATING_SECRET}")]
     assert client.get(f"/api/v1/customers/{conversation.id}/export").status_code == 401
+
+
+def test_the_exports_links_download_with_the_integration_key_that_asked_for_it(conversation, client, settings):
+    (link,) = integration(client, "get", f"/api/v1/customers/{conversation.id}/export").json()["messages"][0]["attachments"]
+    for url, content_type in ((link["url"], "image/png"), (link["thumbnail_url"], "image/png")):
+        r = integration(client, "get", url)
+        assert r.status_code == 200, r.content
+        assert r["Content-Type"] == content_type
+    assert b"".join(integration(client, "get", link["url"]).streaming_content) == conversation.picture
+    assert client.get(link["url"], HTTP_AUTHORIZATION="Bearer not-the-key").status_code == 404
+    assert client.get(link["url"]).status_code == 404
+    settings.PARLEY_INTEGRATION_KEY = ""  # the host API disabled: an empty bearer is nobody
+    assert client.get(link["url"], HTTP_AUTHORIZATION="Bearer ").status_code == 404
+
+
+def test_an_unsent_upload_is_not_the_integration_keys_to_download(customer, client, settings, _private_media):
+    settings.PARLEY_INTEGRATION_KEY = KEY
+    attachment = upload(customer, "draft.png", files.png((4, 4)))
+    assert integration(client, "get", f"/api/v1/attachments/{attachment}").status_code == 404
 
 
 def test_master_key_rotation_keeps_every_event_readable(conversation, settings):
