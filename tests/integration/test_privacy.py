@@ -498,3 +498,122 @@ def test_keys_are_found_for_many_subjects_at_once_and_for_any_subject_text():
     assert ring.ciphers.keys() == set(subjects)
     mixed = keys.for_reading([subjects[0], odd])
     assert mixed.ciphers.keys() == {subjects[0], odd} and not mixed.erased(odd)
+
+
+# -- attachments: files deleted for sure, uploads racing the erasure -----------------------------------------
+
+
+def test_files_an_erasure_could_not_delete_are_deleted_once_the_storage_is_back(
+    conversation, client, _private_media, monkeypatch,
+):
+    from django.core.files.storage import FileSystemStorage
+
+    from attachments.models import Attachment
+    from workers import timers
+
+    def away(self: Any, name: str) -> None:
+        raise OSError("the storage is away")
+
+    mine = [conversation.attachment, f"{conversation.attachment}.thumb"]
+    soon = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=2)
+    with monkeypatch.context() as storage_away:
+        storage_away.setattr(FileSystemStorage, "delete", away)
+        assert erase(client, conversation.id).status_code == 202
+        assert not Attachment.objects.exists()
+        assert files_of(_private_media, conversation.attachment) == mine  # the attempt after the commit failed
+        timers.fire_due(now=soon)  # still away: tried again later
+        assert files_of(_private_media, conversation.attachment) == mine
+    timers.fire_due(now=soon + timers.RETRY_CAP)
+    assert files_of(_private_media, conversation.attachment) == []
+    assert conversation.picture not in media_bytes(_private_media)
+
+
+@pytest.mark.postgres
+def test_an_upload_racing_the_erasure_leaves_no_row_and_no_file(make_customer, client, settings, _private_media):
+    from django.test import Client
+
+    from attachments.models import Attachment
+
+    settings.PARLEY_INTEGRATION_KEY = KEY
+    settings.PARLEY_CUSTOMER_UPLOADS_PER_MINUTE = 10_000
+    statuses: list[int] = []
+    customers = [make_customer(name=NAME, email=f"{n}.{EMAIL}") for n in range(3)]
+    for customer in customers:  # a few rounds: each erasure meets uploads in flight
+        start = threading.Barrier(5)
+
+        def uploader(n: int, customer: Any = customer, start: threading.Barrier = start) -> None:
+            c = Client()
+            try:
+                start.wait()
+                for i in range(12):
+                    data = f"{SECRET} {customer.id} {n}.{i}".encode()
+                    r = c.post("/api/v1/attachments", {"file": SimpleUploadedFile(f"note-{n}-{i}.txt", data)},
+                               HTTP_AUTHORIZATION=f"Bearer {customer.token}")
+                    statuses.append(r.status_code)
+            finally:
+                connections.close_all()
+
+        threads = [threading.Thread(target=uploader, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        start.wait()
+        r = erase(client, customer.id)
+        for t in threads:
+            t.join()
+        assert r.status_code == 202
+    assert set(statuses) <= {201, 410}, statuses
+    assert 410 in statuses  # some uploads came after an erasure...
+    left = Attachment.objects.filter(uploader_id__in=[c.id for c in customers])
+    assert list(left.values_list("id", flat=True)) == []  # ...and none before it outlived it
+    assert SECRET.encode() not in media_bytes(_private_media)
+
+
+@pytest.mark.postgres
+def test_an_upload_that_commits_while_the_erasure_runs_is_erased_with_the_rest(customer, client, settings, _private_media):
+    """The upload has checked the customer and written its row; the erasure runs before that commits."""
+    from django.db.backends.base.base import BaseDatabaseWrapper
+    from django.test import Client
+
+    from attachments.models import Attachment
+
+    settings.PARLEY_INTEGRATION_KEY = KEY
+    ready, erased, holding = threading.Event(), threading.Event(), threading.local()
+    commit = BaseDatabaseWrapper.commit
+
+    def commit_once_the_erasure_ran_or_waits(self: Any) -> None:
+        if getattr(holding, "upload", False):
+            holding.upload = False
+            ready.set()
+            for _ in range(6000):  # until the erasure is done, or waits for this transaction
+                with self.cursor() as cursor:
+                    cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+                    if cursor.fetchone()[0] or erased.wait(0.01):
+                        break
+        commit(self)
+
+    statuses: list[int] = []
+
+    def uploader() -> None:
+        try:
+            holding.upload = True
+            r = Client().post("/api/v1/attachments", {"file": SimpleUploadedFile("late.txt", f"{SECRET} late".encode())},
+                              HTTP_AUTHORIZATION=f"Bearer {customer.token}")
+            statuses.append(r.status_code)
+        finally:
+            ready.set()
+            connections.close_all()
+
+    settings_commit = pytest.MonkeyPatch()
+    settings_commit.setattr(BaseDatabaseWrapper, "commit", commit_once_the_erasure_ran_or_waits)
+    try:
+        thread = threading.Thread(target=uploader)
+        thread.start()
+        ready.wait()
+        r = erase(client, customer.id)
+        erased.set()
+        thread.join()
+    finally:
+        settings_commit.undo()
+    assert r.status_code == 202 and statuses in ([201], [410]), statuses
+    assert not Attachment.objects.filter(uploader_id=customer.id).exists()
+    assert SECRET.encode() not in media_bytes(_private_media)
