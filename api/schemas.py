@@ -462,8 +462,9 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         ["customer_id", "reason"], customer_id=UUID,
         reason=ref("ErasureReason"),
     ),
-    "ErasureReason": {"type": "string", "enum": ["request", "retention"],
-                      "description": "`request`: the erase API; `retention`: PARLEY_RETENTION_DAYS of inactivity"},
+    "ErasureReason": {"type": "string", "enum": ["request", "retention", "restore"],
+                      "description": "`request`: the erase API; `retention`: PARLEY_RETENTION_DAYS of inactivity; "
+                      "`restore`: an erasure made again after a restore of an older backup (`reapply_erasures`)"},
     "WebhookCustomer": closed(
         ["customer_id", "name", "email", "phone", "external_id"],
         customer_id=UUID, name={"type": "string"}, email={"type": "string"}, phone={"type": "string"},

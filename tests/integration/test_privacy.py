@@ -500,6 +500,93 @@ def test_keys_are_found_for_many_subjects_at_once_and_for_any_subject_text():
     assert mixed.ciphers.keys() == {subjects[0], odd} and not mixed.erased(odd)
 
 
+# -- backups: a restore of an older dump, with the newest key table ------------------------------------------
+
+
+def full_dump() -> dict[str, Any]:
+    """Every table's rows but the key table's, as the documented full dump keeps them
+    (``pg_dump --exclude-table-data=parley_subject_keys``, docs/operations.md)."""
+    saved: dict[str, Any] = {}
+    with connection.cursor() as cursor:
+        shadows: tuple[str, ...] = ()
+        if connection.vendor == "sqlite":  # a full-text table and its own tables follow the rows' triggers
+            cursor.execute("SELECT name FROM sqlite_master WHERE sql LIKE 'CREATE VIRTUAL TABLE%'")
+            shadows = tuple(name for (name,) in cursor.fetchall())
+        for table in connection.introspection.table_names(cursor):
+            if table == keys.TABLE or table.startswith(("sqlite_", *shadows)):
+                continue
+            if connection.vendor == "postgresql":
+                with cursor.cursor.copy(f'COPY "{table}" TO STDOUT') as copy:
+                    saved[table] = b"".join(bytes(block) for block in copy)
+            else:
+                cursor.execute(f'SELECT * FROM "{table}"')
+                saved[table] = cursor.fetchall()
+    return saved
+
+
+def restore(saved: dict[str, Any]) -> None:
+    """Put every table but the key table back as ``saved`` holds it: the key table stays the newest."""
+    from django.db import transaction
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        for table, rows in saved.items():
+            cursor.execute(f'DELETE FROM "{table}"')
+            if connection.vendor == "postgresql":
+                with cursor.cursor.copy(f'COPY "{table}" FROM STDIN') as copy:
+                    copy.write(rows)
+            elif rows:
+                marks = ", ".join(["%s"] * len(rows[0]))
+                cursor.executemany(f'INSERT INTO "{table}" VALUES ({marks})', rows)
+
+
+def test_a_restore_of_an_older_dump_brings_nothing_of_an_erased_customer_back_once_erasures_are_reapplied(
+    conversation, agent, client, project, _private_media, tmp_path,
+):
+    import shutil
+
+    from django.core.management import call_command
+
+    from customers.models import Customer
+    from tests.integration.test_agent_tools import settle
+
+    settle()
+    project()
+    dumped, media = full_dump(), tmp_path / "media-backup"
+    shutil.copytree(_private_media, media)
+    # Sent after the dump, so only the media backup (made later) holds its file.
+    late = upload(conversation, "late-scan.png", late_picture := files.png((6, 11)))
+    shutil.copytree(_private_media, media, dirs_exist_ok=True)
+    assert erase(client, conversation.id).status_code == 202
+    project()
+    catch_up("workflow")
+    assert secrets_in(dump()) == [] and media_bytes(_private_media).find(conversation.picture) == -1
+
+    restore(dumped)  # the database as the old full dump held it, and the newest key table
+    shutil.copytree(media, _private_media, dirs_exist_ok=True)
+    assert Customer.objects.filter(id=conversation.id).exists()  # what the restore brought back
+    assert secrets_in(dump()) != [] and conversation.picture in media_bytes(_private_media)
+
+    out = io.StringIO()
+    call_command("reapply_erasures", "--sweep-files", stdout=out)
+    assert "1 erased customer(s) checked" in out.getvalue() and "2 file(s) no row names deleted" in out.getvalue()  # the late file, its thumbnail
+    project()
+    catch_up("workflow")
+    rebuild.rebuild(read_models())
+
+    assert secrets_in(dump()) == []
+    kept_after_erasure(conversation.id)
+    assert files_of(_private_media, conversation.attachment) == [] and files_of(_private_media, late) == []
+    assert conversation.picture not in media_bytes(_private_media) and late_picture not in media_bytes(_private_media)
+    assert integration(client, "get", f"/api/v1/customers/{conversation.id}").status_code == 404
+    assert agent.get(f"/api/v1/conversations/{conversation.id}").status_code == 404
+    assert integration(client, "get", f"/api/v1/customers/{conversation.id}/export").status_code == 404
+    # Applied once: running it again appends nothing.
+    count = StoredEvent.objects.count()
+    call_command("reapply_erasures", stdout=io.StringIO())
+    assert StoredEvent.objects.count() == count
+    assert StoredEvent.objects.filter(event_type="CustomerErased").count() == 1
+
+
 # -- attachments: files deleted for sure, uploads racing the erasure -----------------------------------------
 
 
