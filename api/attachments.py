@@ -16,6 +16,7 @@ from django.http import FileResponse, HttpRequest, JsonResponse
 from accounts.errors import RateLimited
 from accounts.principals import Principal
 from accounts.sendbudget import charge_upload
+from api.customers import has_integration_key
 from api.errors import ApiError
 from api.http import api, authenticate, doc
 from api.schemas import UUID
@@ -40,7 +41,7 @@ DOWNLOAD_HEADERS = {
 }
 
 DOWNLOAD_ERRORS = [(404, "not_found")]
-DOWNLOAD_SECURITY = ["customerToken", "customerCookie", "agentToken", "agentSession"]
+DOWNLOAD_SECURITY = ["customerToken", "customerCookie", "agentToken", "agentSession", "integrationKey"]
 
 
 @api(["POST"], "any")
@@ -73,18 +74,22 @@ def content_disposition(disposition: str, name: str) -> str:
     return f"{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
-def _viewer(request: HttpRequest) -> Principal | None:
-    """The caller, or None: a missing, invalid or expired credential is simply nobody."""
+def _viewer(request: HttpRequest) -> tuple[str, str] | None:
+    """The caller's kind and id, or None: a missing, invalid or expired credential is simply nobody.
+    The integration key is the host application, which downloads the links of an export it asked for."""
+    if has_integration_key(request):
+        return "integration", ""
     try:
-        return authenticate(request)
+        principal = authenticate(request)
     except DomainError:
         return None
+    return (principal.kind, principal.id) if principal else None
 
 
 def _download(request: HttpRequest, attachment_id: str, *, thumbnail: bool) -> FileResponse:
     viewer = _viewer(request)
     parsed = ids.parse_uuid(attachment_id)
-    row = attachment_for(parsed, viewer_kind=viewer.kind, viewer_id=viewer.id) if viewer and parsed else None
+    row = attachment_for(parsed, viewer_kind=viewer[0], viewer_id=viewer[1]) if viewer and parsed else None
     if row is None or (thumbnail and not row.thumbnail):
         # One answer for "no such file" and "not yours": the id tells nothing to whoever may not see it.
         raise ApiError(404, "not_found", f"no attachment {attachment_id}")
@@ -109,7 +114,8 @@ def _download_doc(media: list[str], description: str) -> dict[str, Any]:
 @api(["GET"], None)  # authenticated here: a caller who may not see the file gets 404, never 401 or 403
 @doc("GET", "Download an attachment", operation_id="downloadAttachment", **_download_doc(
     sorted(ALLOWED_TYPES),
-    "The conversation's customer and the agents only; anyone else, signed in or not, gets 404. Images are "
+    "The conversation's customer, the agents, and the host application with the integration key (the links of "
+    "an export) only; anyone else, signed in or not, gets 404 (an unsent upload: its uploader only). Images are "
     "served inline with their sniffed type, everything else as `Content-Disposition: attachment` (plain text "
     "as `text/plain; charset=utf-8`), always with `X-Content-Type-Options: nosniff` and a sandboxing "
     "`Content-Security-Policy`. This is the `url` of a message's attachment."))

@@ -14,10 +14,15 @@ from api.schemas import UUID_PATH
 from customers.services import CustomerNotFound, customer_get, customer_register, customer_update
 
 
-def _require_integration_key(request: HttpRequest) -> None:
+def has_integration_key(request: HttpRequest) -> bool:
+    """The request carries the host application's key (never true while none is configured)."""
     expected = settings.PARLEY_INTEGRATION_KEY
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if not expected or scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected.encode()):
+    return bool(expected) and scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected.encode())
+
+
+def _require_integration_key(request: HttpRequest) -> None:
+    if not has_integration_key(request):
         raise ApiError(401, "invalid_integration_key", "a valid integration key is required")
 
 

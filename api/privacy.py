@@ -6,12 +6,9 @@ export for the host application, which answers the customer's access request.
 
 from __future__ import annotations
 
-import hmac
-
-from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 
-from api.customers import _require_integration_key
+from api.customers import _require_integration_key, has_integration_key
 from api.http import api, authenticated, doc, parse_uuid
 from api.schemas import UUID_PATH
 from attachments.services import attachments_erase
@@ -23,9 +20,7 @@ from readmodels.export import NothingToExport, customer_export
 
 def _integration_or_agent(request: HttpRequest) -> str:
     """Who erases: "integration" (the integration key) or "agent:<id>" (a staff agent's token or cookie)."""
-    expected = settings.PARLEY_INTEGRATION_KEY
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if expected and scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected.encode()):
+    if has_integration_key(request):
         return "integration"
     return f"agent:{authenticated(request, 'agent').id}"
 

@@ -4,8 +4,8 @@ The upload schedules a timer (workers.timers) in the transaction that
 stores its row, keyed by the attachment, so every unsent upload has exactly
 one. A send cancels it; the handler also re-checks, under a row lock, that
 the attachment is still unsent, so a timer that fires after a send (or
-twice) deletes nothing. The files go after the row's deletion commits: a
-crash in between leaves a file no row names, never a row without its file.
+twice) deletes nothing. The files go after the row's deletion commits,
+retried until they are gone (attachments.removal): never a row without its file.
 """
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from django.db import transaction
-
-from attachments import storage
+from attachments import removal
 from attachments.models import Attachment
 from workers import timers
 
@@ -45,9 +43,8 @@ def expire(due: timers.Due, now: dt.datetime) -> None:
            .filter(id=uuid.UUID(due.payload["attachment_id"]), message_id__isnull=True).first())
     if row is None:
         return  # sent (or already gone): nothing to do
-    names = [row.blob, row.thumbnail]
     row.delete()
-    transaction.on_commit(lambda: storage.delete(names))
+    removal.delete_after_commit([row.blob, row.thumbnail], now=now)
 
 
 def register() -> None:

@@ -15,7 +15,7 @@ from typing import IO
 from django.db import transaction
 from django.db.models import Q
 
-from attachments import expiry, images, storage
+from attachments import expiry, images, removal, storage
 from attachments.errors import AttachmentAlreadySent, AttachmentTooLarge, AttachmentTypeNotAllowed, UnknownAttachment
 from attachments.models import Attachment
 from attachments.sniff import IMAGE_TYPES, sniff
@@ -90,14 +90,16 @@ def attachment_upload(
         stored.append(storage.save(storage.thumbnail_name(attachment_id), thumbnail.data))
     try:
         with transaction.atomic():
+            if uploader_kind == "customer":
+                # Nothing of an erased customer is stored again, and an erasure that commits
+                # meanwhile waits for this row, so that its deletion of their files finds it.
+                keys.hold(uploader_id)
             row = Attachment.objects.create(
                 id=attachment_id, uploader_kind=uploader_kind, uploader_id=uploader_id, name=name_for_type(clean_name(name), content_type),
                 content_type=content_type, size=len(data), blob=stored[0],
                 thumbnail=stored[1] if thumbnail is not None else "", uploaded_at=now or _now(),
             )
             expiry.schedule(row)
-            if uploader_kind == "customer" and keys.is_erased(uploader_id):
-                raise keys.SubjectErased(uploader_id)  # nothing of an erased customer is stored again
     except BaseException:
         storage.delete(stored)
         raise
@@ -138,29 +140,56 @@ def attachments_claim(
 
 def attachments_erase(*, customer_id: uuid.UUID) -> int:
     """Delete every file of an erased customer's conversation (both sides' messages) and their
-    unsent uploads; returns how many. The files go once the rows' deletion commits."""
+    unsent uploads; returns how many."""
+    return attachments_erase_many(customer_ids=[customer_id])
+
+
+def attachments_erase_many(*, customer_ids: Sequence[uuid.UUID]) -> int:
+    """``attachments_erase`` for several customers in one transaction. The files go once the
+    rows' deletion commits, and again until they are gone (attachments.removal)."""
     with transaction.atomic():
         rows = list(Attachment.objects.select_for_update().filter(
-            Q(customer_id=customer_id) | Q(uploader_kind="customer", uploader_id=str(customer_id))))
-        names = [name for row in rows for name in (row.blob, row.thumbnail)]
+            Q(customer_id__in=list(customer_ids))
+            | Q(uploader_kind="customer", uploader_id__in=[str(c) for c in customer_ids])))
         Attachment.objects.filter(id__in=[row.id for row in rows]).delete()
         expiry.cancel([row.id for row in rows])
-        transaction.on_commit(lambda: storage.delete(names))
+        removal.delete_after_commit(name for row in rows for name in (row.blob, row.thumbnail))
     return len(rows)
+
+
+def attachments_sweep(*, batch: int = 500) -> int:
+    """Delete every stored file that no attachment row names; returns how many.
+
+    Such files are left by a restore (media backed up after the database
+    dump it is restored with) and hold what an erasure may have deleted
+    since. Only with every Parley process stopped: an upload stores its
+    file just before its row commits (docs/operations.md).
+    """
+    deleted = 0
+    names = list(storage.stored_names())
+    for i in range(0, len(names), batch):
+        chunk = names[i:i + batch]
+        owners = {name: storage.attachment_of(name) for name in chunk}
+        known = set(Attachment.objects.filter(id__in=[a for a in owners.values() if a]).values_list("id", flat=True))
+        orphans = [name for name, owner in owners.items() if owner not in known]
+        storage.delete(orphans, strict=True)
+        deleted += len(orphans)
+    return deleted
 
 
 def attachment_for(attachment_id: uuid.UUID, *, viewer_kind: str, viewer_id: str) -> Attachment | None:
     """The attachment if this viewer may download it, else None (the API answers 404 either way).
 
-    A sent attachment: the conversation's customer and every agent. An
-    unsent one: its uploader only.
+    A sent attachment: the conversation's customer, every agent, and the
+    host application ("integration": the links of an export). An unsent
+    one: its uploader only.
     """
     row = Attachment.objects.filter(id=attachment_id).first()
     if row is None:
         return None
     if row.message_id is None:
         return row if (row.uploader_kind, row.uploader_id) == (viewer_kind, viewer_id) else None
-    if viewer_kind == "agent" or (viewer_kind == "customer" and str(row.customer_id) == viewer_id):
+    if viewer_kind in ("agent", "integration") or (viewer_kind == "customer" and str(row.customer_id) == viewer_id):
         return row
     return None
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import Storage, storages
@@ -35,9 +35,11 @@ def thumbnail_name(attachment_id: uuid.UUID) -> str:
     return f"{blob_name(attachment_id)}.thumb"
 
 
-def delete(names: Iterable[str]) -> None:
-    """Delete stored files, best effort: a file left behind is only disk space, never shown
-    (no row names it any more), and the storage may be briefly away."""
+def delete(names: Iterable[str], *, strict: bool = False) -> None:
+    """Delete stored files (one already gone is no error). Best effort unless ``strict``: the
+    storage may be briefly away, and attachments.removal tries again durably; ``strict`` raises
+    once every file was tried if one of them could not be deleted."""
+    failed: list[str] = []
     for name in names:
         if not name:
             continue
@@ -45,3 +47,27 @@ def delete(names: Iterable[str]) -> None:
             storage().delete(name)
         except Exception:
             log.exception("could not delete the attachment file %s", name)
+            failed.append(name)
+    if strict and failed:
+        raise OSError(f"could not delete {len(failed)} attachment file(s), {failed[0]} first")
+
+
+def stored_names() -> Iterator[str]:
+    """The name of every file in the attachments' folders (blobs and thumbnails)."""
+    store = storage()
+    try:
+        folders, _ = store.listdir("attachments")
+    except FileNotFoundError:
+        return  # nothing was ever stored
+    for folder in folders:
+        for name in store.listdir(f"attachments/{folder}")[1]:
+            yield f"attachments/{folder}/{name}"
+
+
+def attachment_of(name: str) -> uuid.UUID | None:
+    """The attachment a stored file belongs to (by its name), or None for a name Parley never makes."""
+    stem = name.rsplit("/", 1)[-1].removesuffix(".thumb")
+    try:
+        return uuid.UUID(stem)
+    except ValueError:
+        return None

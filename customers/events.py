@@ -72,7 +72,8 @@ class CustomerErased(DomainEvent):
     model and process manager forgets them when it reaches this event.
 
     Not itself about the customer (no subject): it must stay readable, or
-    nobody would learn to forget. ``reason``: "request" (the API) or "retention".
+    nobody would learn to forget. ``reason``: "request" (the API), "retention", or
+    "restore" (made again after a restore of an older backup: ``reapply_erasures``).
     """
 
     customer_id: uuid.UUID

@@ -216,28 +216,37 @@ def customer_erase(*, customer_id: uuid.UUID, reason: str = "request", actor: st
     Every event about them reads back as ``Erased`` from the moment this
     commits; the read models and process managers forget them when they
     reach CustomerErased (docs/privacy.md). True if this erased them, False
-    if they were erased already (nothing changes); CustomerNotFound if no
-    such customer ever existed.
+    if they were erased already; CustomerNotFound if no such customer ever
+    existed.
+
+    A customer erased already is made erased again where that no longer
+    holds, which only a restore of a backup older than the erasure does
+    (docs/operations.md): a contact record that came back is deleted, their
+    timers cancelled again, and CustomerErased appended if the log lost it.
+    Otherwise nothing changes.
     """
     subject = str(customer_id)
+    store = EventStore()
+    stream = stream_id(customer_id)
     with transaction.atomic():
         customer = Customer.objects.select_for_update().filter(id=customer_id).first()
         if customer is None and not keys.for_reading([subject]).ciphers:
             raise CustomerNotFound(customer_id)  # neither a contact record nor a key: never existed
-        if not keys.erase(subject):
+        erased = keys.erase(subject)
+        announced = not erased and store.stream_has(stream, CustomerErased.event_type)
+        if announced and customer is None:
             return False
         if customer is not None:
             customer.delete()
         timers.cancel_subject(subject)  # snoozes, first-response clocks, email streaks: moot
-        store = EventStore()
-        stream = stream_id(customer_id)
-        store.append(
-            stream,
-            [CustomerErased(customer_id, reason, dt.datetime.now(dt.timezone.utc))],
-            expected_version=store.stream_version(stream),
-            metadata=Metadata(actor=actor),
-        )
-    return True
+        if not announced:
+            store.append(
+                stream,
+                [CustomerErased(customer_id, reason, dt.datetime.now(dt.timezone.utc))],
+                expected_version=store.stream_version(stream),
+                metadata=Metadata(actor=actor),
+            )
+    return erased
 
 
 def customer_is_erased(*, customer_id: uuid.UUID) -> bool:

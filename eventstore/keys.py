@@ -340,6 +340,39 @@ def erase(subject: str, using: str = "default") -> bool:
         return bool(cursor.rowcount)
 
 
+def erased_subjects(using: str = "default", *, after: str = "", batch: int = 500) -> list[str]:
+    """Up to ``batch`` erased subjects after ``after``, in order (page on with the last one)."""
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            f"SELECT subject FROM {TABLE} WHERE erased_at IS NOT NULL AND subject > %s ORDER BY subject LIMIT %s",
+            [after, batch],
+        )
+        return [str(row[0]) for row in cursor.fetchall()]
+
+
+def hold(subject: str, using: str = "default") -> None:
+    """Keep ``subject`` from being erased until the caller's transaction ends; SubjectErased if they are.
+
+    For what is written about a person outside the log (an upload's row):
+    the erasure's update of the key row waits for the caller's commit, and
+    the caller sees an erasure that committed first (the row is locked for
+    share on PostgreSQL; SQLite has one writer at a time). A subject
+    without a key gets one, so there is a row to hold.
+    """
+    conn = connections[using]
+    lock = " FOR SHARE" if conn.vendor == "postgresql" else ""
+    for _ in range(2):
+        with conn.cursor() as cursor:
+            cursor.execute(f"SELECT erased_at, wrapped FROM {TABLE} WHERE subject = %s{lock}", [subject])
+            row = cursor.fetchone()
+        if row is not None:
+            if row[0] is not None or not row[1]:
+                raise SubjectErased(subject)
+            return
+        _create(using, [subject])
+    raise LookupError(f"no key row for {subject}")  # created just above: unreachable
+
+
 def is_erased(subject: str, using: str = "default") -> bool:
     return for_reading([subject], using).erased(subject)
 

@@ -130,6 +130,12 @@ class LogReader:
             cursor.execute(f"SELECT max(version) FROM {TABLE} WHERE stream_id = %s", [stream_id])
             return int(cursor.fetchone()[0] or 0)
 
+    def stream_has(self, stream_id: str, event_type: str) -> bool:
+        """Whether the stream holds an event of this type (readable or not)."""
+        with self._conn.cursor() as cursor:
+            cursor.execute(f"SELECT 1 FROM {TABLE} WHERE stream_id = %s AND event_type = %s LIMIT 1", [stream_id, event_type])
+            return cursor.fetchone() is not None
+
     def read_stream(self, stream_id: str) -> list[RecordedEvent]:
         """Every event of one stream in version order (own writes included)."""
         rows = self._fetch(f"SELECT {_COLUMNS} FROM {TABLE} WHERE stream_id = %s ORDER BY version", [stream_id], prepare=True)

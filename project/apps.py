@@ -8,7 +8,7 @@ class ProjectConfig(AppConfig):
     verbose_name = "Parley"
 
     def ready(self) -> None:
-        from attachments import expiry
+        from attachments import expiry, removal
         from chat import ports
         from conversations import ports as conversation_ports
         from conversations import scheduled
@@ -30,6 +30,7 @@ class ProjectConfig(AppConfig):
         ports.install(KnownCustomers())
         ports.install_attachments(AttachmentsFromCatalog())
         expiry.register()
+        removal.register()
         conversation_ports.install(AgentsFromIdentity(), CustomersFromDirectory(), SystemMessagesToChat())
         scheduled.register()
         readmodel_ports.install(AgentNamesFromProfiles())

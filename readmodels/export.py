@@ -105,7 +105,7 @@ def _message(events: list[Any]) -> dict[str, Any] | None:
             out = {
                 "message_id": str(e.message_id),
                 "sender": {"kind": e.sender_kind, "id": e.sender_id, "name": e.sender_name},
-                "body": e.body, "sent_at": rfc3339(e.sent_at),
+                "body": e.body, "original_body": e.body, "sent_at": rfc3339(e.sent_at),
                 "attachments": [present_attachment(a) for a in attachment_rows(e.attachments)],
                 "edits": [], "reads": [],
             }

@@ -26,6 +26,7 @@ from eventstore.models import StoredEvent, SubjectKey
 from eventstore.store import EventStore
 from notifications.models import PushSubscription
 from outbound.models import WebhookDelivery
+from project.bootstrap import catch_up
 from readmodels import rebuild
 from readmodels.projections import read_models
 from tests.conftest import new_id
@@ -39,7 +40,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 SECRET = "zanzibar-octopus"
 AGENT_SECRET = "quetzalcoatl-refund"
 NOTE_SECRET = "aubergine-passport"
+RATING_SECRET = "marmalade-grievance"
 NAME, EMAIL = "Hortensia Vandermeer", "hortensia@secret.example"
+PHONE, EXTERNAL_ID = "+44 20 7946 0958", "crm-hortensia-77"
 
 
 def dump() -> str:
@@ -73,10 +76,14 @@ def erase(client: Any, customer_id: str) -> Any:
 
 @pytest.fixture
 def conversation(make_customer: Any, agent: Any, settings: Any) -> Any:
-    """A customer with everything Parley can hold about them: messages both ways, an edit,
-    a read, a file, a note, a push device and webhooks queued about them."""
+    """A customer with everything Parley can hold about them: contact details, messages both
+    ways, an edit, a read, a file, a note and a rating with a comment."""
+    from customers.services import customer_update
+    from tests.integration.test_agent_tools import settle
+
     settings.PARLEY_INTEGRATION_KEY = KEY
-    customer = make_customer(name=NAME, email=EMAIL)
+    customer = make_customer(name=NAME, email=EMAIL, external_id=EXTERNAL_ID)
+    customer_update(customer_id=uuid.UUID(customer.id), phone=PHONE)
     picture = files.png((7, 5))
     attachment = upload(customer, "passport-scan.png", picture)
     first = new_id()
@@ -91,12 +98,48 @@ def conversation(make_customer: Any, agent: Any, settings: Any) -> Any:
     assert customer.post(f"/api/v1/messages/{reply}/read").status_code in (200, 204)
     assert agent.post(f"/api/v1/conversations/{customer.id}/notes",
                       {"note_id": new_id(), "body": f"VIP: {NOTE_SECRET}"}).status_code == 201
-    customer.picture = picture
+    settle()
+    assert agent.post(f"/api/v1/conversations/{customer.id}/status", {"status": "resolved"}).status_code == 200
+    assert customer.post("/api/v1/rating", {"score": 2, "comment": f"slow, {RATING_SECRET}"}).status_code == 201
+    customer.picture, customer.attachment = picture, attachment
     return customer
 
 
 def secrets_in(text: str) -> list[str]:
-    return [s for s in (SECRET, AGENT_SECRET, NOTE_SECRET, NAME, EMAIL, "passport-scan") if s in text]
+    words = (SECRET, AGENT_SECRET, NOTE_SECRET, RATING_SECRET, NAME, EMAIL, PHONE, EXTERNAL_ID, "passport-scan")
+    return [s for s in words if s in text]
+
+
+def files_of(root: Path, attachment_id: str) -> list[str]:
+    """The files of the media folder named by an attachment: its bytes and its thumbnail."""
+    return sorted(p.name for p in root.rglob("*") if p.is_file() and attachment_id in p.name)
+
+
+def rows_naming(customer_id: str) -> dict[str, list[Any]]:
+    """Every row of a model with a ``customer_id`` column that names the customer, by table."""
+    from django.apps import apps
+
+    found: dict[str, list[Any]] = {}
+    for model in apps.get_models():
+        if "customer_id" in {f.attname for f in model._meta.concrete_fields}:
+            rows = list(model._default_manager.filter(customer_id=customer_id))
+            if rows:
+                found[model._meta.db_table] = rows
+    return found
+
+
+def kept_after_erasure(customer_id: str) -> None:
+    """Nothing names an erased customer any more but what docs/privacy.md keeps on purpose:
+    the ``customer.erased`` webhook that tells the host application; their timers, finished
+    (cancelled, or fired before the erasure); the log's events and their key's row, emptied.
+    None of these holds anything of theirs but their id."""
+    from workers.models import Timer
+
+    left = rows_naming(customer_id)
+    assert {table: [getattr(row, "event_type", None) for row in rows] for table, rows in left.items()} in (
+        {}, {"parley_webhook_deliveries": ["customer.erased"]}), left
+    assert not Timer.objects.filter(subject=customer_id, state=Timer.PENDING).exists()
+    assert SubjectKey.objects.get(subject=customer_id).wrapped == ""
 
 
 def test_the_log_holds_no_personal_data_in_clear(conversation, project):
@@ -109,26 +152,44 @@ def test_the_log_holds_no_personal_data_in_clear(conversation, project):
 
 
 def test_after_erasure_no_dump_and_no_file_holds_anything_of_the_customer(
-    conversation, agent, client, project, _private_media, receiver, vapid_keys, push,  # noqa: F811
+    conversation, agent, client, project, _private_media, receiver, vapid_keys, push, settings,  # noqa: F811
 ):
+    from notifications.models import EmailOutbox, PushDelivery
+    from tests.support.mailflow import later
+    from workers import timers
+
+    settings.PARLEY_EMAIL_FALLBACK_SECONDS = 600
     register(client, receiver, ["message.created", "message.edited", "customer.updated", "customer.erased"])
     subscribe(push, conversation, vapid_keys)
     assert conversation.post("/api/v1/messages", {"message_id": new_id(), "body": f"again {SECRET}"}).status_code == 201
+    assert agent.post(f"/api/v1/conversations/{conversation.id}/messages",
+                      {"message_id": new_id(), "body": f"{AGENT_SECRET} again"}).status_code == 201
     project()
-    assert secrets_in(dump()) != []  # the read models hold it in clear before
+    timers.fire_due(now=later())  # the unread streak's email is queued; no worker sends it
+    assert PushDelivery.objects.filter(customer_id=conversation.id, state="pending").exists()
+    assert EmailOutbox.objects.filter(customer_id=conversation.id, state=EmailOutbox.PENDING).exists()
+    assert set(secrets_in(dump())) == {SECRET, AGENT_SECRET, NOTE_SECRET, RATING_SECRET, NAME, EMAIL, PHONE,
+                                       EXTERNAL_ID, "passport-scan"}  # in clear before
     assert conversation.picture in media_bytes(_private_media)
+    assert files_of(_private_media, conversation.attachment) == [conversation.attachment,
+                                                                 f"{conversation.attachment}.thumb"]
 
     r = erase(client, conversation.id)
     assert r.status_code == 202, r.content
     assert r.json() == {"customer_id": conversation.id, "erased": True}
     project()
+    catch_up("workflow")  # which routes conversations to agents
 
     assert secrets_in(dump()) == []
     assert conversation.picture not in media_bytes(_private_media)
+    assert files_of(_private_media, conversation.attachment) == []
     assert not PushSubscription.objects.filter(customer_id=conversation.id).exists()
+    assert not PushDelivery.objects.filter(customer_id=conversation.id).exists()
+    assert not EmailOutbox.objects.filter(customer_id=conversation.id).exists()
     left = list(WebhookDelivery.objects.filter(customer_id=conversation.id).values_list("event_type", flat=True))
     assert left == ["customer.erased"]
-    assert StoredEvent.objects.filter(event_type="MessageSent").count() == 3  # the log keeps its events
+    kept_after_erasure(conversation.id)
+    assert StoredEvent.objects.filter(event_type="MessageSent").count() == 4  # the log keeps its events
 
 
 def test_after_erasure_every_read_forgets_the_customer(conversation, agent, client, project):
@@ -205,15 +266,37 @@ def test_export_holds_contact_messages_edits_reads_notes_and_attachments(convers
     assert r.status_code == 200, r.content
     data = r.json()
     assert data["contact"]["name"] == NAME and data["contact"]["email"] == EMAIL
+    assert (data["contact"]["phone"], data["contact"]["external_id"]) == (PHONE, EXTERNAL_ID)
     first, reply = data["messages"]
+    assert first["original_body"] == f"my code is {SECRET}"  # as first sent, before the edit
     assert first["body"] == f"my code is {SECRET}, sorry"
     assert [e["body"] for e in first["edits"]] == [f"my code is {SECRET}, sorry"]
+    assert reply["original_body"] == reply["body"] and reply["edits"] == []
     assert first["attachments"][0]["name"] == "passport-scan.png"
     assert first["attachments"][0]["url"].startswith("/api/v1/attachments/")
     assert reply["reads"] and reply["reads"][0]["reader_kind"] == "customer"
     assert NOTE_SECRET in data["notes"][0]["body"]
-    assert data["ratings"] == []
+    assert [(r["resolution"], r["score"], r["comment"]) for r in data["ratings"]] == [(1, 2, f"slow, {RATING_SECRET}")]
     assert client.get(f"/api/v1/customers/{conversation.id}/export").status_code == 401
+
+
+def test_the_exports_links_download_with_the_integration_key_that_asked_for_it(conversation, client, settings):
+    (link,) = integration(client, "get", f"/api/v1/customers/{conversation.id}/export").json()["messages"][0]["attachments"]
+    for url, content_type in ((link["url"], "image/png"), (link["thumbnail_url"], "image/png")):
+        r = integration(client, "get", url)
+        assert r.status_code == 200, r.content
+        assert r["Content-Type"] == content_type
+    assert b"".join(integration(client, "get", link["url"]).streaming_content) == conversation.picture
+    assert client.get(link["url"], HTTP_AUTHORIZATION="Bearer not-the-key").status_code == 404
+    assert client.get(link["url"]).status_code == 404
+    settings.PARLEY_INTEGRATION_KEY = ""  # the host API disabled: an empty bearer is nobody
+    assert client.get(link["url"], HTTP_AUTHORIZATION="Bearer ").status_code == 404
+
+
+def test_an_unsent_upload_is_not_the_integration_keys_to_download(customer, client, settings, _private_media):
+    settings.PARLEY_INTEGRATION_KEY = KEY
+    attachment = upload(customer, "draft.png", files.png((4, 4)))
+    assert integration(client, "get", f"/api/v1/attachments/{attachment}").status_code == 404
 
 
 def test_master_key_rotation_keeps_every_event_readable(conversation, settings):
@@ -415,3 +498,209 @@ def test_keys_are_found_for_many_subjects_at_once_and_for_any_subject_text():
     assert ring.ciphers.keys() == set(subjects)
     mixed = keys.for_reading([subjects[0], odd])
     assert mixed.ciphers.keys() == {subjects[0], odd} and not mixed.erased(odd)
+
+
+# -- backups: a restore of an older dump, with the newest key table ------------------------------------------
+
+
+def full_dump() -> dict[str, Any]:
+    """Every table's rows but the key table's, as the documented full dump keeps them
+    (``pg_dump --exclude-table-data=parley_subject_keys``, docs/operations.md)."""
+    saved: dict[str, Any] = {}
+    with connection.cursor() as cursor:
+        shadows: tuple[str, ...] = ()
+        if connection.vendor == "sqlite":  # a full-text table and its own tables follow the rows' triggers
+            cursor.execute("SELECT name FROM sqlite_master WHERE sql LIKE 'CREATE VIRTUAL TABLE%'")
+            shadows = tuple(name for (name,) in cursor.fetchall())
+        for table in connection.introspection.table_names(cursor):
+            if table == keys.TABLE or table.startswith(("sqlite_", *shadows)):
+                continue
+            if connection.vendor == "postgresql":
+                with cursor.cursor.copy(f'COPY "{table}" TO STDOUT') as copy:
+                    saved[table] = b"".join(bytes(block) for block in copy)
+            else:
+                cursor.execute(f'SELECT * FROM "{table}"')
+                saved[table] = cursor.fetchall()
+    return saved
+
+
+def restore(saved: dict[str, Any]) -> None:
+    """Put every table but the key table back as ``saved`` holds it: the key table stays the newest."""
+    from django.db import transaction
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        for table, rows in saved.items():
+            cursor.execute(f'DELETE FROM "{table}"')
+            if connection.vendor == "postgresql":
+                with cursor.cursor.copy(f'COPY "{table}" FROM STDIN') as copy:
+                    copy.write(rows)
+            elif rows:
+                marks = ", ".join(["%s"] * len(rows[0]))
+                cursor.executemany(f'INSERT INTO "{table}" VALUES ({marks})', rows)
+
+
+def test_a_restore_of_an_older_dump_brings_nothing_of_an_erased_customer_back_once_erasures_are_reapplied(
+    conversation, agent, client, project, _private_media, tmp_path,
+):
+    import shutil
+
+    from django.core.management import call_command
+
+    from customers.models import Customer
+    from tests.integration.test_agent_tools import settle
+
+    settle()
+    project()
+    dumped, media = full_dump(), tmp_path / "media-backup"
+    shutil.copytree(_private_media, media)
+    # Sent after the dump, so only the media backup (made later) holds its file.
+    late = upload(conversation, "late-scan.png", late_picture := files.png((6, 11)))
+    shutil.copytree(_private_media, media, dirs_exist_ok=True)
+    assert erase(client, conversation.id).status_code == 202
+    project()
+    catch_up("workflow")
+    assert secrets_in(dump()) == [] and media_bytes(_private_media).find(conversation.picture) == -1
+
+    restore(dumped)  # the database as the old full dump held it, and the newest key table
+    shutil.copytree(media, _private_media, dirs_exist_ok=True)
+    assert Customer.objects.filter(id=conversation.id).exists()  # what the restore brought back
+    assert secrets_in(dump()) != [] and conversation.picture in media_bytes(_private_media)
+
+    out = io.StringIO()
+    call_command("reapply_erasures", "--sweep-files", stdout=out)
+    assert "1 erased customer(s) checked" in out.getvalue() and "2 file(s) no row names deleted" in out.getvalue()  # the late file, its thumbnail
+    project()
+    catch_up("workflow")
+    rebuild.rebuild(read_models())
+
+    assert secrets_in(dump()) == []
+    kept_after_erasure(conversation.id)
+    assert files_of(_private_media, conversation.attachment) == [] and files_of(_private_media, late) == []
+    assert conversation.picture not in media_bytes(_private_media) and late_picture not in media_bytes(_private_media)
+    assert integration(client, "get", f"/api/v1/customers/{conversation.id}").status_code == 404
+    assert agent.get(f"/api/v1/conversations/{conversation.id}").status_code == 404
+    assert integration(client, "get", f"/api/v1/customers/{conversation.id}/export").status_code == 404
+    # Applied once: running it again appends nothing.
+    count = StoredEvent.objects.count()
+    call_command("reapply_erasures", stdout=io.StringIO())
+    assert StoredEvent.objects.count() == count
+    assert StoredEvent.objects.filter(event_type="CustomerErased").count() == 1
+
+
+# -- attachments: files deleted for sure, uploads racing the erasure -----------------------------------------
+
+
+def test_files_an_erasure_could_not_delete_are_deleted_once_the_storage_is_back(
+    conversation, client, _private_media, monkeypatch,
+):
+    from django.core.files.storage import FileSystemStorage
+
+    from attachments.models import Attachment
+    from workers import timers
+
+    def away(self: Any, name: str) -> None:
+        raise OSError("the storage is away")
+
+    mine = [conversation.attachment, f"{conversation.attachment}.thumb"]
+    soon = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=2)
+    with monkeypatch.context() as storage_away:
+        storage_away.setattr(FileSystemStorage, "delete", away)
+        assert erase(client, conversation.id).status_code == 202
+        assert not Attachment.objects.exists()
+        assert files_of(_private_media, conversation.attachment) == mine  # the attempt after the commit failed
+        timers.fire_due(now=soon)  # still away: tried again later
+        assert files_of(_private_media, conversation.attachment) == mine
+    timers.fire_due(now=soon + timers.RETRY_CAP)
+    assert files_of(_private_media, conversation.attachment) == []
+    assert conversation.picture not in media_bytes(_private_media)
+
+
+@pytest.mark.postgres
+def test_an_upload_racing_the_erasure_leaves_no_row_and_no_file(make_customer, client, settings, _private_media):
+    from django.test import Client
+
+    from attachments.models import Attachment
+
+    settings.PARLEY_INTEGRATION_KEY = KEY
+    settings.PARLEY_CUSTOMER_UPLOADS_PER_MINUTE = 10_000
+    statuses: list[int] = []
+    customers = [make_customer(name=NAME, email=f"{n}.{EMAIL}") for n in range(3)]
+    for customer in customers:  # a few rounds: each erasure meets uploads in flight
+        start = threading.Barrier(5)
+
+        def uploader(n: int, customer: Any = customer, start: threading.Barrier = start) -> None:
+            c = Client()
+            try:
+                start.wait()
+                for i in range(12):
+                    data = f"{SECRET} {customer.id} {n}.{i}".encode()
+                    r = c.post("/api/v1/attachments", {"file": SimpleUploadedFile(f"note-{n}-{i}.txt", data)},
+                               HTTP_AUTHORIZATION=f"Bearer {customer.token}")
+                    statuses.append(r.status_code)
+            finally:
+                connections.close_all()
+
+        threads = [threading.Thread(target=uploader, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        start.wait()
+        r = erase(client, customer.id)
+        for t in threads:
+            t.join()
+        assert r.status_code == 202
+    assert set(statuses) <= {201, 410}, statuses
+    assert 410 in statuses  # some uploads came after an erasure...
+    left = Attachment.objects.filter(uploader_id__in=[c.id for c in customers])
+    assert list(left.values_list("id", flat=True)) == []  # ...and none before it outlived it
+    assert SECRET.encode() not in media_bytes(_private_media)
+
+
+@pytest.mark.postgres
+def test_an_upload_that_commits_while_the_erasure_runs_is_erased_with_the_rest(customer, client, settings, _private_media):
+    """The upload has checked the customer and written its row; the erasure runs before that commits."""
+    from django.db.backends.base.base import BaseDatabaseWrapper
+    from django.test import Client
+
+    from attachments.models import Attachment
+
+    settings.PARLEY_INTEGRATION_KEY = KEY
+    ready, erased, holding = threading.Event(), threading.Event(), threading.local()
+    commit = BaseDatabaseWrapper.commit
+
+    def commit_once_the_erasure_ran_or_waits(self: Any) -> None:
+        if getattr(holding, "upload", False):
+            holding.upload = False
+            ready.set()
+            for _ in range(6000):  # until the erasure is done, or waits for this transaction
+                with self.cursor() as cursor:
+                    cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+                    if cursor.fetchone()[0] or erased.wait(0.01):
+                        break
+        commit(self)
+
+    statuses: list[int] = []
+
+    def uploader() -> None:
+        try:
+            holding.upload = True
+            r = Client().post("/api/v1/attachments", {"file": SimpleUploadedFile("late.txt", f"{SECRET} late".encode())},
+                              HTTP_AUTHORIZATION=f"Bearer {customer.token}")
+            statuses.append(r.status_code)
+        finally:
+            ready.set()
+            connections.close_all()
+
+    settings_commit = pytest.MonkeyPatch()
+    settings_commit.setattr(BaseDatabaseWrapper, "commit", commit_once_the_erasure_ran_or_waits)
+    try:
+        thread = threading.Thread(target=uploader)
+        thread.start()
+        ready.wait()
+        r = erase(client, customer.id)
+        erased.set()
+        thread.join()
+    finally:
+        settings_commit.undo()
+    assert r.status_code == 202 and statuses in ([201], [410]), statuses
+    assert not Attachment.objects.filter(uploader_id=customer.id).exists()
+    assert SECRET.encode() not in media_bytes(_private_media)
