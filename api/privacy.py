@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest, JsonResponse
 
+from accounts.popouts import popout_sign_out
 from api.customers import _require_integration_key, has_integration_key
 from api.http import api, authenticated, doc, parse_uuid
 from api.schemas import UUID_PATH
@@ -37,6 +38,7 @@ def erase(request: HttpRequest, customer_id: str) -> JsonResponse:
     erased = customer_erase(customer_id=customer, reason="request", actor=actor)
     customer_directory().forget(customer)
     attachments_erase(customer_id=customer)  # again on a second erase: an upload may have raced the first
+    popout_sign_out(customer_id=customer)  # the widget's windows (their devices go with every other)
     return JsonResponse({"customer_id": str(customer), "erased": erased}, status=202)
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import transaction
 
+from accounts.popouts import popout_sign_out
 from attachments.services import attachments_erase, attachments_erase_many, attachments_sweep
 from chat.ports import customer_directory
 from conversations.models import Routing
@@ -48,6 +49,7 @@ def erase_customer(customer_id: uuid.UUID, *, reason: str, actor: str) -> bool:
     erased = customer_erase(customer_id=customer_id, reason=reason, actor=actor)
     customer_directory().forget(customer_id)
     attachments_erase(customer_id=customer_id)
+    popout_sign_out(customer_id=customer_id)  # the widget's windows (their devices go with every other)
     return erased
 
 
@@ -82,6 +84,7 @@ def reapply_erasures(*, sweep_files: bool = False, batch: int = 500) -> Reapplie
         for customer_id in customer_ids:
             customer_erase(customer_id=customer_id, reason="restore", actor="reapply_erasures")
             customer_directory().forget(customer_id)
+            popout_sign_out(customer_id=customer_id)
         customers += len(customer_ids)
         queued += _forget_queued(customer_ids)
         attachments += attachments_erase_many(customer_ids=customer_ids)

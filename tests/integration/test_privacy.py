@@ -84,6 +84,10 @@ def conversation(make_customer: Any, agent: Any, settings: Any) -> Any:
     settings.PARLEY_INTEGRATION_KEY = KEY
     customer = make_customer(name=NAME, email=EMAIL, external_id=EXTERNAL_ID)
     customer_update(customer_id=uuid.UUID(customer.id), phone=PHONE)
+    # A window the website widget signed in (its session names the customer).
+    from accounts.popouts import popout_open
+
+    popout_open(customer_id=uuid.UUID(customer.id))
     picture = files.png((7, 5))
     attachment = upload(customer, "passport-scan.png", picture)
     first = new_id()
