@@ -25,7 +25,7 @@ def streaks_in_progress(apps, schema_editor):
             continue
     unread = set(Unread.objects.filter(reader="customer", message_id__in=[m for _, m, _ in timers])
                  .values_list("message_id", flat=True))
-    started = {}
+    started: dict[uuid.UUID, object] = {}
     for customer_id, message_id, created_at in timers:
         if message_id in unread:
             started.setdefault(customer_id, EmailStreak(customer_id=customer_id, message_id=message_id,
