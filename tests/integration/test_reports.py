@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 
+from eventstore.store import EventStore
 from tests.integration.test_agent_tools import agent_says, customer_says, settle
+from tests.support.reports_seed import write_conversation
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -81,6 +83,68 @@ def test_a_rebuild_of_the_reports_gives_the_same_answers(seeded):
     before = grace.get("/api/v1/reports/summary").json()
     call_command("rebuild_readmodels", verbosity=0)
     assert grace.get("/api/v1/reports/summary").json() == before
+
+
+#: Two days of conversations written at fixed times (days in UTC).
+MONDAY, TUESDAY = dt.date(2026, 3, 2), dt.date(2026, 3, 3)
+TWO_DAYS = {"from": MONDAY.isoformat(), "to": TUESDAY.isoformat()}
+
+
+def at(day: dt.date, hour: int, minute: int = 0, second: int = 0) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(hour, minute, second), tzinfo=dt.timezone.utc)
+
+
+@pytest.fixture
+def measured(make_agent: Any, settings: Any, project: Any) -> dict[str, Any]:
+    """Fifteen conversations, each answered after a wait of ``w`` seconds and resolved ``2w`` after it started:
+    Grace's eleven on Monday (60, 120, ... 660), Linus's one on Monday (45) and three on Tuesday (900, 1500, 2400)."""
+    settings.PARLEY_TIME_ZONE = "UTC"
+    settings.PARLEY_BUSINESS_HOURS = ""  # a wait counts in full
+    grace, linus = make_agent("grace"), make_agent("linus")
+    waits = [(grace, MONDAY, w) for w in range(60, 661, 60)] + [(linus, MONDAY, 45)]
+    waits += [(linus, TUESDAY, w) for w in (900, 1500, 2400)]
+    store = EventStore()
+    for i, (agent, day, wait) in enumerate(waits):
+        asked = at(day, 9, i)
+        write_conversation(store, agent.id, f"Customer {i}", asked, asked + dt.timedelta(seconds=wait),
+                           asked + dt.timedelta(seconds=2 * wait))
+    project()
+    return {"grace": grace, "linus": linus}
+
+
+def times(figures: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    return figures["first_response_seconds"], figures["resolution_seconds"]
+
+
+def spread(count: int, p50: float, p90: float) -> dict[str, Any]:
+    return {"count": count, "p50": p50, "p90": p90}
+
+
+def test_percentiles_are_the_nearest_rank_of_the_ranges_values_for_the_team_each_agent_and_each_day(measured):
+    grace, linus = measured["grace"], measured["linus"]
+    s = grace.get("/api/v1/reports/summary", **TWO_DAYS).json()
+    # The team's fifteen waits (45, 60, 120, ..., 660, 900, 1500, 2400): the 8th and the 14th, not the mean or the
+    # largest; each resolution took twice its wait.
+    assert times(s) == (spread(15, 420.0, 1500.0), spread(15, 840.0, 3000.0))
+    assert {a["agent"]["name"]: times(a) for a in s["by_agent"]} == {
+        "Grace": (spread(11, 360.0, 600.0), spread(11, 720.0, 1200.0)),  # the 6th and 10th of 60 ... 660
+        "Linus": (spread(4, 900.0, 2400.0), spread(4, 1800.0, 4800.0)),  # the 2nd and 4th of 45, 900, 1500, 2400
+    }
+    assert times(grace.get("/api/v1/reports/summary", **TWO_DAYS, agent=grace.id).json()) == (
+        spread(11, 360.0, 600.0), spread(11, 720.0, 1200.0))
+
+    # Monday's twelve (45, 60 ... 660): the 6th and the 11th, not the median between two values; Tuesday's three.
+    days = grace.get("/api/v1/reports/daily", **TWO_DAYS).json()["days"]
+    assert [times(d) for d in days] == [(spread(12, 300.0, 600.0), spread(12, 600.0, 1200.0)),
+                                        (spread(3, 1500.0, 2400.0), spread(3, 3000.0, 4800.0))]
+    his = grace.get("/api/v1/reports/daily", **TWO_DAYS, agent=linus.id).json()["days"]
+    assert [times(d) for d in his] == [(spread(1, 45.0, 45.0), spread(1, 90.0, 90.0)),
+                                       (spread(3, 1500.0, 2400.0), spread(3, 3000.0, 4800.0))]
+
+    rows = list(csv.DictReader(io.StringIO(grace.get("/api/v1/reports/summary", **TWO_DAYS, format="csv").content.decode())))
+    assert [(r["agent_name"], r["first_response_p50"], r["first_response_p90"], r["resolution_p50"], r["resolution_p90"])
+            for r in rows] == [("All", "420.0", "1500.0", "840.0", "3000.0"), ("Grace", "360.0", "600.0", "720.0", "1200.0"),
+                               ("Linus", "900.0", "2400.0", "1800.0", "4800.0")]
 
 
 @pytest.mark.parametrize(("params", "code"), [
