@@ -6,14 +6,19 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import uuid
 from typing import Any
 
 import pytest
 from django.core.management import call_command
 
+from chat.events import MessageSent
+from conversations.events import FirstResponseSlaBreached
+from eventstore.events import Cursor
 from eventstore.store import EventStore
 from tests.integration.test_agent_tools import agent_says, customer_says, settle
 from tests.support.reports_seed import write_conversation
+from workers import timers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -145,6 +150,43 @@ def test_percentiles_are_the_nearest_rank_of_the_ranges_values_for_the_team_each
     assert [(r["agent_name"], r["first_response_p50"], r["first_response_p90"], r["resolution_p50"], r["resolution_p90"])
             for r in rows] == [("All", "420.0", "1500.0", "840.0", "3000.0"), ("Grace", "360.0", "600.0", "720.0", "1200.0"),
                                ("Linus", "900.0", "2400.0", "1800.0", "4800.0")]
+
+
+def test_a_first_response_past_its_target_is_one_breach_of_the_assignee_on_the_day_it_fell_due(
+    make_customer, make_agent, settings
+):
+    settings.PARLEY_FIRST_RESPONSE_SECONDS = 60
+    settings.PARLEY_TIME_ZONE = "UTC"
+    settings.PARLEY_BUSINESS_HOURS = ""
+    grace, linus = make_agent("grace"), make_agent("linus")
+    ada = make_customer("Ada")
+    # Ada writes half a minute before Monday's midnight: the answer is due on Tuesday.
+    asked, question = at(MONDAY, 23, 59, 30), uuid.uuid4()
+    EventStore().append(f"message-{question}", [MessageSent(question, uuid.UUID(ada.id), "customer", ada.id, "Ada",
+                                                            "Where is my parcel?", asked)], 0)
+    settle()
+    # Grace takes the conversation, then hands it to Linus: he holds it when the answer falls due.
+    assert grace.post(f"/api/v1/conversations/{ada.id}/claim").status_code == 200
+    handed = grace.post(f"/api/v1/conversations/{ada.id}/assign", {"agent_id": linus.id, "expected_assignee": int(grace.id)})
+    assert handed.status_code == 200, handed.content
+    settle()
+    due = at(TUESDAY, 0, 0, 30)
+    assert timers.fire_due(now=due - dt.timedelta(seconds=1)) == 0
+    assert timers.fire_due(now=due) == 1
+    settle()
+    [breach] = [r.event for r in EventStore().read_all(Cursor.start()) if isinstance(r.event, FirstResponseSlaBreached)]
+    assert (breach.due_at, breach.at) == (due, due)
+
+    s = grace.get("/api/v1/reports/summary", **TWO_DAYS).json()
+    assert s["sla_breaches"] == 1
+    assert {a["agent"]["name"]: a["sla_breaches"] for a in s["by_agent"]} == {"Linus": 1}
+    assert grace.get("/api/v1/reports/summary", **TWO_DAYS, agent=linus.id).json()["sla_breaches"] == 1
+    assert grace.get("/api/v1/reports/summary", **TWO_DAYS, agent=grace.id).json()["sla_breaches"] == 0
+    days = grace.get("/api/v1/reports/daily", **TWO_DAYS).json()["days"]
+    assert [(d["day"], d["conversations"], d["sla_breaches"]) for d in days] == [
+        (MONDAY.isoformat(), 1, 0), (TUESDAY.isoformat(), 0, 1)]
+    rows = list(csv.DictReader(io.StringIO(grace.get("/api/v1/reports/daily", **TWO_DAYS, format="csv").content.decode())))
+    assert [r["sla_breaches"] for r in rows] == ["0", "1"]
 
 
 @pytest.mark.parametrize(("params", "code"), [
