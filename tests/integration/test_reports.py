@@ -77,10 +77,16 @@ def test_daily_has_every_day_of_the_range_and_csv_says_the_same(seeded):
     rows = list(csv.DictReader(io.StringIO(r.content.decode())))
     assert len(rows) == 30 and rows[-1]["day"] == today.isoformat()
     assert (rows[-1]["conversations"], rows[-1]["ratings"], rows[-1]["rating_average"]) == ("2", "2", "4.5")
+    # The ratings' spread, as in the JSON: Ada's 4 and Bob's 5 (that replaced his 2).
+    assert [rows[-1][f"rating_{score}"] for score in range(1, 6)] == ["0", "0", "0", "1", "1"]
+    assert [rows[0][f"rating_{score}"] for score in range(1, 6)] == ["0"] * 5
 
     summary = list(csv.reader(io.StringIO(grace.get("/api/v1/reports/summary", format="csv").content.decode())))
     assert summary[0][:3] == ["agent_id", "agent_name", "conversations"]
     assert [row[1] for row in summary[1:]] == ["All", "Grace", "Linus"]
+    spread = summary[0].index("rating_1")
+    assert [row[spread:spread + 5] for row in summary[1:]] == [
+        ["0", "0", "0", "1", "1"], ["0", "0", "0", "1", "0"], ["0", "0", "0", "0", "1"]]
 
 
 def test_a_rebuild_of_the_reports_gives_the_same_answers(seeded):
