@@ -177,7 +177,8 @@ def daily(first: dt.date, last: dt.date, agent: str | None = None) -> dict[str, 
 
 CSV_COLUMNS = [
     "conversations", "resolved", "customer_messages", "agent_messages", "first_response_p50", "first_response_p90",
-    "resolution_p50", "resolution_p90", "ratings", "rating_average", "sla_breaches",
+    "resolution_p50", "resolution_p90", "ratings", "rating_average", *(f"rating_{score}" for score in range(1, 6)),
+    "sla_breaches",
 ]
 
 
@@ -190,4 +191,5 @@ def csv_cells(figures: dict[str, Any]) -> list[Any]:
             figures["messages"]["agent"], blank(figures["first_response_seconds"]["p50"]),
             blank(figures["first_response_seconds"]["p90"]), blank(figures["resolution_seconds"]["p50"]),
             blank(figures["resolution_seconds"]["p90"]), figures["rating"]["count"],
-            blank(figures["rating"]["average"]), figures["sla_breaches"]]
+            blank(figures["rating"]["average"]), *(figures["rating"]["distribution"][str(score)] for score in range(1, 6)),
+            figures["sla_breaches"]]

@@ -1,6 +1,7 @@
 """Satisfaction and reports in a real browser (Debian's Chromium) against a real
 server: a resolved conversation's rating prompt on the customer's page, the
-rating in the agents' dashboard, and the reports page over a seeded month."""
+rating in the agents' dashboard, the reports page over a seeded month, and
+what the page and the website widget say outside business hours."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import pytest
 
 from tests.e2e.conftest import ROOT, http
 from tests.e2e.test_ui import (  # noqa: F401  (fixtures)
+    DESKTOP,
+    Watched,
     browser,
     conversation_row,
     customer_send,
@@ -112,20 +115,32 @@ def test_the_reports_page_charts_a_seeded_month_and_its_range_picker_narrows_it(
     expect(agent.locator("#by-day tbody tr")).to_have_count(7)
 
 
-def test_outside_business_hours_the_page_says_when_we_are_back_and_the_away_reply_shows_as_automatic(
+def test_outside_business_hours_the_page_and_the_widget_say_when_we_are_back_and_the_away_reply_shows_as_automatic(
         browser, pages, tmp_path):  # noqa: F811
     import datetime as dt
 
     from tests.e2e.conftest import start_stack, stop_stack
+    from tests.e2e.test_widget import HOST_ADDRESS, HostSite
 
     today = dt.datetime.now(dt.timezone.utc).date()
     closed = " ".join(str(today + dt.timedelta(days=d)) for d in (-1, 0, 1))
+    opening = dt.datetime.combine(today + dt.timedelta(days=2), dt.time(0))
+    away = f"We're away, we reply by {opening:%A} {opening.day} {opening:%B} at 00:00 UTC."
+    host = HostSite(HOST_ADDRESS)  # a website with the widget
     stack, drop = start_stack(tmp_path, extra_env={
-        "PARLEY_BUSINESS_HOURS": "Mon-Sun 00:00-24:00", "PARLEY_TIME_ZONE": "UTC", "PARLEY_HOLIDAYS": closed})
+        "PARLEY_BUSINESS_HOURS": "Mon-Sun 00:00-24:00", "PARLEY_TIME_ZONE": "UTC", "PARLEY_HOLIDAYS": closed,
+        "PARLEY_WIDGET_ORIGINS": host.origin})
+    host.parley = stack.url
     try:
         ada = stack.register_customer("Ada Lovelace", "ada@example.com")
         customer = open_customer(browser, pages, stack, ada["token"])
-        expect(customer.locator("#away")).to_contain_text("We're away, we reply by")
+        expect(customer.locator("#away")).to_have_text(away)
+        # The widget on the website says it in its header, where it says how soon the team replies.
+        shop = Watched(browser.new_context(viewport=DESKTOP).new_page())
+        pages.append(shop)
+        shop.page.goto(host.url(token=ada["token"]))
+        shop.page.get_by_role("button", name="Open support chat").click()
+        expect(shop.page.frame_locator("parley-widget iframe").locator("#w-availability")).to_have_text(away)
         customer_send(stack, ada["token"], "Hello, anyone?")
         customer_send(stack, ada["token"], "Still there?")
         automatic = customer.locator('.msg[data-sender="system"]')
@@ -136,3 +151,4 @@ def test_outside_business_hours_the_page_says_when_we_are_back_and_the_away_repl
     finally:
         stop_stack(stack)
         drop()
+        host.close()

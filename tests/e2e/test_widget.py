@@ -351,6 +351,26 @@ def test_an_agent_reply_raises_the_launcher_count_and_opening_the_chat_reads_it(
     assert host.log()["unread"] == [1, 0]
     expect(host.launcher).to_have_attribute("aria-expanded", "true")
 
+    # The agent resolves the conversation: the frame asks for a rating, and the one given there is stored.
+    rating = host.frame.locator("#rating")
+    expect(rating).to_be_hidden()
+    status, body = http("POST", f"{stack.url}/api/v1/conversations/{ada['customer_id']}/status", {"status": "resolved"},
+                        token=agent_token)
+    assert status == 200, body
+    expect(rating.get_by_role("group", name="How did we do?")).to_be_visible()
+    rating.get_by_role("radio", name=re.compile(r"^4 ")).check()
+    rating.locator("#rating-comment").fill("Quick answer, thanks")
+    rating.get_by_role("button", name="Send rating").click()
+    expect(rating.locator("#rating-status")).to_have_text("Thank you: you rated us 4 of 5. You can change it.")
+
+    def stored() -> Any:
+        status, body = http("GET", f"{stack.url}/api/v1/conversations/{ada['customer_id']}", token=agent_token)
+        assert status == 200, body
+        return body["conversation"]["rating"]
+
+    wait_until(lambda: stored() is not None, "the rating given in the widget never reached the conversation")
+    assert {k: stored()[k] for k in ("score", "comment")} == {"score": 4, "comment": "Quick answer, thanks"}
+
 
 def test_a_message_written_in_the_widget_reaches_the_agent_and_reading_anywhere_lowers_the_count(
     browser, hosts, stack, host_site

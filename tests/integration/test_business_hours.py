@@ -116,11 +116,18 @@ def test_the_page_says_nothing_of_hours_while_the_team_is_open(settings, custome
     assert Client().get("/api/v1/widget").json()["business_hours"]["open"] is True
 
 
-def test_an_away_reply_never_counts_as_a_first_response_even_when_it_is_the_first_message_seen(closed, customer):
+def test_an_away_reply_never_counts_as_a_first_response_even_when_it_is_the_first_message_seen(closed, customer, agent):
     customer_says(customer.id)
     settle()
     settle()
+    # The customer's message starts the wait; the away reply answers it and stops nothing.
+    [asked] = [e for e in log("MessageSent") if e.sender_kind == "customer"]
     [period] = log("FirstResponseClockStarted")
-    assert period.message_id != away_message_id(period.message_id)
+    [away] = system_messages()
+    assert (period.message_id, away.message_id) == (asked.message_id, away_message_id(asked.message_id))
     assert log("FirstResponseClockStopped") == []
-    assert uuid.UUID(str(system_messages()[0].message_id))
+    # Nor in the reports: no first response and no agent's message, the conversation started by the customer.
+    today = dt.datetime.now(dt.timezone.utc).date().isoformat()
+    report = agent.get("/api/v1/reports/summary", **{"from": today, "to": today}).json()
+    assert (report["conversations"], report["messages"], report["first_response_seconds"]["count"]) == (
+        1, {"customer": 1, "agent": 0}, 0)

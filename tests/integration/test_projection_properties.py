@@ -1,8 +1,8 @@
 """Projections built live equal a full replay and a brute-force fold of the log.
 
 Hypothesis drives random sequences of sends, edits, reads, renames,
-duplicates and crashes through the real command handlers, on SQLite and
-(in CI) PostgreSQL. Live projection runs interleaved with the commands in
+duplicates, crashes and the workflow's commands and timers through the real
+command handlers, on SQLite and (in CI) PostgreSQL. Live projection runs interleaved with the commands in
 random batch sizes; a crash is injected mid-batch now and then.
 """
 
@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import math
 import uuid
+from collections import Counter, defaultdict
 from typing import Any
 from unittest import mock
 
@@ -48,7 +50,7 @@ from eventstore.models import Checkpoint, StoredEvent
 from eventstore.runner import ConsumerRunner
 from eventstore.store import EventStore
 from project.bootstrap import workflow
-from readmodels import fulltext
+from readmodels import fulltext, reports
 from readmodels import rebuild as rebuild_module
 from readmodels.asof import EventRowsProjection
 from readmodels.models import (
@@ -70,6 +72,7 @@ from readmodels.names import names_for as shown_names
 from readmodels.present import present_conversation, present_row
 from readmodels.projections import PIPELINE, Facts, Projection, ReadModels, read_models
 from readmodels.rebuild import rebuild
+from workers import timers
 from workers.models import Timer
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -102,6 +105,7 @@ op = st.one_of(
               st.sets(st.sampled_from(["vip", "billing", "urgent"]), max_size=2)),
     st.tuples(st.just("mark"), st.integers(0, 1), st.integers(0, CUSTOMERS - 1), st.booleans()),
     st.just(("workflow",)),
+    st.just(("timers",)),  # every timer the workflow set: first responses past their target, snoozes that end
     st.tuples(st.just("rate"), st.integers(0, CUSTOMERS - 1), st.integers(0, 6), st.sampled_from(["", "great"])),
     st.tuples(st.just("crash"), st.integers(1, 7), st.integers(0, 3)),
 )
@@ -235,6 +239,90 @@ def brute_force(events: list[RecordedEvent]) -> dict[str, Any]:
     }
 
 
+#: A report's figures (readmodels.reports), each compared with the brute-force fold's.
+FIGURES = ("conversations", "resolved", "messages", "first_response_seconds", "resolution_seconds", "rating",
+           "sla_breaches")
+
+
+def report_by_brute_force(events: list[RecordedEvent]) -> tuple[dict[str, Any], dict[str, dict[str, Any]], set[dt.date]]:
+    """What reports.summary says of the whole log, folded naively (days in UTC, no business hours: a wait
+    counts in full): the team's figures, each agent's, and the days the facts fall on.
+
+    A conversation starts with a customer's message when it is not open (new, or resolved since); a first
+    response is the wait from the message that started a waiting period to the reply that stopped it, the
+    replier's; a resolution the time from the start, the resolver's; a rating (the last of its period) and a
+    breach are the assignee's at the time. Percentiles are the nearest rank."""
+    def day(at: dt.datetime) -> dt.date:
+        return at.astimezone(dt.timezone.utc).date()
+
+    writer: dict[uuid.UUID, str] = {}
+    open_since: dict[uuid.UUID, dt.datetime] = {}
+    waiting_since: dict[uuid.UUID, dt.datetime] = {}
+    assignee: dict[uuid.UUID, str] = {}
+    resolutions: Counter[uuid.UUID] = Counter()
+    counted: list[tuple[str, dt.date, str]] = []  # (kind, day, agent)
+    measured: dict[tuple[str, uuid.UUID, Any], tuple[dt.date, str, float]] = {}  # a later one of a key replaces
+    for r in events:
+        e: Any = r.event
+        c: Any = getattr(e, "customer_id", None)
+        if r.event_type == "MessageSent":
+            writer[e.message_id] = e.sender_id
+            if e.sender_kind == "customer":
+                if c not in open_since:
+                    open_since[c] = e.sent_at
+                    counted.append(("started", day(e.sent_at), ""))
+                counted.append(("customer_message", day(e.sent_at), ""))
+            elif e.sender_kind == "agent":
+                counted.append(("agent_message", day(e.sent_at), e.sender_id))
+        elif r.event_type == "ConversationAssigned":
+            assignee[c] = e.assignee_id or ""
+        elif r.event_type == "FirstResponseClockStarted":
+            waiting_since[c] = e.since
+        elif r.event_type == "FirstResponseClockStopped":
+            since = waiting_since.pop(c, None)
+            if e.message_id is not None and since is not None:
+                measured[("first_response", c, e.period_id)] = (day(e.at), writer[e.message_id], (e.at - since).total_seconds())
+        elif r.event_type == "FirstResponseSlaBreached":
+            counted.append(("sla_breach", day(e.at), assignee.get(c, "")))
+        elif r.event_type == "ConversationStatusChanged" and e.status == "resolved":
+            resolutions[c] += 1
+            resolver = e.actor.removeprefix("agent:") if e.actor.startswith("agent:") else ""
+            counted.append(("resolved", day(e.at), resolver))
+            started = open_since.pop(c, None)
+            if started is not None:
+                measured[("resolution", c, resolutions[c])] = (day(e.at), resolver, (e.at - started).total_seconds())
+        elif r.event_type == "ConversationRated":
+            measured[("rating", c, e.resolution)] = (day(e.at), assignee.get(c, ""), float(e.score))
+
+    def nearest_rank(values: list[float], p: int) -> float | None:
+        return round(sorted(values)[math.ceil(len(values) * p / 100) - 1], 1) if values else None
+
+    def figures(agent: str | None) -> dict[str, Any]:
+        n = Counter(kind for kind, _, a in counted if agent in (None, a))
+        values: dict[str, list[float]] = defaultdict(list)
+        for (kind, *_), (_, a, value) in measured.items():
+            if agent in (None, a):
+                values[kind].append(value)
+
+        def spread(kind: str) -> dict[str, Any]:
+            vs = values[kind]
+            return {"count": len(vs), "p50": nearest_rank(vs, 50), "p90": nearest_rank(vs, 90)}
+
+        scores = values["rating"]
+        return {
+            "conversations": n["started"], "resolved": n["resolved"],
+            "messages": {"customer": n["customer_message"], "agent": n["agent_message"]},
+            "first_response_seconds": spread("first_response"), "resolution_seconds": spread("resolution"),
+            "rating": {"count": len(scores), "average": round(sum(scores) / len(scores), 2) if scores else None,
+                       "distribution": {str(k): scores.count(k) for k in range(1, 6)}},
+            "sla_breaches": n["sla_breach"],
+        }
+
+    agents = {a for _, _, a in counted} | {a for _, a, _ in measured.values()}
+    days = {d for _, d, _ in counted} | {d for d, _, _ in measured.values()}
+    return figures(None), {a: figures(a) for a in sorted(agents - {""})}, days
+
+
 def wait_until_all_readable() -> None:
     """On PostgreSQL readers stop at the oldest running transaction of the
     cluster, which may be another session's: let those finish first."""
@@ -276,6 +364,8 @@ def assert_event_rows_end_where_the_read_models_are() -> None:
 def test_live_projections_equal_a_replay_and_a_brute_force_fold(ops, partition_count, settings):
     """Also with the pipeline split in partitions: what they build together is the same."""
     settings.PARLEY_PIPELINE_PARTITIONS = partition_count
+    settings.PARLEY_FIRST_RESPONSE_SECONDS = 60  # a first response can be late (the "timers" step)
+    settings.PARLEY_TIME_ZONE, settings.PARLEY_BUSINESS_HOURS = "UTC", ""
     wipe()
     customers = [customer_register(name=f"Customer {i}", external_id=f"c{i}").customer for i in range(CUSTOMERS)]
     message_ids = [uuid.uuid4() for _ in range(MESSAGES)]
@@ -334,6 +424,8 @@ def test_live_projections_equal_a_replay_and_a_brute_force_fold(ops, partition_c
             elif o[0] == "workflow":
                 for part in partitions.all_partitions():
                     workflow(partition=part).catch_up()
+            elif o[0] == "timers":
+                timers.fire_due(now=dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=2))
             elif o[0] == "crash":
                 # One member crashes mid-batch: the whole group's batch is undone.
                 _, batch, n = o
@@ -395,6 +487,12 @@ def test_live_projections_equal_a_replay_and_a_brute_force_fold(ops, partition_c
     assert {side: tallied[f"{side}_message"] for side in ("customer", "agent")} == expected["messages_by_side"]
     assert tallied["resolved"] == expected["resolved"]
     assert {(r[1], int(r[0].rsplit(":", 1)[1])): int(r[5]) for r in live["report_facts"] if r[2] == "rating"} == expected["ratings"]
+    # And every figure a report adds up from them, over all the log's days, for the team and each agent.
+    team, by_agent, days = report_by_brute_force(log)
+    today = dt.datetime.now(dt.timezone.utc).date()
+    summary = reports.summary(min(days, default=today), max(days, default=today))
+    assert {k: summary[k] for k in FIGURES} == team
+    assert {a["agent"]["id"]: {k: a[k] for k in FIGURES} for a in summary["by_agent"]} == by_agent
     assert badges_as_of_each_event(log) == {
         p: rows["badge"]["unread"] for p, rows in EventRows.objects.values_list("position", "rows") if "badge" in rows}
 

@@ -6,12 +6,19 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import uuid
 from typing import Any
 
 import pytest
 from django.core.management import call_command
 
+from chat.events import MessageSent
+from conversations.events import FirstResponseSlaBreached
+from eventstore.events import Cursor
+from eventstore.store import EventStore
 from tests.integration.test_agent_tools import agent_says, customer_says, settle
+from tests.support.reports_seed import write_conversation
+from workers import timers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -70,10 +77,16 @@ def test_daily_has_every_day_of_the_range_and_csv_says_the_same(seeded):
     rows = list(csv.DictReader(io.StringIO(r.content.decode())))
     assert len(rows) == 30 and rows[-1]["day"] == today.isoformat()
     assert (rows[-1]["conversations"], rows[-1]["ratings"], rows[-1]["rating_average"]) == ("2", "2", "4.5")
+    # The ratings' spread, as in the JSON: Ada's 4 and Bob's 5 (that replaced his 2).
+    assert [rows[-1][f"rating_{score}"] for score in range(1, 6)] == ["0", "0", "0", "1", "1"]
+    assert [rows[0][f"rating_{score}"] for score in range(1, 6)] == ["0"] * 5
 
     summary = list(csv.reader(io.StringIO(grace.get("/api/v1/reports/summary", format="csv").content.decode())))
     assert summary[0][:3] == ["agent_id", "agent_name", "conversations"]
     assert [row[1] for row in summary[1:]] == ["All", "Grace", "Linus"]
+    spread = summary[0].index("rating_1")
+    assert [row[spread:spread + 5] for row in summary[1:]] == [
+        ["0", "0", "0", "1", "1"], ["0", "0", "0", "1", "0"], ["0", "0", "0", "0", "1"]]
 
 
 def test_a_rebuild_of_the_reports_gives_the_same_answers(seeded):
@@ -81,6 +94,105 @@ def test_a_rebuild_of_the_reports_gives_the_same_answers(seeded):
     before = grace.get("/api/v1/reports/summary").json()
     call_command("rebuild_readmodels", verbosity=0)
     assert grace.get("/api/v1/reports/summary").json() == before
+
+
+#: Two days of conversations written at fixed times (days in UTC).
+MONDAY, TUESDAY = dt.date(2026, 3, 2), dt.date(2026, 3, 3)
+TWO_DAYS = {"from": MONDAY.isoformat(), "to": TUESDAY.isoformat()}
+
+
+def at(day: dt.date, hour: int, minute: int = 0, second: int = 0) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(hour, minute, second), tzinfo=dt.timezone.utc)
+
+
+@pytest.fixture
+def measured(make_agent: Any, settings: Any, project: Any) -> dict[str, Any]:
+    """Fifteen conversations, each answered after a wait of ``w`` seconds and resolved ``2w`` after it started:
+    Grace's eleven on Monday (60, 120, ... 660), Linus's one on Monday (45) and three on Tuesday (900, 1500, 2400)."""
+    settings.PARLEY_TIME_ZONE = "UTC"
+    settings.PARLEY_BUSINESS_HOURS = ""  # a wait counts in full
+    grace, linus = make_agent("grace"), make_agent("linus")
+    waits = [(grace, MONDAY, w) for w in range(60, 661, 60)] + [(linus, MONDAY, 45)]
+    waits += [(linus, TUESDAY, w) for w in (900, 1500, 2400)]
+    store = EventStore()
+    for i, (agent, day, wait) in enumerate(waits):
+        asked = at(day, 9, i)
+        write_conversation(store, agent.id, f"Customer {i}", asked, asked + dt.timedelta(seconds=wait),
+                           asked + dt.timedelta(seconds=2 * wait))
+    project()
+    return {"grace": grace, "linus": linus}
+
+
+def times(figures: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    return figures["first_response_seconds"], figures["resolution_seconds"]
+
+
+def spread(count: int, p50: float, p90: float) -> dict[str, Any]:
+    return {"count": count, "p50": p50, "p90": p90}
+
+
+def test_percentiles_are_the_nearest_rank_of_the_ranges_values_for_the_team_each_agent_and_each_day(measured):
+    grace, linus = measured["grace"], measured["linus"]
+    s = grace.get("/api/v1/reports/summary", **TWO_DAYS).json()
+    # The team's fifteen waits (45, 60, 120, ..., 660, 900, 1500, 2400): the 8th and the 14th, not the mean or the
+    # largest; each resolution took twice its wait.
+    assert times(s) == (spread(15, 420.0, 1500.0), spread(15, 840.0, 3000.0))
+    assert {a["agent"]["name"]: times(a) for a in s["by_agent"]} == {
+        "Grace": (spread(11, 360.0, 600.0), spread(11, 720.0, 1200.0)),  # the 6th and 10th of 60 ... 660
+        "Linus": (spread(4, 900.0, 2400.0), spread(4, 1800.0, 4800.0)),  # the 2nd and 4th of 45, 900, 1500, 2400
+    }
+    assert times(grace.get("/api/v1/reports/summary", **TWO_DAYS, agent=grace.id).json()) == (
+        spread(11, 360.0, 600.0), spread(11, 720.0, 1200.0))
+
+    # Monday's twelve (45, 60 ... 660): the 6th and the 11th, not the median between two values; Tuesday's three.
+    days = grace.get("/api/v1/reports/daily", **TWO_DAYS).json()["days"]
+    assert [times(d) for d in days] == [(spread(12, 300.0, 600.0), spread(12, 600.0, 1200.0)),
+                                        (spread(3, 1500.0, 2400.0), spread(3, 3000.0, 4800.0))]
+    his = grace.get("/api/v1/reports/daily", **TWO_DAYS, agent=linus.id).json()["days"]
+    assert [times(d) for d in his] == [(spread(1, 45.0, 45.0), spread(1, 90.0, 90.0)),
+                                       (spread(3, 1500.0, 2400.0), spread(3, 3000.0, 4800.0))]
+
+    rows = list(csv.DictReader(io.StringIO(grace.get("/api/v1/reports/summary", **TWO_DAYS, format="csv").content.decode())))
+    assert [(r["agent_name"], r["first_response_p50"], r["first_response_p90"], r["resolution_p50"], r["resolution_p90"])
+            for r in rows] == [("All", "420.0", "1500.0", "840.0", "3000.0"), ("Grace", "360.0", "600.0", "720.0", "1200.0"),
+                               ("Linus", "900.0", "2400.0", "1800.0", "4800.0")]
+
+
+def test_a_first_response_past_its_target_is_one_breach_of_the_assignee_on_the_day_it_fell_due(
+    make_customer, make_agent, settings
+):
+    settings.PARLEY_FIRST_RESPONSE_SECONDS = 60
+    settings.PARLEY_TIME_ZONE = "UTC"
+    settings.PARLEY_BUSINESS_HOURS = ""
+    grace, linus = make_agent("grace"), make_agent("linus")
+    ada = make_customer("Ada")
+    # Ada writes half a minute before Monday's midnight: the answer is due on Tuesday.
+    asked, question = at(MONDAY, 23, 59, 30), uuid.uuid4()
+    EventStore().append(f"message-{question}", [MessageSent(question, uuid.UUID(ada.id), "customer", ada.id, "Ada",
+                                                            "Where is my parcel?", asked)], 0)
+    settle()
+    # Grace takes the conversation, then hands it to Linus: he holds it when the answer falls due.
+    assert grace.post(f"/api/v1/conversations/{ada.id}/claim").status_code == 200
+    handed = grace.post(f"/api/v1/conversations/{ada.id}/assign", {"agent_id": linus.id, "expected_assignee": int(grace.id)})
+    assert handed.status_code == 200, handed.content
+    settle()
+    due = at(TUESDAY, 0, 0, 30)
+    assert timers.fire_due(now=due - dt.timedelta(seconds=1)) == 0
+    assert timers.fire_due(now=due) == 1
+    settle()
+    [breach] = [r.event for r in EventStore().read_all(Cursor.start()) if isinstance(r.event, FirstResponseSlaBreached)]
+    assert (breach.due_at, breach.at) == (due, due)
+
+    s = grace.get("/api/v1/reports/summary", **TWO_DAYS).json()
+    assert s["sla_breaches"] == 1
+    assert {a["agent"]["name"]: a["sla_breaches"] for a in s["by_agent"]} == {"Linus": 1}
+    assert grace.get("/api/v1/reports/summary", **TWO_DAYS, agent=linus.id).json()["sla_breaches"] == 1
+    assert grace.get("/api/v1/reports/summary", **TWO_DAYS, agent=grace.id).json()["sla_breaches"] == 0
+    days = grace.get("/api/v1/reports/daily", **TWO_DAYS).json()["days"]
+    assert [(d["day"], d["conversations"], d["sla_breaches"]) for d in days] == [
+        (MONDAY.isoformat(), 1, 0), (TUESDAY.isoformat(), 0, 1)]
+    rows = list(csv.DictReader(io.StringIO(grace.get("/api/v1/reports/daily", **TWO_DAYS, format="csv").content.decode())))
+    assert [r["sla_breaches"] for r in rows] == ["0", "1"]
 
 
 @pytest.mark.parametrize(("params", "code"), [

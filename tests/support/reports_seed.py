@@ -23,7 +23,7 @@ from conversations.events import (
     stream_id,
 )
 from customers.events import CustomerRegistered
-from eventstore.events import Metadata
+from eventstore.events import DomainEvent, Metadata
 from eventstore.store import EventStore
 
 
@@ -36,28 +36,37 @@ def seed(agent_id: str, days: int = 30, *, per_day: int = 3, seed_value: int = 2
     for d in range(days, 0, -1):
         day = today - dt.timedelta(days=d - 1)
         for i in range(rng.randint(1, per_day)):
-            customer = uuid.uuid4()
-            store.append(f"customer-{customer}", [CustomerRegistered(customer, f"Seeded {d}-{i}", "", "", None)], 0,
-                         Metadata(actor="integration"))
             asked = day + dt.timedelta(hours=8 + i, minutes=rng.randint(0, 50))
-            question, answer = uuid.uuid4(), uuid.uuid4()
-            store.append(f"message-{question}", [MessageSent(question, customer, "customer", str(customer),
-                                                             f"Seeded {d}-{i}", "Where is my parcel?", asked)], 0)
             replied = asked + dt.timedelta(minutes=rng.randint(2, 90))
-            store.append(f"message-{answer}", [MessageSent(answer, customer, "agent", agent_id, "Agent",
-                                                           "It is on its way.", replied)], 0)
-            resolved = replied + dt.timedelta(minutes=5)
-            events = [
-                FirstResponseClockStarted(customer, question, asked, None),
-                FirstResponseClockStopped(customer, question, answer, replied,
-                                          business_seconds=(replied - asked).total_seconds()),
-                ConversationStatusChanged(customer, "resolved", "open", f"agent:{agent_id}", resolved),
-            ]
-            if rng.random() < 0.8:
-                score = rng.randint(2, 5)
-                events.append(ConversationRated(customer, 1, score, "", resolved + dt.timedelta(minutes=1)))
+            score = rng.randint(2, 5) if rng.random() < 0.8 else None
+            write_conversation(store, agent_id, f"Seeded {d}-{i}", asked, replied, replied + dt.timedelta(minutes=5),
+                               score)
+            if score is not None:
                 written["ratings"] += 1
                 written["score_sum"] += score
-            store.append(stream_id(customer), events, 0, Metadata(actor="system"))
             written["conversations"] += 1
     return written
+
+
+def write_conversation(store: EventStore, agent_id: str, name: str, asked: dt.datetime, replied: dt.datetime,
+                       resolved: dt.datetime, score: int | None = None) -> uuid.UUID:
+    """One conversation at the given times: a customer ``name`` asks, the agent replies and resolves it,
+    and the customer rates it a minute later (with a ``score``); returns the customer's id."""
+    customer = uuid.uuid4()
+    store.append(f"customer-{customer}", [CustomerRegistered(customer, name, "", "", None)], 0,
+                 Metadata(actor="integration"))
+    question, answer = uuid.uuid4(), uuid.uuid4()
+    store.append(f"message-{question}", [MessageSent(question, customer, "customer", str(customer), name,
+                                                     "Where is my parcel?", asked)], 0)
+    store.append(f"message-{answer}", [MessageSent(answer, customer, "agent", agent_id, "Agent",
+                                                   "It is on its way.", replied)], 0)
+    events: list[DomainEvent] = [
+        FirstResponseClockStarted(customer, question, asked, None),
+        FirstResponseClockStopped(customer, question, answer, replied,
+                                  business_seconds=(replied - asked).total_seconds()),
+        ConversationStatusChanged(customer, "resolved", "open", f"agent:{agent_id}", resolved),
+    ]
+    if score is not None:
+        events.append(ConversationRated(customer, 1, score, "", resolved + dt.timedelta(minutes=1)))
+    store.append(stream_id(customer), events, 0, Metadata(actor="system"))
+    return customer

@@ -15,8 +15,8 @@ UTC = dt.timezone.utc
 WEEK = "Mon-Fri 09:00-17:00; Sat 10:00-14:00"
 
 
-def utc(*args: int) -> dt.datetime:
-    return dt.datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> dt.datetime:
+    return dt.datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def berlin(spec: str = WEEK, holidays: str = "") -> BusinessHours:
@@ -95,9 +95,17 @@ def test_time_counts_in_opening_hours_only_and_a_due_time_lands_in_them():
     assert hours.add(utc(2026, 1, 18, 12), dt.timedelta(0)) == utc(2026, 1, 19, 8)  # written on Sunday
 
 
-def test_a_calendar_of_holidays_only_is_never_open():
-    hours = berlin("Mon 09:00-10:00", holidays="")
-    assert hours.next_opening(utc(2026, 1, 13)) == utc(2026, 1, 19, 8)
+def test_hours_whose_every_opening_falls_on_a_holiday_are_never_open():
+    # Open Mondays 09:00-10:00, and every Monday for longer than the opening is looked for is a holiday.
+    mondays = [dt.date(2026, 1, 19) + dt.timedelta(weeks=w) for w in range(60)]
+    hours = berlin("Mon 09:00-10:00", holidays=" ".join(map(str, mondays)))
+    assert not hours.is_open(utc(2026, 1, 19, 8, 30))
+    assert hours.next_opening(utc(2026, 1, 13)) is None and hours.add(utc(2026, 1, 13), dt.timedelta(1)) is None
+    assert hours.seconds_between(utc(2026, 1, 13), utc(2026, 3, 1)) == 0
+    # One of those Mondays a working day again: the team opens then.
+    some = berlin("Mon 09:00-10:00", holidays=" ".join(map(str, mondays[:3] + mondays[4:])))
+    assert some.next_opening(utc(2026, 1, 13)) == utc(2026, 2, 9, 8)  # 09:00 CET
+    # Hours with no window at all are never open either.
     closed = BusinessHours(windows=(), zone=hours.zone)
     assert closed.next_opening(utc(2026, 1, 13)) is None and closed.add(utc(2026, 1, 13), dt.timedelta(1)) is None
 
