@@ -20,16 +20,14 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 
-from accounts.principals import Principal
 from chat.commands import Actor, SendMessage
 from chat.events import SenderKind
 from chat.handlers import send_message
-from eventstore.events import Cursor
 from project.bootstrap import pipeline
 from realtime import dispatcher as dispatching
 from realtime.dispatcher import Dispatcher, publish
-from realtime.frames import AGENTS
 from tests.e2e.conftest import RedisServer
+from tests.integration.test_partitions import Socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,24 +37,6 @@ LAYERS = {
     "core": lambda url: {"BACKEND": "channels_redis.core.RedisChannelLayer",
                          "CONFIG": {"hosts": [{"address": url, "socket_timeout": None}], "prefix": "parley-test"}},
 }
-
-
-class Socket:
-    """A listener of the agents' audience that records the positions it is offered."""
-
-    def __init__(self) -> None:
-        self.audience, self.listener_id = AGENTS, "s"
-        self.principal: Principal | None = None
-        self.got: list[int] = []
-
-    async def offer(self, cursor: Cursor, texts: tuple[str, ...]) -> None:
-        self.got.append(cursor.position)
-
-    async def send_text(self, text: str) -> None: ...
-
-    async def resync(self) -> None: ...
-
-    async def revoke(self, detail: str) -> None: ...
 
 
 async def until(condition: Any, what: str, timeout: float = 20.0) -> None:
