@@ -25,6 +25,12 @@ Every load is a fresh browser context (a cold cache), widget and baseline
 taking turns, BENCH_WIDGET_RUNS (40) of each after 3 untimed ones; Debian's
 Chromium through Playwright. `uptime` is recorded before measuring.
 
+Then how soon an agent's reply shows on a closed widget's launcher (issue
+26: within a second): a customer signed in by token on a host page, the
+chat never opened, BENCH_WIDGET_REPLIES (30) replies sent over HTTP one at
+a time; from just before each request to the launcher's count becoming
+that reply's number, beside the request's own answer.
+
     .venv/bin/python bench/widget.py
 """
 
@@ -49,6 +55,8 @@ from bench.report import table, write_section  # noqa: E402
 from tests.e2e import conftest as e2e  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_WIDGET_RUNS", "40"))
+#: Agent replies whose way to the closed widget's launcher count is timed.
+REPLIES = int(os.environ.get("BENCH_WIDGET_REPLIES", "30"))
 WARMUP = 3
 HOST = "127.0.0.2"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -79,6 +87,17 @@ document.body.appendChild(b);
 """
 
 
+# A signed-in customer's host page: notes when the launcher's count changes (the widget's
+# "unread" event, sent as it sets the count), with the wall clock the bench compares with.
+COUNTER = """
+window.counts = [];
+window.Parley = window.Parley || function () { (Parley.q = Parley.q || []).push(arguments); };
+Parley("boot", { token: new URLSearchParams(location.search).get("token") });
+Parley("on", "unread", (n) => { counts.push([Date.now(), n]); });
+Parley("on", "ready", () => { window.chatReady = true; });
+"""
+
+
 def page(script: str) -> str:
     return ('<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Host</title>'
             f'<script src="/probe.js"></script></head><body><h1>A host page</h1>'
@@ -95,6 +114,9 @@ class HostSite:
                 path = self.path.split("?")[0]
                 body, media = {
                     "/probe.js": (PROBE, "text/javascript"),
+                    "/counter.js": (COUNTER, "text/javascript"),
+                    "/signed-in.html": (page(f"{site.parley}/widget.js").replace("/probe.js", "/counter.js"),
+                                        "text/html"),
                     "/bare.js": (BARE, "text/javascript"),
                     "/widget.html": (page(f"{site.parley}/widget.js"), "text/html"),
                     "/baseline.html": (page("/bare.js"), "text/html"),
@@ -138,6 +160,37 @@ def measure(browser: Any, url: str, script: str) -> dict[str, float]:
         ))
     finally:
         context.close()
+
+
+def replies_counted(browser: Any, stack: Any, host: HostSite) -> tuple[list[float], list[float]]:
+    """(reply -> launcher count, reply -> the send's answer) in ms for REPLIES agent replies to a
+    customer whose widget stays closed on a host page, one reply once the last one was counted."""
+    import time
+    import urllib.parse
+    import uuid
+
+    customer = stack.register_customer("Bench Customer", "bench.customer@example.com")
+    agent = stack.agent_token()
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    counted, answered = [], []
+    try:
+        p = context.new_page()
+        p.goto(f"{host.origin}/signed-in.html?token={urllib.parse.quote(customer['token'])}")
+        p.wait_for_function("() => window.chatReady === true", timeout=30_000)
+        for n in range(1, WARMUP + REPLIES + 1):
+            sent = time.time() * 1000
+            status, _ = e2e.http("POST", f"{stack.url}/api/v1/conversations/{customer['customer_id']}/messages",
+                                 {"message_id": str(uuid.uuid4()), "body": f"Reply {n}"}, agent)
+            done = time.time() * 1000
+            assert status == 201, status
+            p.wait_for_function(f"() => window.counts.some(([, c]) => c === {n})", timeout=30_000)
+            shown = p.evaluate(f"window.counts.find(([, c]) => c === {n})[0]")
+            if n > WARMUP:
+                counted.append(shown - sent)
+                answered.append(done - sent)
+    finally:
+        context.close()
+    return counted, answered
 
 
 def served_size(url: str) -> tuple[int, int]:
@@ -190,6 +243,7 @@ def main() -> int:
                         m = measure(browser, url, script)
                         if i >= WARMUP:
                             results[kind].append(m)
+                counted, answered = replies_counted(browser, stack, host)
             finally:
                 browser.close()
     finally:
@@ -229,6 +283,23 @@ itself is ready to open (the `ready` event: the frame loaded, its identity
 settled, the pre-chat form shown) {percentile(ready, 0.5):.0f} ms (p50),
 {percentile(ready, 0.95):.0f} ms (p95) after the script loaded; the
 launcher does not wait for it.
+
+**An agent's reply on the closed widget's launcher.** A customer signed in
+by token on a host page (127.0.0.2), the chat never opened; an agent
+sends {REPLIES} replies over HTTP (after {WARMUP} untimed), each once the
+last was counted. **Counted**: from just before the agent's request to the
+launcher's count changing to that reply's number (the widget's `unread`
+event, sent as it sets the count; both clocks the machine's own) —
+the command, the pipeline's batch, the frame to the widget's socket and
+the message from the frame to the launcher. **Baseline**: the same
+request's own answer (`201`). The embedded server (one `serve`, SQLite,
+the pipeline in the same process). Milliseconds.
+
+{table(["from an agent's reply to", "p50", "p95", "max"],
+       [["**the launcher's count**", *stats(counted)], ["baseline: the send's answer", *stats(answered)]])}
+
+An agent's reply raises the closed widget's count in **{percentile(counted, 0.95):.0f} ms** (p95),
+against "within a second".
 
 `uptime` before measuring: `{before_uptime}` (2 cores; load {before_load} at the start).
 {load_note(before_load)}"""
