@@ -268,7 +268,7 @@ def hosts() -> Iterator[list[Host]]:
     opened: list[Host] = []
     yield opened
     for host in opened:
-        frames = [f for f in host.page.frames if "/widget/frame/" in f.url]
+        frames = [f for f in host.page.frames if "/widget/frame/" in f.url and not f.is_detached()]
         violations = host.watched.csp_violations() + [
             v for f in frames for v in f.evaluate("() => window.__cspViolations || []")
         ]
@@ -660,7 +660,13 @@ def test_the_keyboard_opens_and_closes_it_and_the_settings_show(browser, hosts, 
     host.page.evaluate("Parley('shutdown')")
     expect(host.page.locator("parley-widget")).to_have_count(0)
     expect(host.launcher).to_have_count(0)
-    assert not [f for f in host.page.frames if "/widget/frame/" in f.url]
+    # The frame's element is gone at once; Playwright hears of the frame's detaching a moment later.
+    host.page.wait_for_function("() => !document.querySelector('parley-widget')")
+    for _ in range(50):
+        if not [f for f in host.page.frames if "/widget/frame/" in f.url and not f.is_detached()]:
+            break
+        host.page.wait_for_timeout(100)
+    assert not [f for f in host.page.frames if "/widget/frame/" in f.url and not f.is_detached()]
     host.page.evaluate(f"Parley('boot', {{token: {json.dumps(ada['token'])}}})")
     expect(host.launcher).to_be_visible()
     host.page.wait_for_function(f"() => window.hostLog.ready > {ready}")
