@@ -109,6 +109,34 @@ def conversation(make_customer: Any, agent: Any, settings: Any) -> Any:
     return customer
 
 
+def erase_while(client: Any, customer: Any, request: Any, *, requests: int, threads: int = 4) -> tuple[Any, list[int]]:
+    """Erase ``customer`` while ``threads`` threads (each with its own client and connection) make
+    ``requests`` calls of ``request(client, thread, i)`` each, all let go at once; the erasure's
+    answer and every call's status."""
+    from django.test import Client
+
+    statuses: list[int] = []
+    start = threading.Barrier(threads + 1)
+
+    def run(n: int) -> None:
+        c = Client()
+        try:
+            start.wait()
+            for i in range(requests):
+                statuses.append(request(c, n, i))
+        finally:
+            connections.close_all()
+
+    workers = [threading.Thread(target=run, args=(n,)) for n in range(threads)]
+    for t in workers:
+        t.start()
+    start.wait()
+    r = erase(client, customer.id)
+    for t in workers:
+        t.join()
+    return r, statuses
+
+
 def secrets_in(text: str) -> list[str]:
     words = (SECRET, AGENT_SECRET, NOTE_SECRET, RATING_SECRET, NAME, EMAIL, PHONE, EXTERNAL_ID, "passport-scan")
     return [s for s in words if s in text]
@@ -319,29 +347,12 @@ def test_erase_racing_the_customers_own_sends_leaves_nothing_of_theirs(make_cust
     settings.PARLEY_INTEGRATION_KEY = KEY
     settings.PARLEY_CUSTOMER_SENDS_PER_MINUTE = 10_000
     customer = make_customer(name=NAME, email=EMAIL)
-    statuses: list[int] = []
-    start = threading.Barrier(5)
 
-    def sender(n: int) -> None:
-        from django.test import Client
+    def send(c: Any, n: int, i: int) -> int:
+        return c.post("/api/v1/messages", {"message_id": new_id(), "body": f"{SECRET} {n}.{i}"},
+                      content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {customer.token}").status_code
 
-        c = Client()
-        try:
-            start.wait()
-            for i in range(15):
-                r = c.post("/api/v1/messages", {"message_id": new_id(), "body": f"{SECRET} {n}.{i}"},
-                           content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {customer.token}")
-                statuses.append(r.status_code)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=sender, args=(n,)) for n in range(4)]
-    for t in threads:
-        t.start()
-    start.wait()
-    r = erase(client, customer.id)
-    for t in threads:
-        t.join()
+    r, statuses = erase_while(client, customer, send, requests=15)
     assert r.status_code == 202
     assert set(statuses) <= {201, 410}, statuses
     assert 410 in statuses  # some sends came after the erasure...
@@ -621,7 +632,6 @@ def test_files_an_erasure_could_not_delete_are_deleted_once_the_storage_is_back(
 
 @pytest.mark.postgres
 def test_an_upload_racing_the_erasure_leaves_no_row_and_no_file(make_customer, client, settings, _private_media):
-    from django.test import Client
 
     from attachments.models import Attachment
 
@@ -630,27 +640,14 @@ def test_an_upload_racing_the_erasure_leaves_no_row_and_no_file(make_customer, c
     statuses: list[int] = []
     customers = [make_customer(name=NAME, email=f"{n}.{EMAIL}") for n in range(3)]
     for customer in customers:  # a few rounds: each erasure meets uploads in flight
-        start = threading.Barrier(5)
 
-        def uploader(n: int, customer: Any = customer, start: threading.Barrier = start) -> None:
-            c = Client()
-            try:
-                start.wait()
-                for i in range(12):
-                    data = f"{SECRET} {customer.id} {n}.{i}".encode()
-                    r = c.post("/api/v1/attachments", {"file": SimpleUploadedFile(f"note-{n}-{i}.txt", data)},
-                               HTTP_AUTHORIZATION=f"Bearer {customer.token}")
-                    statuses.append(r.status_code)
-            finally:
-                connections.close_all()
+        def upload_one(c: Any, n: int, i: int, customer: Any = customer) -> int:
+            data = f"{SECRET} {customer.id} {n}.{i}".encode()
+            return c.post("/api/v1/attachments", {"file": SimpleUploadedFile(f"note-{n}-{i}.txt", data)},
+                          HTTP_AUTHORIZATION=f"Bearer {customer.token}").status_code
 
-        threads = [threading.Thread(target=uploader, args=(n,)) for n in range(4)]
-        for t in threads:
-            t.start()
-        start.wait()
-        r = erase(client, customer.id)
-        for t in threads:
-            t.join()
+        r, round_statuses = erase_while(client, customer, upload_one, requests=12)
+        statuses += round_statuses
         assert r.status_code == 202
     assert set(statuses) <= {201, 410}, statuses
     assert 410 in statuses  # some uploads came after an erasure...
