@@ -2,9 +2,13 @@
 
 Erasure is for the host application (integration key) or a staff agent;
 export for the host application, which answers the customer's access request.
+``erase_customer`` is the one way a customer is erased: this API, the
+retention timer and ``erase_inactive`` (project.privacy) all call it.
 """
 
 from __future__ import annotations
+
+import uuid
 
 from django.http import HttpRequest, JsonResponse
 
@@ -17,6 +21,23 @@ from chat.ports import customer_directory
 from customers.services import CustomerNotFound, customer_erase
 from eventstore.keys import SubjectErased
 from readmodels.export import NothingToExport, customer_export
+
+
+def erase_customer(customer_id: uuid.UUID, *, reason: str, actor: str) -> bool:
+    """Erase the customer everywhere; False if they were erased already.
+
+    The customers context destroys the key, deletes the contact record and
+    publishes CustomerErased, which every read model and process manager
+    follows; the directory's cache forgets them at once; the attachments
+    context deletes their files (again on a second erase: an upload may have
+    raced the first); the widget's pop-out windows are signed out (their
+    devices go with every other).
+    """
+    erased = customer_erase(customer_id=customer_id, reason=reason, actor=actor)
+    customer_directory().forget(customer_id)
+    attachments_erase(customer_id=customer_id)
+    popout_sign_out(customer_id=customer_id)
+    return erased
 
 
 def _integration_or_agent(request: HttpRequest) -> str:
@@ -35,10 +56,7 @@ def _integration_or_agent(request: HttpRequest) -> str:
 def erase(request: HttpRequest, customer_id: str) -> JsonResponse:
     actor = _integration_or_agent(request)
     customer = parse_uuid(customer_id, "customer_id")
-    erased = customer_erase(customer_id=customer, reason="request", actor=actor)
-    customer_directory().forget(customer)
-    attachments_erase(customer_id=customer)  # again on a second erase: an upload may have raced the first
-    popout_sign_out(customer_id=customer)  # the widget's windows (their devices go with every other)
+    erased = erase_customer(customer, reason="request", actor=actor)
     return JsonResponse({"customer_id": str(customer), "erased": erased}, status=202)
 
 

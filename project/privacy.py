@@ -3,7 +3,7 @@
 An erasure is the customers context's (the key destroyed, the contact record
 deleted, CustomerErased published, which every read model and process
 manager follows) plus the attachments context's (the files deleted). The API
-and the retention timer both erase through ``erase_customer``.
+and the retention timer both erase through ``api.privacy.erase_customer``.
 
 Retention (``PARLEY_RETENTION_DAYS``, off at 0): a timer of the durable
 scheduler (workers.timers) fires every hour, erases the customers whose
@@ -26,7 +26,8 @@ from django.conf import settings
 from django.db import transaction
 
 from accounts.popouts import popout_sign_out
-from attachments.services import attachments_erase, attachments_erase_many, attachments_sweep
+from api.privacy import erase_customer
+from attachments.services import attachments_erase_many, attachments_sweep
 from chat.ports import customer_directory
 from conversations.models import Routing
 from customers.services import customer_erase
@@ -42,15 +43,6 @@ RETENTION_TIMER = "privacy.retention"
 #: Customers one run erases at most (each is one transaction's work; the next run follows at once).
 PER_RUN = 200
 EVERY = dt.timedelta(hours=1)
-
-
-def erase_customer(customer_id: uuid.UUID, *, reason: str, actor: str) -> bool:
-    """Erase the customer everywhere; False if they were erased already (the files are looked for again)."""
-    erased = customer_erase(customer_id=customer_id, reason=reason, actor=actor)
-    customer_directory().forget(customer_id)
-    attachments_erase(customer_id=customer_id)
-    popout_sign_out(customer_id=customer_id)  # the widget's windows (their devices go with every other)
-    return erased
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -175,21 +176,34 @@ def daily(first: dt.date, last: dt.date, agent: str | None = None) -> dict[str, 
             "days": [{"day": d.isoformat(), **days[d].as_json()} for d in every]}
 
 
-CSV_COLUMNS = [
-    "conversations", "resolved", "customer_messages", "agent_messages", "first_response_p50", "first_response_p90",
-    "resolution_p50", "resolution_p90", "ratings", "rating_average", *(f"rating_{score}" for score in range(1, 6)),
-    "sla_breaches",
+def _path(*keys: str) -> Callable[[dict[str, Any]], Any]:
+    """The figure at ``keys`` (nested), empty in a CSV when there is none (no percentile of nothing)."""
+    def cell(figures: dict[str, Any]) -> Any:
+        value: Any = figures
+        for key in keys:
+            value = value[key]
+        return "" if value is None else value
+    return cell
+
+
+#: A report's CSV: each column's name and where its figure is in the JSON answer.
+CSV_TABLE: list[tuple[str, Callable[[dict[str, Any]], Any]]] = [
+    ("conversations", _path("conversations")),
+    ("resolved", _path("resolved")),
+    ("customer_messages", _path("messages", "customer")),
+    ("agent_messages", _path("messages", "agent")),
+    ("first_response_p50", _path("first_response_seconds", "p50")),
+    ("first_response_p90", _path("first_response_seconds", "p90")),
+    ("resolution_p50", _path("resolution_seconds", "p50")),
+    ("resolution_p90", _path("resolution_seconds", "p90")),
+    ("ratings", _path("rating", "count")),
+    ("rating_average", _path("rating", "average")),
+    *((f"rating_{score}", _path("rating", "distribution", str(score))) for score in range(1, 6)),
+    ("sla_breaches", _path("sla_breaches")),
 ]
+CSV_COLUMNS = [name for name, _ in CSV_TABLE]
 
 
 def csv_cells(figures: dict[str, Any]) -> list[Any]:
     """One row of a report's CSV: the figures in CSV_COLUMNS' order (empty for none)."""
-    def blank(v: Any) -> Any:
-        return "" if v is None else v
-
-    return [figures["conversations"], figures["resolved"], figures["messages"]["customer"],
-            figures["messages"]["agent"], blank(figures["first_response_seconds"]["p50"]),
-            blank(figures["first_response_seconds"]["p90"]), blank(figures["resolution_seconds"]["p50"]),
-            blank(figures["resolution_seconds"]["p90"]), figures["rating"]["count"],
-            blank(figures["rating"]["average"]), *(figures["rating"]["distribution"][str(score)] for score in range(1, 6)),
-            figures["sla_breaches"]]
+    return [cell(figures) for _, cell in CSV_TABLE]
