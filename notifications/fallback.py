@@ -103,6 +103,7 @@ class EmailFallbackProcessManager:
         rows_of = asof.in_unit(batch.unit)
         customers = {r.event.customer_id for r in relevant}  # type: ignore[attr-defined]
         streaks = set(EmailStreak.objects.filter(customer_id__in=customers).values_list("customer_id", flat=True))
+        ended: set[uuid.UUID] = set()  # streaks whose rows go, in one statement after the batch
         for r in relevant:
             rows = rows_of(r)
             if rows is None and forgotten(r):
@@ -114,14 +115,20 @@ class EmailFallbackProcessManager:
                 continue  # the count did not change
             e = r.event
             if isinstance(e, MessageSent):
-                if e.sender_kind != SenderKind.SYSTEM and e.customer_id not in streaks and self._start_streak(e):
-                    streaks.add(e.customer_id)
+                if e.sender_kind != SenderKind.SYSTEM and e.customer_id not in streaks:
+                    if e.customer_id in ended:  # ended earlier in this batch: its row goes before the new one
+                        EmailStreak.objects.filter(customer_id=e.customer_id).delete()
+                        ended.discard(e.customer_id)
+                    if self._start_streak(e):
+                        streaks.add(e.customer_id)
             elif badge["unread"] == 0:  # the streak ended in time: no email (in order: a new one may follow)
                 customer_id = e.customer_id  # type: ignore[attr-defined]
                 timers.cancel(kind=EMAIL_FALLBACK_TIMER, subject=str(customer_id))
                 if customer_id in streaks:
-                    EmailStreak.objects.filter(customer_id=customer_id).delete()
+                    ended.add(customer_id)
                     streaks.discard(customer_id)
+        if ended:
+            EmailStreak.objects.filter(customer_id__in=ended).delete()
 
     def _confirm_address(self, e: CustomerRegistered, at: dt.datetime) -> None:
         """No conversation email goes to an address a visitor typed until the visitor proves it:

@@ -13,7 +13,7 @@ import re
 import pytest
 
 from notifications.fallback import EMAIL_FALLBACK_TIMER
-from notifications.models import EmailOutbox
+from notifications.models import EmailOutbox, EmailStreak
 from readmodels import selectors
 from tests.support.mailflow import DELAY, agent_says, customer_reads, later, now, parts, work
 from workers import timers
@@ -182,13 +182,27 @@ def test_email_recipient_reads_the_directory(customer):
 def test_a_streak_that_ends_and_a_new_one_in_one_batch_keep_only_the_new_timer(customer, agent, mailoutbox):
     first = agent_says(agent, customer, "Old news")
     customer_reads(customer, first)
-    agent_says(agent, customer, "Fresh news")
+    fresh = agent_says(agent, customer, "Fresh news")
     work(now())  # one batch: the first streak starts and ends, the second starts
     states = sorted(t.state for t in Timer.objects.filter(kind=EMAIL_FALLBACK_TIMER))
     assert states == sorted([Timer.CANCELLED, Timer.PENDING])
+    [streak] = EmailStreak.objects.all()  # the ended streak's row went before the new one was made
+    assert str(streak.message_id) == fresh
     assert work(later()) == 1
     text = parts(mailoutbox[0])["text/plain"]
     assert "Fresh news" in text and "Old news" not in text
+
+
+def test_streaks_of_several_customers_ending_in_one_batch_all_go(make_customer, agent, mailoutbox):
+    customers = [make_customer(email=f"reader{i}@example.com") for i in range(3)]
+    said = [agent_says(agent, c, "Read me") for c in customers]
+    work(now())
+    assert EmailStreak.objects.count() == 3
+    for c, mid in zip(customers, said, strict=True):
+        customer_reads(c, mid)
+    work(now())  # one batch: three reads, each bringing a badge back to 0
+    assert EmailStreak.objects.count() == 0
+    assert work(later()) == 0
 
 
 def test_a_conversation_resolved_before_the_email_asks_for_a_rating_in_it(customer, agent, mailoutbox):
