@@ -34,12 +34,12 @@ def _now() -> dt.datetime:
 def popout_open(*, customer_id: uuid.UUID) -> str:
     """A new pop-out session of ``customer_id``: the key its cookie carries.
 
-    The customer's sessions older than a customer token (whose cookies have
-    expired with it) are purged on the way."""
+    Every session older than a customer token (whose cookie has expired
+    with it: a window closed without "Leave", a customer who never came
+    back) is purged on the way, whoever's it was, so the table holds only
+    the windows opened within a token's lifetime."""
     now = _now()
-    PopOutSession.objects.filter(
-        customer_id=customer_id, created_at__lt=now - dt.timedelta(seconds=settings.CUSTOMER_TOKEN_MAX_AGE)
-    ).delete()
+    PopOutSession.objects.filter(created_at__lt=now - dt.timedelta(seconds=settings.CUSTOMER_TOKEN_MAX_AGE)).delete()
     key = secrets.token_urlsafe(32)
     PopOutSession.objects.create(key_hash=_hash(key), customer_id=customer_id, created_at=now)
     return key
@@ -71,10 +71,18 @@ def popout_subscribed(*, session_id: str, subscription_id: uuid.UUID) -> bool:
 def popout_sign_out(*, customer_id: uuid.UUID) -> list[uuid.UUID]:
     """Sign out every window the widget opened for ``customer_id``: the push
     subscriptions registered from them, for the caller to delete."""
+    return _sign_out(customer_id=customer_id)
+
+
+def popout_leave(*, session_id: str) -> list[uuid.UUID]:
+    """Sign out the one window of this session (its page's "Leave"): the push
+    subscriptions registered from it, for the caller to delete."""
+    return _sign_out(key_hash=session_id)
+
+
+def _sign_out(**which: object) -> list[uuid.UUID]:
     with transaction.atomic():
-        sessions = list(
-            PopOutSession.objects.select_for_update().filter(customer_id=customer_id).values_list("key_hash", flat=True)
-        )
+        sessions = list(PopOutSession.objects.select_for_update().filter(**which).values_list("key_hash", flat=True))
         if not sessions:
             return []
         subscriptions = sorted(set(

@@ -383,7 +383,9 @@ def _subscribed(layer: Any) -> bool:
     Its receive never raises: each Redis server's task reconnects by itself
     while Redis is down, and messages simply stop coming. Its connection says
     so at once (attributes of channels_redis 4 and redis-py; if they are not
-    there, the silence timeout still applies).
+    there, the silence timeout still applies, and the pub/sub case of
+    tests/integration/test_dispatcher_redis_stops.py fails: it waits far
+    less than that timeout for a frame sent while its Redis is down).
     """
     for shard in getattr(layer, "_shards", None) or ():
         pubsub = getattr(shard, "_pubsub", None)

@@ -12,10 +12,13 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 
+from accounts.popouts import popout_leave
 from accounts.principals import CUSTOMER_COOKIE, customer_cookie_value, principal_from_cookies
 from accounts.tokens import issue_customer_token
+from notifications.subscriptions import subscriptions_delete
 
 
 def remember_customer(response: HttpResponse, *, token: str, popout: str = "") -> None:
@@ -41,6 +44,18 @@ def remember_new_customer(response: HttpResponse, *, customer_id: uuid.UUID) -> 
 
 def forget_customer(response: HttpResponse) -> None:
     response.delete_cookie(CUSTOMER_COOKIE, samesite="Lax")
+
+
+def leave_popout(request: HttpRequest) -> None:
+    """If this browser's cookie names a pop-out session, end it and delete the
+    push subscriptions made in that window (as the widget's logout does for all of them)."""
+    raw = request.COOKIES.get(CUSTOMER_COOKIE)
+    principal = principal_from_cookies({CUSTOMER_COOKIE: raw}, None) if raw else None
+    if principal is None or principal.credential is None or principal.credential.kind != "popout":
+        return
+    with transaction.atomic():
+        subscriptions = popout_leave(session_id=principal.credential.key)
+        subscriptions_delete(customer_id=principal.customer_id, subscription_ids=subscriptions)
 
 
 def cookie_customer_id(request: HttpRequest) -> uuid.UUID | None:

@@ -32,7 +32,7 @@ from readmodels import reports, selectors
 from readmodels.projections import report_clock
 from web import charts as charts_module
 from web.forms import StartChatForm
-from web.identity import cookie_customer_id, forget_customer, remember_customer, remember_new_customer
+from web.identity import cookie_customer_id, forget_customer, leave_popout, remember_customer, remember_new_customer
 from web.security import page_headers
 
 THEME_COLOR = "#0f766e"
@@ -191,8 +191,12 @@ def chat_start(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def chat_leave(request: HttpRequest) -> HttpResponse:
-    """Forget this browser's conversation (a shared computer, or not you)."""
+    """Forget this browser's conversation (a shared computer, or not you).
+
+    A window the widget opened is signed out for good (its pop-out session
+    and the push subscriptions made in it go), not only this cookie."""
     response = redirect("web:chat_start" if visitor_signup_enabled() else "web:chat")
+    leave_popout(request)
     forget_customer(response)
     return response
 

@@ -7,6 +7,7 @@ the widget's logout signing out the windows it opened."""
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import json
 import re
@@ -18,6 +19,7 @@ from django.core.cache import cache
 from django.test import Client
 
 from accounts import presence
+from accounts.models import PopOutSession
 from accounts.principals import (
     CUSTOMER_COOKIE,
     customer_cookie_value,
@@ -398,3 +400,35 @@ def test_push_subscriptions_made_in_a_signed_out_window_go_with_it(ada: Customer
     late = window.post("/api/v1/push-subscriptions", push.new_subscription().to_json(), content_type=JSON, **csrf)
     assert late.status_code == 401
     assert PushSubscription.objects.count() == 1
+
+
+def test_leave_in_a_window_the_widget_opened_signs_that_window_out_for_good(ada: Customer, push, vapid_keys):
+    """"Leave" ends the window's pop-out session and the push subscription made in it; the
+    customer's other pop-out window and other devices stay signed in."""
+    window, other = popped_out(ada), popped_out(ada)
+    window.get("/chat/")
+    csrf = {"HTTP_X_CSRFTOKEN": window.cookies["csrftoken"].value}
+    made = window.post("/api/v1/push-subscriptions", push.new_subscription().to_json(), content_type=JSON, **csrf)
+    assert made.status_code == 201, made.content
+    phone = Client().post("/api/v1/push-subscriptions", push.new_subscription().to_json(), content_type=JSON,
+                          **bearer(issue_customer_token(ada.id)))
+    assert phone.status_code == 201
+    cookie = window.cookies[CUSTOMER_COOKIE].value
+    assert PopOutSession.objects.filter(customer_id=ada.id).count() == 2
+
+    left = window.post("/chat/leave/", **csrf)
+    assert left.status_code == 302 and left.cookies[CUSTOMER_COOKIE].value == ""
+    assert PopOutSession.objects.filter(customer_id=ada.id).count() == 1
+    # The old cookie, kept by someone who copied it before leaving, no longer signs anybody in.
+    assert principal_from_cookies({CUSTOMER_COOKIE: cookie}, None) is None
+    assert list(PushSubscription.objects.values_list("id", flat=True)) == [uuid.UUID(phone.json()["subscription_id"])]
+    assert other.get("/chat/").status_code == 200
+
+
+def test_pop_out_sessions_past_a_tokens_lifetime_are_purged_whoevers_they_are(ada: Customer, settings):
+    bob = customer_register(name="Bob", email="bob@example.com").customer
+    popped_out(bob)
+    PopOutSession.objects.update(created_at=dt.datetime.now(dt.timezone.utc)
+                                 - dt.timedelta(seconds=settings.CUSTOMER_TOKEN_MAX_AGE + 60))
+    popped_out(ada)  # another customer's pop-out purges Bob's expired session on the way
+    assert list(PopOutSession.objects.values_list("customer_id", flat=True)) == [ada.id]
