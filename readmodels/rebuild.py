@@ -13,6 +13,17 @@
    the other's rows go in. A second pass then replays what the pipeline
    did during that write. The live pipeline goes on meanwhile, writing the
    live tables.
+
+   On PostgreSQL the bulk of that pass is split by customer over
+   ``PROCESSES`` forked processes when the log is long enough
+   (``PARALLEL_FROM`` events): process ``w`` of ``N`` folds, for each
+   partition ``p`` of ``P``, the events of partition ``p + P*w`` of ``P*N``
+   up to ``p``'s checkpoint, in log order, into the same new tables (every
+   read-model row is one customer's, so the processes never write the same
+   row), and copies its rows in. This process then builds the waiting
+   indexes once, and goes on from those checkpoints as above, reading back
+   the rows it needs. Python folds on one core per process: the fold, not
+   the database, is most of a rebuild (docs/benchmarks.md).
 2. **The swap.** One transaction locks the pipeline's checkpoint row (the
    live pipeline starts every batch by locking it, so it waits here, between
    two batches), then the live tables (a reader holding one longer than
@@ -32,15 +43,18 @@ from __future__ import annotations
 
 import gc
 import logging
+import multiprocessing
 import os
 import secrets
 import time
+import traceback
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
-from django.db import OperationalError, connection, models, transaction
+from django.db import DEFAULT_DB_ALIAS, OperationalError, connection, connections, models, transaction
 
 from eventstore import partitions
 from eventstore.events import Cursor
@@ -61,6 +75,10 @@ HELD_ROWS = int(os.environ.get("PARLEY_REBUILD_HELD_ROWS", "400000"))
 #: Connections the rebuilt tables are written over at once (PostgreSQL): each
 #: table's rows with COPY, then its indexes, on one of them.
 WRITERS = int(os.environ.get("PARLEY_REBUILD_WRITERS", "2"))
+#: Processes the bulk of the pass is folded in (PostgreSQL; 1: this one alone).
+PROCESSES = int(os.environ.get("PARLEY_REBUILD_PROCESSES", str(min(2, os.cpu_count() or 1))))
+#: Below this many events in the log the bulk stays in this process (a fork costs more than it saves).
+PARALLEL_FROM = int(os.environ.get("PARLEY_REBUILD_PARALLEL_FROM", "20000"))
 
 
 @dataclass(frozen=True)
@@ -111,11 +129,22 @@ def rebuild(projections: Sequence[Projection], *, batch_size: int = 5000) -> lis
                             unit.flush(copy_with=shadow.write_apart)
                             unit.forget()
 
-        catch_up(unit)
-        with transaction.atomic():  # the bulk, written before the swap
-            mark_replay_transaction()
-            shadow.use()
-            unit.flush(copy_with=shadow.write_apart)
+        apart = _processes(shadow)
+        if apart > 1:
+            # The bulk, folded and written by processes of its own; this one goes on
+            # from where they stopped, reading back the rows it needs.
+            untils = partitions.checkpoints(PIPELINE)
+            for name, n in _fold_apart(engine, shadow, untils, apart, batch_size).items():
+                counts[name] += n
+            cursors.update(untils)
+            shadow.build_indexes()
+            unit = Unit(keep=True)
+        else:
+            catch_up(unit)
+            with transaction.atomic():  # the bulk, written before the swap
+                mark_replay_transaction()
+                shadow.use()
+                unit.flush(copy_with=shadow.write_apart)
         # What the pipeline did meanwhile, still without holding anything up, so
         # that the swap, which holds the pipeline and the readers, has little left.
         catch_up(unit)
@@ -171,6 +200,113 @@ def _replay(
         for name, n in engine.apply(batch.events, unit).items():
             counts[name] += n
     return batch.end
+
+
+def _processes(shadow: _Shadow) -> int:
+    """How many processes fold the bulk: PROCESSES on PostgreSQL for a log of PARALLEL_FROM events or more, else 1."""
+    if PROCESSES <= 1 or not shadow.postgres:
+        return 1
+    with connection.cursor() as c:
+        # The last position is the number of events but for the gaps rolled-back appends left: near enough.
+        c.execute("SELECT COALESCE(MAX(position), 0) FROM parley_events")
+        (last,) = c.fetchone()
+    return PROCESSES if last >= PARALLEL_FROM else 1
+
+
+def _fold_apart(
+    engine: ReadModels, shadow: _Shadow, untils: dict[partitions.Partition, Cursor], processes: int, size: int,
+) -> dict[str, int]:
+    """Fold every partition up to its cursor in ``untils`` in ``processes`` forked
+    processes (see the module docstring); returns the events each projection applied.
+
+    The processes are forked, so they start at once with everything this one
+    loaded. A child must never use its parent's connections: this thread's is
+    handed back first, and each child sets the inherited pool aside and opens
+    its own (psycopg never closes a connection in a process other than the
+    one that opened it, so the parent's stay intact). A child that fails
+    makes the rebuild fail: the others are stopped, and the caller drops the
+    new tables.
+    """
+    if connection.in_atomic_block:
+        raise RuntimeError("a rebuild forks its folding processes outside any transaction")
+    connection.close()
+    context = multiprocessing.get_context("fork")
+    pipes, children = [], []
+    for index in range(processes):
+        receive, send = context.Pipe(duplex=False)
+        child = context.Process(
+            target=_fold_share, args=(engine, shadow, untils, index, processes, size, send),
+            name=f"rebuild-fold-{index}", daemon=True,
+        )
+        child.start()
+        send.close()
+        pipes.append(receive)
+        children.append(child)
+    counts = {p.name: 0 for p in engine.projections}
+    try:
+        for child, receive in zip(children, pipes, strict=True):
+            try:
+                outcome, value = receive.recv()
+            except EOFError:
+                child.join()
+                raise RuntimeError(f"rebuild: {child.name} died (exit code {child.exitcode})") from None
+            if outcome != "ok":
+                raise RuntimeError(f"rebuild: {child.name} failed:\n{value}")
+            for name, n in value.items():
+                counts[name] += n
+    finally:
+        for child in children:
+            if child.is_alive() and child.exitcode is None:
+                child.join(timeout=5)
+            if child.is_alive():
+                child.kill()
+                child.join()
+    return counts
+
+
+#: See _fold_share.
+_INHERITED_POOLS: list[Any] = []
+
+
+def _fold_share(
+    engine: ReadModels, shadow: _Shadow, untils: dict[partitions.Partition, Cursor], index: int, processes: int,
+    size: int, send: Any,
+) -> None:
+    """In a forked process: fold share ``index`` of ``processes`` of every partition into the new tables, and write it."""
+    try:
+        # The parent's pool holds the parent's connections: set aside unused (never closed:
+        # closing would say goodbye on the parent's sockets), so this process makes its own.
+        pools = getattr(type(connections[DEFAULT_DB_ALIAS]), "_connection_pools", None)
+        if pools:
+            _INHERITED_POOLS.extend(pools.values())
+            pools.clear()
+        shadow.indexes = {}  # built by the parent once every share is written
+        replaying.active = True
+        unit = Unit(keep=True)
+        for table in shadow.tables:
+            unit.assume_empty(table)
+        counts = {p.name: 0 for p in engine.projections}
+        for part, until in untils.items():
+            share = partitions.Partition(part.index + part.count * index, part.count * processes)
+            cursor = Cursor.start()
+            while cursor < until:
+                with transaction.atomic():
+                    mark_replay_transaction()
+                    shadow.use()
+                    cursor = _replay(engine, unit, cursor, until, size, counts, share)
+                    if unit.held() >= HELD_ROWS:
+                        unit.flush(copy_with=shadow.write_apart)
+                        unit.forget()
+        with transaction.atomic():
+            mark_replay_transaction()
+            shadow.use()
+            unit.flush(copy_with=shadow.write_apart)
+        connection.close()
+        if hasattr(connection, "close_pool"):
+            connection.close_pool()  # said goodbye to the server, not cut off by the exit
+        send.send(("ok", counts))
+    except BaseException:
+        send.send(("error", traceback.format_exc()))
 
 
 def _lock_pipeline() -> dict[partitions.Partition, Cursor]:
@@ -276,6 +412,10 @@ class _Shadow:
         with ThreadPoolExecutor(max(1, WRITERS), thread_name_prefix="rebuild-writer") as pool:
             for _ in pool.map(write, jobs):  # re-raises the first failure
                 pass
+
+    def build_indexes(self) -> None:
+        """Build the waiting indexes of every table (after the rows were written apart), over ``WRITERS`` connections."""
+        self.write_apart([])
 
     def lock_live(self) -> None:
         """Lock the live tables the swap replaces (waiting at most ``SWAP_LOCK_TIMEOUT_MS``)."""

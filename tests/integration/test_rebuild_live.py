@@ -5,6 +5,10 @@ does, one keeps reading the read models, and the rebuild runs in the main
 thread. The rebuild must not be refused, readers must never see an empty
 or shrunken table, and the result must hold every event, those appended
 during the rebuild included, exactly as a replay of the log builds it.
+
+On PostgreSQL the same again with the bulk folded in two forked processes
+(readmodels.rebuild.PROCESSES), and a forked process that fails or dies
+fails the rebuild and leaves the live tables as they were.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from chat.events import SenderKind
 from chat.handlers import mark_message_as_read, send_message
 from customers.services import customer_register
 from project.bootstrap import pipeline
+from readmodels import rebuild as rebuild_module
 from readmodels.models import Badge, Conversation, TimelineMessage
 from workers.worker import Worker
 
@@ -40,7 +45,27 @@ def snapshot() -> dict[str, list[tuple]]:  # type: ignore[type-arg]
     }
 
 
-def test_a_rebuild_while_the_pipeline_runs_and_messages_arrive_loses_nothing_and_blanks_nothing():
+@pytest.fixture(params=["here", pytest.param("forked", marks=pytest.mark.postgres)])
+def folds(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Where the bulk of each rebuild is folded: in this process, or in two forked ones
+    (whatever the log's length); the list counts the rebuilds that forked."""
+    forked: list[int] = []
+    if request.param == "forked":
+        monkeypatch.setattr(rebuild_module, "PROCESSES", 2)
+        monkeypatch.setattr(rebuild_module, "PARALLEL_FROM", 0)
+        fold_apart = rebuild_module._fold_apart
+
+        def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+            forked.append(args[3])
+            return fold_apart(*args, **kwargs)
+
+        monkeypatch.setattr(rebuild_module, "_fold_apart", counted)
+    return forked
+
+
+def test_a_rebuild_while_the_pipeline_runs_and_messages_arrive_loses_nothing_and_blanks_nothing(
+    folds: list[int], request: pytest.FixtureRequest,
+):
     customers = [customer_register(name=f"Live {i}").customer for i in range(4)]
     sent: list[uuid.UUID] = []
     stop_writing, stop_reading = threading.Event(), threading.Event()
@@ -118,3 +143,48 @@ def test_a_rebuild_while_the_pipeline_runs_and_messages_arrive_loses_nothing_and
     assert {m for m, *_ in live["timeline"]} == set(sent)  # every message, those sent during the rebuild included
     call_command("rebuild_readmodels", stdout=io.StringIO())  # a quiet replay of the whole log
     assert snapshot() == live
+    assert folds == ([2, 2] if "forked" in request.node.callspec.id else [])
+
+
+def _rebuild_schemas() -> list[str]:
+    with connection.cursor() as c:
+        c.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'parley_rebuild_%%' OR nspname LIKE 'parley_replaced_%%'")
+        return [row[0] for row in c.fetchall()]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("how", ["raises", "dies"])
+def test_a_forked_fold_that_fails_fails_the_rebuild_and_leaves_the_live_tables(how: str, monkeypatch: pytest.MonkeyPatch):
+    from readmodels.projections import read_models
+
+    customers = [customer_register(name=f"Kept {i}").customer for i in range(6)]
+    for i in range(30):
+        send_message(SendMessage(uuid.uuid4(), customers[i % len(customers)].id, AGENT, f"kept {i}"))
+    pipeline().catch_up()
+    before = snapshot()
+    assert len(before["timeline"]) == 30
+    monkeypatch.setattr(rebuild_module, "PROCESSES", 2)
+    monkeypatch.setattr(rebuild_module, "PARALLEL_FROM", 0)
+    replay = rebuild_module._replay
+
+    def failing_share(engine, unit, cursor, until, size, counts, partition):  # type: ignore[no-untyped-def]
+        if partition.count == 2 and partition.index == 1:  # the second forked process only
+            if how == "dies":
+                import os
+
+                os._exit(3)
+            raise ValueError("a projection failed in the second share")
+        return replay(engine, unit, cursor, until, size, counts, partition)
+
+    monkeypatch.setattr(rebuild_module, "_replay", failing_share)
+    with pytest.raises(RuntimeError) as failed:
+        rebuild_module.rebuild(read_models())
+    if how == "dies":
+        assert "rebuild-fold-1 died (exit code 3)" in str(failed.value)
+    else:
+        assert "rebuild-fold-1 failed" in str(failed.value) and "a projection failed" in str(failed.value)
+    assert snapshot() == before  # the live tables were never touched
+    assert _rebuild_schemas() == []  # and the new ones are gone
+    monkeypatch.setattr(rebuild_module, "_replay", replay)
+    rebuild_module.rebuild(read_models())  # the next rebuild, forked again, succeeds
+    assert snapshot() == before
