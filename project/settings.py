@@ -158,6 +158,15 @@ else:
     # as long at most for a pooled connection, then answers 503 unavailable
     # (api.unavailable) instead of hanging.
     options.setdefault("connect_timeout", int(os.environ.get("PARLEY_DB_CONNECT_TIMEOUT", "2")))
+    # Server-side prepared statements: Django turns them off (prepare_threshold None), and
+    # then psycopg ignores every ``prepare=True``, so the log's appends and reads and the
+    # units' statements (eventstore) were parsed and planned on every execution (an append
+    # with its erasure check: about 0.1 ms of planning, a fifth of a send). Django's own
+    # cursors bind on the client and are never prepared; only Parley's server-binding
+    # statements are (at once where they ask, else after five runs of one text).
+    # PARLEY_DB_PREPARE_THRESHOLD=off: never (a connection pooler that cannot keep them).
+    prepare = os.environ.get("PARLEY_DB_PREPARE_THRESHOLD", "5").strip().lower()
+    options.setdefault("prepare_threshold", None if prepare == "off" else int(prepare))
     # Off by default (0): a statement that runs longer than this many milliseconds is cancelled.
     if int(os.environ.get("PARLEY_DB_STATEMENT_TIMEOUT_MS", "0")) > 0:
         options["options"] = f"-c statement_timeout={int(os.environ['PARLEY_DB_STATEMENT_TIMEOUT_MS'])}"

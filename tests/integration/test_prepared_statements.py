@@ -1,0 +1,57 @@
+"""Parley's own statements are prepared on PostgreSQL, as their ``prepare=True`` asks.
+
+Django opens psycopg connections with ``prepare_threshold=None``, under which
+psycopg ignores ``prepare=True``: every append and every batch read was
+parsed and planned again (docs/operations.md, PARLEY_DB_PREPARE_THRESHOLD).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from chat.commands import Actor, SendMessage
+from chat.events import SenderKind
+from chat.handlers import send_message
+from customers.services import customer_register
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def _prepared() -> list[tuple[str, int, int]]:
+    with connection.cursor() as c:
+        c.execute("SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements")
+        return list(c.fetchall())
+
+
+def test_an_append_is_planned_once_per_connection():
+    customer = customer_register(name="Prepared").customer
+    actor = Actor(SenderKind.CUSTOMER, str(customer.id), "Prepared")
+    for i in range(8):
+        send_message(SendMessage(uuid.uuid4(), customer.id, actor, f"message {i}"))
+    appends = [p for p in _prepared() if p[0].startswith("INSERT INTO parley_events")]
+    assert len(appends) == 1, _prepared()  # one statement, prepared once, run for every send
+    _, generic, custom = appends[0]
+    assert generic + custom >= 8  # the sends (and the registration's own append)
+    assert generic > 0  # past its first runs PostgreSQL plans it no more
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, "5"), ("off", "None"), ("0", "0")])
+def test_the_threshold_comes_from_the_environment(value: str | None, expected: str):
+    env = {k: v for k, v in os.environ.items() if k != "PARLEY_DB_PREPARE_THRESHOLD"}
+    env.update(PARLEY_DEBUG="1", DATABASE_URL="postgres://postgres@127.0.0.1:5432/unused",
+               DJANGO_SETTINGS_MODULE="project.settings")
+    if value is not None:
+        env["PARLEY_DB_PREPARE_THRESHOLD"] = value
+    out = subprocess.run(
+        [sys.executable, "-c", "from django.conf import settings; "
+         "print(settings.DATABASES['default']['OPTIONS']['prepare_threshold'])"],
+        env=env, cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, check=True,
+    )
+    assert out.stdout.strip() == expected, out.stderr
