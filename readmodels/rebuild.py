@@ -51,6 +51,7 @@ import traceback
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from multiprocessing.connection import wait
 from typing import Any
 
 import psycopg
@@ -243,21 +244,26 @@ def _fold_apart(
         pipes.append(receive)
         children.append(child)
     counts = {p.name: 0 for p in engine.projections}
+    pending: dict[Any, Any] = dict(zip(pipes, children, strict=True))
+    done = False
     try:
-        for child, receive in zip(children, pipes, strict=True):
-            try:
-                outcome, value = receive.recv()
-            except EOFError:
-                child.join()
-                raise RuntimeError(f"rebuild: {child.name} died (exit code {child.exitcode})") from None
-            if outcome != "ok":
-                raise RuntimeError(f"rebuild: {child.name} failed:\n{value}")
-            for name, n in value.items():
-                counts[name] += n
+        while pending:
+            ready: Any
+            for ready in wait(list(pending)):  # whichever answers first: a failure stops the rest at once
+                child = pending.pop(ready)
+                try:
+                    outcome, value = ready.recv()
+                except EOFError:
+                    child.join()
+                    raise RuntimeError(f"rebuild: {child.name} died (exit code {child.exitcode})") from None
+                if outcome != "ok":
+                    raise RuntimeError(f"rebuild: {child.name} failed:\n{value}")
+                for name, n in value.items():
+                    counts[name] += n
+        done = True
     finally:
         for child in children:
-            if child.is_alive() and child.exitcode is None:
-                child.join(timeout=5)
+            child.join(timeout=5 if done else 0)
             if child.is_alive():
                 child.kill()
                 child.join()
