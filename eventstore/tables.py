@@ -11,11 +11,13 @@ place that knows Django's fields: the unit builds its statements from a
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import json
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import orjson
 from django.db import connections, models
 
 Row = dict[str, Any]
@@ -35,8 +37,36 @@ def _sqlite_datetime(value: Any) -> dt.datetime | None:
     return value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)
 
 
+def _json_default(value: Any) -> Any:
+    """What orjson cannot write itself, written as PostgreSQL reads it back into a column."""
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, bytes | memoryview):
+        return "\\x" + bytes(value).hex()
+    raise TypeError(f"cannot write {type(value).__name__} to a row")
+
+
+_ROWS_JSON = orjson.OPT_NON_STR_KEYS
+
+
 class Table:
-    """A Django model's table as the unit reads and writes it (rows keyed by attname)."""
+    """A Django model's table as the unit reads and writes it (rows keyed by attname).
+
+    A table's description is the same for the life of the process, and
+    building one walks every field of its model (``db_type`` is Django code):
+    ``of`` keeps one per model and database.
+    """
+
+    _known: dict[tuple[type[models.Model], str, str], Table] = {}
+
+    @classmethod
+    def of(cls, model: type[models.Model], using: str = "default") -> Table:
+        """The description of ``model``'s table on the database ``using``, built once per process."""
+        key = (model, using, connections[using].vendor)
+        found = cls._known.get(key)
+        if found is None:
+            found = cls._known[key] = cls(model, using)
+        return found
 
     def __init__(self, model: type[models.Model], using: str = "default") -> None:
         conn = connections[using]
@@ -56,6 +86,8 @@ class Table:
         self.types = {f.attname: f.db_type(conn) for f in self.fields} if self.postgres else {}
         self._to_db = {f.attname: self._to_db_converter(f) for f in self.fields}
         self._from_db = {f.attname: self._from_db_converter(f) for f in self.fields}
+        #: Whether every column is named as its attname (rows can then be written as they are).
+        self._plain_names = all(self.columns[a] == a for a in self.attnames)
 
     def _to_db_converter(self, field: models.Field) -> Convert:  # type: ignore[type-arg]
         if isinstance(field, models.ForeignKey):
@@ -91,6 +123,27 @@ class Table:
 
     def row(self, values: Sequence[Any]) -> Row:
         return {a: self._from_db[a](v) for a, v in zip(self.attnames, values, strict=True)}
+
+    def json_rows(self, rows: Sequence[Row], attnames: Sequence[str]) -> str:
+        """``rows`` as one JSON array of objects keyed by column, each holding every
+        column of ``attnames`` (a row's defaults where it has no value), for
+        PostgreSQL's ``json_populate_recordset``.
+
+        One parameter, written in C by orjson: a batch's rows took a third of
+        the pipeline's time as one binary array per column, which psycopg
+        builds element by element in Python. Values go in as they are (JSON
+        columns as nested JSON, not as text); the server converts each to its
+        column's type as it reads the row. Keys other than the columns
+        written are ignored by the server.
+        """
+        defaults = {a: self.defaults[a] for a in attnames}
+        if self._plain_names:
+            wanted = defaults.keys()
+            out = [row if wanted <= row.keys() else defaults | row for row in rows]
+        else:
+            columns = [(self.columns[a], a) for a in attnames]
+            out = [{c: row[a] if a in row else defaults[a] for c, a in columns} for row in rows]
+        return orjson.dumps(out, default=_json_default, option=_ROWS_JSON).decode()
 
     def select(self) -> str:
         return ", ".join(f'"{self.columns[a]}"' for a in self.attnames)

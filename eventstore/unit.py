@@ -61,7 +61,7 @@ class Unit:
             name = model._meta.db_table
             found = self._tables.get(name)
             if found is None:
-                found = self._tables[name] = Table(model, self.using)
+                found = self._tables[name] = Table.of(model, self.using)
             self._of_model[model] = found
         return found
 
@@ -295,11 +295,12 @@ class Unit:
         else:
             tail = ""
         if table.postgres:
-            # One array per column, unnested into rows: a statement of the same
-            # text for any number of rows, and one parameter per column.
-            arrays = ", ".join(f"%b::{table.types[a]}[]" for a in attnames)
-            sql = f'INSERT INTO "{table.name}" ({cols}) SELECT * FROM unnest({arrays}){tail}'
-            return [(sql, [[table.to_db(a, row.get(a, table.defaults[a])) for row in rows] for a in attnames])]
+            # The rows as one JSON parameter the server expands into the
+            # table's row type (Table.json_rows): a statement of the same text
+            # for any number of rows.
+            sql = (f'INSERT INTO "{table.name}" ({cols}) SELECT {cols} '
+                   f'FROM json_populate_recordset(NULL::"{table.name}", %s::json){tail}')
+            return [(sql, [table.json_rows(rows, attnames)])]
         out = []
         one = "(" + ", ".join(["%s"] * len(attnames)) + ")"
         for chunk in _chunks(rows, max(1, CHUNK * 4 // len(attnames))):
