@@ -95,12 +95,12 @@ def rebuild(projections: Sequence[Projection], *, batch_size: int = 5000) -> lis
     engine = ReadModels([p for p in with_needs(projections) if p.rebuildable])
     shadow = _Shadow(engine.tables)
     counts = {p.name: 0 for p in engine.projections}
-    # One unit for the whole pass: the new tables start empty and only this
-    # pass writes them, so rows are held in memory (never read back) and
-    # written once, when enough changed or at the swap, not once per batch.
-    unit = Unit(keep=True)
-    for table in shadow.tables:
-        unit.assume_empty(table)
+    # Where the bulk is folded decides the unit the pass starts with: here, one
+    # that takes the new tables as empty (_fresh_unit); apart, the processes make
+    # their own, and this one starts after them with a plain unit, which reads
+    # back the rows they wrote.
+    apart = _processes(shadow)
+    unit = Unit(keep=True) if apart > 1 else _fresh_unit(shadow)
     replaying.active = True
     # The pass allocates millions of small objects and holds hundreds of
     # thousands of rows, none of them in reference cycles; the cyclic
@@ -114,23 +114,14 @@ def rebuild(projections: Sequence[Projection], *, batch_size: int = 5000) -> lis
         cursors = dict.fromkeys(partitions.all_partitions(), Cursor.start())
 
         def catch_up(unit: Unit) -> None:
-            """Up to where the live pipeline is now, a batch per transaction."""
+            """Up to where the live pipeline is now (read again before every batch)."""
             for part in cursors:
                 while True:
                     until = partitions.checkpoints(PIPELINE)[part]
                     if cursors[part] >= until:
                         break
-                    with transaction.atomic():
-                        mark_replay_transaction()
-                        shadow.use()
-                        cursors[part] = _replay(engine, unit, cursors[part], until, batch_size, counts, part)
-                        if unit.held() >= HELD_ROWS:
-                            # Written with their indexes (the first time), which the
-                            # later batches' reads and deletes by customer need.
-                            unit.flush(copy_with=shadow.write_apart)
-                            unit.forget()
+                    cursors[part] = _fold_batch(engine, shadow, unit, cursors[part], until, batch_size, counts, part)
 
-        apart = _processes(shadow)
         if apart > 1:
             # The bulk, folded and written by processes of its own; this one goes on
             # from where they stopped, reading back the rows it needs.
@@ -139,20 +130,13 @@ def rebuild(projections: Sequence[Projection], *, batch_size: int = 5000) -> lis
                 counts[name] += n
             cursors.update(untils)
             shadow.build_indexes()
-            unit = Unit(keep=True)
         else:
             catch_up(unit)
-            with transaction.atomic():  # the bulk, written before the swap
-                mark_replay_transaction()
-                shadow.use()
-                unit.flush(copy_with=shadow.write_apart)
+            _flush(shadow, unit, apart=True)  # the bulk, written before the swap
         # What the pipeline did meanwhile, still without holding anything up, so
         # that the swap, which holds the pipeline and the readers, has little left.
         catch_up(unit)
-        with transaction.atomic():
-            mark_replay_transaction()
-            shadow.use()
-            unit.flush()
+        _flush(shadow, unit, apart=False)
         for attempt in range(SWAP_ATTEMPTS):
             applying = False
             try:
@@ -201,6 +185,50 @@ def _replay(
         for name, n in engine.apply(batch.events, unit).items():
             counts[name] += n
     return batch.end
+
+
+def _fresh_unit(shadow: _Shadow) -> Unit:
+    """A unit for the bulk of a pass, in this process or a forked one: the new tables
+    start empty and only this pass writes them, so rows are held in memory (never
+    read back) and written once, when enough changed or after the bulk, not once per batch."""
+    unit = Unit(keep=True)
+    for table in shadow.tables:
+        unit.assume_empty(table)
+    return unit
+
+
+def _fold_batch(
+    engine: ReadModels, shadow: _Shadow, unit: Unit, cursor: Cursor, until: Cursor, size: int, counts: dict[str, int],
+    partition: partitions.Partition,
+) -> Cursor:
+    """``_replay`` into the new tables, in a transaction of its own; returns the new cursor.
+
+    Past ``HELD_ROWS`` the rows are written and dropped, with the waiting
+    indexes if they are not built yet: the later batches read back and delete
+    by customer. A forked process has none to build (its parent builds them
+    once every share is written), so its later batches read back without them.
+    """
+    with transaction.atomic():
+        mark_replay_transaction()
+        shadow.use()
+        cursor = _replay(engine, unit, cursor, until, size, counts, partition)
+        if unit.held() >= HELD_ROWS:
+            unit.flush(copy_with=shadow.write_apart)
+            unit.forget()
+    return cursor
+
+
+def _flush(shadow: _Shadow, unit: Unit, *, apart: bool) -> None:
+    """Write what ``unit`` holds into the new tables, in a transaction of its own.
+
+    ``apart``: the bulk, over ``write_apart``'s connections, with the waiting
+    indexes; else the few rows a catch-up left after the bulk, on this
+    connection: the indexes stand by then, and there is little to spread.
+    """
+    with transaction.atomic():
+        mark_replay_transaction()
+        shadow.use()
+        unit.flush(copy_with=shadow.write_apart if apart else None)
 
 
 def _processes(shadow: _Shadow) -> int:
@@ -288,25 +316,14 @@ def _fold_share(
             pools.clear()
         shadow.indexes = {}  # built by the parent once every share is written
         replaying.active = True
-        unit = Unit(keep=True)
-        for table in shadow.tables:
-            unit.assume_empty(table)
+        unit = _fresh_unit(shadow)
         counts = {p.name: 0 for p in engine.projections}
         for part, until in untils.items():
             share = partitions.Partition(part.index + part.count * index, part.count * processes)
             cursor = Cursor.start()
             while cursor < until:
-                with transaction.atomic():
-                    mark_replay_transaction()
-                    shadow.use()
-                    cursor = _replay(engine, unit, cursor, until, size, counts, share)
-                    if unit.held() >= HELD_ROWS:
-                        unit.flush(copy_with=shadow.write_apart)
-                        unit.forget()
-        with transaction.atomic():
-            mark_replay_transaction()
-            shadow.use()
-            unit.flush(copy_with=shadow.write_apart)
+                cursor = _fold_batch(engine, shadow, unit, cursor, until, size, counts, share)
+        _flush(shadow, unit, apart=True)
         connection.close()
         if hasattr(connection, "close_pool"):
             connection.close_pool()  # said goodbye to the server, not cut off by the exit
