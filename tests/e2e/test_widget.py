@@ -10,7 +10,9 @@ conversation; `logout` then a reload shows the pre-chat form, also in a
 window the widget opened; `shutdown` and `boot` again; the host
 page's own styles and globals are unchanged; all of it with third-party
 cookies (and so third-party storage) blocked as well as with partitioned
-storage; a phone gets the chat full-screen; keyboard and bad input."""
+storage; a phone gets the chat full-screen; keyboard and bad input; and
+"Leave" in a window the widget opened, on a phone and a desktop, signs
+that window out for good (its old cookie signs nobody in any more)."""
 
 from __future__ import annotations
 
@@ -19,7 +21,10 @@ import json
 import re
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -28,16 +33,20 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from tests.e2e.conftest import ROOT, Stack, http, start_stack, stop_stack
+from tests.e2e.layout import assert_laid_out
 from tests.e2e.test_ui import (
     CHROMIUM_ARGS,
     DESKTOP,
     PHONE,
+    RECORD_CSP_VIOLATIONS,
     Watched,
     agent_send,
+    assert_strict_policy,
     chromium_path,
     conversation_row,
     log_in_agent,
     save_screenshot,
+    send,
 )
 
 pytestmark = pytest.mark.e2e
@@ -812,6 +821,185 @@ def test_the_example_host_site_works_under_its_own_policy(browser, hosts, stack,
     host.page.get_by_role("button", name='Sign out: Parley("logout")').click()
     expect(host.frame.get_by_label("Your name")).to_be_visible()
 
+
+class _Unredirected(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # the redirect itself is the answer
+
+
+def with_cookie(stack: Stack, path: str, cookie: dict[str, Any]) -> tuple[int, Any, str]:
+    """GET ``path`` of Parley carrying this one cookie, as whoever copied it would, redirects not followed:
+    the status, the headers and the body the server answers."""
+    req = urllib.request.Request(f"{stack.url}{path}", headers={"Cookie": f"{cookie['name']}={cookie['value']}"})
+    try:
+        with urllib.request.build_opener(_Unredirected).open(req, timeout=10) as resp:
+            return resp.status, resp.headers, resp.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.headers, err.read().decode()
+
+
+@contextmanager
+def socket_with_cookie(stack: Stack, cookie: dict[str, Any]) -> Iterator[Any]:
+    """A socket signed in by this cookie alone, from Parley's own origin (as its chat page opens it), resumed."""
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    with connect(stack.url.replace("http://", "ws://") + "/ws/v1/", open_timeout=10,
+                 additional_headers={"Cookie": f"{cookie['name']}={cookie['value']}", "Origin": stack.url}) as ws:
+        try:
+            ws.send(json.dumps({"type": "resume", "after": 0}))
+        except ConnectionClosed:
+            pass  # refused already: what it said before closing is still there to read
+        yield ws
+
+
+def closed_with(ws: Any, timeout: float) -> tuple[int | None, list[dict[str, Any]]]:
+    """Read until the server closes the socket: its close code (None: still open) and the frames before it."""
+    from websockets.exceptions import ConnectionClosed
+
+    frames: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while (left := deadline - time.monotonic()) > 0:
+            frames.append(json.loads(ws.recv(timeout=left)))
+    except TimeoutError:
+        return None, frames
+    except ConnectionClosed as closed:
+        return closed.rcvd.code if closed.rcvd else None, frames
+    return None, frames
+
+
+def within_viewport(box: dict[str, float] | None, viewport: dict[str, int]) -> bool:
+    return box is not None and box["x"] >= 0 and box["y"] >= 0 and box["width"] > 0 and box["height"] > 0 and (
+        box["x"] + box["width"] <= viewport["width"] and box["y"] + box["height"] <= viewport["height"]
+    )
+
+
+@pytest.mark.parametrize("viewport", [pytest.param(PHONE, id="phone-390x844"), pytest.param(DESKTOP, id="desktop-1280x800")])
+def test_leave_in_a_window_the_widget_opened_signs_that_window_out_for_good(browser, hosts, stack, host_site, viewport):
+    """On the example host site a customer signs in, opens the chat in a window of Parley's own ("Open in
+    a new window") and writes there; "Not you? Leave this chat" is wholly on the screen at this size, and
+    chosen, shows the pre-chat form and nothing of hers (Back neither). The window's old cookie, kept by
+    whoever copied it, then signs nobody in: /chat/ sends it to the form and drops it, the API answers
+    401, a new socket is refused (4401) and one opened before is closed (4401). Only that window is
+    signed out: her token, and the widget on the host page, still stand (docs/widget.md)."""
+    width = viewport["width"]
+    size = f"{width}x{viewport['height']}"
+    phone = viewport == PHONE
+    name, email = f"Ada Leaving {width}", f"ada.leaving.{width}@example.com"
+    question = f"Is the blue tent waterproof? ({size})"
+    ada = stack.register_customer(name, email)
+    agent_token = stack.agent_token()
+    host = open_host(browser, hosts, host_site.url("/example/"), viewport=viewport, phone=phone)
+    context = host.page.context
+    # The window the widget opens is watched as the host page is (script errors, dialogs, the policy's
+    # violations), from its first document on.
+    context.add_init_script(f"({RECORD_CSP_VIOLATIONS})()")
+    opened: list[Watched] = []
+    context.on("page", lambda page: opened.append(Watched(page)))
+
+    # The customer signs in on the host site, opens the chat, and out to a window of its own.
+    events = host.page.locator("#events")
+    expect(events).to_contain_text("ready")
+    host.page.get_by_label("Customer token").fill(ada["token"])
+    host.page.get_by_role("button", name='Sign in: Parley("identify", {token})').click()
+    expect(events.locator("li", has_text="ready")).to_have_count(2)
+    host.page.get_by_role("button", name='Parley("open")').click()
+    expect(host.frame.locator("#w-me-name")).to_have_text(name)
+    with context.expect_page() as popup:
+        host.frame.locator("#w-menu summary").click()
+        host.frame.get_by_role("button", name="Open in a new window").click()
+    window = popup.value
+    expect(window).to_have_url(f"{stack.url}/chat/")
+    assert window.viewport_size == viewport
+    expect(window.locator("#connection")).to_have_attribute("data-state", "live")
+    send(window, question)
+    expect(window.locator(".msg--mine", has_text=question)).to_have_attribute("data-state", "sent")
+    wait_until(lambda: [m["body"] for m in customer_messages(stack, agent_token, ada["customer_id"])] == [question],
+               "the message written in the window did not reach the conversation")
+    expect(host.frame.locator(".msg--mine", has_text=question)).to_be_visible()  # one conversation, both places
+
+    # The window's cookie signs her in now, on every way in.
+    cookies = [c for c in context.cookies(stack.url) if c["name"] == "parley_customer"]
+    assert len(cookies) == 1 and cookies[0]["httpOnly"], cookies
+    cookie = cookies[0]
+    status, _, body = with_cookie(stack, "/api/v1/badge", cookie)
+    assert status == 200, body
+    status, _, page = with_cookie(stack, "/chat/", cookie)
+    assert status == 200 and name in page
+    # A tab of whoever copied the cookie, still open when the window leaves.
+    with socket_with_cookie(stack, cookie) as held:
+        assert closed_with(held, 1)[0] is None
+
+        # Leave: in the chat's options, wholly on the screen at this size, nothing over it.
+        window.locator(".chat-header__actions > details:not(#chat-search) > summary").click()
+        leave = window.get_by_role("button", name="Not you? Leave this chat")
+        expect(leave).to_be_visible()
+        expect(leave).to_be_in_viewport(ratio=1)
+        # The box as well: on an emulated phone, a button pushed past the right edge still passed the above.
+        assert within_viewport(leave.bounding_box(), viewport), (leave.bounding_box(), viewport)
+        assert_laid_out(window, ["details[open] > .menu__panel"], f"the chat's options in the widget's window at {size}")
+        expect(window.locator(".menu__who")).to_contain_text(name)  # (whose chat it leaves)
+        save_screenshot(window, f"widget-window-leave-{width}.png")
+        leave.click()
+
+        # The window: the pre-chat form, nothing of hers, no cookie of hers; Back brings none of it back.
+        def shows_nobody(page: Any) -> None:
+            expect(page).to_have_url(f"{stack.url}/chat/start/")
+            expect(page.get_by_label("Your name")).to_be_visible()
+            expect(page.get_by_label("Your name")).to_have_value("")
+            expect(page.locator(".msg")).to_have_count(0)
+            text = page.locator("body").inner_text()
+            assert not [trace for trace in (name, email, question) if trace in text], text
+
+        shows_nobody(window)
+        assert [c for c in context.cookies(stack.url) if c["name"] == "parley_customer"] == []
+        window.go_back()
+        shows_nobody(window)
+
+        # The socket opened with the cookie before: closed, credentials revoked (the sweep runs every 2 s).
+        code, frames = closed_with(held, 6)
+        assert code == 4401 and frames and frames[-1].get("code") == "credentials_revoked", (code, frames)
+
+    # The old cookie, from outside: the chat page sends it to the pre-chat form and drops it...
+    status, headers, _ = with_cookie(stack, "/chat/", cookie)
+    assert status == 302 and headers["Location"] == "/chat/start/", (status, headers)
+    dropped = [h for h in headers.get_all("Set-Cookie") or [] if h.startswith("parley_customer=")]
+    assert len(dropped) == 1 and dropped[0].startswith('parley_customer="";') and "Max-Age=0" in dropped[0], dropped
+    # ...the API does not know it...
+    status, _, body = with_cookie(stack, "/api/v1/badge", cookie)
+    assert status == 401 and json.loads(body)["error"]["code"] == "not_authenticated", (status, body)
+    # ...nor does the socket...
+    with socket_with_cookie(stack, cookie) as refused:
+        code, frames = closed_with(refused, 10)
+    assert code == 4401 and [f.get("code") for f in frames] == ["not_authenticated"], (code, frames)
+    # ...and a browser holding it opens the chat on the pre-chat form, nothing of hers shown.
+    stranger = browser.new_context(viewport=viewport, is_mobile=phone, has_touch=phone)
+    try:
+        stranger.add_cookies([cookie])
+        watched = Watched(stranger.new_page())
+        watched.page.goto(f"{stack.url}/chat/")
+        shows_nobody(watched.page)
+        assert [c for c in stranger.cookies(stack.url) if c["name"] == "parley_customer"] == []
+        assert watched.errors == [] and watched.dialogs == [] and watched.csp_violations() == []
+    finally:
+        stranger.close()
+
+    # Only that window was signed out: her token still stands, and the widget on the host page still shows her chat.
+    assert badge(stack, ada["token"]) == 0
+    expect(host.frame.locator("#w-me-name")).to_have_text(name)
+    expect(host.frame.locator(".msg--mine", has_text=question)).to_be_visible()
+    host.frame.locator("#composer-input").fill("Still here in the widget")
+    host.frame.locator("#composer-input").press("Enter")
+    expect(host.frame.locator(".msg--mine", has_text="Still here")).to_have_attribute("data-state", "sent")
+
+    # The window ran without a script error, a dialog or a violation of its strict policy.
+    assert [w.page for w in opened] == [window]
+    assert opened[0].errors == [] and opened[0].dialogs == [], (opened[0].errors, opened[0].dialogs)
+    assert opened[0].csp_violations() == []
+    assert "/chat/" in opened[0].policies
+    for path, policy in opened[0].policies.items():
+        assert_strict_policy(path, policy)
 
 
 def test_files_and_search_work_in_the_widget_with_its_token_alone(browser, hosts, stack, host_site, tmp_path):
