@@ -82,7 +82,7 @@ class Table:
         self.attnames = [f.attname for f in self.fields]
         self.defaults = {f.attname: f.get_default() for f in self.fields}
         self.columns = {f.attname: f.column for f in self.fields}
-        # PostgreSQL column types, for the arrays a statement unnests (``varchar(200)[]``...).
+        # PostgreSQL column types, for the key arrays a statement compares with (``varchar(200)[]``...).
         self.types = {f.attname: f.db_type(conn) for f in self.fields} if self.postgres else {}
         self._to_db = {f.attname: self._to_db_converter(f) for f in self.fields}
         self._from_db = {f.attname: self._from_db_converter(f) for f in self.fields}
@@ -129,9 +129,10 @@ class Table:
         column of ``attnames`` (a row's defaults where it has no value), for
         PostgreSQL's ``json_populate_recordset``.
 
-        One parameter, written in C by orjson: a batch's rows took a third of
-        the pipeline's time as one binary array per column, which psycopg
-        builds element by element in Python. Values go in as they are (JSON
+        One parameter, written in C by orjson. As one binary array per
+        column, which psycopg builds element by element in Python, a live
+        batch's rows cost the pipeline a quarter more CPU, and its
+        PostgreSQL backend no less (bench/batch.py). Values go in as they are (JSON
         columns as nested JSON, not as text); the server converts each to its
         column's type as it reads the row. Keys other than the columns
         written are ignored by the server.
