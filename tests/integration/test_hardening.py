@@ -5,6 +5,8 @@ signed-in customer's conversation through a chat link."""
 from __future__ import annotations
 
 import json
+import time
+import types
 import uuid
 
 import pytest
@@ -63,8 +65,19 @@ def test_upper_case_hex_is_the_same_id_and_comes_back_lower_case(customer):
 # -- a send budget per identity, HTTP and websocket together ---------------------------------
 
 
+@pytest.fixture
+def one_window(monkeypatch):
+    """The rate limits' clock stands still, half a minute into a window: a test's sends all
+    count in one window. (A window restarts every minute on the clock; a slow run whose
+    sends straddled that moment counted the later ones afresh and was let through.)"""
+    import accounts.ratelimit as ratelimit
+
+    now = int(time.time()) // 60 * 60 + 30
+    monkeypatch.setattr(ratelimit, "time", types.SimpleNamespace(time=lambda: now))
+
+
 @pytest.mark.django_db
-def test_a_customer_past_the_send_budget_is_refused_with_a_retry_hint(customer, settings):
+def test_a_customer_past_the_send_budget_is_refused_with_a_retry_hint(customer, settings, one_window):
     settings.PARLEY_CUSTOMER_SENDS_PER_MINUTE = 5
     answers = [customer.post("/api/v1/messages", {"message_id": new_id(), "body": f"m{i}"}) for i in range(8)]
     assert [a.status_code for a in answers] == [201] * 5 + [429] * 3
@@ -75,7 +88,7 @@ def test_a_customer_past_the_send_budget_is_refused_with_a_retry_hint(customer, 
 
 
 @pytest.mark.django_db
-def test_agents_have_a_larger_budget_of_their_own(customer, agent, settings):
+def test_agents_have_a_larger_budget_of_their_own(customer, agent, settings, one_window):
     settings.PARLEY_CUSTOMER_SENDS_PER_MINUTE = 2
     settings.PARLEY_AGENT_SENDS_PER_MINUTE = 4
     for _ in range(2):
@@ -88,7 +101,7 @@ def test_agents_have_a_larger_budget_of_their_own(customer, agent, settings):
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.asyncio
-async def test_the_socket_and_http_share_one_budget(customer, settings):
+async def test_the_socket_and_http_share_one_budget(customer, settings, one_window):
     settings.PARLEY_CUSTOMER_SENDS_PER_MINUTE = 3
     try:
         ws = WebsocketCommunicator(application, f"/ws/v1/?token={customer.token}")
