@@ -47,7 +47,9 @@ messages/s of the loaded phase on Redis, 150), BENCH_RT_SERVE_RATE (the same
 for ``serve``, 100), BENCH_RT_REPLY_EVERY (5), BENCH_RT_LIGHT_RATE (5),
 BENCH_RT_SECONDS (measured seconds of the loaded phase, 60), BENCH_RT_LIGHT_SECONDS (12),
 BENCH_RT_DRAIN (seconds to wait for late deliveries, 15), BENCH_RT_SHAPES
-(echo,serve,pubsub; core too on request), BENCH_RT_SETTINGS (the servers' settings module,
+(echo,serve,pubsub; core and split too on request: split is (b) with the
+pipeline in one ``runworkers --groups pipeline --no-jobs`` and the other
+groups with the jobs in a second ``runworkers``), BENCH_RT_SETTINGS (the servers' settings module,
 to try a change), BENCH_RT_DRY=1 (print, leave
 docs/benchmarks.md alone), BENCH_RT_KEEP_LOGS=1, BENCH_RT_DEBUG=1 (list
 the slowest messages of each phase, with when they were sent, and every
@@ -240,12 +242,20 @@ class Shape:
     label: str
     web: int
     layer: str | None  # None: in-memory layer, workers inside `serve`
+    split: bool = False  # the pipeline in one `runworkers`, the other groups and the jobs in a second
+
+    @property
+    def processes(self) -> int:
+        """Server processes: the web ones and the workers."""
+        return self.web + (2 if self.split else 1 if self.layer else 0)
 
 
 SHAPE_DEFS = {
     "serve": Shape("serve", "(a) 1 `serve` process: SQLite, in-memory layer", 1, None),
     "pubsub": Shape("pubsub", "(b) 2 Daphne + `runworkers`, Redis pubsub layer", 2, "pubsub"),
     "core": Shape("core", "(c) 2 Daphne + `runworkers`, Redis core layer", 2, "core"),
+    "split": Shape("split", "(d) 2 Daphne + `runworkers --groups pipeline` + `runworkers` of the other groups, "
+                   "Redis pubsub layer", 2, "pubsub", split=True),
 }
 
 
@@ -313,7 +323,11 @@ class Run:
                 e2e._start(stack, f"daphne-{i}", [PY, "-m", "daphne", "-b", "127.0.0.1", "-p", port, "project.asgi:application"])
             else:
                 e2e._start(stack, f"serve-{i}", [PY, "manage.py", "serve", "--port", port])
-        if shape.layer:
+        if shape.split:
+            e2e._start(stack, "workers", [PY, "manage.py", "runworkers", "--groups", "pipeline", "--no-jobs"])
+            e2e._start(stack, "workers-rest", [PY, "manage.py", "runworkers", "--groups",
+                                               "workflow,push,webhooks,email-fallback"])
+        elif shape.layer:
             e2e._start(stack, "workers", [PY, "manage.py", "runworkers"])
         e2e._wait_healthy(stack)
         return stack
@@ -752,7 +766,7 @@ async def chat_shape(run: Run, shape: Shape, customers: list[dict[str, str]], to
             f"  {len(load.customers)} customers connected in {t_connect:.1f}s; "
             + ", ".join(f"daphne {i}: {before[i] / 1024:.0f} -> {idle[i] / 1024:.0f} MiB with {held[i]} sockets" for i in daphnes)
             + (f"; idle: {out['idle']['pg_sessions']:.1f} PostgreSQL sessions/s, {out['idle']['pg_commits']:.2f} commits/s "
-               f"({out['idle']['pg_commits'] / (shape.web + (1 if shape.layer else 0)):.2f} per process)"
+               f"({out['idle']['pg_commits'] / shape.processes:.2f} per process)"
                if "pg_commits" in out["idle"] else "; SQLite")
         )
         await load.probe()
@@ -935,7 +949,7 @@ def render(echo: dict[str, Any] | None, chats: list[dict[str, Any]], failures: l
         idle = r.get("idle")
         mem_rows.append([
             name, " + ".join(str(per[i]) for i in sorted(per)), f"{r['connect_rate']:.0f}", rss, f"**{r['kib_per_conn']:.0f}**",
-            f"{idle['pg_sessions']:.1f} / {idle['pg_commits']:.2f} ({idle['pg_commits'] / (r['shape'].web + (1 if r['shape'].layer else 0)):.2f} per process)"
+            f"{idle['pg_sessions']:.1f} / {idle['pg_commits']:.2f} ({idle['pg_commits'] / r['shape'].processes:.2f} per process)"
             if idle and "pg_commits" in idle and r.get("shape") else "– (SQLite)" if idle else "–",
             f"{idle['daphne']:.0f} / {idle['workers']:.0f}" if idle and r["shape"].layer else f"{idle['daphne']:.0f}" if idle else "–",
         ])
@@ -1068,7 +1082,7 @@ def reading(echo: dict[str, Any] | None, chats: list[dict[str, Any]]) -> list[st
                              f"{c['pg_sessions'] / loaded['sent_rate']:.2f} new connections per message written")
         idle = r.get("idle")
         if idle and "pg_commits" in idle:
-            procs = r["shape"].web + (1 if r["shape"].layer else 0)
+            procs = r["shape"].processes
             parts.append(f"idle: {idle['pg_commits'] / procs:.2f} transactions/s per process")
         if "kib_per_conn" in r and echo:
             parts.append(f"{r['kib_per_conn']:.0f} KiB per idle socket against {echo['kib_per_conn']:.0f} for the bare echo")

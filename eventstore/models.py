@@ -102,11 +102,16 @@ class ConsumerProcess(models.Model):
     partitions (eventstore.sharing): how many processes are alive is read
     here. A process renews its row every few seconds; one not seen for a
     lease's time is gone, and the others take its share.
+
+    ``groups`` names the consumer groups it runs (``runworkers --groups``),
+    comma-separated in the deployment's order: processes share partitions
+    with the processes that run the same groups, not with the rest.
     """
 
     owner = models.CharField(max_length=100, primary_key=True)
     started_at = models.DateTimeField()
     seen_at = models.DateTimeField()
+    groups = models.CharField(max_length=200, default="")
 
     class Meta:
         db_table = "parley_consumer_processes"

@@ -10,12 +10,23 @@ within a few ticks of its start, and a dead process's partitions move to the
 others once its leases and its heartbeat have lapsed: within the lease
 bound plus a tick per partition.
 
-Each partition is claimed as a unit: the process that holds the pipeline's
-lease for partition ``p`` runs every group's partition ``p`` (the read
-models, the workflow, and the process managers that follow them), so a
-partition's groups wake each other in-process. Leases stay per checkpoint:
-a group's partition is only ever processed by its lease holder, whatever
-the supervisor thinks (eventstore.runner).
+Each partition is claimed as a unit: the process that holds the lease of
+its first group's partition ``p`` runs partition ``p`` of every group it
+runs (by default all of them: the read models, the workflow, and the
+process managers that follow them), so a partition's groups wake each other
+in-process. Leases stay per checkpoint: a group's partition is only ever
+processed by its lease holder, whatever the supervisor thinks
+(eventstore.runner).
+
+A deployment may run the groups in separate processes (``runworkers
+--groups``: the live pipeline in one set of processes, the rest in
+another). Processes share partitions with those that run the same groups
+and ignore the others, so each set of groups is spread over its own
+processes. Sets must not overlap partly: a process whose groups share some
+but not all with an older live process's takes no partition until that
+process is gone (the older one keeps running them all), so a change of
+layout rolls over without two processes each believing the other covers a
+group.
 
 The decision (``Plan``) is a pure function of what is held, what is free and
 how many processes are alive; the database part is the heartbeat and the
@@ -26,6 +37,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -52,11 +64,12 @@ class Plan:
     give_back: Partition | None = None
 
 
-def plan(held: list[Partition], free: list[Partition], alive: int, count: int) -> Plan:
+def plan(held: list[Partition], free: list[Partition], alive: int, count: int, *, yielding: bool = False) -> Plan:
     """One step towards this process's fair share (one at a time, so processes converge
     without taking more than they keep): above it, give back the highest
-    partition held; below it, take the lowest free one."""
-    target = share(count, alive)
+    partition held; below it, take the lowest free one. A process that
+    yields to another (``Peers.yield_to``) aims at none."""
+    target = 0 if yielding else share(count, alive)
     if len(held) > target:
         return Plan(give_back=max(held, key=lambda p: p.index))
     if len(held) < target and free:
@@ -64,13 +77,32 @@ def plan(held: list[Partition], free: list[Partition], alive: int, count: int) -
     return Plan()
 
 
-def heartbeat(owner: str) -> int:
-    """Say this process is alive; returns how many processes are (itself included)."""
+@dataclass(frozen=True)
+class Peers:
+    """What one heartbeat learnt about the other live processes."""
+
+    #: Live processes that run the same groups, this one included.
+    alive: int
+    #: An older live process whose groups overlap this one's without being the
+    #: same: this process holds no partition while it lives (see the module docstring).
+    yield_to: str | None = None
+
+
+def heartbeat(owner: str, groups: Sequence[str]) -> Peers:
+    """Say this process is alive and runs ``groups`` (in the deployment's order)."""
     now = _now()
-    ConsumerProcess.objects.update_or_create(owner=owner, defaults={"seen_at": now}, create_defaults={
-        "started_at": now, "seen_at": now})
+    mine = ",".join(groups)
+    ConsumerProcess.objects.update_or_create(owner=owner, defaults={"seen_at": now, "groups": mine}, create_defaults={
+        "started_at": now, "seen_at": now, "groups": mine})
     lapse = now - dt.timedelta(seconds=settings.PARLEY_LEASE_SECONDS)
-    return ConsumerProcess.objects.filter(seen_at__gte=lapse).count()
+    live = list(ConsumerProcess.objects.filter(seen_at__gte=lapse).values_list("owner", "started_at", "groups"))
+    started = next(at for who, at, _ in live if who == owner)
+    overlapping = sorted(
+        (at, who) for who, at, theirs in live
+        if theirs != mine and set(theirs.split(",")) & set(groups) and (at, who) < (started, owner)
+    )
+    return Peers(alive=sum(theirs == mine for _, _, theirs in live),
+                 yield_to=overlapping[0][1] if overlapping else None)
 
 
 def leave(owner: str) -> None:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 
 from eventstore.partitions import Partition
 from eventstore.runner import Consumer, ConsumerRunner, make_owner_id
@@ -154,46 +155,76 @@ def serve_metrics(bind: str) -> Callable[[], None]:
     return stop
 
 
+def chosen(names: Iterable[str] | None) -> tuple[str, ...]:
+    """The groups a process runs, in the deployment's order (``GROUPS``): all of
+    them for None. ValueError for an unknown name or none at all."""
+    if names is None:
+        return tuple(GROUPS)
+    wanted = {n.strip() for n in names if n.strip()}
+    unknown = sorted(wanted - set(GROUPS))
+    if unknown:
+        raise ValueError(f"no consumer group named {', '.join(unknown)}; the groups are {', '.join(GROUPS)}")
+    if not wanted:
+        raise ValueError(f"name at least one consumer group of {', '.join(GROUPS)}")
+    return tuple(n for n in GROUPS if n in wanted)
+
+
 async def start_partition(
-    partition: Partition | None, leader: ConsumerRunner, stop: asyncio.Event
+    partition: Partition | None, leader: ConsumerRunner, stop: asyncio.Event, *,
+    groups: Sequence[str] = tuple(GROUPS),
 ) -> list[asyncio.Task[None]]:
-    """Start every group's workers for one partition (the whole log when unpartitioned):
-    ``leader`` is its pipeline runner; the groups that follow it wake when it moves."""
+    """Start the workers of ``groups`` for one partition (the whole log when unpartitioned):
+    ``leader`` is the runner of the first of them, whose lease claimed the
+    partition. The pipeline runs on a database thread of its own (the live
+    path); every other group here shares one (their batches are short). The
+    groups that follow the pipeline wake when it moves: in-process when they
+    run here, through Redis (or NOTIFY) when they run elsewhere."""
     from readmodels.projections import PIPELINE
     from realtime.fanout import RealtimeFanout
 
     suffix = partition.suffix() if partition is not None else ""
     owner = leader.owner
-    runners = {PIPELINE: leader} | {
-        name: group(name, owner=f"{owner}:{name}", partition=partition) for name in GROUPS if name != PIPELINE
+    runners = {leader.name: leader} | {
+        name: group(name, owner=f"{owner}:{name}", partition=partition) for name in groups if name != leader.name
     }
-    fanout = next(c for c in leader.consumers if isinstance(c, RealtimeFanout))
-    # Two connections per partition: the pipeline's own (the live path), and
-    # one the workflow and the groups that follow share (their batches are short).
-    shared = DatabaseThreads(1, f"consumers{suffix}")
+    tasks = []
+    pipe = runners.pop(PIPELINE, None)
+    if pipe is not None:
+        fanout = next(c for c in pipe.consumers if isinstance(c, RealtimeFanout))
+        followers = [r for r in runners.values() if r.follows == pipe.name]
+        tasks += [
+            asyncio.create_task(Worker(pipe, announce=True, followers=followers).run(stop), name=pipe.name),
+            asyncio.create_task(fanout.heartbeat(stop, lambda: pipe.cursor), name="heartbeat" + suffix),
+        ]
+    if runners:
+        shared = DatabaseThreads(1, f"consumers{suffix}")
 
-    async def run_sharing() -> None:
-        try:
-            await asyncio.gather(*(Worker(r, thread=shared).run(stop) for name, r in runners.items() if name != PIPELINE))
-        finally:  # after every one of them released its lease on it
-            await asyncio.to_thread(shared.close_connections)
-            shared.shutdown()
+        async def run_sharing() -> None:
+            try:
+                await asyncio.gather(*(Worker(r, thread=shared).run(stop) for r in runners.values()))
+            finally:  # after every one of them released its lease on it
+                await asyncio.to_thread(shared.close_connections)
+                shared.shutdown()
 
-    return [
-        asyncio.create_task(Worker(leader, announce=True, followers=[
-            r for r in runners.values() if r.follows == leader.name]).run(stop), name=leader.name),
-        asyncio.create_task(run_sharing(), name="groups" + suffix),
-        asyncio.create_task(fanout.heartbeat(stop, lambda: leader.cursor), name="heartbeat" + suffix),
-    ]
+        tasks.append(asyncio.create_task(run_sharing(), name="groups" + suffix))
+    return tasks
 
 
-async def run_workers(stop: asyncio.Event, *, delivery: bool = True) -> None:
-    """Run every consumer group (the pipeline, the workflow, push, webhook and
-    email fallback process managers; each partition this process holds), the
-    timers, the email sender (and the push and webhook delivery workers)
+async def run_workers(
+    stop: asyncio.Event, *, delivery: bool = True, groups: Sequence[str] | None = None, jobs: bool = True,
+) -> None:
+    """Run consumer groups (by default every one: the pipeline, the workflow,
+    push, webhook and email fallback process managers; each partition this
+    process holds), and unless ``jobs`` is false the timers, the email sender
+    (and unless ``delivery`` is false the push and webhook delivery workers)
     until ``stop`` is set. One listener carries every other process's
     wake-ups: appends, the pipeline's checkpoint moving (for the groups that
-    follow it), and rows queued on each queue (workers.jobs)."""
+    follow it), and rows queued on each queue (workers.jobs).
+
+    ``groups`` lets a deployment run the live pipeline in processes (or on
+    machines) of its own and the rest elsewhere (``runworkers --groups``,
+    docs/operations.md); processes that run the same groups share their
+    partitions (workers.partitions)."""
     from asgiref.sync import sync_to_async
 
     from eventstore import partitions
@@ -205,41 +236,48 @@ async def run_workers(stop: asyncio.Event, *, delivery: bool = True) -> None:
     from readmodels.projections import PIPELINE
     from workers import timers
 
+    names = chosen(groups)
     await sync_to_async(EventStore().check_transaction_ids)()
-    from project.privacy import schedule_retention
+    if jobs:
+        from project.privacy import schedule_retention
 
-    # PARLEY_RETENTION_DAYS: the first run (each run schedules the next).
-    await sync_to_async(schedule_retention)(dt.datetime.now(dt.timezone.utc))
-    for name in GROUPS:
+        # PARLEY_RETENTION_DAYS: the first run (each run schedules the next).
+        await sync_to_async(schedule_retention)(dt.datetime.now(dt.timezone.utc))
+    for name in names:
         await sync_to_async(partitions.check_layout)(name)
     count = partitions.count()
+    start = functools.partial(start_partition, groups=names)
     if count == 1:
-        tasks = await start_partition(None, group(PIPELINE, owner=make_owner_id()), stop)
+        tasks = await start(None, group(names[0], owner=make_owner_id()), stop)
     else:
         from workers.partitions import run_share
 
         owner = make_owner_id()
         tasks = [asyncio.create_task(run_share(
-            group=PIPELINE, count=count, owner=owner, stop=stop, start=start_partition,
-            make_leader=lambda p: group(PIPELINE, owner=f"{owner}:{p.index}", partition=p),
+            groups=names, count=count, owner=owner, stop=stop, start=start,
+            make_leader=lambda p: group(names[0], owner=f"{owner}:{p.index}", partition=p),
         ), name="partitions")]
     # Once the groups have built what they build lazily, out of the collector's full passes (project/gcfreeze.py).
     asyncio.get_running_loop().call_later(AFTER_START_SECONDS, freeze_startup_objects)
-    tasks += [
-        asyncio.create_task(timers.run(stop, relay=False), name="timers"),
-        asyncio.create_task(mailer.run(stop, relay=False), name="email"),
-    ]
-    channels = {wakeup.APPENDS_CHANNEL: wakeup.appended, timers.TIMERS.channel: timers.scheduled,
-                mailer.EMAIL.channel: mailer.queued}
-    for name in partitions.names(PIPELINE):  # whichever partitions this process holds
-        channels[wakeup.advance_channel(name)] = wakeup.advanced(name)
-    if delivery:
-        from notifications.lanes import run_delivery_workers
-        from outbound.worker import run_webhook_workers
+    channels: dict[str, wakeup.Signal] = {}
+    if PIPELINE in names or "workflow" in names:  # the groups that read the log as it is appended
+        channels[wakeup.APPENDS_CHANNEL] = wakeup.appended
+    if set(FOLLOWERS) & set(names):
+        for name in partitions.names(PIPELINE):  # every partition: which ones this process holds changes
+            channels[wakeup.advance_channel(name)] = wakeup.advanced(name)
+    if jobs:
+        tasks += [
+            asyncio.create_task(timers.run(stop, relay=False), name="timers"),
+            asyncio.create_task(mailer.run(stop, relay=False), name="email"),
+        ]
+        channels.update({timers.TIMERS.channel: timers.scheduled, mailer.EMAIL.channel: mailer.queued})
+        if delivery:
+            from notifications.lanes import run_delivery_workers
+            from outbound.worker import run_webhook_workers
 
-        tasks.append(asyncio.create_task(run_delivery_workers(stop, relay=False), name="push-delivery"))
-        tasks.append(asyncio.create_task(run_webhook_workers(stop, relay=False), name="webhook-delivery"))
-        channels.update({PUSH.channel: PUSH.signal, WEBHOOKS.channel: WEBHOOKS.signal})
+            tasks.append(asyncio.create_task(run_delivery_workers(stop, relay=False), name="push-delivery"))
+            tasks.append(asyncio.create_task(run_webhook_workers(stop, relay=False), name="webhook-delivery"))
+            channels.update({PUSH.channel: PUSH.signal, WEBHOOKS.channel: WEBHOOKS.signal})
     tasks.append(asyncio.create_task(wakeup.relay_wakeups(stop, channels), name="listen"))
-    log.info("workers running: %s", ", ".join(t.get_name() for t in tasks))
+    log.info("workers running: %s (groups: %s)", ", ".join(t.get_name() for t in tasks), ", ".join(names))
     await asyncio.gather(*tasks)

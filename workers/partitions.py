@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -46,16 +46,31 @@ Start = Callable[[Partition, ConsumerRunner, asyncio.Event], Awaitable[list[asyn
 
 
 async def run_share(
-    *, group: str, count: int, owner: str, make_leader: Callable[[Partition], ConsumerRunner], start: Start,
-    stop: asyncio.Event, tick: float | None = None,
+    *, groups: Sequence[str], count: int, owner: str, make_leader: Callable[[Partition], ConsumerRunner],
+    start: Start, stop: asyncio.Event, tick: float | None = None,
 ) -> None:
-    """Hold this process's fair share of ``group``'s ``count`` partitions until ``stop``."""
+    """Hold this process's fair share of the ``count`` partitions of ``groups`` until ``stop``.
+
+    A partition is claimed by the lease of its first group (``make_leader``
+    makes that group's runner); the share is counted among the live
+    processes that run the same groups (eventstore.sharing)."""
     tick = tick if tick is not None else min(1.0, settings.PARLEY_LEASE_SECONDS / 3)
+    group = groups[0]
     db = DatabaseThreads(1, "partition-share")
     units: dict[Partition, Unit] = {}
+    yielding: list[str | None] = [None]  # the process yielded to at the last tick, for the log
 
     async def step() -> None:
-        alive = await db(sharing.heartbeat)(owner)
+        peers = await db(sharing.heartbeat)(owner, groups)
+        if peers.yield_to != yielding[0]:
+            if peers.yield_to is not None:
+                log.warning("%s: an older process (%s) runs some of these groups (%s) with others; taking no "
+                            "partition until it stops (give every process that runs a group the same --groups)",
+                            owner, peers.yield_to, ", ".join(groups))
+            else:
+                log.info("%s: no older process runs an overlapping set of groups any more", owner)
+            yielding[0] = peers.yield_to
+        alive = peers.alive
         now = time.monotonic()
         for unit in list(units.values()):  # a partition whose leading lease went elsewhere is not ours
             if unit.leader.cursor is None:
@@ -66,7 +81,8 @@ async def run_share(
             else:
                 unit.lost_since = None
         free = await db(sharing.free_partitions)(group, count)
-        decision = sharing.plan(list(units), [p for p in free if p not in units], alive, count)
+        decision = sharing.plan(list(units), [p for p in free if p not in units], alive, count,
+                                yielding=peers.yield_to is not None)
         if decision.give_back is not None:
             log.info("partition %s of %s: given back (%d processes share %d partitions)",
                      decision.give_back.index, group, alive, count)

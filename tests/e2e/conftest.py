@@ -176,7 +176,13 @@ def collected_static(env: dict[str, str]) -> Path:
     return _collected["root"]
 
 
-def start_stack(tmp: Path, *, web: int = 1, separate_workers: bool = False, extra_env: dict[str, str] | None = None) -> tuple[Stack, Any]:
+def start_stack(
+    tmp: Path, *, web: int = 1, separate_workers: bool = False, extra_env: dict[str, str] | None = None,
+    worker_args: tuple[str, ...] = (),
+) -> tuple[Stack, Any]:
+    """Migrate a fresh database and start the servers: ``web`` × ``serve``, or
+    with ``separate_workers`` ``web`` × Daphne and one ``runworkers`` (named
+    "workers", with ``worker_args``)."""
     db_url, drop = _database(tmp)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
     env.update(
@@ -230,7 +236,7 @@ def start_stack(tmp: Path, *, web: int = 1, separate_workers: bool = False, extr
         else:
             _start(stack, f"serve-{i}", [py, "manage.py", "serve", "--port", port])
     if separate_workers:
-        _start(stack, "workers", [py, "manage.py", "runworkers"])
+        _start(stack, "workers", [py, "manage.py", "runworkers", *worker_args])
     try:
         _wait_healthy(stack)
     except Exception:

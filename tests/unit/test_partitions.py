@@ -98,3 +98,12 @@ def test_every_event_about_a_customer_is_partitioned_by_that_customer():
     assert len(about_a_customer) >= 15
     unpartitioned = sorted(n for n in about_a_customer if partition_key_field(n) != "customer_id")
     assert unpartitioned == []
+
+
+def test_a_processs_groups_come_in_the_deployments_order_whatever_order_they_are_named_in():
+    from project.bootstrap import GROUPS, chosen
+
+    assert chosen(None) == tuple(GROUPS)
+    assert chosen(["email-fallback", " workflow", "pipeline", "workflow"]) == ("pipeline", "workflow", "email-fallback")
+    with pytest.raises(ValueError, match="no consumer group named nope"):
+        chosen(["pipeline", "nope"])
