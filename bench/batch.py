@@ -40,8 +40,9 @@ MESSAGES = 8
 
 def _baseline_writer() -> Any:
     """Unit._insert with the baseline's PostgreSQL statement: one binary array per
-    column, unnested into rows (the same columns and conflict clause as the product)."""
-    from eventstore.unit import Unit
+    column, unnested into rows (the product's columns and conflict clause, from
+    eventstore.unit.insert_clauses)."""
+    from eventstore.unit import Unit, insert_clauses
 
     product = Unit._insert
 
@@ -49,16 +50,7 @@ def _baseline_writer() -> Any:
                ignore: Any = ()) -> list[Any]:
         if not rows or not table.postgres:
             return product(self, table, rows, upsert=upsert, ignore=ignore)
-        attnames = table.insertable()
-        cols = ", ".join(f'"{table.columns[a]}"' for a in attnames)
-        if upsert:
-            updates = ", ".join(f'"{table.columns[a]}" = excluded."{table.columns[a]}"' for a in attnames
-                                if a != table.pk)
-            tail = f' ON CONFLICT ("{table.pk_column}") DO UPDATE SET {updates}'
-        elif ignore:
-            tail = " ON CONFLICT (" + ", ".join(f'"{table.columns[a]}"' for a in ignore) + ") DO NOTHING"
-        else:
-            tail = ""
+        attnames, cols, tail = insert_clauses(table, upsert=upsert, ignore=ignore)
         arrays = ", ".join(f"%b::{table.types[a]}[]" for a in attnames)
         sql = f'INSERT INTO "{table.name}" ({cols}) SELECT * FROM unnest({arrays}){tail}'
         return [(sql, [[table.to_db(a, row.get(a, table.defaults[a])) for row in rows] for a in attnames])]

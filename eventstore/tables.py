@@ -55,6 +55,10 @@ class Table:
     A table's description is the same for the life of the process, and
     building one walks every field of its model (``db_type`` is Django code):
     ``of`` keeps one per model and database.
+
+    Every column must be named as its attname (no ``db_column``): a row's
+    keys are then its columns' names, and PostgreSQL's batches send rows as
+    they are (``json_rows``). A model with another column name is refused.
     """
 
     _known: dict[tuple[type[models.Model], str, str], Table] = {}
@@ -74,6 +78,13 @@ class Table:
         self.name = model._meta.db_table
         pk = model._meta.pk
         assert pk is not None
+        for f in model._meta.concrete_fields:
+            if f.column != f.attname:
+                raise TypeError(
+                    f"{model._meta.label}.{f.name}: its column {f.column!r} is not named as its attname "
+                    f"{f.attname!r}; the unit of work takes a row's keys for its columns' names "
+                    "(eventstore.tables.Table), so its models set no db_column"
+                )
         self.pk = pk.attname
         self.pk_column = pk.column
         self.fields = list(model._meta.concrete_fields)
@@ -86,8 +97,6 @@ class Table:
         self.types = {f.attname: f.db_type(conn) for f in self.fields} if self.postgres else {}
         self._to_db = {f.attname: self._to_db_converter(f) for f in self.fields}
         self._from_db = {f.attname: self._from_db_converter(f) for f in self.fields}
-        #: Whether every column is named as its attname (rows can then be written as they are).
-        self._plain_names = all(self.columns[a] == a for a in self.attnames)
 
     def _to_db_converter(self, field: models.Field) -> Convert:  # type: ignore[type-arg]
         if isinstance(field, models.ForeignKey):
@@ -125,9 +134,10 @@ class Table:
         return {a: self._from_db[a](v) for a, v in zip(self.attnames, values, strict=True)}
 
     def json_rows(self, rows: Sequence[Row], attnames: Sequence[str]) -> str:
-        """``rows`` as one JSON array of objects keyed by column, each holding every
-        column of ``attnames`` (a row's defaults where it has no value), for
-        PostgreSQL's ``json_populate_recordset``.
+        """``rows`` as one JSON array of objects keyed by column (as the rows are:
+        each column is named as its attname), each holding every column of
+        ``attnames`` (a row's defaults where it has no value), for PostgreSQL's
+        ``json_populate_recordset``.
 
         One parameter, written in C by orjson. As one binary array per
         column, which psycopg builds element by element in Python, a live
@@ -138,12 +148,8 @@ class Table:
         written are ignored by the server.
         """
         defaults = {a: self.defaults[a] for a in attnames}
-        if self._plain_names:
-            wanted = defaults.keys()
-            out = [row if wanted <= row.keys() else defaults | row for row in rows]
-        else:
-            columns = [(self.columns[a], a) for a in attnames]
-            out = [{c: row[a] if a in row else defaults[a] for c, a in columns} for row in rows]
+        wanted = defaults.keys()
+        out = [row if wanted <= row.keys() else defaults | row for row in rows]
         return orjson.dumps(out, default=_json_default, option=_ROWS_JSON).decode()
 
     def select(self) -> str:

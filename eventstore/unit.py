@@ -285,15 +285,7 @@ class Unit:
     ) -> list[tuple[str, list[Any]]]:
         if not rows:
             return []
-        attnames = table.insertable()
-        cols = ", ".join(f'"{table.columns[a]}"' for a in attnames)
-        if upsert:
-            updates = ", ".join(f'"{table.columns[a]}" = excluded."{table.columns[a]}"' for a in attnames if a != table.pk)
-            tail = f' ON CONFLICT ("{table.pk_column}") DO UPDATE SET {updates}'
-        elif ignore:
-            tail = " ON CONFLICT (" + ", ".join(f'"{table.columns[a]}"' for a in ignore) + ") DO NOTHING"
-        else:
-            tail = ""
+        attnames, cols, tail = insert_clauses(table, upsert=upsert, ignore=ignore)
         if table.postgres:
             # The rows as one JSON parameter the server expands into the
             # table's row type (Table.json_rows): a statement of the same text
@@ -334,6 +326,25 @@ class Unit:
                         out.append(cursor.fetchall())
             return out
         return run_pipelined(conn.connection, statements, wanted)
+
+
+def insert_clauses(
+    table: Table, *, upsert: bool = False, ignore: Sequence[str] = ()
+) -> tuple[list[str], str, str]:
+    """What an INSERT of ``table``'s rows says around the rows themselves: the attnames
+    it writes, their quoted column list, and its conflict clause (``upsert``: on the
+    primary key, every other column updated; ``ignore``: skipped on these columns'
+    unique constraint; neither: none). Unit._insert's, and bench/batch.py's baseline's."""
+    attnames = table.insertable()
+    cols = ", ".join(f'"{table.columns[a]}"' for a in attnames)
+    if upsert:
+        updates = ", ".join(f'"{table.columns[a]}" = excluded."{table.columns[a]}"' for a in attnames if a != table.pk)
+        tail = f' ON CONFLICT ("{table.pk_column}") DO UPDATE SET {updates}'
+    elif ignore:
+        tail = " ON CONFLICT (" + ", ".join(f'"{table.columns[a]}"' for a in ignore) + ") DO NOTHING"
+    else:
+        tail = ""
+    return attnames, cols, tail
 
 
 def copy_rows(raw: psycopg.Connection[Any], table: Table, rows: list[Row]) -> None:

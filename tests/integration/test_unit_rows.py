@@ -16,6 +16,8 @@ import uuid
 
 import orjson
 import pytest
+from django.db import models
+from django.test.utils import isolate_apps
 
 from eventstore.tables import Table
 from eventstore.unit import Unit
@@ -128,3 +130,22 @@ def test_the_json_of_a_batch_holds_every_column_and_what_json_cannot_say_as_post
 def test_a_table_is_described_once_per_model_and_database():
     assert Table.of(Conversation) is Table.of(Conversation)
     assert Table.of(Conversation) is not Table.of(ReportFact)
+
+
+@isolate_apps("eventstore")  # the model below stays out of the project's registry (and its migrations)
+def test_a_model_whose_column_is_not_named_as_its_attname_is_refused():
+    class Renamed(models.Model):
+        key = models.CharField(primary_key=True, max_length=20)
+        value = models.IntegerField(db_column="amount")
+
+        class Meta:
+            app_label = "eventstore"
+            managed = False
+
+    refused = r"eventstore\.Renamed\.value: its column 'amount' is not named as its attname 'value'"
+    with pytest.raises(TypeError, match=refused):
+        Table.of(Renamed)
+    with pytest.raises(TypeError, match=refused):
+        Table(Renamed)  # as workers.jobs builds its table
+    with pytest.raises(TypeError, match=refused):
+        Unit().table(Renamed)
