@@ -38,7 +38,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -179,6 +179,35 @@ class Traffic:
             time.sleep(0.02)
 
 
+async def under_traffic(
+    stack: Stack, agent: str, traffic: Traffic, *, before: int, fault: Callable[[], Awaitable[None]],
+) -> None:
+    """Watch the agent's open socket while ``traffic`` flows: once ``before``
+    messages were acknowledged, inject ``fault`` (it returns when the system
+    has recovered); then stop writing and check that every acknowledged
+    message reached the socket, and none of them twice."""
+    watcher = ProtocolClient([stack.ws_url(agent)], name="agent")
+    watcher.start()
+    assert await wait_for(watcher.live.is_set, 15), "the agent's socket never went live"
+    sending = asyncio.create_task(asyncio.to_thread(traffic.run))
+    try:
+        # Mid-traffic: messages are flowing and the pipeline is processing them.
+        assert await wait_for(lambda: traffic.sent() >= before, 20), f"traffic did not flow: {traffic.statuses}"
+        await fault()
+    finally:
+        traffic.stop.set()
+        await sending
+    everything = {m for d in (traffic.agent_sent, traffic.customer_sent) for ms in d.values() for m in ms}
+    if not await wait_for(lambda: watcher.got(everything), 20):
+        missing = everything - set(watcher.sent_ids)
+        _, health = http("GET", f"{stack.url}/healthz")
+        raise AssertionError(f"the agent's socket missed {len(missing)} of {len(everything)} messages; "
+                             f"health: {health}\n{stack.dump_logs()[-6000:]}")
+    await asyncio.sleep(1)  # anything twice would have arrived by now
+    assert not watcher.duplicates(), watcher.duplicates()
+    await watcher.stop()
+
+
 @dataclass
 class Sample:
     at: float  # monotonic, when the answer came back
@@ -296,33 +325,20 @@ def test_the_standby_takes_over_from_a_killed_holder_within_the_lease_and_nothin
     traffic = Traffic(stack, agent, customers)
     failovers: list[Failover] = []
 
-    async def scenario() -> None:
-        watcher = ProtocolClient([stack.ws_url(agent)], name="agent")
-        watcher.start()
-        assert await wait_for(watcher.live.is_set, 15), "the agent's socket never went live"
-        sending = asyncio.create_task(asyncio.to_thread(traffic.run))
-        try:
-            # Mid-traffic: messages are flowing and the holder is processing them.
-            assert await wait_for(lambda: traffic.sent() >= 30, 15), f"traffic did not flow: {traffic.statuses}"
-            failovers.append(await _kill_holder_and_watch(stack, traffic))
-            # The killed process comes back as the standby; then its successor dies in turn.
-            victim = failovers[-1].victim
-            started = _log(stack, victim).count("workers running")
-            await asyncio.to_thread(stack.restart, victim)
-            assert await wait_for(lambda: _log(stack, victim).count("workers running") > started, 30), stack.dump_logs()
-            await asyncio.sleep(1)
-            failovers.append(await _kill_holder_and_watch(stack, traffic))
-            assert failovers[1].survivor == victim
-            await asyncio.sleep(1.5)  # keep writing under the last holder
-        finally:
-            traffic.stop.set()
-            await sending
+    async def kill_twice() -> None:
+        failovers.append(await _kill_holder_and_watch(stack, traffic))
+        # The killed process comes back as the standby; then its successor dies in turn.
+        victim = failovers[-1].victim
+        started = _log(stack, victim).count("workers running")
+        await asyncio.to_thread(stack.restart, victim)
+        assert await wait_for(lambda: _log(stack, victim).count("workers running") > started, 30), stack.dump_logs()
+        await asyncio.sleep(1)
+        failovers.append(await _kill_holder_and_watch(stack, traffic))
+        assert failovers[1].survivor == victim
+        await asyncio.sleep(1.5)  # keep writing under the last holder
 
-        everything = {m for d in (traffic.agent_sent, traffic.customer_sent) for ms in d.values() for m in ms}
-        assert await wait_for(lambda: watcher.got(everything), 15), "the agent's socket missed messages"
-        await asyncio.sleep(1)  # anything twice would have arrived by now
-        assert not watcher.duplicates(), watcher.duplicates()
-        await watcher.stop()
+    async def scenario() -> None:
+        await under_traffic(stack, agent, traffic, before=30, fault=kill_twice)
 
     asyncio.run(scenario())
     print(f"\nlease {LEASE_SECONDS}s, bound {TAKEOVER_BOUND_SECONDS:.2f}s, {traffic.sent()} messages sent")

@@ -26,8 +26,14 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import ROOT, Stack, _start, http, start_stack, stop_stack
-from tests.e2e.test_lease_failover import Traffic, _badge_history, _log, _messages_of, _wait_until
-from tests.support.wsclient import ProtocolClient, wait_for
+from tests.e2e.test_lease_failover import (
+    Traffic,
+    _badge_history,
+    _log,
+    _messages_of,
+    _wait_until,
+    under_traffic,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis, pytest.mark.postgres]
 
@@ -97,39 +103,24 @@ def test_a_killed_process_partitions_move_to_the_other_and_every_message_arrives
     traffic = Traffic(stack, agent, customers)
     took: list[float] = []
 
+    async def kill_one() -> None:
+        victim = "workers-2"
+        killed_at = time.monotonic()
+        await asyncio.to_thread(stack.kill, victim)
+        deadline = killed_at + 3 * TAKEOVER_BOUND_SECONDS
+        while time.monotonic() < deadline:
+            holders = await asyncio.to_thread(_holders, stack)
+            if len(holders) == PARTITIONS and set(holders.values()) == {"workers"}:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError(f"the survivor did not take every partition: {holders}\n{stack.dump_logs()}")
+        took.append(time.monotonic() - killed_at)
+        await asyncio.sleep(1.5)  # keep writing under the survivor alone
+
     async def scenario() -> None:
-        watcher = ProtocolClient([stack.ws_url(agent)], name="agent")
-        watcher.start()
-        assert await wait_for(watcher.live.is_set, 15), "the agent's socket never went live"
-        sending = asyncio.create_task(asyncio.to_thread(traffic.run))
-        try:
-            assert await wait_for(lambda: traffic.sent() >= 40, 20), f"traffic did not flow: {traffic.statuses}"
-            victim = "workers-2"
-            killed_at = time.monotonic()
-            await asyncio.to_thread(stack.kill, victim)
-            deadline = killed_at + 3 * TAKEOVER_BOUND_SECONDS
-            while time.monotonic() < deadline:
-                holders = await asyncio.to_thread(_holders, stack)
-                if len(holders) == PARTITIONS and set(holders.values()) == {"workers"}:
-                    break
-                await asyncio.sleep(0.1)
-            else:
-                raise AssertionError(f"the survivor did not take every partition: {holders}\n{stack.dump_logs()}")
-            took.append(time.monotonic() - killed_at)
-            await asyncio.sleep(1.5)  # keep writing under the survivor alone
-        finally:
-            traffic.stop.set()
-            await sending
-        everything = {m for d in (traffic.agent_sent, traffic.customer_sent) for ms in d.values() for m in ms}
-        if not await wait_for(lambda: watcher.got(everything), 20):
-            missing = everything - set(watcher.sent_ids)
-            _, health = http("GET", f"{stack.url}/healthz")
-            raise AssertionError(f"the agent's socket missed {len(missing)} of {len(everything)} messages; "
-                                 f"health: {health}\n{stack.dump_logs()[-6000:]}")
+        await under_traffic(stack, agent, traffic, before=40, fault=kill_one)
         assert traffic.sent() > 40
-        await asyncio.sleep(1)  # anything twice would have arrived by now
-        assert not watcher.duplicates(), watcher.duplicates()
-        await watcher.stop()
 
     asyncio.run(scenario())
     assert took[0] < TAKEOVER_BOUND_SECONDS, (took, TAKEOVER_BOUND_SECONDS)
