@@ -39,9 +39,15 @@ pytestmark = [pytest.mark.e2e, pytest.mark.redis, pytest.mark.postgres]
 
 PARTITIONS = 4
 LEASE_SECONDS = 3.0
-#: The survivor sees the dead process's heartbeat lapse and its leases run out
-#: after a lease, then takes one partition per sharing tick (a third of a lease).
-TAKEOVER_BOUND_SECONDS = 2 * LEASE_SECONDS + PARTITIONS * LEASE_SECONDS / 3 + 2.0
+
+
+def takeover_bound(partitions: int, lease: float) -> float:
+    """The survivor sees the dead process's heartbeat lapse and its leases run out
+    after a lease, then takes one partition per sharing tick (a third of a lease)."""
+    return 2 * lease + partitions * lease / 3 + 2.0
+
+
+TAKEOVER_BOUND_SECONDS = takeover_bound(PARTITIONS, LEASE_SECONDS)
 NAMES = [f"pipeline#{p}/{PARTITIONS}" for p in range(PARTITIONS)]
 
 

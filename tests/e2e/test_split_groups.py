@@ -36,13 +36,13 @@ from tests.e2e.test_lease_failover import (
     _wait_until,
     under_traffic,
 )
-from tests.e2e.test_partition_failover import _read_models
+from tests.e2e.test_partition_failover import _read_models, takeover_bound
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis, pytest.mark.postgres]
 
 PARTITIONS = 2
 LEASE_SECONDS = 3.0
-TAKEOVER_BOUND_SECONDS = 2 * LEASE_SECONDS + PARTITIONS * LEASE_SECONDS / 3 + 2.0
+TAKEOVER_BOUND_SECONDS = takeover_bound(PARTITIONS, LEASE_SECONDS)
 PIPELINE_ONLY = ("--groups", "pipeline", "--no-jobs")
 THE_REST = ("--groups", "workflow,push,webhooks,email-fallback")
 GROUPS = ("pipeline", "workflow", "push", "webhooks", "email-fallback")
