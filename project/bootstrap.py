@@ -227,6 +227,7 @@ async def run_workers(
     partitions (workers.partitions)."""
     from asgiref.sync import sync_to_async
 
+    from conversations.process_manager import WORKFLOW
     from eventstore import partitions
     from eventstore.store import EventStore
     from notifications import mailer
@@ -260,7 +261,7 @@ async def run_workers(
     # Once the groups have built what they build lazily, out of the collector's full passes (project/gcfreeze.py).
     asyncio.get_running_loop().call_later(AFTER_START_SECONDS, freeze_startup_objects)
     channels: dict[str, wakeup.Signal] = {}
-    if PIPELINE in names or "workflow" in names:  # the groups that read the log as it is appended
+    if PIPELINE in names or WORKFLOW in names:  # the groups that read the log as it is appended
         channels[wakeup.APPENDS_CHANNEL] = wakeup.appended
     if set(FOLLOWERS) & set(names):
         for name in partitions.names(PIPELINE):  # every partition: which ones this process holds changes

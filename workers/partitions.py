@@ -58,18 +58,19 @@ async def run_share(
     group = groups[0]
     db = DatabaseThreads(1, "partition-share")
     units: dict[Partition, Unit] = {}
-    yielding: list[str | None] = [None]  # the process yielded to at the last tick, for the log
+    yielding_to: str | None = None  # the process yielded to at the last tick, for the log
 
     async def step() -> None:
+        nonlocal yielding_to
         peers = await db(sharing.heartbeat)(owner, groups)
-        if peers.yield_to != yielding[0]:
+        if peers.yield_to != yielding_to:
             if peers.yield_to is not None:
                 log.warning("%s: an older process (%s) runs some of these groups (%s) with others; taking no "
                             "partition until it stops (give every process that runs a group the same --groups)",
                             owner, peers.yield_to, ", ".join(groups))
             else:
                 log.info("%s: no older process runs an overlapping set of groups any more", owner)
-            yielding[0] = peers.yield_to
+            yielding_to = peers.yield_to
         alive = peers.alive
         now = time.monotonic()
         for unit in list(units.values()):  # a partition whose leading lease went elsewhere is not ours

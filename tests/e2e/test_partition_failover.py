@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,16 +71,21 @@ def _partitions(stack: Stack) -> dict[str, dict[str, Any]]:
     return {name: body["consumers"][name] for name in NAMES}
 
 
-def _holders(stack: Stack) -> dict[str, str]:
-    """Which process holds each pipeline partition's lease (by pid), straight from the checkpoints."""
+def lease_holders(stack: Stack, names: Sequence[str], processes: Sequence[str]) -> dict[str, str]:
+    """Which of ``processes`` (by name; "?" for any other) holds the lease of each
+    checkpoint in ``names``, straight from the checkpoints; lapsed leases are left out."""
     import psycopg
 
-    pids = {stack.named[n].pid: n for n in ("workers", "workers-2") if stack.named[n].poll() is None}
+    pids = {stack.named[n].pid: n for n in processes if n in stack.named and stack.named[n].poll() is None}
     with psycopg.connect(stack.env["DATABASE_URL"]) as conn:
         rows = conn.execute(
-            "SELECT name, owner FROM parley_checkpoints WHERE name = ANY(%s) AND lease_until > now()", [NAMES]
+            "SELECT name, owner FROM parley_checkpoints WHERE name = ANY(%s) AND lease_until > now()", [list(names)]
         ).fetchall()
     return {name: pids.get(int(owner.split(":")[1]), "?") for name, owner in rows if owner}
+
+
+def _holders(stack: Stack) -> dict[str, str]:
+    return lease_holders(stack, NAMES, ("workers", "workers-2"))
 
 
 def _read_models(stack: Stack) -> dict[str, list[tuple[Any, ...]]]:

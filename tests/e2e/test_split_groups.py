@@ -36,7 +36,7 @@ from tests.e2e.test_lease_failover import (
     _wait_until,
     under_traffic,
 )
-from tests.e2e.test_partition_failover import _read_models, takeover_bound
+from tests.e2e.test_partition_failover import _read_models, lease_holders, takeover_bound
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis, pytest.mark.postgres]
 
@@ -70,16 +70,7 @@ def split(tmp_path: Path) -> Iterator[Stack]:
 
 
 def _holders(stack: Stack) -> dict[str, str]:
-    """Which process holds each group's partitions' leases (by pid), straight from the checkpoints."""
-    import psycopg
-
-    pids = {stack.named[n].pid: n for n in PROCESSES if n in stack.named and stack.named[n].poll() is None}
-    names = [n for g in GROUPS for n in _names(g)]
-    with psycopg.connect(stack.env["DATABASE_URL"]) as conn:
-        rows = conn.execute(
-            "SELECT name, owner FROM parley_checkpoints WHERE name = ANY(%s) AND lease_until > now()", [names]
-        ).fetchall()
-    return {name: pids.get(int(owner.split(":")[1]), "?") for name, owner in rows if owner}
+    return lease_holders(stack, [n for g in GROUPS for n in _names(g)], PROCESSES)
 
 
 def _layout(holders: dict[str, str]) -> dict[str, list[str]]:

@@ -14,12 +14,13 @@ from django.core.management import CommandError, call_command
 
 from eventstore import sharing
 from eventstore.models import ConsumerProcess
+from project.bootstrap import GROUPS
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-EVERY = ("pipeline", "workflow", "push", "webhooks", "email-fallback")
-PIPELINE = ("pipeline",)
-THE_REST = ("workflow", "push", "webhooks", "email-fallback")
+EVERY = tuple(GROUPS)
+PIPELINE = (EVERY[0],)
+THE_REST = EVERY[1:]
 
 
 def _older(owner: str, groups: tuple[str, ...], *, seconds_ago: float, seen_ago: float = 0.0) -> None:
@@ -54,14 +55,6 @@ def test_a_process_that_stopped_or_lapsed_is_neither_counted_nor_yielded_to(sett
     sharing.leave("host:2")
     _older("host:3", PIPELINE, seconds_ago=40, seen_ago=10)
     assert sharing.heartbeat("host:4", PIPELINE) == sharing.Peers(alive=1)
-
-
-def test_a_yielding_process_gives_back_what_it_holds_and_takes_nothing():
-    from eventstore.partitions import Partition
-
-    held, free = [Partition(0, 4)], [Partition(1, 4), Partition(2, 4)]
-    assert sharing.plan(held, free, alive=1, count=4, yielding=True) == sharing.Plan(give_back=Partition(0, 4))
-    assert sharing.plan([], free, alive=1, count=4, yielding=True) == sharing.Plan()
 
 
 def test_runworkers_refuses_an_unknown_group_or_none_before_it_starts():

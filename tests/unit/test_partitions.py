@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from eventstore.events import SHARDS, _registry, partition_key_field, shard_of
 from eventstore.partitions import Partition
-from eventstore.sharing import plan, share
+from eventstore.sharing import Plan, plan, share
 
 
 def test_a_customers_shard_is_fixed_and_within_range():
@@ -107,3 +107,9 @@ def test_a_processs_groups_come_in_the_deployments_order_whatever_order_they_are
     assert chosen(["email-fallback", " workflow", "pipeline", "workflow"]) == ("pipeline", "workflow", "email-fallback")
     with pytest.raises(ValueError, match="no consumer group named nope"):
         chosen(["pipeline", "nope"])
+
+
+def test_a_yielding_process_gives_back_what_it_holds_and_takes_nothing():
+    held, free = [Partition(0, 4)], [Partition(1, 4), Partition(2, 4)]
+    assert plan(held, free, alive=1, count=4, yielding=True) == Plan(give_back=Partition(0, 4))
+    assert plan([], free, alive=1, count=4, yielding=True) == Plan()
