@@ -129,6 +129,11 @@ def personal_of(event_type: str) -> Personal | None:
     return _personal.get(event_type)
 
 
+def personal_types() -> dict[str, Personal]:
+    """Every event type that carries someone's data, with what it carries."""
+    return dict(_personal)
+
+
 def shard_of(value: object) -> int:
     """The shard of a partition key's value: the first 16 bits of the MD5 of its text,
     modulo ``SHARDS`` (PostgreSQL computes the same in SQL when a migration backfills)."""

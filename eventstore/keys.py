@@ -31,7 +31,7 @@ import functools
 import os
 import threading
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -236,7 +236,8 @@ def _select(using: str, subjects: list[str]) -> list[tuple[Any, ...]]:
     return rows
 
 
-def _ring(rows: Iterable[tuple[Any, ...]]) -> Keyring:
+def keyring_of(rows: Iterable[Sequence[Any]]) -> Keyring:
+    """The keyring of rows of the keys table read elsewhere: (subject, master, wrapped, erased_at)."""
     ciphers: dict[str, AESGCM | None] = {}
     for subject, master, wrapped, erased_at in rows:
         ciphers[subject] = None if erased_at is not None or not wrapped else _cipher(subject, master, wrapped)
@@ -247,7 +248,7 @@ def for_reading(subjects: Collection[str], using: str = "default") -> Keyring:
     """The keys of ``subjects`` as they are now (one query)."""
     if not subjects:
         return Keyring({})
-    return _ring(_select(using, list(subjects)))
+    return keyring_of(_select(using, list(subjects)))
 
 
 #: Data keys appends sealed with lately, by (database, subject), and when they were read:
@@ -283,7 +284,7 @@ def for_appending(subjects: Collection[str], using: str = "default") -> Keyring:
         if missing:
             _create(using, missing)
             rows = _select(using, wanted)
-        ring = _ring(rows)
+        ring = keyring_of(rows)
         for subject in wanted:
             cipher = ring.ciphers.get(subject)
             if cipher is None:
@@ -458,7 +459,7 @@ def seal_stored(using: str = "default", *, batch: int = 1000) -> int:
         missing = sorted(subjects - known)
         if missing:
             _create(using, missing)
-        ring = _ring(_select(using, list(subjects)))
+        ring = keyring_of(_select(using, list(subjects)))
         updates = []
         for position, event_type, payload in plain:
             declared = _personal[event_type]

@@ -17,6 +17,7 @@ the connection, ``stream_version`` and the table's name.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from eventstore.events import (
     assemble,
     decode,
     personal_of,
+    personal_types,
 )
 from eventstore.partitions import Partition
 from eventstore.unit import Unit
@@ -60,6 +62,25 @@ TABLE = "parley_events"
 _BARRIER_XID = "parley_read_barrier()"
 
 _COLUMNS = "position, tx, event_id, stream_id, version, event_type, schema_version, data, metadata, recorded_at, COALESCE(shard, 0)"
+_KEY_COLUMNS = "k.subject, k.master, k.wrapped, k.erased_at"  # after _COLUMNS in a batch's rows (PostgreSQL)
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _subject_sql() -> str:
+    """The subject of a row's event, as SQL over the row's payload text: the
+    string in the field its type names (eventstore.events.Personal), NULL for
+    a type that carries nobody's data. A pattern, not a cast to JSON: a
+    payload that is not JSON must not fail the read (it comes back as
+    ``Undecodable``). What it finds only picks key rows to send along; the
+    subjects are taken from the decoded payloads (``_records``), and one it
+    missed has its key read on its own. Names come from the code's
+    declarations, checked."""
+    whens = []
+    for event_type, declared in sorted(personal_types().items()):
+        if not (_IDENTIFIER.fullmatch(event_type) and _IDENTIFIER.fullmatch(declared.subject)):
+            raise ValueError(f"cannot name {event_type}.{declared.subject} in SQL")
+        whens.append(f"""WHEN '{event_type}' THEN substring(data from '"{declared.subject}"\\s*:\\s*"([^"]*)"')""")
+    return f"CASE event_type {' '.join(whens)} END" if whens else "NULL"
 
 
 class UnknownPosition(LookupError):
@@ -181,9 +202,12 @@ class LogReader:
         *,
         types: Collection[str] | None = None,
         until: Cursor | None = None,
+        until_checkpoint: str | None = None,
         partition: Partition | None = None,
     ) -> Batch:
-        """Scan up to ``limit`` readable rows after ``after`` (and not past ``until``).
+        """Scan up to ``limit`` readable rows after ``after`` (and not past ``until``,
+        nor past the committed checkpoint of the consumer group ``until_checkpoint``:
+        nothing if it has none).
 
         Only events whose type is in ``types`` (and, for a ``partition``,
         whose shard is the partition's) are decoded and returned, but ``end``
@@ -192,34 +216,44 @@ class LogReader:
         checkpoint says "every event of mine up to here is done". The other
         partitions' payloads are not even fetched. One statement: on
         PostgreSQL it also tells, through ``blocked``, whether committed rows
-        wait behind the read barrier.
+        wait behind the read barrier. A group that follows another reads the
+        leader's checkpoint in it too (``until_checkpoint``), so the two agree
+        (one snapshot) and the batch's first round trip is this one, with its
+        ``BEGIN``.
         """
-        params: list[Any] = []
-        columns = _COLUMNS + ", 1"
+        mine = "COALESCE(shard, 0) %% %s = %s"
+        part = [partition.count, partition.index] if partition is not None else []
+        columns, flag = _COLUMNS, "1"
+        column_params: list[Any] = []
         if partition is not None:
             # Every column but the payloads as they are; the payloads only for this partition's rows.
-            mine = "COALESCE(shard, 0) %% %s = %s"
-            columns = (_COLUMNS.replace("data, metadata", f"CASE WHEN {mine} THEN data END, CASE WHEN {mine} THEN metadata END")
-                       + f", CASE WHEN {mine} THEN 1 ELSE 0 END")
-            params += [partition.count, partition.index] * 3
-        params += [after.tx, after.position]
-        bound = ""
+            columns = _COLUMNS.replace("data, metadata", f"CASE WHEN {mine} THEN data END, CASE WHEN {mine} THEN metadata END")
+            flag = f"CASE WHEN {mine} THEN 1 ELSE 0 END"
+            column_params = part * 3
+        where = "(tx, position) > (%s, %s)"
+        where_params: list[Any] = [after.tx, after.position]
         if until is not None:
-            bound = "AND (tx, position) <= (%s, %s)"
-            params += [until.tx, until.position]
-        params.append(limit)
+            where += " AND (tx, position) <= (%s, %s)"
+            where_params += [until.tx, until.position]
+        if until_checkpoint is not None:
+            # No row, no bound to compare with: nothing is read (the leader has not begun).
+            where += " AND (tx, position) <= (SELECT tx, position FROM parley_checkpoints WHERE name = %s)"
+            where_params.append(until_checkpoint)
         if self._is_postgres:
+            # With each row of this partition, the key of the person its event is about
+            # (if any), from the same snapshot: the keys cost no round trip of their own.
+            keyed, keyed_params = (mine, part) if partition is not None else ("TRUE", [])
             sql = (
                 # MATERIALIZED: inlined, the barrier function would run once per row.
                 f"WITH barrier AS MATERIALIZED (SELECT {_BARRIER_XID} AS xid) "
-                f"SELECT {columns}, tx < barrier.xid FROM {TABLE}, barrier "
-                f"WHERE (tx, position) > (%s, %s) {bound} ORDER BY tx, position LIMIT %s"
+                f"SELECT {columns}, {_KEY_COLUMNS}, {flag}, tx < barrier.xid FROM {TABLE} CROSS JOIN barrier "
+                f"LEFT JOIN {keys.TABLE} k ON {keyed} AND k.subject = {_subject_sql()} "
+                f"WHERE {where} ORDER BY tx, position LIMIT %s"
             )
+            params = column_params + keyed_params + where_params + [limit]
         else:
-            sql = (
-                f"SELECT {columns}, 1 FROM {TABLE} "
-                f"WHERE (tx, position) > (%s, %s) {bound} ORDER BY tx, position LIMIT %s"
-            )
+            sql = f"SELECT {columns}, {flag}, 1 FROM {TABLE} WHERE {where} ORDER BY tx, position LIMIT %s"
+            params = column_params + where_params + [limit]
         rows = self._fetch(sql, params, prepare=True)
         # Rows are in transaction-id order, so the readable ones come first.
         readable = 0
@@ -231,12 +265,16 @@ class LogReader:
             return Batch([], after, after, blocked)
         wanted = [r for r in rows if r[-2] and (types is None or r[5] in types)]
         end = Cursor(int(rows[-1][1]), int(rows[-1][0]))
+        ring = keys.keyring_of(r[11:15] for r in wanted if r[11] is not None) if self._is_postgres else None
         # The events of erased people are skipped like the types nobody wants.
-        events = [r for r in self._records(wanted) if not isinstance(r.event, Erased)]
+        events = [r for r in self._records(wanted, ring=ring) if not isinstance(r.event, Erased)]
         return Batch(events, after, end, blocked, scanned=len(rows))
 
-    def _records(self, rows: Sequence[Sequence[Any]], *, strict: bool = False) -> list[RecordedEvent]:
-        """Rows as recorded events, their personal fields opened with one read of their subjects' keys."""
+    def _records(
+        self, rows: Sequence[Sequence[Any]], *, strict: bool = False, ring: keys.Keyring | None = None,
+    ) -> list[RecordedEvent]:
+        """Rows as recorded events, their personal fields opened with ``ring``, or else
+        with one read of their subjects' keys."""
         payloads: list[Any] = []
         subjects: set[str] = set()
         for row in rows:
@@ -250,7 +288,10 @@ class LogReader:
             declared = personal_of(row[5])
             if declared is not None and isinstance(payload, dict):
                 subjects.add(str(payload.get(declared.subject)))
-        ring = keys.for_reading(subjects, self.using)
+        if ring is None:
+            ring = keys.for_reading(subjects, self.using)
+        elif not subjects <= ring.ciphers.keys():  # the read's rows did not bring every key (_subject_sql)
+            ring.ciphers.update(keys.for_reading(subjects - ring.ciphers.keys(), self.using).ciphers)
         return [_record(row, payload, ring, strict=strict) for row, payload in zip(rows, payloads, strict=True)]
 
     def _fetch(self, sql: str, params: list[Any], *, prepare: bool = False) -> list[tuple[Any, ...]]:

@@ -329,8 +329,7 @@ class ConsumerRunner:
                 relax_commits()
             with transaction.atomic():
                 # Read first: an empty read takes no lock and writes nothing.
-                leader = checkpoint_cursor(self.follows) if self.follows else None
-                batch = self.store.read_batch(start, limit, types=self.event_types, until=leader,
+                batch = self.store.read_batch(start, limit, types=self.event_types, until_checkpoint=self.follows,
                                               partition=self.partition)
                 if batch.end == start:
                     self._renew_if_due(now, until)  # an idle holder's only write

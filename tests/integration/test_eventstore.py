@@ -5,8 +5,10 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
-from eventstore.events import Cursor, Metadata, NewEvent
+from eventstore.events import Cursor, Metadata, NewEvent, Undecodable
 from eventstore.models import StoredEvent
 from eventstore.reading import UnknownPosition
 from eventstore.store import ConcurrencyConflict, DuplicateEvent, EventStore
@@ -77,3 +79,53 @@ def test_a_type_filtered_batch_still_covers_every_scanned_row(store):
     batch = store.read_batch(Cursor.start(), types={"something.Else"})
     assert batch.events == []
     assert batch.end == last.cursor
+
+
+def _sent_by_two_customers() -> dict[str, str]:
+    from chat.commands import Actor, SendMessage
+    from chat.events import SenderKind
+    from chat.handlers import send_message
+    from customers.services import customer_register
+
+    bodies = {}
+    for name in ("Ada", "Grace"):
+        customer = customer_register(name=name).customer.id
+        bodies[str(customer)] = f"a secret of {name}'s"
+        send_message(SendMessage(uuid.uuid4(), customer, Actor(SenderKind.CUSTOMER, str(customer)), bodies[str(customer)]))
+    return bodies
+
+
+def _key_reads(queries: CaptureQueriesContext) -> int:
+    return sum("parley_subject_keys" in q["sql"] for q in queries.captured_queries)
+
+
+def test_a_batch_opens_each_persons_sealed_fields_with_the_keys_its_own_read_brings(store):
+    bodies = _sent_by_two_customers()
+    with CaptureQueriesContext(connection) as queries:
+        batch = store.read_batch(Cursor.start(), types={"MessageSent"})
+    assert {str(r.event.customer_id): r.event.body for r in batch.events} == bodies
+    # On PostgreSQL the keys come with the events (one statement); SQLite reads them apart.
+    assert _key_reads(queries) == (0 if connection.vendor == "postgresql" else 1)
+
+
+def test_a_subject_the_reads_pattern_misses_has_its_key_read_on_its_own(store, monkeypatch):
+    from eventstore import reading
+
+    bodies = _sent_by_two_customers()
+    monkeypatch.setattr(reading, "_subject_sql", lambda: "NULL")  # the read brings no key at all
+    with CaptureQueriesContext(connection) as queries:
+        batch = store.read_batch(Cursor.start(), types={"MessageSent"})
+    assert {str(r.event.customer_id): r.event.body for r in batch.events} == bodies
+    assert _key_reads(queries) == 1
+
+
+def test_a_personal_event_whose_payload_is_not_json_fails_nothing_but_itself(store):
+    from tests.integration.test_consumer_isolation import append_malformed_message
+
+    bodies = _sent_by_two_customers()
+    customer = next(iter(bodies))
+    bad = append_malformed_message(customer)
+    StoredEvent.objects.filter(event_id=bad).update(data='{"customer_id": "' + customer + '", "body": ')
+    batch = store.read_batch(Cursor.start(), types={"MessageSent"})
+    assert [r.event_id for r in batch.events if isinstance(r.event, Undecodable)] == [bad]
+    assert {str(r.event.customer_id): r.event.body for r in batch.events if r.event_id != bad} == bodies

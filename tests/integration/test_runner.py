@@ -89,6 +89,22 @@ def test_a_consumer_picks_up_only_what_came_after_its_checkpoint(applied_table):
     assert [p for p, _ in applied()] == first + [second]
 
 
+def test_a_follower_never_passes_its_leaders_committed_checkpoint(applied_table):
+    """The leader's checkpoint is read in the follower's own read of the log: before
+    the leader has one, nothing; then exactly up to it, in batches as usual."""
+    positions = append_many(5)
+    follower = ConsumerRunner(Recorder(owner="f"), name="follower", owner="f", follows="lead", batch_size=2)
+    assert follower.catch_up() == 0  # the leader never ran: no checkpoint, no bound, nothing read
+    leader = ConsumerRunner(Recorder(name="lead", owner="lead"), name="lead", batch_size=3)
+    assert leader.acquire_lease() and leader.process_batch().handled == 3
+    assert follower.catch_up() == 3
+    assert [p for p, o in applied() if o == "f"] == positions[:3]
+    assert Checkpoint.objects.get(name="follower").position == positions[2]
+    leader.catch_up()
+    assert follower.catch_up() == 2
+    assert [p for p, o in applied() if o == "f"] == positions
+
+
 def test_a_second_instance_stands_by_while_the_first_holds_the_lease(applied_table):
     append_many(2)
     a = ConsumerRunner(Recorder(owner="a"), owner="a")
