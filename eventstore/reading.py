@@ -68,18 +68,20 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 def _subject_sql() -> str:
     """The subject of a row's event, as SQL over the row's payload text: the
-    string in the field its type names (eventstore.events.Personal), NULL for
-    a type that carries nobody's data. A pattern, not a cast to JSON: a
-    payload that is not JSON must not fail the read (it comes back as
-    ``Undecodable``). What it finds only picks key rows to send along; the
-    subjects are taken from the decoded payloads (``_records``), and one it
-    missed has its key read on its own. Names come from the code's
+    string in the field its type names (eventstore.events.Personal), as the
+    store writes payloads (compact JSON), NULL for a type that carries
+    nobody's data. Plain string functions, not a cast to JSON nor a pattern:
+    a payload that is not JSON must not fail the read (it comes back as
+    ``Undecodable``), and this runs for every row of a catch-up. What it
+    finds only picks the key rows to send along: the subjects are taken from
+    the decoded payloads (``_records``), and one it missed (a payload written
+    otherwise) has its key read on its own. Names come from the code's
     declarations, checked."""
     whens = []
     for event_type, declared in sorted(personal_types().items()):
         if not (_IDENTIFIER.fullmatch(event_type) and _IDENTIFIER.fullmatch(declared.subject)):
             raise ValueError(f"cannot name {event_type}.{declared.subject} in SQL")
-        whens.append(f"""WHEN '{event_type}' THEN substring(data from '"{declared.subject}"\\s*:\\s*"([^"]*)"')""")
+        whens.append(f"""WHEN '{event_type}' THEN split_part(split_part(data, '"{declared.subject}":"', 2), '"', 1)""")
     return f"CASE event_type {' '.join(whens)} END" if whens else "NULL"
 
 
@@ -247,7 +249,10 @@ class LogReader:
                 # MATERIALIZED: inlined, the barrier function would run once per row.
                 f"WITH barrier AS MATERIALIZED (SELECT {_BARRIER_XID} AS xid) "
                 f"SELECT {columns}, {_KEY_COLUMNS}, {flag}, tx < barrier.xid FROM {TABLE} CROSS JOIN barrier "
-                f"LEFT JOIN {keys.TABLE} k ON {keyed} AND k.subject = {_subject_sql()} "
+                # LATERAL with LIMIT: one index lookup per row of this partition that is about
+                # someone, whatever the planner thinks of the batch's size (never a scan of the keys).
+                f"LEFT JOIN LATERAL (SELECT subject, master, wrapped, erased_at FROM {keys.TABLE} "
+                f"WHERE {keyed} AND subject = {_subject_sql()} LIMIT 1) k ON TRUE "
                 f"WHERE {where} ORDER BY tx, position LIMIT %s"
             )
             params = column_params + keyed_params + where_params + [limit]
