@@ -167,9 +167,19 @@ else:
     # PARLEY_DB_PREPARE_THRESHOLD=off: never (a connection pooler that cannot keep them).
     prepare = os.environ.get("PARLEY_DB_PREPARE_THRESHOLD", "5").strip().lower()
     options.setdefault("prepare_threshold", None if prepare == "off" else int(prepare))
+    # How the server plans a prepared statement (PARLEY_DB_PLAN_CACHE_MODE, docs/operations.md).
+    server: list[str] = []
+    plan_mode = os.environ.get("PARLEY_DB_PLAN_CACHE_MODE", "auto").strip().lower()
+    if plan_mode not in ("auto", "force_custom_plan", "force_generic_plan"):
+        raise ImproperlyConfigured(
+            f"PARLEY_DB_PLAN_CACHE_MODE={plan_mode!r}: auto, force_custom_plan or force_generic_plan")
+    if plan_mode != "auto":
+        server.append(f"-c plan_cache_mode={plan_mode}")
     # Off by default (0): a statement that runs longer than this many milliseconds is cancelled.
     if int(os.environ.get("PARLEY_DB_STATEMENT_TIMEOUT_MS", "0")) > 0:
-        options["options"] = f"-c statement_timeout={int(os.environ['PARLEY_DB_STATEMENT_TIMEOUT_MS'])}"
+        server.append(f"-c statement_timeout={int(os.environ['PARLEY_DB_STATEMENT_TIMEOUT_MS'])}")
+    if server:
+        options["options"] = " ".join(server)
     options["pool"] = {
         "min_size": 1,
         # Two more per partition a runworkers may hold (the pipeline's, and one its followers share).

@@ -61,3 +61,33 @@ def test_the_threshold_comes_from_the_environment(value: str | None, expected: s
         env=env, cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, check=True,
     )
     assert out.stdout.strip() == expected, out.stderr
+
+
+def _server_options(**environ: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PARLEY_DB_PLAN_CACHE_MODE", "PARLEY_DB_STATEMENT_TIMEOUT_MS")}
+    env.update(PARLEY_DEBUG="1", DATABASE_URL="postgres://postgres@127.0.0.1:5432/unused",
+               DJANGO_SETTINGS_MODULE="project.settings", **environ)
+    return subprocess.run(
+        [sys.executable, "-c", "from django.conf import settings; "
+         "print(settings.DATABASES['default']['OPTIONS'].get('options', '-'))"],
+        env=env, cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True,
+    )
+
+
+@pytest.mark.parametrize(("environ", "expected"), [
+    ({}, "-"),
+    ({"PARLEY_DB_PLAN_CACHE_MODE": "force_custom_plan"}, "-c plan_cache_mode=force_custom_plan"),
+    ({"PARLEY_DB_PLAN_CACHE_MODE": "force_custom_plan", "PARLEY_DB_STATEMENT_TIMEOUT_MS": "500"},
+     "-c plan_cache_mode=force_custom_plan -c statement_timeout=500"),
+    ({"PARLEY_DB_STATEMENT_TIMEOUT_MS": "500"}, "-c statement_timeout=500"),
+])
+def test_the_servers_settings_come_from_the_environment(environ: dict[str, str], expected: str):
+    out = _server_options(**environ)
+    assert out.returncode == 0 and out.stdout.strip() == expected, out.stderr
+
+
+def test_an_unknown_plan_cache_mode_stops_the_start_naming_the_choices():
+    out = _server_options(PARLEY_DB_PLAN_CACHE_MODE="sometimes")
+    assert out.returncode != 0
+    assert "PARLEY_DB_PLAN_CACHE_MODE='sometimes': auto, force_custom_plan or force_generic_plan" in out.stderr
