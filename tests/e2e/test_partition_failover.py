@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +88,25 @@ def _holders(stack: Stack) -> dict[str, str]:
     return lease_holders(stack, NAMES, ("workers", "workers-2"))
 
 
+async def kill_until_taken_over(stack: Stack, victim: str, taken: Callable[[], tuple[bool, Any]], bound: float) -> float:
+    """SIGKILL ``victim``, then poll ``taken`` (in a thread: whether the survivors hold
+    what it held, and what they hold) for up to three times ``bound``; the seconds the
+    takeover took. Then keep the traffic going under the survivors alone for a moment."""
+    killed_at = time.monotonic()
+    await asyncio.to_thread(stack.kill, victim)
+    deadline = killed_at + 3 * bound
+    while time.monotonic() < deadline:
+        done, seen = await asyncio.to_thread(taken)
+        if done:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError(f"the survivors did not take over from {victim}: {seen}\n{stack.dump_logs()}")
+    took = time.monotonic() - killed_at
+    await asyncio.sleep(1.5)  # keep writing under the survivors alone
+    return took
+
+
 def _read_models(stack: Stack) -> dict[str, list[tuple[Any, ...]]]:
     import psycopg
 
@@ -114,20 +133,12 @@ def test_a_killed_process_partitions_move_to_the_other_and_every_message_arrives
     traffic = Traffic(stack, agent, customers)
     took: list[float] = []
 
+    def taken() -> tuple[bool, dict[str, str]]:
+        holders = _holders(stack)
+        return len(holders) == PARTITIONS and set(holders.values()) == {"workers"}, holders
+
     async def kill_one() -> None:
-        victim = "workers-2"
-        killed_at = time.monotonic()
-        await asyncio.to_thread(stack.kill, victim)
-        deadline = killed_at + 3 * TAKEOVER_BOUND_SECONDS
-        while time.monotonic() < deadline:
-            holders = await asyncio.to_thread(_holders, stack)
-            if len(holders) == PARTITIONS and set(holders.values()) == {"workers"}:
-                break
-            await asyncio.sleep(0.1)
-        else:
-            raise AssertionError(f"the survivor did not take every partition: {holders}\n{stack.dump_logs()}")
-        took.append(time.monotonic() - killed_at)
-        await asyncio.sleep(1.5)  # keep writing under the survivor alone
+        took.append(await kill_until_taken_over(stack, "workers-2", taken, TAKEOVER_BOUND_SECONDS))
 
     async def scenario() -> None:
         await under_traffic(stack, agent, traffic, before=40, fault=kill_one)

@@ -36,7 +36,7 @@ from tests.e2e.test_lease_failover import (
     _wait_until,
     under_traffic,
 )
-from tests.e2e.test_partition_failover import _read_models, lease_holders, takeover_bound
+from tests.e2e.test_partition_failover import _read_models, kill_until_taken_over, lease_holders, takeover_bound
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis, pytest.mark.postgres]
 
@@ -98,20 +98,12 @@ def test_the_pipeline_runs_apart_from_the_other_groups_and_survives_a_kill(split
     traffic = Traffic(stack, agent, customers)
     took: list[float] = []
 
+    def taken() -> tuple[bool, dict[str, list[str]]]:
+        layout = _layout(_holders(stack))
+        return layout["pipeline"] == ["workers", "workers"], layout
+
     async def kill_one() -> None:
-        killed_at = time.monotonic()
-        await asyncio.to_thread(stack.kill, "pipeline-2")
-        deadline = killed_at + 3 * TAKEOVER_BOUND_SECONDS
-        while time.monotonic() < deadline:
-            layout = _layout(await asyncio.to_thread(_holders, stack))
-            if layout["pipeline"] == ["workers", "workers"]:
-                break
-            await asyncio.sleep(0.1)
-        else:
-            raise AssertionError(f"the surviving pipeline process did not take both partitions: {layout}\n"
-                                 f"{stack.dump_logs()}")
-        took.append(time.monotonic() - killed_at)
-        await asyncio.sleep(1.5)  # keep writing under the survivor alone
+        took.append(await kill_until_taken_over(stack, "pipeline-2", taken, TAKEOVER_BOUND_SECONDS))
 
     async def scenario() -> None:
         await under_traffic(stack, agent, traffic, before=40, fault=kill_one)
