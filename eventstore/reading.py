@@ -17,6 +17,7 @@ the connection, ``stream_version`` and the table's name.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import uuid
 from collections.abc import Collection, Sequence
@@ -67,6 +68,12 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _subject_sql() -> str:
+    """``_subject_sql_for`` the event types declared now: made once, not for every batch."""
+    return _subject_sql_for(len(personal_types()))
+
+
+@functools.cache
+def _subject_sql_for(count: int) -> str:
     """The subject of a row's event, as SQL over the row's payload text: the
     string in the field its type names (eventstore.events.Personal), as the
     store writes payloads (compact JSON), NULL for a type that carries
@@ -76,7 +83,7 @@ def _subject_sql() -> str:
     finds only picks the key rows to send along: the subjects are taken from
     the decoded payloads (``_records``), and one it missed (a payload written
     otherwise) has its key read on its own. Names come from the code's
-    declarations, checked."""
+    declarations, checked; ``count`` (how many there are) only keys the cache."""
     whens = []
     for event_type, declared in sorted(personal_types().items()):
         if not (_IDENTIFIER.fullmatch(event_type) and _IDENTIFIER.fullmatch(declared.subject)):
