@@ -55,7 +55,7 @@ from typing import Any, Protocol
 from django.conf import settings
 from django.db import connection, transaction
 
-from eventstore import failures
+from eventstore import failures, statistics
 from eventstore.commits import relax_commits
 from eventstore.events import Cursor, RecordedEvent, Undecodable
 from eventstore.models import Checkpoint, Parked
@@ -394,6 +394,7 @@ class ConsumerRunner:
             if not self.appends:
                 replaying.active = False
         self._erring = False
+        statistics.grew(unit.grown, connection.vendor)
         if self.isolating is not None and batch.end >= self.isolating:
             self.isolating = None
         self.cursor, self.lease_until = batch.end, until

@@ -54,6 +54,9 @@ class Unit:
         self._after: list[tuple[str, list[Any]]] = []
         self._returning: set[int] = set()  # indexes in _after of the statements that answer rows
         self._reads: list[tuple[str, list[Any], Callable[[list[tuple[Any, ...]]], None]]] = []
+        #: Rows each ``flush`` so far added to each table, as far as the unit can tell: the
+        #: rows added, and the rows saved that it had not read by key (eventstore.statistics).
+        self.grown: dict[str, int] = defaultdict(int)
 
     def table(self, model: type[models.Model]) -> Table:
         found = self._of_model.get(model)
@@ -263,6 +266,13 @@ class Unit:
             for table, rows in copies:
                 self._copy(table, rows)
         results = self._run(statements, fetch=returning)
+        for name, dirty in self._dirty.items():
+            read = self._rows.get(name, {})
+            self.grown[name] += sum(1 for key in dirty if key not in read)
+        for name, added in self._added.items():
+            self.grown[name] += len(added)
+        for name, by_key in self._added_unique.items():
+            self.grown[name] += len(by_key)
         if self.keep:
             for name, dirty in self._dirty.items():
                 self._rows[name].update(dirty)

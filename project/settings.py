@@ -526,6 +526,10 @@ WEBHOOK_RETENTION_DAYS = float(os.environ.get("WEBHOOK_RETENTION_DAYS", "30"))
 # How long the previous secret still signs after a rotation.
 WEBHOOK_SECRET_OVERLAP_SECONDS = float(os.environ.get("WEBHOOK_SECRET_OVERLAP_SECONDS", str(24 * 3600)))
 
+# Rows a consumer group adds to a table before this process runs ANALYZE on it, the
+# threshold doubling with the table (eventstore.statistics; 0: leave it to autovacuum).
+PARLEY_DB_ANALYZE_ROWS = int(os.environ.get("PARLEY_DB_ANALYZE_ROWS", "1000"))
+
 # How long a worker waits for a wake-up before it looks anyway. Wake-ups
 # (after every commit, and across processes) bring new work at once; the
 # poll only covers a lost wake-up, so it is long and idle workers cost little.

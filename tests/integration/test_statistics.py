@@ -1,0 +1,149 @@
+"""Tables the consumer groups fill are analysed as they double (eventstore.statistics).
+
+A prepared statement's generic plan is kept until its table's statistics
+change; one made while a read model's table was tiny scans the table as it
+grows. These tests run on PostgreSQL, with the analyser's own thread and
+connection, and look at what the server says: the table's statistics, and
+the plan of a prepared lookup.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.db import connection
+
+from chat.commands import Actor, SendMessage
+from chat.events import SenderKind
+from chat.handlers import send_message
+from customers.services import customer_register
+from eventstore import statistics
+from project.bootstrap import group
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+PROBE = "parley_analyse_probe"
+
+
+@pytest.fixture
+def analyser(monkeypatch: pytest.MonkeyPatch, settings) -> statistics.Analyser:
+    """A fresh analyser for this process (the module's keeps what earlier tests taught it)."""
+    settings.PARLEY_DB_ANALYZE_ROWS = 100
+    fresh = statistics.Analyser()
+    monkeypatch.setattr(statistics, "analyser", fresh)
+    return fresh
+
+
+@pytest.fixture
+def probe():
+    with connection.cursor() as c:
+        c.execute(f"CREATE TABLE {PROBE} (id integer PRIMARY KEY, body text NOT NULL DEFAULT '')")
+    yield PROBE
+    with connection.cursor() as c:
+        c.execute(f"DROP TABLE IF EXISTS {PROBE}")
+
+
+def _fill(start: int, stop: int) -> None:
+    with connection.cursor() as c:
+        c.execute(f"INSERT INTO {PROBE} (id) SELECT g FROM generate_series(%s, %s - 1) g", [start, stop])
+
+
+def _reltuples(table: str) -> float:
+    with connection.cursor() as c:
+        c.execute("SELECT reltuples FROM pg_class WHERE oid = to_regclass(%s)", [table])
+        return float(c.fetchone()[0])
+
+
+def _settle(analyser: statistics.Analyser) -> None:
+    assert analyser.wait(30), "the analyser is still busy after 30 s"
+
+
+def test_the_pipeline_analyses_a_read_model_it_filled(analyser):
+    """The runner reports each committed batch's new rows; the timeline, grown from empty
+    past the threshold, is analysed once, and its statistics count its rows."""
+    assert _reltuples("readmodels_timelinemessage") <= 0  # emptied between tests, never analysed since
+    for i in range(30):
+        customer = customer_register(name=f"Grower {i}").customer
+        actor = Actor(SenderKind.CUSTOMER, str(customer.id), "Grower")
+        for j in range(5):
+            send_message(SendMessage(uuid.uuid4(), customer.id, actor, f"message {j}"))
+    runner = group("pipeline")
+    runner.batch_size = 50  # several batches, so that the count adds up over commits
+    assert runner.catch_up() > 0
+    _settle(analyser)
+    assert analyser.analysed["readmodels_timelinemessage"] == 1
+    # Counted as the analysis ran, alongside the batches that followed (it never holds one up).
+    assert 100 <= _reltuples("readmodels_timelinemessage") <= 150
+
+
+def test_the_threshold_doubles_with_the_table(analyser, probe):
+    _fill(0, 150)
+    analyser.grew({probe: 50}, "postgresql")
+    _settle(analyser)
+    assert analyser.analysed[probe] == 0  # under PARLEY_DB_ANALYZE_ROWS
+    analyser.grew({probe: 100}, "postgresql")
+    _settle(analyser)
+    assert analyser.analysed[probe] == 1
+    assert _reltuples(probe) == 150
+    _fill(150, 250)
+    analyser.grew({probe: 100}, "postgresql")  # 100 rows added to 150: not doubled
+    _settle(analyser)
+    assert analyser.analysed[probe] == 1
+    assert _reltuples(probe) == 150
+    _fill(250, 310)
+    analyser.grew({probe: 60}, "postgresql")  # 160 since the analysis, of 150 then
+    _settle(analyser)
+    assert analyser.analysed[probe] == 2
+    assert _reltuples(probe) == 310
+
+
+def test_a_table_first_seen_full_waits_until_this_process_added_as_many(analyser, probe):
+    """After a restart the process knows nothing of a big table: it does not analyse it
+    again for its first rows, but once it added as many as the table held."""
+    _fill(0, 1000)
+    with connection.cursor() as c:
+        c.execute(f"ANALYZE {probe}")
+    analyser.grew({probe: 200}, "postgresql")
+    _settle(analyser)
+    assert analyser.analysed[probe] == 0
+    _fill(1000, 2100)
+    analyser.grew({probe: 900}, "postgresql")
+    _settle(analyser)
+    assert analyser.analysed[probe] == 1
+    assert _reltuples(probe) == 2100
+
+
+def test_nothing_on_sqlite_or_when_turned_off(analyser, probe, settings):
+    analyser.grew({probe: 10**6}, "sqlite")
+    settings.PARLEY_DB_ANALYZE_ROWS = 0
+    analyser.grew({probe: 10**6}, "postgresql")
+    _settle(analyser)
+    assert not analyser.analysed
+    assert _reltuples(probe) <= 0
+
+
+def test_a_generic_plan_made_on_a_tiny_table_is_made_again_once_it_grew(analyser, probe):
+    """What the analyses are for: a prepared lookup planned while the table held one row
+    scans it; once the table grew and was analysed, the same statement uses the index."""
+    _fill(0, 1)
+    with connection.cursor() as c:
+        c.execute(f"ANALYZE {probe}")
+        c.execute("SET plan_cache_mode = force_generic_plan")  # the plan PostgreSQL keeps, at once
+        try:
+            c.execute(f"PREPARE lookup(integer[]) AS SELECT body FROM {probe} WHERE id = ANY($1)")
+
+            def plan() -> str:
+                c.execute("EXPLAIN EXECUTE lookup('{1,2,3}')")
+                return "\n".join(r[0] for r in c.fetchall())
+
+            assert "Seq Scan" in plan()
+            _fill(1, 20_000)
+            assert "Seq Scan" in plan()  # kept: the table's statistics did not change
+            analyser.grew({probe: 19_999}, "postgresql")
+            _settle(analyser)
+            assert analyser.analysed[probe] == 1
+            assert "Index" in plan() and "Seq Scan" not in plan()
+        finally:
+            c.execute("DEALLOCATE ALL")
+            c.execute("RESET plan_cache_mode")
