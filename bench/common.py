@@ -246,6 +246,41 @@ def loadavg() -> str:
         return "?"
 
 
+CLK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_stat(path: Path) -> list[str]:
+    """The fields of a /proc/<pid>/stat file after the command's name."""
+    return path.read_text().rsplit(")", 1)[1].split()
+
+
+def cpu_of(comm: str) -> float:
+    """CPU seconds of every process named ``comm``, reaped children included.
+
+    PostgreSQL forks a backend per connection; one that exits between two
+    samples is still counted, through the postmaster's cutime/cstime.
+    """
+    total = 0.0
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            if (d / "comm").read_text().strip() != comm:
+                continue
+            f = proc_stat(d / "stat")
+        except OSError:
+            continue
+        total += (int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])) / CLK
+    return total
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine, all cores."""
+    parts = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:8]]
+    idle = parts[3] + parts[4]
+    return (sum(parts) - idle) / CLK, sum(parts) / CLK
+
+
 def load_note(before: str) -> str:
     return (
         f"Load average (1 min) {before} at the start, {loadavg()} at the end, on "

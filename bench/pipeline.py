@@ -36,7 +36,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import fmt_rate, load_note, loadavg, log, scratch_database, setup_django  # noqa: E402
+from bench.common import (  # noqa: E402
+    cpu_of,
+    fmt_rate,
+    load_note,
+    loadavg,
+    log,
+    machine_cpu,
+    scratch_database,
+    setup_django,
+)
 
 TARGET_EVENTS = int(os.environ.get("BENCH_PIPELINE_EVENTS", "60000"))
 STEADY_SECONDS = float(os.environ.get("BENCH_PIPELINE_STEADY_SECONDS", "15"))
@@ -187,8 +196,9 @@ def _backlog_child(dbname: str, partitions: list[int], count: int, barrier: Any,
     out.put((sum(done), time.monotonic() - start))
 
 
-def backlog(dbname: str, layout: list[list[int]], count: int) -> tuple[int, float]:
-    """Apply the whole log with ``count`` partitions, ``layout[i]`` the partitions process i runs."""
+def backlog(dbname: str, layout: list[list[int]], count: int) -> tuple[int, float, float, float]:
+    """Apply the whole log with ``count`` partitions, ``layout[i]`` the partitions process i runs:
+    (events, seconds, cores the machine kept busy meanwhile, of which PostgreSQL's)."""
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(len(layout) + 1)
     out = ctx.Queue()
@@ -196,10 +206,13 @@ def backlog(dbname: str, layout: list[list[int]], count: int) -> tuple[int, floa
     for p in children:
         p.start()
     barrier.wait(timeout=180)
+    busy, pg, start = machine_cpu()[0], cpu_of("postgres"), time.monotonic()
     results = [out.get(timeout=900) for _ in children]
+    seconds = time.monotonic() - start
+    busy, pg = (machine_cpu()[0] - busy) / seconds, (cpu_of("postgres") - pg) / seconds
     for p in children:
         p.join(timeout=30)
-    return sum(n for n, _ in results), max(s for _, s in results)
+    return sum(n for n, _ in results), max(s for _, s in results), busy, pg
 
 
 def _live_child(dbname: str, partitions: list[int], count: int, ready: Any, stop: Any, out: Any) -> None:
@@ -323,8 +336,9 @@ def main() -> int:
         assert n == total, (n, total)
         log(f"  plain loop: {fmt_rate(total / plain_s)} events/s")
         rows.append(["plain loop: folds in memory, raw SQL upserts per page (floor)", "1", "–", f"{plain_s:.2f}",
-                     fmt_rate(total / plain_s)])
+                     fmt_rate(total / plain_s), "–"])
         backlog_rates = {}
+        backlog_busy: dict[str, float] = {}
         for label, layout, count in [
             ("pipeline, unpartitioned", [[0]], 1),
             ("pipeline, 2 partitions in 1 process (2 threads)", [[0, 1]], 2),
@@ -332,11 +346,13 @@ def main() -> int:
         ]:
             reset()
             connection.close()
-            n, secs = backlog(dbname, layout, count)
+            n, secs, busy, pg = backlog(dbname, layout, count)
             assert n == total, (label, n, total)
             backlog_rates[label] = total / secs
-            log(f"  {label}: {fmt_rate(total / secs)} events/s")
-            rows.append([f"**{label}**", str(len(layout)), str(count), f"{secs:.2f}", fmt_rate(total / secs)])
+            backlog_busy[label] = busy
+            log(f"  {label}: {fmt_rate(total / secs)} events/s, {busy:.2f} cores busy ({pg:.2f} PostgreSQL)")
+            rows.append([f"**{label}**", str(len(layout)), str(count), f"{secs:.2f}", fmt_rate(total / secs),
+                         f"{busy:.2f} ({pg:.2f})"])
 
         customers = [customer_register(name=f"Steady {i}").customer.id for i in range(200)]
         connection.close()
@@ -366,15 +382,19 @@ def main() -> int:
     from bench.report import table, write_section
 
     one = backlog_rates["pipeline, 2 partitions in 1 process (2 threads)"]
+    one_busy = backlog_busy["pipeline, 2 partitions in 1 process (2 threads)"]
+    cores = os.cpu_count() or 1
     two = backlog_rates["pipeline, 2 partitions over 2 processes"]
     body = (
         f"A log of **{total:,} events** built as bench/replay.py builds it (every row with its customer's shard). "
         "Backlog: the whole log waiting, applied as `runworkers` applies it (batches of 500, a checkpoint per batch, "
         "the rows as of each event, frames built and published), in one pass per row of the table; the read "
         "models are emptied between passes.\n\n"
-        + table(["pass", "processes", "partitions", "seconds", "log events/s"], rows)
+        + table(["pass", "processes", "partitions", "seconds", "log events/s", "cores busy (PostgreSQL's)"], rows)
         + f"\n\nTwo partitions over two processes apply **{two / one:.2f}×** what they apply in one process "
-        f"(target on 2 cores: 1.6×); the unpartitioned pipeline is "
+        f"(target on 2 cores: 1.6×). In one process they kept {one_busy:.2f} of the machine's {cores} cores busy, "
+        f"so at the same work per event more processes can apply at most {cores / one_busy:.2f}× as much here: "
+        "only the idle cores are left to gain; the unpartitioned pipeline is "
         f"{backlog_rates['pipeline, unpartitioned'] / (total / plain_s):.2f}× the plain loop.\n\n"
         f"Steady load: customer and agent messages through the command handler (4 threads, aiming at "
         f"{STEADY_RATE:.0f} messages/s, each a `MessageSent` event) for {STEADY_SECONDS:.0f} s while the partitions "

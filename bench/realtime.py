@@ -89,7 +89,7 @@ import websockets  # noqa: E402
 from websockets.asyncio.client import connect as ws_connect  # noqa: E402
 
 from bench import common  # noqa: E402  (PostgreSQL scratch databases; PARLEY_DEBUG=0 for the children)
-from bench.common import percentile  # noqa: E402
+from bench.common import CLK, cpu_of, machine_cpu, percentile, proc_stat  # noqa: E402
 from bench.report import table, write_section  # noqa: E402
 from tests.e2e import conftest as e2e  # noqa: E402
 
@@ -112,7 +112,6 @@ SETTINGS = os.environ.get("BENCH_RT_SETTINGS", "project.settings")
 DEBUG = bool(os.environ.get("BENCH_RT_DEBUG"))
 KEY = "realtime"
 PY = sys.executable
-CLK = os.sysconf("SC_CLK_TCK")
 NCPU = os.cpu_count() or 1
 
 
@@ -130,43 +129,12 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
-def _stat(path: Path) -> list[str]:
-    return path.read_text().rsplit(")", 1)[1].split()
-
-
 def cpu_seconds(pid: int) -> float:
     try:
-        f = _stat(Path(f"/proc/{pid}/stat"))
+        f = proc_stat(Path(f"/proc/{pid}/stat"))
     except OSError:
         return 0.0
     return (int(f[11]) + int(f[12])) / CLK  # utime, stime
-
-
-def cpu_of(comm: str) -> float:
-    """CPU seconds of every process named ``comm``, reaped children included.
-
-    PostgreSQL forks a backend per connection; one that exits between two
-    samples is still counted, through the postmaster's cutime/cstime.
-    """
-    total = 0.0
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            if (d / "comm").read_text().strip() != comm:
-                continue
-            f = _stat(d / "stat")
-        except OSError:
-            continue
-        total += (int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])) / CLK
-    return total
-
-
-def machine_cpu() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine, all cores."""
-    parts = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:8]]
-    idle = parts[3] + parts[4]
-    return (sum(parts) - idle) / CLK, sum(parts) / CLK
 
 
 def client_cpu() -> float:
