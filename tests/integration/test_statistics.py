@@ -98,6 +98,26 @@ def test_the_threshold_doubles_with_the_table(analyser, probe):
     assert _reltuples(probe) == 310
 
 
+def _analysed_columns(table: str) -> set[str]:
+    with connection.cursor() as c:
+        c.execute("SELECT attname FROM pg_stats WHERE schemaname = current_schema() AND tablename = %s", [table])
+        return {r[0] for r in c.fetchall()}
+
+
+def test_the_columns_of_the_indexes_only(analyser, probe):
+    """The other columns cost most of an analysis and choose no plan: autovacuum does them."""
+    with connection.cursor() as c:
+        c.execute(f"CREATE INDEX {probe}_by_tag ON {probe} ((body || ''), id)")  # an expression: no column of its own
+        c.execute(f"ALTER TABLE {probe} ADD COLUMN tag text")
+        c.execute(f"CREATE INDEX {probe}_tag ON {probe} (tag)")
+    _fill(0, 200)
+    analyser.grew({probe: 200}, "postgresql")
+    _settle(analyser)
+    assert analyser.analysed[probe] == 1
+    assert _analysed_columns(probe) == {"id", "tag"}
+    assert _reltuples(probe) == 200  # the table's size is counted whatever the columns
+
+
 def test_a_table_first_seen_full_waits_until_this_process_added_as_many(analyser, probe):
     """After a restart the process knows nothing of a big table: it does not analyse it
     again for its first rows, but once it added as many as the table held."""
