@@ -50,6 +50,8 @@ from django.conf import settings
 from django.db import connection
 from django.db.backends.utils import CursorWrapper
 
+from observability import metrics
+
 log = logging.getLogger(__name__)
 
 
@@ -141,6 +143,7 @@ class Analyser:
             self._rows[name] = rows
             self._since[name] -= since  # rows added while it ran count towards the next
             self.analysed[name] += 1
+        metrics.ANALYSES.labels(name).inc()
         log.info("ANALYZE %s: %d rows", name, rows, extra={"table": name, "rows": int(rows)})
 
 

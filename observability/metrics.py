@@ -74,6 +74,14 @@ CONSUMER_ERRORS = Counter(
     ["consumer", "member"],
 )
 
+# -- the database's statistics (eventstore.statistics) -------------------------------------
+
+ANALYSES = Counter(
+    "parley_db_analyses_total",
+    "ANALYZE runs this process made of a table its consumer groups filled, each time the table had doubled, by table.",
+    ["table"],
+)
+
 # -- the websocket (realtime) -------------------------------------------------------------
 
 WS_CONNECTIONS = Gauge(

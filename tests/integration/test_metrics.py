@@ -88,6 +88,7 @@ def test_the_right_key_gets_prometheus_text_with_every_parley_metric(client, met
         "parley_consumer_lag_events": "gauge",
         "parley_consumer_running": "gauge",
         "parley_consumer_errors": "counter",
+        "parley_db_analyses": "counter",
         "parley_log_position": "gauge",
         "parley_websocket_connections": "gauge",
         "parley_websocket_frames_sent": "counter",

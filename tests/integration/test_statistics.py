@@ -13,6 +13,7 @@ import uuid
 
 import pytest
 from django.db import connection
+from prometheus_client import REGISTRY
 
 from chat.commands import Actor, SendMessage
 from chat.events import SenderKind
@@ -70,9 +71,11 @@ def test_the_pipeline_analyses_a_read_model_it_filled(analyser):
             send_message(SendMessage(uuid.uuid4(), customer.id, actor, f"message {j}"))
     runner = group("pipeline")
     runner.batch_size = 50  # several batches, so that the count adds up over commits
+    counted = REGISTRY.get_sample_value("parley_db_analyses_total", {"table": "readmodels_timelinemessage"}) or 0.0
     assert runner.catch_up() > 0
     _settle(analyser)
     assert analyser.analysed["readmodels_timelinemessage"] == 1
+    assert REGISTRY.get_sample_value("parley_db_analyses_total", {"table": "readmodels_timelinemessage"}) == counted + 1
     # Counted as the analysis ran, alongside the batches that followed (it never holds one up).
     assert 100 <= _reltuples("readmodels_timelinemessage") <= 150
 
