@@ -33,10 +33,11 @@ choose between an index and a scan; the other columns (bodies, search
 vectors, JSON) cost most of an analysis (measured: a tenth of PostgreSQL's
 time during a backlog when every column was analysed), and a partial
 analysis leaves autovacuum's count of changes as it was, so autovacuum
-still analyses the whole table on its own schedule. ``SKIP_LOCKED``: an autovacuum at work on the table is refreshing
-its statistics already. A failed analysis is logged and forgotten; the
-table is looked at again once it has grown as much again. SQLite keeps no
-plans between statements: nothing to do there.
+still analyses the whole table on its own schedule. ``SKIP_LOCKED``: an
+autovacuum at work on the table is refreshing its statistics already. A
+failed analysis is logged and forgotten; the table is looked at again once
+it has grown as much again. SQLite keeps no plans between statements:
+nothing to do there.
 """
 
 from __future__ import annotations
