@@ -394,10 +394,13 @@ class ConsumerRunner:
             if not self.appends:
                 replaying.active = False
         self._erring = False
-        statistics.grew(unit.grown, connection.vendor)
         if self.isolating is not None and batch.end >= self.isolating:
             self.isolating = None
         self.cursor, self.lease_until = batch.end, until
+        try:
+            statistics.grew(unit.grown, connection.vendor)
+        except Exception:  # the batch is committed: nothing here may fail it
+            log.warning("consumer %s: its rows' growth could not be counted", self.name, exc_info=True)
         return Progress(
             len(batch.events), True, batch.blocked, batch.scanned >= limit, effects, (batch.start, batch.end)
         )

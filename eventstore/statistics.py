@@ -14,14 +14,15 @@ measured, bench/pipeline.py's backlog ran at half its speed (40 to 79 ms of
 a 500-event batch went to one such scan of the reports' tallies).
 
 So the consumer groups report the rows each committed batch added to each
-table (``Unit.grown``; ``grew``), and once this process has added as many
+table, less the rows it removed (``Unit.grown``; ``grew``), and once this process has added as many
 rows to a table as it held at its last analysis, and at least
 ``PARLEY_DB_ANALYZE_ROWS``, a thread of the process's own runs
 ``ANALYZE`` on it. The statistics change, and every connection's plans of
 the table are made again for its size. The threshold doubles with the
 table, so a table of n rows is analysed about log2(n / PARLEY_DB_ANALYZE_ROWS)
-times as it fills, and a table that keeps its size (badges, conversations:
-rows updated, not added) never is. A table first seen by this process is
+times as it fills, and a table that keeps its size (badges and
+conversations, whose rows are updated; unread marks, which come and go)
+never is. A table first seen by this process is
 not analysed until the process has added as many rows as the table held
 then: a restart does not analyse big tables again.
 
@@ -33,16 +34,20 @@ choose between an index and a scan; the other columns (bodies, search
 vectors, JSON) cost most of an analysis (measured: a tenth of PostgreSQL's
 time during a backlog when every column was analysed), and a partial
 analysis leaves autovacuum's count of changes as it was, so autovacuum
-still analyses the whole table on its own schedule. ``SKIP_LOCKED``: an
-autovacuum at work on the table is refreshing its statistics already. A
-failed analysis is logged and forgotten; the table is looked at again once
-it has grown as much again. SQLite keeps no plans between statements:
-nothing to do there.
+still analyses the whole table, and its expression indexes, on its own
+schedule. ``SKIP_LOCKED``: an autovacuum at work on the table is
+refreshing its statistics already. PostgreSQL only warns when it skips a
+table (locked, or not owned by this role), so the analyses it counted
+(``pg_stat_get_analyze_count``) tell whether one ran. A skipped or failed
+analysis is logged and not counted; the table is looked at again once it
+has grown as much again. SQLite keeps no plans between statements: nothing
+to do there.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections import Counter
 from collections.abc import Mapping
@@ -60,6 +65,11 @@ class Analyser:
     """Counts the rows added to each table by this process and analyses a table that doubled."""
 
     def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        """Empty, with no thread (also in a forked child: the parent's thread and lock are not its own)."""
         self._lock = threading.Lock()
         #: Rows added to each table since its last analysis here (or since it was first seen).
         self._since: Counter[str] = Counter()
@@ -84,18 +94,19 @@ class Analyser:
         with self._lock:
             due = False
             for name, n in added.items():
-                if n <= 0:
+                if n == 0:
                     continue
-                self._since[name] += n
+                self._since[name] = max(0, self._since[name] + n)  # a table that shrank grows back first
                 if name not in self._due and self._since[name] >= max(floor, self._rows.get(name, 0.0)):
                     self._due.add(name)
                     due = True
-            if not due:
+            if not self._due:
                 return
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="analyse", daemon=True)
                 self._thread.start()
-            self._wake.notify()
+            if due:
+                self._wake.notify_all()
 
     def wait(self, timeout: float) -> bool:
         """Until no analysis is due or running (True), or ``timeout`` seconds passed (False)."""
@@ -130,8 +141,8 @@ class Analyser:
             since = self._since[name]
             known = self._rows.get(name)
         with connection.cursor() as c:
+            rows, runs = _state(c, name)
             if known is None:
-                rows = _rows(c, name)
                 with self._lock:
                     self._rows[name] = rows
                 if since < max(self.floor(), rows):
@@ -139,20 +150,32 @@ class Analyser:
             columns = _indexed_columns(c, name)
             listed = f" ({', '.join(map(connection.ops.quote_name, columns))})" if columns else ""
             c.execute(f"ANALYZE (SKIP_LOCKED) {connection.ops.quote_name(name)}{listed}")
-            rows = _rows(c, name)
+            rows, after = _state(c, name)
         with self._lock:
+            self._since[name] = max(0, self._since[name] - since)  # rows added while it ran count towards the next
+            if after == runs:
+                # Skipped with a warning, not an error: another analysis or a vacuum held the
+                # table, or this role does not own it. Tried again once it has grown as much again.
+                log.warning("ANALYZE of %s was skipped (the table was locked, or this role does not own it)", name,
+                            extra={"table": name})
+                return
             self._rows[name] = rows
-            self._since[name] -= since  # rows added while it ran count towards the next
             self.analysed[name] += 1
         metrics.ANALYSES.labels(name).inc()
         log.info("ANALYZE %s: %d rows", name, rows, extra={"table": name, "rows": int(rows)})
 
 
-def _rows(cursor: CursorWrapper, name: str) -> float:
-    """The table's rows by its statistics (0 for a table never analysed, or gone)."""
-    cursor.execute("SELECT reltuples FROM pg_class WHERE oid = to_regclass(%s)", [connection.ops.quote_name(name)])
+def _state(cursor: CursorWrapper, name: str) -> tuple[float, int]:
+    """The table's rows by its statistics (0 for a table never analysed, or gone), and the
+    analyses PostgreSQL counted of it (its statistics views: ``ANALYZE`` by anyone)."""
+    cursor.execute(
+        "SELECT reltuples, pg_stat_get_analyze_count(oid) FROM pg_class WHERE oid = to_regclass(%s)",
+        [connection.ops.quote_name(name)],
+    )
     row = cursor.fetchone()
-    return max(0.0, float(row[0])) if row and row[0] is not None else 0.0
+    if not row:
+        return 0.0, 0
+    return max(0.0, float(row[0])) if row[0] is not None else 0.0, int(row[1] or 0)
 
 
 def _indexed_columns(cursor: CursorWrapper, name: str) -> list[str]:

@@ -54,8 +54,8 @@ class Unit:
         self._after: list[tuple[str, list[Any]]] = []
         self._returning: set[int] = set()  # indexes in _after of the statements that answer rows
         self._reads: list[tuple[str, list[Any], Callable[[list[tuple[Any, ...]]], None]]] = []
-        #: Rows each ``flush`` so far added to each table, as far as the unit can tell: the
-        #: rows added, and the rows saved that it had not read by key (eventstore.statistics).
+        #: Rows each ``flush`` so far added to each table, less the rows it removed, as far
+        #: as the unit can tell (``_count_growth``; eventstore.statistics).
         self.grown: dict[str, int] = defaultdict(int)
 
     def table(self, model: type[models.Model]) -> Table:
@@ -266,13 +266,8 @@ class Unit:
             for table, rows in copies:
                 self._copy(table, rows)
         results = self._run(statements, fetch=returning)
-        for name, dirty in self._dirty.items():
-            read = self._rows.get(name, {})
-            self.grown[name] += sum(1 for key in dirty if key not in read)
-        for name, added in self._added.items():
-            self.grown[name] += len(added)
-        for name, by_key in self._added_unique.items():
-            self.grown[name] += len(by_key)
+        if not self.keep:  # a rebuild's tables are new, and its runs report nothing
+            self._count_growth()
         if self.keep:
             for name, dirty in self._dirty.items():
                 self._rows[name].update(dirty)
@@ -286,6 +281,20 @@ class Unit:
         self._after = []
         self._returning = set()
         return results
+
+    def _count_growth(self) -> None:
+        """Add what this flush did to ``grown``: rows added, less rows removed. A saved
+        row the unit had not read by key counts as added (an upsert of a row it did
+        not look at, most often a new one)."""
+        for name, dirty in self._dirty.items():
+            read = self._rows.get(name, {})
+            self.grown[name] += sum(1 for key in dirty if key not in read)
+        for name, added in self._added.items():
+            self.grown[name] += len(added)
+        for name, by_key in self._added_unique.items():
+            self.grown[name] += len(by_key)
+        for name, keys in self._removed.items():
+            self.grown[name] -= len(keys)
 
     def _copy(self, table: Table, rows: list[Row]) -> None:
         copy_rows(connections[self.using].connection, table, rows)

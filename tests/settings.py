@@ -25,3 +25,10 @@ try:
 finally:
     for _name in _added:
         del os.environ[_name]
+
+# In-process tests leave the tables' statistics to the tests that are about
+# them (tests/integration/test_statistics.py turns the analyser on): an
+# analysis on its own thread while an unrelated test runs, or as the test
+# database is dropped, is noise. The processes the end-to-end tests start
+# analyse as production does.
+PARLEY_DB_ANALYZE_ROWS = 0

@@ -39,7 +39,9 @@ def analyser(monkeypatch: pytest.MonkeyPatch, settings) -> statistics.Analyser:
 @pytest.fixture
 def probe():
     with connection.cursor() as c:
-        c.execute(f"CREATE TABLE {PROBE} (id integer PRIMARY KEY, body text NOT NULL DEFAULT '')")
+        # Autovacuum kept off it: its own analyses would change what the tests count.
+        c.execute(f"CREATE TABLE {PROBE} (id integer PRIMARY KEY, body text NOT NULL DEFAULT '') "
+                  "WITH (autovacuum_enabled = off)")
     yield PROBE
     with connection.cursor() as c:
         c.execute(f"DROP TABLE IF EXISTS {PROBE}")
@@ -60,10 +62,21 @@ def _settle(analyser: statistics.Analyser) -> None:
     assert analyser.wait(30), "the analyser is still busy after 30 s"
 
 
-def test_the_pipeline_analyses_a_read_model_it_filled(analyser):
+@pytest.fixture
+def timeline():
+    """The timeline's table, with autovacuum kept off it for the test."""
+    table = "readmodels_timelinemessage"
+    with connection.cursor() as c:
+        c.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = off)")
+    yield table
+    with connection.cursor() as c:
+        c.execute(f"ALTER TABLE {table} RESET (autovacuum_enabled)")
+
+
+def test_the_pipeline_analyses_a_read_model_it_filled(analyser, timeline):
     """The runner reports each committed batch's new rows; the timeline, grown from empty
     past the threshold, is analysed once, and its statistics count its rows."""
-    assert _reltuples("readmodels_timelinemessage") <= 0  # emptied between tests, never analysed since
+    assert _reltuples(timeline) <= 0  # emptied between tests, never analysed since
     for i in range(30):
         customer = customer_register(name=f"Grower {i}").customer
         actor = Actor(SenderKind.CUSTOMER, str(customer.id), "Grower")
@@ -71,13 +84,13 @@ def test_the_pipeline_analyses_a_read_model_it_filled(analyser):
             send_message(SendMessage(uuid.uuid4(), customer.id, actor, f"message {j}"))
     runner = group("pipeline")
     runner.batch_size = 50  # several batches, so that the count adds up over commits
-    counted = REGISTRY.get_sample_value("parley_db_analyses_total", {"table": "readmodels_timelinemessage"}) or 0.0
+    counted = REGISTRY.get_sample_value("parley_db_analyses_total", {"table": timeline}) or 0.0
     assert runner.catch_up() > 0
     _settle(analyser)
-    assert analyser.analysed["readmodels_timelinemessage"] == 1
-    assert REGISTRY.get_sample_value("parley_db_analyses_total", {"table": "readmodels_timelinemessage"}) == counted + 1
+    assert analyser.analysed[timeline] == 1
+    assert REGISTRY.get_sample_value("parley_db_analyses_total", {"table": timeline}) == counted + 1
     # Counted as the analysis ran, alongside the batches that followed (it never holds one up).
-    assert 100 <= _reltuples("readmodels_timelinemessage") <= 150
+    assert 100 <= _reltuples(timeline) <= 150
 
 
 def test_the_threshold_doubles_with_the_table(analyser, probe):
@@ -135,6 +148,42 @@ def test_a_table_first_seen_full_waits_until_this_process_added_as_many(analyser
     _settle(analyser)
     assert analyser.analysed[probe] == 1
     assert _reltuples(probe) == 2100
+
+
+def test_an_analysis_skipped_for_a_lock_is_not_counted_and_comes_again(analyser, probe):
+    """ANALYZE (SKIP_LOCKED) only warns when another analysis or a vacuum holds the table:
+    not counted as done, and tried again once the table has grown as much again."""
+    import psycopg
+
+    _fill(0, 200)
+    other = psycopg.connect(**connection.get_connection_params())  # another session, as a vacuum would be
+    try:
+        other.execute(f"LOCK TABLE {probe} IN SHARE UPDATE EXCLUSIVE MODE")  # what ANALYZE and VACUUM take
+        analyser.grew({probe: 200}, "postgresql")
+        _settle(analyser)
+        assert analyser.analysed[probe] == 0
+        assert _reltuples(probe) <= 0
+    finally:
+        other.rollback()
+        other.close()
+    _fill(200, 400)
+    analyser.grew({probe: 200}, "postgresql")
+    _settle(analyser)
+    assert analyser.analysed[probe] == 1
+    assert _reltuples(probe) == 400
+
+
+def test_rows_removed_count_against_growth(analyser, probe):
+    """A table whose rows come and go (unread marks) is not taken for one that grows."""
+    analyser.grew({probe: 90}, "postgresql")
+    analyser.grew({probe: -90}, "postgresql")
+    analyser.grew({probe: 90}, "postgresql")
+    _settle(analyser)
+    assert analyser.analysed[probe] == 0  # 90 net, under PARLEY_DB_ANALYZE_ROWS
+    _fill(0, 110)
+    analyser.grew({probe: 20}, "postgresql")
+    _settle(analyser)
+    assert analyser.analysed[probe] == 1
 
 
 def test_nothing_on_sqlite_or_when_turned_off(analyser, probe, settings):

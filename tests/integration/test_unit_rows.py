@@ -149,3 +149,29 @@ def test_a_model_whose_column_is_not_named_as_its_attname_is_refused():
         Table(Renamed)  # as workers.jobs builds its table
     with pytest.raises(TypeError, match=refused):
         Unit().table(Renamed)
+
+
+def test_growth_counts_rows_added_less_rows_removed_and_not_rows_read_and_saved_again():
+    """What the unit reports to eventstore.statistics after each flush (``Unit.grown``)."""
+    table = Conversation._meta.db_table
+    stored = uuid.uuid4()
+    _flush(lambda unit: unit.save(Conversation, _conversation(stored)))
+
+    unit = Unit()
+    unit.want(Conversation, [stored])
+    unit.load()
+    unit.save(Conversation, _conversation(stored, status="resolved"))  # read by key: an update
+    unit.save(Conversation, _conversation(uuid.uuid4()))  # never read: counted as new
+    unit.save(Conversation, _conversation(uuid.uuid4()))
+    unit.flush()
+    assert unit.grown[table] == 2
+
+    unit.remove(Conversation, stored)
+    unit.flush()
+    assert unit.grown[table] == 1  # the counts add up over flushes
+    assert Conversation.objects.count() == 2
+
+    rebuild = Unit(keep=True)  # a rebuild's unit fills tables of its own and reports nothing
+    rebuild.save(Conversation, _conversation(uuid.uuid4()))
+    rebuild.flush()
+    assert not rebuild.grown
