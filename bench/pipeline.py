@@ -385,6 +385,7 @@ def main() -> int:
     one_busy = backlog_busy["pipeline, 2 partitions in 1 process (2 threads)"]
     cores = os.cpu_count() or 1
     two = backlog_rates["pipeline, 2 partitions over 2 processes"]
+    two_busy = backlog_busy["pipeline, 2 partitions over 2 processes"]
     body = (
         f"A log of **{total:,} events** built as bench/replay.py builds it (every row with its customer's shard). "
         "Backlog: the whole log waiting, applied as `runworkers` applies it (batches of 500, a checkpoint per batch, "
@@ -392,9 +393,10 @@ def main() -> int:
         "models are emptied between passes.\n\n"
         + table(["pass", "processes", "partitions", "seconds", "log events/s", "cores busy (PostgreSQL's)"], rows)
         + f"\n\nTwo partitions over two processes apply **{two / one:.2f}×** what they apply in one process "
-        f"(target on 2 cores: 1.6×). In one process they kept {one_busy:.2f} of the machine's {cores} cores busy, "
-        f"so at the same work per event more processes can apply at most {cores / one_busy:.2f}× as much here: "
-        "only the idle cores are left to gain; the unpartitioned pipeline is "
+        f"(target on 2 cores: 1.6×). In one process they kept {one_busy:.2f} of the machine's {cores} cores busy "
+        f"({1000 * one_busy / one:.3f} ms of CPU per event), over two {two_busy:.2f} ({1000 * two_busy / two:.3f} ms): "
+        f"at the same CPU per event, only the idle cores are left to gain, a ceiling of {cores / one_busy:.2f}× "
+        "here; the unpartitioned pipeline is "
         f"{backlog_rates['pipeline, unpartitioned'] / (total / plain_s):.2f}× the plain loop.\n\n"
         f"Steady load: customer and agent messages through the command handler (4 threads, aiming at "
         f"{STEADY_RATE:.0f} messages/s, each a `MessageSent` event) for {STEADY_SECONDS:.0f} s while the partitions "
