@@ -14,17 +14,17 @@ measured, bench/pipeline.py's backlog ran at half its speed (40 to 79 ms of
 a 500-event batch went to one such scan of the reports' tallies).
 
 So the consumer groups report the rows each committed batch added to each
-table, less the rows it removed (``Unit.grown``; ``grew``), and once this process has added as many
-rows to a table as it held at its last analysis, and at least
-``PARLEY_DB_ANALYZE_ROWS``, a thread of the process's own runs
+table, less the rows it removed (``Unit.grown``; ``grew``), and once this
+process has added as many rows to a table as it held at its last analysis,
+and at least ``PARLEY_DB_ANALYZE_ROWS``, a thread of the process's own runs
 ``ANALYZE`` on it. The statistics change, and every connection's plans of
 the table are made again for its size. The threshold doubles with the
-table, so a table of n rows is analysed about log2(n / PARLEY_DB_ANALYZE_ROWS)
-times as it fills, and a table that keeps its size (badges and
-conversations, whose rows are updated; unread marks, which come and go)
-never is. A table first seen by this process is
-not analysed until the process has added as many rows as the table held
-then: a restart does not analyse big tables again.
+table, so a table of n rows is analysed about
+log2(n / PARLEY_DB_ANALYZE_ROWS) times as it fills, and a table that keeps
+its size (badges and conversations, whose rows are updated; unread marks,
+which come and go) never is. A table first seen by this process is not
+analysed until the process has added as many rows as the table held then:
+a restart does not analyse big tables again.
 
 The thread has its own connection, so a batch never waits for an analysis
 (``ANALYZE`` takes a lock that does not conflict with reads or writes of

@@ -266,14 +266,14 @@ class Unit:
             for table, rows in copies:
                 self._copy(table, rows)
         results = self._run(statements, fetch=returning)
-        if not self.keep:  # a rebuild's tables are new, and its runs report nothing
-            self._count_growth()
         if self.keep:
             for name, dirty in self._dirty.items():
                 self._rows[name].update(dirty)
             for name, keys in self._removed.items():
                 for key in keys:
                     self._rows[name].pop(key, None)
+        else:  # a rebuild's (keeping) unit fills tables of its own and reports nothing
+            self._count_growth()
         self._removed.clear()
         self._dirty.clear()
         self._added.clear()

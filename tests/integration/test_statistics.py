@@ -62,6 +62,13 @@ def _settle(analyser: statistics.Analyser) -> None:
     assert analyser.wait(30), "the analyser is still busy after 30 s"
 
 
+def _grow(analyser: statistics.Analyser, table: str, rows: int) -> int:
+    """Report ``rows`` added to ``table`` and wait for the analyser: the analyses of it so far."""
+    analyser.grew({table: rows}, "postgresql")
+    _settle(analyser)
+    return analyser.analysed[table]
+
+
 @pytest.fixture
 def timeline():
     """The timeline's table, with autovacuum kept off it for the test."""
@@ -95,22 +102,14 @@ def test_the_pipeline_analyses_a_read_model_it_filled(analyser, timeline):
 
 def test_the_threshold_doubles_with_the_table(analyser, probe):
     _fill(0, 150)
-    analyser.grew({probe: 50}, "postgresql")
-    _settle(analyser)
-    assert analyser.analysed[probe] == 0  # under PARLEY_DB_ANALYZE_ROWS
-    analyser.grew({probe: 100}, "postgresql")
-    _settle(analyser)
-    assert analyser.analysed[probe] == 1
+    assert _grow(analyser, probe, 50) == 0  # under PARLEY_DB_ANALYZE_ROWS
+    assert _grow(analyser, probe, 100) == 1
     assert _reltuples(probe) == 150
     _fill(150, 250)
-    analyser.grew({probe: 100}, "postgresql")  # 100 rows added to 150: not doubled
-    _settle(analyser)
-    assert analyser.analysed[probe] == 1
+    assert _grow(analyser, probe, 100) == 1  # 100 rows added to 150: not doubled
     assert _reltuples(probe) == 150
     _fill(250, 310)
-    analyser.grew({probe: 60}, "postgresql")  # 160 since the analysis, of 150 then
-    _settle(analyser)
-    assert analyser.analysed[probe] == 2
+    assert _grow(analyser, probe, 60) == 2  # 160 since the analysis, of 150 then
     assert _reltuples(probe) == 310
 
 
@@ -127,9 +126,7 @@ def test_the_columns_of_the_indexes_only(analyser, probe):
         c.execute(f"ALTER TABLE {probe} ADD COLUMN tag text")
         c.execute(f"CREATE INDEX {probe}_tag ON {probe} (tag)")
     _fill(0, 200)
-    analyser.grew({probe: 200}, "postgresql")
-    _settle(analyser)
-    assert analyser.analysed[probe] == 1
+    assert _grow(analyser, probe, 200) == 1
     assert _analysed_columns(probe) == {"id", "tag"}
     assert _reltuples(probe) == 200  # the table's size is counted whatever the columns
 
@@ -140,13 +137,9 @@ def test_a_table_first_seen_full_waits_until_this_process_added_as_many(analyser
     _fill(0, 1000)
     with connection.cursor() as c:
         c.execute(f"ANALYZE {probe}")
-    analyser.grew({probe: 200}, "postgresql")
-    _settle(analyser)
-    assert analyser.analysed[probe] == 0
+    assert _grow(analyser, probe, 200) == 0
     _fill(1000, 2100)
-    analyser.grew({probe: 900}, "postgresql")
-    _settle(analyser)
-    assert analyser.analysed[probe] == 1
+    assert _grow(analyser, probe, 900) == 1
     assert _reltuples(probe) == 2100
 
 
@@ -159,17 +152,13 @@ def test_an_analysis_skipped_for_a_lock_is_not_counted_and_comes_again(analyser,
     other = psycopg.connect(**connection.get_connection_params())  # another session, as a vacuum would be
     try:
         other.execute(f"LOCK TABLE {probe} IN SHARE UPDATE EXCLUSIVE MODE")  # what ANALYZE and VACUUM take
-        analyser.grew({probe: 200}, "postgresql")
-        _settle(analyser)
-        assert analyser.analysed[probe] == 0
+        assert _grow(analyser, probe, 200) == 0
         assert _reltuples(probe) <= 0
     finally:
         other.rollback()
         other.close()
     _fill(200, 400)
-    analyser.grew({probe: 200}, "postgresql")
-    _settle(analyser)
-    assert analyser.analysed[probe] == 1
+    assert _grow(analyser, probe, 200) == 1
     assert _reltuples(probe) == 400
 
 
@@ -177,13 +166,9 @@ def test_rows_removed_count_against_growth(analyser, probe):
     """A table whose rows come and go (unread marks) is not taken for one that grows."""
     analyser.grew({probe: 90}, "postgresql")
     analyser.grew({probe: -90}, "postgresql")
-    analyser.grew({probe: 90}, "postgresql")
-    _settle(analyser)
-    assert analyser.analysed[probe] == 0  # 90 net, under PARLEY_DB_ANALYZE_ROWS
+    assert _grow(analyser, probe, 90) == 0  # 90 net, under PARLEY_DB_ANALYZE_ROWS
     _fill(0, 110)
-    analyser.grew({probe: 20}, "postgresql")
-    _settle(analyser)
-    assert analyser.analysed[probe] == 1
+    assert _grow(analyser, probe, 20) == 1
 
 
 def test_nothing_on_sqlite_or_when_turned_off(analyser, probe, settings):
@@ -212,9 +197,7 @@ def test_a_generic_plan_made_on_a_tiny_table_is_made_again_once_it_grew(analyser
             assert "Seq Scan" in plan()
             _fill(1, 20_000)
             assert "Seq Scan" in plan()  # kept: the table's statistics did not change
-            analyser.grew({probe: 19_999}, "postgresql")
-            _settle(analyser)
-            assert analyser.analysed[probe] == 1
+            assert _grow(analyser, probe, 19_999) == 1
             assert "Index" in plan() and "Seq Scan" not in plan()
         finally:
             c.execute("DEALLOCATE ALL")
