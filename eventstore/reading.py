@@ -69,11 +69,11 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 def _subject_sql() -> str:
     """``_subject_sql_for`` the event types declared now: made once, not for every batch."""
-    return _subject_sql_for(len(personal_types()))
+    return _subject_sql_for(frozenset((t, d.subject) for t, d in personal_types().items()))
 
 
 @functools.cache
-def _subject_sql_for(count: int) -> str:
+def _subject_sql_for(declared: frozenset[tuple[str, str]]) -> str:
     """The subject of a row's event, as SQL over the row's payload text: the
     string in the field its type names (eventstore.events.Personal), as the
     store writes payloads (compact JSON), NULL for a type that carries
@@ -83,12 +83,12 @@ def _subject_sql_for(count: int) -> str:
     finds only picks the key rows to send along: the subjects are taken from
     the decoded payloads (``_records``), and one it missed (a payload written
     otherwise) has its key read on its own. Names come from the code's
-    declarations, checked; ``count`` (how many there are) only keys the cache."""
+    declarations (each type with its subject's field), checked."""
     whens = []
-    for event_type, declared in sorted(personal_types().items()):
-        if not (_IDENTIFIER.fullmatch(event_type) and _IDENTIFIER.fullmatch(declared.subject)):
-            raise ValueError(f"cannot name {event_type}.{declared.subject} in SQL")
-        whens.append(f"""WHEN '{event_type}' THEN split_part(split_part(data, '"{declared.subject}":"', 2), '"', 1)""")
+    for event_type, subject in sorted(declared):
+        if not (_IDENTIFIER.fullmatch(event_type) and _IDENTIFIER.fullmatch(subject)):
+            raise ValueError(f"cannot name {event_type}.{subject} in SQL")
+        whens.append(f"""WHEN '{event_type}' THEN split_part(split_part(data, '"{subject}":"', 2), '"', 1)""")
     return f"CASE event_type {' '.join(whens)} END" if whens else "NULL"
 
 

@@ -120,13 +120,14 @@ class Analyser:
             with self._lock:
                 self._wake.wait_for(lambda: bool(self._due))
                 name = min(self._due)
+                since = self._since[name]
             try:
-                self._analyse(name)
+                self._analyse(name, since)
             except Exception:
                 log.warning("ANALYZE of %s failed; it is tried again once the table has grown as much again",
                             name, exc_info=True)
                 with self._lock:
-                    self._since[name] = 0
+                    self._since[name] = max(0, self._since[name] - since)  # as a skip: rows added meanwhile stay
             finally:
                 try:
                     connection.close()  # analyses are rare: hold no connection between them
@@ -136,9 +137,8 @@ class Analyser:
                     self._due.discard(name)
                     self._wake.notify_all()
 
-    def _analyse(self, name: str) -> None:
+    def _analyse(self, name: str, since: int) -> None:
         with self._lock:
-            since = self._since[name]
             known = self._rows.get(name)
         with connection.cursor() as c:
             rows, runs = _state(c, name)

@@ -119,6 +119,20 @@ def test_a_subject_the_reads_pattern_misses_has_its_key_read_on_its_own(store, m
     assert _key_reads(queries) == 1
 
 
+def test_the_reads_subject_sql_follows_the_declarations_not_just_their_number(monkeypatch):
+    from eventstore import events, reading
+
+    declared = events.personal_types()
+    event_type, personal = sorted(declared.items())[0]
+    before = reading._subject_sql()
+    assert f"WHEN '{event_type}' THEN split_part(split_part(data, '\"{personal.subject}\":\"'" in before
+    # As many declarations as before, one of them naming another field: the SQL must follow.
+    monkeypatch.setitem(events._personal, event_type, events.Personal("someone_else", personal.fields))
+    after = reading._subject_sql()
+    assert '"someone_else":"' in after
+    assert after != before
+
+
 def test_a_personal_event_whose_payload_is_not_json_fails_nothing_but_itself(store):
     from tests.integration.test_consumer_isolation import append_malformed_message
 

@@ -162,6 +162,28 @@ def test_an_analysis_skipped_for_a_lock_is_not_counted_and_comes_again(analyser,
     assert _reltuples(probe) == 400
 
 
+def test_a_failed_analysis_is_not_counted_and_keeps_the_rows_added_while_it_ran(analyser, probe, monkeypatch):
+    """A failure (here: while reading the table's columns, as a lost connection would fail it)
+    is tried again once the table has grown as much again; rows added while it ran count."""
+    indexed_columns = statistics._indexed_columns
+    calls = []
+
+    def failing_once(cursor, name):
+        calls.append(name)
+        if len(calls) == 1:
+            analyser.grew({probe: 60}, "postgresql")  # a batch commits while the analysis runs
+            raise RuntimeError("the connection was lost")
+        return indexed_columns(cursor, name)
+
+    monkeypatch.setattr(statistics, "_indexed_columns", failing_once)
+    _fill(0, 200)
+    assert _grow(analyser, probe, 100) == 0
+    assert _reltuples(probe) <= 0
+    assert _grow(analyser, probe, 40) == 1  # 60 kept from the failed run, and 40 more: 100
+    assert calls == [probe, probe]
+    assert _reltuples(probe) == 200
+
+
 def test_rows_removed_count_against_growth(analyser, probe):
     """A table whose rows come and go (unread marks) is not taken for one that grows."""
     analyser.grew({probe: 90}, "postgresql")
