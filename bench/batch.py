@@ -133,7 +133,7 @@ def main() -> int:
         f"them. Mean CPU milliseconds per round of {MESSAGES} messages over {half} rounds each, the two "
         "writers alternating round by round after "
         f"{WARMUP} rounds of warm-up: **json** is the product (a table's rows as one JSON parameter, "
-        "`json_populate_recordset`, written by orjson); the baseline **arrays** writes the same rows as one "
+        "`jsonb_populate_recordset`, written by orjson); the baseline **arrays** writes the same rows as one "
         "binary array per column (`unnest`), as the unit did before. The groups' CPU is this process's "
         "(`time.process_time`); the backend's is read from /proc around the groups' batches (the commands "
         "before them are not counted).\n\n"

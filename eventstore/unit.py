@@ -307,10 +307,10 @@ class Unit:
         attnames, cols, tail = insert_clauses(table, upsert=upsert, ignore=ignore)
         if table.postgres:
             # The rows as one JSON parameter the server expands into the
-            # table's row type (Table.json_rows): a statement of the same text
-            # for any number of rows.
+            # table's row type (Table.json_rows, which says why jsonb): a
+            # statement of the same text for any number of rows.
             sql = (f'INSERT INTO "{table.name}" ({cols}) SELECT {cols} '
-                   f'FROM json_populate_recordset(NULL::"{table.name}", %s::json){tail}')
+                   f'FROM jsonb_populate_recordset(NULL::"{table.name}", %s::jsonb){tail}')
             return [(sql, [table.json_rows(rows, attnames)])]
         out = []
         one = "(" + ", ".join(["%s"] * len(attnames)) + ")"

@@ -250,3 +250,20 @@ def _timeline_count() -> int:
         return TimelineMessage.objects.count()
     finally:
         connection.close()
+
+
+@pytest.mark.postgres
+def test_the_read_models_text_keys_have_no_pattern_index_to_write(customer, project):
+    """Django gives a CharField key a second, ``varchar_pattern_ops`` index for prefix
+    lookups; nothing looks a read model's key up by prefix, and every row written paid
+    for it. Migration readmodels 0013 drops them, and a rebuild's new tables have none."""
+    customer.post("/api/v1/messages", {"message_id": new_id(), "body": "hi"})
+    project()
+    call_command("rebuild_readmodels", stdout=io.StringIO())
+    with connection.cursor() as c:
+        c.execute("SELECT indexname FROM pg_indexes WHERE tablename LIKE 'readmodels\\_%%' "
+                  "AND indexdef LIKE '%%pattern_ops%%'")
+        assert c.fetchall() == []
+        c.execute("SELECT count(*) FROM pg_indexes WHERE tablename = 'readmodels_searchentry' "
+                  "AND indexname = 'readmodels_searchentry_pkey'")
+        assert c.fetchone()[0] == 1  # the keys' own index stays

@@ -1,7 +1,7 @@
 """The unit of work writes rows exactly as Django would store them, on either backend.
 
 On PostgreSQL a batch's rows go to the server as one JSON parameter that
-``json_populate_recordset`` turns back into the table's row type
+``jsonb_populate_recordset`` turns back into the table's row type
 (eventstore.tables.Table.json_rows); on SQLite as plain VALUES. Read back
 through the ORM, every value must come back as written: nested JSON with
 awkward text, JSON null beside SQL NULL, times to the microsecond, dates,
