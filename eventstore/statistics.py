@@ -121,23 +121,26 @@ class Analyser:
                 self._wake.wait_for(lambda: bool(self._due))
                 name = min(self._due)
                 since = self._since[name]
+            spent = True  # the rows counted so far are used up, done or not (a failure: tried again later)
             try:
-                self._analyse(name, since)
+                spent = self._analyse(name, since)
             except Exception:
                 log.warning("ANALYZE of %s failed; it is tried again once the table has grown as much again",
                             name, exc_info=True)
-                with self._lock:
-                    self._since[name] = max(0, self._since[name] - since)  # as a skip: rows added meanwhile stay
             finally:
                 try:
                     connection.close()  # analyses are rare: hold no connection between them
                 except Exception:
                     pass
                 with self._lock:
+                    if spent:  # rows added while it ran count towards the next
+                        self._since[name] = max(0, self._since[name] - since)
                     self._due.discard(name)
                     self._wake.notify_all()
 
-    def _analyse(self, name: str, since: int) -> None:
+    def _analyse(self, name: str, since: int) -> bool:
+        """Analyse ``name``, ``since`` rows added to it here since the last time; False if it
+        is not due yet (a table first seen full), and the rows counted so far stay counted."""
         with self._lock:
             known = self._rows.get(name)
         with connection.cursor() as c:
@@ -146,23 +149,23 @@ class Analyser:
                 with self._lock:
                     self._rows[name] = rows
                 if since < max(self.floor(), rows):
-                    return  # a table with rows already: analysed once this process has added as many
+                    return False  # a table with rows already: analysed once this process has added as many
             columns = _indexed_columns(c, name)
             listed = f" ({', '.join(map(connection.ops.quote_name, columns))})" if columns else ""
             c.execute(f"ANALYZE (SKIP_LOCKED) {connection.ops.quote_name(name)}{listed}")
             rows, after = _state(c, name)
+        if after == runs:
+            # Skipped with a warning, not an error: another analysis or a vacuum held the
+            # table, or this role does not own it. Tried again once it has grown as much again.
+            log.warning("ANALYZE of %s was skipped (the table was locked, or this role does not own it)", name,
+                        extra={"table": name})
+            return True
         with self._lock:
-            self._since[name] = max(0, self._since[name] - since)  # rows added while it ran count towards the next
-            if after == runs:
-                # Skipped with a warning, not an error: another analysis or a vacuum held the
-                # table, or this role does not own it. Tried again once it has grown as much again.
-                log.warning("ANALYZE of %s was skipped (the table was locked, or this role does not own it)", name,
-                            extra={"table": name})
-                return
             self._rows[name] = rows
             self.analysed[name] += 1
         metrics.ANALYSES.labels(name).inc()
         log.info("ANALYZE %s: %d rows", name, rows, extra={"table": name, "rows": int(rows)})
+        return True
 
 
 def _state(cursor: CursorWrapper, name: str) -> tuple[float, int]:

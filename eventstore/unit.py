@@ -29,6 +29,11 @@ from eventstore.tables import Row, Table
 
 #: Keys per SELECT or DELETE, and rows per INSERT (SQLite allows 32766 variables).
 CHUNK = 500
+#: The longest JSON document of rows one statement sends to PostgreSQL, in characters
+#: (a rebuild's flush can hold hundreds of thousands of rows). PostgreSQL refuses a
+#: ``jsonb`` value over 256 MiB; 32 Mi characters are 128 MiB of UTF-8 at most, and
+#: leave room for the headers and offsets ``jsonb`` adds to small values.
+DOCUMENT_CHARS = 32 << 20
 
 
 class Unit:
@@ -311,7 +316,7 @@ class Unit:
             # statement of the same text for any number of rows.
             sql = (f'INSERT INTO "{table.name}" ({cols}) SELECT {cols} '
                    f'FROM jsonb_populate_recordset(NULL::"{table.name}", %s::jsonb){tail}')
-            return [(sql, [table.json_rows(rows, attnames)])]
+            return [(sql, [document]) for document in _documents(table, rows, attnames)]
         out = []
         one = "(" + ", ".join(["%s"] * len(attnames)) + ")"
         for chunk in _chunks(rows, max(1, CHUNK * 4 // len(attnames))):
@@ -345,6 +350,17 @@ class Unit:
                         out.append(cursor.fetchall())
             return out
         return run_pipelined(conn.connection, statements, wanted)
+
+
+def _documents(table: Table, rows: list[Row], attnames: list[str]) -> list[str]:
+    """``rows`` as JSON documents (Table.json_rows) of at most ``DOCUMENT_CHARS`` each
+    but for a single row: one for any batch of the pipeline's, halved until each fits
+    for a rebuild's flush of hundreds of thousands of rows."""
+    document = table.json_rows(rows, attnames)
+    if len(document) <= DOCUMENT_CHARS or len(rows) == 1:
+        return [document]
+    half = len(rows) // 2
+    return _documents(table, rows[:half], attnames) + _documents(table, rows[half:], attnames)
 
 
 def insert_clauses(

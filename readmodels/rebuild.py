@@ -45,7 +45,6 @@ import gc
 import logging
 import multiprocessing
 import os
-import re
 import secrets
 import time
 import traceback
@@ -81,8 +80,6 @@ WRITERS = int(os.environ.get("PARLEY_REBUILD_WRITERS", "2"))
 PROCESSES = int(os.environ.get("PARLEY_REBUILD_PROCESSES", str(min(2, os.cpu_count() or 1))))
 #: Below this many events in the log the bulk stays in this process (a fork costs more than it saves).
 PARALLEL_FROM = int(os.environ.get("PARLEY_REBUILD_PARALLEL_FROM", "20000"))
-#: A CREATE INDEX of the ``varchar_pattern_ops`` (or ``text_pattern_ops``) kind Django adds to text keys.
-_PATTERN_INDEX = re.compile(r"\b(varchar|text)_pattern_ops\b")
 
 
 @dataclass(frozen=True)
@@ -387,7 +384,10 @@ class _Shadow:
                         editor.deferred_sql = [s for s in editor.deferred_sql if str(s) not in later]
                         # Not the second index Django gives a text key for prefix lookups,
                         # which no read model makes (migration readmodels 0013 dropped them).
-                        later = [sql for sql in later if not _PATTERN_INDEX.search(sql)]
+                        like_index = editor._create_like_index_sql  # type: ignore[attr-defined]  # PostgreSQL's
+                        prefix = {str(sql) for table in self.tables
+                                  if (sql := like_index(table, table._meta.pk)) is not None}
+                        later = [sql for sql in later if sql not in prefix]
                         for name in self._names():
                             self.indexes[name] = [sql for sql in later if f' ON "{name}" ' in sql]
                         assert sum(map(len, self.indexes.values())) == len(later), later

@@ -80,6 +80,31 @@ def test_rows_come_back_as_written_and_an_upsert_replaces_them():
     assert Conversation.objects.count() == 1
 
 
+@pytest.mark.postgres
+def test_rows_too_many_for_one_document_go_in_several_statements(monkeypatch):
+    """PostgreSQL refuses a jsonb document over 256 MiB, which a rebuild's flush of
+    hundreds of thousands of rows can pass: the rows are split into documents of at
+    most ``DOCUMENT_CHARS`` (here made small), every one written once."""
+    from eventstore import unit as units
+
+    monkeypatch.setattr(units, "DOCUMENT_CHARS", 4_000)
+    customers = [uuid.uuid4() for _ in range(40)]
+    rows = [_conversation(c, assignee_name=f"{AWKWARD} {i}") for i, c in enumerate(customers)]
+    statements = Unit()._insert(Unit().table(Conversation), rows, upsert=True)
+    assert len(statements) > 4
+    assert all(len(params[0]) <= 4_000 for _, params in statements)
+    sent = [row["customer_id"] for _, params in statements for row in orjson.loads(params[0])]
+    assert sent == [str(c) for c in customers]  # every row once, in order
+
+    def fill(unit: Unit) -> None:
+        for row in rows:
+            unit.save(Conversation, row)
+
+    _flush(fill)
+    stored = dict(Conversation.objects.values_list("customer_id", "assignee_name"))
+    assert stored == {c: f"{AWKWARD} {i}" for i, c in enumerate(customers)}
+
+
 def test_a_row_that_leaves_columns_out_gets_their_defaults():
     customer_id = uuid.uuid4()
     sparse = {"customer_id": customer_id, "last_message": None, "last_activity_at": WHEN, "tx": 1, "position": 2}
