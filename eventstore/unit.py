@@ -353,9 +353,9 @@ class Unit:
 
 
 def _documents(table: Table, rows: list[Row], attnames: list[str]) -> list[str]:
-    """``rows`` as JSON documents (Table.json_rows) of at most ``DOCUMENT_CHARS`` each
-    but for a single row: one for any batch of the pipeline's, halved until each fits
-    for a rebuild's flush of hundreds of thousands of rows."""
+    """``rows`` as JSON documents (Table.json_rows), each at most ``DOCUMENT_CHARS`` long
+    unless it holds a single row. A pipeline's batch makes one; a rebuild's flush of
+    hundreds of thousands of rows is halved until every part fits."""
     document = table.json_rows(rows, attnames)
     if len(document) <= DOCUMENT_CHARS or len(rows) == 1:
         return [document]
