@@ -355,12 +355,13 @@ class Unit:
 def _documents(table: Table, rows: list[Row], attnames: list[str]) -> list[str]:
     """``rows`` as JSON documents (Table.json_rows), each at most ``DOCUMENT_CHARS`` long
     unless it holds a single row. A pipeline's batch makes one; a rebuild's flush of
-    hundreds of thousands of rows is halved until every part fits."""
+    hundreds of thousands of rows is cut into as many parts as its length says, each
+    written once (a part whose rows run longer than the average is cut again)."""
     document = table.json_rows(rows, attnames)
     if len(document) <= DOCUMENT_CHARS or len(rows) == 1:
         return [document]
-    half = len(rows) // 2
-    return _documents(table, rows[:half], attnames) + _documents(table, rows[half:], attnames)
+    size = -(-len(rows) // (len(document) // DOCUMENT_CHARS + 1))
+    return [part for i in range(0, len(rows), size) for part in _documents(table, rows[i:i + size], attnames)]
 
 
 def insert_clauses(
