@@ -49,6 +49,37 @@ def _json_default(value: Any) -> Any:
 _ROWS_JSON = orjson.OPT_NON_STR_KEYS
 
 
+def json_text(value: Any) -> str | None:
+    """``value`` as the JSON text the unit writes (orjson; what it cannot say, as ``_json_default`` says it)."""
+    return None if value is None else orjson.dumps(value, default=_json_default, option=_ROWS_JSON).decode()
+
+
+class JSONText(models.TextField):  # type: ignore[type-arg]
+    """JSON kept as text: a value written and read whole, never looked into by SQL.
+
+    A ``jsonb`` column costs PostgreSQL a parse of every value it is given:
+    the text lexed, each object's keys sorted, the binary tree built. A
+    table whose rows carry a large JSON value that no statement looks
+    into pays that for nothing; as text the value is stored as written and
+    comes back parsed (``from_db_value``). The unit sends such a table's
+    rows as one binary array per column (``Table.arrays``): the text then
+    reaches the server as it is, not escaped inside a JSON document and
+    lexed a character at a time. Python values come back as JSON gives
+    them (times as ISO text, tuples as lists), as from a ``JSONField``.
+    """
+
+    description = "JSON, stored as text"
+
+    def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
+        return value if value is None else json.loads(value)
+
+    def to_python(self, value: Any) -> Any:
+        return value
+
+    def get_prep_value(self, value: Any) -> Any:
+        return json_text(value)
+
+
 class Table:
     """A Django model's table as the unit reads and writes it (rows keyed by attname).
 
@@ -97,6 +128,11 @@ class Table:
         self.types = {f.attname: f.db_type(conn) for f in self.fields} if self.postgres else {}
         self._to_db = {f.attname: self._to_db_converter(f) for f in self.fields}
         self._from_db = {f.attname: self._from_db_converter(f) for f in self.fields}
+        #: Rows go to PostgreSQL as one binary array per column (``column_arrays``),
+        #: not as a JSON document: a table with JSON kept as text (``JSONText``).
+        self.json_texts = frozenset(f.attname for f in self.fields if isinstance(f, JSONText))
+        self.arrays = self.postgres and bool(self.json_texts)
+        self._to_array = {f.attname: self._to_array_converter(f) for f in self.fields} if self.arrays else {}
 
     def _to_db_converter(self, field: models.Field) -> Convert:  # type: ignore[type-arg]
         if isinstance(field, models.ForeignKey):
@@ -107,7 +143,15 @@ class Table:
             return lambda v: v if v is None else v.astimezone(dt.timezone.utc).replace(tzinfo=None).isoformat(" ")
         if isinstance(field, models.JSONField):
             return lambda v: v if v is None else json.dumps(v)  # text, cast to jsonb by the statement
+        if isinstance(field, JSONText):
+            return json_text
         return _identity
+
+    @staticmethod
+    def _to_array_converter(field: models.Field) -> Convert:  # type: ignore[type-arg]
+        if isinstance(field, JSONText | models.JSONField):
+            return json_text  # text; a jsonb column's array is cast by the statement (``array_types``)
+        return _identity  # psycopg writes the rest in binary as they are
 
     def _from_db_converter(self, field: models.Field) -> Convert:  # type: ignore[type-arg]
         if isinstance(field, models.ForeignKey):
@@ -116,7 +160,7 @@ class Table:
             return lambda v: v if v is None or isinstance(v, uuid.UUID) else uuid.UUID(v)
         if isinstance(field, models.DateTimeField) and not self.postgres:
             return _sqlite_datetime
-        if isinstance(field, models.JSONField):
+        if isinstance(field, models.JSONField | JSONText):
             # SQLite stores text; on PostgreSQL Django has jsonb come back as text too.
             return lambda v: json.loads(v) if isinstance(v, str) else v
         if isinstance(field, models.BooleanField) and not self.postgres:
@@ -157,6 +201,21 @@ class Table:
         wanted = defaults.keys()
         out = [row if wanted <= row.keys() else defaults | row for row in rows]
         return orjson.dumps(out, default=_json_default, option=_ROWS_JSON).decode()
+
+    def column_arrays(self, rows: Sequence[Row], attnames: Sequence[str]) -> list[list[Any]]:
+        """``rows`` as one list per column of ``attnames`` (a row's defaults where it has
+        no value), for a statement that ``unnest``s them (``array_types``): psycopg
+        sends each as a binary array, which the server reads without parsing."""
+        out = []
+        for a in attnames:
+            convert, default = self._to_array[a], self.defaults[a]
+            out.append([convert(row[a] if a in row else default) for row in rows])
+        return out
+
+    def array_types(self, attnames: Sequence[str]) -> list[str]:
+        """Each column's array type, as ``column_arrays``' lists are cast to: a ``jsonb``
+        column's JSON travels as text and is cast on the server."""
+        return [f"text[]::{t}[]" if t == "jsonb" else f"{t}[]" for t in (self.types[a] for a in attnames)]
 
     def select(self) -> str:
         return ", ".join(f'"{self.columns[a]}"' for a in self.attnames)

@@ -25,7 +25,7 @@ from typing import Any
 import psycopg
 from django.db import connections, models
 
-from eventstore.tables import Row, Table
+from eventstore.tables import Row, Table, json_text
 
 #: Keys per SELECT or DELETE, and rows per INSERT (SQLite allows 32766 variables).
 CHUNK = 500
@@ -34,6 +34,9 @@ CHUNK = 500
 #: ``jsonb`` value over 256 MiB; 32 Mi characters are 128 MiB of UTF-8 at most, and
 #: leave room for the headers and offsets ``jsonb`` adds to small values.
 DOCUMENT_CHARS = 32 << 20
+#: Rows per statement of a table sent as arrays (Table.arrays): far under a
+#: parameter's 1 GiB limit for rows of a few KiB each.
+ARRAY_ROWS = 10_000
 
 
 class Unit:
@@ -310,6 +313,12 @@ class Unit:
         if not rows:
             return []
         attnames, cols, tail = insert_clauses(table, upsert=upsert, ignore=ignore)
+        if table.arrays:
+            # One binary array per column (Table.arrays says when): the same
+            # statement text for any number of rows, and nothing to parse.
+            arrays = ", ".join(f"%b::{t}" for t in table.array_types(attnames))
+            sql = f'INSERT INTO "{table.name}" ({cols}) SELECT * FROM unnest({arrays}){tail}'
+            return [(sql, table.column_arrays(chunk, attnames)) for chunk in _chunks(rows, ARRAY_ROWS)]
         if table.postgres:
             # The rows as one JSON parameter the server expands into the
             # table's row type (Table.json_rows, which says why jsonb): a
@@ -397,6 +406,9 @@ def copy_rows(raw: psycopg.Connection[Any], table: Table, rows: list[Row]) -> No
         oids = dict(cursor.fetchall())
         # Each row's values in column order, its defaults under it: in C, per row.
         values = operator.itemgetter(*attnames) if len(attnames) > 1 else (lambda r: (r[attnames[0]],))
+        if table.json_texts:  # JSON kept as text goes in as its text
+            texts, plain = [a in table.json_texts for a in attnames], values
+            values = lambda r: [json_text(v) if t else v for t, v in zip(texts, plain(r), strict=True)]  # noqa: E731
         defaults = {a: table.defaults[a] for a in attnames}
         with cursor.copy(f'COPY "{table.name}" ({cols}) FROM STDIN (FORMAT BINARY)') as copy:
             copy.set_types([oids[table.columns[a]] for a in attnames])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from django.db import models
 
+from eventstore.tables import JSONText
 from readmodels.fulltext import FullTextIndex
 
 
@@ -214,8 +215,9 @@ class EventRows(models.Model):
     customer_id = models.UUIDField()
     #: The event's shard (a partitioned pipeline prunes its own: eventstore.partitions).
     shard = models.SmallIntegerField(default=0)
-    #: {"message"?, "conversation"?, "customer"?, "note"?, "badge"?: {"unread", "moved"}}
-    rows = models.JSONField()
+    #: {"message"?, "conversation"?, "customer"?, "note"?, "badge"?: {"unread", "moved"}},
+    #: as text: written and read whole, never queried inside (eventstore.tables.JSONText).
+    rows = JSONText()
     written_at = models.DateTimeField()
 
     class Meta:
