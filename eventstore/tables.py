@@ -69,6 +69,9 @@ class JSONText(models.TextField):  # type: ignore[type-arg]
     """
 
     description = "JSON, stored as text"
+    # What django-stubs types the attribute as (any JSON value, as a JSONField's).
+    _pyi_private_set_type: Any
+    _pyi_private_get_type: Any
 
     def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
         return value if value is None else json.loads(value)

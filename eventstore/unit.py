@@ -405,7 +405,8 @@ def copy_rows(raw: psycopg.Connection[Any], table: Table, rows: list[Row]) -> No
         )
         oids = dict(cursor.fetchall())
         # Each row's values in column order, its defaults under it: in C, per row.
-        values = operator.itemgetter(*attnames) if len(attnames) > 1 else (lambda r: (r[attnames[0]],))
+        values: Callable[[Row], Sequence[Any]] = (
+            operator.itemgetter(*attnames) if len(attnames) > 1 else (lambda r: (r[attnames[0]],)))
         if table.json_texts:  # JSON kept as text goes in as its text
             texts, plain = [a in table.json_texts for a in attnames], values
             values = lambda r: [json_text(v) if t else v for t, v in zip(texts, plain(r), strict=True)]  # noqa: E731
