@@ -11,10 +11,11 @@ process (``time.process_time``) and the CPU of the PostgreSQL backend that
 served them all (from /proc), per round of 8 messages.
 
 The baseline, measured in the same run on alternate rounds: the unit of
-work writing each table's rows as one binary array per column (``INSERT …
+work writing every table's rows as one binary array per column (``INSERT …
 SELECT * FROM unnest(%b::uuid[], …)``), as it did before it sent them as
-one JSON parameter (eventstore.tables.Table.json_rows). Both write the same
-rows; only the statement that carries them differs.
+one JSON parameter (eventstore.tables.Table.json_rows); the product does
+so for the rows as of each event only (their JSON is kept as text). Both
+write the same rows; only the statements that carry them differ.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/test .venv/bin/python bench/batch.py
 """
@@ -39,10 +40,10 @@ MESSAGES = 8
 
 
 def _baseline_writer() -> Any:
-    """Unit._insert with the baseline's PostgreSQL statement: one binary array per
-    column, unnested into rows (the product's columns and conflict clause, from
-    eventstore.unit.insert_clauses)."""
-    from eventstore.unit import Unit, insert_clauses
+    """Unit._insert with the baseline's PostgreSQL statement for every table: one binary
+    array per column, unnested into rows (eventstore.unit.array_statements, which the
+    product uses for the rows as of each event only)."""
+    from eventstore.unit import Unit, array_statements
 
     product = Unit._insert
 
@@ -50,10 +51,7 @@ def _baseline_writer() -> Any:
                ignore: Any = ()) -> list[Any]:
         if not rows or not table.postgres:
             return product(self, table, rows, upsert=upsert, ignore=ignore)
-        attnames, cols, tail = insert_clauses(table, upsert=upsert, ignore=ignore)
-        arrays = ", ".join(f"%b::{table.types[a]}[]" for a in attnames)
-        sql = f'INSERT INTO "{table.name}" ({cols}) SELECT * FROM unnest({arrays}){tail}'
-        return [(sql, [[table.to_db(a, row.get(a, table.defaults[a])) for row in rows] for a in attnames])]
+        return array_statements(table, rows, upsert=upsert, ignore=ignore)
 
     return product, insert
 
@@ -133,8 +131,9 @@ def main() -> int:
         f"them. Mean CPU milliseconds per round of {MESSAGES} messages over {half} rounds each, the two "
         "writers alternating round by round after "
         f"{WARMUP} rounds of warm-up: **json** is the product (a table's rows as one JSON parameter, "
-        "`jsonb_populate_recordset`, written by orjson); the baseline **arrays** writes the same rows as one "
-        "binary array per column (`unnest`), as the unit did before. The groups' CPU is this process's "
+        "`jsonb_populate_recordset`, written by orjson; the rows as of each event, JSON kept as text, as "
+        "arrays); the baseline **arrays** writes every table's rows as one binary array per column "
+        "(`unnest`), as the unit did before. The groups' CPU is this process's "
         "(`time.process_time`); the backend's is read from /proc around the groups' batches (the commands "
         "before them are not counted).\n\n"
         + table(["group", "arrays (baseline) ms", "json ms", "json / arrays"], rows)

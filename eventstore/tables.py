@@ -135,7 +135,7 @@ class Table:
         #: not as a JSON document: a table with JSON kept as text (``JSONText``).
         self.json_texts = frozenset(f.attname for f in self.fields if isinstance(f, JSONText))
         self.arrays = self.postgres and bool(self.json_texts)
-        self._to_array = {f.attname: self._to_array_converter(f) for f in self.fields} if self.arrays else {}
+        self._to_array = {f.attname: self._to_array_converter(f) for f in self.fields} if self.postgres else {}
 
     def _to_db_converter(self, field: models.Field) -> Convert:  # type: ignore[type-arg]
         if isinstance(field, models.ForeignKey):

@@ -312,13 +312,9 @@ class Unit:
     ) -> list[tuple[str, list[Any]]]:
         if not rows:
             return []
-        attnames, cols, tail = insert_clauses(table, upsert=upsert, ignore=ignore)
         if table.arrays:
-            # One binary array per column (Table.arrays says when): the same
-            # statement text for any number of rows, and nothing to parse.
-            arrays = ", ".join(f"%b::{t}" for t in table.array_types(attnames))
-            sql = f'INSERT INTO "{table.name}" ({cols}) SELECT * FROM unnest({arrays}){tail}'
-            return [(sql, table.column_arrays(chunk, attnames)) for chunk in _chunks(rows, ARRAY_ROWS)]
+            return array_statements(table, rows, upsert=upsert, ignore=ignore)
+        attnames, cols, tail = insert_clauses(table, upsert=upsert, ignore=ignore)
         if table.postgres:
             # The rows as one JSON parameter the server expands into the
             # table's row type (Table.json_rows, which says why jsonb): a
@@ -379,7 +375,7 @@ def insert_clauses(
     """What an INSERT of ``table``'s rows says around the rows themselves: the attnames
     it writes, their quoted column list, and its conflict clause (``upsert``: on the
     primary key, every other column updated; ``ignore``: skipped on these columns'
-    unique constraint; neither: none). Unit._insert's, and bench/batch.py's baseline's."""
+    unique constraint; neither: none). Unit._insert's and array_statements'."""
     attnames = table.insertable()
     cols = ", ".join(f'"{table.columns[a]}"' for a in attnames)
     if upsert:
@@ -390,6 +386,19 @@ def insert_clauses(
     else:
         tail = ""
     return attnames, cols, tail
+
+
+def array_statements(
+    table: Table, rows: list[Row], *, upsert: bool = False, ignore: Sequence[str] = ()
+) -> list[tuple[str, list[Any]]]:
+    """PostgreSQL statements that write ``rows`` of ``table`` as one binary array per
+    column (``unnest``): the same text for any number of rows, and nothing for the
+    server to parse. The unit's for a table with JSON kept as text (Table.arrays);
+    bench/batch.py's baseline for every table."""
+    attnames, cols, tail = insert_clauses(table, upsert=upsert, ignore=ignore)
+    arrays = ", ".join(f"%b::{t}" for t in table.array_types(attnames))
+    sql = f'INSERT INTO "{table.name}" ({cols}) SELECT * FROM unnest({arrays}){tail}'
+    return [(sql, table.column_arrays(chunk, attnames)) for chunk in _chunks(rows, ARRAY_ROWS)]
 
 
 def copy_rows(raw: psycopg.Connection[Any], table: Table, rows: list[Row]) -> None:
