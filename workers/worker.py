@@ -70,6 +70,8 @@ class Worker:
         self._thread = thread if thread is not None else DatabaseThreads(1, f"consumer-{runner.name}")
         self._blocked = 0
         self._last_batch = 0.0
+        #: Whether the last try for the lease found another instance holding it (logged once).
+        self._standing_by = False
 
     async def _db(self, fn, *args):  # type: ignore[no-untyped-def]
         return await self._thread(fn)(*args)
@@ -81,8 +83,14 @@ class Worker:
             if wait > 0:
                 await asyncio.sleep(wait)  # let a few more events gather for one transaction
         try:
-            if runner.cursor is None and not await self._db(runner.acquire_lease):
-                return settings.PARLEY_LEASE_SECONDS / 3  # another instance is active: stand by
+            if runner.cursor is None:
+                if not await self._db(runner.acquire_lease):
+                    if not self._standing_by:
+                        self._standing_by = True
+                        log.info("consumer %s: another instance holds its lease; %s stands by", runner.name,
+                                 runner.owner, extra={"consumer": runner.name, "owner": runner.owner})
+                    return settings.PARLEY_LEASE_SECONDS / 3  # another instance is active: stand by
+                self._standing_by = False
             progress = await self._db(runner.process_batch)
         except LostLease:
             return self.poll_interval

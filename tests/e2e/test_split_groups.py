@@ -150,9 +150,10 @@ def test_the_pipeline_runs_apart_from_the_other_groups_and_survives_a_kill(split
     assert recorded == counted
 
     # A process with every group overlaps both sets: it waits for them and holds nothing
-    # (partitioned, it says so; unpartitioned, it stands by for every group's lease).
+    # (partitioned, it says it takes no partition; unpartitioned, that it stands by for
+    # the pipeline's lease, which the survivor holds).
     _start(stack, "everything", [sys.executable, "manage.py", "runworkers"])
-    said = "taking no partition" if partitions > 1 else "workers running"
+    said = "taking no partition" if partitions > 1 else "consumer pipeline: another instance holds its lease"
     assert _wait_until(lambda: said in _log(stack, "everything"), 30), _log(stack, "everything")
     time.sleep(2 * LEASE_SECONDS / 3 + 0.5)  # two more sharing ticks
     assert "everything" not in split.holders().values(), split.layout()
