@@ -69,6 +69,7 @@ class JSONText(models.TextField):  # type: ignore[type-arg]
     """
 
     description = "JSON, stored as text"
+    empty_strings_allowed = False  # no value is None (SQL NULL where allowed), as for a JSONField
     # What django-stubs types the attribute as (any JSON value, as a JSONField's).
     _pyi_private_set_type: Any
     _pyi_private_get_type: Any
@@ -82,6 +83,9 @@ class JSONText(models.TextField):  # type: ignore[type-arg]
     def get_prep_value(self, value: Any) -> Any:
         return json_text(value)
 
+    def value_to_string(self, obj: Any) -> Any:
+        return self.value_from_object(obj)  # serialisers (dumpdata) write the JSON value itself
+
 
 class Table:
     """A Django model's table as the unit reads and writes it (rows keyed by attname).
@@ -92,7 +96,8 @@ class Table:
 
     Every column must be named as its attname (no ``db_column``): a row's
     keys are then its columns' names, and PostgreSQL's batches send rows as
-    they are (``json_rows``). A model with another column name is refused.
+    they are (``json_rows``; ``column_arrays`` for a table with a ``JSONText``
+    column). A model with another column name is refused.
     """
 
     _known: dict[tuple[type[models.Model], str, str], Table] = {}

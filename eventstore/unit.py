@@ -423,7 +423,7 @@ def copy_rows(raw: psycopg.Connection[Any], table: Table, rows: list[Row]) -> No
         with cursor.copy(f'COPY "{table.name}" ({cols}) FROM STDIN (FORMAT BINARY)') as copy:
             copy.set_types([oids[table.columns[a]] for a in attnames])
             for row in rows:
-                # JSON goes to psycopg's jsonb dumper as the object itself.
+                # JSON goes to psycopg's jsonb dumper as the object itself; JSON kept as text, as its text.
                 copy.write_row(values(defaults | row))
 
 

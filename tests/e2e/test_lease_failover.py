@@ -247,7 +247,8 @@ def _badge_history(stack: Stack) -> tuple[dict[int, int], dict[int, int]]:
     with psycopg.connect(stack.env["DATABASE_URL"]) as conn:
         recorded = {
             int(p): int(u) for p, u in conn.execute(
-                "SELECT position, (rows->'badge'->>'unread')::int FROM readmodels_eventrows WHERE rows ? 'badge'")
+                "SELECT position, (rows::jsonb->'badge'->>'unread')::int FROM readmodels_eventrows "
+                "WHERE rows::jsonb ? 'badge'")  # JSON kept as text (eventstore.tables.JSONText)
         }
         counted: dict[int, int] = {}
         unread: dict[str, set[str]] = {}

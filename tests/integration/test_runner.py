@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 
 import pytest
@@ -120,7 +121,7 @@ def test_a_second_instance_stands_by_while_the_first_holds_the_lease(applied_tab
     assert b.acquire_lease()
 
 
-def test_a_worker_says_once_that_it_stands_by_and_takes_the_lease_when_it_is_free(applied_table, caplog):
+def test_a_worker_says_once_that_it_stands_by_and_again_after_it_held_the_lease(applied_table, caplog):
     append_many(2)
     holder = ConsumerRunner(Recorder(owner="a"), owner="a")
     assert holder.acquire_lease()
@@ -129,20 +130,30 @@ def test_a_worker_says_once_that_it_stands_by_and_takes_the_lease_when_it_is_fre
     async def steps(n: int) -> list[float]:
         return [await waiting.step() for _ in range(n)]
 
-    with caplog.at_level("INFO", logger="workers.worker"):
-        delays = asyncio.run(steps(3))
-    said = [r for r in caplog.records if "stands by" in r.getMessage()]
-    assert len(said) == 1 and said[0].consumer == "recorder" and said[0].owner == "b"  # type: ignore[attr-defined]
-    assert delays == [settings.PARLEY_LEASE_SECONDS / 3] * 3 and applied() == []
+    def said() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if "stands by" in r.getMessage()]
 
-    holder.release_lease()
-    caplog.clear()
-    asyncio.run(steps(1))
-    assert [o for _, o in applied()] == ["b", "b"]  # it took the lease and applied the log
-    assert not [r for r in caplog.records if "stands by" in r.getMessage()]
-    waiting.runner.release_lease()
-    waiting._thread.close_connections()
-    waiting._thread.shutdown()
+    try:
+        with caplog.at_level("INFO", logger="workers.worker"):
+            delays = asyncio.run(steps(3))
+            assert len(said()) == 1 and said()[0].consumer == "recorder"  # type: ignore[attr-defined]
+            assert said()[0].owner == "b"  # type: ignore[attr-defined]
+            assert delays == [settings.PARLEY_LEASE_SECONDS / 3] * 3 and applied() == []
+
+            holder.release_lease()
+            caplog.clear()
+            asyncio.run(steps(1))
+            assert [o for _, o in applied()] == ["b", "b"]  # it took the lease and applied the log
+            assert not said()
+
+            # It loses the lease to another instance: standing by again is said again, once.
+            waiting.runner.release_lease()
+            assert holder.acquire_lease()
+            asyncio.run(steps(2))
+            assert len(said()) == 1
+    finally:
+        waiting._thread.close_connections()
+        waiting._thread.shutdown()
 
 
 def test_an_instance_that_lost_its_lease_cannot_commit_a_batch(applied_table):
