@@ -69,7 +69,7 @@ class JSONText(models.TextField):  # type: ignore[type-arg]
     """
 
     description = "JSON, stored as text"
-    empty_strings_allowed = False  # no value is None (SQL NULL where allowed), as for a JSONField
+    empty_strings_allowed = False  # its default is None, not "", as a JSONField's is
     # What django-stubs types the attribute as (any JSON value, as a JSONField's).
     _pyi_private_set_type: Any
     _pyi_private_get_type: Any
