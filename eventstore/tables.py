@@ -140,7 +140,6 @@ class Table:
         #: not as a JSON document: a table with JSON kept as text (``JSONText``).
         self.json_texts = frozenset(f.attname for f in self.fields if isinstance(f, JSONText))
         self.arrays = self.postgres and bool(self.json_texts)
-        self._to_array = {f.attname: self._to_array_converter(f) for f in self.fields} if self.postgres else {}
 
     def _to_db_converter(self, field: models.Field) -> Convert:  # type: ignore[type-arg]
         if isinstance(field, models.ForeignKey):
@@ -154,12 +153,6 @@ class Table:
         if isinstance(field, JSONText):
             return json_text
         return _identity
-
-    @staticmethod
-    def _to_array_converter(field: models.Field) -> Convert:  # type: ignore[type-arg]
-        if isinstance(field, JSONText | models.JSONField):
-            return json_text  # text; a jsonb column's array is cast by the statement (``array_types``)
-        return _identity  # psycopg writes the rest in binary as they are
 
     def _from_db_converter(self, field: models.Field) -> Convert:  # type: ignore[type-arg]
         if isinstance(field, models.ForeignKey):
@@ -213,10 +206,12 @@ class Table:
     def column_arrays(self, rows: Sequence[Row], attnames: Sequence[str]) -> list[list[Any]]:
         """``rows`` as one list per column of ``attnames`` (a row's defaults where it has
         no value), for a statement that ``unnest``s them (``array_types``): psycopg
-        sends each as a binary array, which the server reads without parsing."""
+        sends each as a binary array, which the server reads without parsing. Values are
+        converted as ``to_db`` converts them: on PostgreSQL, JSON to its text (a ``jsonb``
+        column's array is cast by the statement, ``array_types``), the rest as they are."""
         out = []
         for a in attnames:
-            convert, default = self._to_array[a], self.defaults[a]
+            convert, default = self._to_db[a], self.defaults[a]
             out.append([convert(row[a] if a in row else default) for row in rows])
         return out
 
