@@ -17,7 +17,6 @@ per-statement cost was most of a batch's time (docs/benchmarks.md).
 
 from __future__ import annotations
 
-import operator
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
@@ -25,7 +24,7 @@ from typing import Any
 import psycopg
 from django.db import connections, models
 
-from eventstore.tables import Row, Table, json_text
+from eventstore.tables import Row, Table
 
 #: Keys per SELECT or DELETE, and rows per INSERT (SQLite allows 32766 variables).
 CHUNK = 500
@@ -413,17 +412,11 @@ def copy_rows(raw: psycopg.Connection[Any], table: Table, rows: list[Row]) -> No
             "SELECT attname, atttypid FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0", [table.name]
         )
         oids = dict(cursor.fetchall())
-        # Each row's values in column order, its defaults under it: in C, per row.
-        values: Callable[[Row], Sequence[Any]] = (
-            operator.itemgetter(*attnames) if len(attnames) > 1 else (lambda r: (r[attnames[0]],)))
-        if table.json_texts:  # JSON kept as text goes in as its text
-            texts, plain = [a in table.json_texts for a in attnames], values
-            values = lambda r: [json_text(v) if t else v for t, v in zip(texts, plain(r), strict=True)]  # noqa: E731
+        values = table.copy_values(attnames)
         defaults = {a: table.defaults[a] for a in attnames}
         with cursor.copy(f'COPY "{table.name}" ({cols}) FROM STDIN (FORMAT BINARY)') as copy:
             copy.set_types([oids[table.columns[a]] for a in attnames])
             for row in rows:
-                # JSON goes to psycopg's jsonb dumper as the object itself; JSON kept as text, as its text.
                 copy.write_row(values(defaults | row))
 
 

@@ -76,6 +76,15 @@ class Worker:
     async def _db(self, fn, *args):  # type: ignore[no-untyped-def]
         return await self._thread(fn)(*args)
 
+    def _stand_by(self) -> Delay:
+        """Another instance holds the lease: wait a third of its term, saying so once
+        (again only after this one has held it in between)."""
+        if not self._standing_by:
+            self._standing_by = True
+            log.info("consumer %s: another instance holds its lease; %s stands by", self.runner.name,
+                     self.runner.owner, extra={"consumer": self.runner.name, "owner": self.runner.owner})
+        return settings.PARLEY_LEASE_SECONDS / 3
+
     async def step(self) -> Delay:
         runner = self.runner
         if self.min_interval:
@@ -85,11 +94,7 @@ class Worker:
         try:
             if runner.cursor is None:
                 if not await self._db(runner.acquire_lease):
-                    if not self._standing_by:
-                        self._standing_by = True
-                        log.info("consumer %s: another instance holds its lease; %s stands by", runner.name,
-                                 runner.owner, extra={"consumer": runner.name, "owner": runner.owner})
-                    return settings.PARLEY_LEASE_SECONDS / 3  # another instance is active: stand by
+                    return self._stand_by()
                 self._standing_by = False
             progress = await self._db(runner.process_batch)
         except LostLease:
