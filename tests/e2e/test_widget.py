@@ -268,6 +268,12 @@ class Host:
         frame = next(f for f in self.page.frames if f.url.split("?")[0].endswith("/widget/frame/"))
         return frame.evaluate(expression)
 
+    def wait_log(self, condition: str) -> None:
+        """Wait until the host page's log meets ``condition`` (JavaScript over ``log``). The frame's
+        messages reach the host from another process: seeing something in the frame does not mean
+        the host has heard of it yet."""
+        self.page.wait_for_function(f"() => {{ const log = window.hostLog; return Boolean(log && ({condition})); }}")
+
     def wait_ready(self) -> None:
         self.page.wait_for_function("() => window.hostLog && window.hostLog.ready > 0")
 
@@ -411,6 +417,7 @@ def test_a_message_written_in_the_widget_reaches_the_agent_and_reading_anywhere_
         expect(row.locator(".count")).to_have_text("1")
         bodies = [m["body"] for m in customer_messages(stack, agent_token, grace["customer_id"])]
         assert bodies == ["Can I change my delivery address?"]
+        host.wait_log("log.messages.length > 0")
         assert host.log()["messages"][-1]["sender"]["kind"] == "customer"
 
         # Closed again, an agent answers; the customer reads it on another device: the launcher follows.
@@ -521,6 +528,7 @@ def test_an_erased_visitor_sees_the_conversation_deleted_and_the_host_page_hears
     # The frame, then the close (4410): the chat says so, keeps nothing, and stops.
     expect(frame.get_by_role("heading", name="This conversation was deleted")).to_be_visible()
     expect(frame.locator(".msg")).to_have_count(0)
+    host.wait_log("log.errors.length > 0")
     assert [e["code"] for e in host.log()["errors"]] == ["erased"]
     expect(host.count).to_be_hidden()
     assert host.frame_eval("window.parley.socket.state") == "closed"
@@ -730,6 +738,7 @@ def test_bad_input_is_ignored_and_a_bad_token_asks_to_sign_in_again(browser, hos
     forged.wait_ready()
     forged.launcher.click()
     expect(forged.frame.get_by_role("heading", name="Please reload or sign in again")).to_be_visible()
+    forged.wait_log("log.errors.length > 0")
     assert [e["code"] for e in forged.log()["errors"]] == ["invalid_token"]
     expect(forged.count).to_be_hidden()
 

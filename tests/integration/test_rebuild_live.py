@@ -118,7 +118,10 @@ def test_a_rebuild_while_the_pipeline_runs_and_messages_arrive_loses_nothing_and
     for t in threads:
         t.start()
     try:
-        time.sleep(1.0)  # the pipeline has projected a first stretch
+        deadline = time.monotonic() + 30
+        while not (seen_counts and seen_counts[-1] > 0):  # the pipeline has projected a first stretch
+            assert time.monotonic() < deadline and not errors, ("nothing projected before the rebuild", errors)
+            time.sleep(0.05)
         out = io.StringIO()
         rebuilding.set()
         call_command("rebuild_readmodels", "--batch-size", "7", stdout=out)

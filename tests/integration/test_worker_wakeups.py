@@ -149,7 +149,9 @@ def test_one_listener_carries_every_queues_wakeups_from_other_processes(settings
             wakeup.relay_wakeups(stop, {"parley_test_timers": timers_signal, "parley_test_email": email_signal})
         )
         try:
-            await asyncio.sleep(1.0)  # listening (and the look it takes on connecting has rung both)
+            # Listening: the look it takes once it listens rings both (waited for, not slept on: a slow
+            # connection's look, after the clear below, would ring the timers too).
+            await asyncio.wait_for(asyncio.gather(timers_woken.wait(), email_woken.wait()), PATIENCE)
             timers_woken.clear()
             email_woken.clear()
             with await asyncio.to_thread(psycopg.connect, autocommit=True, **params) as other_process:
