@@ -41,6 +41,7 @@ class WebhookReceiver:
         self.hold: threading.Event | None = None
         self.requests: list[Received] = []
         self.arrived = 0  # requests whose body was read, before any delay
+        self.arrived_at: list[float] = []  # when each arrived (time.monotonic())
         self.at_once = 0  # requests being answered now
         self.most_at_once = 0
         self._tries: dict[str, int] = defaultdict(int)
@@ -58,6 +59,7 @@ class WebhookReceiver:
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 with receiver._lock:
                     receiver.arrived += 1
+                    receiver.arrived_at.append(time.monotonic())
                     receiver.at_once += 1
                     receiver.most_at_once = max(receiver.most_at_once, receiver.at_once)
                 try:
