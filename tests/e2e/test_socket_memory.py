@@ -5,8 +5,9 @@ message in a loop; the web process grew 607 -> 822 MB in 50 s and kept it.
 Here one ``manage.py serve`` process runs with a send buffer bound of
 256 KiB per socket; 40 raw sockets (handshake, then never a read, with a
 small receive window) are offered about 230 MB of ``message.edited`` frames
-(1,500 edits of four messages, edited side by side). The process's resident memory (``VmRSS`` in /proc/<pid>/status)
-grows by far less than what was offered, and the server closes every one
+(1,500 edits of four messages, edited side by side). The process's
+resident memory (``VmRSS`` in /proc/<pid>/status) grows by far less
+than what was offered, and the server closes every one
 of those sockets: it says so once per socket in its log ("closed with
 4000", project.daphne.bound_send_buffers), and each socket's stream ends
 (these clients never read the close frame, so autobahn cuts them off
