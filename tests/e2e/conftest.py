@@ -198,6 +198,9 @@ def start_stack(
         PARLEY_CACHE_KEY_PREFIX=f"e2e-{secrets.token_hex(4)}",
         PARLEY_CHANNEL_PREFIX=f"e2e-{secrets.token_hex(4)}",
         PARLEY_DEBUG="0",
+        # Each process's output reaches its log as it is written (Daphne writes its access log to
+        # stdout and does not flush it): tests read those logs while the processes run.
+        PYTHONUNBUFFERED="1",
         PARLEY_HTTPS="0",
         # Load and fault tests send far faster than a person types; the send
         # budget has tests of its own (tests/integration/test_hardening.py).
