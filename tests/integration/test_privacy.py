@@ -111,19 +111,25 @@ def conversation(make_customer: Any, agent: Any, settings: Any) -> Any:
 
 def erase_while(client: Any, customer: Any, request: Any, *, requests: int, threads: int = 4) -> tuple[Any, list[int]]:
     """Erase ``customer`` while ``threads`` threads (each with its own client and connection) make
-    ``requests`` calls of ``request(client, thread, i)`` each, all let go at once; the erasure's
-    answer and every call's status."""
+    calls of ``request(client, thread, i)``, all let go at once: each makes ``requests`` calls, and
+    more until one of its calls began after the erasure had answered (so some calls race it and
+    some come after it, however the threads are scheduled); the erasure's answer and every
+    call's status."""
     from django.test import Client
 
     statuses: list[int] = []
     start = threading.Barrier(threads + 1)
+    erased = threading.Event()
 
     def run(n: int) -> None:
         c = Client()
         try:
             start.wait()
-            for i in range(requests):
+            i, after = 0, False
+            while i < requests or not after:
+                after = erased.is_set()
                 statuses.append(request(c, n, i))
+                i += 1
         finally:
             connections.close_all()
 
@@ -131,7 +137,10 @@ def erase_while(client: Any, customer: Any, request: Any, *, requests: int, thre
     for t in workers:
         t.start()
     start.wait()
-    r = erase(client, customer.id)
+    try:
+        r = erase(client, customer.id)
+    finally:
+        erased.set()
     for t in workers:
         t.join()
     return r, statuses

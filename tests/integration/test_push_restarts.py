@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -99,16 +100,15 @@ def test_a_worker_killed_mid_send_loses_no_row_and_never_repeats_one_it_marked_s
     devices = [subscribe(push, customer, vapid_keys) for _ in range(3)]
     mid, _ = agent_says(agent, customer)
     run_pipeline()
-    push.delay = 1.0  # each push is held open at the service for a second
-
     # One device per round: the first round's push is accepted and marked,
-    # the second round's is in flight when the worker dies.
+    # the second round's is in flight (held open at the service) when the worker dies.
+    push.hold, push.hold_from = threading.Event(), 2
     worker = start_worker(vapid_keys, tmp_path, "killed")
     try:
         push.wait_for_requests(2, timeout=30)
     finally:
         kill(worker)
-    push.delay = 0
+        push.hold.set()
     push.wait_for(2, timeout=10)  # the in-flight push still lands: the service accepted it
 
     rows = {str(r.subscription_id): r for r in PushDelivery.objects.all()}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -63,7 +64,8 @@ def test_a_worker_killed_mid_delivery_loses_nothing_and_repeats_only_with_the_sa
     for text in ("one", "two", "three"):
         says(customer, text)
     run_pipeline()
-    receiver.delay = 1.0  # each request is held open for a second
+    # The first request is answered at once; the second is held open until the worker is dead.
+    receiver.hold, receiver.hold_from = threading.Event(), 2
 
     proc = start_worker(receiver, tmp_path)
     try:
@@ -73,7 +75,7 @@ def test_a_worker_killed_mid_delivery_loses_nothing_and_repeats_only_with_the_sa
             time.sleep(0.01)
     finally:
         kill(proc)
-    receiver.delay = 0
+        receiver.hold.set()
     receiver.wait_for_accepted(2)  # the in-flight request still completes at the receiver
 
     rows = list(WebhookDelivery.objects.order_by("id"))

@@ -37,8 +37,10 @@ the RFCs require.  Each request is checked in this order:
 Every request is counted (``PushService.requests``) and every refusal is kept
 (``PushService.rejections()``) with the reason, which ``wait_for`` includes in
 its ``TimeoutError`` message.  ``delay`` makes the service sleep after reading a
-request and before processing it; the message is still processed and recorded
-after the sleep even if the client has gone away, as a real push service would.
+request and before processing it; ``hold`` (an event) holds the requests from the
+``hold_from``-th on until it is set. The message is still processed and recorded
+after the sleep or the hold even if the client has gone away, as a real push
+service would.
 
 The module has no Django dependency.
 """
@@ -271,9 +273,11 @@ class _Handler(BaseHTTPRequestHandler):
         except _Refused as refused:
             self._send(refused.response())
             return
-        service._note_request()
+        index = service._note_request()
         if service.delay > 0:
             time.sleep(service.delay)
+        if service.hold is not None and index >= service.hold_from:
+            service.hold.wait(self.timeout)
         self._send(service._process(self.path, self.headers, body))
 
     def _read_body(self) -> bytes:
@@ -319,6 +323,9 @@ class PushService:
         )
         #: Seconds to sleep after reading each request, before processing it.
         self.delay = delay
+        #: When set (an unset event), the requests from the ``hold_from``-th on wait for it.
+        self.hold: threading.Event | None = None
+        self.hold_from = 1
         #: Keep connections open between pushes, as real push services do
         #: (off by default: each test push then starts on a fresh connection).
         self.keep_alive = keep_alive
@@ -488,10 +495,12 @@ class PushService:
 
     # -- request processing ----------------------------------------------
 
-    def _note_request(self) -> None:
+    def _note_request(self) -> int:
+        """Count a request; its number (the first is 1)."""
         with self._cond:
             self._requests += 1
             self._cond.notify_all()
+            return self._requests
 
     def _process(self, path: str, headers: Message, body: bytes) -> _Response:
         subscription_id: str | None = None

@@ -3,7 +3,8 @@ request with the ``standardwebhooks`` library, as a receiver would.
 
 ``fail_first`` makes the first attempts of each webhook-id answer 500;
 ``status`` answers every request with that status instead; ``delay`` holds
-each request open, and ``hold`` (an event) until it is set. Every request
+each request open, and ``hold`` (an event) until it is set (the requests
+from the ``hold_from``-th on; from the first unless said). Every request
 is recorded (id, verified body or the verification error), in arrival
 order; ``at_once`` is the number of requests it holds now, ``most_at_once``
 the largest number it held at the same time. It speaks HTTP/1.1 and keeps
@@ -39,6 +40,7 @@ class WebhookReceiver:
         self.status: int | None = None
         self.delay = 0.0
         self.hold: threading.Event | None = None
+        self.hold_from = 1  # the first request ``hold`` holds (counted from 1, in arrival order)
         self.requests: list[Received] = []
         self.arrived = 0  # requests whose body was read, before any delay
         self.arrived_at: list[float] = []  # when each arrived (time.monotonic())
@@ -59,13 +61,14 @@ class WebhookReceiver:
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 with receiver._lock:
                     receiver.arrived += 1
+                    index = receiver.arrived
                     receiver.arrived_at.append(time.monotonic())
                     receiver.at_once += 1
                     receiver.most_at_once = max(receiver.most_at_once, receiver.at_once)
                 try:
                     if receiver.delay:
                         time.sleep(receiver.delay)
-                    if receiver.hold is not None:
+                    if receiver.hold is not None and index >= receiver.hold_from:
                         receiver.hold.wait()
                     status = receiver._answer(raw, headers)
                 finally:
