@@ -48,6 +48,7 @@ from tests.e2e.test_ui import (
     save_screenshot,
     send,
 )
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -312,13 +313,6 @@ def customer_messages(stack: Stack, agent_token: str, customer_id: str) -> list[
     status, body = http("GET", f"{stack.url}/api/v1/conversations/{customer_id}/messages?after=0", token=agent_token)
     assert status == 200, body
     return list(body["messages"])
-
-
-def wait_until(check: Any, what: str, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.1)
 
 
 def wait_for_console(page: Any, console: list[str], needle: str, what: str, timeout: float = 15) -> None:

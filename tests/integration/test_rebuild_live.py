@@ -30,6 +30,7 @@ from customers.services import customer_register
 from project.bootstrap import pipeline
 from readmodels import rebuild as rebuild_module
 from readmodels.models import Badge, Conversation, TimelineMessage
+from tests.support.waiting import wait_until
 from workers.worker import Worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -118,10 +119,9 @@ def test_a_rebuild_while_the_pipeline_runs_and_messages_arrive_loses_nothing_and
     for t in threads:
         t.start()
     try:
-        deadline = time.monotonic() + 30
-        while not (seen_counts and seen_counts[-1] > 0):  # the pipeline has projected a first stretch
-            assert time.monotonic() < deadline and not errors, ("nothing projected before the rebuild", errors)
-            time.sleep(0.05)
+        # The pipeline has projected a first stretch.
+        wait_until(lambda: errors or (seen_counts and seen_counts[-1] > 0), "nothing projected before the rebuild", 30)
+        assert not errors, errors
         out = io.StringIO()
         rebuilding.set()
         call_command("rebuild_readmodels", "--batch-size", "7", stdout=out)

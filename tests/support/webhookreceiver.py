@@ -42,8 +42,7 @@ class WebhookReceiver:
         self.hold: threading.Event | None = None
         self.hold_from = 1  # the first request ``hold`` holds (counted from 1, in arrival order)
         self.requests: list[Received] = []
-        self.arrived = 0  # requests whose body was read, before any delay
-        self.arrived_at: list[float] = []  # when each arrived (time.monotonic())
+        self.arrived_at: list[float] = []  # when each request's body was read, before any delay (time.monotonic())
         self.at_once = 0  # requests being answered now
         self.most_at_once = 0
         self._tries: dict[str, int] = defaultdict(int)
@@ -60,9 +59,8 @@ class WebhookReceiver:
                 raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 with receiver._lock:
-                    receiver.arrived += 1
-                    index = receiver.arrived
                     receiver.arrived_at.append(time.monotonic())
+                    index = len(receiver.arrived_at)
                     receiver.at_once += 1
                     receiver.most_at_once = max(receiver.most_at_once, receiver.at_once)
                 try:
@@ -87,6 +85,11 @@ class WebhookReceiver:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def arrived(self) -> int:
+        """Requests whose body was read, before any delay."""
+        return len(self.arrived_at)
 
     @property
     def host_port(self) -> str:
