@@ -137,6 +137,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(f[11]) + int(f[12])) / CLK  # utime, stime
 
 
+def run_queue_seconds(pid: int) -> float:
+    """Seconds the threads of ``pid`` have spent runnable but waiting for a core (the kernel's
+    run-queue delay, /proc/<pid>/task/*/schedstat; 0 where the kernel keeps no schedstats)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        try:
+            total += int(task.read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # a thread that ended between the listing and the read
+    return total / 1e9
+
+
 def client_cpu() -> float:
     ru = resource.getrusage(resource.RUSAGE_SELF)
     return ru.ru_utime + ru.ru_stime
@@ -160,6 +172,8 @@ class Probe:
 
     def _sample(self) -> dict[str, float]:
         s = {name: sum(cpu_seconds(p) for p in pids) for name, pids in self.pids.items()}
+        for name, pids in self.pids.items():
+            s[f"wait_{name}"] = sum(run_queue_seconds(p) for p in pids)
         s["postgres"] = cpu_of("postgres")
         s["redis"] = cpu_of("redis-server")
         s["client"] = client_cpu()
@@ -184,7 +198,7 @@ class Probe:
                 r[k] *= 100
         busy = (after["_busy"] - self.before["_busy"]) / max(1e-9, after["_total"] - self.before["_total"])
         r["machine"] = 100 * busy  # share of all cores
-        mine = sum(v for k, v in r.items() if k not in ("machine",) and not k.startswith("pg_"))
+        mine = sum(v for k, v in r.items() if k != "machine" and not k.startswith(("pg_", "wait_")))
         r["others"] = max(0.0, 100 * NCPU * busy - mine)
         self.result = r
         return r
@@ -752,7 +766,8 @@ async def chat_shape(run: Run, shape: Shape, customers: list[dict[str, str]], to
                 f"badge p50 {ms(percentile(res['lat_badge'], 0.5))} p99 {ms(percentile(res['lat_badge'], 0.99))} ms, ack p50 {ms(percentile(res['acks'], 0.5))} ms; "
                 f"{res['delivered_rate']:.1f}/s delivered of {res['sent_rate']:.1f}/s; lost {res['lost']} (+{res['lost_frames']} copies), "
                 f"queued {res['queued']}; CPU% daphne {c['daphne']:.0f} workers {c['workers']:.0f} postgres {c['postgres']:.0f} "
-                f"client {c['client']:.0f} others {c['others']:.0f}"
+                f"client {c['client']:.0f} others {c['others']:.0f}; waiting for a core% daphne {c['wait_daphne']:.0f} "
+                f"workers {c['wait_workers']:.0f}"
                 + (f"; PostgreSQL {c['pg_sessions']:.0f} sessions/s, {c['pg_commits']:.0f} commits/s" if "pg_commits" in c else "")
             )
         out["rss_after"] = {i: rss_kib(pid) for i, pid in daphnes.items()}
@@ -938,13 +953,15 @@ def render(echo: dict[str, Any] | None, chats: list[dict[str, Any]], failures: l
         cpu_rows.append([
             name, phase.name, f"{c['daphne']:.0f}", workers,
             f"{c['postgres']:.0f}", f"{c['redis']:.0f}", f"{c['client']:.0f}", f"{c['others']:.0f}",
+            f"{c['wait_daphne']:.0f}" + (f" / {c['wait_workers']:.0f}" if shp is not None and shp.layer else ""),
             f"{c['pg_sessions']:.0f} / {c['pg_commits']:.0f}" if "pg_sessions" in c else "–",
             f"{c['pg_sessions'] / ph['sent_rate']:.2f} / **{c['pg_commits'] / ph['sent_rate']:.2f}**"
             if ph and ph["sent_rate"] and "pg_commits" in c else "–",
         ])
     cpu = table(
         ["server", "phase", "CPU % Daphne", "CPU % workers", "CPU % PostgreSQL (whole server)", "CPU % Redis",
-         "CPU % client", "CPU % other processes", "PostgreSQL sessions/s / transactions/s",
+         "CPU % client", "CPU % other processes", "waiting for a core %: Daphne / workers",
+         "PostgreSQL sessions/s / transactions/s",
          "per message: sessions / transactions"],
         cpu_rows,
     )
@@ -975,7 +992,10 @@ def render(echo: dict[str, Any] | None, chats: list[dict[str, Any]], failures: l
         + "".join(f"`{k}={os.environ[k]}` (from the environment), " for k in sorted(os.environ)
                   if k.startswith("PARLEY_") and k not in ("PARLEY_DEBUG", "PARLEY_POLL_INTERVAL", "PARLEY_BENCH_BASE_URL"))
         + f"settings module `{SETTINGS}`. CPU is % of one core "
-        f"({NCPU} cores in all) over each measured window; *other processes* is the rest of the machine's busy time. "
+        f"({NCPU} cores in all) over each measured window; *other processes* is the rest of the machine's busy time. *Waiting for a core* "
+        "is the time the processes' threads were runnable but not running (the kernel's run-queue delay, "
+        "/proc/<pid>/task/*/schedstat), in % of one core's time like the CPU: near 0 while a core is spare; as it "
+        "nears the CPU figure, messages wait for the machine, not for the code. "
         f"PostgreSQL sessions (connections opened) and transactions (`xact_commit`) are those of the scratch database only. The client fell behind its schedule "
         f"by at most {max(lags, default=0) * 1000:.0f} ms and used at most "
         f"{max([p.cpu.get('client', 0) for _, p, _ in phases], default=0):.0f}% of a core: it was not the bottleneck.",
