@@ -325,12 +325,22 @@ def wait_for_console(page: Any, console: list[str], needle: str, what: str, time
         page.wait_for_timeout(100)
 
 
-def type_into(box: Any, text: str) -> None:
+def type_into(box: Any, text: str, tries: int = 3) -> None:
     """Click into a box in the frame and fill it, as a person would, then check it holds the text.
     A fill alone focuses the box from script and sends the text to whichever frame the browser has
     focused: under load the widget's cross-origin frame was once not that one yet, and the text went
     nowhere (the failure showed only later, as an empty message or search). The click puts the
-    browser's focus in the frame the way a person's does; the check says at once if it still missed."""
+    browser's focus in the frame the way a person's does. Even after a click, a loaded machine once
+    left the box empty (the browser had not moved its focus into the frame's process yet), so a box
+    still empty is typed into again, as a person would; the last check fails if it never took."""
+    for _ in range(tries - 1):
+        box.click()
+        box.fill(text)
+        try:
+            expect(box).to_have_value(text, timeout=5000)
+            return
+        except AssertionError:
+            continue  # the text went to no box: click and type again
     box.click()
     box.fill(text)
     expect(box).to_have_value(text)
